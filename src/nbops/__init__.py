@@ -1,0 +1,54 @@
+"""nbops: from a tagged notebook to a versioned pipeline package, tracked runs and a bundle.
+
+Importing nbops is cheap (it runs in every user's kernel): the functions below load their
+machinery on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CellLocation",
+    "ExportResult",
+    "NbopsError",
+    "StepGraph",
+    "__version__",
+    "analyse",
+    "check_export",
+    "export_notebook",
+    "read_notebook",
+]
+
+# Public name -> module that defines it; imported lazily by __getattr__.
+_LAZY = {
+    "CellLocation": "nbops.errors",
+    "NbopsError": "nbops.errors",
+    "ExportResult": "nbops.export.exporter",
+    "check_export": "nbops.export.exporter",
+    "export_notebook": "nbops.export.exporter",
+    "StepGraph": "nbops.notebook.analysis",
+    "analyse": "nbops.notebook.analysis",
+    "read_notebook": "nbops.notebook.read",
+}
+
+if TYPE_CHECKING:
+    from nbops.errors import CellLocation, NbopsError
+    from nbops.export.exporter import ExportResult, check_export, export_notebook
+    from nbops.notebook.analysis import StepGraph, analyse
+    from nbops.notebook.read import read_notebook
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nbops' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

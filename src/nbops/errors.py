@@ -1,0 +1,152 @@
+"""The exceptions nbops raises, as one tree.
+
+    NbopsError                      every error nbops raises on purpose (exit code 1)
+    ├── NotebookReadError           the file is not a readable notebook (3)
+    ├── TagError                    a cell's tags cannot be understood (4)
+    │   └── NoTaggedCellsError      nothing is tagged, so nothing can be exported (5)
+    ├── CellCodeError               a tagged cell's code cannot be exported (6)
+    │   ├── CellSyntaxError         Python syntax error in a tagged cell (6)
+    │   ├── MagicError              IPython syntax with no Python equivalent (7)
+    │   └── ParameterError          the parameters cell is not plain literals (8)
+    ├── DependencyError             a step needs a name no earlier step provides (9)
+    │   ├── UntaggedDefinitionError the name is defined only in an untagged cell (10)
+    │   ├── LaterStepError          the name is first defined by a later step (11)
+    │   └── UndefinedNameError      the name is defined nowhere in the notebook (12)
+    ├── ExportError                 the export cannot be written or read back (13)
+    │   ├── StaleExportError        `export --check`: the package is out of date (14)
+    │   └── VersionNotFoundError    a version asked for does not exist (15)
+
+Each error carries what a user needs to act on it: the file, the cell (1-based number as
+the notebook shows it, plus its id), and a `fix` saying what to do. `str(error)` is one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CellLocation:
+    """Where in a notebook something is: the file, the cell number (from 1) and its id."""
+
+    path: str
+    number: int | None = None
+    cell_id: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.path
+        if self.number is not None:
+            where += f", cell {self.number}"
+            if self.cell_id:
+                where += f" (id {self.cell_id})"
+        if self.line is not None:
+            where += f", line {self.line}"
+        return where
+
+
+class NbopsError(Exception):
+    """Base of every error nbops raises on purpose; the CLI prints it as one line."""
+
+    exit_code = 1
+
+    def __init__(
+        self, message: str, *, location: CellLocation | str | None = None, fix: str | None = None
+    ) -> None:
+        self.message = message
+        self.location = location
+        self.fix = fix
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        parts = []
+        if self.location:
+            parts.append(f"{self.location}: ")
+        parts.append(self.message)
+        if self.fix:
+            parts.append(f"; {self.fix}")
+        return "".join(parts)
+
+
+class NotebookReadError(NbopsError):
+    """The file is not JSON, not a notebook, or fails the nbformat schema."""
+
+    exit_code = 3
+
+
+class TagError(NbopsError):
+    """A cell's tags cannot be understood (two roles, a malformed step name...)."""
+
+    exit_code = 4
+
+
+class NoTaggedCellsError(TagError):
+    """The notebook has no cell tagged with an nbops role."""
+
+    exit_code = 5
+
+
+class CellCodeError(NbopsError):
+    """The code of a tagged cell cannot be exported."""
+
+    exit_code = 6
+
+
+class CellSyntaxError(CellCodeError):
+    """A tagged cell is not valid Python (after IPython syntax is translated)."""
+
+    exit_code = 6
+
+
+class MagicError(CellCodeError):
+    """A tagged cell uses IPython syntax (a magic, a shell command) that has no Python form."""
+
+    exit_code = 7
+
+
+class ParameterError(CellCodeError):
+    """The parameters cell holds something other than assignments of literal values."""
+
+    exit_code = 8
+
+
+class DependencyError(NbopsError):
+    """A step uses a name that neither a parameter nor an earlier step provides."""
+
+    exit_code = 9
+
+
+class UntaggedDefinitionError(DependencyError):
+    """A step uses a name defined only in an untagged (exploration) or skip cell."""
+
+    exit_code = 10
+
+
+class LaterStepError(DependencyError):
+    """A step uses a name that is first defined by a step after it."""
+
+    exit_code = 11
+
+
+class UndefinedNameError(DependencyError):
+    """A step uses a name that no cell of the notebook defines."""
+
+    exit_code = 12
+
+
+class ExportError(NbopsError):
+    """An export cannot be written, or an exported package cannot be read back."""
+
+    exit_code = 13
+
+
+class StaleExportError(ExportError):
+    """`nbops export --check`: the exported package does not match the notebook."""
+
+    exit_code = 14
+
+
+class VersionNotFoundError(ExportError):
+    """A version named on the command line is not in the export's history."""
+
+    exit_code = 15

@@ -1,0 +1,1 @@
+"""Turning an analysed notebook into a versioned, importable pipeline package."""

@@ -1,0 +1,274 @@
+"""`nbops export`: a notebook in, a versioned pipeline package out.
+
+Nothing is written until the notebook has been read, analysed, rendered and formatted in
+memory, so bad input leaves no files behind; the package folder is then swapped into place
+whole.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbops import __version__ as nbops_version
+from nbops.errors import ExportError, StaleExportError
+from nbops.export.formatting import format_files
+from nbops.export.manifest import (
+    MANIFEST_FILE,
+    CellSpan,
+    ExportManifest,
+    ParameterEntry,
+    SourceEntry,
+    StepEntry,
+    StepInputEntry,
+)
+from nbops.export.render import (
+    VERSION_PLACEHOLDER,
+    RenderedPackage,
+    metric_names,
+    package_name,
+    render_package,
+)
+from nbops.export.versions import (
+    VersionEntry,
+    assign_version,
+    export_lock,
+    now,
+    read_index,
+    record_version,
+    write_tree,
+)
+from nbops.notebook.analysis import AnalysedCell, StepGraph, analyse
+from nbops.notebook.cellcode import Diagnostic
+from nbops.notebook.read import read_notebook
+
+DEFAULT_OUT_DIR = Path("pipelines")
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote (or, for a check, would write)."""
+
+    name: str
+    version: int
+    content_hash: str
+    folder: Path
+    new_version: bool
+    manifest: ExportManifest
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def package_dir(self) -> Path:
+        return self.folder / self.name
+
+
+@dataclass
+class _Prepared:
+    graph: StepGraph
+    name: str
+    folder: Path
+    files: dict[str, str]  # formatted, version still a placeholder
+    content_hash: str
+    rendered: RenderedPackage
+
+
+def _prepare(notebook: str | Path, out_dir: str | Path | None, name: str | None) -> _Prepared:
+    nb = read_notebook(notebook)
+    graph = analyse(nb)
+    name = package_name(name or nb.path.stem)
+    out = Path(out_dir) if out_dir is not None else DEFAULT_OUT_DIR
+    rendered = render_package(graph, name)
+    files = format_files(rendered.files)
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        digest.update(rel.encode() + b"\0" + files[rel].encode() + b"\0")
+    return _Prepared(graph, name, out / name, files, digest.hexdigest(), rendered)
+
+
+def export_notebook(
+    notebook: str | Path, out_dir: str | Path | None = None, *, name: str | None = None
+) -> ExportResult:
+    """Export a tagged notebook as a pipeline package in `out_dir/<name>/`.
+
+    Re-exporting an unchanged notebook rewrites identical bytes and keeps the version; a
+    change in the exported code or the parameters makes the next version. Raises the
+    NbopsError subclasses of reading and analysis (nothing is written then) and ExportError.
+    """
+    prep = _prepare(notebook, out_dir, name)
+    out = prep.folder.parent
+    with export_lock(out, prep.name):
+        index = read_index(out, prep.name)
+        version, is_new = assign_version(index, prep.content_hash)
+        manifest = _manifest(prep, version)
+        files = _finalise(prep.files, version)
+        files[f"{prep.name}/{MANIFEST_FILE}"] = manifest.to_json()
+        try:
+            write_tree(files, prep.folder)
+        except OSError as exc:
+            raise ExportError(
+                f"cannot write the package ({exc.strerror})",
+                location=str(prep.folder),
+                fix="check that the output folder is writable",
+            ) from None
+        entry = VersionEntry(
+            version=version,
+            content_hash=prep.content_hash,
+            source_path=manifest.source.path,
+            source_sha256=manifest.source.sha256,
+            created_at=now(),
+            steps=len(prep.graph.steps),
+        )
+        if not is_new:  # keep the first creation time of a version
+            entry.created_at = next(e.created_at for e in index.versions if e.version == version)
+        record_version(out, index, entry, prep.folder)
+    return ExportResult(
+        name=prep.name,
+        version=version,
+        content_hash=prep.content_hash,
+        folder=prep.folder,
+        new_version=is_new,
+        manifest=manifest,
+        diagnostics=list(prep.graph.diagnostics),
+    )
+
+
+def check_export(
+    notebook: str | Path, out_dir: str | Path | None = None, *, name: str | None = None
+) -> ExportResult:
+    """Whether the exported package is up to date with the notebook; writes nothing.
+
+    Raises StaleExportError when the package is missing, was exported from different code
+    or parameters, or its files were edited since.
+    """
+    prep = _prepare(notebook, out_dir, name)
+    manifest_path = prep.folder / prep.name / MANIFEST_FILE
+    hint = f"run `nbops export {notebook}` and commit the result"
+    if not manifest_path.exists():
+        raise StaleExportError(
+            "no exported package here yet", location=str(prep.folder), fix=hint
+        )
+    try:
+        on_disk = ExportManifest.model_validate_json(manifest_path.read_text("utf-8"))
+    except ValueError:
+        raise StaleExportError(
+            "the package's manifest.json is damaged", location=str(manifest_path), fix=hint
+        ) from None
+    if on_disk.content_hash != prep.content_hash:
+        raise StaleExportError(
+            f"export version {on_disk.version} is stale: the notebook's tagged code or "
+            "parameters changed since it was exported",
+            location=str(prep.folder),
+            fix=hint,
+        )
+    for rel, sha in on_disk.files.items():
+        path = prep.folder / rel
+        if not path.exists() or _sha256(path.read_bytes()) != sha:
+            raise StaleExportError(
+                f"{rel} was changed or removed after export version {on_disk.version}",
+                location=str(prep.folder),
+                fix=f"generated files are not edited by hand; {hint}",
+            )
+    return ExportResult(
+        name=prep.name,
+        version=on_disk.version,
+        content_hash=prep.content_hash,
+        folder=prep.folder,
+        new_version=False,
+        manifest=on_disk,
+        diagnostics=list(prep.graph.diagnostics),
+    )
+
+
+def _finalise(files: dict[str, str], version: int) -> dict[str, str]:
+    return {rel: text.replace(VERSION_PLACEHOLDER, str(version)) for rel, text in files.items()}
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _manifest(prep: _Prepared, version: int) -> ExportManifest:
+    graph, name = prep.graph, prep.name
+    files = _finalise(prep.files, version)
+    spans = _cell_spans(files, graph)
+    steps = []
+    for step in graph.steps:
+        file, function = prep.rendered.step_functions[step.key]
+        steps.append(
+            StepEntry(
+                key=step.key,
+                role=step.role.value,
+                function=f"{Path(file).stem}:{function}",
+                cells=[spans[a.cell.cell_id] for a in step.cells],
+                inputs=[StepInputEntry(name=i.name, source=i.source, step=i.step) for i in step.inputs],
+                outputs=step.outputs,
+            )
+        )
+    nb = graph.notebook
+    source_path = Path(os.path.relpath(nb.path.resolve(), prep.folder.resolve())).as_posix()
+    return ExportManifest(
+        name=name,
+        version=version,
+        content_hash=prep.content_hash,
+        nbops_version=nbops_version,
+        source=SourceEntry(path=source_path, sha256=nb.sha256, format=nb.format, kernel=nb.kernel_name),
+        parameters=[
+            ParameterEntry(name=p.name, type=p.type_source, default=p.default, description=p.description)
+            for p in graph.parameters
+        ],
+        setup_cells=[spans[a.cell.cell_id] for a in graph.setup if a.cell.cell_id in spans],
+        steps=steps,
+        metrics_from=metric_names(graph),
+        requirements=_requirements(graph),
+        files={rel: _sha256(text.encode("utf-8")) for rel, text in sorted(files.items())},
+    )
+
+
+def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
+    """Find each cell's lines from the `# cell <id>` markers the renderer put before them."""
+    cells: dict[str, AnalysedCell] = {a.cell.cell_id: a for s in graph.steps for a in s.cells}
+    cells.update({a.cell.cell_id: a for a in graph.setup})
+    spans: dict[str, CellSpan] = {}
+    for rel, text in files.items():
+        lines = text.splitlines()
+        ends = _block_ends(text)
+        markers = [
+            (n, line.strip()[len("# cell ") :])
+            for n, line in enumerate(lines, start=1)
+            if line.strip().startswith("# cell ") and line.strip()[len("# cell ") :] in cells
+        ]
+        for i, (n, cid) in enumerate(markers):
+            end = ends.get(n, len(lines))
+            if i + 1 < len(markers) and markers[i + 1][0] < end:
+                end = markers[i + 1][0] - 1
+            while end > n and not lines[end - 1].strip():
+                end -= 1
+            a = cells[cid]
+            spans.setdefault(
+                cid, CellSpan(index=a.cell.index, id=cid, file=rel, first_line=n + 1, last_line=end)
+            )
+    return spans
+
+
+def _block_ends(text: str) -> dict[int, int]:
+    """For every line inside a function, the last line of its code before a `return`."""
+    ends: dict[int, int] = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.FunctionDef) and node.end_lineno:
+            last = node.body[-1]
+            stop = last.lineno - 1 if isinstance(last, ast.Return) else node.end_lineno
+            for n in range(node.lineno, node.end_lineno + 1):
+                ends[n] = stop
+    return ends
+
+
+def _requirements(graph: StepGraph) -> list[str]:
+    stdlib = set(sys.stdlib_module_names)
+    modules = {b.module.split(".")[0] for b in graph.imports.values() if not b.module.startswith(".")}
+    used = {n for s in graph.steps for n in s.uses_imports} | set(graph.setup_imports())
+    wanted = {graph.imports[n].module.split(".")[0] for n in used if n in graph.imports}
+    return sorted({m for m in modules & wanted if m not in stdlib} | {"pydantic"})

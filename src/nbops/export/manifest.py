@@ -1,0 +1,73 @@
+"""`manifest.json` of an exported package: what was exported, from what, and where it went."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_FILE = "manifest.json"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CellSpan(_Record):
+    """Where a notebook cell's code landed: file and lines (from 1) in the package."""
+
+    index: int = Field(description="position in the notebook, from 0 (nbformat's list index)")
+    id: str
+    file: str
+    first_line: int
+    last_line: int
+
+
+class StepInputEntry(_Record):
+    name: str
+    source: Literal["parameter", "step", "setup"]
+    step: str | None = None
+
+
+class StepEntry(_Record):
+    key: str = Field(description="the step tag: 'transform:features' or 'train'")
+    role: str
+    function: str = Field(description="'module:function' inside the package")
+    cells: list[CellSpan]
+    inputs: list[StepInputEntry]
+    outputs: list[str]
+
+
+class ParameterEntry(_Record):
+    name: str
+    type: str
+    default: Any
+    description: str = ""
+
+
+class SourceEntry(_Record):
+    path: str = Field(description="the notebook, relative to the export folder")
+    sha256: str
+    format: str
+    kernel: str
+
+
+class ExportManifest(_Record):
+    """Schema-versioned record of one export; `files` maps each file to its sha256."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["nbops.export"] = "nbops.export"
+    name: str
+    version: int
+    content_hash: str = Field(description="sha256 of the generated code, version left out")
+    nbops_version: str
+    source: SourceEntry
+    parameters: list[ParameterEntry]
+    setup_cells: list[CellSpan]
+    steps: list[StepEntry]
+    metrics_from: list[str] = Field(description="evaluate-step values metrics are read from")
+    requirements: list[str] = Field(description="top-level modules the generated code imports")
+    files: dict[str, str]
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"

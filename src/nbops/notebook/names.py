@@ -1,0 +1,322 @@
+"""Which names a cell's code defines and which it uses, found from its syntax tree.
+
+Uses are the names a cell reads before binding them itself, in execution order; free
+variables of the functions, lambdas and classes it defines count as uses too (unless the
+cell binds them somewhere), because calling those functions later reads them. A name that is
+read and then rebound (`df = df.dropna()`) is both used and defined: an in-place update.
+Item and attribute assignment (`df["x"] = ...`) and `inplace=True` calls update their base
+name, so they count as a use and a definition of it.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Literal
+
+DefinitionKind = Literal["value", "function", "class", "import"]
+
+_SCOPES = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.Lambda,
+    ast.ClassDef,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+)
+
+
+@dataclass
+class CellNames:
+    """The names a piece of module-level code defines and uses, in first-seen order."""
+
+    uses: dict[str, None] = field(default_factory=dict)
+    defines: dict[str, DefinitionKind] = field(default_factory=dict)
+    loop_targets: set[str] = field(default_factory=set)
+    _deferred: dict[str, None] = field(default_factory=dict)
+
+    def load(self, name: str) -> None:
+        # Imported names stay uses: the exporter hoists imports out of the cells.
+        if self.defines.get(name, "import") == "import":
+            self.uses.setdefault(name, None)
+
+    def store(self, name: str, kind: DefinitionKind = "value") -> None:
+        self.defines[name] = kind
+
+    def defer(self, names: list[str]) -> None:
+        for name in names:
+            self._deferred.setdefault(name, None)
+
+    def finish(self) -> CellNames:
+        for name in self._deferred:
+            if self.defines.get(name, "import") == "import":
+                self.uses.setdefault(name, None)
+        self._deferred.clear()
+        return self
+
+
+def cell_names(tree: ast.Module) -> CellNames:
+    """The names defined and used by module-level code (a cell)."""
+    visitor = _ModuleScope()
+    for stmt in tree.body:
+        visitor.visit(stmt)
+    return visitor.names.finish()
+
+
+class _ModuleScope(ast.NodeVisitor):
+    """Walks module-level statements in execution order."""
+
+    def __init__(self) -> None:
+        self.names = CellNames()
+
+    # -- expressions -------------------------------------------------------------------
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            self.names.load(node.id)
+        elif isinstance(node.ctx, ast.Del):
+            self.names.load(node.id)
+        else:
+            self.names.store(node.id)
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self.visit(node.value)
+        self.names.store(node.target.id)
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        for default in [*node.args.defaults, *(d for d in node.args.kw_defaults if d)]:
+            self.visit(default)
+        self.names.defer(free_names(node))
+
+    def _visit_comprehension(self, node: ast.expr) -> None:
+        for name in free_names(node):
+            self.names.load(name)
+
+    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _visit_comprehension
+
+    def visit_Call(self, node: ast.Call) -> None:
+        self.generic_visit(node)
+        # `df.drop(..., inplace=True)` changes `df`: an update of the base name.
+        inplace = any(
+            k.arg == "inplace" and isinstance(k.value, ast.Constant) and k.value.value is True
+            for k in node.keywords
+        )
+        if inplace and isinstance(node.func, ast.Attribute):
+            base = _base_name(node.func.value)
+            if base:
+                self.names.store(base)
+
+    # -- assignment targets ------------------------------------------------------------
+    def _store_target(self, target: ast.expr) -> None:
+        if isinstance(target, ast.Name):
+            self.names.store(target.id)
+        elif isinstance(target, ast.Tuple | ast.List):
+            for elt in target.elts:
+                self._store_target(elt)
+        elif isinstance(target, ast.Starred):
+            self._store_target(target.value)
+        elif isinstance(target, ast.Subscript | ast.Attribute):
+            # Updating part of an object reads the object and changes it.
+            self.visit(target.value)
+            if isinstance(target, ast.Subscript):
+                self.visit(target.slice)
+            base = _base_name(target.value)
+            if base:
+                self.names.store(base)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self.visit(node.value)
+        for target in node.targets:
+            self._store_target(target)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self.visit(node.value)
+        if isinstance(node.target, ast.Name):
+            self.names.load(node.target.id)
+        self._store_target(node.target)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self.visit(node.annotation)
+        if node.value is not None:
+            self.visit(node.value)
+            self._store_target(node.target)
+
+    def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
+        self.visit(node.iter)
+        self._store_target(node.target)
+        self.names.loop_targets.update(_target_names(node.target))
+        for stmt in [*node.body, *node.orelse]:
+            self.visit(stmt)
+
+    visit_AsyncFor = visit_For
+
+    def visit_With(self, node: ast.With | ast.AsyncWith) -> None:
+        for item in node.items:
+            self.visit(item.context_expr)
+            if item.optional_vars is not None:
+                self._store_target(item.optional_vars)
+        for stmt in node.body:
+            self.visit(stmt)
+
+    visit_AsyncWith = visit_With
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        if node.type is not None:
+            self.visit(node.type)
+        if node.name:
+            self.names.store(node.name)
+        for stmt in node.body:
+            self.visit(stmt)
+
+    def visit_Delete(self, node: ast.Delete) -> None:
+        for target in node.targets:
+            self.visit(target)
+
+    # -- definitions -------------------------------------------------------------------
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        for expr in _definition_time_exprs(node):
+            self.visit(expr)
+        self.names.store(node.name, "function")
+        self.names.defer(free_names(node))
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for expr in [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]:
+            self.visit(expr)
+        self.names.defer(free_names(node))
+        self.names.store(node.name, "class")
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self.names.store(alias.asname or alias.name.split(".")[0], "import")
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        for alias in node.names:
+            if alias.name != "*":
+                self.names.store(alias.asname or alias.name, "import")
+
+    def visit_Global(self, node: ast.Global) -> None:  # meaningless at module level
+        return
+
+    visit_Nonlocal = visit_Global
+
+    # -- match statements --------------------------------------------------------------
+    def visit_match_case(self, node: ast.match_case) -> None:
+        for name in _pattern_names(node.pattern):
+            self.names.store(name)
+        for child in ast.walk(node.pattern):
+            if isinstance(child, ast.MatchValue | ast.MatchClass):
+                self.visit(child.value if isinstance(child, ast.MatchValue) else child.cls)
+        if node.guard is not None:
+            self.visit(node.guard)
+        for stmt in node.body:
+            self.visit(stmt)
+
+
+def _definition_time_exprs(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.expr]:
+    """What Python evaluates when it runs a `def`: decorators, defaults and annotations."""
+    args = node.args
+    exprs: list[ast.expr] = [*node.decorator_list, *args.defaults]
+    exprs += [d for d in args.kw_defaults if d is not None]
+    all_args = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+    exprs += [a.annotation for a in all_args if a is not None and a.annotation is not None]
+    if node.returns is not None:
+        exprs.append(node.returns)
+    return exprs
+
+
+def free_names(node: ast.AST) -> list[str]:
+    """Names a function, lambda, class or comprehension reads from the scopes around it."""
+    local: set[str] = set()
+    loads: dict[str, None] = {}
+    declared_global: set[str] = set()
+    body: list[ast.AST]
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+        args = node.args
+        for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
+            if a is not None:
+                local.add(a.arg)
+        body = [node.body] if isinstance(node, ast.Lambda) else list(node.body)
+    elif isinstance(node, ast.ClassDef):
+        body = list(node.body)
+    elif isinstance(node, ast.DictComp):
+        body = [node.key, node.value, *node.generators]
+    elif isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp):
+        body = [node.elt, *node.generators]
+    else:  # pragma: no cover - callers pass only scope nodes
+        raise TypeError(type(node).__name__)
+    for child in _walk_scope(body):
+        if isinstance(child, ast.Name):
+            if isinstance(child.ctx, ast.Load):
+                loads.setdefault(child.id, None)
+            else:
+                local.add(child.id)
+        elif isinstance(child, ast.Global | ast.Nonlocal):
+            declared_global.update(child.names)
+        elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            local.add(child.name)
+            for expr in _nested_definition_exprs(child):
+                for name in _expr_loads(expr):
+                    loads.setdefault(name, None)
+            for name in free_names(child):
+                loads.setdefault(name, None)
+        elif isinstance(child, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
+            for name in free_names(child):
+                loads.setdefault(name, None)
+        elif isinstance(child, ast.alias):
+            local.add((child.asname or child.name).split(".")[0])
+        elif isinstance(child, ast.ExceptHandler) and child.name:
+            local.add(child.name)
+        elif isinstance(child, ast.match_case):
+            local.update(_pattern_names(child.pattern))
+        elif isinstance(child, ast.arg):
+            local.add(child.arg)
+    return [n for n in loads if n not in local or n in declared_global]
+
+
+def _nested_definition_exprs(node: ast.AST) -> list[ast.expr]:
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return _definition_time_exprs(node)
+    if isinstance(node, ast.ClassDef):
+        return [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]
+    return []
+
+
+def _expr_loads(expr: ast.expr) -> list[str]:
+    return [n.id for n in ast.walk(expr) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
+
+
+def _walk_scope(nodes: list[ast.AST]) -> list[ast.AST]:
+    """Every node under `nodes` that belongs to their own scope; nested scope nodes are
+    returned themselves but not entered."""
+    out: list[ast.AST] = []
+    stack = list(reversed(nodes))
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        if isinstance(node, _SCOPES):
+            continue
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+    return out
+
+
+def _base_name(node: ast.expr) -> str | None:
+    while isinstance(node, ast.Attribute | ast.Subscript):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _target_names(target: ast.expr) -> list[str]:
+    return [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+
+
+def _pattern_names(pattern: ast.pattern) -> list[str]:
+    names = []
+    for node in ast.walk(pattern):
+        if isinstance(node, ast.MatchAs | ast.MatchStar) and node.name:
+            names.append(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            names.append(node.rest)
+    return names

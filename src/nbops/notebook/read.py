@@ -1,0 +1,208 @@
+"""Reading a notebook file (`.ipynb` of any v4 minor or v3, or a jupytext percent `.py`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbops.errors import CellLocation, NotebookReadError
+from nbops.notebook.tags import CellTag, Role, cell_tag
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of a notebook, with its nbops role (None when untagged)."""
+
+    index: int
+    cell_id: str
+    cell_type: str
+    source: str
+    tags: tuple[str, ...]
+    tag: CellTag | None
+    path: str
+
+    @property
+    def number(self) -> int:
+        """The cell's position as a person counts it, from 1."""
+        return self.index + 1
+
+    @property
+    def role(self) -> Role | None:
+        return self.tag.role if self.tag else None
+
+    @property
+    def location(self) -> CellLocation:
+        return CellLocation(self.path, self.number, self.cell_id)
+
+
+@dataclass(frozen=True)
+class NotebookModel:
+    """A notebook as nbops sees it: its cells and tags, and the file's fingerprint."""
+
+    path: Path
+    format: str
+    sha256: str
+    kernel_name: str
+    cells: tuple[Cell, ...] = field(repr=False)
+
+    @property
+    def code_cells(self) -> list[Cell]:
+        return [c for c in self.cells if c.cell_type == "code"]
+
+    @property
+    def tagged_cells(self) -> list[Cell]:
+        return [c for c in self.code_cells if c.tag is not None]
+
+
+def read_notebook(path: str | Path) -> NotebookModel:
+    """Read and validate a notebook. `.py` files are read as jupytext percent notebooks.
+
+    Raises NotebookReadError when the file is missing, not JSON, not a notebook, or invalid
+    against the nbformat schema; TagError when a cell's tags cannot be understood.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise NotebookReadError(
+            f"cannot read the file ({exc.strerror})",
+            location=str(path),
+            fix="check the path",
+        ) from None
+    if path.suffix == ".py":
+        nb = _read_percent_script(raw, path)
+        fmt = "py:percent"
+    else:
+        nb = _read_ipynb(raw, path)
+        fmt = "ipynb"
+    kernel = nb.get("metadata", {}).get("kernelspec", {}).get("name") or "python3"
+    cells = _cells(nb, str(path))
+    return NotebookModel(
+        path=path,
+        format=fmt,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        kernel_name=kernel,
+        cells=tuple(cells),
+    )
+
+
+def _read_ipynb(raw: bytes, path: Path) -> Any:
+    import nbformat
+
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
+        raise NotebookReadError(
+            f"not a notebook: the file is not valid JSON{where}",
+            location=str(path),
+            fix="open it in Jupyter and save it again, or restore it from version control",
+        ) from None
+    if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
+        raise NotebookReadError(
+            "not a notebook: the JSON has no 'cells'",
+            location=str(path),
+            fix="pass a Jupyter notebook (.ipynb) or a jupytext percent script (.py)",
+        )
+    major = data.get("nbformat")
+    if major not in (3, 4):
+        raise NotebookReadError(
+            f"unsupported notebook format version {major!r}",
+            location=str(path),
+            fix="nbops reads nbformat 4 (and upgrades 3); save it with a current Jupyter",
+        )
+    _fill_missing_ids(data)
+    try:
+        nb = nbformat.reads(json.dumps(data), as_version=4)
+        if major == 3:  # the upgrade makes up random ids; content ids keep exports stable
+            for c, cid in zip(nb.cells, _content_ids([c.source for c in nb.cells]), strict=True):
+                c["id"] = cid
+        nbformat.validate(nb)
+    except nbformat.ValidationError as exc:
+        field_path = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        raise NotebookReadError(
+            f"invalid notebook at {field_path}: {exc.message}",
+            location=str(path),
+            fix="open it in Jupyter and save it again to repair its structure",
+        ) from None
+    except Exception as exc:  # nbformat raises assorted errors for malformed documents
+        raise NotebookReadError(
+            f"not a notebook: {exc}",
+            location=str(path),
+            fix="open it in Jupyter and save it again",
+        ) from None
+    return nb
+
+
+def _fill_missing_ids(data: dict[str, Any]) -> None:
+    """Give cells of notebooks older than v4.5 ids derived from their content.
+
+    Ids from the content, not random ones, keep a re-export of an unchanged v4.4 notebook
+    byte-identical.
+    """
+    if data.get("nbformat") != 4 or data.get("nbformat_minor", 0) >= 5:
+        return
+    sources = ["".join(c.get("source", "")) for c in data.get("cells", [])]
+    ids = _content_ids(sources)
+    for c, cid in zip(data.get("cells", []), ids, strict=True):
+        c.setdefault("id", cid)
+    data["nbformat_minor"] = 5
+
+
+def _content_ids(sources: list[str]) -> list[str]:
+    seen: Counter[str] = Counter()
+    ids = []
+    for src in sources:
+        base = hashlib.sha1(src.encode("utf-8")).hexdigest()[:8]
+        seen[base] += 1
+        ids.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+    return ids
+
+
+def _read_percent_script(raw: bytes, path: Path) -> Any:
+    import jupytext
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NotebookReadError(
+            "not a notebook: the script is not UTF-8 text",
+            location=str(path),
+            fix="save the file as UTF-8",
+        ) from None
+    if "# %%" not in text:
+        raise NotebookReadError(
+            "not a notebook: the script has no '# %%' cell markers",
+            location=str(path),
+            fix="write it in jupytext's percent format ('# %% tags=[\"transform\"]' before each cell)",
+        )
+    nb = jupytext.reads(text, fmt="py:percent")
+    # jupytext makes up random ids; ids from the content keep exports reproducible.
+    for c, cid in zip(nb.cells, _content_ids([c.source for c in nb.cells]), strict=True):
+        c["id"] = cid
+    return nb
+
+
+def _cells(nb: Any, path: str) -> list[Cell]:
+    cells = []
+    for index, c in enumerate(nb.cells):
+        cid = str(c.get("id") or "")
+        tags = tuple(str(t) for t in c.get("metadata", {}).get("tags", []))
+        location = CellLocation(path, index + 1, cid)
+        tag = cell_tag(list(tags), location) if c.cell_type == "code" else None
+        cells.append(
+            Cell(
+                index=index,
+                cell_id=cid,
+                cell_type=c.cell_type,
+                source=c.source,
+                tags=tags,
+                tag=tag,
+                path=path,
+            )
+        )
+    return cells
