@@ -406,10 +406,11 @@ def _render_pipeline(
 def _render_main(graph: StepGraph, name: str, header: str) -> str:
     return f'''{header}"""Run the pipeline: `python -m {name} [--param KEY=VALUE ...]`.
 
-Prints the metrics as JSON on standard output.
+Prints the metrics as JSON on standard output; what the steps print goes to standard error.
 """
 
 import argparse
+import contextlib
 import json
 import sys
 from typing import Any
@@ -458,7 +459,8 @@ def main(argv: list[str] | None = None) -> int:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])
         parser.error(f"parameter {{where}}: {{error['msg']}}")
-    results = run(params)
+    with contextlib.redirect_stdout(sys.stderr):
+        results = run(params)
     json.dump(collect_metrics(results), sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\\n")
     return 0

@@ -1,0 +1,185 @@
+"""Benchmark of `nbops export` on large synthetic notebooks.
+
+What it measures
+----------------
+It builds tagged notebooks with nbformat's own constructors: one `setup` cell (imports), one
+`parameters` cell, then tagged cells spread over several named transform steps
+(`transform:s0` ... `transform:s15`), a `train` step and an `evaluate` step, plus an untagged
+exploration cell every tenth cell. Every tagged cell defines a new variable from the previous
+one and from a random earlier one (seeded), so the data-flow analysis resolves real inputs
+and outputs across steps. The generated code is plain arithmetic, so the exported pipeline
+is cheap to run.
+
+It then times `nbops.export.exporter.export_notebook` (best of several repeats, each into a
+fresh temporary folder) for 500 and 1000 cells, and a reference measured in the same run:
+`nbformat.read` of the 500-cell notebook plus `ast.parse` of every cell. It prints:
+
+- the export time for 500 cells (target: under 1 s);
+- the export time for 1000 cells;
+- the growth t(1000) / t(500) (target: at most 2.2, i.e. linear);
+- the export time relative to the reference (machine-independent, no target).
+
+Missed targets are marked MISSED. The script is a report, not a test: it always exits 0.
+
+Run it from the repository root::
+
+    .venv/bin/python bench/bench_export.py
+"""
+
+from __future__ import annotations
+
+import ast
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+from nbformat.notebooknode import NotebookNode
+
+from nbops.export.exporter import export_notebook
+
+SIZES = (500, 1000)
+REPEATS = 3
+TRANSFORM_STEPS = 16
+EXPLORE_EVERY = 10  # every tenth body cell is an untagged exploration cell
+TARGET_500_S = 1.0
+TARGET_GROWTH = 2.2
+SEED = 20240501
+
+
+def _tagged_cell(source: str, tag: str | None) -> NotebookNode:
+    cell = nbformat.v4.new_code_cell(source)
+    if tag is not None:
+        cell.metadata["tags"] = [tag]
+    return cell
+
+
+def _step_tag(position: int, tagged_total: int) -> str:
+    """Transform steps take the first 90% of tagged cells; train and evaluate 5% each."""
+    train_start = int(tagged_total * 0.90)
+    evaluate_start = int(tagged_total * 0.95)
+    if position >= evaluate_start:
+        return "evaluate"
+    if position >= train_start:
+        return "train"
+    per_step = max(1, -(-train_start // TRANSFORM_STEPS))  # ceiling division
+    return f"transform:s{position // per_step}"
+
+
+def build_notebook(n_cells: int, seed: int = SEED) -> NotebookNode:
+    """A notebook of exactly `n_cells` code cells, tagged as described in the module docs."""
+    rng = random.Random(seed)
+    cells = [
+        _tagged_cell("import math\nimport statistics", "setup"),
+        _tagged_cell("scale = 2\noffset = 1.5\nlabel = 'bench'", "parameters"),
+    ]
+    body = n_cells - len(cells)
+    explore = {i for i in range(body) if i % EXPLORE_EVERY == EXPLORE_EVERY - 1}
+    tagged_total = body - len(explore)
+    names: list[str] = []
+    position = 0
+    for i in range(body):
+        if i in explore:
+            seen = rng.choice(names) if names else "scale"
+            cells.append(_tagged_cell(f"_peek_{i} = {seen} * 2\nprint(label, _peek_{i})", None))
+            continue
+        tag = _step_tag(position, tagged_total)
+        prefix = "score" if tag == "evaluate" else "model" if tag == "train" else "v"
+        name = f"{prefix}{position}"
+        if not names:
+            source = f"{name} = math.sqrt(scale + offset)"
+        else:
+            previous, other = names[-1], rng.choice(names)
+            source = (
+                f"# step {tag}, cell {position}\n"
+                f"{name} = math.sqrt(abs({previous} * scale - {other}) + offset)"
+            )
+            if position % 7 == 0:
+                source += f"\n{name} = statistics.fmean([{name}, {other}, offset])"
+        cells.append(_tagged_cell(source, tag))
+        names.append(name)
+        position += 1
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return nb
+
+
+def best_of(repeats: int, run: Callable[[], object]) -> float:
+    """The fastest of `repeats` wall-clock timings of `run()`, in seconds."""
+    times: list[float] = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def time_export(notebook: Path) -> float:
+    """Best export time of `notebook`, each repeat into a fresh temporary output folder."""
+
+    def once() -> None:
+        with tempfile.TemporaryDirectory(prefix="nbops-bench-out-") as out:
+            export_notebook(notebook, out, name="bench")
+
+    return best_of(REPEATS, once)
+
+
+def time_reference(notebook: Path) -> float:
+    """Best time to read the notebook with nbformat and parse every cell with `ast`."""
+
+    def once() -> None:
+        nb = nbformat.read(notebook, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                ast.parse(cell.source)
+
+    return best_of(REPEATS, once)
+
+
+def _verdict(ok: bool) -> str:
+    return "OK" if ok else "MISSED"
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="nbops-bench-") as tmp:
+        paths: dict[int, Path] = {}
+        for n in SIZES:
+            paths[n] = Path(tmp) / f"bench_{n}.ipynb"
+            nbformat.write(build_notebook(n), paths[n])
+        with tempfile.TemporaryDirectory(prefix="nbops-bench-warm-") as out:
+            result = export_notebook(paths[SIZES[0]], out, name="bench")  # warm-up
+            print(
+                f"notebook {SIZES[0]} cells -> {len(result.manifest.steps)} steps, "
+                f"{len(result.manifest.files)} files, "
+                f"{sum(len(s.inputs) for s in result.manifest.steps)} step inputs"
+            )
+        export_times = {n: time_export(paths[n]) for n in SIZES}
+        reference = time_reference(paths[SIZES[0]])
+
+    small, large = SIZES
+    t_small, t_large = export_times[small], export_times[large]
+    growth = t_large / t_small
+    print(f"python {sys.version.split()[0]}, best of {REPEATS} repeats")
+    print(
+        f"export {small} cells: {t_small:.2f} s (target < {TARGET_500_S:g} s) "
+        f"{_verdict(t_small < TARGET_500_S)}"
+    )
+    print(f"export {large} cells: {t_large:.2f} s")
+    print(
+        f"growth t({large})/t({small}): {growth:.2f}x (target <= {TARGET_GROWTH:g}x) "
+        f"{_verdict(growth <= TARGET_GROWTH)}"
+    )
+    print(f"reference (nbformat.read + ast.parse, {small} cells): {reference * 1000:.1f} ms")
+    print(f"export / reference ({small} cells): {t_small / reference:.0f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
