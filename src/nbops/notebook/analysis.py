@@ -68,6 +68,7 @@ class Step:
     outputs: list[str] = field(default_factory=list)
     uses_setup: list[str] = field(default_factory=list)
     uses_imports: list[str] = field(default_factory=list)
+    _defines: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def key(self) -> str:
@@ -75,10 +76,13 @@ class Step:
         return self.tag
 
     def defines(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for c in self.cells:
-            out.update(c.names.defines)
-        return out
+        """Every name the step's cells bind, with its kind, in first-bound order."""
+        if self._defines is None:
+            self._defines = {}
+            for c in self.cells:
+                for name, kind in c.names.defines.items():
+                    self._defines[name] = kind  # the latest kind; first-bound order
+        return self._defines
 
 
 @dataclass
@@ -250,8 +254,8 @@ def _resolve(graph: StepGraph, untagged_defs: dict[str, Cell]) -> None:
                 )  # fmt: skip
                 _record(step, step_input, name, readers)
             bound.update(n for n, k in a.names.defines.items() if k != "import")
-        for name in step.defines():
-            if step.defines()[name] != "import":
+        for name, kind in step.defines().items():
+            if kind != "import":
                 producer[name] = step.key
     for step in graph.steps:
         outputs = readers[step.key]
@@ -262,8 +266,8 @@ def _resolve(graph: StepGraph, untagged_defs: dict[str, Cell]) -> None:
                 for n, kind in step.defines().items()
                 if kind == "value" and not n.startswith("_") and n not in loops
             }
-        order = list(step.defines())
-        step.outputs = sorted(outputs, key=order.index)
+        order = {name: i for i, name in enumerate(step.defines())}
+        step.outputs = sorted(outputs, key=order.__getitem__)
 
 
 def _record(step: Step, step_input: StepInput | str | None, name: str, readers: dict[str, set[str]]) -> None:
