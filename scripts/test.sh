@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/python -m ruff check src tests bench
 .venv/bin/python -m ruff format --check src tests bench
+.venv/bin/python -m mypy
 .venv/bin/python -m pytest "$@"

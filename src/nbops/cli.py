@@ -66,7 +66,9 @@ def _version_callback(value: bool) -> None:
 def _main(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version."),
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version."
+        ),
     ] = False,
 ) -> None:
     """nbops turns tagged notebook cells into a pipeline package (see `nbops export --help`)."""
@@ -75,7 +77,9 @@ def _main(
 @app.command()
 @_handles_errors
 def export(
-    notebook: Annotated[Path, typer.Argument(help="The notebook (.ipynb, or a jupytext percent .py).")],
+    notebook: Annotated[
+        Path, typer.Argument(help="The notebook (.ipynb, or a jupytext percent .py).")
+    ],
     out_dir: OutDir = Path("pipelines"),
     name: Annotated[
         str | None, typer.Option("--name", "-n", help="Package name (default: from the file name).")
@@ -133,7 +137,9 @@ def tags(
     for column in ("step", "cells", "inputs", "outputs"):
         steps.add_column(column)
     if graph.parameters:
-        params = ", ".join(f"{p.name}: {p.type_source} = {p.default_source}" for p in graph.parameters)
+        params = ", ".join(
+            f"{p.name}: {p.type_source} = {p.default_source}" for p in graph.parameters
+        )
         out.print(f"Parameters: {params}", markup=False)
     for step in graph.steps:
         steps.add_row(
@@ -165,7 +171,9 @@ def versions(
     for column in ("version", "content hash", "created", "steps", "notebook sha256"):
         table.add_column(column)
     for e in index.versions:
-        table.add_row(f"v{e.version}", e.content_hash[:12], e.created_at, str(e.steps), e.source_sha256[:12])
+        table.add_row(
+            f"v{e.version}", e.content_hash[:12], e.created_at, str(e.steps), e.source_sha256[:12]
+        )
     out.print(table)
 
 

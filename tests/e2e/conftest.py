@@ -20,7 +20,9 @@ Cells = Sequence[tuple[str, Sequence[str]] | str]
 def build_notebook(path: Path, cells: Cells) -> Path:
     """Write a notebook; each cell is (source, tags) for code, or a plain string for markdown."""
     nb = new_notebook(
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        }
     )
     for cell in cells:
         if isinstance(cell, str):

@@ -65,7 +65,9 @@ def shell_command(tmp: Path, make: Callable[..., Path]) -> Path:
 
 
 def non_literal_parameter(tmp: Path, make: Callable[..., Path]) -> Path:
-    return make([("import os\nrows = int(os.environ['ROWS'])", ["parameters"]), ("x = rows", ["transform"])])
+    return make(
+        [("import os\nrows = int(os.environ['ROWS'])", ["parameters"]), ("x = rows", ["transform"])]
+    )
 
 
 CASES = {
@@ -85,7 +87,11 @@ CASES = {
         errors.LaterStepError,
         ["cell 1", "'weights'", "later step 'transform:late' (cell 2"],
     ),
-    "name defined nowhere": (undefined_name, errors.UndefinedNameError, ["cell 1", "'never_defined'"]),
+    "name defined nowhere": (
+        undefined_name,
+        errors.UndefinedNameError,
+        ["cell 1", "'never_defined'"],
+    ),
     "shell command in a tagged cell": (shell_command, errors.MagicError, ["cell 1", "'!ls -la'"]),
     "parameter default that is not a literal": (
         non_literal_parameter,
@@ -126,4 +132,7 @@ def test_bad_input_gives_one_line_and_writes_nothing(
 def test_a_missing_file_is_named_with_its_path(tmp_path: Path) -> None:
     result = run_nbops("export", "nowhere.ipynb", cwd=tmp_path)
     assert result.returncode == errors.NotebookReadError.exit_code
-    assert result.stderr.strip() == "nbops: error: nowhere.ipynb: cannot read the file (No such file or directory); check the path"
+    assert (
+        result.stderr.strip()
+        == "nbops: error: nowhere.ipynb: cannot read the file (No such file or directory); check the path"
+    )

@@ -28,7 +28,9 @@ OVERRIDES = {
 }
 
 
-def notebook_metrics(notebook: Path, folder: Path, name: str, params: dict[str, object], tmp: Path) -> dict[str, float]:
+def notebook_metrics(
+    notebook: Path, folder: Path, name: str, params: dict[str, object], tmp: Path
+) -> dict[str, float]:
     """Run the notebook with papermill and collect the evaluate-step values as metrics,
     flattened by the exported package's own rule."""
     manifest = json.loads((folder / name / "manifest.json").read_text())
@@ -92,7 +94,9 @@ def test_a_jupytext_percent_script_exports_like_its_notebook(tmp_path: Path) -> 
     from_py = export_notebook(script, tmp_path / "b", name="small")
 
     assert [s.key for s in from_py.manifest.steps] == [s.key for s in from_nb.manifest.steps]
-    assert package_metrics(from_py.folder, "small", {}) == package_metrics(from_nb.folder, "small", {})
+    assert package_metrics(from_py.folder, "small", {}) == package_metrics(
+        from_nb.folder, "small", {}
+    )
 
 
 def test_the_generated_test_file_passes(tmp_path: Path) -> None:

@@ -43,9 +43,7 @@ def test_re_export_of_an_unchanged_notebook_is_byte_identical(small: Path, tmp_p
     assert _tree(second.folder) == before
 
 
-def test_a_change_in_tagged_code_makes_the_next_version(
-    small: Path, tmp_path: Path
-) -> None:
+def test_a_change_in_tagged_code_makes_the_next_version(small: Path, tmp_path: Path) -> None:
     export_notebook(small, tmp_path / "out")
     _edit(small, 4, "scaled = [v * factor * 2 for v in values]")
     second = export_notebook(small, tmp_path / "out")
@@ -61,9 +59,7 @@ def test_a_change_in_a_parameter_default_makes_the_next_version(
     assert export_notebook(small, tmp_path / "out").version == 2
 
 
-def test_a_change_in_an_untagged_cell_keeps_the_version(
-    small: Path, tmp_path: Path
-) -> None:
+def test_a_change_in_an_untagged_cell_keeps_the_version(small: Path, tmp_path: Path) -> None:
     first = export_notebook(small, tmp_path / "out")
     _edit(small, 3, "print(values)")
     second = export_notebook(small, tmp_path / "out")
@@ -96,9 +92,7 @@ def test_versions_lists_every_version(small: Path, tmp_path: Path) -> None:
     assert "v1" in result.stdout and "v2" in result.stdout
 
 
-def test_diff_shows_the_code_change_between_versions(
-    small: Path, tmp_path: Path
-) -> None:
+def test_diff_shows_the_code_change_between_versions(small: Path, tmp_path: Path) -> None:
     run_nbops("export", str(small), "-o", "out", cwd=tmp_path)
     _edit(small, 5, "total = sum(scaled) * 2")
     run_nbops("export", str(small), "-o", "out", cwd=tmp_path)
@@ -125,9 +119,7 @@ def test_check_passes_on_a_fresh_export(small: Path, tmp_path: Path) -> None:
     assert "up to date (version 1)" in result.stdout
 
 
-def test_check_fails_when_the_notebook_changed(
-    small: Path, tmp_path: Path
-) -> None:
+def test_check_fails_when_the_notebook_changed(small: Path, tmp_path: Path) -> None:
     run_nbops("export", str(small), "-o", "out", cwd=tmp_path)
     _edit(small, 5, "total = sum(scaled) - 1")
     before = _tree(tmp_path / "out")

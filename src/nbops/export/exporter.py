@@ -148,9 +148,7 @@ def check_export(
     manifest_path = prep.folder / prep.name / MANIFEST_FILE
     hint = f"run `nbops export {notebook}` and commit the result"
     if not manifest_path.exists():
-        raise StaleExportError(
-            "no exported package here yet", location=str(prep.folder), fix=hint
-        )
+        raise StaleExportError("no exported package here yet", location=str(prep.folder), fix=hint)
     try:
         on_disk = ExportManifest.model_validate_json(manifest_path.read_text("utf-8"))
     except ValueError:
@@ -204,7 +202,9 @@ def _manifest(prep: _Prepared, version: int) -> ExportManifest:
                 role=step.role.value,
                 function=f"{Path(file).stem}:{function}",
                 cells=[spans[a.cell.cell_id] for a in step.cells],
-                inputs=[StepInputEntry(name=i.name, source=i.source, step=i.step) for i in step.inputs],
+                inputs=[
+                    StepInputEntry(name=i.name, source=i.source, step=i.step) for i in step.inputs
+                ],
                 outputs=step.outputs,
             )
         )
@@ -215,9 +215,13 @@ def _manifest(prep: _Prepared, version: int) -> ExportManifest:
         version=version,
         content_hash=prep.content_hash,
         nbops_version=nbops_version,
-        source=SourceEntry(path=source_path, sha256=nb.sha256, format=nb.format, kernel=nb.kernel_name),
+        source=SourceEntry(
+            path=source_path, sha256=nb.sha256, format=nb.format, kernel=nb.kernel_name
+        ),
         parameters=[
-            ParameterEntry(name=p.name, type=p.type_source, default=p.default, description=p.description)
+            ParameterEntry(
+                name=p.name, type=p.type_source, default=p.default, description=p.description
+            )
             for p in graph.parameters
         ],
         setup_cells=[spans[a.cell.cell_id] for a in graph.setup if a.cell.cell_id in spans],
@@ -268,7 +272,9 @@ def _block_ends(text: str) -> dict[int, int]:
 
 def _requirements(graph: StepGraph) -> list[str]:
     stdlib = set(sys.stdlib_module_names)
-    modules = {b.module.split(".")[0] for b in graph.imports.values() if not b.module.startswith(".")}
+    modules = {
+        b.module.split(".")[0] for b in graph.imports.values() if not b.module.startswith(".")
+    }
     used = {n for s in graph.steps for n in s.uses_imports} | set(graph.setup_imports())
     wanted = {graph.imports[n].module.split(".")[0] for n in used if n in graph.imports}
     return sorted({m for m in modules & wanted if m not in stdlib} | {"pydantic"})

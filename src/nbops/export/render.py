@@ -56,7 +56,9 @@ def render_package(graph: StepGraph, name: str) -> RenderedPackage:
     for role in _ROLE_MODULES:
         steps = [s for s in graph.steps if s.role is role]
         if steps:
-            files[f"{name}/{role.value}.py"] = _render_step_module(graph, role, steps, header, functions)
+            files[f"{name}/{role.value}.py"] = _render_step_module(
+                graph, role, steps, header, functions
+            )
     step_functions = {key: (f"{name}/{mod}.py", fn) for key, (mod, fn) in functions.items()}
     return RenderedPackage(name=name, files=files, step_functions=step_functions)
 
@@ -231,7 +233,9 @@ def _kept_in_body(a: AnalysedCell, stmt: ast.stmt) -> bool:
 
 def has_configure_code(graph: StepGraph) -> bool:
     return any(
-        isinstance(s, ast.Expr) and _kept_in_body(a, s) for a in graph.setup for s in a.code.tree.body
+        isinstance(s, ast.Expr) and _kept_in_body(a, s)
+        for a in graph.setup
+        for s in a.code.tree.body
     )
 
 
@@ -340,12 +344,23 @@ def _render_pipeline(
         alias[m] = _fresh(m, taken)
         taken.add(alias[m])
     params_var = _fresh("params", taken)
-    imports = ["import numbers", "from collections.abc import Mapping", "from dataclasses import dataclass", "from typing import Any", ""]
+    imports = [
+        "import numbers",
+        "from collections.abc import Mapping",
+        "from dataclasses import dataclass",
+        "from typing import Any",
+        "",
+    ]
     for m in modules:
         imports.append(f"from . import {m}" + (f" as {alias[m]}" if alias[m] != m else ""))
-    uses_common = has_configure_code(graph) or any(i.source == "setup" for s in graph.steps for i in s.inputs)
+    uses_common = has_configure_code(graph) or any(
+        i.source == "setup" for s in graph.steps for i in s.inputs
+    )
     if uses_common:
-        imports.append("from . import common" + (f" as {alias['common']}" if alias["common"] != "common" else ""))
+        imports.append(
+            "from . import common"
+            + (f" as {alias['common']}" if alias["common"] != "common" else "")
+        )
     imports.append("from .params import Params")
     fields = "".join(f"    {r}: Any\n" for r in results) or "    pass\n"
     calls = []
@@ -387,15 +402,15 @@ def _render_pipeline(
         + f"    return Results({ret})\n\n\n"
         "def collect_metrics(results: Results) -> dict[str, float]:\n"
         '    """The numbers the evaluate steps computed (dicts of numbers are flattened as\n'
-        '    `name.key`), as reported by `python -m ' + name + '`."""\n'
+        "    `name.key`), as reported by `python -m " + name + '`."""\n'
         f"    return _numbers({metric_dict})\n\n\n"
-        "def _numbers(values: Mapping[str, Any], prefix: str = \"\") -> dict[str, float]:\n"
+        'def _numbers(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:\n'
         "    found: dict[str, float] = {}\n"
         "    for key, value in values.items():\n"
         "        if isinstance(value, numbers.Real) and not isinstance(value, bool):\n"
-        "            found[f\"{prefix}{key}\"] = float(value)\n"
+        '            found[f"{prefix}{key}"] = float(value)\n'
         "        elif isinstance(value, Mapping):\n"
-        "            found.update(_numbers(value, f\"{prefix}{key}.\"))\n"
+        '            found.update(_numbers(value, f"{prefix}{key}."))\n'
         "    return found\n"
     )
 
@@ -477,7 +492,9 @@ def _render_tests(
     steps = ", ".join(f'("{name}.{m}", "{fn}")' for m, fn in functions.values())
     has_metrics = bool(metric_names(graph))
     metric_check = (
-        "    assert metrics, \"the evaluate steps computed no numeric metric\"\n" if has_metrics else ""
+        '    assert metrics, "the evaluate steps computed no numeric metric"\n'
+        if has_metrics
+        else ""
     )
     return f'''{header}"""Tests of the exported {name} pipeline: `pytest` in this folder."""
 

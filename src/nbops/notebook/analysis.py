@@ -116,7 +116,10 @@ class StepGraph:
 
     def outputs_of(self, role_filter: set[Role] | None = None) -> list[tuple[Step, str]]:
         return [
-            (s, o) for s in self.steps for o in s.outputs if not role_filter or s.role in role_filter
+            (s, o)
+            for s in self.steps
+            for o in s.outputs
+            if not role_filter or s.role in role_filter
         ]
 
 
@@ -270,7 +273,9 @@ def _resolve(graph: StepGraph, untagged_defs: dict[str, Cell]) -> None:
         step.outputs = sorted(outputs, key=order.__getitem__)
 
 
-def _record(step: Step, step_input: StepInput | str | None, name: str, readers: dict[str, set[str]]) -> None:
+def _record(
+    step: Step, step_input: StepInput | str | None, name: str, readers: dict[str, set[str]]
+) -> None:
     if isinstance(step_input, StepInput):
         if all(i.name != name for i in step.inputs):
             step.inputs.append(step_input)
@@ -353,4 +358,3 @@ def _later_definitions(steps: list[Step]) -> list[dict[str, Step]]:
                 later.setdefault(name, s)
         result.append(later)
     return result
-

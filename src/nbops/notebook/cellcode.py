@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING
@@ -97,7 +98,12 @@ def translate(source: str, location: CellLocation) -> CellCode:
     kept = [s for s in kept if not is_display_only(s)]
     body = slice_statements(code, tree.body, kept)
     return CellCode(
-        source=code, tree=tree, body=body, imports=imports, diagnostics=diagnostics, star_import=star
+        source=code,
+        tree=tree,
+        body=body,
+        imports=imports,
+        diagnostics=diagnostics,
+        star_import=star,
     )
 
 
@@ -167,20 +173,26 @@ def _translate_magic(
         if name in UNWRAPPED_MAGICS:
             return _python_source(arg, location, diagnostics) + "\n"
         if name in INTERACTIVE_LINE_MAGICS:
-            diagnostics.append(Diagnostic(f"dropped {shown!r} (only matters interactively)", location))
+            diagnostics.append(
+                Diagnostic(f"dropped {shown!r} (only matters interactively)", location)
+            )
             return ""
         raise _magic_error(shown, location)
     if kind == "run_cell_magic":
-        name, line, body = (args + ["", "", ""])[:3]
+        name, line, body = [*args, "", "", ""][:3]
         if name in UNWRAPPED_MAGICS:
             if name == "capture" and line.strip():
                 diagnostics.append(
-                    Diagnostic(f"'%%capture {line}' unwrapped: its output variable is not set", location)
+                    Diagnostic(
+                        f"'%%capture {line}' unwrapped: its output variable is not set", location
+                    )
                 )
             return _python_source(body, location, diagnostics)
         raise _magic_error(f"%%{name} {line}".strip(), location)
     if kind == "system" and args and _PACKAGE_INSTALL.match(args[0]):
-        diagnostics.append(Diagnostic(f"dropped '!{args[0]}' (install packages outside the pipeline)", location))
+        diagnostics.append(
+            Diagnostic(f"dropped '!{args[0]}' (install packages outside the pipeline)", location)
+        )
         return ""
     shown = f"!{args[0]}" if kind == "system" and args else kind
     raise _magic_error(shown, location)
@@ -247,7 +259,7 @@ def _is_pure(node: ast.expr) -> bool:
     return not any(isinstance(n, ast.Call | ast.NamedExpr | ast.Await) for n in ast.walk(node))
 
 
-def slice_statements(code: str, all_stmts: list[ast.stmt], kept: list[ast.stmt]) -> str:
+def slice_statements(code: str, all_stmts: Sequence[ast.stmt], kept: Sequence[ast.stmt]) -> str:
     """The code of the kept statements, comments and layout included.
 
     When a left-out statement shares a line with a kept one (`import os; x = 1`), the kept

@@ -73,9 +73,7 @@ class _ModuleScope(ast.NodeVisitor):
 
     # -- expressions -------------------------------------------------------------------
     def visit_Name(self, node: ast.Name) -> None:
-        if isinstance(node.ctx, ast.Load):
-            self.names.load(node.id)
-        elif isinstance(node.ctx, ast.Del):
+        if isinstance(node.ctx, ast.Load | ast.Del):
             self.names.load(node.id)
         else:
             self.names.store(node.id)
@@ -200,7 +198,8 @@ class _ModuleScope(ast.NodeVisitor):
     def visit_Global(self, node: ast.Global) -> None:  # meaningless at module level
         return
 
-    visit_Nonlocal = visit_Global
+    def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
+        return
 
     # -- match statements --------------------------------------------------------------
     def visit_match_case(self, node: ast.match_case) -> None:
@@ -262,7 +261,9 @@ def free_names(node: ast.AST) -> list[str]:
                     loads.setdefault(name, None)
             for name in free_names(child):
                 loads.setdefault(name, None)
-        elif isinstance(child, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
+        elif isinstance(
+            child, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
+        ):
             for name in free_names(child):
                 loads.setdefault(name, None)
         elif isinstance(child, ast.alias):

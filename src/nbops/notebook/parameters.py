@@ -50,8 +50,7 @@ def read_parameters(tree: ast.Module, source: str, location: CellLocation) -> li
             default = ast.literal_eval(value)
         except ValueError:
             raise ParameterError(
-                f"parameter {target!r} has a default that is not a literal "
-                f"({ast.unparse(value)})",
+                f"parameter {target!r} has a default that is not a literal ({ast.unparse(value)})",
                 location=where,
                 fix="give it a literal default (a number, string, bool, None, list or dict) "
                 "and compute derived values in a transform step",

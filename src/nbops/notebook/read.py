@@ -96,13 +96,17 @@ def _read_ipynb(raw: bytes, path: Path) -> Any:
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
+        where = (
+            f" (line {exc.lineno}, column {exc.colno})"
+            if isinstance(exc, json.JSONDecodeError)
+            else ""
+        )
         raise NotebookReadError(
             f"not a notebook: the file is not valid JSON{where}",
             location=str(path),
             fix="open it in Jupyter and save it again, or restore it from version control",
         ) from None
-    if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
+    if not isinstance(data, dict) or ("cells" not in data and "worksheets" not in data):
         raise NotebookReadError(
             "not a notebook: the JSON has no 'cells'",
             location=str(path),

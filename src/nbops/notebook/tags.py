@@ -63,7 +63,9 @@ class CellTag:
     @property
     def step_tag(self) -> str:
         """The tag as written in the notebook: `transform` or `transform:features`."""
-        return f"{self.role.value}{vocabulary()['separator']}{self.name}" if self.name else self.role
+        return (
+            f"{self.role.value}{vocabulary()['separator']}{self.name}" if self.name else self.role
+        )
 
     @property
     def step_name(self) -> str:

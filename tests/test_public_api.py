@@ -1,0 +1,44 @@
+"""The public surface of `import nbops`: exactly what is meant, and cheap to import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nbops
+
+PUBLIC = {
+    "CellLocation",
+    "ExportResult",
+    "NbopsError",
+    "StepGraph",
+    "__version__",
+    "analyse",
+    "check_export",
+    "export_notebook",
+    "read_notebook",
+}
+
+
+def test_all_is_exactly_the_public_api() -> None:
+    assert set(nbops.__all__) == PUBLIC
+
+
+def test_every_public_name_resolves() -> None:
+    for name in nbops.__all__:
+        assert getattr(nbops, name) is not None
+
+
+def test_importing_nbops_loads_nothing_heavy() -> None:
+    probe = "import json, sys, nbops; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout))
+    heavy = {"pandas", "numpy", "sklearn", "papermill", "nbformat", "IPython", "pydantic", "typer"}
+    assert not (heavy & loaded), sorted(heavy & loaded)
+
+
+def test_the_tag_vocabulary_lists_the_roles_the_library_reads() -> None:
+    from nbops.notebook.tags import Role, vocabulary
+
+    assert [r["name"] for r in vocabulary()["roles"]] == [r.value for r in Role]
