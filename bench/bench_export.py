@@ -178,7 +178,29 @@ def main() -> int:
     )
     print(f"reference (nbformat.read + ast.parse, {small} cells): {reference * 1000:.1f} ms")
     print(f"export / reference ({small} cells): {t_small / reference:.0f}x")
+    one_step_growth()
     return 0
+
+
+def one_step_growth() -> None:
+    """The same sizes with every transform cell in one step: growth must stay linear there too."""
+    global TRANSFORM_STEPS
+    saved, TRANSFORM_STEPS = TRANSFORM_STEPS, 1
+    try:
+        with tempfile.TemporaryDirectory(prefix="nbops-bench-one-") as tmp:
+            times = {}
+            for n in SIZES:
+                path = Path(tmp) / f"one_{n}.ipynb"
+                nbformat.write(build_notebook(n), path)
+                times[n] = time_export(path)
+    finally:
+        TRANSFORM_STEPS = saved
+    small, large = SIZES
+    growth = times[large] / times[small]
+    print(
+        f"one big step: {small} cells {times[small]:.2f} s, {large} cells {times[large]:.2f} s, "
+        f"growth {growth:.2f}x (target <= {TARGET_GROWTH:g}x) {_verdict(growth <= TARGET_GROWTH)}"
+    )
 
 
 if __name__ == "__main__":

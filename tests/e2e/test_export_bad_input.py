@@ -136,3 +136,30 @@ def test_a_missing_file_is_named_with_its_path(tmp_path: Path) -> None:
         result.stderr.strip()
         == "nbops: error: nowhere.ipynb: cannot read the file (No such file or directory); check the path"
     )
+
+
+def test_an_untagged_cell_changing_a_step_input_is_warned_about(
+    tmp_path: Path, make_notebook: Callable[..., Path]
+) -> None:
+    notebook = make_notebook(
+        [
+            ("rows = [3, 1, 2]", ["transform:load"]),
+            ("rows = rows[:1]", []),
+            ("ordered = sorted(rows)", ["transform:sort"]),
+        ]
+    )
+    result = run_nbops("export", str(notebook), "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"nbops: warning: {notebook}, cell 2" in result.stderr
+    assert "changes 'rows', which step 'transform:sort' reads" in result.stderr
+
+
+def test_dropped_magics_are_reported_as_warnings(
+    tmp_path: Path, make_notebook: Callable[..., Path]
+) -> None:
+    notebook = make_notebook([("%matplotlib inline\nx = 1", ["setup"]), ("y = x", ["transform"])])
+    result = run_nbops("export", str(notebook), "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "dropped '%matplotlib inline' (only matters interactively)" in result.stderr
+    common = (tmp_path / "out" / "analysis" / "analysis" / "common.py").read_text()
+    assert "matplotlib" not in common and "x = 1" in common

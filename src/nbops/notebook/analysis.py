@@ -68,6 +68,7 @@ class Step:
     outputs: list[str] = field(default_factory=list)
     uses_setup: list[str] = field(default_factory=list)
     uses_imports: list[str] = field(default_factory=list)
+    input_names: set[str] = field(default_factory=set, repr=False)
     _defines: dict[str, str] | None = field(default=None, repr=False)
 
     @property
@@ -165,7 +166,37 @@ def analyse(notebook: NotebookModel) -> StepGraph:
     )
     _check_setup(graph)
     _resolve(graph, untagged_defs)
+    graph.diagnostics.extend(_untagged_rebinds(graph, analysed))
     return graph
+
+
+def _untagged_rebinds(graph: StepGraph, analysed: list[AnalysedCell]) -> list[Diagnostic]:
+    """Warn where exploration code changes a value a later step reads: the notebook's
+    results then depend on a cell the export leaves out."""
+    first_cell = {s.key: s.cells[0].cell.index for s in graph.steps}
+    warnings: list[Diagnostic] = []
+    for a in analysed:
+        if a.cell.tag is not None:
+            continue
+        rebound = {n for n, kind in a.names.defines.items() if kind == "value"}
+        for step in graph.steps:
+            if first_cell[step.key] < a.cell.index:
+                continue
+            for i in step.inputs:
+                produced_before = i.source == "parameter" or (
+                    i.step is not None and first_cell[i.step] < a.cell.index
+                )
+                if i.name in rebound and produced_before:
+                    rebound.discard(i.name)
+                    warnings.append(
+                        Diagnostic(
+                            f"this untagged cell changes {i.name!r}, which step {step.tag!r} "
+                            "reads; the exported pipeline will not see that change (tag the "
+                            "cell, or give the new value another name)",
+                            a.cell.location,
+                        )
+                    )
+    return warnings
 
 
 def _analyse_cells(
@@ -277,8 +308,9 @@ def _record(
     step: Step, step_input: StepInput | str | None, name: str, readers: dict[str, set[str]]
 ) -> None:
     if isinstance(step_input, StepInput):
-        if all(i.name != name for i in step.inputs):
+        if name not in step.input_names:
             step.inputs.append(step_input)
+            step.input_names.add(name)
         if step_input.step:
             readers[step_input.step].add(name)
     elif step_input == "setup" and name not in step.uses_setup:
