@@ -163,3 +163,15 @@ def test_dropped_magics_are_reported_as_warnings(
     assert "dropped '%matplotlib inline' (only matters interactively)" in result.stderr
     common = (tmp_path / "out" / "analysis" / "analysis" / "common.py").read_text()
     assert "matplotlib" not in common and "x = 1" in common
+
+
+def test_an_output_path_that_is_a_file_is_one_clear_error(
+    tmp_path: Path, make_notebook: Callable[..., Path]
+) -> None:
+    notebook = make_notebook([("x = 1", ["transform"])])
+    blocker = _write(tmp_path / "out", "not a folder")
+    result = run_nbops("export", str(notebook), "-o", str(blocker), cwd=tmp_path)
+    assert result.returncode == errors.ExportError.exit_code
+    assert result.stderr.startswith(f"nbops: error: {blocker}/analysis: cannot write the package")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert blocker.read_text() == "not a folder"

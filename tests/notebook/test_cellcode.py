@@ -195,7 +195,6 @@ def test_syntax_error_in_an_unwrapped_time_after_a_dropped_magic_reports_the_cel
         "X.shape, y.shape",
         "plt.show()",
         "df.plot(kind='bar')",
-        "df.isna().sum()",
         '"a note"',
     ],
 )

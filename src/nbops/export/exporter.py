@@ -99,6 +99,27 @@ def export_notebook(
     NbopsError subclasses of reading and analysis (nothing is written then) and ExportError.
     """
     prep = _prepare(notebook, out_dir, name)
+    try:
+        version, manifest, is_new = _write(prep)
+    except OSError as exc:
+        raise ExportError(
+            f"cannot write the package ({exc.strerror or exc})",
+            location=str(prep.folder),
+            fix="check that the output folder is a writable directory (-o)",
+        ) from None
+    return ExportResult(
+        name=prep.name,
+        version=version,
+        content_hash=prep.content_hash,
+        folder=prep.folder,
+        new_version=is_new,
+        manifest=manifest,
+        diagnostics=list(prep.graph.diagnostics),
+    )
+
+
+def _write(prep: _Prepared) -> tuple[int, ExportManifest, bool]:
+    """Write the package and record its version, under the export's lock."""
     out = prep.folder.parent
     with export_lock(out, prep.name):
         index = read_index(out, prep.name)
@@ -106,14 +127,7 @@ def export_notebook(
         manifest = _manifest(prep, version)
         files = _finalise(prep.files, version)
         files[f"{prep.name}/{MANIFEST_FILE}"] = manifest.to_json()
-        try:
-            write_tree(files, prep.folder)
-        except OSError as exc:
-            raise ExportError(
-                f"cannot write the package ({exc.strerror})",
-                location=str(prep.folder),
-                fix="check that the output folder is writable",
-            ) from None
+        write_tree(files, prep.folder)
         entry = VersionEntry(
             version=version,
             content_hash=prep.content_hash,
@@ -125,15 +139,7 @@ def export_notebook(
         if not is_new:  # keep the first creation time of a version
             entry.created_at = next(e.created_at for e in index.versions if e.version == version)
         record_version(out, index, entry, prep.folder)
-    return ExportResult(
-        name=prep.name,
-        version=version,
-        content_hash=prep.content_hash,
-        folder=prep.folder,
-        new_version=is_new,
-        manifest=manifest,
-        diagnostics=list(prep.graph.diagnostics),
-    )
+    return version, manifest, is_new
 
 
 def check_export(
