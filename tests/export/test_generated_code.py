@@ -98,8 +98,8 @@ def test_manifest_lists_inputs_outputs_and_file_hashes(imported: tuple[ExportRes
     result, _ = imported
     scale = next(s for s in result.manifest.steps if s.key == "transform:scale")
     assert [(i.name, i.source, i.step) for i in scale.inputs] == [
-        ("factor", "parameter", None),
         ("values", "step", "transform:load"),
+        ("factor", "parameter", None),
     ]
     assert scale.outputs == ["scaled"]
     assert scale.function == "transform:scale"

@@ -62,6 +62,18 @@ def make_notebook(tmp_path: Path) -> MakeNotebook:
 
 
 @pytest.fixture
+def write_v44(tmp_path: Path) -> MakeNotebook:
+    """`write_v44(cells, name="old.ipynb")`: write a v4.4 notebook whose cells have no ids."""
+
+    def write(cells: Sequence[CellSpec], name: str = "old.ipynb") -> Path:
+        path = tmp_path / name
+        path.write_text(json.dumps(without_ids(build_notebook(cells))), "utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
 def analyse_cells(make_notebook: MakeNotebook) -> Callable[..., StepGraph]:
     """`analyse_cells(cells)`: write the notebook, read it and analyse it."""
 

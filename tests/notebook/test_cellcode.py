@@ -159,21 +159,12 @@ def test_syntax_error_after_a_dropped_magic_keeps_the_cell_line(location):
     assert info.value.location.line == 2
 
 
-@pytest.mark.xfail(
-    reason="BUG: line numbers come from the unwrapped %%time body, one less than the cell's",
-    strict=True,
-)
 def test_syntax_error_inside_a_cell_magic_reports_the_cell_line(location):
     with pytest.raises(CellSyntaxError) as info:
         translate("%%time\nx = 1\ny = (\n", location)
     assert info.value.location.line == 3
 
 
-@pytest.mark.xfail(
-    reason="BUG: dropped magics are replaced by nothing, shifting the line of a later "
-    "syntax error found in an unwrapped %time",
-    strict=True,
-)
 def test_syntax_error_in_an_unwrapped_time_after_a_dropped_magic_reports_the_cell_line(location):
     with pytest.raises(CellSyntaxError) as info:
         translate("%matplotlib inline\nimport os\n%time x = (\n", location)

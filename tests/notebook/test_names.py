@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import textwrap
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -408,40 +407,20 @@ def test_function_free_variables_are_the_names_it_reads_but_never_assigns(stmts)
 # -- known bugs ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="BUG: comprehension free names are listed element-first, "
-    "not in execution order (the iterable is evaluated first)",
-    strict=True,
-)
 def test_comprehension_iterable_is_used_before_its_element():
     assert uses("ys = [x * k for x in xs]") == ["xs", "k"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: a walrus inside a comprehension binds in the cell's scope, "
-    "but cell_names treats its target as local to the comprehension",
-    strict=True,
-)
 def test_walrus_inside_a_comprehension_defines_the_name_in_the_cell():
     names = names_of("if any((hit := v) > 3 for v in vals):\n    print(hit)")
     assert "hit" in names.defines
     assert "hit" not in names.uses
 
 
-@pytest.mark.xfail(
-    reason="BUG: a class body runs when the class is defined, but its free names are "
-    "deferred like a function's, so a later binding in the cell hides the read",
-    strict=True,
-)
 def test_class_body_reads_its_free_names_when_the_class_is_defined():
     assert uses("class Config:\n    size = n\nn = 10") == ["n"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: class-level names are treated as visible inside methods, "
-    "so a method reading a module-level name of the same name is not a use",
-    strict=True,
-)
 def test_method_does_not_see_class_level_names():
     src = """
     class Model:
@@ -452,17 +431,9 @@ def test_method_does_not_see_class_level_names():
     assert uses(src) == ["scale"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: free_names ignores the defaults of a lambda nested in a function",
-    strict=True,
-)
 def test_defaults_of_a_lambda_inside_a_function_are_uses():
     assert uses("def make():\n    return lambda a=start: a") == ["start"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: value-pattern keys of a mapping pattern (`case {Color.RED: v}`) are not read",
-    strict=True,
-)
 def test_match_mapping_pattern_keys_are_uses():
     assert uses("match p:\n    case {Color.RED: v}:\n        pass") == ["p", "Color"]

@@ -172,11 +172,6 @@ def test_cell_tag_raises_for_an_invalid_tag_among_valid_ones(loc):
         cell_tag(["transform", "train:Bad"], loc)
 
 
-@pytest.mark.xfail(
-    reason="BUG: tags.cell_tag formats unnamed tags with repr() of the Role enum, "
-    "so the message reads (<Role.SETUP: 'setup'>, ...) instead of ('setup', ...)",
-    strict=True,
-)
 def test_two_roles_error_names_the_tags_as_written_in_the_notebook(loc):
     with pytest.raises(TagError) as info:
         cell_tag(["setup", "transform:features"], loc)

@@ -149,7 +149,7 @@ def analyse(notebook: NotebookModel) -> StepGraph:
         )
     params_cell = params_cells[0] if params_cells else None
     parameters = (
-        read_parameters(params_cell.code.tree, params_cell.code.body, params_cell.cell.location)
+        read_parameters(params_cell.code.tree, params_cell.code.source, params_cell.cell.location)
         if params_cell
         else []
     )
@@ -344,14 +344,6 @@ def _resolve_name(
         return "import"
     if name in _BUILTINS:
         return None
-    if rebinds:
-        first_cell = next(c.cell for c in step.cells if name in c.names.defines)
-        raise LaterStepError(
-            f"step {step.tag!r} uses {name!r} before it defines it "
-            f"(in cell {first_cell.number}, id {first_cell.cell_id})",
-            location=cell.cell.location,
-            fix=f"define {name!r} before it is used, or in an earlier step",
-        )
     if name in later:
         other = later[name]
         first_cell = next(c.cell for c in other.cells if name in c.names.defines)
@@ -370,6 +362,14 @@ def _resolve_name(
             location=cell.cell.location,
             fix=f"tag cell {source.number} (e.g. transform), or move the definition of "
             f"{name!r} into a tagged cell",
+        )
+    if rebinds:
+        first_cell = next(c.cell for c in step.cells if name in c.names.defines)
+        raise LaterStepError(
+            f"step {step.tag!r} uses {name!r} before it defines it "
+            f"(in cell {first_cell.number}, id {first_cell.cell_id})",
+            location=cell.cell.location,
+            fix=f"define {name!r} before it is used, or in an earlier step",
         )
     if graph.star_imports:
         return "import"  # may come from `from x import *`; nbops cannot tell

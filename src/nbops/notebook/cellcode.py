@@ -96,7 +96,8 @@ def translate(source: str, location: CellLocation) -> CellCode:
     imports, star = _import_bindings(tree)
     kept = [s for s in tree.body if not isinstance(s, ast.Import | ast.ImportFrom)]
     kept = [s for s in kept if not is_display_only(s)]
-    body = slice_statements(code, tree.body, kept)
+    # Blank lines left where magics were dropped only mattered for error line numbers.
+    body = re.sub(r"\A(?:[ \t]*\n)+", "", slice_statements(code, tree.body, kept))
     return CellCode(
         source=code,
         tree=tree,
@@ -107,11 +108,13 @@ def translate(source: str, location: CellLocation) -> CellCode:
     )
 
 
-def _parse(code: str, location: CellLocation) -> ast.Module:
+def _parse(code: str, location: CellLocation, offset: int = 0) -> ast.Module:
+    """Parse a cell's code; `offset` is how many cell lines come before `code`."""
     try:
         return ast.parse(code)
     except SyntaxError as exc:
-        where = CellLocation(location.path, location.number, location.cell_id, exc.lineno)
+        line = exc.lineno + offset if exc.lineno is not None else None
+        where = CellLocation(location.path, location.number, location.cell_id, line)
         raise CellSyntaxError(
             f"syntax error: {exc.msg}",
             location=where,
@@ -119,12 +122,14 @@ def _parse(code: str, location: CellLocation) -> ast.Module:
         ) from None
 
 
-def _python_source(source: str, location: CellLocation, diagnostics: list[Diagnostic]) -> str:
+def _python_source(
+    source: str, location: CellLocation, diagnostics: list[Diagnostic], offset: int = 0
+) -> str:
     """The cell with IPython syntax translated, dropped or unwrapped (see module docstring)."""
     code = _transformer().transform_cell(source) if _may_use_ipython(source) else source
     if "get_ipython" not in code:
         return code
-    tree = _parse(code, location)
+    tree = _parse(code, location, offset)
     lines = code.splitlines(keepends=True)
     out: list[str] = []
     cursor = 0
@@ -137,7 +142,8 @@ def _python_source(source: str, location: CellLocation, diagnostics: list[Diagno
         kind, args = call
         out.extend(lines[cursor : stmt.lineno - 1])
         cursor = stmt.end_lineno or stmt.lineno
-        replacement = _translate_magic(kind, args, location, diagnostics)
+        line_offset = offset + stmt.lineno - 1
+        replacement = _translate_magic(kind, args, location, diagnostics, line_offset)
         out.append(replacement)
     out.extend(lines[cursor:])
     return "".join(out)
@@ -165,18 +171,19 @@ def _ipython_call(stmt: ast.stmt) -> tuple[str, list[str]] | None:
 
 
 def _translate_magic(
-    kind: str, args: list[str], location: CellLocation, diagnostics: list[Diagnostic]
+    kind: str, args: list[str], location: CellLocation, diagnostics: list[Diagnostic], offset: int
 ) -> str:
+    """The Python a magic stands for ("\n" when dropped, to keep line numbers)."""
     if kind == "run_line_magic":
         name, arg = args[0], args[1] if len(args) > 1 else ""
         shown = f"%{name} {arg}".strip()
         if name in UNWRAPPED_MAGICS:
-            return _python_source(arg, location, diagnostics) + "\n"
+            return _python_source(arg, location, diagnostics, offset) + "\n"
         if name in INTERACTIVE_LINE_MAGICS:
             diagnostics.append(
                 Diagnostic(f"dropped {shown!r} (only matters interactively)", location)
             )
-            return ""
+            return "\n"  # keep the cell's line numbers
         raise _magic_error(shown, location)
     if kind == "run_cell_magic":
         name, line, body = [*args, "", "", ""][:3]
@@ -187,13 +194,14 @@ def _translate_magic(
                         f"'%%capture {line}' unwrapped: its output variable is not set", location
                     )
                 )
-            return _python_source(body, location, diagnostics)
+            # The body starts on the line after the `%%magic` line.
+            return "\n" + _python_source(body, location, diagnostics, offset + 1)
         raise _magic_error(f"%%{name} {line}".strip(), location)
     if kind == "system" and args and _PACKAGE_INSTALL.match(args[0]):
         diagnostics.append(
             Diagnostic(f"dropped '!{args[0]}' (install packages outside the pipeline)", location)
         )
-        return ""
+        return "\n"
     shown = f"!{args[0]}" if kind == "system" and args else kind
     raise _magic_error(shown, location)
 

@@ -90,6 +90,10 @@ class _ModuleScope(ast.NodeVisitor):
     def _visit_comprehension(self, node: ast.expr) -> None:
         for name in free_names(node):
             self.names.load(name)
+        # `(x := ...)` inside a comprehension binds x in the enclosing scope.
+        for child in ast.walk(node):
+            if isinstance(child, ast.NamedExpr) and isinstance(child.target, ast.Name):
+                self.names.store(child.target.id)
 
     visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _visit_comprehension
 
@@ -183,7 +187,10 @@ class _ModuleScope(ast.NodeVisitor):
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         for expr in [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]:
             self.visit(expr)
-        self.names.defer(free_names(node))
+        body_reads, method_reads = _class_names(node)
+        for name in body_reads:  # the class body runs now
+            self.names.load(name)
+        self.names.defer(method_reads)  # methods run later
         self.names.store(node.name, "class")
 
     def visit_Import(self, node: ast.Import) -> None:
@@ -206,8 +213,13 @@ class _ModuleScope(ast.NodeVisitor):
         for name in _pattern_names(node.pattern):
             self.names.store(name)
         for child in ast.walk(node.pattern):
-            if isinstance(child, ast.MatchValue | ast.MatchClass):
-                self.visit(child.value if isinstance(child, ast.MatchValue) else child.cls)
+            if isinstance(child, ast.MatchValue):
+                self.visit(child.value)
+            elif isinstance(child, ast.MatchClass):
+                self.visit(child.cls)
+            elif isinstance(child, ast.MatchMapping):
+                for key in child.keys:
+                    self.visit(key)
         if node.guard is not None:
             self.visit(node.guard)
         for stmt in node.body:
@@ -240,13 +252,19 @@ def free_names(node: ast.AST) -> list[str]:
         body = [node.body] if isinstance(node, ast.Lambda) else list(node.body)
     elif isinstance(node, ast.ClassDef):
         body = list(node.body)
-    elif isinstance(node, ast.DictComp):
-        body = [node.key, node.value, *node.generators]
+    elif isinstance(node, ast.DictComp):  # the iterables are evaluated first
+        body = [*node.generators, node.key, node.value]
     elif isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp):
-        body = [node.elt, *node.generators]
+        body = [*node.generators, node.elt]
     else:  # pragma: no cover - callers pass only scope nodes
         raise TypeError(type(node).__name__)
+    comprehension = isinstance(node, ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp)
+    walrus = {
+        id(n.target) for n in _walk_scope(body) if comprehension and isinstance(n, ast.NamedExpr)
+    }
     for child in _walk_scope(body):
+        if isinstance(child, ast.Name) and id(child) in walrus:
+            continue
         if isinstance(child, ast.Name):
             if isinstance(child.ctx, ast.Load):
                 loads.setdefault(child.id, None)
@@ -264,6 +282,9 @@ def free_names(node: ast.AST) -> list[str]:
         elif isinstance(
             child, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
         ):
+            for expr in _nested_definition_exprs(child):
+                for name in _expr_loads(expr):
+                    loads.setdefault(name, None)
             for name in free_names(child):
                 loads.setdefault(name, None)
         elif isinstance(child, ast.alias):
@@ -277,9 +298,43 @@ def free_names(node: ast.AST) -> list[str]:
     return [n for n in loads if n not in local or n in declared_global]
 
 
+def _class_names(node: ast.ClassDef) -> tuple[list[str], list[str]]:
+    """What a class body reads when it runs, and what its methods read when called.
+
+    Names bound in the class body are visible to the body but not to its methods.
+    """
+    local: set[str] = set()
+    body_reads: dict[str, None] = {}
+    method_reads: dict[str, None] = {}
+    for child in _walk_scope(list(node.body)):
+        if isinstance(child, ast.Name):
+            if isinstance(child.ctx, ast.Load):
+                if child.id not in local:
+                    body_reads.setdefault(child.id, None)
+            else:
+                local.add(child.id)
+        elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            for expr in _nested_definition_exprs(child):
+                for name in _expr_loads(expr):
+                    if name not in local:
+                        body_reads.setdefault(name, None)
+            for name in free_names(child):
+                method_reads.setdefault(name, None)
+            if not isinstance(child, ast.Lambda):
+                local.add(child.name)
+        elif isinstance(child, ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
+            for name in free_names(child):
+                body_reads.setdefault(name, None)
+        elif isinstance(child, ast.alias):
+            local.add((child.asname or child.name).split(".")[0])
+    return list(body_reads), list(method_reads)
+
+
 def _nested_definition_exprs(node: ast.AST) -> list[ast.expr]:
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
         return _definition_time_exprs(node)
+    if isinstance(node, ast.Lambda):
+        return [*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)]
     if isinstance(node, ast.ClassDef):
         return [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]
     return []

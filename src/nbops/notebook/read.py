@@ -150,9 +150,13 @@ def _fill_missing_ids(data: dict[str, Any]) -> None:
     """
     if data.get("nbformat") != 4 or data.get("nbformat_minor", 0) >= 5:
         return
-    sources = ["".join(c.get("source", "")) for c in data.get("cells", [])]
-    ids = _content_ids(sources)
-    for c, cid in zip(data.get("cells", []), ids, strict=True):
+    cells = data.get("cells")
+    if not isinstance(cells, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("source", ""), str | list) for c in cells
+    ):
+        return  # malformed: let the schema validation name what is wrong
+    sources = ["".join(str(part) for part in c.get("source", "")) for c in cells]
+    for c, cid in zip(cells, _content_ids(sources), strict=True):
         c.setdefault("id", cid)
     data["nbformat_minor"] = 5
 

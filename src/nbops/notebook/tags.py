@@ -109,7 +109,7 @@ def cell_tag(tags: list[str], location: CellLocation) -> CellTag | None:
     """
     found = {t for tag in tags if (t := parse_tag(tag, location)) is not None}
     if len(found) > 1:
-        names = ", ".join(sorted(repr(t.step_tag) for t in found))
+        names = ", ".join(sorted(repr(str(t.step_tag)) for t in found))
         raise TagError(
             f"cell has more than one nbops tag ({names})",
             location=location,
