@@ -57,11 +57,10 @@ def test_step_functions_take_keyword_only_typed_inputs(imported: tuple[ExportRes
     result, _ = imported
     tree = ast.parse((result.package_dir / "transform.py").read_text())
     scale = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "scale")
-    assert [a.arg for a in scale.args.kwonlyargs] == ["factor", "values"]
-    assert [ast.unparse(a.annotation) for a in scale.args.kwonlyargs if a.annotation] == [
-        "int",
-        "Any",
-    ]
+    # In the order the code reads them: the comprehension's iterable first.
+    assert [a.arg for a in scale.args.kwonlyargs] == ["values", "factor"]
+    annotations = [ast.unparse(a.annotation) for a in scale.args.kwonlyargs if a.annotation]
+    assert annotations == ["Any", "int"]
     assert scale.args.args == []
 
 
