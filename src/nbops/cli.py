@@ -91,9 +91,11 @@ def export(
 ) -> None:
     """Export the tagged cells of NOTEBOOK as a versioned pipeline package.
 
-    Writes OUT/NAME/ (the package NAME/, manifest.json inside it, and test_pipeline.py) and
-    keeps every version under OUT/.versions/NAME/. Run the result with
-    `python -m NAME --param KEY=VALUE` from OUT/NAME.
+    Writes OUT/NAME/: the package NAME/ (with its manifest.json) and test_pipeline.py.
+
+    Every version is kept under OUT/.versions/NAME/.
+
+    Run the result from OUT/NAME with: python -m NAME --param KEY=VALUE
     """
     from nbops.export.exporter import check_export, export_notebook
 
