@@ -160,19 +160,13 @@ def versions(
     out_dir: OutDir = Path("pipelines"),
 ) -> None:
     """List the versions of an exported package."""
-    from nbops.errors import VersionNotFoundError
-    from nbops.export.versions import read_index
+    from nbops.export.versions import list_versions
 
-    index = read_index(out_dir, name)
-    if not index.versions:
-        raise VersionNotFoundError(
-            f"no export named {name!r} in {out_dir}",
-            fix="export a notebook first (nbops export NOTEBOOK), or pass the folder with -o",
-        )
+    entries = list_versions(out_dir, name)
     table = Table(title=f"Versions of {name}", title_justify="left")
     for column in ("version", "content hash", "created", "steps", "notebook sha256"):
         table.add_column(column)
-    for e in index.versions:
+    for e in entries:
         table.add_row(
             f"v{e.version}", e.content_hash[:12], e.created_at, str(e.steps), e.source_sha256[:12]
         )

@@ -152,3 +152,12 @@ def test_the_version_index_records_hash_and_source(small: Path, tmp_path: Path) 
     (entry,) = index["versions"]
     assert entry["content_hash"] == result.content_hash
     assert entry["source_sha256"] == result.manifest.source.sha256
+
+
+def test_versions_of_an_unknown_export_is_one_clear_error(tmp_path: Path) -> None:
+    result = run_nbops("versions", "nothing", "-o", "out", cwd=tmp_path)
+    assert result.returncode == errors.VersionNotFoundError.exit_code
+    assert result.stderr.strip() == (
+        "nbops: error: no export named 'nothing' in out; "
+        "export a notebook first (nbops export NOTEBOOK), or pass the folder with -o"
+    )

@@ -86,14 +86,20 @@ def record_version(out_dir: Path, index: VersionIndex, entry: VersionEntry, fold
     write_text_atomic(hdir / INDEX_FILE, index.model_dump_json(indent=2) + "\n")
 
 
-def find_version(out_dir: Path, name: str, ref: str) -> VersionEntry:
-    """A version by number (`3`, `v3`), by content-hash prefix, or `latest`."""
-    index = read_index(out_dir, name)
-    if not index.versions:
+def list_versions(out_dir: Path, name: str) -> list[VersionEntry]:
+    """Every version of an export, oldest first; VersionNotFoundError if there is none."""
+    versions = read_index(out_dir, name).versions
+    if not versions:
         raise VersionNotFoundError(
             f"no export named {name!r} in {out_dir}",
             fix="export a notebook first (nbops export NOTEBOOK), or pass the folder with -o",
         )
+    return versions
+
+
+def find_version(out_dir: Path, name: str, ref: str) -> VersionEntry:
+    """A version by number (`3`, `v3`), by content-hash prefix, or `latest`."""
+    index = VersionIndex(name=name, versions=list_versions(out_dir, name))
     ref = ref.strip()
     if ref == "latest":
         return index.versions[-1]
