@@ -7,10 +7,12 @@ whole.
 
 from __future__ import annotations
 
-import ast
+import contextlib
+import gc
 import hashlib
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +78,26 @@ class _Prepared:
     rendered: RenderedPackage
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while syntax trees pile up: with thousands of cells
+    its full passes make analysis grow faster than the notebook. Nothing built here is cyclic
+    garbage, and it is restored on the way out."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _prepare(notebook: str | Path, out_dir: str | Path | None, name: str | None) -> _Prepared:
+    with _gc_paused():
+        return _prepare_files(notebook, out_dir, name)
+
+
+def _prepare_files(notebook: str | Path, out_dir: str | Path | None, name: str | None) -> _Prepared:
     nb = read_notebook(notebook)
     graph = analyse(nb)
     name = package_name(name or nb.path.stem)
@@ -265,14 +286,25 @@ def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
 
 
 def _block_ends(text: str) -> dict[int, int]:
-    """For every line inside a function, the last line of its code before a `return`."""
+    """For every line inside a top-level function, the last line of its code before the
+    final `return`.
+
+    Read from the layout of the formatted code (a top-level statement starts in column 0)
+    rather than by parsing it: compiling one function with thousands of locals is slow.
+    """
+    lines = text.splitlines()
+    starts = [n for n, line in enumerate(lines, start=1) if line[:1].strip() and line[0] != "#"]
     ends: dict[int, int] = {}
-    for node in ast.parse(text).body:
-        if isinstance(node, ast.FunctionDef) and node.end_lineno:
-            last = node.body[-1]
-            stop = last.lineno - 1 if isinstance(last, ast.Return) else node.end_lineno
-            for n in range(node.lineno, node.end_lineno + 1):
-                ends[n] = stop
+    for i, start in enumerate(starts):
+        if not lines[start - 1].startswith("def "):
+            continue
+        stop = (starts[i + 1] - 1) if i + 1 < len(starts) else len(lines)
+        while stop > start and not lines[stop - 1].strip():
+            stop -= 1
+        if lines[stop - 1].startswith("    return "):
+            stop -= 1
+        for n in range(start, stop + 1):
+            ends[n] = stop
     return ends
 
 

@@ -174,28 +174,32 @@ def _untagged_rebinds(graph: StepGraph, analysed: list[AnalysedCell]) -> list[Di
     """Warn where exploration code changes a value a later step reads: the notebook's
     results then depend on a cell the export leaves out."""
     first_cell = {s.key: s.cells[0].cell.index for s in graph.steps}
+    readers: dict[str, list[tuple[Step, StepInput]]] = {}
+    for step in graph.steps:
+        for i in step.inputs:
+            readers.setdefault(i.name, []).append((step, i))
     warnings: list[Diagnostic] = []
     for a in analysed:
         if a.cell.tag is not None:
             continue
-        rebound = {n for n, kind in a.names.defines.items() if kind == "value"}
-        for step in graph.steps:
-            if first_cell[step.key] < a.cell.index:
+        for name, kind in a.names.defines.items():
+            if kind != "value":
                 continue
-            for i in step.inputs:
+            for step, i in readers.get(name, []):
+                read_later = first_cell[step.key] > a.cell.index
                 produced_before = i.source == "parameter" or (
                     i.step is not None and first_cell[i.step] < a.cell.index
                 )
-                if i.name in rebound and produced_before:
-                    rebound.discard(i.name)
+                if read_later and produced_before:
                     warnings.append(
                         Diagnostic(
-                            f"this untagged cell changes {i.name!r}, which step {step.tag!r} "
+                            f"this untagged cell changes {name!r}, which step {step.tag!r} "
                             "reads; the exported pipeline will not see that change (tag the "
                             "cell, or give the new value another name)",
                             a.cell.location,
                         )
                     )
+                    break
     return warnings
 
 
