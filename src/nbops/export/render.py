@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from nbops import __version__ as nbops_version
 from nbops.notebook.analysis import AnalysedCell, Step, StepGraph
-from nbops.notebook.cellcode import slice_statements
+from nbops.notebook.cellcode import is_display_only, slice_statements
 from nbops.notebook.tags import Role
 
 VERSION_PLACEHOLDER = "0+nbops.version.placeholder"
@@ -199,7 +199,7 @@ def _render_common(graph: StepGraph, header: str) -> str:
     module_parts: list[str] = []
     configure_parts: list[str] = []
     for a in graph.setup:
-        body_stmts = [s for s in a.code.tree.body if _kept_in_body(a, s)]
+        body_stmts = [s for s in a.code.tree.body if _kept_in_body(s)]
         calls = [s for s in body_stmts if isinstance(s, ast.Expr)]
         definitions = [s for s in body_stmts if not isinstance(s, ast.Expr)]
         marker = f"# cell {a.cell.cell_id}\n"
@@ -225,17 +225,14 @@ def _render_common(graph: StepGraph, header: str) -> str:
     return text
 
 
-def _kept_in_body(a: AnalysedCell, stmt: ast.stmt) -> bool:
-    from nbops.notebook.cellcode import is_display_only
-
+def _kept_in_body(stmt: ast.stmt) -> bool:
+    """Whether a statement stays in exported code (imports are hoisted, displays dropped)."""
     return not isinstance(stmt, ast.Import | ast.ImportFrom) and not is_display_only(stmt)
 
 
 def has_configure_code(graph: StepGraph) -> bool:
     return any(
-        isinstance(s, ast.Expr) and _kept_in_body(a, s)
-        for a in graph.setup
-        for s in a.code.tree.body
+        isinstance(s, ast.Expr) and _kept_in_body(s) for a in graph.setup for s in a.code.tree.body
     )
 
 
