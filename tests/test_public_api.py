@@ -17,7 +17,15 @@ PUBLIC = {
     "analyse",
     "check_export",
     "export_notebook",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_param",
+    "log_params",
     "read_notebook",
+    "run_notebook",
+    "track_data",
 }
 
 
@@ -34,7 +42,17 @@ def test_importing_nbops_loads_nothing_heavy() -> None:
     probe = "import json, sys, nbops; print(json.dumps(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     loaded = set(json.loads(out.stdout))
-    heavy = {"pandas", "numpy", "sklearn", "papermill", "nbformat", "IPython", "pydantic", "typer"}
+    heavy = {
+        "pandas",
+        "numpy",
+        "sklearn",
+        "papermill",
+        "nbformat",
+        "IPython",
+        "pydantic",
+        "typer",
+        "skops",
+    }
     assert not (heavy & loaded), sorted(heavy & loaded)
 
 
@@ -42,3 +60,16 @@ def test_the_tag_vocabulary_lists_the_roles_the_library_reads() -> None:
     from nbops.notebook.tags import Role, vocabulary
 
     assert [r["name"] for r in vocabulary()["roles"]] == [r.value for r in Role]
+
+
+def test_the_capture_api_imports_only_the_standard_library() -> None:
+    probe = (
+        "import json, sys; before = set(sys.modules); "
+        "from nbops import log_metric, log_metrics, log_param, track_data, log_model; "
+        "print(json.dumps(sorted(set(sys.modules) - before)))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = {name.split(".")[0] for name in json.loads(out.stdout)}
+    assert loaded <= set(sys.stdlib_module_names) | {"nbops"}, sorted(
+        loaded - set(sys.stdlib_module_names)
+    )

@@ -20,7 +20,15 @@ __all__ = [
     "analyse",
     "check_export",
     "export_notebook",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_param",
+    "log_params",
     "read_notebook",
+    "run_notebook",
+    "track_data",
 ]
 
 # Public name -> module that defines it; imported lazily by __getattr__.
@@ -33,6 +41,15 @@ _LAZY = {
     "StepGraph": "nbops.notebook.analysis",
     "analyse": "nbops.notebook.analysis",
     "read_notebook": "nbops.notebook.read",
+    "run_notebook": "nbops.runs.execute",
+    # The in-notebook capture API: standard library only at import.
+    "log_artifact": "nbops.runs.capture",
+    "log_metric": "nbops.runs.capture",
+    "log_metrics": "nbops.runs.capture",
+    "log_model": "nbops.runs.capture",
+    "log_param": "nbops.runs.capture",
+    "log_params": "nbops.runs.capture",
+    "track_data": "nbops.runs.capture",
 }
 
 if TYPE_CHECKING:
@@ -40,6 +57,16 @@ if TYPE_CHECKING:
     from nbops.export.exporter import ExportResult, check_export, export_notebook
     from nbops.notebook.analysis import StepGraph, analyse
     from nbops.notebook.read import read_notebook
+    from nbops.runs.capture import (
+        log_artifact,
+        log_metric,
+        log_metrics,
+        log_model,
+        log_param,
+        log_params,
+        track_data,
+    )
+    from nbops.runs.execute import run_notebook
 
 
 def __getattr__(name: str) -> Any:

@@ -195,4 +195,239 @@ def diff(
 
 
 def main() -> None:
-    app()
+    app(args=_join_param_pairs(sys.argv[1:]), prog_name="nbops")
+
+
+# -- runs ----------------------------------------------------------------------------------------
+
+runs_app = typer.Typer(help="Look at recorded runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        "-p",
+        metavar="NAME VALUE",
+        help="A parameter, as papermill takes it: -p NAME VALUE (or NAME=VALUE); repeatable.",
+    ),
+]
+
+
+def _param_pairs(items: list[str] | None) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{item!r}: expected -p NAME VALUE", param_hint="--param")
+        pairs[name.strip()] = value
+    return pairs
+
+
+def _join_param_pairs(argv: list[str]) -> list[str]:
+    """Turn papermill's `-p NAME VALUE` into `-p NAME=VALUE`, which the parser takes."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in ("-p", "--param") and i + 2 < len(argv) + 1 and i + 1 < len(argv):
+            name = argv[i + 1]
+            if "=" not in name and i + 2 < len(argv):
+                out += [token, f"{name}={argv[i + 2]}"]
+                i += 3
+                continue
+        out.append(token)
+        i += 1
+    return out
+
+
+ParamFile = Annotated[
+    Path | None, typer.Option("--parameters-file", "-f", help="A YAML file of parameters.")
+]
+Timeout = Annotated[
+    float | None, typer.Option("--timeout", help="Seconds a cell may run before the run stops.")
+]
+
+
+def _metrics_text(metrics: dict[str, float], limit: int = 4) -> str:
+    items = list(metrics.items())[:limit]
+    text = "  ".join(f"{k}={v:.4g}" for k, v in items)
+    return text + ("  ..." if len(metrics) > limit else "")
+
+
+def _run_summary(record: Any, store: Any) -> None:
+    out.print(
+        f"Run {record.run_id} {record.status} in {record.duration_s:.1f} s"
+        + (f": {_metrics_text(record.latest_metrics())}" if record.metrics else ""),
+        markup=False,
+    )
+    out.print(
+        f"Output notebook: {store.run_dir(record.run_id) / (record.output_notebook or '')}",
+        markup=False,
+    )
+
+
+@app.command()
+@_handles_errors
+def run(
+    notebook: Annotated[Path, typer.Argument(help="The notebook to run.")],
+    param: ParamOption = None,
+    parameters_file: ParamFile = None,
+    timeout: Timeout = None,
+    kernel: Annotated[str | None, typer.Option("--kernel", "-k", help="Kernel name.")] = None,
+) -> None:
+    """Run NOTEBOOK through papermill with parameters, and record the run.
+
+    Parameters are checked against the notebook's parameters cell before the kernel starts.
+    The run (parameters, metrics, data fingerprints, git, environment, per-cell timings, the
+    output notebook) is kept in the project's .nbops/ store.
+    """
+    from nbops.config import load_project
+    from nbops.runs.execute import run_notebook
+    from nbops.runs.store import RunStore
+
+    project = load_project()
+    store = RunStore(project.store_dir)
+    record = run_notebook(
+        notebook,
+        _param_pairs(param),
+        parameter_file=parameters_file,
+        timeout=timeout,
+        kernel=kernel,
+        project=project,
+        store=store,
+    )
+    _run_summary(record, store)
+
+
+@app.command()
+@_handles_errors
+def rerun(
+    run_id: Annotated[str, typer.Argument(help="The run to repeat (id or id prefix).")],
+    timeout: Timeout = None,
+) -> None:
+    """Run a recorded run again: same parameters, same notebook version."""
+    from nbops.config import load_project
+    from nbops.runs.history import rerun as rerun_run
+    from nbops.runs.history import rerun_warnings
+    from nbops.runs.store import RunStore
+
+    project = load_project()
+    store = RunStore(project.store_dir)
+    _warn(rerun_warnings(store.load(run_id)))
+    _, record = rerun_run(run_id, store=store, project=project, timeout=timeout)
+    _run_summary(record, store)
+
+
+@runs_app.command("list")
+@_handles_errors
+def runs_list(
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs, newest first.")] = 20,
+    notebook: Annotated[
+        str | None, typer.Option("--notebook", help="Only runs of this notebook.")
+    ] = None,
+) -> None:
+    """A table of recent runs: id, notebook, status, key metrics, time."""
+    from nbops.runs.store import RunStore
+
+    records = RunStore.for_project().list(limit=limit, notebook=notebook)
+    table = Table(title="Runs", title_justify="left")
+    table.add_column("run", no_wrap=True)
+    for column in ("notebook", "status", "metrics", "started", "seconds"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(
+            r.run_id,
+            r.notebook,
+            r.status,
+            _metrics_text(r.latest_metrics(), 3),
+            r.started_at[:19].replace("T", " "),
+            f"{r.duration_s:.1f}" if r.duration_s is not None else "",
+        )
+    out.print(table)
+
+
+@runs_app.command("show")
+@_handles_errors
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="Run id, id prefix, or 'latest'.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the whole record as JSON.")
+    ] = False,
+) -> None:
+    """Everything recorded about one run."""
+    from nbops.runs.store import RunStore
+
+    store = RunStore.for_project()
+    r = store.load(run_id)
+    if as_json:
+        sys.stdout.write(r.model_dump_json(indent=2) + "\n")
+        return
+    out.print(f"Run {r.run_id}: {r.status}", markup=False)
+    out.print(
+        f"  notebook     {r.notebook} (sha256 {(r.notebook_sha256 or '')[:12]})", markup=False
+    )
+    if r.export_version is not None:
+        out.print(f"  export       version {r.export_version}", markup=False)
+    out.print(f"  started      {r.started_at}  ({r.duration_s} s)", markup=False)
+    git = r.git
+    if git.commit:
+        out.print(
+            f"  git          {git.commit[:12]} on {git.branch}{' (dirty)' if git.dirty else ''}",
+            markup=False,
+        )
+    if r.environment:
+        env = r.environment
+        out.print(
+            f"  environment  Python {env.python}, {env.platform}, kernel {env.kernel}", markup=False
+        )
+    out.print(f"  output       {store.run_dir(r.run_id) / (r.output_notebook or '')}", markup=False)
+    if r.parameters:
+        out.print("Parameters", markup=False)
+        for k, v in r.parameters.items():
+            out.print(f"  {k} = {v!r}", markup=False)
+    if r.metrics:
+        out.print("Metrics", markup=False)
+        for k, points in r.metrics.items():
+            history = f"  ({len(points)} values)" if len(points) > 1 else ""
+            out.print(f"  {k} = {points[-1].value:.6g}{history}", markup=False)
+    for d in r.data:
+        out.print(f"Data {d.name}: {d.type} sha256 {d.sha256[:12]}", markup=False)
+    if r.cells:
+        out.print("Cells", markup=False)
+        for c in r.cells:
+            seconds = f"{c.duration_s:.2f} s" if c.duration_s is not None else ""
+            out.print(
+                f"  {c.index + 1:>3} {c.id:<10} {c.role or '-':<20} {c.status:<8} {seconds}",
+                markup=False,
+            )
+    if r.failure:
+        f = r.failure
+        where = f" in cell {f.cell_index + 1} (id {f.cell_id})" if f.cell_index is not None else ""
+        out.print(f"Failure{where}: {f.ename}: {f.evalue}", markup=False)
+
+
+@runs_app.command("compare")
+@_handles_errors
+def runs_compare(
+    run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids.")],
+) -> None:
+    """Parameters and metrics of runs side by side; differences marked with *."""
+    from nbops.runs.history import compare
+    from nbops.runs.store import RunStore
+
+    store = RunStore.for_project()
+    records = [store.load(ref) for ref in run_ids]
+    table = Table(title="Comparison", title_justify="left")
+    table.add_column("")
+    table.add_column("name")
+    for r in records:
+        table.add_column(r.run_id)
+    for row in compare(records):
+        cells = [
+            "" if v is None else (f"{v:.6g}" if isinstance(v, float) else repr(v))
+            for v in row.values
+        ]
+        style = "bold yellow" if row.differs else None
+        table.add_row("*" if row.differs else "", f"{row.kind} {row.name}", *cells, style=style)
+    out.print(table)

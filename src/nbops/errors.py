@@ -15,6 +15,16 @@
     ├── ExportError                 the export cannot be written or read back (13)
     │   ├── StaleExportError        `export --check`: the package is out of date (14)
     │   └── VersionNotFoundError    a version asked for does not exist (15)
+    ├── ParameterValueError         a run parameter is unknown or of the wrong type (16)
+    ├── RunNotFoundError            no run with that id in the store (17)
+    ├── StoreError                  the run store cannot be opened or written (18)
+    ├── ConfigError                 [tool.nbops] in pyproject.toml is invalid (19)
+    ├── GateError                   a gate expression cannot be parsed (20)
+    └── RunError                    a run did not complete (21)
+        ├── RunFailedError          a cell raised an exception (21)
+        ├── KernelDiedError         the kernel died during the run (22)
+        ├── RunTimeoutError         a cell ran past --timeout (23)
+        └── GateFailedError         the run completed but a CI gate failed (24)
 
 Each error carries what a user needs to act on it: the file, the cell (1-based number as
 the notebook shows it, plus its id), and a `fix` saying what to do. `str(error)` is one line.
@@ -23,6 +33,7 @@ the notebook shows it, plus its id), and a `fix` saying what to do. `str(error)`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -150,3 +161,67 @@ class VersionNotFoundError(ExportError):
     """A version named on the command line is not in the export's history."""
 
     exit_code = 15
+
+
+class ParameterValueError(NbopsError):
+    """A parameter given for a run is not in the parameters cell, or has the wrong type."""
+
+    exit_code = 16
+
+
+class RunNotFoundError(NbopsError):
+    """No run with that id (or id prefix) in the store."""
+
+    exit_code = 17
+
+
+class StoreError(NbopsError):
+    """The run store cannot be opened, read or written."""
+
+    exit_code = 18
+
+
+class ConfigError(NbopsError):
+    """`[tool.nbops]` in pyproject.toml, or a parameters file, is invalid."""
+
+    exit_code = 19
+
+
+class GateError(NbopsError):
+    """A gate expression cannot be parsed."""
+
+    exit_code = 20
+
+
+class RunError(NbopsError):
+    """A run did not complete; the run is recorded all the same."""
+
+    exit_code = 21
+
+    def __init__(self, message: str, *, run_id: str | None = None, **kwargs: Any) -> None:
+        self.run_id = run_id
+        super().__init__(message, **kwargs)
+
+
+class RunFailedError(RunError):
+    """A cell of the notebook raised an exception."""
+
+    exit_code = 21
+
+
+class KernelDiedError(RunError):
+    """The kernel died (crashed, or was killed) during the run."""
+
+    exit_code = 22
+
+
+class RunTimeoutError(RunError):
+    """A cell ran longer than the run's timeout."""
+
+    exit_code = 23
+
+
+class GateFailedError(RunError):
+    """The notebook ran, but at least one CI gate failed."""
+
+    exit_code = 24

@@ -1,0 +1,76 @@
+"""`[tool.nbops]` in the project's pyproject.toml, read into a pydantic model.
+
+[tool.nbops]
+store = ".nbops"                 # run store: SQLite database and artifacts folder
+tracking = "sqlite"              # or "mlflow" (pip install nbops[mlflow])
+tracking_uri = "file:./mlruns"   # where MLflow logs, when tracking = "mlflow"
+gates = ["accuracy >= 0.9"]      # checked by `nbops ci`
+baseline = "RUN_ID"              # the run `baseline.NAME` in gates refers to
+secret_params = ["api_token"]    # parameters redacted from records and output notebooks
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nbops._paths import find_root
+from nbops.errors import ConfigError
+
+
+class NbopsConfig(BaseModel):
+    """The project's nbops settings; every field has a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store: str = ".nbops"
+    tracking: Literal["sqlite", "mlflow"] = "sqlite"
+    tracking_uri: str | None = None
+    gates: list[str] = Field(default_factory=list)
+    baseline: str | None = None
+    export_dir: str = "pipelines"
+    secret_params: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Project:
+    """Where the project is (its root folder) and its settings."""
+
+    root: Path
+    config: NbopsConfig
+
+    @property
+    def store_dir(self) -> Path:
+        return self.root / self.config.store
+
+
+def load_project(start: Path | None = None) -> Project:
+    """The project around `start` (default: the working directory).
+
+    Raises ConfigError naming the field when `[tool.nbops]` is invalid.
+    """
+    root = find_root(start)
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        return Project(root, NbopsConfig())
+    try:
+        data = tomllib.loads(pyproject.read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"not valid TOML ({exc})", location=str(pyproject), fix="fix the file's syntax"
+        ) from None
+    section = data.get("tool", {}).get("nbops", {})
+    try:
+        return Project(root, NbopsConfig.model_validate(section))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"]) or "(section)"
+        raise ConfigError(
+            f"[tool.nbops] {field}: {error['msg']}",
+            location=str(pyproject),
+            fix="see the README's configuration section for the fields and their types",
+        ) from None

@@ -1,0 +1,1 @@
+"""Running notebooks through papermill, capturing the experiment, storing runs, sweeps, gates."""

@@ -1,0 +1,245 @@
+"""The in-notebook capture API: `nbops.log_metric`, `log_params`, `track_data`, ...
+
+Under `nbops run` the kernel is started with NBOPS_RUN_DIR set, and every call appends one
+JSON line to that run's `events.jsonl` sidecar, so clearing a notebook's outputs loses
+nothing. In an interactive session the first call opens a local interactive run in the
+project's store (`.nbops/runs/<id>/`), listed by `nbops runs list` like any other.
+
+This module imports only the standard library: it runs inside every user's kernel.
+Heavy libraries (skops, pandas) are imported only by the calls that need them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RUN_DIR_ENV = "NBOPS_RUN_DIR"
+RUN_ID_ENV = "NBOPS_RUN_ID"
+EVENTS_FILE = "events.jsonl"
+
+
+@dataclass(frozen=True)
+class ActiveRun:
+    """The run the capture calls write to."""
+
+    run_id: str
+    directory: Path
+    interactive: bool
+
+
+_active: ActiveRun | None = None
+
+
+def new_run_id() -> str:
+    """A run id that sorts by creation time: `20261122-064000-1a2b3c`."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+def active_run() -> ActiveRun:
+    """The run of this process: the one `nbops run` started, or a local interactive run."""
+    global _active
+    env_dir = os.environ.get(RUN_DIR_ENV)
+    if env_dir:
+        run_id = os.environ.get(RUN_ID_ENV) or Path(env_dir).name
+        if _active is None or _active.directory != Path(env_dir):
+            _active = ActiveRun(run_id, Path(env_dir), interactive=False)
+        return _active
+    if _active is None:
+        _active = _start_interactive_run()
+    return _active
+
+
+def _start_interactive_run() -> ActiveRun:
+    from nbops.runs.store import RunStore
+
+    store = RunStore.for_project()
+    record = store.start_interactive_run(new_run_id())
+    return ActiveRun(record.run_id, store.run_dir(record.run_id), interactive=True)
+
+
+def _emit(event: dict[str, Any]) -> None:
+    run = active_run()
+    run.directory.mkdir(parents=True, exist_ok=True)
+    event = {"ts": time.time(), **event}
+    line = json.dumps(event, default=_jsonable, sort_keys=True) + "\n"
+    # One write of one line in append mode: concurrent writers never interleave within it.
+    with open(run.directory / EVENTS_FILE, "a", encoding="utf-8") as handle:
+        handle.write(line)
+
+
+def _jsonable(value: Any) -> Any:
+    for cast in (float, str):
+        try:
+            return cast(value)
+        except (TypeError, ValueError):
+            continue
+    return repr(value)  # pragma: no cover - str() accepts everything
+
+
+def _metric_value(name: str, value: Any) -> float:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a metric needs a non-empty name, got {name!r}")
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"metric {name!r} must be a number, got {value!r}") from None
+    return number
+
+
+def log_metric(name: str, value: Any, step: int | None = None) -> None:
+    """Record a metric of the current run (`step` for a series, e.g. an epoch).
+
+    Raises ValueError when the value is not a number.
+    """
+    number = _metric_value(name, value)
+    _emit(
+        {
+            "kind": "metric",
+            "name": name,
+            "value": number if math.isfinite(number) else str(number),
+            "step": step,
+        }
+    )
+
+
+def log_metrics(metrics: dict[str, Any], step: int | None = None) -> None:
+    """Record several metrics at once: `log_metrics({"accuracy": acc, "f1": f1})`."""
+    for name, value in metrics.items():
+        log_metric(name, value, step=step)
+
+
+def log_param(name: str, value: Any) -> None:
+    """Record a value that describes the run besides its notebook parameters."""
+    _emit({"kind": "param", "name": name, "value": value})
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Record several params at once."""
+    for name, value in params.items():
+        log_param(name, value)
+
+
+def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> Path:
+    """Copy a file into the run's artifacts; returns where it was stored.
+
+    Raises FileNotFoundError when the file does not exist.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"log_artifact: no file at {source}")
+    target_dir = active_run().directory / "artifacts"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / (name or source.name)
+    shutil.copyfile(source, target)
+    _emit(
+        {
+            "kind": "artifact",
+            "name": target.name,
+            "path": f"artifacts/{target.name}",
+            "sha256": _file_sha256(target),
+            "bytes": target.stat().st_size,
+        }
+    )
+    return target
+
+
+def log_model(model: Any, name: str = "model") -> Path:
+    """Save a model into the run in skops format (never pickle); returns the file.
+
+    `nbops bundle --run ID` builds a deployable bundle from it.
+    """
+    import skops.io
+
+    target_dir = active_run().directory / "models"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / f"{name}.skops"
+    skops.io.dump(model, target)
+    cls = type(model)
+    _emit(
+        {
+            "kind": "model",
+            "name": name,
+            "path": f"models/{target.name}",
+            "format": "skops",
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "sha256": _file_sha256(target),
+        }
+    )
+    return target
+
+
+def track_data(data: Any, name: str) -> dict[str, Any]:
+    """Record a fingerprint of a data set: a file (by path) or a pandas DataFrame/Series.
+
+    Files get the sha256 of their full content; frames a content hash of their values and
+    index, with the row count, columns and dtypes. Returns the fingerprint.
+    """
+    fingerprint = fingerprint_data(data)
+    _emit({"kind": "data", "name": name, **fingerprint})
+    return fingerprint
+
+
+def fingerprint_data(data: Any) -> dict[str, Any]:
+    """The fingerprint track_data records (see there)."""
+    if isinstance(data, str | os.PathLike):
+        path = Path(data)
+        if not path.is_file():
+            raise FileNotFoundError(f"track_data: no file at {path}")
+        return {
+            "type": "file",
+            "path": str(path),
+            "sha256": _file_sha256(path),
+            "bytes": path.stat().st_size,
+            "format": path.suffix.lstrip(".") or "unknown",
+        }
+    module = type(data).__module__.split(".")[0]
+    if module == "pandas":
+        import pandas as pd
+
+        frame = data.to_frame() if isinstance(data, pd.Series) else data
+        hashed = pd.util.hash_pandas_object(frame, index=True).to_numpy()
+        digest = hashlib.sha256(hashed.tobytes())
+        digest.update(json.dumps([str(c) for c in frame.columns]).encode())
+        return {
+            "type": "dataframe",
+            "sha256": digest.hexdigest(),
+            "rows": int(frame.shape[0]),
+            "columns": [str(c) for c in frame.columns],
+            "schema": {str(c): str(t) for c, t in frame.dtypes.items()},
+        }
+    raise TypeError(
+        f"track_data takes a file path or a pandas DataFrame/Series, got {type(data).__name__}"
+    )
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_events(directory: Path) -> list[dict[str, Any]]:
+    """The events a run's sidecar holds, in order; a torn last line is skipped."""
+    path = directory / EVENTS_FILE
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text("utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a run killed mid-write leaves at most one partial line
+    return events

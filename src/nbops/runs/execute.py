@@ -1,0 +1,332 @@
+"""`nbops run`: one parameterised papermill run on a real kernel, recorded in the store.
+
+A run is recorded whatever happens to it. The record is saved as `running` before the kernel
+starts, and saved again with its final status (`completed`, `failed`, `killed`, `timeout` or
+`interrupted`), the partial output notebook and everything the capture API logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from nbops.config import Project, load_project
+from nbops.errors import KernelDiedError, RunError, RunFailedError, RunTimeoutError
+from nbops.notebook.read import NotebookModel, read_notebook
+from nbops.runs.capture import RUN_DIR_ENV, RUN_ID_ENV, new_run_id, read_events
+from nbops.runs.environment import environment_info, git_info
+from nbops.runs.parameters import (
+    REDACTED,
+    ParameterSpec,
+    parameter_specs,
+    read_parameter_file,
+    resolve_parameters,
+)
+from nbops.runs.record import CellRun, Failure, ParameterSchema, RunRecord, RunStatus
+from nbops.runs.store import RunStore, now
+
+OUTPUT_NOTEBOOK = "output.ipynb"
+KERNEL_LOG = "kernel.log"
+SOURCE_COPY = "source"
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A run checked and ready to start: the notebook, its parameters, where it goes."""
+
+    notebook: NotebookModel
+    specs: list[ParameterSpec]
+    parameters: dict[str, Any]  # the defaults merged with the overrides
+    overrides: dict[str, Any]  # only what differs from the notebook: what papermill injects
+    kernel: str
+    source: Path | None = None  # the file papermill reads, when not notebook.path (reruns)
+
+
+def prepare_run(
+    notebook: str | Path,
+    overrides: dict[str, Any] | None = None,
+    *,
+    parameter_file: str | Path | None = None,
+    kernel: str | None = None,
+    project: Project | None = None,
+) -> PreparedRun:
+    """Read the notebook and check the parameters, before any kernel starts.
+
+    Raises NotebookReadError, ConfigError (parameters file) and ParameterValueError.
+    """
+    project = project or load_project()
+    nb = read_notebook(notebook)
+    specs = parameter_specs(nb, project.config.secret_params)
+    given = read_parameter_file(Path(parameter_file)) if parameter_file else {}
+    given.update(overrides or {})
+    parameters = resolve_parameters(specs, given, notebook=str(nb.path))
+    overrides = {k: parameters[k] for k in given}
+    return PreparedRun(nb, specs, parameters, overrides, kernel or nb.kernel_name)
+
+
+def run_notebook(
+    notebook: str | Path,
+    overrides: dict[str, Any] | None = None,
+    *,
+    parameter_file: str | Path | None = None,
+    timeout: float | None = None,
+    kernel: str | None = None,
+    project: Project | None = None,
+    store: RunStore | None = None,
+    sweep_id: str | None = None,
+    rerun_of: str | None = None,
+) -> RunRecord:
+    """Run a notebook through papermill with these parameters and record the run.
+
+    Returns the completed run's record. Raises RunFailedError (a cell raised),
+    KernelDiedError, RunTimeoutError — each after the run is recorded, with its id — and
+    re-raises KeyboardInterrupt after recording the run as interrupted.
+    """
+    project = project or load_project()
+    prepared = prepare_run(
+        notebook, overrides, parameter_file=parameter_file, kernel=kernel, project=project
+    )
+    store = store or RunStore(project.store_dir)
+    return execute_prepared(
+        prepared,
+        store=store,
+        project=project,
+        timeout=timeout,
+        sweep_id=sweep_id,
+        rerun_of=rerun_of,
+    )
+
+
+def execute_prepared(
+    prepared: PreparedRun,
+    *,
+    store: RunStore,
+    project: Project,
+    timeout: float | None = None,
+    sweep_id: str | None = None,
+    rerun_of: str | None = None,
+) -> RunRecord:
+    """Start the kernel for a prepared run (see run_notebook)."""
+    nb = prepared.notebook
+    run_id = new_run_id()
+    run_dir = store.run_dir(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    secrets = {s.name for s in prepared.specs if s.secret}
+    record = RunRecord(
+        run_id=run_id,
+        notebook=str(nb.path),
+        notebook_sha256=nb.sha256,
+        export_version=_export_version(nb, project),
+        parameters={k: REDACTED if k in secrets else v for k, v in prepared.parameters.items()},
+        parameter_schema=[
+            ParameterSchema(
+                name=s.name,
+                type=s.type,
+                default=REDACTED if s.secret else s.default,
+                description=s.description,
+                secret=s.secret,
+            )
+            for s in prepared.specs
+        ],
+        git=git_info(nb.path.resolve().parent),
+        environment=environment_info(prepared.kernel),
+        started_at=now(),
+        output_notebook=OUTPUT_NOTEBOOK,
+        sweep_id=sweep_id,
+        rerun_of=rerun_of,
+    )
+    store.save(record)
+    # Keep the notebook as it ran, so `nbops rerun` runs the same version.
+    shutil.copyfile(prepared.source or nb.path, run_dir / f"{SOURCE_COPY}{nb.path.suffix}")
+    started = time.perf_counter()
+    error: BaseException | None = None
+    try:
+        _papermill(prepared, run_dir, run_id, timeout)
+        record.status = "completed"
+    except KeyboardInterrupt as exc:
+        record.status, error = "interrupted", exc
+    except Exception as exc:  # classified below; anything unknown is a failed run
+        record.status, record.failure = _classify(exc)
+        error = exc
+    finally:
+        record.duration_s = round(time.perf_counter() - started, 3)
+        record.ended_at = now()
+        output = run_dir / OUTPUT_NOTEBOOK
+        _read_output(record, prepared, output, secrets)
+        record.apply_events(read_events(run_dir))
+        store.save(record)
+    if isinstance(error, KeyboardInterrupt):
+        raise error
+    if record.status != "completed":
+        raise _run_error(record)
+    return record
+
+
+def _papermill(prepared: PreparedRun, run_dir: Path, run_id: str, timeout: float | None) -> None:
+    import papermill
+
+    nb = prepared.notebook
+    source = prepared.source or nb.path
+    if source.suffix != ".ipynb":  # papermill reads .ipynb only: convert a percent script first
+        import jupytext
+        import nbformat
+
+        source = run_dir / "input.ipynb"
+        nbformat.write(jupytext.read(prepared.source or nb.path), run_dir / "input.ipynb")
+    _quiet_papermill_logs()
+    env = {RUN_DIR_ENV: str(run_dir.resolve()), RUN_ID_ENV: run_id}
+    with open(run_dir / KERNEL_LOG, "ab") as kernel_log:
+        papermill.execute_notebook(
+            str(source),
+            str(run_dir / OUTPUT_NOTEBOOK),
+            parameters=prepared.overrides,
+            kernel_name=prepared.kernel,
+            execution_timeout=timeout,
+            progress_bar=False,
+            cwd=str(nb.path.resolve().parent),
+            kernel_manager_class=_kernel_manager(env, kernel_log),
+        )
+
+
+def _quiet_papermill_logs() -> None:
+    """papermill and nbclient log to the `papermill` logger; nbops reports runs itself."""
+    logger = logging.getLogger("papermill")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+
+
+def _kernel_manager(env: dict[str, str], log: IO[bytes]) -> type:
+    """A kernel manager that starts the kernel with these extra environment variables, its
+    output and errors going to the run's kernel.log.
+
+    Per run, not through os.environ, so runs in parallel threads each get their own.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class RunKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
+            kw["env"] = {**os.environ, **kw.get("env", {}), **env}
+            kw.setdefault("stdout", log)
+            kw.setdefault("stderr", log)
+            await super().start_kernel(**kw)
+
+    return RunKernelManager
+
+
+def _classify(exc: BaseException) -> tuple[RunStatus, Failure | None]:
+    """The status and failure details of an exception from papermill."""
+    name = type(exc).__name__
+    if name == "PapermillExecutionError":
+        return "failed", Failure(
+            ename=getattr(exc, "ename", name),
+            evalue=getattr(exc, "evalue", str(exc)),
+            traceback=[str(t) for t in getattr(exc, "traceback", [])],
+        )
+    if name == "DeadKernelError" or "Kernel died" in str(exc):
+        return "killed", Failure(
+            ename=name,
+            evalue=str(exc).strip().splitlines()[0] if str(exc).strip() else "the kernel died",
+        )
+    if isinstance(exc, TimeoutError) or name == "CellTimeoutError":
+        return "timeout", Failure(ename=name, evalue=str(exc).strip().splitlines()[0].rstrip("."))
+    return "failed", Failure(ename=name, evalue=str(exc))
+
+
+def _read_output(record: RunRecord, prepared: PreparedRun, output: Path, secrets: set[str]) -> None:
+    """Per-cell timings and the failing cell from the output notebook; redact secrets in it."""
+    if not output.exists():
+        return
+    import nbformat
+
+    try:
+        executed = nbformat.read(output, as_version=4)
+    except Exception:  # a run killed while papermill wrote it; the record says so already
+        return
+    source_cells = {c.cell_id: c for c in prepared.notebook.cells}
+    cells: list[CellRun] = []
+    for cell in executed.cells:
+        if cell.cell_type != "code":
+            continue
+        meta = cell.get("metadata", {}).get("papermill", {})
+        original = source_cells.get(str(cell.get("id", "")))
+        if original is None:
+            continue  # the parameters cell papermill injected
+        failed = bool(meta.get("exception"))
+        ran = meta.get("status") == "completed" or meta.get("duration") is not None
+        role = str(original.tag.step_tag) if original.tag else None
+        cells.append(
+            CellRun(
+                index=original.index,
+                id=original.cell_id,
+                role=role,
+                duration_s=meta.get("duration"),
+                status="error" if failed else ("ok" if ran else "not run"),
+            )
+        )
+        if failed and record.failure is not None:
+            record.failure.cell_index = original.index
+            record.failure.cell_id = original.cell_id
+            record.failure.role = role
+    record.cells = cells
+    if secrets:
+        _redact(executed, secrets)
+        nbformat.write(executed, output)
+
+
+_ASSIGNED = re.compile(r"^(\s*)([A-Za-z_]\w*)\s*(:[^=]*)?=")
+
+
+def _redact(executed: Any, secrets: set[str]) -> None:
+    """Replace secret values in the parameters cells of an output notebook."""
+    for cell in executed.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" not in tags and "parameters" not in tags:
+            continue
+        lines = []
+        for line in cell.source.splitlines():
+            match = _ASSIGNED.match(line)
+            if match and match.group(2) in secrets:
+                line = f'{match.group(1)}{match.group(2)} = "{REDACTED}"'
+            lines.append(line)
+        cell.source = "\n".join(lines)
+
+
+def _run_error(record: RunRecord) -> RunError:
+    failure = record.failure
+    where = ""
+    if failure and failure.cell_index is not None:
+        where = f", cell {failure.cell_index + 1} (id {failure.cell_id})"
+    what = f"{failure.ename}: {failure.evalue}" if failure else record.status
+    output = f"see the output notebook of run {record.run_id} (nbops runs show {record.run_id})"
+    kinds: dict[str, type[RunError]] = {
+        "killed": KernelDiedError,
+        "timeout": RunTimeoutError,
+    }
+    cls = kinds.get(record.status, RunFailedError)
+    label = {"killed": "the kernel died", "timeout": "timed out"}.get(record.status, "failed")
+    return cls(
+        f"run {record.run_id} {label}{where}: {what}",
+        run_id=record.run_id,
+        location=record.notebook,
+        fix=output,
+    )
+
+
+def _export_version(nb: NotebookModel, project: Project) -> int | None:
+    """The export version made from exactly this notebook file, if there is one."""
+    from nbops.export.render import package_name
+    from nbops.export.versions import read_index
+
+    try:
+        index = read_index(project.root / project.config.export_dir, package_name(nb.path.stem))
+    except Exception:
+        return None
+    matches = [e.version for e in index.versions if e.source_sha256 == nb.sha256]
+    return matches[-1] if matches else None

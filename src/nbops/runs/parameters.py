@@ -1,0 +1,185 @@
+"""Run parameters checked against the notebook's parameters cell before any kernel starts.
+
+papermill only warns about an unknown parameter and passes any value through; nbops refuses
+both, converting each value to the type the parameters cell declares (its annotation, or the
+type of its default).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nbops.errors import ConfigError, ParameterValueError
+from nbops.notebook.cellcode import translate
+from nbops.notebook.parameters import Parameter, read_parameters
+from nbops.notebook.read import NotebookModel
+from nbops.notebook.tags import Role
+
+SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE", re.IGNORECASE)
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One parameter a run accepts."""
+
+    name: str
+    type: str
+    default: Any
+    description: str
+    secret: bool
+
+
+def parameter_specs(
+    nb: NotebookModel, secret_names: list[str] | None = None
+) -> list[ParameterSpec]:
+    """The parameters of a notebook's `parameters` cell (none when it has no such cell).
+
+    A parameter is secret when its name looks secret (TOKEN, KEY, PASSWORD...), when it is
+    listed in `secret_params`, or when its comment says `secret`.
+    """
+    cell = next((c for c in nb.code_cells if c.role is Role.PARAMETERS), None)
+    if cell is None:
+        return []
+    code = translate(cell.source, cell.location)
+    params: list[Parameter] = read_parameters(code.tree, code.source, cell.location)
+    secret_names = secret_names or []
+    return [
+        ParameterSpec(
+            name=p.name,
+            type=p.type_source,
+            default=p.default,
+            description=p.description,
+            secret=bool(
+                SECRET_NAME.search(p.name)
+                or p.name in secret_names
+                or re.search(r"\bsecret\b", p.description, re.IGNORECASE)
+            ),
+        )
+        for p in params
+    ]
+
+
+def read_parameter_file(path: Path) -> dict[str, Any]:
+    """Parameters from a YAML (or JSON) file holding one mapping."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the parameters file ({exc.strerror})",
+            location=str(path),
+            fix="check the path",
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(
+            f"the parameters file is not valid YAML{where}",
+            location=str(path),
+            fix="write one 'name: value' per line",
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            "the parameters file must hold a mapping of names to values",
+            location=str(path),
+            fix="write one 'name: value' per line",
+        )
+    return {str(k): v for k, v in data.items()}
+
+
+def resolve_parameters(
+    specs: list[ParameterSpec], overrides: dict[str, Any], *, notebook: str
+) -> dict[str, Any]:
+    """The parameters of a run: the defaults merged with converted overrides.
+
+    Values given as text (from `-p NAME VALUE`) are read as JSON when the declared type is
+    not `str`. Raises ParameterValueError for an unknown name or a value of the wrong type.
+    """
+    by_name = {s.name: s for s in specs}
+    values = {s.name: s.default for s in specs}
+    for name, raw in overrides.items():
+        spec = by_name.get(name)
+        if spec is None:
+            known = ", ".join(by_name) or "none: the notebook has no parameters cell"
+            raise ParameterValueError(
+                f"unknown parameter {name!r} (known: {known})",
+                location=notebook,
+                fix="use a name from the notebook's parameters cell",
+            )
+        values[name] = convert(spec, raw, notebook=notebook)
+    return values
+
+
+def convert(spec: ParameterSpec, raw: Any, *, notebook: str) -> Any:
+    """One value converted to the parameter's declared type (see resolve_parameters)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    target = _python_type(spec.type)
+    value = raw
+    if isinstance(raw, str) and target is not str:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+    try:
+        return TypeAdapter(target).validate_python(value)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"]
+        raise ParameterValueError(
+            f"parameter {spec.name!r} expects {spec.type}, got {raw!r} ({reason})",
+            location=notebook,
+            fix=f"pass a {spec.type} value, e.g. {spec.name} = {spec.default!r}",
+        ) from None
+
+
+_TYPE_NAMES: dict[str, Any] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": bool,
+    "bytes": bytes,
+    "list": list,
+    "dict": dict,
+    "tuple": tuple,
+    "set": set,
+    "frozenset": frozenset,
+    "Any": Any,
+    "None": None,
+    **{name: getattr(typing, name) for name in ("Literal", "Optional", "Union")},
+}
+
+
+def _python_type(source: str) -> Any:
+    """The type an annotation's text names; `Any` when it names something nbops can't see.
+
+    Built from the syntax tree with a fixed set of names, never evaluated.
+    """
+    try:
+        return _type_from(ast.parse(source, mode="eval").body)
+    except (SyntaxError, KeyError, TypeError):
+        return Any
+
+
+def _type_from(node: ast.expr) -> Any:
+    if isinstance(node, ast.Name):
+        return _TYPE_NAMES[node.id]
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return typing.Union[_type_from(node.left), _type_from(node.right)]  # noqa: UP007
+    if isinstance(node, ast.Subscript):
+        origin = _type_from(node.value)
+        items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        args = tuple(_type_from(i) for i in items)
+        return origin[args if len(args) > 1 else args[0]]
+    raise TypeError(ast.dump(node))

@@ -1,0 +1,132 @@
+"""The run record: everything nbops knows about one run, as a schema-versioned pydantic model."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["running", "completed", "failed", "killed", "timeout", "interrupted"]
+FINISHED: frozenset[str] = frozenset({"completed", "failed", "killed", "timeout", "interrupted"})
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MetricPoint(_Record):
+    value: float
+    step: int | None = None
+    ts: float
+
+
+class ParameterSchema(_Record):
+    name: str
+    type: str
+    default: Any
+    description: str = ""
+    secret: bool = False
+
+
+class CellRun(_Record):
+    """One executed cell: how long it took and what happened."""
+
+    index: int = Field(description="position in the source notebook, from 0")
+    id: str
+    role: str | None = Field(description="the nbops tag, e.g. 'transform:features'")
+    duration_s: float | None
+    status: Literal["ok", "error", "not run"]
+
+
+class Failure(_Record):
+    """Where and how a run failed."""
+
+    cell_index: int | None = None
+    cell_id: str | None = None
+    role: str | None = None
+    ename: str
+    evalue: str
+    traceback: list[str] = Field(default_factory=list)
+
+
+class GitInfo(_Record):
+    commit: str | None = None
+    branch: str | None = None
+    dirty: bool | None = None
+
+
+class EnvironmentInfo(_Record):
+    python: str
+    platform: str
+    kernel: str
+    packages: dict[str, str]
+    variables: dict[str, str] = Field(
+        description="environment variables; secret-looking names left out"
+    )
+
+
+class DataFingerprint(BaseModel):
+    """A tracked data set: a file (sha256 of its content) or a DataFrame (content hash)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    type: Literal["file", "dataframe"]
+    sha256: str
+
+
+class RunRecord(_Record):
+    """One run of a notebook."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["nbops.run"] = "nbops.run"
+    run_id: str
+    mode: Literal["run", "interactive"] = "run"
+    notebook: str
+    notebook_sha256: str | None = None
+    export_version: int | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameter_schema: list[ParameterSchema] = Field(default_factory=list)
+    logged_params: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, list[MetricPoint]] = Field(default_factory=dict)
+    data: list[DataFingerprint] = Field(default_factory=list)
+    artifacts: list[dict[str, Any]] = Field(default_factory=list)
+    models: list[dict[str, Any]] = Field(default_factory=list)
+    gates: list[dict[str, Any]] = Field(default_factory=list)
+    git: GitInfo = Field(default_factory=GitInfo)
+    environment: EnvironmentInfo | None = None
+    started_at: str
+    ended_at: str | None = None
+    duration_s: float | None = None
+    cells: list[CellRun] = Field(default_factory=list)
+    status: RunStatus = "running"
+    failure: Failure | None = None
+    output_notebook: str | None = Field(default=None, description="relative to the run folder")
+    sweep_id: str | None = None
+    rerun_of: str | None = None
+
+    def latest_metrics(self) -> dict[str, float]:
+        """Each metric's last logged value."""
+        return {name: points[-1].value for name, points in self.metrics.items() if points}
+
+    def apply_events(self, events: list[dict[str, Any]]) -> None:
+        """Fill metrics, params, data, artifacts and models from the run's sidecar events."""
+        self.metrics, self.logged_params = {}, {}
+        self.data, self.artifacts, self.models = [], [], []
+        data: dict[str, DataFingerprint] = {}
+        for event in events:
+            kind = event.get("kind")
+            if kind == "metric":
+                value = float(event["value"])
+                point = MetricPoint(value=value, step=event.get("step"), ts=event["ts"])
+                self.metrics.setdefault(event["name"], []).append(point)
+            elif kind == "param":
+                self.logged_params[event["name"]] = event["value"]
+            elif kind == "data":
+                fields = {k: v for k, v in event.items() if k not in ("kind", "ts")}
+                data[event["name"]] = DataFingerprint.model_validate(fields)
+            elif kind == "artifact":
+                self.artifacts.append({k: v for k, v in event.items() if k != "kind"})
+            elif kind == "model":
+                self.models.append({k: v for k, v in event.items() if k != "kind"})
+        self.data = list(data.values())
