@@ -259,7 +259,8 @@ def _read_output(record: RunRecord, prepared: PreparedRun, output: Path, secrets
         if original is None:
             continue  # the parameters cell papermill injected
         failed = bool(meta.get("exception"))
-        ran = meta.get("status") == "completed" or meta.get("duration") is not None
+        # papermill marks every cell "completed" after a dead kernel: the start time tells.
+        ran = meta.get("start_time") is not None
         role = str(original.tag.step_tag) if original.tag else None
         cells.append(
             CellRun(
@@ -274,6 +275,12 @@ def _read_output(record: RunRecord, prepared: PreparedRun, output: Path, secrets
             record.failure.cell_index = original.index
             record.failure.cell_id = original.cell_id
             record.failure.role = role
+    started = [c for c in cells if c.status != "not run"]
+    if record.status in ("killed", "timeout") and started and record.failure is not None:
+        last = started[-1]  # the cell the kernel died or timed out in
+        last.status = "error"
+        record.failure.cell_index, record.failure.cell_id = last.index, last.id
+        record.failure.role = last.role
     record.cells = cells
     if secrets:
         _redact(executed, secrets)
@@ -284,7 +291,11 @@ _ASSIGNED = re.compile(r"^(\s*)([A-Za-z_]\w*)\s*(:[^=]*)?=")
 
 
 def _redact(executed: Any, secrets: set[str]) -> None:
-    """Replace secret values in the parameters cells of an output notebook."""
+    """Replace secret values in the parameters cells and papermill's metadata."""
+    meta = executed.metadata.get("papermill", {})
+    for key in ("parameters", "default_parameters"):
+        for name in secrets & set(meta.get(key) or {}):
+            meta[key][name] = REDACTED
     for cell in executed.cells:
         tags = cell.get("metadata", {}).get("tags", [])
         if "injected-parameters" not in tags and "parameters" not in tags:

@@ -94,17 +94,22 @@ class RunStore:
             ) from None
 
     def load(self, ref: str) -> RunRecord:
-        """A run by id or unique id prefix (`latest` for the newest)."""
+        """A run by id, a unique start or end of its id (`064d2f`), or `latest`."""
         with self._connect() as db:
             if ref == "latest":
                 rows = db.execute(
                     "SELECT record FROM runs ORDER BY started_at DESC LIMIT 1"
                 ).fetchall()
             else:
-                rows = db.execute(
-                    "SELECT record FROM runs WHERE run_id = ? OR run_id LIKE ? LIMIT 2",
-                    (ref, ref.replace("%", "") + "%"),
-                ).fetchall()
+                exact = db.execute("SELECT record FROM runs WHERE run_id = ?", (ref,)).fetchall()
+                clean = ref.replace("%", "").replace("_", "")
+                rows = (
+                    exact
+                    or db.execute(
+                        "SELECT record FROM runs WHERE run_id LIKE ? OR run_id LIKE ? LIMIT 2",
+                        (clean + "%", "%" + clean),
+                    ).fetchall()
+                )
         if not rows:
             raise RunNotFoundError(
                 f"no run {ref!r} in {self.db_path}", fix="see `nbops runs list` for run ids"
