@@ -431,3 +431,78 @@ def runs_compare(
         style = "bold yellow" if row.differs else None
         table.add_row("*" if row.differs else "", f"{row.kind} {row.name}", *cells, style=style)
     out.print(table)
+
+
+@app.command()
+@_handles_errors
+def sweep(
+    notebook: Annotated[Path, typer.Argument(help="The notebook to run for every combination.")],
+    grid: Annotated[
+        list[str],
+        typer.Option("--grid", "-g", help="An axis of the grid: NAME=V1,V2,... (repeatable)."),
+    ],
+    parameters_file: ParamFile = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Runs at a time.")] = 2,
+    sort: Annotated[
+        str | None, typer.Option("--sort", help="Order the summary by this metric.")
+    ] = None,
+    ascending: Annotated[
+        bool, typer.Option("--ascending", help="Smallest first (losses).")
+    ] = False,
+    executor: Annotated[
+        str, typer.Option("--executor", help="Where runs execute: local.")
+    ] = "local",
+    timeout: Timeout = None,
+) -> None:
+    """Run NOTEBOOK for every combination of a parameter grid, in parallel.
+
+    Each run is recorded like `nbops run`; a failing run does not stop the others. Exits 21
+    when any run did not complete.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from nbops.errors import RunFailedError
+    from nbops.runs.sweep import parse_grid, plan_sweep, run_sweep
+
+    tasks = plan_sweep(notebook, parse_grid(grid), parameter_file=parameters_file, timeout=timeout)
+    counts = {"ok": 0, "failed": 0}
+    with Progress(
+        TextColumn("[bold]sweep"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as progress:
+        bar = progress.add_task("", total=len(tasks))
+
+        def done(result: Any) -> None:
+            counts["ok" if result.status == "completed" else "failed"] += 1
+            progress.update(
+                bar, advance=1, description=f"{counts['ok']} ok, {counts['failed']} failed"
+            )
+
+        result = run_sweep(tasks, executor=executor, jobs=jobs, on_done=done)
+    names = sorted({k for t in tasks for k in t.parameters})
+    metrics = sorted({m for r in result.results for m in r.metrics})
+    table = Table(title=f"Sweep {result.sweep_id}", title_justify="left")
+    table.add_column("run", no_wrap=True)
+    for column in [*names, "status", *metrics]:
+        table.add_column(column)
+    for r in result.sorted_by(sort, ascending=ascending):
+        table.add_row(
+            r.run_id or "-",
+            *[repr(r.parameters.get(n)) for n in names],
+            r.status,
+            *[f"{r.metrics[m]:.4g}" if m in r.metrics else "" for m in metrics],
+        )
+    out.print(table)
+    if result.interrupted:
+        raise KeyboardInterrupt
+    if result.failed:
+        raise RunFailedError(
+            f"{len(result.failed)} of {len(result.results)} runs did not complete",
+            location=str(notebook),
+            fix="see `nbops runs show RUN_ID` for each failed run",
+        )
