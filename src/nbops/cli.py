@@ -506,3 +506,53 @@ def sweep(
             location=str(notebook),
             fix="see `nbops runs show RUN_ID` for each failed run",
         )
+
+
+@app.command()
+@_handles_errors
+def ci(
+    notebook: Annotated[Path, typer.Argument(help="The notebook CI runs.")],
+    param: ParamOption = None,
+    parameters_file: ParamFile = None,
+    gate: Annotated[
+        list[str] | None,
+        typer.Option("--gate", help="A gate besides [tool.nbops] gates, e.g. 'accuracy >= 0.9'."),
+    ] = None,
+    baseline: Annotated[
+        str | None, typer.Option("--baseline", help="Run id that baseline.NAME in gates refers to.")
+    ] = None,
+    junit: Annotated[
+        Path | None,
+        typer.Option("--junit", help="Where to write JUnit XML (default: the run folder)."),
+    ] = None,
+    summary: Annotated[
+        Path | None, typer.Option("--summary", help="Where to write the Markdown summary.")
+    ] = None,
+    timeout: Timeout = None,
+) -> None:
+    """Run NOTEBOOK and check the gates declared in pyproject.toml ([tool.nbops] gates).
+
+    Writes JUnit XML and a Markdown summary (also to $GITHUB_STEP_SUMMARY when set). Exit
+    codes: 0 passed, 21 a cell raised, 22 the kernel died, 23 timeout, 24 a gate failed.
+    """
+    from nbops.runs.ci import raise_for_status, run_ci
+
+    report = run_ci(
+        notebook,
+        _param_pairs(param),
+        parameter_file=parameters_file,
+        extra_gates=gate,
+        baseline=baseline,
+        junit=junit,
+        summary=summary,
+        timeout=timeout,
+    )
+    for g in report.gates:
+        mark = "PASS" if g.passed else "FAIL"
+        out.print(f"{mark}  {g.gate}  ({g.reason})", markup=False)
+    out.print(f"JUnit: {report.junit}  Summary: {report.summary}", markup=False)
+    raise_for_status(report)
+    if report.record:
+        out.print(
+            f"Run {report.record.run_id}: all {len(report.gates)} gates passed.", markup=False
+        )
