@@ -7,6 +7,7 @@ Exit codes tell CI what happened: 0 all gates passed, 21 a cell raised, 22 the k
 from __future__ import annotations
 
 import os
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,7 +138,7 @@ def junit_xml(report: CiReport, notebook: str) -> str:
             ET.SubElement(case, "skipped", message="not checked: the run did not complete")
         elif not result.passed:
             failures += 1
-            ET.SubElement(case, "failure", message=result.reason)
+            ET.SubElement(case, "failure", message=_xml_text(result.reason))
     suite.set("tests", str(1 + len(report.gate_texts)))
     suite.set("failures", str(failures))
     suite.set("skipped", str(sum(1 for t in report.gate_texts if report.error is not None)))
@@ -169,6 +170,14 @@ def summary_markdown(report: CiReport, notebook: str) -> str:
             lines.append(f"| {name} | {value:.6g} |")
         lines.append("")
     return "\n".join(lines)
+
+
+_NOT_XML = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _xml_text(text: str) -> str:
+    """Text without terminal colour codes and the control characters XML 1.0 forbids."""
+    return _NOT_XML.sub("", text)
 
 
 def _write(path: Path, text: str) -> None:

@@ -227,7 +227,7 @@ def _classify(exc: BaseException) -> tuple[RunStatus, Failure | None]:
         return "failed", Failure(
             ename=getattr(exc, "ename", name),
             evalue=getattr(exc, "evalue", str(exc)),
-            traceback=[str(t) for t in getattr(exc, "traceback", [])],
+            traceback=[_ANSI.sub("", str(t)) for t in getattr(exc, "traceback", [])],
         )
     if name == "DeadKernelError" or "Kernel died" in str(exc):
         return "killed", Failure(
@@ -287,6 +287,7 @@ def _read_output(record: RunRecord, prepared: PreparedRun, output: Path, secrets
         nbformat.write(executed, output)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _ASSIGNED = re.compile(r"^(\s*)([A-Za-z_]\w*)\s*(:[^=]*)?=")
 
 
