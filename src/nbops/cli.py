@@ -244,6 +244,12 @@ def _join_param_pairs(argv: list[str]) -> list[str]:
 ParamFile = Annotated[
     Path | None, typer.Option("--parameters-file", "-f", help="A YAML file of parameters.")
 ]
+Tracking = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking", help="Also log the run to: mlflow (default: [tool.nbops] tracking)."
+    ),
+]
 Timeout = Annotated[
     float | None, typer.Option("--timeout", help="Seconds a cell may run before the run stops.")
 ]
@@ -275,6 +281,7 @@ def run(
     parameters_file: ParamFile = None,
     timeout: Timeout = None,
     kernel: Annotated[str | None, typer.Option("--kernel", "-k", help="Kernel name.")] = None,
+    tracking: Tracking = None,
 ) -> None:
     """Run NOTEBOOK through papermill with parameters, and record the run.
 
@@ -296,6 +303,7 @@ def run(
         kernel=kernel,
         project=project,
         store=store,
+        tracking=tracking,
     )
     _run_summary(record, store)
 
@@ -529,6 +537,7 @@ def ci(
         Path | None, typer.Option("--summary", help="Where to write the Markdown summary.")
     ] = None,
     timeout: Timeout = None,
+    tracking: Tracking = None,
 ) -> None:
     """Run NOTEBOOK and check the gates declared in pyproject.toml ([tool.nbops] gates).
 
@@ -546,6 +555,7 @@ def ci(
         junit=junit,
         summary=summary,
         timeout=timeout,
+        tracking=tracking,
     )
     for g in report.gates:
         mark = "PASS" if g.passed else "FAIL"

@@ -20,6 +20,7 @@
     ├── StoreError                  the run store cannot be opened or written (18)
     ├── ConfigError                 [tool.nbops] in pyproject.toml is invalid (19)
     ├── GateError                   a gate expression cannot be parsed (20)
+    ├── MissingExtraError           an optional feature's packages are not installed (25)
     └── RunError                    a run did not complete (21)
         ├── RunFailedError          a cell raised an exception (21)
         ├── KernelDiedError         the kernel died during the run (22)
@@ -225,3 +226,20 @@ class GateFailedError(RunError):
     """The notebook ran, but at least one CI gate failed."""
 
     exit_code = 24
+
+
+class MissingExtraError(NbopsError):
+    """An optional feature needs packages that are not installed: `pip install nbops[extra]`."""
+
+    exit_code = 25
+
+
+def require_extra(module: str, extra: str) -> None:
+    """Raise MissingExtraError unless `module` can be imported."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtraError(
+            f"this needs {module}, which is not installed",
+            fix=f"pip install 'nbops[{extra}]'",
+        )

@@ -47,6 +47,7 @@ def run_ci(
     summary: Path | None = None,
     timeout: float | None = None,
     project: Project | None = None,
+    tracking: str | None = None,
 ) -> CiReport:
     """Run the notebook and check the project's gates (plus `extra_gates`).
 
@@ -71,6 +72,7 @@ def run_ci(
             timeout=timeout,
             project=project,
             store=store,
+            tracking=tracking,
         )
     except RunError as exc:
         error = exc

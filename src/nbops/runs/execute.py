@@ -30,6 +30,7 @@ from nbops.runs.parameters import (
 )
 from nbops.runs.record import CellRun, Failure, ParameterSchema, RunRecord, RunStatus
 from nbops.runs.store import RunStore, now
+from nbops.runs.tracking import make_tracker, mirror_run
 
 OUTPUT_NOTEBOOK = "output.ipynb"
 KERNEL_LOG = "kernel.log"
@@ -81,6 +82,7 @@ def run_notebook(
     store: RunStore | None = None,
     sweep_id: str | None = None,
     rerun_of: str | None = None,
+    tracking: str | None = None,
 ) -> RunRecord:
     """Run a notebook through papermill with these parameters and record the run.
 
@@ -100,6 +102,7 @@ def run_notebook(
         timeout=timeout,
         sweep_id=sweep_id,
         rerun_of=rerun_of,
+        tracking=tracking,
     )
 
 
@@ -111,9 +114,12 @@ def execute_prepared(
     timeout: float | None = None,
     sweep_id: str | None = None,
     rerun_of: str | None = None,
+    tracking: str | None = None,
 ) -> RunRecord:
     """Start the kernel for a prepared run (see run_notebook)."""
     nb = prepared.notebook
+    backend = tracking or project.config.tracking
+    tracker = make_tracker(backend, project)  # a missing extra fails before the kernel starts
     run_id = new_run_id()
     run_dir = store.run_dir(run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +166,9 @@ def execute_prepared(
         output = run_dir / OUTPUT_NOTEBOOK
         _read_output(record, prepared, output, secrets)
         record.apply_events(read_events(run_dir))
+        store.save(record)
+    if tracker is not None:
+        mirror_run(record, run_dir, tracker, backend)
         store.save(record)
     if isinstance(error, KeyboardInterrupt):
         raise error

@@ -104,6 +104,9 @@ class RunRecord(_Record):
     output_notebook: str | None = Field(default=None, description="relative to the run folder")
     sweep_id: str | None = None
     rerun_of: str | None = None
+    tracking: dict[str, Any] = Field(
+        default_factory=dict, description="where else the run was logged, e.g. MLflow's run id"
+    )
 
     def latest_metrics(self) -> dict[str, float]:
         """Each metric's last logged value."""
