@@ -13,7 +13,6 @@ import multiprocessing
 import os
 import queue
 import signal
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,17 +190,32 @@ def _interrupt_once() -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def _local_worker(task: SweepTask, results: Any) -> None:
+def _local_worker(tasks: Any, results: Any, stop: Any) -> None:
+    """A worker process: runs tasks until the queue is empty or the sweep stops."""
     _interrupt_once()
     try:
-        result = execute_task(task)
+        while not stop.is_set():
+            try:
+                task = tasks.get(timeout=0.1)
+            except queue.Empty:
+                return
+            results.put(("started", task.index, os.getpid()))
+            try:
+                result = execute_task(task)
+            except KeyboardInterrupt:
+                result = TaskResult(task.index, task.parameters, "interrupted")
+            results.put(("done", task.index, result))
     except KeyboardInterrupt:
-        result = TaskResult(task.index, task.parameters, "interrupted")
-    results.put(result)
+        return  # interrupted between two tasks: nothing of ours is running
 
 
 class LocalExecutor:
-    """Each run in its own process (spawned, so no state leaks between runs)."""
+    """`jobs` worker processes on this machine, each running one notebook at a time.
+
+    Workers live for the whole sweep, so each imports papermill and nbops once; every run
+    still gets a fresh kernel. Ctrl-C stops the workers' runs (recorded as interrupted) and
+    cancels the runs not started yet.
+    """
 
     def __init__(self, jobs: int = 2) -> None:
         self.jobs = max(1, jobs)
@@ -210,51 +224,68 @@ class LocalExecutor:
         self, tasks: list[SweepTask], on_done: Callable[[TaskResult], None]
     ) -> tuple[list[TaskResult], bool]:
         ctx = multiprocessing.get_context("spawn")
-        results_queue = ctx.Queue()
-        pending = list(tasks)
-        running: dict[int, Any] = {}
+        task_queue, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+        for task in tasks:
+            task_queue.put(task)
+        workers = [
+            ctx.Process(target=_local_worker, args=(task_queue, results, stop))
+            for _ in range(min(self.jobs, len(tasks)))
+        ]
+        for worker in workers:
+            worker.start()
+        by_index = {t.index: t for t in tasks}
         done: dict[int, TaskResult] = {}
+        running: dict[int, int] = {}  # task index -> worker pid
         interrupted = False
-
-        def finish(result: TaskResult) -> None:
-            done[result.index] = result
-            process = running.pop(result.index, None)
-            if process is not None:
-                process.join(timeout=30)
-            on_done(result)
-
-        while pending or running:
+        while len(done) < len(tasks):
             try:
-                while pending and len(running) < self.jobs and not interrupted:
-                    task = pending.pop(0)
-                    process = ctx.Process(target=_local_worker, args=(task, results_queue))
-                    process.start()
-                    running[task.index] = process
                 try:
-                    finish(results_queue.get(timeout=0.2))
+                    kind, index, payload = results.get(timeout=0.2)
                 except queue.Empty:
-                    for index, process in list(running.items()):
-                        if not process.is_alive() and process.exitcode not in (0, None):
-                            task = next(t for t in tasks if t.index == index)
-                            finish(
-                                TaskResult(
-                                    index,
-                                    task.parameters,
-                                    "failed",
-                                    error=f"the worker process exited with {process.exitcode}",
-                                )
-                            )
-                if interrupted and pending:
-                    for task in pending:
-                        finish(TaskResult(task.index, task.parameters, "cancelled"))
-                    pending.clear()
+                    if not any(w.is_alive() for w in workers):
+                        break  # every worker is gone: what is left never ran
+                    self._reap_crashed(workers, running, by_index, done, on_done)
+                    continue
+                if kind == "started":
+                    running[index] = payload
+                else:
+                    running.pop(index, None)
+                    done[index] = payload
+                    on_done(payload)
             except KeyboardInterrupt:
                 interrupted = True
-                for process in running.values():
-                    if process.is_alive() and process.pid:
-                        os.kill(process.pid, signal.SIGINT)
-                time.sleep(0.1)
+                stop.set()
+                for worker in workers:
+                    if worker.is_alive() and worker.pid:
+                        os.kill(worker.pid, signal.SIGINT)
+        for worker in workers:
+            worker.join(timeout=30)
+        for index, task in by_index.items():
+            if index not in done:
+                if interrupted:
+                    done[index] = TaskResult(index, task.parameters, "cancelled")
+                else:
+                    error = "the worker processes exited before running it"
+                    done[index] = TaskResult(index, task.parameters, "failed", error=error)
+                on_done(done[index])
         return list(done.values()), interrupted
+
+    @staticmethod
+    def _reap_crashed(
+        workers: list[Any],
+        running: dict[int, int],
+        by_index: dict[int, SweepTask],
+        done: dict[int, TaskResult],
+        on_done: Callable[[TaskResult], None],
+    ) -> None:
+        """A worker that died mid-run (killed, out of memory) fails its task."""
+        dead = {w.pid: w.exitcode for w in workers if not w.is_alive()}
+        for index, pid in list(running.items()):
+            if pid in dead:
+                running.pop(index)
+                message = f"the worker process exited with {dead[pid]}"
+                done[index] = TaskResult(index, by_index[index].parameters, "failed", error=message)
+                on_done(done[index])
 
 
 EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor}
