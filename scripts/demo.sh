@@ -11,3 +11,8 @@ for notebook in example_notebooks/*.ipynb; do
   echo "-- metrics of the exported pipeline (python -m $name):"
   (cd "pipelines/$name" && ../../.venv/bin/python -m "$name")
 done
+echo "== tracked runs: nbops run, a sweep, and a CI gate on the penguins notebook"
+.venv/bin/nbops run example_notebooks/penguins.ipynb -p n_estimators 100
+.venv/bin/nbops sweep example_notebooks/synthetic_regression.ipynb --grid alpha=0.1,1,10 --sort r2
+.venv/bin/nbops ci example_notebooks/penguins.ipynb --gate "accuracy >= 0.9" --gate "f1_macro >= 0.9"
+.venv/bin/nbops runs list -n 5

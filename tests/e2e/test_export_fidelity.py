@@ -67,7 +67,11 @@ def package_metrics(folder: Path, name: str, params: dict[str, object]) -> dict[
 
 
 @pytest.mark.parametrize("name", sorted(OVERRIDES))
-def test_exported_example_gives_the_notebooks_metrics(name: str, tmp_path: Path) -> None:
+def test_exported_example_gives_the_notebooks_metrics(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The examples log to nbops; point the kernel's capture at a scratch run folder.
+    monkeypatch.setenv("NBOPS_RUN_DIR", str(tmp_path / "run"))
     notebook = EXAMPLES / f"{name}.ipynb"
     result = export_notebook(notebook, tmp_path / "pipelines")
 

@@ -284,3 +284,30 @@ def test_rerun_uses_the_same_parameters_and_notebook_version(
     assert rerun.rerun_of == original.run_id
     assert rerun.parameters == original.parameters
     assert rerun.latest_metrics()["total"] == original.latest_metrics()["total"] == 6.0
+
+
+def test_running_the_example_records_its_data_model_and_export_version(
+    project: Path, store: RunStore
+) -> None:
+    import shutil
+
+    from tests.e2e.conftest import EXAMPLES
+
+    shutil.copy(EXAMPLES / "penguins.ipynb", project / "penguins.ipynb")
+    assert run_nbops("export", "penguins.ipynb", cwd=project).returncode == 0
+
+    result = run_nbops("run", "penguins.ipynb", "-p", "n_estimators", "30", cwd=project)
+
+    assert result.returncode == 0, result.stderr
+    record = _single_run(store)
+    assert record.export_version == 1
+    (data,) = record.data
+    assert data.name == "penguins" and data.type == "dataframe"
+    assert (data.model_extra or {})["rows"] == 342
+    (model,) = record.models
+    assert model["format"] == "skops" and model["class"] == "sklearn.pipeline.Pipeline"
+    assert (store.run_dir(record.run_id) / model["path"]).stat().st_size > 0
+    assert set(record.latest_metrics()) == {"accuracy", "f1_macro"}
+    assert [c.role for c in record.cells if c.role] == [
+        "setup", "parameters", "transform:load", "transform:features", "transform:split", "train", "evaluate",
+    ]  # fmt: skip

@@ -2,8 +2,10 @@
 
 Under `nbops run` the kernel is started with NBOPS_RUN_DIR set, and every call appends one
 JSON line to that run's `events.jsonl` sidecar, so clearing a notebook's outputs loses
-nothing. In an interactive session the first call opens a local interactive run in the
-project's store (`.nbops/runs/<id>/`), listed by `nbops runs list` like any other.
+nothing. In an interactive session (a Jupyter kernel) the first call opens a local
+interactive run in the project's store (`.nbops/runs/<id>/`), listed by `nbops runs list`
+like any other. In a plain Python process — an exported pipeline run with `python -m` —
+outside `nbops run`, the calls do nothing, so exported code runs anywhere.
 
 This module imports only the standard library: it runs inside every user's kernel.
 Heavy libraries (skops, pandas) are imported only by the calls that need them.
@@ -16,6 +18,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -44,8 +47,10 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
 
 
-def active_run() -> ActiveRun:
-    """The run of this process: the one `nbops run` started, or a local interactive run."""
+def active_run() -> ActiveRun | None:
+    """The run of this process: the one `nbops run` started, or in an interactive kernel a
+    local interactive run. None in a plain Python process (an exported pipeline run with
+    `python -m`), where the capture calls do nothing."""
     global _active
     env_dir = os.environ.get(RUN_DIR_ENV)
     if env_dir:
@@ -53,9 +58,14 @@ def active_run() -> ActiveRun:
         if _active is None or _active.directory != Path(env_dir):
             _active = ActiveRun(run_id, Path(env_dir), interactive=False)
         return _active
-    if _active is None:
+    if _active is None and _in_ipython():
         _active = _start_interactive_run()
     return _active
+
+
+def _in_ipython() -> bool:
+    ipython = sys.modules.get("IPython")
+    return ipython is not None and ipython.get_ipython() is not None
 
 
 def _start_interactive_run() -> ActiveRun:
@@ -68,6 +78,8 @@ def _start_interactive_run() -> ActiveRun:
 
 def _emit(event: dict[str, Any]) -> None:
     run = active_run()
+    if run is None:
+        return
     run.directory.mkdir(parents=True, exist_ok=True)
     event = {"ts": time.time(), **event}
     line = json.dumps(event, default=_jsonable, sort_keys=True) + "\n"
@@ -103,6 +115,8 @@ def log_metric(name: str, value: Any, step: int | None = None) -> None:
     Raises ValueError when the value is not a number.
     """
     number = _metric_value(name, value)
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+        raise ValueError(f"metric {name!r}: step must be an integer, got {step!r}")
     _emit(
         {
             "kind": "metric",
@@ -130,15 +144,18 @@ def log_params(params: dict[str, Any]) -> None:
         log_param(name, value)
 
 
-def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> Path:
-    """Copy a file into the run's artifacts; returns where it was stored.
+def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> Path | None:
+    """Copy a file into the run's artifacts; returns where it was stored (None outside a run).
 
     Raises FileNotFoundError when the file does not exist.
     """
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"log_artifact: no file at {source}")
-    target_dir = active_run().directory / "artifacts"
+    run = active_run()
+    if run is None:
+        return None
+    target_dir = run.directory / "artifacts"
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / (name or source.name)
     shutil.copyfile(source, target)
@@ -154,14 +171,16 @@ def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> Path:
     return target
 
 
-def log_model(model: Any, name: str = "model") -> Path:
-    """Save a model into the run in skops format (never pickle); returns the file.
-
-    `nbops bundle --run ID` builds a deployable bundle from it.
+def log_model(model: Any, name: str = "model") -> Path | None:
+    """Save a model into the run in skops format (never pickle); returns the file (None
+    outside a run). `nbops bundle --run ID` builds a deployable bundle from it.
     """
+    run = active_run()
+    if run is None:
+        return None
     import skops.io
 
-    target_dir = active_run().directory / "models"
+    target_dir = run.directory / "models"
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / f"{name}.skops"
     skops.io.dump(model, target)
@@ -198,7 +217,7 @@ def fingerprint_data(data: Any) -> dict[str, Any]:
             raise FileNotFoundError(f"track_data: no file at {path}")
         return {
             "type": "file",
-            "path": str(path),
+            "path": str(path.resolve()),
             "sha256": _file_sha256(path),
             "bytes": path.stat().st_size,
             "format": path.suffix.lstrip(".") or "unknown",

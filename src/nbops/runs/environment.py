@@ -9,7 +9,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from nbops.runs.parameters import SECRET_NAME
+from nbops.runs.parameters import looks_secret
 from nbops.runs.record import EnvironmentInfo, GitInfo
 
 
@@ -38,7 +38,7 @@ def git_info(folder: Path) -> GitInfo:
 
 def safe_environment() -> dict[str, str]:
     """Environment variables, leaving out every name that looks secret (TOKEN, KEY...)."""
-    return {k: v for k, v in sorted(os.environ.items()) if not SECRET_NAME.search(k)}
+    return {k: v for k, v in sorted(os.environ.items()) if not looks_secret(k)}
 
 
 def installed_packages() -> dict[str, str]:

@@ -21,7 +21,19 @@ from nbops.notebook.parameters import Parameter, read_parameters
 from nbops.notebook.read import NotebookModel
 from nbops.notebook.tags import Role
 
-SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE", re.IGNORECASE)
+_SECRET_WORDS = frozenset(
+    {"token", "key", "secret", "password", "passwd", "pwd", "credential", "credentials",
+     "private", "apikey", "auth"}
+)  # fmt: skip
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a name has a word that marks secrets: `api_token`, `AWS_SECRET_ACCESS_KEY`,
+    `dbPassword` (but not `max_tokens` or `keyring`)."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    return any(word in _SECRET_WORDS for word in re.split(r"[^A-Za-z0-9]+", spaced.lower()))
+
+
 REDACTED = "***"
 
 
@@ -57,7 +69,7 @@ def parameter_specs(
             default=p.default,
             description=p.description,
             secret=bool(
-                SECRET_NAME.search(p.name)
+                looks_secret(p.name)
                 or p.name in secret_names
                 or re.search(r"\bsecret\b", p.description, re.IGNORECASE)
             ),
@@ -72,6 +84,10 @@ def read_parameter_file(path: Path) -> dict[str, Any]:
 
     try:
         data = yaml.safe_load(path.read_text("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(
+            "the parameters file is not UTF-8 text", location=str(path), fix="save it as UTF-8"
+        ) from None
     except OSError as exc:
         raise ConfigError(
             f"cannot read the parameters file ({exc.strerror})",
@@ -121,25 +137,34 @@ def resolve_parameters(
 
 
 def convert(spec: ParameterSpec, raw: Any, *, notebook: str) -> Any:
-    """One value converted to the parameter's declared type (see resolve_parameters)."""
+    """One value converted to the parameter's declared type (see resolve_parameters).
+
+    Text is tried as it is first (so `"123"` stays text for a `str | None` parameter), then
+    as JSON (lists, dicts), which must then match the type exactly (`true` is no int).
+    """
     from pydantic import TypeAdapter, ValidationError
 
-    target = _python_type(spec.type)
-    value = raw
-    if isinstance(raw, str) and target is not str:
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw
+    adapter: TypeAdapter[Any] = TypeAdapter(_python_type(spec.type))
     try:
-        return TypeAdapter(target).validate_python(value)
+        return adapter.validate_python(raw, strict=isinstance(raw, bool))
     except ValidationError as exc:
-        reason = exc.errors()[0]["msg"]
-        raise ParameterValueError(
-            f"parameter {spec.name!r} expects {spec.type}, got {raw!r} ({reason})",
-            location=notebook,
-            fix=f"pass a {spec.type} value, e.g. {spec.name} = {spec.default!r}",
-        ) from None
+        error = exc
+    if isinstance(raw, str):
+        try:
+            decoded = json.loads(raw)
+        except ValueError:
+            decoded = raw
+        if decoded is not raw:
+            try:
+                return adapter.validate_python(decoded, strict=True)
+            except ValidationError as exc:
+                error = exc
+    reason = error.errors()[0]["msg"]
+    raise ParameterValueError(
+        f"parameter {spec.name!r} expects {spec.type}, got {raw!r} ({reason})",
+        location=notebook,
+        fix=f"pass a {spec.type} value, e.g. {spec.name} = {spec.default!r}",
+    ) from None
 
 
 _TYPE_NAMES: dict[str, Any] = {
@@ -170,16 +195,20 @@ def _python_type(source: str) -> Any:
         return Any
 
 
-def _type_from(node: ast.expr) -> Any:
+def _type_from(node: ast.expr, *, literal: bool = False) -> Any:
     if isinstance(node, ast.Name):
         return _TYPE_NAMES[node.id]
     if isinstance(node, ast.Constant):
-        return node.value
+        # Values only inside Literal[...]; a quoted annotation elsewhere is code nbops
+        # will not hand to pydantic to evaluate.
+        if literal or node.value is None or node.value is Ellipsis:
+            return node.value
+        raise TypeError("a quoted annotation")
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
         return typing.Union[_type_from(node.left), _type_from(node.right)]  # noqa: UP007
     if isinstance(node, ast.Subscript):
         origin = _type_from(node.value)
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-        args = tuple(_type_from(i) for i in items)
+        args = tuple(_type_from(i, literal=origin is typing.Literal) for i in items)
         return origin[args if len(args) > 1 else args[0]]
     raise TypeError(ast.dump(node))

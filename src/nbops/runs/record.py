@@ -118,18 +118,25 @@ class RunRecord(_Record):
         self.data, self.artifacts, self.models = [], [], []
         data: dict[str, DataFingerprint] = {}
         for event in events:
-            kind = event.get("kind")
-            if kind == "metric":
-                value = float(event["value"])
-                point = MetricPoint(value=value, step=event.get("step"), ts=event["ts"])
-                self.metrics.setdefault(event["name"], []).append(point)
-            elif kind == "param":
-                self.logged_params[event["name"]] = event["value"]
-            elif kind == "data":
-                fields = {k: v for k, v in event.items() if k not in ("kind", "ts")}
-                data[event["name"]] = DataFingerprint.model_validate(fields)
-            elif kind == "artifact":
-                self.artifacts.append({k: v for k, v in event.items() if k != "kind"})
-            elif kind == "model":
-                self.models.append({k: v for k, v in event.items() if k != "kind"})
+            try:
+                self._apply(event, data)
+            except (KeyError, TypeError, ValueError):
+                continue  # an event this version cannot read is skipped, not fatal
         self.data = list(data.values())
+
+    def _apply(self, event: dict[str, Any], data: dict[str, DataFingerprint]) -> None:
+        """Apply one sidecar event (raises for one this version cannot read)."""
+        kind = event.get("kind")
+        if kind == "metric":
+            value = float(event["value"])
+            point = MetricPoint(value=value, step=event.get("step"), ts=event["ts"])
+            self.metrics.setdefault(event["name"], []).append(point)
+        elif kind == "param":
+            self.logged_params[event["name"]] = event["value"]
+        elif kind == "data":
+            fields = {k: v for k, v in event.items() if k not in ("kind", "ts")}
+            data[event["name"]] = DataFingerprint.model_validate(fields)
+        elif kind == "artifact":
+            self.artifacts.append({k: v for k, v in event.items() if k != "kind"})
+        elif kind == "model":
+            self.models.append({k: v for k, v in event.items() if k != "kind"})

@@ -11,6 +11,7 @@ on its own connection, so many runs (threads or processes) can write at once.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -44,8 +45,8 @@ class RunStore:
         self.db_path = directory / "runs.db"
         try:
             directory.mkdir(parents=True, exist_ok=True)
+            self._use_wal()
             with self._connect() as db:
-                db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
@@ -53,6 +54,22 @@ class RunStore:
                 location=str(self.db_path),
                 fix="check that the folder is writable, or move the damaged runs.db aside",
             ) from None
+
+    def _use_wal(self, wait_s: float = 60.0) -> None:
+        """Switch the database to WAL once. The switch takes no busy timeout of its own, so
+        it is retried while another process holds the database (a sweep's first runs)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                with self._connect() as db:
+                    mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+                    if mode != "wal":
+                        db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @classmethod
     def for_project(cls, start: Path | None = None) -> RunStore:
@@ -69,6 +86,19 @@ class RunStore:
                 yield db
         finally:
             db.close()
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for queries; a damaged database is a StoreError, not a traceback."""
+        try:
+            with self._connect() as db:
+                yield db
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot read the run store ({exc})",
+                location=str(self.db_path),
+                fix="move the damaged runs.db aside; the run folders next to it keep record.json",
+            ) from None
 
     def run_dir(self, run_id: str) -> Path:
         return self.directory / "runs" / run_id
@@ -95,7 +125,9 @@ class RunStore:
 
     def load(self, ref: str) -> RunRecord:
         """A run by id, a unique start or end of its id (`064d2f`), or `latest`."""
-        with self._connect() as db:
+        if not ref.replace("%", "").replace("_", "").strip():
+            raise RunNotFoundError(f"no run {ref!r}", fix="give a run id (see `nbops runs list`)")
+        with self._reading() as db:
             if ref == "latest":
                 rows = db.execute(
                     "SELECT record FROM runs ORDER BY started_at DESC LIMIT 1"
@@ -128,7 +160,7 @@ class RunStore:
             args.append(notebook)
         query += " ORDER BY started_at DESC LIMIT ?"
         args.append(str(limit))
-        with self._connect() as db:
+        with self._reading() as db:
             rows = db.execute(query, args).fetchall()
         return [self._live(RunRecord.model_validate_json(r[0])) for r in rows]
 
