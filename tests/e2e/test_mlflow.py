@@ -51,7 +51,7 @@ def test_a_run_is_logged_to_mlflow_with_params_metrics_tags_and_artifacts(
     assert run.info.status == "FINISHED"
     assert client.get_experiment(run.info.experiment_id).name == "fit"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"output.ipynb", "record.json", "events.jsonl"} <= artifacts
+    assert {"output.ipynb", "source.ipynb", "record.json", "events.jsonl"} <= artifacts
 
 
 def test_an_unknown_tracking_backend_is_refused_before_the_run(

@@ -72,7 +72,9 @@ def _start_interactive_run() -> ActiveRun:
     from nbops.runs.store import RunStore
 
     store = RunStore.for_project()
-    record = store.start_interactive_run(new_run_id())
+    # Jupyter tells the kernel which notebook it serves in JPY_SESSION_NAME.
+    notebook = os.environ.get("JPY_SESSION_NAME") or "(interactive)"
+    record = store.start_interactive_run(new_run_id(), notebook=notebook)
     return ActiveRun(record.run_id, store.run_dir(record.run_id), interactive=True)
 
 

@@ -74,9 +74,9 @@ class MlflowBackend:
             for p in points
         ]
         client.log_batch(mlflow_id, metrics=metrics, params=params)
-        for file in ("output.ipynb", "record.json", "events.jsonl"):
-            if (run_dir / file).exists():
-                client.log_artifact(mlflow_id, str(run_dir / file))
+        for file in sorted(run_dir.iterdir()):  # both notebooks, record, events, kernel log
+            if file.is_file() and not file.name.endswith(".tmp"):
+                client.log_artifact(mlflow_id, str(file))
         for sub in ("artifacts", "models"):
             if (run_dir / sub).is_dir():
                 client.log_artifacts(mlflow_id, str(run_dir / sub), artifact_path=sub)
