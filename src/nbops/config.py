@@ -47,6 +47,14 @@ class Project:
     def store_dir(self) -> Path:
         return self.root / self.config.store
 
+    @property
+    def tracking(self) -> str:
+        """The tracking backend: as set, or MLflow when only a tracking_uri is given."""
+        fields = self.config.model_fields_set
+        if "tracking" not in fields and self.config.tracking_uri:
+            return "mlflow"
+        return self.config.tracking
+
 
 def load_project(start: Path | None = None) -> Project:
     """The project around `start` (default: the working directory).

@@ -18,9 +18,8 @@ def test_a_run_is_logged_to_mlflow_with_params_metrics_tags_and_artifacts(
     tmp_path: Path, make_notebook: Callable[..., Path]
 ) -> None:
     uri = f"sqlite:///{tmp_path / 'tracking.db'}"
-    (tmp_path / "pyproject.toml").write_text(
-        f'[tool.nbops]\ntracking = "mlflow"\ntracking_uri = "{uri}"\n'
-    )
+    # A tracking_uri alone turns MLflow on.
+    (tmp_path / "pyproject.toml").write_text(f'[tool.nbops]\ntracking_uri = "{uri}"\n')
     make_notebook(
         [
             ("alpha = 0.5", ["parameters"]),

@@ -118,7 +118,7 @@ def execute_prepared(
 ) -> RunRecord:
     """Start the kernel for a prepared run (see run_notebook)."""
     nb = prepared.notebook
-    backend = tracking or project.config.tracking
+    backend = tracking or project.tracking
     tracker = make_tracker(backend, project)  # a missing extra fails before the kernel starts
     run_id = new_run_id()
     run_dir = store.run_dir(run_id)
