@@ -257,7 +257,7 @@ Timeout = Annotated[
 
 def _metrics_text(metrics: dict[str, float], limit: int = 4) -> str:
     items = list(metrics.items())[:limit]
-    text = "  ".join(f"{k}={v:.4g}" for k, v in items)
+    text = " ".join(f"{k}={v:.3g}" for k, v in items)
     return text + ("  ..." if len(metrics) > limit else "")
 
 
@@ -341,15 +341,18 @@ def runs_list(
     records = RunStore.for_project().list(limit=limit, notebook=notebook)
     table = Table(title="Runs", title_justify="left")
     table.add_column("run", no_wrap=True)
-    for column in ("notebook", "status", "metrics", "started", "seconds"):
-        table.add_column(column)
+    table.add_column("notebook", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("metrics", min_width=26)
+    table.add_column("started", no_wrap=True)
+    table.add_column("s", justify="right", no_wrap=True)
     for r in records:
         table.add_row(
             r.run_id,
-            r.notebook,
+            Path(r.notebook).name,
             r.status,
             _metrics_text(r.latest_metrics(), 3),
-            r.started_at[:19].replace("T", " "),
+            r.started_at[5:16].replace("T", " "),
             f"{r.duration_s:.1f}" if r.duration_s is not None else "",
         )
     out.print(table)
