@@ -21,6 +21,9 @@
     ├── ConfigError                 [tool.nbops] in pyproject.toml is invalid (19)
     ├── GateError                   a gate expression cannot be parsed (20)
     ├── MissingExtraError           an optional feature's packages are not installed (25)
+    ├── QualityInputError           data or predictions given to a check are unusable (26)
+    │   └── SchemaVersionError      a schema file from a newer nbops (27)
+    ├── ValidationFailedError       `nbops validate`: a check failed (1)
     └── RunError                    a run did not complete (21)
         ├── RunFailedError          a cell raised an exception (21)
         ├── KernelDiedError         the kernel died during the run (22)
@@ -243,3 +246,22 @@ def require_extra(module: str, extra: str) -> None:
             f"this needs {module}, which is not installed",
             fix=f"pip install 'nbops[{extra}]'",
         )
+
+
+class QualityInputError(NbopsError):
+    """Data, predictions or options given to validation or slice metrics are unusable
+    (mismatched lengths, an empty frame, an unknown metric name...)."""
+
+    exit_code = 26
+
+
+class SchemaVersionError(QualityInputError):
+    """A schema file written by a newer nbops, with a schema version this one cannot read."""
+
+    exit_code = 27
+
+
+class ValidationFailedError(NbopsError):
+    """`nbops validate`: at least one check failed."""
+
+    exit_code = 1
