@@ -211,6 +211,12 @@ def track_data(data: Any, name: str) -> dict[str, Any]:
     return fingerprint
 
 
+def log_report(kind: str, name: str, report: dict[str, Any], gate_values: dict[str, float]) -> None:
+    """Record a validation or slice-metrics report (what `nbops.validate` and
+    `nbops.slice_metrics` call), so `nbops ci` gates can name its `data.*`/`slices.*` values."""
+    _emit({"kind": kind, "name": name, "report": report, "gate_values": gate_values})
+
+
 def fingerprint_data(data: Any) -> dict[str, Any]:
     """The fingerprint track_data records (see there)."""
     if isinstance(data, str | os.PathLike):

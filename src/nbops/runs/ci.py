@@ -61,7 +61,7 @@ def run_ci(
     gates = [parse_gate(t) for t in texts]
     store = RunStore(project.store_dir)
     baseline_ref = baseline or project.config.baseline
-    baseline_metrics = store.load(baseline_ref).latest_metrics() if baseline_ref else {}
+    baseline_metrics = store.load(baseline_ref).gate_values() if baseline_ref else {}
     record: RunRecord | None = None
     error: RunError | None = None
     try:
@@ -79,7 +79,7 @@ def run_ci(
         record = store.load(exc.run_id) if exc.run_id else None
     results: list[GateResult] = []
     if record is not None and error is None:
-        values = dict(record.latest_metrics())
+        values = record.gate_values()
         values.update({f"baseline.{k}": v for k, v in baseline_metrics.items()})
         results = evaluate_gates(gates, values)
         record.gates = [r.to_dict() for r in results]

@@ -93,6 +93,11 @@ class RunRecord(_Record):
     artifacts: list[dict[str, Any]] = Field(default_factory=list)
     models: list[dict[str, Any]] = Field(default_factory=list)
     gates: list[dict[str, Any]] = Field(default_factory=list)
+    quality: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="validation and slice reports captured by nbops.validate / slice_metrics, "
+        "by name: {'kind', 'report', 'gate_values'}",
+    )
     git: GitInfo = Field(default_factory=GitInfo)
     environment: EnvironmentInfo | None = None
     started_at: str
@@ -112,10 +117,20 @@ class RunRecord(_Record):
         """Each metric's last logged value."""
         return {name: points[-1].value for name, points in self.metrics.items() if points}
 
+    def gate_values(self) -> dict[str, float]:
+        """What gates can name: the metrics, and the `data.*` / `slices.*` values of the
+        validation and slice reports captured in the run (the last of each kind wins)."""
+        values: dict[str, float] = {}
+        for entry in self.quality.values():
+            values.update(entry.get("gate_values", {}))
+        values.update(self.latest_metrics())
+        return values
+
     def apply_events(self, events: list[dict[str, Any]]) -> None:
         """Fill metrics, params, data, artifacts and models from the run's sidecar events."""
         self.metrics, self.logged_params = {}, {}
         self.data, self.artifacts, self.models = [], [], []
+        self.quality = {}
         data: dict[str, DataFingerprint] = {}
         for event in events:
             try:
@@ -138,5 +153,11 @@ class RunRecord(_Record):
             data[event["name"]] = DataFingerprint.model_validate(fields)
         elif kind == "artifact":
             self.artifacts.append({k: v for k, v in event.items() if k != "kind"})
+        elif kind in ("validation", "slices"):
+            self.quality[event["name"]] = {
+                "kind": kind,
+                "report": event["report"],
+                "gate_values": {k: float(v) for k, v in event["gate_values"].items()},
+            }
         elif kind == "model":
             self.models.append({k: v for k, v in event.items() if k != "kind"})
