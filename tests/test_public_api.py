@@ -17,6 +17,9 @@ PUBLIC = {
     "analyse",
     "check_export",
     "export_notebook",
+    "infer_schema",
+    "inspect",
+    "inspection",
     "log_artifact",
     "log_metric",
     "log_metrics",
@@ -25,7 +28,9 @@ PUBLIC = {
     "log_params",
     "read_notebook",
     "run_notebook",
+    "slice_metrics",
     "track_data",
+    "validate",
 }
 
 

@@ -20,6 +20,9 @@ __all__ = [
     "analyse",
     "check_export",
     "export_notebook",
+    "infer_schema",
+    "inspect",
+    "inspection",
     "log_artifact",
     "log_metric",
     "log_metrics",
@@ -28,7 +31,9 @@ __all__ = [
     "log_params",
     "read_notebook",
     "run_notebook",
+    "slice_metrics",
     "track_data",
+    "validate",
 ]
 
 # Public name -> module that defines it; imported lazily by __getattr__.
@@ -50,6 +55,12 @@ _LAZY = {
     "log_param": "nbops.runs.capture",
     "log_params": "nbops.runs.capture",
     "track_data": "nbops.runs.capture",
+    # Data validation, slice metrics and the inspector.
+    "infer_schema": "nbops.quality.api",
+    "validate": "nbops.quality.api",
+    "slice_metrics": "nbops.quality.api",
+    "inspect": "nbops.quality.inspector",
+    "inspection": "nbops.quality.inspector",
 }
 
 if TYPE_CHECKING:
@@ -66,6 +77,8 @@ if TYPE_CHECKING:
         log_params,
         track_data,
     )
+    from nbops.quality.api import infer_schema, slice_metrics, validate
+    from nbops.quality.inspector import inspect, inspection
     from nbops.runs.execute import run_notebook
 
 
