@@ -187,8 +187,8 @@ def inspection(
     `gates` default to `[tool.nbops] gates` of the project. A gate naming a value this
     inspection does not compute (a metric only the notebook logs) is skipped, with why.
     """
-    from nbops.quality.slices import slice_metrics
-    from nbops.quality.validate import validate
+    from nbops.quality.api import slice_metrics, validate
+    from nbops.runs.capture import log_report
 
     report = InspectionReport(title=title)
     if data is not None and (schema is not None or reference is not None):
@@ -221,6 +221,9 @@ def inspection(
             )
         else:
             report.gates.append(evaluate_gate(gate, values))
+    if report.gates or report.skipped_gates:
+        results = [g.to_dict() for g in report.gates]
+        log_report("gates", "inspection", {"gates": results, "verdict": report.verdict}, {})
     if plots and report.slices is not None:
         report.slice_plots = _slice_plots(report)
     return report

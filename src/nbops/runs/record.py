@@ -153,7 +153,7 @@ class RunRecord(_Record):
             data[event["name"]] = DataFingerprint.model_validate(fields)
         elif kind == "artifact":
             self.artifacts.append({k: v for k, v in event.items() if k != "kind"})
-        elif kind in ("validation", "slices"):
+        elif kind in ("validation", "slices", "gates"):
             self.quality[event["name"]] = {
                 "kind": kind,
                 "report": event["report"],
