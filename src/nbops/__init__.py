@@ -68,6 +68,8 @@ if TYPE_CHECKING:
     from nbops.export.exporter import ExportResult, check_export, export_notebook
     from nbops.notebook.analysis import StepGraph, analyse
     from nbops.notebook.read import read_notebook
+    from nbops.quality.api import infer_schema, slice_metrics, validate
+    from nbops.quality.inspector import inspect, inspection
     from nbops.runs.capture import (
         log_artifact,
         log_metric,
@@ -77,8 +79,6 @@ if TYPE_CHECKING:
         log_params,
         track_data,
     )
-    from nbops.quality.api import infer_schema, slice_metrics, validate
-    from nbops.quality.inspector import inspect, inspection
     from nbops.runs.execute import run_notebook
 
 

@@ -26,12 +26,14 @@ def drift_distributions(
     ref = spec.reference
     values = data[column].dropna()
     if ref.bin_edges and ref.proportions:
+        # The edges are cut points: bins are x <= e0, e0 < x <= e1, ..., x > e_last.
         edges = np.asarray(ref.bin_edges, dtype=float)
         numbers = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
-        # Values beyond the reference's range count in its first and last bins.
-        counts, _ = np.histogram(np.clip(numbers, edges[0], edges[-1]), bins=edges)
+        counts = np.bincount(np.searchsorted(edges, numbers, side="left"), minlength=len(edges) + 1)
         total = max(int(counts.sum()), 1)
-        labels = [f"{lo:.3g}..{hi:.3g}" for lo, hi in itertools.pairwise(edges)]
+        labels = [f"<={edges[0]:.3g}"]
+        labels += [f"{lo:.3g}..{hi:.3g}" for lo, hi in itertools.pairwise(edges)]
+        labels.append(f">{edges[-1]:.3g}")
         return labels, list(ref.proportions), [c / total for c in counts.tolist()]
     if ref.frequencies:
         top = sorted(ref.frequencies, key=lambda k: -ref.frequencies[k])[:_MAX_CATEGORIES]
