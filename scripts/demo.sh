@@ -14,5 +14,5 @@ done
 echo "== tracked runs: nbops run, a sweep, and a CI gate on the penguins notebook"
 .venv/bin/nbops run example_notebooks/penguins.ipynb -p n_estimators 100
 .venv/bin/nbops sweep example_notebooks/synthetic_regression.ipynb --grid alpha=0.1,1,10 --sort r2
-.venv/bin/nbops ci example_notebooks/penguins.ipynb --gate "accuracy >= 0.9" --gate "f1_macro >= 0.9"
+.venv/bin/nbops ci example_notebooks/penguins.ipynb --gate "accuracy >= 0.9" --gate "slices.accuracy.min >= 0.85" --gate "data.drifted_columns <= 1"
 .venv/bin/nbops runs list -n 5

@@ -517,3 +517,24 @@ def test_text_columns_of_every_storage_give_the_same_counts(schema: Schema) -> N
         ["Atlantis"],
         [3],
     )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_small_sample_of_the_same_distribution_raises_no_psi_alarm(seed: int) -> None:
+    # 80 rows against 10 bins: raw PSI is often above 0.1 (warn) from sampling alone.
+    rng = np.random.default_rng(seed)
+    schema = infer_schema(pd.DataFrame({"x": rng.normal(size=2000)}))
+    report = validate(pd.DataFrame({"x": rng.normal(size=80)}), schema)
+    psi = next(c for c in report.checks if c.kind == "drift_psi")
+    assert psi.status == "pass", psi.message
+    assert psi.stats["sampling_noise"] == pytest.approx(
+        stats.chi2.ppf(0.99, 9) * (1 / 80 + 1 / 2000)
+    )
+
+
+def test_a_planted_shift_in_a_small_sample_is_still_caught() -> None:
+    rng = np.random.default_rng(7)
+    schema = infer_schema(pd.DataFrame({"x": rng.normal(size=2000)}))
+    report = validate(pd.DataFrame({"x": rng.normal(loc=1.5, size=80)}), schema)
+    psi = next(c for c in report.checks if c.kind == "drift_psi")
+    assert psi.status == "fail", psi.message

@@ -725,7 +725,8 @@ class _ColumnChecks:
             old = np.asarray(ref.proportions, dtype=np.float64)
             old = old / old.sum() if old.sum() > 0 else old
             psi = _psi(new, old)
-            checks.append(self.psi_result("drift_psi", psi, {"psi": psi}))
+            noise = _psi_noise(len(old), n_new, ref.rows)
+            checks.append(self.psi_result("drift_psi", psi, noise, {"psi": psi}))
         if ref.cdf_values is not None and ref.cdf is not None:
             new_cdf = at_or_below[np.searchsorted(points, grid)] / n_new
             gap = float(np.max(np.abs(new_cdf - np.asarray(ref.cdf))))
@@ -763,8 +764,12 @@ class _ColumnChecks:
         new = np.array([counts.get(k, 0) / total for k in known] + [new_rows / total])
         psi = _psi(new, old)
         distance = float(0.5 * np.abs(new - old).sum())
+        ref_rows = self.column.reference.rows if self.column.reference else total
+        noise = _psi_noise(len(known) + 1, total, ref_rows)
         checks = [
-            self.psi_result("drift_categories", psi, {"psi": psi, "total_variation": distance})
+            self.psi_result(
+                "drift_categories", psi, noise, {"psi": psi, "total_variation": distance}
+            )
         ]
         if self.column.kind == "categorical":
             share = new_rows / total
@@ -783,13 +788,33 @@ class _ColumnChecks:
             )
         return checks
 
-    def psi_result(self, kind: CheckKind, psi: float, stats: dict[str, JsonValue]) -> CheckResult:
-        warn = _or(self.column.psi_warn, DEFAULT_PSI_WARN)
-        fail = _or(self.column.psi_fail, DEFAULT_PSI_FAIL)
+    def psi_result(
+        self, kind: CheckKind, psi: float, noise: float, stats: dict[str, JsonValue]
+    ) -> CheckResult:
+        """Judge a PSI against the thresholds, and against what sampling alone produces: on a
+        small sample PSI is large even when nothing changed, so it must also exceed the
+        level two samples of one distribution stay below 99% of the time."""
+        warn = max(_or(self.column.psi_warn, DEFAULT_PSI_WARN), noise)
+        fail = max(_or(self.column.psi_fail, DEFAULT_PSI_FAIL), noise)
         status: Status = "fail" if psi > fail else "warn" if psi > warn else "pass"
         limit = fail if status == "fail" else warn
-        message = f"PSI {psi:.4f}" + (f", above {limit:g}" if status != "pass" else "")
-        return self.result(kind, status, message, stats=stats)
+        message = f"PSI {psi:.4f}"
+        if noise >= 0.01:
+            message += f" (sampling alone reaches {noise:.3f})"
+        if status != "pass":
+            message += f", above {limit:.3g}"
+        return self.result(kind, status, message, stats={**stats, "sampling_noise": noise})
+
+
+def _psi_noise(bins: int, rows: int, reference_rows: int) -> float:
+    """The PSI two samples of one distribution stay below 99% of the time, from their sizes:
+    n * PSI is about chi-square with bins - 1 degrees of freedom, so the 99th percentile of
+    that, times (1/rows + 1/reference_rows)."""
+    if rows <= 0 or reference_rows <= 0 or bins < 2:
+        return 0.0
+    from scipy.stats import chi2
+
+    return float(chi2.ppf(0.99, bins - 1)) * (1.0 / rows + 1.0 / reference_rows)
 
 
 def _arrow_known_counts(
