@@ -24,6 +24,10 @@
     ├── QualityInputError           data or predictions given to a check are unusable (26)
     │   └── SchemaVersionError      a schema file from a newer nbops (27)
     ├── ValidationFailedError       `nbops validate`: a check failed (1)
+    ├── BundleError                 a bundle cannot be built (28)
+    │   ├── BundleIntegrityError    a bundle file differs from its manifest, or is unsafe (29)
+    │   └── BundleVersionError      a bundle from a newer nbops (30)
+    └── MonitorAlertError           `nbops monitor`: drift or shift past the thresholds (31)
     └── RunError                    a run did not complete (21)
         ├── RunFailedError          a cell raised an exception (21)
         ├── KernelDiedError         the kernel died during the run (22)
@@ -265,3 +269,28 @@ class ValidationFailedError(NbopsError):
     """`nbops validate`: at least one check failed."""
 
     exit_code = 1
+
+
+class BundleError(NbopsError):
+    """A bundle cannot be built or used (no model, no serving step, bad options...)."""
+
+    exit_code = 28
+
+
+class BundleIntegrityError(BundleError):
+    """A bundle file's sha256 differs from the manifest, a file is missing or unexpected, an
+    archive holds unsafe paths or links, or the model holds types outside the allow-list."""
+
+    exit_code = 29
+
+
+class BundleVersionError(BundleError):
+    """The bundle's manifest has a schema version this nbops cannot read."""
+
+    exit_code = 30
+
+
+class MonitorAlertError(NbopsError):
+    """`nbops monitor`: the recent data or predictions moved past the thresholds."""
+
+    exit_code = 31
