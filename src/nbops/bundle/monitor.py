@@ -1,0 +1,179 @@
+"""`nbops monitor`: recent data and predictions against what the bundle was trained on.
+
+Two questions, each with thresholds, so a scheduler can alert or retrain on the exit code:
+- has the data moved? The recent requests are validated against the bundle's schema and its
+  reference statistics (drift checks included);
+- have the predictions moved? Their distribution, overall and per value of each categorical
+  request column, is compared with the distribution on the training data kept in the bundle
+  (class shares for classifiers: total-variation distance; the median for regressors, in
+  units of the reference's interquartile range).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbops.errors import MonitorAlertError, QualityInputError
+
+MIN_ROWS = 30
+
+
+@dataclass(frozen=True)
+class PredictionShift:
+    """How far predictions on one slice moved from the training data's."""
+
+    slice: str
+    rows: int
+    reference_rows: int
+    shift: float
+    measure: str
+    status: str  # pass, warn, fail, or "too few rows"
+
+
+@dataclass
+class MonitorReport:
+    validation: Any
+    shifts: list[PredictionShift] = field(default_factory=list)
+
+    @property
+    def alerts(self) -> list[str]:
+        found = [
+            f"data check {c.kind} on {c.column or 'the frame'}: {c.message}"
+            for c in self.validation.failed_checks
+        ]
+        found += [
+            f"predictions on {s.slice}: {s.measure} {s.shift:.3f}"
+            for s in self.shifts
+            if s.status == "fail"
+        ]
+        return found
+
+    def to_html(self) -> str:
+        from nbops.quality.inspector import InspectionReport
+
+        rows = "".join(
+            f"<tr><td>{html.escape(s.slice)}</td><td>{s.rows}</td><td>{s.reference_rows}</td>"
+            f"<td>{html.escape(s.measure)}</td><td>{s.shift:.4f}</td><td>{html.escape(s.status)}</td></tr>"
+            for s in self.shifts
+        )
+        alerts = "".join(f"<li>{html.escape(a)}</li>" for a in self.alerts) or "<li>none</li>"
+        data = InspectionReport(validation=self.validation).data_html()
+        return (
+            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>nbops monitor</title>"
+            "<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #d1d5db;padding:3px 6px}</style></head><body>"
+            f"<h1>nbops monitor</h1><h2>Alerts</h2><ul>{alerts}</ul>"
+            "<h2>Predictions</h2><table><tr><th>slice</th><th>rows</th><th>reference rows</th>"
+            f"<th>measure</th><th>shift</th><th>status</th></tr>{rows}</table>"
+            f"<h2>Data</h2>{data}</body></html>\n"
+        )
+
+
+def read_request_log(path: Path) -> tuple[Any, list[Any]]:
+    """The records and predictions a server logged (JSON lines), as a frame and a list."""
+    import pandas as pd
+
+    records: list[dict[str, Any]] = []
+    predictions: list[Any] = []
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except OSError as exc:
+        raise QualityInputError(
+            f"cannot read the request log ({exc.strerror})", location=str(path)
+        ) from None
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+        records.extend(entry.get("records", []))
+        predictions.extend(entry.get("predictions", []))
+    if not records or len(records) != len(predictions):
+        raise QualityInputError(
+            "the request log holds no complete records with predictions",
+            location=str(path),
+            fix="serve with request logging on (nbops serve --log-sample 0.1)",
+        )
+    return pd.DataFrame.from_records(records), predictions
+
+
+def monitor(
+    bundle: Any,
+    data: Any,
+    predictions: Any = None,
+    *,
+    reference: dict[str, Any] | None = None,
+    warn_shift: float = 0.1,
+    fail_shift: float = 0.2,
+) -> MonitorReport:
+    """Compare recent `data` (and its `predictions`, computed with the bundle when not given)
+    with the bundle's schema and training predictions."""
+    import numpy as np
+    import pandas as pd
+
+    from nbops.quality.validate import validate
+
+    if not isinstance(data, pd.DataFrame) or data.empty:
+        raise QualityInputError("monitor needs a non-empty frame of recent requests")
+    report = MonitorReport(validate(data, bundle.schema, environment="serving"))
+    if predictions is None:
+        predictions = bundle.predict(data)
+    reference = reference if reference is not None else prediction_reference(bundle)
+    if not reference:
+        return report
+    from nbops.bundle.assemble import prediction_distribution
+
+    current = prediction_distribution(data[bundle.request_columns], np.asarray(predictions))
+    for name, ref in [("overall", reference["overall"]), *reference.get("slices", {}).items()]:
+        now = current["overall"] if name == "overall" else current["slices"].get(name)
+        if now is None:
+            continue
+        if now["rows"] < MIN_ROWS:
+            report.shifts.append(
+                PredictionShift(name, now["rows"], ref["rows"], 0.0, "-", "too few rows")
+            )
+            continue
+        shift, measure = _shift(reference["kind"], ref, now)
+        status = "fail" if shift > fail_shift else "warn" if shift > warn_shift else "pass"
+        report.shifts.append(
+            PredictionShift(name, now["rows"], ref["rows"], shift, measure, status)
+        )
+    return report
+
+
+def _shift(kind: str, ref: dict[str, Any], now: dict[str, Any]) -> tuple[float, str]:
+    if kind == "classification":
+        labels = set(ref["shares"]) | set(now["shares"])
+        distance = 0.5 * sum(
+            abs(ref["shares"].get(k, 0.0) - now["shares"].get(k, 0.0)) for k in labels
+        )
+        return distance, "class-share distance"
+    q = ref["quantiles"]
+    spread = (q[3] - q[1]) or 1.0
+    return abs(now["quantiles"][2] - q[2]) / spread, "median shift / IQR"
+
+
+def prediction_reference(bundle: Any) -> dict[str, Any]:
+    """The training predictions' distribution a bundle keeps in its manifest."""
+    source = getattr(bundle.manifest, "source", None)
+    if isinstance(source, dict):
+        return dict(source.get("prediction_reference") or {})
+    extra = getattr(source, "model_extra", None) or {}
+    value = getattr(source, "prediction_reference", None) or extra.get("prediction_reference")
+    return dict(value or {})
+
+
+def raise_for_alerts(report: MonitorReport, where: str) -> None:
+    alerts = report.alerts
+    if alerts:
+        raise MonitorAlertError(
+            f"{len(alerts)} alert(s): "
+            + "; ".join(alerts[:3])
+            + ("; ..." if len(alerts) > 3 else ""),
+            location=where,
+            fix="look at the report; retrain if the data has really moved",
+        )
