@@ -88,6 +88,10 @@ def export(
         bool,
         typer.Option("--check", help="Write nothing; exit 14 if the package is stale (for CI)."),
     ] = False,
+    bundle: Annotated[
+        bool,
+        typer.Option("--bundle", help="Then run the notebook (nbops run) and bundle its model."),
+    ] = False,
 ) -> None:
     """Export the tagged cells of NOTEBOOK as a versioned pipeline package.
 
@@ -113,6 +117,14 @@ def export(
         f"{len(result.manifest.steps)} steps)"
     )
     out.print(f"Run it: cd {result.folder} && python -m {result.name}", markup=False)
+    if bundle:
+        from nbops.bundle.make import bundle_from_run
+        from nbops.runs.execute import run_notebook
+
+        record = run_notebook(notebook)
+        out.print(f"Run {record.run_id} completed in {record.duration_s:.1f} s", markup=False)
+        folder = bundle_from_run(record.run_id)
+        out.print(f"Bundle {folder}", markup=False)
 
 
 @app.command()
@@ -677,3 +689,187 @@ def validate_command(
             location=str(data),
             fix="see the table above" + (f" or {html_report}" if html_report else ""),
         )
+
+
+# -- bundles ---------------------------------------------------------------------------------
+
+bundle_app = typer.Typer(
+    help="Build a deployable bundle from a run (nbops bundle --run ID), or compare two.",
+    invoke_without_command=True,
+)
+app.add_typer(bundle_app, name="bundle")
+
+
+@bundle_app.callback()
+@_handles_errors
+def bundle(
+    ctx: typer.Context,
+    run_id: Annotated[
+        str | None,
+        typer.Option("--run", help="The run whose logged model to bundle (id or 'latest')."),
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Where bundles go (default: bundles/).")
+    ] = None,
+    model_name: Annotated[
+        str | None, typer.Option("--model", help="The logged model's name.")
+    ] = None,
+    override: Annotated[
+        bool,
+        typer.Option(
+            "--override", help="Bundle although a gate failed (recorded in the manifest)."
+        ),
+    ] = False,
+) -> None:
+    """Build a bundle from a finished run: its logged model, the notebook's exported code
+    (the transform:features step serves requests), the input schema and reference
+    statistics, a pinned requirements lock, a model card, a Dockerfile and a manifest with
+    every file's sha256 — as a folder and a .tar.gz."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if run_id is None:
+        raise typer.BadParameter("give --run RUN_ID (see nbops runs list)", param_hint="--run")
+    from nbops.bundle.archive import pack
+    from nbops.bundle.make import bundle_from_run
+
+    folder = bundle_from_run(run_id, out=out_dir, model_name=model_name, override=override)
+    archive = folder.with_name(folder.name + ".tar.gz")
+    if not archive.exists():
+        archive = pack(folder)
+    out.print(f"Bundle {folder} (and {archive.name})", markup=False)
+    out.print(f"Serve it: nbops serve {folder}", markup=False)
+
+
+@bundle_app.command("compare")
+@_handles_errors
+def bundle_compare(
+    champion: Annotated[Path, typer.Argument(help="The bundle in production.")],
+    challenger: Annotated[Path, typer.Argument(help="The candidate.")],
+    gate: Annotated[
+        list[str] | None, typer.Option("--gate", help="Gates besides [tool.nbops] gates.")
+    ] = None,
+) -> None:
+    """Metrics and slice metrics of two bundles side by side, and the gates' verdict on the
+    challenger with the champion as baseline (`baseline.NAME`). Exits 24 when it fails."""
+    from nbops.bundle.compare import compare_bundles
+    from nbops.errors import GateFailedError
+
+    result = compare_bundles(champion, challenger, extra_gates=gate or [])
+    table = Table(title="Champion vs challenger", title_justify="left")
+    for column in ("", "value", str(champion), str(challenger)):
+        table.add_column(column)
+    for name, a, b in result.rows:
+        differs = "*" if a != b else ""
+        table.add_row(
+            differs, name, "" if a is None else f"{a:.4g}", "" if b is None else f"{b:.4g}"
+        )
+    out.print(table)
+    for g in result.gates:
+        out.print(f"{'PASS' if g.passed else 'FAIL'}  {g.gate}  ({g.reason})", markup=False)
+    failed = [g for g in result.gates if not g.passed]
+    if failed:
+        raise GateFailedError(
+            f"the challenger fails {len(failed)} of {len(result.gates)} gates",
+            fix="keep the champion",
+        )
+    out.print(f"Verdict: the challenger passes all {len(result.gates)} gates.", markup=False)
+
+
+@app.command()
+@_handles_errors
+def predict(
+    bundle_path: Annotated[
+        Path, typer.Argument(metavar="BUNDLE", help="A bundle folder or .tar.gz.")
+    ],
+    data: Annotated[Path, typer.Argument(help="Records to score: .csv or .parquet.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write predictions (.csv).")
+    ] = Path("predictions.csv"),
+) -> None:
+    """Score a file of records with a bundle (verified on load), in batch."""
+    from nbops.bundle.load import load_bundle
+
+    bundle = load_bundle(bundle_path)
+    frame = _read_frame(data)
+    predictions = bundle.predict(frame)
+    result = frame.copy()
+    result["prediction"] = predictions
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    result.to_csv(tmp, index=False)
+    tmp.replace(output)
+    out.print(f"Wrote {len(result)} predictions to {output}", markup=False)
+
+
+@app.command()
+@_handles_errors
+def serve(
+    bundle_path: Annotated[
+        Path, typer.Argument(metavar="BUNDLE", help="A bundle folder or .tar.gz.")
+    ],
+    host: Annotated[
+        str, typer.Option("--host", help="Interface to bind (loopback by default).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
+    log_sample: Annotated[
+        float,
+        typer.Option("--log-sample", help="Share of requests to log for nbops monitor (0-1)."),
+    ] = 0.0,
+    log_path: Annotated[
+        Path | None, typer.Option("--log-path", help="Where the request log goes.")
+    ] = None,
+) -> None:
+    """Serve a bundle over HTTP: POST /predict, GET /health, /metadata, /metrics, /docs."""
+    from nbops.bundle.load import load_bundle
+    from nbops.bundle.serve import serve as run_server
+
+    bundle = load_bundle(bundle_path)
+    err.print(f"Serving {bundle.name} v{bundle.version} on http://{host}:{port}", markup=False)
+    run_server(bundle, host=host, port=port, log_sample=log_sample, log_path=log_path)
+
+
+@app.command()
+@_handles_errors
+def monitor(
+    bundle_path: Annotated[
+        Path, typer.Argument(metavar="BUNDLE", help="A bundle folder or .tar.gz.")
+    ],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Recent records: .csv or .parquet.")
+    ] = None,
+    log: Annotated[
+        Path | None, typer.Option("--log", help="A request log written by nbops serve.")
+    ] = None,
+    html_report: Annotated[
+        Path | None, typer.Option("--html", help="Also write an HTML report.")
+    ] = None,
+) -> None:
+    """Compare recent data (and predictions) with the bundle's reference; exits 31 past the
+    thresholds, so a scheduler can alert or retrain."""
+    from nbops.bundle.load import load_bundle
+    from nbops.bundle.monitor import monitor as run_monitor
+    from nbops.bundle.monitor import raise_for_alerts, read_request_log
+
+    if (data is None) == (log is None):
+        raise typer.BadParameter("give one of --data FILE or --log FILE")
+    bundle = load_bundle(bundle_path)
+    if log is not None:
+        frame, predictions = read_request_log(log)
+    else:
+        frame, predictions = _read_frame(data), None  # type: ignore[arg-type]
+    report = run_monitor(bundle, frame, predictions)
+    table = Table(title=f"Predictions of {bundle.name} v{bundle.version}", title_justify="left")
+    for column in ("slice", "rows", "measure", "shift", "status"):
+        table.add_column(column)
+    for s in report.shifts:
+        table.add_row(s.slice, str(s.rows), s.measure, f"{s.shift:.3f}", s.status)
+    out.print(table)
+    failed = report.validation.failed_checks
+    out.print(
+        f"Data: {len(report.validation.checks)} checks, {len(failed)} failed, "
+        f"drifted columns: {', '.join(report.validation.drifted_columns) or 'none'}",
+        markup=False,
+    )
+    if html_report is not None:
+        html_report.write_text(report.to_html(), encoding="utf-8")
+    raise_for_alerts(report, str(data or log))

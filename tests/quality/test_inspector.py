@@ -132,12 +132,15 @@ def test_the_widget_disables_export_until_the_override_is_ticked(frames) -> None
     assert inspector.message.value == "bundle written"
 
 
-def test_the_widget_without_a_bundle_builder_says_what_export_will_do(frames) -> None:  # type: ignore[no-untyped-def]
-    _reference, current, truth = frames
+def test_the_default_export_says_why_it_cannot_bundle_outside_jupyter(
+    frames, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    _, current, truth = frames
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     report = inspection(model=Threshold(), X=current, y=truth, gates=[], plots=False)
-    inspector = Inspector(report)
+    inspector = Inspector(report, model=Threshold())
     assert not inspector.button.disabled
     inspector.button.click()
-    assert "will package the model in skops format" in inspector.message.value
+    assert "Cannot tell which notebook this kernel runs" in inspector.message.value
     tabs = inspector.widget.children[0]
     assert [tabs.get_title(i) for i in range(3)] == ["Data", "Slices", "Gates"]

@@ -4,7 +4,7 @@
 InspectionReport — testable without a browser, and `report.to_html()` renders the same
 content as a static page for CI. `inspect(...)` shows it in the notebook as an ipywidgets
 widget with Data, Slices and Gates tabs and an "Export bundle" button, disabled while a gate
-fails unless the override box is ticked (the override is recorded with the export).
+fails unless the override box is ticked (the override is recorded in the bundle).
 """
 
 from __future__ import annotations
@@ -358,7 +358,7 @@ class Inspector:
 
         self.report = report
         self.model = model
-        self.on_export = on_export or _export_placeholder
+        self.on_export = on_export or export_bundle
         tabs = widgets.Tab(
             children=[
                 widgets.HTML(report.data_html()),
@@ -415,13 +415,42 @@ class Inspector:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def _export_placeholder(request: ExportRequest) -> str:
-    override = " The gate override will be recorded in its manifest." if request.override else ""
-    return (
-        "Bundle export is not available yet (it comes with `nbops bundle`): this button will "
-        "package the model in skops format with the exported transform code, the data schema "
-        "and reference statistics, and these gate results." + override
-    )
+def export_bundle(request: ExportRequest) -> str:
+    """The default action of the Export bundle button: bundle the model in hand with the
+    notebook's serving step (the notebook Jupyter says this kernel serves), its parameter
+    defaults, this report's slice metrics and gate results, and the override if ticked."""
+    import os
+
+    notebook = os.environ.get("JPY_SESSION_NAME")
+    if request.model is None:
+        return "No model to bundle: pass model= to nbops.inspect."
+    if not notebook or not os.path.exists(notebook):
+        return (
+            "Cannot tell which notebook this kernel runs, so its serving code is unknown: "
+            "log the model with nbops.log_model and run `nbops bundle --run RUN_ID`."
+        )
+    from pathlib import Path
+
+    from nbops.bundle.make import build_from
+    from nbops.notebook.read import read_notebook
+    from nbops.runs.parameters import parameter_specs
+
+    try:
+        defaults = {s.name: s.default for s in parameter_specs(read_notebook(notebook))}
+        folder = build_from(
+            Path(notebook),
+            request.model,
+            defaults,
+            gates=[g.to_dict() for g in request.report.gates],
+            slice_report=request.report.slices.model_dump(mode="json")
+            if request.report.slices
+            else None,
+            override=request.override,
+        )
+    except Exception as exc:  # shown in the widget; the kernel stays usable
+        return f"Export failed: {exc}"
+    note = " (gate override recorded)" if request.override else ""
+    return f"Bundle written to {folder}{note}."
 
 
 def inspect(

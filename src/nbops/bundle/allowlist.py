@@ -1,0 +1,315 @@
+"""The types nbops lets skops load from a bundle's model file, and nothing else.
+
+skops refuses, by default, every type it has not vetted itself; `skops.io.get_untrusted_types`
+lists them. nbops decides which of those it trusts — never the manifest alone:
+
+- the names in `VETTED_TYPES`, collected from what `get_untrusted_types` reports for realistic
+  models (Pipeline + ColumnTransformer + SimpleImputer + OneHotEncoder + StandardScaler with
+  RandomForest, HistGradientBoosting, LogisticRegression and Ridge), across skops versions;
+- any *class* defined in scikit-learn: the name starts with `sklearn.`, and importing it gives a
+  class whose own `__module__` and `__qualname__` spell that same name (so a name re-exporting
+  something from outside scikit-learn, or a function, does not pass). Functions are trusted
+  by name only (`VETTED_FUNCTIONS`): a model calls the functions it holds on its input, and
+  some scikit-learn functions read or write files;
+- any numpy scalar type or dtype class (`numpy.float64`, `numpy.dtypes.Int64DType`...).
+
+Nothing else: not builtins (`builtins.eval`), not `os`/`posix`/`subprocess`/`sys`/`importlib`,
+not pickle or joblib, and `functools.partial` only because skops checks the callable a partial
+wraps as a type of its own (a partial of `posix.system` also reports `posix.system`).
+
+`trusted_types(untrusted, manifest_types)` is what `load_bundle` passes to skops: every type the
+file holds beyond skops's defaults must be in the manifest's list *and* allowed here; a type the
+manifest lists that is not allowed here is refused even when the file does not hold it, so a
+manifest can narrow the allow-list, never widen it.
+
+`check_tree_bounds(model)`: skops leaves `sklearn.tree._tree.Tree` and HistGradientBoosting's
+`TreePredictor` untrusted because their node arrays hold indices scikit-learn follows without
+bounds checks. nbops trusts them for the models it builds, and checks, after loading, that
+every child and feature index of every tree stays in range.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from nbops.errors import BundleIntegrityError
+
+# What `get_untrusted_types` reports for the realistic models above, plus the scikit-learn
+# internals older skops versions did not trust by default (losses, links, binning).
+VETTED_TYPES: frozenset[str] = frozenset(
+    {
+        "numpy.dtype",
+        "numpy.ndarray",
+        "numpy.ma.core.MaskedArray",
+        "numpy.random.mtrand.RandomState",
+        "numpy.random._generator.Generator",
+        "numpy.random._pcg64.PCG64",
+        "numpy.random._mt19937.MT19937",
+        "numpy.random.bit_generator.SeedSequence",
+        "functools.partial",
+        "sklearn.tree._tree.Tree",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+        "sklearn._loss.loss.AbsoluteError",
+        "sklearn._loss.loss.ExponentialLoss",
+        "sklearn._loss.loss.HalfBinomialLoss",
+        "sklearn._loss.loss.HalfGammaLoss",
+        "sklearn._loss.loss.HalfMultinomialLoss",
+        "sklearn._loss.loss.HalfPoissonLoss",
+        "sklearn._loss.loss.HalfSquaredError",
+        "sklearn._loss.loss.HalfTweedieLoss",
+        "sklearn._loss.loss.HalfTweedieLossIdentity",
+        "sklearn._loss.loss.HuberLoss",
+        "sklearn._loss.loss.PinballLoss",
+        "sklearn._loss.link.HalfLogitLink",
+        "sklearn._loss.link.IdentityLink",
+        "sklearn._loss.link.Interval",
+        "sklearn._loss.link.LogitLink",
+        "sklearn._loss.link.LogLink",
+        "sklearn._loss.link.MultinomialLogit",
+        "scipy.sparse._csr.csr_matrix",
+        "scipy.sparse._csr.csr_array",
+        "scipy.sparse._csc.csc_matrix",
+        "scipy.sparse._csc.csc_array",
+    }
+)
+
+# Functions a model may hold and call on its input: pure computations only.
+VETTED_FUNCTIONS: frozenset[str] = frozenset(
+    {
+        "sklearn.utils.validation.check_array",
+        "numpy.log",
+        "numpy.log1p",
+        "numpy.exp",
+        "numpy.expm1",
+        "numpy.sqrt",
+    }
+)
+
+# Never trusted, whatever a rule would say (checked first; the rules could not admit them
+# anyway, this keeps it so if a rule grows).
+_DENIED_PREFIXES = (
+    "builtins.",
+    "__builtin__.",
+    "os.",
+    "posix.",
+    "nt.",
+    "subprocess.",
+    "sys.",
+    "importlib.",
+    "pickle.",
+    "_pickle.",
+    "joblib.",
+    "shutil.",
+    "socket.",
+    "ctypes.",
+    "runpy.",
+    "code.",
+    "pty.",
+    "io.",
+    "pathlib.",
+    "numpy.load",
+    "numpy.lib.npyio.",
+    "sklearn.externals.",
+    "sklearn.utils._joblib.",
+    "sklearn.datasets.",
+)
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+_cache: dict[str, bool] = {}
+
+
+def is_allowed(name: str) -> bool:
+    """Whether nbops lets skops load the type (or function) `name` ("module.QualName")."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        return False
+    if name.startswith(_DENIED_PREFIXES) or name == "numpy.load":
+        return False
+    if name in VETTED_TYPES or name in VETTED_FUNCTIONS:
+        return True
+    if name not in _cache:
+        _cache[name] = _allowed_by_rule(name)
+    return _cache[name]
+
+
+def _allowed_by_rule(name: str) -> bool:
+    if name.startswith("sklearn."):
+        obj = _resolve(name)
+        return (
+            isinstance(obj, type)
+            and obj.__module__.startswith("sklearn.")
+            and f"{obj.__module__}.{obj.__qualname__}" == name
+        )
+    if name.startswith("numpy."):
+        import numpy as np
+
+        obj = _resolve(name)
+        if not isinstance(obj, type) or not obj.__module__.startswith("numpy"):
+            return False
+        return issubclass(obj, np.generic | np.dtype)
+    return False
+
+
+def _resolve(name: str) -> Any:
+    """The object a dotted name designates, importing the longest module prefix; None if none."""
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        except Exception:  # a module that fails to import is not a type we trust
+            return None
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr, None)
+            if obj is None:
+                return None
+        return obj
+    return None
+
+
+def trusted_types(untrusted: list[str], manifest_types: list[str]) -> list[str]:
+    """The types to pass to skops as `trusted`: `untrusted` (what the file holds beyond skops's
+    defaults), each listed in the manifest and allowed by nbops.
+
+    Raises BundleIntegrityError naming the first type that is not allowed (a manifest type
+    outside nbops's allow-list counts, whether the file holds it or not) or that the file holds
+    but the manifest does not list.
+    """
+    for name in manifest_types:
+        if not is_allowed(name):
+            raise BundleIntegrityError(
+                f"the manifest trusts the type {name!r}, which nbops never loads",
+                location="manifest.json",
+                fix="rebuild the bundle from a model made of scikit-learn and numpy objects",
+            )
+    listed = set(manifest_types)
+    for name in untrusted:
+        if not is_allowed(name):
+            raise BundleIntegrityError(
+                f"the model holds the type {name!r}, which nbops never loads",
+                location="model.skops",
+                fix="rebuild the bundle from a model made of scikit-learn and numpy objects",
+            )
+        if name not in listed:
+            raise BundleIntegrityError(
+                f"the model holds the type {name!r}, which the manifest does not list",
+                location="model.skops",
+                fix="the model file does not match the manifest; rebuild the bundle",
+            )
+    return sorted(set(untrusted))
+
+
+def disallowed(types: Iterable[str]) -> list[str]:
+    """The names among `types` nbops does not allow, in order."""
+    return [t for t in types if not is_allowed(t)]
+
+
+# -- tree bounds ---------------------------------------------------------------------------------
+
+_MAX_OBJECTS = 200_000
+
+
+def check_tree_bounds(model: Any) -> None:
+    """Raise BundleIntegrityError if a decision tree in `model` has a child or feature index out
+    of range (which scikit-learn would follow without a check, reading outside its arrays)."""
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+    from sklearn.tree._tree import Tree
+
+    seen: set[int] = set()
+    stack: list[tuple[Any, int | None]] = [(model, None)]
+    while stack:
+        obj, n_features = stack.pop()
+        if id(obj) in seen or len(seen) > _MAX_OBJECTS:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, Tree):
+            _check_tree(obj, n_features)
+            continue
+        if isinstance(obj, TreePredictor):
+            _check_predictor(obj, n_features)
+            continue
+        if isinstance(obj, str | bytes | int | float | bool) or obj is None:
+            continue
+        if isinstance(obj, dict):
+            stack.extend((v, n_features) for v in obj.values())
+        elif isinstance(obj, list | tuple | set | frozenset):
+            stack.extend((v, n_features) for v in obj)
+        elif type(obj).__module__.startswith("numpy"):
+            if getattr(obj, "dtype", None) is not None and obj.dtype == object:
+                stack.extend((v, n_features) for v in obj.ravel())
+        elif hasattr(obj, "__dict__"):
+            try:
+                own = getattr(obj, "n_features_in_", None)
+            except Exception:  # a property of an unfitted step
+                own = None
+            if isinstance(own, int) and not isinstance(own, bool):
+                n_features = own
+            stack.extend((v, n_features) for v in vars(obj).values())
+
+
+def _bad_tree(what: str) -> BundleIntegrityError:
+    return BundleIntegrityError(
+        f"a decision tree in the model is malformed: {what}",
+        location="model.skops",
+        fix="the model file was not written by scikit-learn; rebuild the bundle",
+    )
+
+
+def _check_tree(tree: Any, n_features: int | None) -> None:
+    import numpy as np
+
+    count = int(tree.node_count)
+    left = np.asarray(tree.children_left)
+    right = np.asarray(tree.children_right)
+    feature = np.asarray(tree.feature)
+    if not (len(left) == len(right) == len(feature) == count):
+        raise _bad_tree("its node arrays disagree on the number of nodes")
+    if n_features is not None and int(tree.n_features) != n_features:
+        raise _bad_tree(f"it reads {tree.n_features} features, its estimator {n_features}")
+    index = np.arange(count)
+    leaf = left == -1
+    if np.any(leaf != (right == -1)):
+        raise _bad_tree("a node has one child")
+    inner = ~leaf
+    # Children come after their parent (depth-first order): in range, and no cycle.
+    if np.any((left[inner] <= index[inner]) | (left[inner] >= count)):
+        raise _bad_tree("a left child index is out of range")
+    if np.any((right[inner] <= index[inner]) | (right[inner] >= count)):
+        raise _bad_tree("a right child index is out of range")
+    if np.any((feature[inner] < 0) | (feature[inner] >= int(tree.n_features))):
+        raise _bad_tree("a feature index is out of range")
+    values = np.asarray(tree.value)
+    if values.shape[0] != count:
+        raise _bad_tree("its values disagree on the number of nodes")
+
+
+def _check_predictor(predictor: Any, n_features: int | None) -> None:
+    import numpy as np
+
+    nodes = predictor.nodes
+    names = set(nodes.dtype.names or ())
+    needed = {"left", "right", "feature_idx", "is_leaf", "is_categorical", "bitset_idx"}
+    if not needed <= names:
+        raise _bad_tree("a gradient-boosting tree lacks node fields")
+    count = len(nodes)
+    index = np.arange(count)
+    inner = nodes["is_leaf"] == 0
+    left = nodes["left"].astype(np.int64)
+    right = nodes["right"].astype(np.int64)
+    if np.any((left[inner] <= index[inner]) | (left[inner] >= count)):
+        raise _bad_tree("a left child index is out of range")
+    if np.any((right[inner] <= index[inner]) | (right[inner] >= count)):
+        raise _bad_tree("a right child index is out of range")
+    feature = nodes["feature_idx"].astype(np.int64)
+    if np.any(feature[inner] < 0) or (
+        n_features is not None and np.any(feature[inner] >= n_features)
+    ):
+        raise _bad_tree("a feature index is out of range")
+    categorical = inner & (nodes["is_categorical"] != 0)
+    bitsets = min(len(predictor.raw_left_cat_bitsets), len(predictor.binned_left_cat_bitsets))
+    if np.any(nodes["bitset_idx"][categorical].astype(np.int64) >= bitsets):
+        raise _bad_tree("a category bitset index is out of range")

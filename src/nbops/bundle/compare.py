@@ -1,0 +1,41 @@
+"""Champion vs challenger: two bundles' metrics and slice metrics, and the gates' verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nbops.runs.gates import GateResult, evaluate_gate, parse_gate
+
+
+@dataclass
+class BundleComparison:
+    rows: list[tuple[str, float | None, float | None]]
+    gates: list[GateResult]
+
+
+def gate_values(manifest: Any) -> dict[str, float]:
+    """What gates can name for a bundle: its run's metrics and its slice metrics' values."""
+    values = dict(manifest.source.metrics)
+    if manifest.source.slice_metrics:
+        from nbops.quality.slices import SliceReport
+
+        values.update(SliceReport.model_validate(manifest.source.slice_metrics).gate_values())
+    return values
+
+
+def compare_bundles(
+    champion: Path, challenger: Path, *, extra_gates: list[str]
+) -> BundleComparison:
+    """Load (and verify) both bundles; check the project's gates (plus `extra_gates`) on the
+    challenger, with the champion's values as `baseline.NAME`."""
+    from nbops.bundle.load import load_bundle
+    from nbops.config import load_project
+
+    a = gate_values(load_bundle(champion).manifest)
+    b = gate_values(load_bundle(challenger).manifest)
+    rows = [(name, a.get(name), b.get(name)) for name in sorted(set(a) | set(b))]
+    texts = [*load_project().config.gates, *extra_gates]
+    values = {**b, **{f"baseline.{k}": v for k, v in a.items()}}
+    return BundleComparison(rows, [evaluate_gate(parse_gate(t), values) for t in texts])

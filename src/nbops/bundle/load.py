@@ -1,0 +1,478 @@
+"""Loading a bundle, safely: `load_bundle(path)` -> `Bundle`, ready to predict.
+
+    bundle = load_bundle("bundles/churn-v3")          # or "bundles/churn-v3.tar.gz"
+    bundle.predict(frame)                             # validated, transformed, predicted
+    bundle.predict_records([{"a": 1.0, "b": 2, "c": "x"}])
+
+What loading checks, in order, before any bundled code runs or any model object is built:
+
+1. an archive is unpacked only if every member is safe (`nbops.bundle.archive.unpack`);
+2. the manifest parses, and is not from a newer nbops (BundleVersionError);
+3. every file the manifest lists has its sha256, and no file it does not list is present
+   (manifest.json and `__pycache__` folders aside) — BundleIntegrityError naming the file;
+4. the model is read with skops, trusting only the types `trusted_types` allows (nbops's
+   allow-list, narrowed by the manifest), and its decision trees' indices are checked —
+   never pickle or joblib;
+5. the bundled package is imported from the verified bytes held in memory (never from files
+   read again, nor from `.pyc` caches) under a unique module name, without touching sys.path.
+
+Loading does nothing else: the schema is parsed, not checked against data; heavy modules are
+imported on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path, PurePosixPath
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from nbops.bundle.allowlist import check_tree_bounds, trusted_types
+from nbops.bundle.manifest import CODE_DIR, MANIFEST_FILE, BundleManifest
+from nbops.errors import BundleError, BundleIntegrityError, NbopsError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from nbops.quality.schema import Schema
+
+__all__ = ["Bundle", "load_bundle"]
+
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
+
+
+_REFUSED = frozenset({"missing_column", "dtype", "nulls", "file_format"})
+
+
+class Bundle:
+    """A loaded bundle: its manifest, request schema, model and serving path."""
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: BundleManifest,
+        schema: Schema,
+        model: Any,
+        serve: Callable[[Any], Any] | None,
+    ) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.schema = schema
+        self.model = model
+        self._serve = serve
+        self._cleanup: weakref.finalize[Any, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Bundle {self.manifest.name} v{self.manifest.version} at {self.path}>"
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> int:
+        return self.manifest.version
+
+    @property
+    def request_columns(self) -> list[str]:
+        """The columns a request carries (the serving step's, or the model's, input)."""
+        return list(self.manifest.serving.request_columns)
+
+    @property
+    def has_proba(self) -> bool:
+        return hasattr(self.model, "predict_proba")
+
+    def close(self) -> None:
+        """Remove the folder an archive was unpacked into (nothing for a bundle folder)."""
+        if self._cleanup is not None:
+            self._cleanup()
+
+    def __enter__(self) -> Bundle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def check(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Validate a request frame against the schema ("serving" environment, no drift) and
+        keep the request columns; BundleError naming the columns of failing checks."""
+        import pandas as pd
+
+        from nbops.quality.validate import validate
+
+        if not isinstance(frame, pd.DataFrame):
+            raise BundleError(
+                f"a request is a pandas DataFrame, not {type(frame).__name__}",
+                fix="or use predict_records for JSON records",
+            )
+        try:
+            report = validate(frame, self.schema, environment="serving", drift=False)
+        except NbopsError as e:
+            raise BundleError(f"the request cannot be checked: {e}") from None
+        # Refuse only what the serving code cannot take (a missing column, a wrong type, a
+        # null where none may be); values outside the training range or new categories are
+        # served, and `nbops monitor` watches for them.
+        failed = [c for c in report.failed_checks if c.kind in _REFUSED]
+        if failed:
+            columns: list[str] = []
+            for check in failed:
+                column = check.column or check.name
+                if column not in columns:
+                    columns.append(column)
+            details = "; ".join(c.message for c in failed[:3] if c.message)
+            raise BundleError(
+                f"the request fails {len(failed)} check(s) on column(s) "
+                f"{', '.join(repr(c) for c in columns)}: {details}",
+                fix=f"send the columns {', '.join(self.request_columns)} as schema.json "
+                "describes them",
+            )
+        return frame[self.request_columns]
+
+    def transform(self, frame: pd.DataFrame) -> Any:
+        """The model's input for a request frame: checked, then through the serving step."""
+        checked = self.check(frame)
+        if self._serve is None:
+            return checked
+        return self._serve(checked)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Predictions for a request frame (checked, transformed, then `model.predict`)."""
+        import numpy as np
+
+        return np.asarray(self.model.predict(self.transform(frame)))
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, for a model with `predict_proba`; BundleError otherwise."""
+        import numpy as np
+
+        if not self.has_proba:
+            raise BundleError(f"the model ({self.manifest.model.class_name}) has no predict_proba")
+        return np.asarray(self.model.predict_proba(self.transform(frame)))
+
+    def records_frame(self, records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+        """JSON records as a request frame (datetime columns parsed from their text)."""
+        import pandas as pd
+
+        if not isinstance(records, Sequence) or isinstance(records, str | bytes):
+            raise BundleError("a request is a list of records (JSON objects)")
+        if not records:
+            raise BundleError("the request holds no records")
+        if not all(isinstance(r, dict) for r in records):
+            raise BundleError("every record of a request is a JSON object")
+        frame = pd.DataFrame.from_records(list(records))
+        for column in self.schema.columns:
+            if column.kind == "datetime" and column.name in frame.columns:
+                s = frame[column.name]
+                if not pd.api.types.is_datetime64_any_dtype(s.dtype):
+                    # left as it is when it does not parse: the dtype check names the column
+                    with contextlib.suppress(TypeError, ValueError):
+                        frame[column.name] = pd.to_datetime(s, format="ISO8601")
+        return frame
+
+    def predict_records(self, records: Sequence[dict[str, Any]]) -> list[Any]:
+        """Predictions for JSON records, as JSON values (NaN as None)."""
+        return json_values(self.predict(self.records_frame(records)))
+
+    def predict_proba_records(self, records: Sequence[dict[str, Any]]) -> list[Any]:
+        return json_values(self.predict_proba(self.records_frame(records)))
+
+
+def json_values(values: Any) -> list[Any]:
+    """An array as a list of plain JSON values."""
+    import numpy as np
+
+    array = np.asarray(values)
+    return [_plain(v) for v in array.tolist()]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+
+def load_bundle(path: str | os.PathLike[str]) -> Bundle:
+    """Load a bundle folder or `.tar.gz` (unpacked into a temporary folder, removed when the
+    Bundle is closed or garbage-collected). Raises BundleIntegrityError (a file differs from
+    the manifest, an unlisted file, an unsafe archive, a model type nbops does not allow),
+    BundleVersionError (a newer nbops wrote it) or BundleError."""
+    source = Path(path)
+    tmp: str | None = None
+    if source.is_file() and source.name.endswith(_ARCHIVE_SUFFIXES):
+        from nbops.bundle.archive import unpack
+
+        tmp = tempfile.mkdtemp(prefix="nbops-bundle-")
+        try:
+            folder = unpack(source, tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    elif source.is_dir():
+        folder = source
+    else:
+        raise BundleError(
+            f"no bundle at {source}", fix="give a bundle folder or its .tar.gz (nbops bundle)"
+        )
+    try:
+        bundle = _load_folder(folder)
+    except BaseException:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if tmp is not None:
+        bundle._cleanup = weakref.finalize(bundle, shutil.rmtree, tmp, ignore_errors=True)
+    return bundle
+
+
+def _load_folder(folder: Path) -> Bundle:
+    manifest_path = folder / MANIFEST_FILE
+    try:
+        text = manifest_path.read_bytes()
+    except OSError:
+        raise BundleIntegrityError(
+            "the bundle has no manifest.json", location=str(folder), fix="rebuild the bundle"
+        ) from None
+    manifest = BundleManifest.from_json(text, location=str(manifest_path))
+    contents = verify_files(folder, manifest)
+    schema = _schema(contents, manifest)
+    model = _model(contents, manifest)
+    serve = _serving_function(folder, contents, manifest)
+    return Bundle(folder, manifest, schema, model, serve)
+
+
+def _safe_rel(rel: str) -> bool:
+    p = PurePosixPath(rel)
+    return (
+        bool(rel)
+        and "\\" not in rel
+        and not p.is_absolute()
+        and ".." not in p.parts
+        and rel == p.as_posix()
+    )
+
+
+def verify_files(folder: Path, manifest: BundleManifest) -> dict[str, bytes]:
+    """Every listed file's bytes, each checked against its sha256; BundleIntegrityError naming
+    the first file that is missing, changed, a link, or present but not listed."""
+    listed = manifest.files
+    for rel in listed:
+        if not _safe_rel(rel) or rel == MANIFEST_FILE:
+            raise BundleIntegrityError(
+                f"the manifest lists an unsafe path {rel!r}",
+                location=str(folder / MANIFEST_FILE),
+                fix="rebuild the bundle",
+            )
+    for current, dirs, names in os.walk(folder):
+        here = Path(current)
+        for d in list(dirs):
+            if (here / d).is_symlink():
+                raise _integrity(folder, (here / d).relative_to(folder).as_posix(), "is a link")
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for file_name in names:
+            rel = (here / file_name).relative_to(folder).as_posix()
+            if rel == MANIFEST_FILE:
+                continue
+            if rel not in listed:
+                raise _integrity(folder, rel, "is not listed in the manifest")
+            if (here / file_name).is_symlink():
+                raise _integrity(folder, rel, "is a link")
+    contents: dict[str, bytes] = {}
+    for rel, expected in listed.items():
+        target = folder / rel
+        if target.is_symlink():
+            raise _integrity(folder, rel, "is a link")
+        try:
+            data = target.read_bytes()
+        except OSError:
+            raise _integrity(folder, rel, "is missing") from None
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise _integrity(folder, rel, "differs from the manifest (sha256 mismatch)")
+        contents[rel] = data
+    model = manifest.model
+    if model.file not in listed or listed[model.file] != model.sha256:
+        raise _integrity(folder, model.file, "does not match the manifest's model entry")
+    return contents
+
+
+def _integrity(folder: Path, rel: str, what: str) -> BundleIntegrityError:
+    return BundleIntegrityError(
+        f"{rel} {what}",
+        location=str(folder),
+        fix="the bundle was changed after it was built; rebuild it (nbops bundle)",
+    )
+
+
+def _schema(contents: dict[str, bytes], manifest: BundleManifest) -> Schema:
+    from nbops.quality.schema import Schema
+
+    name = manifest.input.schema_file
+    if name not in contents:
+        raise BundleIntegrityError(f"{name} is missing", fix="rebuild the bundle")
+    try:
+        return Schema.from_dict(json.loads(contents[name]), source=name)
+    except (ValueError, NbopsError) as e:
+        raise BundleError(f"the bundle's schema cannot be read: {e}", location=name) from None
+
+
+def _model(contents: dict[str, bytes], manifest: BundleManifest) -> Any:
+    import skops.io as sio
+
+    info = manifest.model
+    data = contents[info.file]
+    try:
+        untrusted = sio.get_untrusted_types(data=data)
+    except Exception as e:
+        raise BundleIntegrityError(
+            f"{info.file} is not a readable skops file ({type(e).__name__})",
+            fix="rebuild the bundle",
+        ) from None
+    trusted = trusted_types(untrusted, info.types)
+    try:
+        model = sio.loads(data, trusted=trusted)
+    except Exception as e:
+        raise BundleIntegrityError(
+            f"{info.file} cannot be loaded ({type(e).__name__}: {e})", fix="rebuild the bundle"
+        ) from None
+    check_tree_bounds(model)
+    return model
+
+
+# -- the bundled package -------------------------------------------------------------------------
+
+
+class _VerifiedSourceLoader(importlib.abc.SourceLoader):
+    """Executes a module from source bytes already checked against the manifest. No bytecode
+    cache is read or written (`path_stats` is left unimplemented)."""
+
+    def __init__(self, path: str, source: bytes) -> None:
+        self._path = path
+        self._source = source
+
+    def get_filename(self, fullname: str) -> str:
+        return self._path
+
+    def get_data(self, path: str) -> bytes:
+        if path == self._path:
+            return self._source
+        raise OSError(f"{path} is not a verified bundle file")
+
+
+class _BundleFinder(importlib.abc.MetaPathFinder):
+    """Finds the modules of one bundled package, by their private names, among verified files."""
+
+    def __init__(self, modules: dict[str, tuple[str, bytes, bool]]) -> None:
+        self._modules = modules
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        entry = self._modules.get(fullname)
+        if entry is None:
+            return None
+        file_path, source, is_package = entry
+        return importlib.util.spec_from_file_location(
+            fullname,
+            file_path,
+            loader=_VerifiedSourceLoader(file_path, source),
+            submodule_search_locations=[str(Path(file_path).parent)] if is_package else None,
+        )
+
+
+def _serving_function(
+    folder: Path, contents: dict[str, bytes], manifest: BundleManifest
+) -> Callable[[Any], Any] | None:
+    serving = manifest.serving
+    if serving.step is None:
+        return None
+    if not (serving.package and serving.module and serving.function and serving.input):
+        raise BundleIntegrityError(
+            f"the manifest's serving step {serving.step!r} names no package, module, function "
+            "or input",
+            fix="rebuild the bundle",
+        )
+    alias = f"_nbops_bundle_{uuid.uuid4().hex[:12]}_{serving.package}"
+    prefix = f"{CODE_DIR}/{serving.package}/"
+    modules: dict[str, tuple[str, bytes, bool]] = {}
+    for rel, data in contents.items():
+        if not rel.startswith(prefix) or not rel.endswith(".py"):
+            continue
+        parts = rel[len(prefix) : -len(".py")].split("/")
+        is_package = parts[-1] == "__init__"
+        dotted = [alias, *(parts[:-1] if is_package else parts)]
+        modules[".".join(dotted)] = (str(folder / rel), data, is_package)
+    if alias not in modules:
+        raise BundleIntegrityError(
+            f"{prefix}__init__.py is missing from the bundle", fix="rebuild the bundle"
+        )
+    finder = _BundleFinder(modules)
+    sys.meta_path.insert(0, finder)
+    try:
+        importlib.import_module(alias)
+        module = importlib.import_module(f"{alias}.{serving.module}")
+        common = (
+            importlib.import_module(f"{alias}.common") if f"{alias}.common" in modules else None
+        )
+    except BundleError:
+        raise
+    except Exception as e:
+        raise BundleError(
+            f"the bundled code cannot be imported ({type(e).__name__}: {e})",
+            location=f"{CODE_DIR}/{serving.package}",
+            fix="install the bundle's requirements.lock",
+        ) from None
+    finally:
+        sys.meta_path.remove(finder)
+    fn = getattr(module, serving.function, None)
+    if not callable(fn):
+        raise BundleIntegrityError(
+            f"{serving.package}.{serving.module} has no function {serving.function!r}",
+            fix="rebuild the bundle",
+        )
+    setup: dict[str, Any] = {}
+    for setup_name in serving.setup:
+        if common is None or not hasattr(common, setup_name):
+            raise BundleIntegrityError(
+                f"{serving.package}.common has no {setup_name!r} for the serving step",
+                fix="rebuild the bundle",
+            )
+        setup[setup_name] = getattr(common, setup_name)
+    configure = getattr(common, "configure", None) if common is not None else None
+    if callable(configure):
+        configure()  # the notebook's setup calls, as the pipeline runs them first
+    frame_input = serving.input
+    parameters = dict(serving.parameters)
+
+    def serve(frame: Any) -> Any:
+        out = fn(**{frame_input: frame}, **parameters, **setup)
+        return out[0] if isinstance(out, tuple) else out
+
+    return serve

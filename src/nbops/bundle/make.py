@@ -1,0 +1,191 @@
+"""Building a bundle from a run (`nbops bundle --run`), from a notebook in one step
+(`nbops export NB --bundle`), or from the model in hand (the inspector's button)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from nbops.bundle.assemble import gather
+from nbops.config import Project, load_project
+from nbops.errors import BundleError
+from nbops.runs.record import RunRecord
+from nbops.runs.store import RunStore
+
+DEFAULT_OUT = "bundles"
+
+
+def bundle_from_run(
+    ref: str,
+    *,
+    out: Path | None = None,
+    model_name: str | None = None,
+    override: bool = False,
+    project: Project | None = None,
+) -> Path:
+    """Bundle the model a run logged (`nbops.log_model`), with the run's notebook version,
+    parameters, metrics, slice metrics and gate results. Raises BundleError when the run
+    logged no model, did not complete, or failed a gate (unless `override`)."""
+    project = project or load_project()
+    store = RunStore(project.store_dir)
+    record = store.load(ref)
+    if record.status != "completed":
+        raise BundleError(
+            f"run {record.run_id} did not complete ({record.status})",
+            fix="bundle a completed run",
+        )
+    run_dir = store.run_dir(record.run_id)
+    model = _run_model(record, run_dir, model_name)
+    copy = run_dir / f"source{Path(record.notebook).suffix or '.ipynb'}"
+    notebook = copy if copy.exists() else Path(record.notebook)
+    from nbops.export.render import package_name
+
+    return build_from(
+        notebook,
+        model,
+        _plain_parameters(record),
+        out=out,
+        record=record,
+        gates=_recorded_gates(record),
+        override=override,
+        name=package_name(Path(record.notebook).stem),
+        project=project,
+    )
+
+
+def build_from(
+    notebook: Path,
+    model: Any,
+    parameters: dict[str, Any],
+    *,
+    out: Path | None = None,
+    record: RunRecord | None = None,
+    gates: list[dict[str, Any]] | None = None,
+    slice_report: dict[str, Any] | None = None,
+    override: bool = False,
+    name: str | None = None,
+    project: Project | None = None,
+) -> Path:
+    """Build a bundle of `model` with the serving step of `notebook` (see assemble.py)."""
+    from nbops.bundle.build import build_bundle
+    from nbops.bundle.manifest import ServingSpec
+    from nbops.quality.schema import infer_schema
+
+    project = project or load_project()
+    gates = gates or []
+    failed = [str(g.get("gate")) for g in gates if not g.get("passed")]
+    if failed and not override:
+        raise BundleError(
+            f"{len(failed)} gate(s) failed: {'; '.join(failed)}",
+            fix="fix the model, or pass --override to bundle anyway (the override is recorded)",
+        )
+    inputs = gather(Path(notebook), model, parameters, name=name, project=project)
+    plan = inputs.plan
+    serving = ServingSpec(
+        step=plan.step,
+        module=plan.module,
+        function=plan.function,
+        input=plan.input,
+        parameters=plan.parameters,
+        request_columns=inputs.columns,
+    )
+    schema = infer_schema(inputs.reference, name=inputs.name)
+    source: dict[str, Any] = {
+        "notebook": str(record.notebook if record else notebook),
+        "parameters": parameters,
+        "prediction_reference": inputs.prediction_reference,
+        "python": sys.version.split()[0],
+    }
+    metrics: dict[str, float] = {}
+    if record is not None:
+        source.update(
+            notebook_sha256=record.notebook_sha256,
+            export_version=record.export_version,
+            run_id=record.run_id,
+            data=[d.model_dump(mode="json") for d in record.data],
+            git_commit=record.git.commit,
+            git_dirty=record.git.dirty,
+        )
+        metrics = record.latest_metrics()
+        slice_report = slice_report or next(
+            (q["report"] for q in record.quality.values() if q["kind"] == "slices"), None
+        )
+    plots = _slice_plots(slice_report)
+    return build_bundle(
+        Path(out or project.root / DEFAULT_OUT),
+        name=inputs.name,
+        model=model,
+        export_folder=inputs.export_folder,
+        serving=serving,
+        schema=schema,
+        reference=inputs.reference,
+        source=source,
+        metrics=metrics,
+        slice_metrics=slice_report,
+        gates=gates,
+        override=bool(override and failed),
+        failed_gates=failed if override else [],
+        requirements=inputs.requirements,
+        plots=plots,
+    )
+
+
+def _run_model(record: RunRecord, run_dir: Path, name: str | None) -> Any:
+    import skops.io
+
+    from nbops.bundle.allowlist import trusted_types
+
+    models = [m for m in record.models if name is None or m.get("name") == name]
+    if not models:
+        what = f"a model named {name!r}" if name else "a model"
+        raise BundleError(
+            f"run {record.run_id} did not log {what}",
+            fix="call nbops.log_model(model) in the notebook's train step and run it again",
+        )
+    path = run_dir / str(models[-1]["path"])
+    untrusted = skops.io.get_untrusted_types(file=path)
+    return skops.io.load(path, trusted=trusted_types(untrusted, untrusted))
+
+
+def _plain_parameters(record: RunRecord) -> dict[str, Any]:
+    secret = {p.name for p in record.parameter_schema if p.secret}
+    return {k: v for k, v in record.parameters.items() if k not in secret}
+
+
+def _recorded_gates(record: RunRecord) -> list[dict[str, Any]]:
+    """The gate results of the run: `nbops ci`'s, else the inspector's."""
+    if record.gates:
+        return list(record.gates)
+    for entry in record.quality.values():
+        if entry["kind"] == "gates":
+            return list(entry["report"].get("gates", []))
+    return []
+
+
+def _slice_plots(report: dict[str, Any] | None) -> list[tuple[str, bytes]]:
+    if not report:
+        return []
+    from nbops.quality.plots import slice_bar_chart
+    from nbops.quality.slices import SliceReport
+
+    parsed = SliceReport.model_validate(report)
+    frame = parsed.to_frame()
+    plots = []
+    for metric in parsed.metrics:
+        rows = frame[frame["metric"] == metric]
+        values = [None if v != v else float(v) for v in rows["value"]]
+        plots.append(
+            (
+                metric,
+                slice_bar_chart(
+                    metric,
+                    [str(s) for s in rows["slice"]],
+                    values,
+                    parsed.overall.get(metric),
+                    None,
+                    [False] * len(values),
+                ),
+            )
+        )
+    return plots
