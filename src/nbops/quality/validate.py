@@ -799,11 +799,14 @@ class _ColumnChecks:
         status: Status = "fail" if psi > fail else "warn" if psi > warn else "pass"
         limit = fail if status == "fail" else warn
         message = f"PSI {psi:.4f}"
-        if noise >= 0.01:
+        if math.isinf(noise):
+            message += ", not judged: fewer than 5 rows per bin (the KS test still applies)"
+        elif noise >= 0.01:
             message += f" (sampling alone reaches {noise:.3f})"
         if status != "pass":
             message += f", above {limit:.3g}"
-        return self.result(kind, status, message, stats={**stats, "sampling_noise": noise})
+        judged = None if math.isinf(noise) else noise
+        return self.result(kind, status, message, stats={**stats, "sampling_noise": judged})
 
 
 def _psi_noise(bins: int, rows: int, reference_rows: int) -> float:
@@ -812,6 +815,8 @@ def _psi_noise(bins: int, rows: int, reference_rows: int) -> float:
     that, times (1/rows + 1/reference_rows)."""
     if rows <= 0 or reference_rows <= 0 or bins < 2:
         return 0.0
+    if rows < 5 * bins:  # the chi-square approximation needs about 5 expected rows per bin
+        return math.inf
     from scipy.stats import chi2
 
     return float(chi2.ppf(0.99, bins - 1)) * (1.0 / rows + 1.0 / reference_rows)
