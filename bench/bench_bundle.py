@@ -1,0 +1,127 @@
+"""Benchmarks of a bundle in process, against references measured in the same run.
+
+    .venv/bin/python bench/bench_bundle.py
+
+A ColumnTransformer + HistGradientBoosting pipeline trained on 100k synthetic rows, bundled
+with nbops (a notebook whose transform:features step derives one column). Prints:
+- batch `bundle.predict` throughput against the raw pipeline on the same rows (the raw
+  pipeline is given the step's output, so only nbops's own work differs) — target >= 0.9x;
+- `load_bundle` time, sha256 verification included (target <= 0.5 s), next to a bare
+  `skops.io.load` of the same model file.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+from nbformat.v4 import new_code_cell, new_notebook
+
+ROWS = 100_000
+
+
+def best_of(repeats: int, run: Callable[[], object]) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def notebook(folder: Path) -> Path:
+    cells = [
+        ("rows = 100000", ["parameters"]),
+        (
+            "import numpy as np\nimport pandas as pd\n"
+            "rng = np.random.default_rng(0)\n"
+            "raw = pd.DataFrame({'a': rng.normal(size=rows), 'b': rng.normal(size=rows) + 3,\n"
+            "    'c': rng.choice(['x', 'y', 'z'], size=rows), 'd': rng.integers(0, 50, size=rows)})\n"
+            "label = (raw['a'] + (raw['c'] == 'x') > 0.5).astype(int)",
+            ["transform:load"],
+        ),
+        (
+            "features = raw.assign(ratio=raw['a'] / raw['b'])[['a', 'b', 'ratio', 'c', 'd']]",
+            ["transform:features"],
+        ),
+        (
+            "from sklearn.compose import ColumnTransformer\n"
+            "from sklearn.ensemble import HistGradientBoostingClassifier\n"
+            "from sklearn.pipeline import Pipeline\n"
+            "from sklearn.preprocessing import OneHotEncoder\n"
+            "model = Pipeline([('prep', ColumnTransformer([('cat', OneHotEncoder(handle_unknown='ignore'), ['c'])],\n"
+            "    remainder='passthrough')), ('gbm', HistGradientBoostingClassifier(max_iter=50, random_state=0))])\n"
+            "model.fit(features, label)",
+            ["train"],
+        ),
+    ]
+    nb = new_notebook(
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        }
+    )
+    for source, tags in cells:
+        cell = new_code_cell(source)
+        cell.metadata["tags"] = tags
+        nb.cells.append(cell)
+    path = folder / "bench_model.ipynb"
+    nbformat.write(nb, path)
+    (folder / "pyproject.toml").write_text("[tool.nbops]\n")
+    return path
+
+
+def main() -> int:
+    import skops.io
+
+    from nbops.bundle.assemble import import_exported_package
+    from nbops.bundle.load import load_bundle
+    from nbops.bundle.make import build_from
+    from nbops.config import load_project
+    from nbops.export.exporter import export_notebook
+
+    with tempfile.TemporaryDirectory(prefix="nbops-bench-bundle-") as tmp:
+        root = Path(tmp)
+        path = notebook(root)
+        project = load_project(root)
+        export = export_notebook(path, root / "pipelines")
+        package = import_exported_package(export.folder, export.name)
+        results = package.run()
+        model = results.model
+        folder = build_from(path, model, {"rows": ROWS}, project=project)
+        raw: pd.DataFrame = results.raw
+        features = results.features
+
+        bundle = load_bundle(folder)
+        raw_time = best_of(3, lambda: model.predict(features))
+        bundle_time = best_of(3, lambda: bundle.predict(raw))
+        assert np.array_equal(bundle.predict(raw), model.predict(features))
+        ratio = raw_time / bundle_time
+        print(
+            f"batch predict, {len(raw):,} rows: raw pipeline {raw_time * 1000:.0f} ms, bundle {bundle_time * 1000:.0f} ms"
+        )
+        print(
+            f"bundle throughput / raw: {ratio:.2f}x (target >= 0.9x) {'OK' if ratio >= 0.9 else 'MISSED'}"
+        )
+
+        load = best_of(5, lambda: load_bundle(folder))
+        bare = best_of(
+            5,
+            lambda: skops.io.load(
+                folder / "model.skops",
+                trusted=skops.io.get_untrusted_types(file=folder / "model.skops"),
+            ),
+        )
+        print(
+            f"load_bundle: {load:.3f} s (target <= 0.5 s) {'OK' if load <= 0.5 else 'MISSED'}; bare skops load {bare:.3f} s"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
