@@ -20,6 +20,7 @@ PUBLIC = {
     "infer_schema",
     "inspect",
     "inspection",
+    "load_bundle",
     "log_artifact",
     "log_metric",
     "log_metrics",

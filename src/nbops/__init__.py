@@ -23,6 +23,7 @@ __all__ = [
     "infer_schema",
     "inspect",
     "inspection",
+    "load_bundle",
     "log_artifact",
     "log_metric",
     "log_metrics",
@@ -61,9 +62,11 @@ _LAZY = {
     "slice_metrics": "nbops.quality.api",
     "inspect": "nbops.quality.inspector",
     "inspection": "nbops.quality.inspector",
+    "load_bundle": "nbops.bundle.load",
 }
 
 if TYPE_CHECKING:
+    from nbops.bundle.load import load_bundle
     from nbops.errors import CellLocation, NbopsError
     from nbops.export.exporter import ExportResult, check_export, export_notebook
     from nbops.notebook.analysis import StepGraph, analyse
