@@ -16,3 +16,9 @@ echo "== tracked runs: nbops run, a sweep, and a CI gate on the penguins noteboo
 .venv/bin/nbops sweep example_notebooks/synthetic_regression.ipynb --grid alpha=0.1,1,10 --sort r2
 .venv/bin/nbops ci example_notebooks/penguins.ipynb --gate "accuracy >= 0.9" --gate "slices.accuracy.min >= 0.85" --gate "data.drifted_columns <= 1"
 .venv/bin/nbops runs list -n 5
+echo "== a deployable bundle from that run, scoring raw records in batch"
+.venv/bin/nbops bundle --run latest
+.venv/bin/python -c "from palmerpenguins import load_penguins; load_penguins().drop(columns=['species']).dropna().head(20).to_csv('bundles/new_penguins.csv', index=False)"
+bundle=$(ls -d bundles/penguins-v* | grep -v tar.gz | sort -V | tail -1)
+.venv/bin/nbops predict "$bundle" bundles/new_penguins.csv -o bundles/new_penguins_predictions.csv
+head -5 bundles/new_penguins_predictions.csv

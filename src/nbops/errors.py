@@ -27,7 +27,7 @@
     ├── BundleError                 a bundle cannot be built (28)
     │   ├── BundleIntegrityError    a bundle file differs from its manifest, or is unsafe (29)
     │   └── BundleVersionError      a bundle from a newer nbops (30)
-    └── MonitorAlertError           `nbops monitor`: drift or shift past the thresholds (31)
+    ├── MonitorAlertError           `nbops monitor`: drift or shift past the thresholds (31)
     └── RunError                    a run did not complete (21)
         ├── RunFailedError          a cell raised an exception (21)
         ├── KernelDiedError         the kernel died during the run (22)
