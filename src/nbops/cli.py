@@ -473,8 +473,12 @@ def sweep(
         bool, typer.Option("--ascending", help="Smallest first (losses).")
     ] = False,
     executor: Annotated[
-        str, typer.Option("--executor", help="Where runs execute: local.")
+        str, typer.Option("--executor", help="Where runs execute: local, or dask (nbops[dask]).")
     ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Dask scheduler address (default: a LocalCluster)."),
+    ] = None,
     timeout: Timeout = None,
 ) -> None:
     """Run NOTEBOOK for every combination of a parameter grid, in parallel.
@@ -506,7 +510,12 @@ def sweep(
                 bar, advance=1, description=f"{counts['ok']} ok, {counts['failed']} failed"
             )
 
-        result = run_sweep(tasks, executor=executor, jobs=jobs, on_done=done)
+        options: dict[str, Any] = {}
+        if executor == "dask":
+            from nbops.config import load_project
+
+            options["scheduler"] = scheduler or load_project().config.scheduler
+        result = run_sweep(tasks, executor=executor, jobs=jobs, on_done=done, **options)
     names = sorted({k for t in tasks for k in t.parameters})
     metrics = sorted({m for r in result.results for m in r.metrics})
     table = Table(title=f"Sweep {result.sweep_id}", title_justify="left")
@@ -521,6 +530,13 @@ def sweep(
             *[f"{r.metrics[m]:.4g}" if m in r.metrics else "" for m in metrics],
         )
     out.print(table)
+    _warn(
+        [
+            f"run {r.index + 1} ({r.parameters}): {r.error}"
+            for r in result.failed
+            if r.error and not r.run_id
+        ]
+    )
     if result.interrupted:
         raise KeyboardInterrupt
     if result.failed:

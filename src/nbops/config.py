@@ -34,6 +34,7 @@ class NbopsConfig(BaseModel):
     baseline: str | None = None
     export_dir: str = "pipelines"
     secret_params: list[str] = Field(default_factory=list)
+    scheduler: str | None = None
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ def plan_sweep(
         tasks.append(
             SweepTask(
                 index=index,
-                notebook=str(notebook),
+                notebook=str(Path(notebook).resolve()),  # workers may run elsewhere
                 parameters=prepared.overrides,
                 project_root=str(project.root),
                 sweep_id=sweep_id,
@@ -288,4 +288,158 @@ class LocalExecutor:
                 on_done(done[index])
 
 
-EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor}
+# -- the Dask executor: a LocalCluster, or an existing scheduler ---------------------------------
+
+
+def execute_task_detached(task: SweepTask) -> dict[str, Any]:
+    """Run one task in a scratch store wherever the worker is, and return its record and the
+    files of its run folder, so the client — not the worker — writes the project's store."""
+    import tempfile
+
+    from nbops.errors import RunError
+    from nbops.runs.execute import run_notebook
+    from nbops.runs.record import RunRecord
+    from nbops.runs.store import RunStore
+
+    root = Path(task.project_root)
+    project = load_project(root if root.is_dir() else None)
+    with tempfile.TemporaryDirectory(prefix="nbops-task-") as tmp:
+        store = RunStore(Path(tmp))
+        error = None
+        record: RunRecord | None
+        try:
+            record = run_notebook(
+                task.notebook,
+                task.parameters,
+                timeout=task.timeout,
+                project=project,
+                store=store,
+                sweep_id=task.sweep_id,
+                tracking="sqlite",
+            )
+        except RunError as exc:
+            error = str(exc)
+            record = store.load(exc.run_id) if exc.run_id else None
+        if record is None:
+            return {"index": task.index, "record": None, "files": {}, "error": error}
+        folder = store.run_dir(record.run_id)
+        files = {
+            p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*"))
+            if p.is_file()
+        }
+        return {
+            "index": task.index,
+            "record": record.model_dump_json(),
+            "files": files,
+            "error": error,
+        }
+
+
+def store_detached(payload: dict[str, Any], task: SweepTask, store: Any) -> TaskResult:
+    """Write what a worker sent back into the client's store; the TaskResult for it."""
+    from nbops.runs.record import RunRecord
+
+    if payload.get("record") is None:
+        return TaskResult(task.index, task.parameters, "failed", error=payload.get("error"))
+    record = RunRecord.model_validate_json(payload["record"])
+    folder = store.run_dir(record.run_id)
+    for rel, data in payload["files"].items():
+        target = folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    store.save(record)
+    return TaskResult(
+        task.index,
+        task.parameters,
+        record.status,
+        record.run_id,
+        metrics=record.latest_metrics(),
+        error=payload.get("error"),
+    )
+
+
+def worker_error(exc: BaseException) -> str:
+    """What went wrong on a worker, in one line, with the fix for a missing install."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, ModuleNotFoundError) or "No module named" in str(exc):
+        return (
+            f"a Dask worker cannot import what the run needs ({text}); install nbops, a "
+            "Jupyter kernel and the notebook's own packages on every worker"
+        )
+    return f"the Dask task failed ({text})"
+
+
+class DaskExecutor:
+    """Runs each task on a Dask cluster: a LocalCluster of `jobs` threads by default (each
+    papermill run starts its own kernel process, so threads suffice), or the scheduler at
+    `scheduler` (`tcp://HOST:PORT`). Results travel back to this process, which writes the
+    records, so workers need no access to the store. Ctrl-C cancels the tasks not started."""
+
+    def __init__(self, jobs: int = 2, scheduler: str | None = None) -> None:
+        from nbops.errors import require_extra
+
+        require_extra("distributed", "dask")
+        self.jobs = max(1, jobs)
+        self.scheduler = scheduler
+
+    def run(
+        self, tasks: list[SweepTask], on_done: Callable[[TaskResult], None]
+    ) -> tuple[list[TaskResult], bool]:
+        from distributed import Client, LocalCluster, as_completed
+
+        from nbops.runs.store import RunStore
+
+        if not tasks:
+            return [], False
+        store = RunStore(load_project(Path(tasks[0].project_root)).store_dir)
+        cluster = None
+        if self.scheduler:
+            try:
+                client = Client(self.scheduler, timeout="10s")
+            except Exception as exc:
+                raise ConfigError(
+                    f"cannot reach the Dask scheduler at {self.scheduler} "
+                    f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                    fix="check --scheduler (or [tool.nbops] scheduler): tcp://HOST:PORT",
+                ) from None
+        else:
+            cluster = LocalCluster(
+                n_workers=1,
+                threads_per_worker=self.jobs,
+                processes=False,
+                dashboard_address=None,
+            )
+            client = Client(cluster)
+        by_key = {}
+        for task in tasks:
+            future = client.submit(execute_task_detached, task, pure=False)
+            by_key[future.key] = (future, task)
+        done: dict[int, TaskResult] = {}
+        interrupted = False
+        try:
+            for future in as_completed([f for f, _ in by_key.values()]):
+                _, task = by_key[future.key]
+                try:
+                    result = store_detached(future.result(), task, store)
+                except Exception as exc:
+                    result = TaskResult(
+                        task.index, task.parameters, "failed", error=worker_error(exc)
+                    )
+                done[task.index] = result
+                on_done(result)
+        except KeyboardInterrupt:
+            interrupted = True
+            client.cancel([f for f, t in by_key.values() if t.index not in done])
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        for _, task in by_key.values():
+            if task.index not in done:
+                done[task.index] = TaskResult(task.index, task.parameters, "cancelled")
+                on_done(done[task.index])
+        return list(done.values()), interrupted
+
+
+EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor, "dask": DaskExecutor}

@@ -1,0 +1,137 @@
+"""Sweeps on Dask: a LocalCluster by default, or an existing scheduler; the client writes
+the records, so workers need no access to the store."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from nbops import errors
+from nbops.runs.store import RunStore
+from nbops.runs.sweep import worker_error
+from tests.e2e.conftest import run_nbops
+
+distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.slow
+
+CELLS = [
+    ("rows = 1", ["parameters"]),
+    (
+        "import nbops\n"
+        "if rows == 3:\n"
+        "    raise ValueError('rows=3 is broken')\n"
+        "nbops.log_metric('double', rows * 2)",
+        ["train"],
+    ),
+]
+
+
+def test_a_dask_sweep_records_every_run_through_the_client(
+    tmp_path: Path, make_notebook: Callable[..., Path]
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.nbops]\n")
+    make_notebook(CELLS, name="grid.ipynb")
+
+    result = run_nbops(
+        "sweep",
+        "grid.ipynb",
+        "--grid",
+        "rows=1,2,3,4",
+        "--executor",
+        "dask",
+        "--jobs",
+        "2",
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == errors.RunFailedError.exit_code, result.stderr
+    assert "1 of 4 runs did not complete" in result.stderr
+    store = RunStore(tmp_path / ".nbops")
+    records = {r.parameters["rows"]: r for r in store.list()}
+    assert sorted(records) == [1, 2, 3, 4]
+    assert records[3].status == "failed" and records[3].failure is not None
+    assert records[4].latest_metrics() == {"double": 8.0}
+    for record in records.values():
+        assert (store.run_dir(record.run_id) / "output.ipynb").exists()
+        assert record.sweep_id == records[1].sweep_id
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def scheduler(tmp_path: Path) -> Iterator[str]:
+    """A Dask scheduler and one worker as their own processes, on loopback."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    bin_dir = Path(sys.executable).parent
+    log = open(tmp_path / "dask.log", "wb")  # noqa: SIM115 - closed when the cluster stops
+    procs = [
+        subprocess.Popen(
+            [str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            stdout=log, stderr=subprocess.STDOUT,
+        ),
+    ]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        procs.append(
+            subprocess.Popen(
+                [str(bin_dir / "dask"), "worker", address, "--nthreads", "2", "--no-dashboard",
+                 "--host", "127.0.0.1"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        )  # fmt: skip
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(timeout=30)
+        log.close()
+
+
+def test_a_sweep_runs_on_an_existing_scheduler(
+    tmp_path: Path, make_notebook: Callable[..., Path], scheduler: str
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.nbops]\n")
+    make_notebook(CELLS, name="grid.ipynb")
+    result = run_nbops(
+        "sweep", "grid.ipynb", "--grid", "rows=5,6", "--executor", "dask", "--scheduler", scheduler,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(r.parameters["rows"] for r in RunStore(tmp_path / ".nbops").list()) == [5, 6]
+
+
+def test_a_worker_without_nbops_gets_a_clear_error() -> None:
+    message = worker_error(ModuleNotFoundError("No module named 'nbops'"))
+    assert (
+        "install nbops, a Jupyter kernel and the notebook's own packages on every worker" in message
+    )
+
+
+def test_an_unreachable_scheduler_is_one_clear_error(
+    tmp_path: Path, make_notebook: Callable[..., Path]
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.nbops]\n")
+    make_notebook(CELLS, name="grid.ipynb")
+    result = run_nbops(
+        "sweep", "grid.ipynb", "--grid", "rows=5", "--executor", "dask",
+        "--scheduler", "tcp://127.0.0.1:9", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == errors.ConfigError.exit_code
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.stderr
+    assert "Traceback" not in result.stderr
