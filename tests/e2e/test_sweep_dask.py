@@ -135,3 +135,36 @@ def test_an_unreachable_scheduler_is_one_clear_error(
     assert result.returncode == errors.ConfigError.exit_code
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+SCRIPT = """
+from pathlib import Path
+from nbops.config import load_project
+from nbops.runs.execute import run_notebook
+from nbops.runs.sweep import plan_sweep, run_sweep
+
+if __name__ == "__main__":
+    project = load_project(Path("."))
+    run_notebook("grid.ipynb", {"rows": 2}, project=project)  # papermill in the main thread first
+    tasks = plan_sweep("grid.ipynb", {"rows": [1, 2, 4]}, project=project)
+    result = run_sweep(tasks, executor="dask", jobs=2)
+    print(sorted(r.status for r in result.results))
+"""
+
+
+def test_dask_runs_after_an_in_process_run_each_get_their_own_event_loop(
+    tmp_path: Path, make_notebook: Callable[..., Path]
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.nbops]\n")
+    make_notebook(CELLS, name="grid.ipynb")
+    (tmp_path / "script.py").write_text(SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, "script.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "['completed', 'completed', 'completed']"

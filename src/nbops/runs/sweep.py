@@ -293,7 +293,36 @@ class LocalExecutor:
 
 def execute_task_detached(task: SweepTask) -> dict[str, Any]:
     """Run one task in a scratch store wherever the worker is, and return its record and the
-    files of its run folder, so the client — not the worker — writes the project's store."""
+    files of its run folder, so the client — not the worker — writes the project's store.
+
+    The run gets a thread and an event loop of its own: papermill drives the kernel with
+    asyncio, and a worker thread may carry (or share) a loop that is already running.
+    """
+    import asyncio
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            outcome["value"] = _execute_detached(task)
+        except BaseException as exc:  # handed to the calling thread below
+            outcome["error"] = exc
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    thread = threading.Thread(target=target, name=f"nbops-run-{task.index}")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return dict(outcome["value"])
+
+
+def _execute_detached(task: SweepTask) -> dict[str, Any]:
     import tempfile
 
     from nbops.errors import RunError
