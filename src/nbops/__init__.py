@@ -95,3 +95,8 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """jupyter_server's entry point: the extension lives in nbops.labserver."""
+    return [{"module": "nbops.labserver"}]

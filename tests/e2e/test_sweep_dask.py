@@ -95,6 +95,8 @@ def scheduler(tmp_path: Path) -> Iterator[str]:
                 stdout=log, stderr=subprocess.STDOUT,
             )
         )  # fmt: skip
+        with distributed.Client(address, timeout="30s") as client:
+            client.wait_for_workers(1, timeout=60)  # the worker has joined before the sweep
         yield address
     finally:
         for proc in reversed(procs):

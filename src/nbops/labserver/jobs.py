@@ -1,0 +1,246 @@
+"""Server-side state of the JupyterLab extension: the export lock and the background runs.
+
+Standard library and nbops only (no jupyter_server), so it can be tested in-process.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbops.errors import CellLocation, NbopsError, RunError
+
+if TYPE_CHECKING:
+    from nbops.config import Project
+    from nbops.runs.execute import PreparedRun
+    from nbops.runs.record import RunRecord
+
+log = logging.getLogger(__name__)
+
+
+class ExclusiveLock:
+    """A lock taken without waiting: a second taker is told the lock is busy, not queued.
+
+    The export handler takes it on the IOLoop thread and releases it when the export's
+    worker thread is done, so it must be a plain (not re-entrant, not thread-owned) lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def try_acquire(self) -> bool:
+        return self._lock.acquire(blocking=False)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+
+def error_fields(
+    exc: NbopsError, root: Path | None = None, notebook: Path | None = None
+) -> dict[str, Any]:
+    """An NbopsError as the JSON the extension sends: the message, the fix, the error's class
+    name, the cell (0-based index and id) and line when the error names one.
+
+    A location that is a file or folder other than the notebook (the output folder, the
+    pyproject.toml) is added to the message, relative to the server root when inside it.
+    """
+    location = exc.location
+    message = exc.message
+    cell_index = cell_id = line = None
+    if isinstance(location, CellLocation):
+        cell_index = location.number - 1 if location.number is not None else None
+        cell_id = location.cell_id or None
+        line = location.line
+    elif isinstance(location, str) and location:
+        where = Path(location)
+        if notebook is None or _resolved(where) != _resolved(notebook):
+            message = f"{message} ({relative_to_root(where, root) or location})"
+    return {
+        "kind": type(exc).__name__,
+        "message": message,
+        "fix": exc.fix,
+        "cell_index": cell_index,
+        "cell_id": cell_id,
+        "line": line,
+        "exit_code": exc.exit_code,
+    }
+
+
+def unexpected_error_fields(exc: BaseException) -> dict[str, Any]:
+    """An exception nbops did not raise on purpose, in the same shape as error_fields."""
+    return {
+        "kind": type(exc).__name__,
+        "message": str(exc) or type(exc).__name__,
+        "fix": "see the Jupyter server log",
+        "cell_index": None,
+        "cell_id": None,
+        "line": None,
+        "exit_code": None,
+    }
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except OSError:
+        return path
+
+
+def relative_to_root(path: Path, root: Path | None) -> str | None:
+    """`path` relative to the server root, POSIX style; None when it is outside (or no root)."""
+    if root is None:
+        return None
+    try:
+        return _resolved(path).relative_to(root).as_posix()
+    except ValueError:
+        return None
+
+
+@dataclass
+class RunJob:
+    """One notebook run started from JupyterLab; filled in by its worker thread."""
+
+    id: str
+    notebook: str  # relative to the server root
+    status: str = "running"
+    run_id: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    output_notebook: str | None = None  # relative to the server root when inside it
+    error: dict[str, Any] | None = None
+    submitted_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    store_dir: Path | None = None  # the project's run store, for live metrics
+
+    @property
+    def done(self) -> bool:
+        return self.ended_at is not None
+
+    def to_json(self) -> dict[str, Any]:
+        metrics = dict(self.metrics)
+        if not self.done and self.run_id and self.store_dir is not None:
+            metrics = _live_metrics(self.store_dir, self.run_id) or metrics
+        return {
+            "job": self.id,
+            "path": self.notebook,
+            "status": self.status,
+            "run_id": self.run_id,
+            "metrics": metrics,
+            "output_notebook": self.output_notebook,
+            "error": self.error,
+        }
+
+
+def _live_metrics(store_dir: Path, run_id: str) -> dict[str, float]:
+    """What a running run has logged so far (the store reads its events sidecar)."""
+    from nbops.runs.store import RunStore
+
+    try:
+        return RunStore(store_dir).load(run_id).latest_metrics()
+    except NbopsError:
+        return {}
+
+
+# What a job's worker calls: (job) -> None; it fills the job in as it goes.
+JobTarget = Callable[[RunJob], None]
+
+
+class RunJobs:
+    """Runs in background threads, at most `max_parallel` at once (the others wait, shown as
+    running with no run id yet), and the last `keep` finished jobs kept for polling."""
+
+    def __init__(self, max_parallel: int = 2, keep: int = 200) -> None:
+        self._jobs: dict[str, RunJob] = {}
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_parallel)
+        self._keep = keep
+
+    def submit(self, notebook: str, target: JobTarget, store_dir: Path | None = None) -> RunJob:
+        job = RunJob(id=secrets.token_hex(8), notebook=notebook, store_dir=store_dir)
+        with self._lock:
+            self._jobs[job.id] = job
+            self._prune()
+        # A daemon thread: a server shutting down does not wait for a kernel to finish (the
+        # kernel exits with its parent; the store keeps the run as it was last saved).
+        thread = threading.Thread(
+            target=self._work, args=(job, target), name=f"nbops-run-{job.id}", daemon=True
+        )
+        thread.start()
+        return job
+
+    def get(self, job_id: str) -> RunJob | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def all(self) -> list[RunJob]:
+        with self._lock:
+            return sorted(self._jobs.values(), key=lambda j: j.submitted_at, reverse=True)
+
+    def _work(self, job: RunJob, target: JobTarget) -> None:
+        with self._slots:
+            try:
+                target(job)
+            except NbopsError as exc:
+                job.status = "failed"
+                job.error = error_fields(exc)
+            except Exception as exc:  # never lose a job to an unexpected error
+                log.exception("nbops: run job %s failed", job.id)
+                job.status = "failed"
+                job.error = unexpected_error_fields(exc)
+            finally:
+                job.ended_at = time.time()
+
+    def _prune(self) -> None:
+        finished = sorted((j for j in self._jobs.values() if j.done), key=lambda j: j.submitted_at)
+        for job in finished[: max(0, len(finished) - self._keep)]:
+            del self._jobs[job.id]
+
+
+def run_target(prepared: PreparedRun, project: Project, root: Path) -> JobTarget:
+    """The work of a run job: execute the prepared run into the project's store, then copy
+    the outcome (status, run id, metrics, output notebook, error) into the job."""
+
+    def target(job: RunJob) -> None:
+        from nbops.runs.execute import execute_prepared
+        from nbops.runs.store import RunStore
+
+        class JobStore(RunStore):
+            """The project's store, telling the job the run id as soon as it exists."""
+
+            def save(self, record: RunRecord) -> None:
+                job.run_id = job.run_id or record.run_id
+                super().save(record)
+
+        store = JobStore(project.store_dir)
+        notebook = prepared.notebook.path
+        record: RunRecord | None
+        try:
+            record = execute_prepared(prepared, store=store, project=project)
+        except RunError as exc:
+            job.run_id = job.run_id or exc.run_id
+            job.error = error_fields(exc, root, notebook)
+            record = store.load(job.run_id) if job.run_id else None
+            if record is not None and record.failure is not None:
+                job.error["cell_index"] = record.failure.cell_index
+                job.error["cell_id"] = record.failure.cell_id
+        if record is None:
+            job.status = "failed"
+            return
+        job.metrics = record.latest_metrics()
+        if record.output_notebook:
+            output = store.run_dir(record.run_id) / record.output_notebook
+            if output.exists():
+                # Relative to the server root; absolute when the store lies outside it.
+                job.output_notebook = relative_to_root(output, root) or output.as_posix()
+        job.status = record.status
+
+    return target
