@@ -100,3 +100,8 @@ def __dir__() -> list[str]:
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     """jupyter_server's entry point: the extension lives in nbops.labserver."""
     return [{"module": "nbops.labserver"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the prebuilt JupyterLab extension is (for `jupyter labextension develop`)."""
+    return [{"src": "labextension", "dest": "nbops-jupyterlab"}]

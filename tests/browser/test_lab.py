@@ -1,0 +1,313 @@
+"""The nbops JupyterLab extension in a real JupyterLab and a real browser.
+
+Tagging (cell toolbar, context menu, palette, keyboard) needs only the frontend; the panel
+tests also need the server extension (nbops.labserver) and are skipped without it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import ARTIFACTS, Lab, has_labserver
+
+pytestmark = pytest.mark.slow
+
+VISIBLE = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+CELLS = f"{VISIBLE} .jp-Notebook .jp-Cell"
+PANEL = "#nbops-pipeline-panel"
+
+needs_server = pytest.mark.skipif(
+    not has_labserver(),
+    reason="the nbops server extension (src/nbops/labserver) is not in this nbops: "
+    "the panel's API is missing",
+)
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def open_notebook(page: Any, lab: Lab, name: str, cells: int) -> None:
+    page.goto(lab.lab_url(name))
+    page.wait_for_function(
+        "([sel, n]) => document.querySelectorAll(sel).length >= n",
+        arg=[CELLS, cells],
+        timeout=60_000,
+    )
+    # The kernel is up (the toolbar's status says idle), so nothing shifts afterwards.
+    page.wait_for_selector(f"{VISIBLE} .jp-Notebook-ExecutionIndicator[data-status='idle']",
+                           timeout=60_000, state="attached")  # fmt: skip
+
+
+def cell(page: Any, index: int) -> Any:
+    return page.locator(CELLS).nth(index)
+
+
+def select_cell(page: Any, index: int, *, shift: bool = False) -> None:
+    """Click a cell's prompt: selects it in command mode (with shift: extends the selection)."""
+    prompt = cell(page, index).locator(".jp-InputPrompt").first
+    prompt.click(modifiers=["Shift"] if shift else None, position={"x": 10, "y": 8})
+    wait_for(
+        lambda: "jp-mod-active" in (cell(page, index).get_attribute("class") or ""),
+        what=f"cell {index} to be active",
+    )
+
+
+def role_of(page: Any, index: int) -> str | None:
+    badge = cell(page, index).locator(":scope > .nbops-role-badge")
+    if badge.count() == 0:
+        return None
+    return str(badge.inner_text()).replace("\n", ":")
+
+
+def wait_role(page: Any, index: int, expected: str | None) -> None:
+    wait_for(lambda: role_of(page, index) == expected, what=f"cell {index} role {expected}")
+    classes = cell(page, index).get_attribute("class") or ""
+    if expected is None:
+        assert "nbops-tagged" not in classes
+    else:
+        assert f"nbops-role-{expected.split(':')[0]}" in classes.split()
+
+
+def run_from_palette(page: Any, label: str) -> None:
+    """Run a command through the palette. The palette closes when focus moves away right
+    after it opens, so check that the wanted item is highlighted, and retry."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    palette = page.locator(".lm-CommandPalette-input")
+    active = page.locator(".lm-CommandPalette-item.lm-mod-active .lm-CommandPalette-itemLabel")
+
+    def highlighted() -> bool:
+        return bool(active.count()) and active.first.inner_text() == label
+
+    for _attempt in range(5):
+        try:
+            if not palette.is_visible():
+                page.keyboard.press("Control+Shift+C")
+            palette.fill(label, timeout=3_000)
+            wait_for(highlighted, timeout=3, what=f"{label!r} highlighted in the palette")
+            palette.press("Enter", timeout=3_000)
+            return
+        except (PlaywrightError, AssertionError):
+            page.wait_for_timeout(300)
+    raise AssertionError(f"could not run {label!r} from the command palette")
+
+
+def notebook_tags(path: Path) -> list[list[str]]:
+    nb = json.loads(path.read_text())
+    return [c.get("metadata", {}).get("tags", []) for c in nb["cells"]]
+
+
+def test_tag_cells_through_toolbar_context_menu_palette_and_keys(page: Any, lab: Lab) -> None:
+    path = lab.root / "untagged.ipynb"
+    open_notebook(page, lab, "untagged.ipynb", cells=7)
+    assert page.locator(f"{CELLS}.nbops-tagged").count() == 0
+
+    # Cell toolbar: the role button opens the role menu.
+    select_cell(page, 1)
+    button = cell(page, 1).locator(".jp-cell-toolbar [data-command='nbops:role-menu']")
+    button.click()
+    menu = page.locator(".lm-Menu.nbops-role-menu")
+    menu.locator(".lm-Menu-item", has_text="Setup").click()
+    wait_role(page, 1, "setup")
+    # The button shows the active cell's role: a tag in the role's colour, and its tooltip.
+    wait_for(lambda: button.locator("svg[data-icon='nbops:tag-setup']").count(),
+             what="the toolbar button's setup icon")  # fmt: skip
+    assert "nbops role: setup" in (button.get_attribute("title") or "")
+
+    # Context menu: nbops role > Parameters (the cell's own tag is kept).
+    cell(page, 2).locator(".jp-InputPrompt").first.click(button="right", position={"x": 10, "y": 8})
+    page.locator(".lm-Menu .lm-Menu-item", has_text="nbops role").hover()
+    page.locator(".lm-Menu .lm-Menu-item:has(.lm-Menu-itemLabel:text-is('Parameters'))").click()
+    wait_role(page, 2, "parameters")
+
+    # Palette, on two selected cells at once.
+    select_cell(page, 3)
+    select_cell(page, 4, shift=True)
+    run_from_palette(page, "Set cell role: Transform")
+    wait_role(page, 3, "transform")
+    wait_role(page, 4, "transform")
+
+    # Keyboard (command mode): Accel Shift 4 is train; it replaces the transform tag.
+    select_cell(page, 4)
+    page.keyboard.press("Control+Shift+Digit4")
+    wait_role(page, 4, "train")
+    assert role_of(page, 3) == "transform"
+
+    # A named step, through the palette's prompt.
+    select_cell(page, 5)
+    run_from_palette(page, "Set cell step (role:name)…")
+    dialog_input = page.locator(".jp-Dialog input")
+    dialog_input.fill("evaluate:score")
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    wait_role(page, 5, "evaluate:score")
+
+    # Clear a role (Accel Shift 0) and set it again from the keyboard (Accel Shift 6: skip).
+    select_cell(page, 6)
+    page.keyboard.press("Control+Shift+Digit6")
+    wait_role(page, 6, "skip")
+    page.keyboard.press("Control+Shift+Digit0")
+    wait_role(page, 6, None)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    select_cell(page, 5)
+    page.mouse.move(5, 5)
+    page.screenshot(path=str(ARTIFACTS / "lab-tagged-notebook.png"))
+
+    # Save, and read the tags back from disk: standard metadata.tags, other tags kept.
+    page.keyboard.press("Control+S")
+    expected = [[], ["setup"], ["keep-me", "parameters"], ["transform"], ["train"],
+                ["evaluate:score"], []]  # fmt: skip
+    wait_for(lambda: notebook_tags(path) == expected, what="the saved tags")
+
+    # The same roles read by the library itself.
+    from nbops.notebook.read import read_notebook
+
+    nb = read_notebook(path)
+    assert [str(c.tag.step_tag) if c.tag else None for c in nb.cells] == [
+        None, "setup", "parameters", "transform", "train", "evaluate:score", None,
+    ]  # fmt: skip
+
+    # Dark theme: the badges and bars stay readable.
+    run_from_palette(page, "Use Theme: JupyterLab Dark")
+    page.wait_for_selector("body[data-jp-theme-light='false']", state="attached")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "lab-tagged-notebook-dark.png"))
+    run_from_palette(page, "Use Theme: JupyterLab Light")
+    page.wait_for_selector("body[data-jp-theme-light='true']", state="attached")
+
+
+def open_panel(page: Any) -> Any:
+    page.locator(f"{VISIBLE} .jp-NotebookPanel-toolbar [data-command='nbops:open-panel']").click()
+    panel = page.locator(PANEL)
+    panel.wait_for(state="visible")
+    return panel
+
+
+@needs_server
+def test_panel_shows_steps_exports_runs_and_bundles(page: Any, lab: Lab) -> None:
+    assert lab.server_api, f"the nbops API does not answer; server log:\n{lab.log.read_text()}"
+    open_notebook(page, lab, "pipeline.ipynb", cells=7)
+    panel = open_panel(page)
+
+    steps = panel.locator(".nbops-step")
+    steps.first.wait_for()
+    assert [steps.nth(i).get_attribute("data-step") for i in range(steps.count())] == [
+        "transform:make_data", "train", "evaluate",
+    ]  # fmt: skip
+    # Inputs name where they come from; outputs are the names later steps read.
+    inputs = [t.replace("\n", " ") for t in steps.nth(1).locator(".nbops-in").all_inner_texts()]
+    assert inputs == ["data ← transform:make_data"]
+    assert steps.nth(0).locator(".nbops-out").all_inner_texts() == ["data"]
+    first_inputs = steps.nth(0).locator(".nbops-in").all_inner_texts()
+    assert sorted(t.split(" ")[0] for t in first_inputs) == ["n_rows", "scale", "seed"]
+    assert all("← parameter" in t for t in first_inputs)
+    rows = panel.locator(".nbops-parameter")
+    params = [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
+    assert params == [["n_rows", "int", "40"], ["scale", "float", "2.0"], ["seed", "int", "0"]]
+
+    # A step's cell link activates that cell.
+    steps.nth(1).locator(".nbops-cell-link").first.click()
+    wait_for(lambda: "jp-mod-active" in (cell(page, 5).get_attribute("class") or ""),
+             what="the train cell to be active")  # fmt: skip
+
+    # Export: the generated package is on disk.
+    panel.locator("button.nbops-export").click()
+    result = panel.locator(".nbops-export-result")
+    result.wait_for(timeout=60_000)
+    assert "pipeline v1" in result.inner_text()
+    folder = lab.root / panel.locator(".nbops-export-result .nbops-folder").inner_text().strip()
+    assert folder.is_dir()
+    assert (folder / "pipeline" / "manifest.json").is_file()
+    assert (folder / "pipeline" / "pipeline.py").is_file()
+
+    # Run with a parameter; the run lands in the project's store.
+    panel.locator("button.nbops-run-open").click()
+    field = panel.locator(".nbops-run-form input[name='n_rows']")
+    field.wait_for()
+    assert field.input_value() == "40"
+    field.fill("25")
+    panel.locator("button.nbops-run-start").click()
+    status = panel.locator(".nbops-run-status")
+    wait_for(lambda: status.count() and status.inner_text() in {"completed", "failed"},
+             timeout=120, what="the run to finish")  # fmt: skip
+    assert status.inner_text() == "completed", panel.inner_text()
+    metrics = panel.locator(".nbops-metrics").inner_text()
+    assert "score" in metrics and "rows" in metrics
+
+    from nbops.runs.store import RunStore
+
+    runs = RunStore(lab.root / ".nbops").list()
+    assert len(runs) == 1
+    assert runs[0].status == "completed"
+    assert runs[0].parameters["n_rows"] == 25
+    assert runs[0].latest_metrics()["rows"] == 25
+
+    page.mouse.move(5, 5)
+    page.screenshot(path=str(ARTIFACTS / "lab-panel.png"))
+    panel.screenshot(path=str(ARTIFACTS / "lab-panel-only.png"))
+
+    # Build bundle is enabled by the completed run; this run logged no model, so the
+    # panel shows the library's refusal and its fix.
+    bundle = panel.locator("button.nbops-bundle")
+    assert bundle.is_enabled()
+    bundle.click()
+    error = panel.locator(".nbops-action .nbops-error")
+    error.wait_for(timeout=60_000)
+    assert "model" in error.inner_text()
+    assert "log_model" in error.inner_text()
+
+    # The output notebook opens from the link.
+    panel.locator(".nbops-output-link").click()
+    page.wait_for_selector(".lm-TabBar-tab:has-text('output.ipynb')", timeout=20_000)
+
+
+@needs_server
+def test_panel_links_problems_to_cells_and_explains_untagged(page: Any, lab: Lab) -> None:
+    assert lab.server_api, f"the nbops API does not answer; server log:\n{lab.log.read_text()}"
+    open_notebook(page, lab, "broken.ipynb", cells=4)
+    run_from_palette(page, "Open the pipeline panel")
+    panel = page.locator(PANEL)
+    problem = panel.locator(".nbops-problem")
+    problem.first.wait_for()
+    assert "Bad Name" in problem.first.inner_text()
+    assert "Fix:" in problem.first.inner_text()
+    select_cell(page, 1)
+    problem.first.locator(".nbops-cell-link").click()
+    wait_for(lambda: "jp-mod-active" in (cell(page, 3).get_attribute("class") or ""),
+             what="the problem's cell to be active")  # fmt: skip
+    assert page.locator(f"{VISIBLE} .jp-Notebook.jp-mod-commandMode").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "lab-panel-problem.png"))
+
+    # An untagged notebook: the panel tells how to start.
+    page.locator(".jp-DirListing-item[data-file-type='notebook']", has_text="fresh").dblclick()
+    wait_for(lambda: page.locator(".lm-TabBar-tab.lm-mod-current", has_text="fresh").count(),
+             what="the untagged notebook's tab")  # fmt: skip
+    start = panel.locator(".nbops-start")
+    start.wait_for()
+    assert "no nbops tags" in start.inner_text()
+
+    # Tag it from the keyboard: the panel says the pipeline is stale until the notebook is
+    # saved, then reads it again.
+    for index, key in ((1, "1"), (2, "2"), (3, "3")):
+        select_cell(page, index)
+        page.keyboard.press(f"Control+Shift+Digit{key}")
+    wait_role(page, 3, "transform")
+    panel.locator(".nbops-dirty:not([hidden])").wait_for()
+    page.keyboard.press("Control+S")
+    panel.locator(".nbops-step[data-step='transform']").wait_for()
+    assert panel.locator(".nbops-start").count() == 0
+    assert panel.locator(".nbops-dirty:not([hidden])").count() == 0
