@@ -31,6 +31,15 @@ from nbops.quality.schema import Schema, infer_schema
 COLUMNS = ["age", "income", "city", "plan", "active"]
 
 
+def run_in_fresh_loop(coroutine):  # type: ignore[no-untyped-def]
+    """asyncio.run in a thread of its own: another test (playwright's sync API) may keep an
+    event loop running in the main thread for the whole session."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def make_frame(n: int = 2000, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     age = rng.integers(18, 90, n)
@@ -387,7 +396,7 @@ def test_concurrent_single_rows_are_batched(
                 *(c.post("/predict", json={"records": [r]}) for r in records)
             )
 
-    responses = asyncio.run(go())
+    responses = run_in_fresh_loop(go())
     assert [r.status_code for r in responses] == [200] * 32
     assert [r.json()["predictions"][0] for r in responses] == expected
     after = httpx.get(f"{url}/metrics").text
@@ -451,7 +460,7 @@ def test_a_bad_request_in_a_batch_fails_alone(
             return await asyncio.gather(first, *rest)
 
     with running(app) as base:
-        first, good1, bad, good2 = asyncio.run(go(base))
+        first, good1, bad, good2 = run_in_fresh_loop(go(base))
     expected = pipeline.predict(pd.DataFrame([rows[0], rows[2]])[COLUMNS]).tolist()
     assert first.status_code == 200
     assert [good1.status_code, bad.status_code, good2.status_code] == [200, 422, 200]
