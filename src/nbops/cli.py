@@ -92,6 +92,26 @@ def export(
         bool,
         typer.Option("--bundle", help="Then run the notebook (nbops run) and bundle its model."),
     ] = False,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target",
+            "-t",
+            help="Also write the pipeline for an orchestrator: kfp or airflow (repeatable).",
+        ),
+    ] = None,
+    base_image: Annotated[
+        str | None,
+        typer.Option("--base-image", help="kfp: the components' image (or [tool.nbops])."),
+    ] = None,
+    install: Annotated[
+        bool,
+        typer.Option(
+            "--install/--no-install",
+            help="kfp: pip-install kfp and the requirements when a component starts "
+            "(--no-install when the image has them).",
+        ),
+    ] = True,
 ) -> None:
     """Export the tagged cells of NOTEBOOK as a versioned pipeline package.
 
@@ -100,6 +120,10 @@ def export(
     Every version is kept under OUT/.versions/NAME/.
 
     Run the result from OUT/NAME with: python -m NAME --param KEY=VALUE
+
+    With --target kfp, also OUT/NAME/kfp_pipeline.py and its compiled kfp_pipeline.yaml; with
+    --target airflow, OUT/NAME/airflow_dag.py. Both run the package once first, with the
+    default parameters, to learn how each value passes between steps.
     """
     from nbops.export.exporter import check_export, export_notebook
 
@@ -108,8 +132,21 @@ def export(
         _warn(result.diagnostics)
         out.print(f"{result.folder} is up to date (version {result.version}).")
         return
-    result = export_notebook(notebook, out_dir, name=name)
+    options = None
+    if target:
+        from nbops.config import load_project
+        from nbops.export.targets import DEFAULT_BASE_IMAGE, TargetOptions
+
+        config = load_project(notebook.resolve().parent).config
+        options = TargetOptions(
+            base_image=base_image or config.base_image or DEFAULT_BASE_IMAGE,
+            install_packages=install,
+            steps=config.steps,
+        )
+    result = export_notebook(notebook, out_dir, name=name, targets=target or (), options=options)
     _warn(result.diagnostics)
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", markup=False)
     status = "new version" if result.new_version else "unchanged, version"
     out.print(
         f"Exported {notebook} -> {result.package_dir} "
@@ -117,6 +154,9 @@ def export(
         f"{len(result.manifest.steps)} steps)"
     )
     out.print(f"Run it: cd {result.folder} && python -m {result.name}", markup=False)
+    for done in result.manifest.targets:
+        made = sorted(str(p) for p in result.folder.glob(f"{done}_*"))
+        out.print(f"{done}: {', '.join(made)}", markup=False)
     if bundle:
         from nbops.bundle.make import bundle_from_run
         from nbops.runs.execute import run_notebook

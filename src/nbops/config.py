@@ -7,6 +7,12 @@ tracking_uri = "file:./mlruns"   # where MLflow logs, when tracking = "mlflow"
 gates = ["accuracy >= 0.9"]      # checked by `nbops ci`
 baseline = "RUN_ID"              # the run `baseline.NAME` in gates refers to
 secret_params = ["api_token"]    # parameters redacted from records and output notebooks
+base_image = "python:3.11-slim"  # `nbops export --target kfp`: the image of every component
+
+[tool.nbops.steps."transform:features"]   # resources of one step on an orchestrator
+cpu_limit = "2"
+memory_limit = "4G"
+retries = 2
 """
 
 from __future__ import annotations
@@ -22,6 +28,21 @@ from nbops._paths import find_root
 from nbops.errors import ConfigError
 
 
+class StepResources(BaseModel):
+    """What one exported step asks of an orchestrator (`[tool.nbops.steps.NAME]`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpu_request: str | None = Field(default=None, description='e.g. "500m" or "2"')
+    cpu_limit: str | None = None
+    memory_request: str | None = Field(default=None, description='e.g. "512M" or "4G"')
+    memory_limit: str | None = None
+    accelerator_type: str | None = Field(default=None, description='e.g. "nvidia.com/gpu"')
+    accelerator_limit: int | None = Field(default=None, ge=1)
+    retries: int | None = Field(default=None, ge=0)
+    caching: bool | None = None
+
+
 class NbopsConfig(BaseModel):
     """The project's nbops settings; every field has a default."""
 
@@ -35,6 +56,8 @@ class NbopsConfig(BaseModel):
     export_dir: str = "pipelines"
     secret_params: list[str] = Field(default_factory=list)
     scheduler: str | None = None
+    base_image: str | None = None
+    steps: dict[str, StepResources] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,19 @@ class VersionNotFoundError(ExportError):
     exit_code = 15
 
 
+class ArtifactTypeError(ExportError):
+    """`nbops export --target`: a step hands another a value no orchestrator can pass safely."""
+
+    exit_code = 32
+
+
+class TargetBuildError(ExportError):
+    """`nbops export --target`: the pipeline for the orchestrator could not be built (the
+    package failed when run once, the engine is not installed, or its compiler refused it)."""
+
+    exit_code = 33
+
+
 class ParameterValueError(NbopsError):
     """A parameter given for a run is not in the parameters cell, or has the wrong type."""
 

@@ -12,11 +12,14 @@ import gc
 import hashlib
 import os
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 from nbops import __version__ as nbops_version
+from nbops._paths import find_root
 from nbops.errors import ExportError, StaleExportError
 from nbops.export.formatting import format_files
 from nbops.export.manifest import (
@@ -28,12 +31,22 @@ from nbops.export.manifest import (
     StepEntry,
     StepInputEntry,
 )
+from nbops.export.probe import probe_outputs, require_passable
 from nbops.export.render import (
     VERSION_PLACEHOLDER,
     RenderedPackage,
     metric_names,
     package_name,
     render_package,
+)
+from nbops.export.targets import (
+    TargetContext,
+    TargetOptions,
+    artifact_io_source,
+    check_step_names,
+    consumers,
+    load_target,
+    pinned_requirements,
 )
 from nbops.export.versions import (
     VersionEntry,
@@ -62,6 +75,7 @@ class ExportResult:
     new_version: bool
     manifest: ExportManifest
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def package_dir(self) -> Path:
@@ -111,17 +125,28 @@ def _prepare_files(notebook: str | Path, out_dir: str | Path | None, name: str |
 
 
 def export_notebook(
-    notebook: str | Path, out_dir: str | Path | None = None, *, name: str | None = None
+    notebook: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    name: str | None = None,
+    targets: Sequence[str] = (),
+    options: TargetOptions | None = None,
 ) -> ExportResult:
     """Export a tagged notebook as a pipeline package in `out_dir/<name>/`.
 
     Re-exporting an unchanged notebook rewrites identical bytes and keeps the version; a
     change in the exported code or the parameters makes the next version. Raises the
     NbopsError subclasses of reading and analysis (nothing is written then) and ExportError.
+
+    `targets` ("kfp", "airflow") also writes the pipeline for those orchestrators next to the
+    package; that runs the package once, with the default parameters, to find how each value
+    a step returns is passed on (ArtifactTypeError when one cannot be passed safely).
     """
+    modules = [load_target(t) for t in dict.fromkeys(targets)]
     prep = _prepare(notebook, out_dir, name)
+    warnings: list[str] = []
     try:
-        version, manifest, is_new = _write(prep)
+        version, manifest, is_new = _write(prep, modules, options or TargetOptions(), warnings)
     except OSError as exc:
         raise ExportError(
             f"cannot write the package ({exc.strerror or exc})",
@@ -136,10 +161,13 @@ def export_notebook(
         new_version=is_new,
         manifest=manifest,
         diagnostics=list(prep.graph.diagnostics),
+        warnings=warnings,
     )
 
 
-def _write(prep: _Prepared) -> tuple[int, ExportManifest, bool]:
+def _write(
+    prep: _Prepared, targets: list[ModuleType], options: TargetOptions, warnings: list[str]
+) -> tuple[int, ExportManifest, bool]:
     """Write the package and record its version, under the export's lock."""
     out = prep.folder.parent
     with export_lock(out, prep.name):
@@ -147,6 +175,8 @@ def _write(prep: _Prepared) -> tuple[int, ExportManifest, bool]:
         version, is_new = assign_version(index, prep.content_hash)
         manifest = _manifest(prep, version)
         files = _finalise(prep.files, version)
+        if targets:
+            files, manifest = _with_targets(prep, files, manifest, targets, options, warnings)
         files[f"{prep.name}/{MANIFEST_FILE}"] = manifest.to_json()
         write_tree(files, prep.folder)
         entry = VersionEntry(
@@ -161,6 +191,64 @@ def _write(prep: _Prepared) -> tuple[int, ExportManifest, bool]:
             entry.created_at = next(e.created_at for e in index.versions if e.version == version)
         record_version(out, index, entry, prep.folder)
     return version, manifest, is_new
+
+
+def _with_targets(
+    prep: _Prepared,
+    files: dict[str, str],
+    manifest: ExportManifest,
+    targets: list[ModuleType],
+    options: TargetOptions,
+    warnings: list[str],
+) -> tuple[dict[str, str], ExportManifest]:
+    """Add the orchestrator files: write the package to a staging folder, run it once to
+    find how its values travel, render each target there and compile what it compiles."""
+    notebook = prep.graph.notebook.path
+    check_step_names(manifest, options, str(find_root(notebook.parent) / "pyproject.toml"))
+    files = {**files, f"{prep.name}/_nbops_io.py": artifact_io_source()}
+    with tempfile.TemporaryDirectory(prefix="nbops-target-") as tmp:
+        staging = Path(tmp) / prep.name
+        _write_plain(files, staging)
+        entries, errors = probe_outputs(staging, prep.name, notebook.parent)
+        require_passable(errors, consumers(manifest), str(notebook))
+        for value, reason in errors.items():
+            warnings.append(
+                f"`{value}` ({reason}) is not passed on by the orchestrator pipeline: "
+                "no later step reads it and it has no safe serialisation"
+            )
+        ctx = TargetContext(
+            name=prep.name,
+            manifest=manifest,
+            artifacts=entries,
+            options=options,
+            requirements=pinned_requirements(manifest.requirements),
+            configure="def configure(" in files.get(f"{prep.name}/common.py", ""),
+        )
+        hashed: dict[str, str] = {}
+        for target in targets:
+            hashed.update(format_files(target.render(ctx)))
+        _write_plain(hashed, staging)
+        built: dict[str, str] = {}
+        for target in targets:
+            built.update(target.build(ctx, staging))
+    all_files = {**files, **hashed}
+    manifest = manifest.model_copy(
+        update={
+            "targets": [t.__name__.rsplit(".", 1)[-1] for t in targets],
+            "artifacts": entries,
+            "files": {
+                rel: _sha256(text.encode("utf-8")) for rel, text in sorted(all_files.items())
+            },
+        }
+    )
+    return {**all_files, **built}, manifest
+
+
+def _write_plain(files: dict[str, str], folder: Path) -> None:
+    for rel, text in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, "utf-8")
 
 
 def check_export(

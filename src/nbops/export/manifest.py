@@ -45,6 +45,14 @@ class ParameterEntry(_Record):
     description: str = ""
 
 
+class ArtifactEntry(_Record):
+    """How a value a step returns travels on an orchestrator (see artifact_io)."""
+
+    codec: str = Field(description="parquet, parquet-series, npy, json or skops")
+    type: str = Field(description="the value's type when the export ran the pipeline")
+    trusted: list[str] = Field(default=[], description="skops: the types a loader trusts")
+
+
 class SourceEntry(_Record):
     path: str = Field(description="the notebook, relative to the export folder")
     sha256: str
@@ -68,6 +76,10 @@ class ExportManifest(_Record):
     metrics_from: list[str] = Field(description="evaluate-step values metrics are read from")
     requirements: list[str] = Field(description="top-level modules the generated code imports")
     files: dict[str, str]
+    targets: list[str] = Field(default=[], description="orchestrators exported for: kfp, airflow")
+    artifacts: dict[str, ArtifactEntry] = Field(
+        default={}, description="with targets: how each value a step returns is passed on"
+    )
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"

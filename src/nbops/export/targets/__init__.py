@@ -1,0 +1,115 @@
+"""Orchestrator targets of `nbops export --target`: the exported pipeline on Kubeflow
+Pipelines (`kfp`) or Airflow (`airflow`).
+
+A target renders extra files next to the package, from the manifest (steps, their inputs and
+outputs, parameters) and the declared serialisation of every value a step returns (found by
+running the package once, see probe.py). Each target is a module here with
+
+- `EXTRA`: the pip extra that installs its engine, and `ENGINE`: the module to import;
+- `render(ctx) -> dict[str, str]`: files (path relative to the export folder -> text);
+- `build(ctx, folder) -> dict[str, str]`: files compiled from the rendered ones, written in
+  `folder` (a staging copy of the export folder), e.g. kfp's pipeline YAML.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from nbops.config import StepResources
+from nbops.errors import ConfigError, MissingExtraError
+from nbops.export.manifest import ArtifactEntry, ExportManifest, StepEntry
+
+TARGETS = {"kfp": "nbops.export.targets.kfp", "airflow": "nbops.export.targets.airflow"}
+DEFAULT_BASE_IMAGE = "python:3.11-slim"
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """Settings of the orchestrator files: from the command line and `[tool.nbops]`."""
+
+    base_image: str = DEFAULT_BASE_IMAGE
+    install_packages: bool = True  # components pip-install kfp and the requirements at start
+    steps: dict[str, StepResources] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TargetContext:
+    """What a target renders from."""
+
+    name: str
+    manifest: ExportManifest
+    artifacts: dict[str, ArtifactEntry]
+    options: TargetOptions
+    requirements: list[str]  # pinned distributions (`name==version`) the steps import
+    configure: bool = False  # common.configure() exists: run it before a step, as run() does
+
+    def resources(self, step: StepEntry) -> StepResources | None:
+        """The `[tool.nbops.steps.NAME]` settings of a step (NAME: its tag or its name)."""
+        short = step.key.split(":")[-1]
+        return self.options.steps.get(step.key) or self.options.steps.get(short)
+
+
+def load_target(target: str) -> ModuleType:
+    """The target's module, once its engine is known to be installed."""
+    if target not in TARGETS:
+        raise ConfigError(
+            f"unknown export target {target!r}",
+            fix=f"use one of: {', '.join(TARGETS)}",
+        )
+    module = importlib.import_module(TARGETS[target])
+    if importlib.util.find_spec(module.ENGINE) is None:
+        raise MissingExtraError(
+            f"`--target {target}` needs {module.ENGINE}, which is not installed",
+            fix=f"pip install 'nbops[{module.EXTRA}]'",
+        )
+    return module
+
+
+def check_step_names(manifest: ExportManifest, options: TargetOptions, where: str) -> None:
+    """ConfigError for a `[tool.nbops.steps.NAME]` that names no step of the pipeline."""
+    known = {s.key for s in manifest.steps} | {s.key.split(":")[-1] for s in manifest.steps}
+    for key in options.steps:
+        if key not in known:
+            raise ConfigError(
+                f"[tool.nbops.steps.{key}] names no step of {manifest.name}",
+                location=where,
+                fix=f"use a step's tag or name: {', '.join(s.key for s in manifest.steps)}",
+            )
+
+
+def consumers(manifest: ExportManifest) -> dict[str, tuple[str, str]]:
+    """Every value a later step reads: name -> (the step that returns it, the first reader)."""
+    found: dict[str, tuple[str, str]] = {}
+    for step in manifest.steps:
+        for i in step.inputs:
+            if i.source == "step" and i.step is not None:
+                found.setdefault(i.name, (i.step, step.key))
+    return found
+
+
+def artifact_io_source() -> str:
+    """The text of artifact_io.py, copied into packages as `_nbops_io.py`."""
+    return (Path(__file__).parent.parent / "artifact_io.py").read_text("utf-8")
+
+
+def pinned_requirements(modules: list[str]) -> list[str]:
+    """`distribution==version`, as installed here, of the modules the steps import (a
+    module that is not installed here is kept by name)."""
+    from importlib import metadata
+
+    by_module = metadata.packages_distributions()
+    pins: dict[str, str] = {}
+    for module in modules:
+        dists = by_module.get(module) or [module]
+        try:
+            dist = metadata.distribution(dists[0])
+        except metadata.PackageNotFoundError:
+            pins[module.lower()] = module
+            continue
+        canonical = dist.metadata["Name"] or dists[0]
+        pins[canonical.lower()] = f"{canonical}=={dist.version}"
+    return [pins[k] for k in sorted(pins)]
