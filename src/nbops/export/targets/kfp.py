@@ -128,8 +128,8 @@ def _component(step: StepEntry, ctx: TargetContext) -> str:
         lines.append(f"{arg}.metadata['serialisation'] = {codec!r}")
     if metrics:
         metric_values = [v for v in step.outputs if v in ctx.manifest.metrics_from]
-        got = {v: ("result" if len(step.outputs) == 1 else f"result.{v}") for v in metric_values}
-        mapping = "{" + ", ".join(f"{v!r}: {g}" for v, g in got.items()) + "}"
+        values = {v: ("result" if len(step.outputs) == 1 else f"result.{v}") for v in metric_values}
+        mapping = "{" + ", ".join(f"{v!r}: {g}" for v, g in values.items()) + "}"
         lines.append(f"for key, number in io.metric_values({mapping}).items():")
         lines.append(f"    {metrics}.log_metric(key, number)")
     body = "\n".join(("    " + line) if line else "" for line in lines)
