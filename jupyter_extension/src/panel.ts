@@ -820,7 +820,7 @@ export class PipelinePanel extends Widget {
             {
               class: 'nbops-output-link',
               href: '#',
-              title: job.output_notebook,
+              title: `Open ${job.output_notebook} (a copy of the run's output notebook; the run store keeps the original)`,
               onclick: (e: Event) => {
                 e.preventDefault();
                 void this._openOutput(job);
@@ -834,8 +834,10 @@ export class PipelinePanel extends Widget {
     );
   }
 
-  /** Open a run's output notebook. It lives in the run store (`.nbops/runs/...`), a hidden
-   * folder the Jupyter contents API refuses unless hidden files are allowed: say so. */
+  /** Open a run's output notebook: the server copies it from the run store to a visible
+   * `nbops-runs/` folder next to the notebook. Should that copy have failed, the path is the
+   * store's (`.nbops/runs/...`), a hidden folder the Jupyter contents API refuses unless
+   * hidden files are allowed: say so. */
   private async _openOutput(job: IRunJob): Promise<void> {
     const path = job.output_notebook;
     if (!path) {
@@ -845,11 +847,17 @@ export class PipelinePanel extends Widget {
     try {
       await this.app.serviceManager.contents.get(path, { content: false });
     } catch (error) {
+      const hidden = path.split('/').some(part => part.startsWith('.'));
+      const show = `\`nbops runs show ${job.run_id ?? 'latest'}\``;
       this._outputError = {
         message: `JupyterLab cannot open ${path} (${(error as Error).message ?? error})`,
-        fix:
-          'the run store is a hidden folder (.nbops): start JupyterLab with ' +
-          '--ContentsManager.allow_hidden=True to open run outputs, or use `nbops runs show`'
+        fix: hidden
+          ? 'nbops could not copy the output notebook next to the notebook (see the Jupyter ' +
+            'server log), and the run store is a hidden folder (.nbops): make the ' +
+            "notebook's folder writable and run again, start JupyterLab with " +
+            `--ContentsManager.allow_hidden=True, or use ${show}`
+          : 'the copy may have been moved or deleted; the run store keeps the original: ' +
+            `see ${show}`
       };
       this.render();
       return;

@@ -221,8 +221,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                 "--LabApp.extension_manager=readonly",
                 "--LabApp.news_url=",
                 "--ServerApp.terminals_enabled=False",
-                # Run outputs live in the run store, .nbops/runs/: a hidden folder.
-                "--ContentsManager.allow_hidden=True",
+                # No --ContentsManager.allow_hidden: the run store (.nbops/) stays hidden, as
+                # in a user's lab; the panel opens the run's visible copy (nbops-runs/).
             ],
             cwd=root,
             env=env,

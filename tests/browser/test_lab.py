@@ -270,9 +270,26 @@ def test_panel_shows_steps_exports_runs_and_bundles(page: Any, lab: Lab) -> None
     assert "model" in error.inner_text()
     assert "log_model" in error.inner_text()
 
-    # The output notebook opens from the link.
+    # The output notebook opens from the link, in a tab of its own, although the lab hides
+    # hidden files (the store's .nbops/): the link names the visible copy next to the
+    # notebook, nbops-runs/pipeline-<short run id>.ipynb.
+    copy_name = f"pipeline-{runs[0].run_id.rsplit('-', 1)[-1]}.ipynb"
+    assert (lab.root / "nbops-runs" / copy_name).is_file()
     panel.locator(".nbops-output-link").click()
-    page.wait_for_selector(".lm-TabBar-tab:has-text('output.ipynb')", timeout=20_000)
+    tab = page.locator(".lm-TabBar-tab.lm-mod-current", has_text=copy_name)
+    tab.wait_for(timeout=20_000)
+    output_panel = page.locator(VISIBLE)
+    output_panel.locator(".jp-Cell").first.wait_for()
+    wait_for(lambda: "n_rows = 25" in output_panel.inner_text(),
+             what="the output notebook's injected parameters")  # fmt: skip
+    # The run's outputs: the `data[:3]` cell shows a list.
+    wait_for(lambda: any(t.strip().startswith("[") for t in
+                         output_panel.locator(".jp-OutputArea-output").all_inner_texts()),
+             what="the output notebook's outputs")  # fmt: skip
+    page.wait_for_timeout(1_000)  # a late error dialog would show by now
+    assert page.locator(".jp-Dialog").count() == 0
+    assert panel.locator(".nbops-run-result .nbops-error").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "lab-run-output.png"))
 
 
 @needs_server

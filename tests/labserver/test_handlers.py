@@ -483,7 +483,8 @@ def test_runs_are_recorded_in_the_store(server: Server) -> None:
     assert job["job"] == job_id
     assert job["path"] == "small.ipynb"
     assert job["metrics"]["score"] == pytest.approx(math.sqrt(sum((i + 1) * 2 for i in range(5))))
-    assert job["output_notebook"] == f".nbops/runs/{job['run_id']}/output.ipynb"
+    short_id = job["run_id"].rsplit("-", 1)[-1]
+    assert job["output_notebook"] == f"nbops-runs/small-{short_id}.ipynb"
     assert (server.root / job["output_notebook"]).is_file()
     runs = {rec.run_id: rec for rec in RunStore(server.root / ".nbops").list()}
     assert job["run_id"] in runs
@@ -502,6 +503,50 @@ def test_runs_are_recorded_in_the_store(server: Server) -> None:
     assert failed["error"]["cell_index"] == 1
     assert "ZeroDivisionError" in failed["error"]["message"]
     assert (server.root / failed["output_notebook"]).is_file()
+
+
+def test_a_run_output_notebook_opens_through_the_contents_api(server: Server) -> None:
+    """The output notebook the job names is a visible copy next to the notebook, which the
+    Jupyter contents API serves with the server's default settings (hidden files refused)."""
+    from nbops.runs.store import RunStore
+
+    with server.client() as client:
+        r = client.post(server.api("runs"), json={"path": "small.ipynb", "parameters": {"size": 3}})
+        assert r.status_code == 202, r.text
+        job = poll(client, server, r.json()["job"])
+        assert job["status"] == "completed", (job, server.log.read_text()[-3000:])
+        relative = job["output_notebook"]
+        contents = client.get(f"/api/contents/{relative}", params={"content": 1})
+        # The store's own copy is hidden: the same server refuses it.
+        stored = f".nbops/runs/{job['run_id']}/output.ipynb"
+        hidden = client.get(f"/api/contents/{stored}", params={"content": 0})
+
+    path = Path(relative)
+    assert not path.is_absolute()
+    assert not any(part.startswith(".") for part in path.parts), relative
+    copy = (server.root / path).resolve()
+    assert copy.is_relative_to(server.root.resolve())
+    assert copy.is_file()
+    assert copy.parent == (server.root / "nbops-runs").resolve()
+    nb = nbformat.read(copy, as_version=4)
+    nbformat.validate(nb)
+    # The run's outputs: the `values` cell shows the list built with size=3.
+    [values_cell] = [c for c in nb.cells if c.cell_type == "code" and c.source == "values"]
+    assert values_cell.outputs[0]["data"]["text/plain"] == "[1, 2, 3]"
+    # A copy of the store's notebook, which stays where it was, unchanged.
+    record = RunStore(server.root / ".nbops").load(job["run_id"])
+    assert record.output_notebook is not None
+    original = server.root / ".nbops" / "runs" / job["run_id"] / record.output_notebook
+    assert original.read_bytes() == copy.read_bytes()
+    assert not [p.name for p in copy.parent.iterdir() if p.name.startswith(".")]  # no temp file
+
+    assert contents.status_code == 200, contents.text
+    model = contents.json()
+    assert model["type"] == "notebook"
+    assert model["path"] == relative
+    served = [c for c in model["content"]["cells"] if c["source"] == "values"]
+    assert served[0]["outputs"][0]["data"]["text/plain"] == "[1, 2, 3]"
+    assert hidden.status_code == 404, hidden.text  # why the copy exists
 
 
 @pytest.mark.parametrize(
@@ -636,6 +681,40 @@ def test_run_jobs_report_unexpected_failures() -> None:
     assert working.to_json()["metrics"] == {"m": 1.0}
     assert jobs.get(failing.id) is failing
     assert jobs.get("nope") is None
+
+
+def test_publish_output_notebook(tmp_path: Path) -> None:
+    from nbops.labserver.jobs import publish_output_notebook
+
+    root = (tmp_path / "root").resolve()
+    (root / "sub").mkdir(parents=True)
+    notebook = root / "sub" / "train.ipynb"
+    output = root / ".nbops" / "runs" / "20250102-101112-064d2f" / "output.ipynb"
+    output.parent.mkdir(parents=True)
+    output.write_text('{"cells": []}', encoding="utf-8")
+
+    copy = publish_output_notebook(output, notebook, "20250102-101112-064d2f", root)
+    assert copy == root / "sub" / "nbops-runs" / "train-064d2f.ipynb"
+    assert copy.read_text(encoding="utf-8") == '{"cells": []}'
+    assert output.read_text(encoding="utf-8") == '{"cells": []}'
+    # Another run whose id ends the same: the short name is taken, the full id is used.
+    other = publish_output_notebook(output, notebook, "20250103-000000-064d2f", root)
+    assert other == root / "sub" / "nbops-runs" / "train-20250103-000000-064d2f.ipynb"
+    assert copy.is_file()
+    assert sorted(p.name for p in copy.parent.iterdir()) == [
+        "train-064d2f.ipynb",
+        "train-20250103-000000-064d2f.ipynb",
+    ]  # no temporary file left
+
+    # No copy (None) when the folder cannot be made, or would lead outside the root.
+    (root / "blocked").mkdir()
+    (root / "blocked" / "nbops-runs").write_text("a file, not a folder")
+    assert publish_output_notebook(output, root / "blocked" / "nb.ipynb", "r-1", root) is None
+    (root / "escape").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (root / "escape" / "nbops-runs").symlink_to(tmp_path / "elsewhere")
+    assert publish_output_notebook(output, root / "escape" / "nb.ipynb", "r-1", root) is None
+    assert not any((tmp_path / "elsewhere").iterdir())
 
 
 def test_importing_nbops_does_not_import_jupyter_server() -> None:

@@ -6,7 +6,9 @@ Standard library and nbops only (no jupyter_server), so it can be tested in-proc
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -115,7 +117,9 @@ class RunJob:
     status: str = "running"
     run_id: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
-    output_notebook: str | None = None  # relative to the server root when inside it
+    # The visible copy of the run's output notebook (see publish_output_notebook), relative
+    # to the server root; the store's own path when the copy could not be made.
+    output_notebook: str | None = None
     error: dict[str, Any] | None = None
     submitted_at: float = field(default_factory=time.time)
     ended_at: float | None = None
@@ -239,8 +243,60 @@ def run_target(prepared: PreparedRun, project: Project, root: Path) -> JobTarget
         if record.output_notebook:
             output = store.run_dir(record.run_id) / record.output_notebook
             if output.exists():
-                # Relative to the server root; absolute when the store lies outside it.
-                job.output_notebook = relative_to_root(output, root) or output.as_posix()
+                # A visible copy next to the notebook, which JupyterLab can open: the store is
+                # a hidden folder (.nbops) the contents API refuses by default. Should the copy
+                # fail, the store's path is given (relative to the root when inside it).
+                copy = publish_output_notebook(output, notebook, record.run_id, root)
+                opened = copy or output
+                job.output_notebook = relative_to_root(opened, root) or opened.as_posix()
         job.status = record.status
 
+    return target
+
+
+# The folder, next to the run notebook, that receives the copies of the runs' output notebooks.
+RUN_OUTPUTS_FOLDER = "nbops-runs"
+
+
+def output_copy_name(notebook: Path, run_id: str, *, full: bool = False) -> str:
+    """`<notebook stem>-<short run id>.ipynb`: the short id is the run id's random end
+    (`20250102-101112-064d2f` gives `064d2f`), which `nbops runs show` accepts too; `full`
+    gives the whole run id, for when the short name is already taken."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id).strip(".") or "run"
+    short = safe if full else (safe.rsplit("-", 1)[-1] or safe)
+    return f"{notebook.stem}-{short}.ipynb"
+
+
+def publish_output_notebook(output: Path, notebook: Path, run_id: str, root: Path) -> Path | None:
+    """Copy a run's output notebook from the run store to `<notebook folder>/nbops-runs/
+    <notebook stem>-<short run id>.ipynb`, and return the copy's path.
+
+    The store's own file is only read. The copy is written under a temporary (hidden) name
+    in the same folder and renamed into place, so nobody sees a half-written notebook. A
+    name already used by another file is not overwritten: the copy then takes the full run
+    id. Returns None, having logged why, when the copy cannot be made (a read-only folder,
+    a full disk) or would land outside the server root (`nbops-runs` a symlink leading out).
+    """
+    folder = notebook.parent / RUN_OUTPUTS_FOLDER
+    try:
+        folder.mkdir(exist_ok=True)
+        if not _resolved(folder).is_relative_to(root):
+            log.warning("nbops: %s leads outside the server root; not copying", folder)
+            return None
+        target = folder / output_copy_name(notebook, run_id)
+        if target.exists():
+            target = folder / output_copy_name(notebook, run_id, full=True)
+        # Created exclusively, with the usual permissions (the umask's, as any notebook).
+        tmp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            with output.open("rb") as src, tmp.open("xb") as out:
+                shutil.copyfileobj(src, out)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        log.warning("nbops: cannot copy the output notebook of run %s to %s: %s",
+                    run_id, folder, exc)  # fmt: skip
+        return None
     return target
