@@ -247,12 +247,12 @@ def _embedded_package() -> str:
     return folder
 
 
-COMPONENT = dict(
-    base_image=BASE_IMAGE,
-    packages_to_install=PACKAGES,
-    install_kfp_package=INSTALL_KFP,
-    embedded_artifact_path=_embedded_package(),
-)
+COMPONENT = {{
+    "base_image": BASE_IMAGE,
+    "packages_to_install": PACKAGES,
+    "install_kfp_package": INSTALL_KFP,
+    "embedded_artifact_path": _embedded_package(),
+}}
 
 
 {components}
