@@ -22,3 +22,14 @@ echo "== a deployable bundle from that run, scoring raw records in batch"
 bundle=$(ls -d bundles/penguins-v* | grep -v tar.gz | sort -V | tail -1)
 .venv/bin/nbops predict "$bundle" bundles/new_penguins.csv -o bundles/new_penguins_predictions.csv
 head -5 bundles/new_penguins_predictions.csv
+echo "== the penguins pipeline on Kubeflow Pipelines: exported, compiled, and run on kfp's local runner"
+.venv/bin/nbops export example_notebooks/penguins.ipynb -o pipelines --target kfp --no-install
+(cd example_notebooks && PATH="$PWD/../.venv/bin:$PATH" python -c "
+import sys
+sys.path.insert(0, '../pipelines/penguins')
+from kfp import local
+local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root='../pipelines/.kfp-local')
+import kfp_pipeline
+task = kfp_pipeline.penguins_pipeline(n_estimators=50)
+print('metrics of the pipeline on kfp:', task.output.metadata)
+" 2>&1 | grep -E "^metrics|finished with status")
