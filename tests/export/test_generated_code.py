@@ -136,3 +136,29 @@ def test_exported_examples_are_lint_clean_and_formatted(example: str, tmp_path: 
     assert proc.returncode == 0, proc.stdout
     for path in result.folder.rglob("*.py"):
         ast.parse(path.read_text())  # every file is valid Python
+
+
+def test_parameter_annotations_in_step_signatures_are_imported_where_they_are_used(
+    tmp_path: Path,
+) -> None:
+    notebook = build_notebook(
+        tmp_path / "typed.ipynb",
+        [
+            ("from pathlib import Path\nfrom typing import Optional", ["setup"]),
+            ("label: Optional[str] = None\ndata: Path = 'data.csv'", ["parameters"]),
+            ("values = [label or 'x', data.suffix]", ["transform"]),
+            ("n = len(values)", ["evaluate"]),
+        ],
+    )
+    result = export_notebook(notebook, tmp_path / "out")
+    assert not [p for p in lint_problems(result.folder) if "F821" in p]  # undefined names
+    proc = subprocess.run(
+        [sys.executable, "-m", "typed", "-p", "label=y"],
+        cwd=result.folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = (result.package_dir / "transform.py").read_text()
+    assert "label: Optional[str], data: Path" in text

@@ -223,6 +223,7 @@ def _with_targets(
             options=options,
             requirements=pinned_requirements(manifest.requirements),
             configure="def configure(" in files.get(f"{prep.name}/common.py", ""),
+            source=str(notebook),
         )
         hashed: dict[str, str] = {}
         for target in targets:

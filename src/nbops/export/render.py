@@ -246,10 +246,24 @@ def _render_step_module(
     header: str,
     functions: dict[str, tuple[str, str]],
 ) -> str:
-    import_names = sorted({n for s in steps for n in s.uses_imports})
+    # Names the parameters' annotations use in the step signatures (`Optional[str]`).
+    params = {i.name for s in steps for i in s.inputs}
+    annotation_names = {
+        n.id
+        for p in graph.parameters
+        if p.name in params
+        for n in ast.walk(ast.parse(p.type_source, mode="eval"))
+        if isinstance(n, ast.Name)
+    }
+    typing_extra = annotation_names & {"Literal", "Optional", "Union"}
+    import_names = sorted(
+        {n for s in steps for n in s.uses_imports}
+        | {n for n in annotation_names - typing_extra if n in graph.imports}
+    )
     setup_names = sorted({n for s in steps for n in s.uses_setup})
     lines = _import_lines(graph, import_names)
     typing_names = ["Any"] + (["NamedTuple"] if any(len(s.outputs) > 1 for s in steps) else [])
+    typing_names += sorted(typing_extra)
     lines.append(f"from typing import {', '.join(typing_names)}")
     if setup_names:
         lines.append(f"from .common import {', '.join(setup_names)}")

@@ -46,6 +46,7 @@ class TargetContext:
     options: TargetOptions
     requirements: list[str]  # pinned distributions (`name==version`) the steps import
     configure: bool = False  # common.configure() exists: run it before a step, as run() does
+    source: str = ""  # the notebook, as given: where errors point
 
     def resources(self, step: StepEntry) -> StepResources | None:
         """The `[tool.nbops.steps.NAME]` settings of a step (NAME: its tag or its name)."""

@@ -92,7 +92,7 @@ def _component(step: StepEntry, ctx: TargetContext) -> str:
     step_params = [i.name for i in step.inputs if i.source == "parameter"]
     for i in step.inputs:
         if i.source == "parameter":
-            ptype = parameter_type(i.name, types[i.name], ctx.manifest.source.path)
+            ptype = parameter_type(i.name, types[i.name], ctx.source)
             args.append(f"{i.name}: {ptype}")
             call.append(f"{i.name}=params.{i.name}")
         elif i.source == "step":
@@ -143,7 +143,7 @@ def _component(step: StepEntry, ctx: TargetContext) -> str:
 
 def _pipeline(ctx: TargetContext) -> str:
     manifest = ctx.manifest
-    where = manifest.source.path
+    where = ctx.source
     params = ", ".join(
         f"{p.name}: {parameter_type(p.name, p.type, where)} = {p.default!r}"
         for p in manifest.parameters
