@@ -281,3 +281,19 @@ def test_the_cli_takes_the_base_image_and_the_steps_from_pyproject(tmp_path: Pat
     assert {e["container"]["image"] for e in executors.values()} == {"ghcr.io/acme/ml:2"}
     assert executors["exec-train"]["container"]["resources"]["resourceMemoryRequest"] == "1G"
     assert "pip install" in "\n".join(executors["exec-train"]["container"]["command"])
+
+
+def test_check_covers_the_pipeline_file_and_says_how_to_export_it_again(
+    exported: ExportResult, tmp_path: Path
+) -> None:
+    from nbops.errors import StaleExportError
+    from nbops.export.exporter import check_export
+
+    out = tmp_path / "pipelines"
+    shutil.copytree(exported.folder, out / "penguins")
+    assert check_export(PENGUINS, out).version == exported.version
+    with (out / "penguins" / "kfp_pipeline.py").open("a") as f:
+        f.write("# edited\n")
+    with pytest.raises(StaleExportError, match="kfp_pipeline.py was changed") as caught:
+        check_export(PENGUINS, out)
+    assert "--target kfp" in (caught.value.fix or "")

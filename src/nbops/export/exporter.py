@@ -271,6 +271,8 @@ def check_export(
         raise StaleExportError(
             "the package's manifest.json is damaged", location=str(manifest_path), fix=hint
         ) from None
+    targets = "".join(f" --target {t}" for t in on_disk.targets)
+    hint = f"run `nbops export {notebook}{targets}` and commit the result"
     if on_disk.content_hash != prep.content_hash:
         raise StaleExportError(
             f"export version {on_disk.version} is stale: the notebook's tagged code or "
