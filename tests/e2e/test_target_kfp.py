@@ -294,6 +294,6 @@ def test_check_covers_the_pipeline_file_and_says_how_to_export_it_again(
     assert check_export(PENGUINS, out).version == exported.version
     with (out / "penguins" / "kfp_pipeline.py").open("a") as f:
         f.write("# edited\n")
-    with pytest.raises(StaleExportError, match="kfp_pipeline.py was changed") as caught:
+    with pytest.raises(StaleExportError, match=r"kfp_pipeline\.py was changed") as caught:
         check_export(PENGUINS, out)
     assert "--target kfp" in (caught.value.fix or "")
