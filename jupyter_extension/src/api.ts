@@ -66,6 +66,13 @@ export interface IWarning {
   cell_id?: string | null;
 }
 
+/** Set when the notebook is a run's output (papermill's executed copy): the run, and the
+ * source notebook the run ran (relative to the server root; null when unknown). */
+export interface IRunOutput {
+  run_id: string | null;
+  source: string | null;
+}
+
 export interface IAnalysis {
   path: string;
   cells: IAnalysisCell[];
@@ -74,6 +81,7 @@ export interface IAnalysis {
   problems: IProblem[];
   warnings: IWarning[];
   tagged: boolean;
+  run_output?: IRunOutput | null;
 }
 
 export interface IExportResult {

@@ -13,6 +13,7 @@ import {
   IExportResult,
   IParameter,
   IRunJob,
+  IRunOutput,
   IStepInput,
   api
 } from './api';
@@ -310,6 +311,9 @@ export class PipelinePanel extends Widget {
       body.push(this._errorBox(state.analysisError, 'Cannot read the pipeline'));
     }
     if (analysis) {
+      if (analysis.run_output) {
+        body.push(this._runOutputBanner(analysis.run_output));
+      }
       if (!analysis.tagged) {
         // The only problem of an untagged notebook is that it is untagged: say how to start.
         body.push(this._howToStart());
@@ -344,6 +348,46 @@ export class PipelinePanel extends Widget {
         'Unsaved changes to cells or tags: save the notebook to update the pipeline.'
       ),
       h('div', { class: 'nbops-panel-body' }, body)
+    );
+  }
+
+  /** A run's output notebook (papermill's executed copy): say whose, and link the source,
+   * which is what Export and Run work on (they are disabled here). */
+  private _runOutputBanner(output: IRunOutput): HTMLElement {
+    const run = output.run_id
+      ? ['Output of run ', h('code', { class: 'nbops-run-id' }, output.run_id), '. ']
+      : ['Output of a papermill run. '];
+    const source = output.source;
+    return h(
+      'div',
+      { class: 'nbops-run-output-banner', role: 'note' },
+      run,
+      'Export and runs work on the source notebook',
+      source
+        ? [
+            ': ',
+            h(
+              'a',
+              {
+                class: 'nbops-source-link',
+                href: '#',
+                title: `Open ${source}`,
+                onclick: (event: Event) => {
+                  event.preventDefault();
+                  void this.app.commands.execute('docmanager:open', { path: source });
+                }
+              },
+              source
+            )
+          ]
+        : [
+            ' (not found: it may have been moved or deleted). ',
+            h(
+              'span',
+              { class: 'nbops-hint' },
+              'To use this notebook as a source, remove its metadata.papermill and move it out of nbops-runs/.'
+            )
+          ]
     );
   }
 
@@ -648,6 +692,9 @@ export class PipelinePanel extends Widget {
     const job = run.job;
     const running = !!job && !FINISHED.has(job.status);
     const canBundle = !!job && job.status === 'completed' && !!job.run_id && !state.bundling;
+    // A run's output notebook is not exported or run: its source is (see the banner).
+    const isOutput = !!state.analysis?.run_output;
+    const onSource = 'This is a run\'s output notebook: export and run its source notebook';
     return this._section(
       'Actions',
       'nbops-actions',
@@ -659,8 +706,10 @@ export class PipelinePanel extends Widget {
           'button',
           {
             class: 'jp-Button jp-mod-styled jp-mod-accept nbops-export',
-            disabled: state.exporting,
-            title: 'Export the tagged cells as a versioned pipeline package (nbops export)',
+            disabled: state.exporting || isOutput,
+            title: isOutput
+              ? onSource
+              : 'Export the tagged cells as a versioned pipeline package (nbops export)',
             onclick: () => void this._export(panel)
           },
           state.exporting ? 'Exporting…' : 'Export'
@@ -687,13 +736,15 @@ export class PipelinePanel extends Widget {
           'button',
           {
             class: 'jp-Button jp-mod-styled jp-mod-accept nbops-run-open',
-            disabled: running,
-            title: 'Run the notebook with parameters as a tracked run (nbops run)',
+            disabled: running || isOutput,
+            title: isOutput
+              ? onSource
+              : 'Run the notebook with parameters as a tracked run (nbops run)',
             onclick: () => void this._toggleRunForm(panel)
           },
           running ? 'Running…' : 'Run with parameters…'
         ),
-        run.formOpen ? this._runForm(panel, state) : null,
+        run.formOpen && !isOutput ? this._runForm(panel, state) : null,
         run.error ? this._errorBox(run.error, 'Run not started') : null,
         job ? this._runStatus(job) : null
       ),

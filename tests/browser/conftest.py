@@ -200,6 +200,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
         "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"]),
         "JUPYTER_PLATFORM_DIRS": "1",
+        # In a virtual environment jupyter_core looks in the environment's folders before
+        # JUPYTER_DATA_DIR, so a copy that `pip install -e .` put in the venv's
+        # share/jupyter/labextensions would hide the fresh build linked above.
+        "JUPYTER_PREFER_ENV_PATH": "0",
         "PYTHONWARNINGS": "ignore",
     }
     env.pop("JUPYTER_PATH", None)

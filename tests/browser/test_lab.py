@@ -289,7 +289,40 @@ def test_panel_shows_steps_exports_runs_and_bundles(page: Any, lab: Lab) -> None
     page.wait_for_timeout(1_000)  # a late error dialog would show by now
     assert page.locator(".jp-Dialog").count() == 0
     assert panel.locator(".nbops-run-result .nbops-error").count() == 0
+
+    # The panel now shows the output notebook: a banner names the run and links the source;
+    # Export and Run are disabled (they would work on the copy); the steps and parameters
+    # are the source's, papermill's injected cell ignored (no warning about it).
+    wait_for(lambda: copy_name in panel.locator(".nbops-panel-path").inner_text(),
+             what="the panel to follow the output notebook")  # fmt: skip
+    banner = panel.locator(".nbops-run-output-banner")
+    banner.wait_for(timeout=20_000)
+    text = banner.inner_text()
+    assert f"Output of run {runs[0].run_id}." in text, text
+    assert "Export and runs work on the source notebook: pipeline.ipynb" in text, text
+    assert panel.locator("button.nbops-export").is_disabled()
+    assert panel.locator("button.nbops-run-open").is_disabled()
+    assert "source notebook" in (panel.locator("button.nbops-export").get_attribute("title") or "")
+    assert [steps.nth(i).get_attribute("data-step") for i in range(steps.count())] == [
+        "transform:make_data", "train", "evaluate",
+    ]  # fmt: skip
+    params = [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
+    assert params == [["n_rows", "int", "40"], ["scale", "float", "2.0"], ["seed", "int", "0"]]
+    assert panel.locator(".nbops-warning").count() == 0, panel.inner_text()
+    assert panel.locator(".nbops-problem").count() == 0, panel.inner_text()
+    page.mouse.move(5, 5)
     page.screenshot(path=str(ARTIFACTS / "lab-run-output.png"))
+    panel.screenshot(path=str(ARTIFACTS / "lab-run-output-panel.png"))
+
+    # The source link opens the source notebook, where Export and Run are enabled again.
+    banner.locator("a.nbops-source-link").click()
+    page.locator(".lm-TabBar-tab.lm-mod-current", has_text="pipeline.ipynb").wait_for()
+    wait_for(lambda: panel.locator(".nbops-panel-path").inner_text() == "pipeline.ipynb",
+             what="the panel to follow the source notebook")  # fmt: skip
+    wait_for(lambda: panel.locator("button.nbops-export").is_enabled(),
+             what="Export enabled on the source")  # fmt: skip
+    assert panel.locator(".nbops-run-output-banner").count() == 0
+    assert panel.locator("button.nbops-run-open").is_enabled()
 
 
 @needs_server

@@ -549,6 +549,44 @@ def test_a_run_output_notebook_opens_through_the_contents_api(server: Server) ->
     assert hidden.status_code == 404, hidden.text  # why the copy exists
 
 
+def test_analysis_of_a_run_output_names_the_run_and_its_source(server: Server) -> None:
+    """The published copy of a run's output notebook (papermill's injected-parameters cell,
+    `metadata.papermill`) analyses as its source, without a warning about the injected
+    cell, and says which run made it and from which notebook."""
+    with server.client() as client:
+        r = client.post(
+            server.api("runs"), json={"path": "small.ipynb", "parameters": {"factor": 2}}
+        )
+        assert r.status_code == 202, r.text
+        job = poll(client, server, r.json()["job"])
+        assert job["status"] == "completed", (job, server.log.read_text()[-3000:])
+        copy = client.get(server.api("analysis"), params={"path": job["output_notebook"]})
+        source = client.get(server.api("analysis"), params={"path": "small.ipynb"})
+    assert copy.status_code == 200, copy.text
+    body, original = copy.json(), source.json()
+    nb = nbformat.read(server.root / job["output_notebook"], as_version=4)
+    assert "papermill" in nb.metadata
+    [injected] = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert "factor = 2" in injected.source
+
+    assert body["run_output"] == {"run_id": job["run_id"], "source": "small.ipynb"}
+    assert original["run_output"] is None
+    assert body["warnings"] == []
+    assert body["problems"] == []
+
+    # The same steps, of the same cells (by id: the injected cell moves the later ones down).
+    def by_id(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**s, "cells": [c["id"] for c in s["cells"]]} for s in steps]
+
+    assert by_id(body["steps"]) == by_id(original["steps"])
+    assert len(body["steps"]) == 4
+    # The notebook's defaults, not the run's values; but a secret's default is redacted in
+    # the output notebook's parameters cell (one more reason to export the source).
+    secret = {**original["parameters"][2], "default": "***"}
+    assert body["parameters"] == [*original["parameters"][:2], secret]
+    assert body["parameters"][0]["default"] == 3
+
+
 @pytest.mark.parametrize(
     ("parameters", "words"),
     [({"factor": "many"}, "factor"), ({"nope": 1}, "unknown parameter 'nope'")],
@@ -715,6 +753,90 @@ def test_publish_output_notebook(tmp_path: Path) -> None:
     (root / "escape" / "nbops-runs").symlink_to(tmp_path / "elsewhere")
     assert publish_output_notebook(output, root / "escape" / "nb.ipynb", "r-1", root) is None
     assert not any((tmp_path / "elsewhere").iterdir())
+
+
+def test_a_run_of_a_copy_is_published_beside_it(tmp_path: Path) -> None:
+    from nbops.labserver.jobs import publish_output_notebook
+
+    root = tmp_path.resolve()
+    output = root / "output.ipynb"
+    output.write_text('{"cells": []}', encoding="utf-8")
+    copy_of_a_copy = root / "nbops-runs" / "train-064d2f.ipynb"
+    made = publish_output_notebook(output, copy_of_a_copy, "20250104-000000-aaaaaa", root)
+    assert made == root / "nbops-runs" / "train-064d2f-aaaaaa.ipynb"
+
+
+def _stored_run(root: Path, run_id: str, notebook: str) -> Path:
+    """A run in the store under `root/.nbops`, as far as find_run_output reads it."""
+    from nbops.runs.record import RunRecord
+    from nbops.runs.store import RunStore, now
+
+    RunStore(root / ".nbops").save(
+        RunRecord(run_id=run_id, notebook=notebook, started_at=now(), status="completed")
+    )
+    return root / ".nbops" / "runs" / run_id / "output.ipynb"
+
+
+def _executed_copy(path: Path, papermill: dict[str, Any] | None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nb = new_notebook(cells=[new_code_cell("n = 1")])
+    if papermill is not None:
+        nb.metadata["papermill"] = papermill
+    nbformat.write(nb, path)
+    return path
+
+
+def test_find_run_output(tmp_path: Path) -> None:
+    from nbops.labserver.jobs import RunOutput, find_run_output
+
+    root = tmp_path.resolve()
+    (root / "pyproject.toml").write_text("[tool.nbops]\n", encoding="utf-8")
+    source = build_notebook(root / "train.ipynb", [])
+    run_id = "20250102-101112-064d2f"
+    output = _stored_run(root, run_id, str(source))
+    papermill = {"input_path": str(source), "output_path": str(output)}
+
+    # A source notebook is no run's output, and nothing is created for it.
+    other = tmp_path / "elsewhere" / "nb.ipynb"
+    _executed_copy(other, None)
+    assert find_run_output(source) is None
+    assert find_run_output(other) is None
+    assert not (other.parent / ".nbops").exists()
+
+    # The published copy: the id from papermill's output path, the source from the record.
+    copy = _executed_copy(root / "nbops-runs" / "train-064d2f.ipynb", papermill)
+    assert find_run_output(copy) == RunOutput(run_id, source)
+    # Without papermill's metadata, the copy's name and the store tell the same.
+    bare = _executed_copy(root / "nbops-runs" / "train-20250102-101112-064d2f.ipynb", None)
+    assert find_run_output(bare) == RunOutput(run_id, source)
+    # A run recorded with a relative path (`nbops run train.ipynb` in the project).
+    relative_id = "20250102-121212-0aa0aa"
+    _stored_run(root, relative_id, "train.ipynb")
+    relative = _executed_copy(root / "nbops-runs" / "train-0aa0aa.ipynb", None)
+    assert find_run_output(relative) == RunOutput(relative_id, source)
+    # A copy no run matches: no run id, the source found beside the nbops-runs folder.
+    unknown = _executed_copy(root / "nbops-runs" / "train-ffffff.ipynb", None)
+    assert find_run_output(unknown) == RunOutput(None, source)
+    # papermill's own output of some notebook (no nbops run): its input is the source.
+    plain = _executed_copy(
+        root / "reports" / "out.ipynb",
+        {"input_path": str(source), "output_path": str(root / "reports" / "out.ipynb")},
+    )
+    assert find_run_output(plain) == RunOutput(None, source)
+    # A rerun reads the store's copy of the notebook: that is never offered as the source
+    # (here the rerun is missing from the store, so its record cannot name the source).
+    stored_input = output.parent / "source.ipynb"
+    stored_input.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    rerun_output = root / ".nbops" / "runs" / "20250103-000000-bbbbbb" / "output.ipynb"
+    rerun = _executed_copy(
+        root / "moved" / "rerun.ipynb",
+        {"input_path": str(stored_input), "output_path": str(rerun_output)},
+    )
+    assert find_run_output(rerun) == RunOutput("20250103-000000-bbbbbb", None)
+    # An unreadable file in nbops-runs is still a copy; nothing raises.
+    broken = root / "nbops-runs" / "train-abc.ipynb"
+    broken.write_text("not json", encoding="utf-8")
+    assert find_run_output(broken) == RunOutput(None, source)
 
 
 def test_importing_nbops_does_not_import_jupyter_server() -> None:

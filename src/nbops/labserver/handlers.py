@@ -31,6 +31,7 @@ from nbops.labserver.jobs import (
     ExclusiveLock,
     RunJobs,
     error_fields,
+    find_run_output,
     relative_to_root,
     run_target,
 )
@@ -354,7 +355,12 @@ class NotFoundHandler(NbopsHandler):
 
 def analyse_for_panel(path: Path, root: Path) -> dict[str, Any]:
     """The cells, parameters, steps, problems and warnings of a notebook, as far as they can
-    be read: a problem in the notebook is reported in `problems`, never raised."""
+    be read: a problem in the notebook is reported in `problems`, never raised.
+
+    `run_output` is null for a source notebook; for a run's output notebook (see
+    find_run_output) it is `{"run_id", "source"}`, the source relative to the server root
+    (null when unknown or outside the root): the panel exports and runs the source instead.
+    """
     from nbops.notebook.analysis import analyse
     from nbops.notebook.read import read_notebook
 
@@ -365,6 +371,7 @@ def analyse_for_panel(path: Path, root: Path) -> dict[str, Any]:
         "problems": [],
         "warnings": [],
         "tagged": False,
+        "run_output": _run_output(path, root),
     }
     try:
         nb = read_notebook(path)
@@ -410,6 +417,14 @@ def analyse_for_panel(path: Path, root: Path) -> dict[str, Any]:
     ]
     result["warnings"] = [_warning(d) for d in graph.diagnostics]
     return result
+
+
+def _run_output(path: Path, root: Path) -> dict[str, Any] | None:
+    output = find_run_output(path)
+    if output is None:
+        return None
+    source = relative_to_root(output.source, root) if output.source else None
+    return {"run_id": output.run_id, "source": source}
 
 
 def _problem(exc: NbopsError, root: Path, notebook: Path) -> dict[str, Any]:

@@ -5,8 +5,10 @@ Standard library and nbops only (no jupyter_server), so it can be tested in-proc
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -277,7 +279,9 @@ def publish_output_notebook(output: Path, notebook: Path, run_id: str, root: Pat
     id. Returns None, having logged why, when the copy cannot be made (a read-only folder,
     a full disk) or would land outside the server root (`nbops-runs` a symlink leading out).
     """
-    folder = notebook.parent / RUN_OUTPUTS_FOLDER
+    # A run of a copy (itself in nbops-runs/) lands beside it, not in nbops-runs/nbops-runs/.
+    in_copies = notebook.parent.name == RUN_OUTPUTS_FOLDER
+    folder = notebook.parent if in_copies else notebook.parent / RUN_OUTPUTS_FOLDER
     try:
         folder.mkdir(exist_ok=True)
         if not _resolved(folder).is_relative_to(root):
@@ -300,3 +304,169 @@ def publish_output_notebook(output: Path, notebook: Path, run_id: str, root: Pat
                     run_id, folder, exc)  # fmt: skip
         return None
     return target
+
+
+# -- recognising a run's output notebook ----------------------------------------------------
+
+# A copy's name ending in a whole run id as `new_run_id` makes it: `-20250102-101112-064d2f`.
+_WHOLE_RUN_ID_AT_END = re.compile(r"-(\d{8}-\d{6}-[0-9a-f]+)$")
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """A notebook that is the output of a run: which run, and the notebook the run ran."""
+
+    run_id: str | None  # None when no run of the store matches
+    source: Path | None  # None when the source notebook cannot be found
+
+
+def find_run_output(notebook: Path) -> RunOutput | None:
+    """Whether `notebook` is a run's output and, if so, which run of which notebook.
+
+    A run's output is a notebook papermill executed (it has `metadata.papermill`) or one in
+    an `nbops-runs` folder (see publish_output_notebook); any other notebook gives None.
+
+    The run id comes from papermill's `output_path` (`<store>/runs/<run id>/output.ipynb`),
+    else from the copy's name (`<stem>-<short run id>.ipynb`) matched against the runs of
+    the project's store. The source is the notebook the run's record names, else papermill's
+    `input_path` (unless it is the store's own copy), else `<stem>.ipynb` (or `.py`) beside
+    the `nbops-runs` folder. Nothing is written (no store is created) and nothing raises: what
+    cannot be read is unknown (None).
+    """
+    papermill = _papermill_metadata(notebook)
+    in_copies = notebook.parent.name == RUN_OUTPUTS_FOLDER
+    if papermill is None and not in_copies:
+        return None
+    papermill = papermill or {}
+    output_path = _path_or_none(papermill.get("output_path"))
+    input_path = _path_or_none(papermill.get("input_path"))
+
+    run_id: str | None = None
+    record: RunRecord | None = None
+    store_dir: Path | None = None
+    # papermill wrote the output into the store: <store>/runs/<run id>/output.ipynb.
+    if output_path is not None and output_path.parent.parent.name == "runs":
+        from nbops.runs.execute import OUTPUT_NOTEBOOK
+
+        if output_path.name == OUTPUT_NOTEBOOK and output_path.parent.name:
+            run_id = output_path.parent.name
+            store_dir = output_path.parent.parent.parent
+            record = _load_record(store_dir, run_id, exact=True)
+    project_root: Path | None = None
+    if record is None:
+        project_root, project_store = _project_store(notebook)
+        if run_id is not None and project_store != store_dir:
+            record = _load_record(project_store, run_id, exact=True)
+        if record is None and in_copies:
+            record = _record_named_by(notebook, project_store)
+        if record is not None:
+            store_dir, run_id = project_store, record.run_id
+
+    candidates: list[Path] = []
+    if record is not None:
+        recorded = Path(record.notebook)
+        if recorded.is_absolute():
+            candidates.append(recorded)
+        else:  # as given to `nbops run`, relative to where it ran: most often the project
+            project_root = project_root or _project_store(notebook)[0]
+            candidates += [project_root / recorded, notebook.parent.parent / recorded]
+    if input_path is not None and input_path.is_absolute():
+        in_store = _in_a_store(input_path) or (
+            store_dir is not None and _resolved(input_path).is_relative_to(_resolved(store_dir))
+        )
+        beside_output = output_path is not None and input_path.parent == output_path.parent
+        if not (in_store or beside_output):
+            candidates.append(input_path)
+    if in_copies:
+        stem = _source_stem(notebook, run_id)
+        candidates += [notebook.parent.parent / f"{stem}{ext}" for ext in (".ipynb", ".py")]
+    source = next((c for c in candidates if _is_other_file(c, notebook)), None)
+    return RunOutput(run_id=run_id, source=_resolved(source) if source else None)
+
+
+def _papermill_metadata(notebook: Path) -> dict[str, Any] | None:
+    """The notebook's `metadata.papermill`, or None (none, or not a readable .ipynb)."""
+    if notebook.suffix != ".ipynb":
+        return None
+    try:
+        data = json.loads(notebook.read_bytes())
+    except (OSError, ValueError):
+        return None
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    papermill = meta.get("papermill") if isinstance(meta, dict) else None
+    return papermill if isinstance(papermill, dict) else None
+
+
+def _path_or_none(value: Any) -> Path | None:
+    return Path(value) if isinstance(value, str) and value.strip() and "\0" not in value else None
+
+
+def _project_store(notebook: Path) -> tuple[Path, Path | None]:
+    """The project root around the notebook and its store folder (None when the project's
+    settings cannot be read)."""
+    from nbops.config import load_project
+
+    try:
+        project = load_project(notebook.parent)
+    except NbopsError:
+        from nbops._paths import find_root
+
+        return find_root(notebook.parent), None
+    return project.root, project.store_dir
+
+
+def _load_record(store_dir: Path | None, ref: str, *, exact: bool) -> RunRecord | None:
+    """A run from an existing store (never creating one); None when there is none."""
+    if store_dir is None or not (store_dir / "runs.db").is_file():
+        return None
+    from nbops.runs.store import RunStore
+
+    try:
+        record = RunStore(store_dir).load(ref)
+    except (NbopsError, ValueError):  # no such run, a damaged store or record
+        return None
+    return record if not exact or record.run_id == ref else None
+
+
+def _record_named_by(copy: Path, store_dir: Path | None) -> RunRecord | None:
+    """The run whose output copy has this name (`<stem>-<short or whole run id>.ipynb`)."""
+    stem = copy.stem
+    whole = _WHOLE_RUN_ID_AT_END.search(stem)
+    refs = [whole.group(1)] if whole else []
+    if "-" in stem:
+        refs.append(stem.rsplit("-", 1)[1])
+    for ref in refs:
+        if not ref or ref == "latest":
+            continue
+        record = _load_record(store_dir, ref, exact=False)
+        if record is None:
+            continue
+        source = Path(record.notebook)
+        names = {output_copy_name(source, record.run_id, full=f) for f in (False, True)}
+        if copy.name in names:
+            return record
+    return None
+
+
+def _source_stem(copy: Path, run_id: str | None) -> str:
+    """The source notebook's stem from its copy's name: the name less the run id's end."""
+    stem = copy.stem
+    if run_id:
+        for name in (output_copy_name(Path("x"), run_id, full=f) for f in (True, False)):
+            suffix = Path(name).stem[1:]  # `-<id>`
+            if stem.endswith(suffix) and len(stem) > len(suffix):
+                return stem[: -len(suffix)]
+    return stem.rsplit("-", 1)[0] if "-" in stem else stem
+
+
+def _in_a_store(path: Path) -> bool:
+    """Whether `path` lies in a run folder of a run store (`<store>/runs/<run id>/`)."""
+    store = path.parent.parent.parent
+    return path.parent.parent.name == "runs" and (store / "runs.db").is_file()
+
+
+def _is_other_file(candidate: Path, notebook: Path) -> bool:
+    try:
+        return candidate.is_file() and candidate.resolve() != notebook.resolve()
+    except OSError:
+        return False

@@ -8,7 +8,9 @@ Rules, in the user's words:
   return every value they define (the model, the metrics), unless its name starts with `_`;
 - `setup` cells become module-level code (imports, helpers, constants) every step can use;
 - imports anywhere in the notebook, untagged cells included, are carried to the modules that
-  need them.
+  need them;
+- the cell papermill injects into an executed notebook (tagged `injected-parameters`, the
+  run's parameter values) is not read at all: an executed notebook analyses as its source.
 """
 
 from __future__ import annotations
@@ -206,11 +208,14 @@ def _untagged_rebinds(graph: StepGraph, analysed: list[AnalysedCell]) -> list[Di
 def _analyse_cells(
     notebook: NotebookModel,
 ) -> tuple[list[AnalysedCell], dict[str, Cell], list[Diagnostic]]:
-    """Translate and name-analyse every code cell; untagged cells only for their names."""
+    """Translate and name-analyse every code cell; untagged cells only for their names.
+    Papermill's injected-parameters cell is left out."""
     analysed: list[AnalysedCell] = []
     untagged_defs: dict[str, Cell] = {}
     diagnostics: list[Diagnostic] = []
     for cell in notebook.code_cells:
+        if cell.injected:
+            continue
         exported = cell.tag is not None and cell.role is not Role.SKIP
         try:
             code = translate(cell.source, cell.location)

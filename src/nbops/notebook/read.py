@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import CellLocation, NotebookReadError
-from nbops.notebook.tags import CellTag, Role, cell_tag
+from nbops.notebook.tags import PAPERMILL_INJECTED_TAG, CellTag, Role, cell_tag
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,12 @@ class Cell:
     def location(self) -> CellLocation:
         return CellLocation(self.path, self.number, self.cell_id)
 
+    @property
+    def injected(self) -> bool:
+        """Whether papermill inserted this cell (the run's parameter values): not part of
+        the pipeline, so the analysis ignores it entirely."""
+        return self.cell_type == "code" and PAPERMILL_INJECTED_TAG in self.tags
+
 
 @dataclass(frozen=True)
 class NotebookModel:
@@ -55,7 +61,7 @@ class NotebookModel:
 
     @property
     def tagged_cells(self) -> list[Cell]:
-        return [c for c in self.code_cells if c.tag is not None]
+        return [c for c in self.code_cells if c.tag is not None and not c.injected]
 
 
 def read_notebook(path: str | Path) -> NotebookModel:

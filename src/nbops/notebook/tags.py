@@ -28,6 +28,12 @@ class Role(StrEnum):
     SKIP = "skip"
 
 
+# The tag papermill gives the cell it inserts, after the parameters cell, with a run's
+# parameter values. That cell belongs to the run, not to the pipeline: the analysis leaves it
+# out, so an executed notebook exports as its source does (with the notebook's defaults).
+PAPERMILL_INJECTED_TAG = "injected-parameters"
+
+
 @cache
 def vocabulary() -> dict[str, Any]:
     """The tag vocabulary as shipped in `vocabulary.json` (roles, colours, name pattern)."""
