@@ -183,6 +183,8 @@ def tags(
     for cell in nb.cells:
         first = next((line for line in cell.source.splitlines() if line.strip()), "")
         role = str(cell.tag.step_tag) if cell.tag else ("-" if cell.cell_type == "code" else "")
+        if cell.cell_type == "code" and cell.injected:
+            role = "injected-parameters (ignored)"
         table.add_row(str(cell.number), cell.cell_id, cell.cell_type, role, first[:60])
     out.print(table)
     graph = analyse(nb)

@@ -150,3 +150,14 @@ def test_an_executed_notebook_exports_the_same_content(tmp_path: Path) -> None:
     code_a = {p.relative_to(a): p.read_bytes() for p in a.rglob("*.py")}
     code_b = {p.relative_to(b): p.read_bytes() for p in b.rglob("*.py")}
     assert code_a and code_b == code_a
+
+
+def test_nbops_tags_labels_the_injected_cell_as_ignored(tmp_path: Path) -> None:
+    from tests.e2e.conftest import run_nbops
+
+    path = write(executed(build_notebook(CELLS)), tmp_path / "out.ipynb")
+    proc = run_nbops("tags", str(path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    row = proc.stdout[proc.stdout.index("injected-parameters") :]
+    assert "(ignored)" in row.split("transform:make_data")[0]  # the table may wrap the label
+    assert "n_rows" not in proc.stderr  # no warning about the run's values
