@@ -534,7 +534,7 @@ def sweep(
     from nbops.runs.sweep import parse_grid, plan_sweep, run_sweep
 
     tasks = plan_sweep(notebook, parse_grid(grid), parameter_file=parameters_file, timeout=timeout)
-    counts = {"ok": 0, "failed": 0}
+    counts = {"ok": 0, "failed": 0, "stopped": 0}
     with Progress(
         TextColumn("[bold]sweep"),
         BarColumn(),
@@ -547,10 +547,16 @@ def sweep(
         bar = progress.add_task("", total=len(tasks))
 
         def done(result: Any) -> None:
-            counts["ok" if result.status == "completed" else "failed"] += 1
-            progress.update(
-                bar, advance=1, description=f"{counts['ok']} ok, {counts['failed']} failed"
-            )
+            if result.status == "completed":
+                counts["ok"] += 1
+            elif result.status in ("cancelled", "interrupted"):
+                counts["stopped"] += 1
+            else:
+                counts["failed"] += 1
+            text = f"{counts['ok']} ok, {counts['failed']} failed"
+            if counts["stopped"]:
+                text += f", {counts['stopped']} stopped"
+            progress.update(bar, advance=1, description=text)
 
         options: dict[str, Any] = {}
         if executor == "dask":

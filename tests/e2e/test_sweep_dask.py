@@ -3,6 +3,7 @@ the records, so workers need no access to the store."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -170,3 +171,42 @@ def test_dask_runs_after_an_in_process_run_each_get_their_own_event_loop(
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "['completed', 'completed', 'completed']"
+
+
+def test_ctrl_c_interrupts_the_running_runs_and_cancels_the_rest(
+    tmp_path: Path, make_notebook: Callable[..., Path]
+) -> None:
+    import signal
+
+    (tmp_path / "pyproject.toml").write_text("[tool.nbops]\n")
+    make_notebook(
+        [("rows = 1", ["parameters"]), ("import time\ntime.sleep(120)", ["train"])],
+        name="slow.ipynb",
+    )
+    scratch = tmp_path / "scratch"  # where the Dask tasks keep their runs until they end
+    scratch.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbops", "sweep", "slow.ipynb", "--grid", "rows=1,2,3,4",
+         "--executor", "dask", "--jobs", "2"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list(scratch.glob("nbops-task-*/**/kernel.log"))) >= 2:
+            break  # two runs have started their kernels
+        time.sleep(0.3)
+    time.sleep(4)  # and are in their sleeping cell
+    stopped_at = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    took = time.monotonic() - stopped_at
+
+    assert proc.returncode == 130, stderr
+    assert took < 30, f"Ctrl-C took {took:.0f} s to stop the sweep"
+    assert "Traceback" not in stderr and "distributed" not in stderr
+    records = RunStore(tmp_path / ".nbops").list()
+    # the two runs in progress are interrupted and recorded; the two not begun are cancelled
+    assert sorted(r.status for r in records) == ["interrupted", "interrupted"]
+    assert stdout.count("cancelled") == 2
+    assert "2 stopped" in stdout + stderr or "4 stopped" in stdout + stderr

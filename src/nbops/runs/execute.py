@@ -7,10 +7,13 @@ starts, and saved again with its final status (`completed`, `failed`, `killed`, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,9 +161,13 @@ def execute_prepared(
     except KeyboardInterrupt as exc:
         record.status, error = "interrupted", exc
     except Exception as exc:  # classified below; anything unknown is a failed run
-        record.status, record.failure = _classify(exc)
-        error = exc
+        if _stopped(run_id):  # interrupt_runs() interrupted its kernel
+            record.status, error = "interrupted", KeyboardInterrupt()
+        else:
+            record.status, record.failure = _classify(exc)
+            error = exc
     finally:
+        _forget(run_id)
         record.duration_s = round(time.perf_counter() - started, 3)
         record.ended_at = now()
         output = run_dir / OUTPUT_NOTEBOOK
@@ -225,8 +232,43 @@ def _kernel_manager(env: dict[str, str], log: IO[bytes]) -> type:
             kw.setdefault("stdout", log)
             kw.setdefault("stderr", log)
             await super().start_kernel(**kw)
+            with _running_lock:
+                _running[env[RUN_ID_ENV]] = self
 
     return RunKernelManager
+
+
+# The runs this process is executing (run id -> kernel manager), for interrupt_runs(): runs in
+# worker threads (a Dask LocalCluster) cannot be reached by a signal to the process.
+_running: dict[str, Any] = {}
+_stop_requested: set[str] = set()
+_running_lock = threading.Lock()
+
+
+def interrupt_runs() -> list[str]:
+    """Interrupt every run this process is executing, in any thread: each kernel gets SIGINT
+    (the running cell raises KeyboardInterrupt) and the run is recorded as interrupted.
+    Returns their run ids."""
+    with _running_lock:
+        running = list(_running.items())
+        _stop_requested.update(run_id for run_id, _ in running)
+    for _, manager in running:
+        pid = getattr(getattr(manager, "provisioner", None), "pid", None)
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGINT)
+    return [run_id for run_id, _ in running]
+
+
+def _stopped(run_id: str) -> bool:
+    with _running_lock:
+        return run_id in _stop_requested
+
+
+def _forget(run_id: str) -> None:
+    with _running_lock:
+        _running.pop(run_id, None)
+        _stop_requested.discard(run_id)
 
 
 def _classify(exc: BaseException) -> tuple[RunStatus, Failure | None]:

@@ -8,12 +8,16 @@ process (`--jobs` at a time); a later addition runs them on a Dask cluster.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import logging
 import multiprocessing
 import os
 import queue
 import signal
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -291,6 +295,12 @@ class LocalExecutor:
 # -- the Dask executor: a LocalCluster, or an existing scheduler ---------------------------------
 
 
+# Set when a sweep on an in-process LocalCluster is stopped (Ctrl-C): tasks not begun yet
+# return at once instead of running.
+_STOPPING = threading.Event()
+_NOT_STARTED = "not started: the sweep was stopped"
+
+
 def execute_task_detached(task: SweepTask) -> dict[str, Any]:
     """Run one task in a scratch store wherever the worker is, and return its record and the
     files of its run folder, so the client — not the worker — writes the project's store.
@@ -301,6 +311,8 @@ def execute_task_detached(task: SweepTask) -> dict[str, Any]:
     import asyncio
     import threading
 
+    if _STOPPING.is_set():  # the sweep in this process was stopped before this task began
+        return {"index": task.index, "record": None, "files": {}, "error": _NOT_STARTED}
     outcome: dict[str, Any] = {}
 
     def target() -> None:
@@ -349,6 +361,10 @@ def _execute_detached(task: SweepTask) -> dict[str, Any]:
         except RunError as exc:
             error = str(exc)
             record = store.load(exc.run_id) if exc.run_id else None
+        except KeyboardInterrupt:  # interrupt_runs(): the client was stopped
+            error = "interrupted"
+            listed = store.list()
+            record = listed[0] if listed else None
         if record is None:
             return {"index": task.index, "record": None, "files": {}, "error": error}
         folder = store.run_dir(record.run_id)
@@ -423,6 +439,7 @@ class DaskExecutor:
             return [], False
         store = RunStore(load_project(Path(tasks[0].project_root)).store_dir)
         cluster = None
+        _STOPPING.clear()
         if self.scheduler:
             try:
                 client = Client(self.scheduler, timeout="10s")
@@ -459,16 +476,67 @@ class DaskExecutor:
                 on_done(result)
         except KeyboardInterrupt:
             interrupted = True
-            client.cancel([f for f, t in by_key.values() if t.index not in done])
-        finally:
-            client.close()
+            pending = [f for f, t in by_key.values() if t.index not in done]
             if cluster is not None:
-                cluster.close()
+                # The runs in this process's worker threads: tasks not started return at
+                # once, running ones have their kernels interrupted and are recorded as
+                # interrupted. (On a remote cluster a running task cannot be stopped: it is
+                # cancelled and its result dropped.)
+                self._stop_local_runs(pending, by_key, store, done, on_done)
+            client.cancel([f for f in pending if not f.done()])
+        finally:
+            with _quiet_dask_logs():
+                client.close(timeout=10)
+                if cluster is not None:
+                    cluster.close(timeout=10)
         for _, task in by_key.values():
             if task.index not in done:
                 done[task.index] = TaskResult(task.index, task.parameters, "cancelled")
                 on_done(done[task.index])
         return list(done.values()), interrupted
+
+    @staticmethod
+    def _stop_local_runs(
+        futures: list[Any],
+        by_key: dict[Any, tuple[Any, SweepTask]],
+        store: Any,
+        done: dict[int, TaskResult],
+        on_done: Callable[[TaskResult], None],
+    ) -> None:
+        """Interrupt the runs in progress in this process's worker threads and keep their
+        records; a run whose kernel was still starting is interrupted once it has one."""
+        from nbops.runs.execute import interrupt_runs
+
+        _STOPPING.set()
+        deadline = time.monotonic() + 60
+        running = list(futures)
+        while running and time.monotonic() < deadline:
+            interrupt_runs()
+            time.sleep(0.2)
+            for future in [f for f in running if f.done()]:
+                running.remove(future)
+                _, task = by_key[future.key]
+                payload = future.result() if future.status == "finished" else None
+                if payload is None or payload.get("error") == _NOT_STARTED:
+                    continue  # reported as cancelled
+                result = store_detached(payload, task, store)
+                done[task.index] = result
+                on_done(result)
+
+
+@contextlib.contextmanager
+def _quiet_dask_logs() -> Iterator[None]:
+    """Closing a cluster with cancelled tasks makes distributed log warnings; nbops reports
+    the sweep itself."""
+    loggers = [logging.getLogger(n) for n in ("distributed", "tornado")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor, "dask": DaskExecutor}
