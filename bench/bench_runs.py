@@ -179,8 +179,8 @@ def main() -> int:
             # (task submission, scratch store, shipping the record and run folder back).
             per_run = (on_dask - parallel) * 2 / 8
             print(
-                f"Dask adds {per_run * 1000:+.0f} ms per run over the local process pool "
-                f"({on_dask / parallel:.2f}x the pool's time)"
+                f"Dask's overhead per run over the local process pool: {per_run * 1000:+.0f} ms "
+                f"({on_dask / parallel:.2f}x the pool's time; negative: Dask was faster)"
             )
     cost = import_cost()
     print(f"import nbops adds {cost * 1000:.0f} ms (target <= 200 ms) {verdict(cost <= 0.2)}")
