@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from nbops import __version__ as nbops_version
+from nbops._requirements import pin_installed
 from nbops.bundle.allowlist import disallowed
 from nbops.bundle.archive import pack
 from nbops.bundle.manifest import (
@@ -489,36 +490,13 @@ def lock_requirements(requirements: list[str]) -> list[str]:
     """`name==version` of every requirement (a distribution or an importable module name,
     version specifiers ignored) and of BASE_REQUIREMENTS, as installed here, sorted;
     BundleError naming the ones that are not installed."""
-    from importlib import metadata
-
-    wanted: list[str] = []
-    for req in [*requirements, *BASE_REQUIREMENTS]:
-        match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", str(req))
-        if match and match.group(1) not in wanted:
-            wanted.append(match.group(1))
-    modules: Mapping[str, list[str]] | None = None
-    pins: dict[str, str] = {}
-    missing: list[str] = []
-    for req in wanted:
-        dist_name = req
-        try:
-            dist = metadata.distribution(dist_name)
-        except metadata.PackageNotFoundError:
-            if modules is None:
-                modules = metadata.packages_distributions()
-            candidates = modules.get(req) or modules.get(req.replace("-", "_")) or []
-            if not candidates:
-                missing.append(req)
-                continue
-            dist = metadata.distribution(candidates[0])
-        canonical = dist.metadata["Name"] or dist_name
-        pins[re.sub(r"[-_.]+", "-", canonical).lower()] = f"{canonical}=={dist.version}"
+    pins, missing = pin_installed([*requirements, *BASE_REQUIREMENTS])
     if missing:
         raise BundleError(
             f"cannot pin {', '.join(missing)}: not installed here",
             fix="install the packages the pipeline needs, or leave them out of requirements",
         )
-    return [pins[k] for k in sorted(pins)]
+    return pins
 
 
 # -- reference statistics ----------------------------------------------------------------------

@@ -100,17 +100,7 @@ def artifact_io_source() -> str:
 def pinned_requirements(modules: list[str]) -> list[str]:
     """`distribution==version`, as installed here, of the modules the steps import (a
     module that is not installed here is kept by name)."""
-    from importlib import metadata
+    from nbops._requirements import pin_installed
 
-    by_module = metadata.packages_distributions()
-    pins: dict[str, str] = {}
-    for module in modules:
-        dists = by_module.get(module) or [module]
-        try:
-            dist = metadata.distribution(dists[0])
-        except metadata.PackageNotFoundError:
-            pins[module.lower()] = module
-            continue
-        canonical = dist.metadata["Name"] or dists[0]
-        pins[canonical.lower()] = f"{canonical}=={dist.version}"
-    return [pins[k] for k in sorted(pins)]
+    pins, missing = pin_installed(modules)
+    return sorted([*pins, *missing], key=str.lower)
