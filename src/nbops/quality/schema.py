@@ -562,11 +562,8 @@ def _dumps(value: Any, level: int = 0) -> str:
 # -- inference ---------------------------------------------------------------------------------
 
 
-def column_family(s: pd.Series) -> str:
-    """What a column holds, from its dtype: a kind, "category", "object-boolean" or "other:..."."""
-    dtype = s.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        return "category"
+def _scalar_kind(dtype: Any) -> Literal["boolean", "integer", "float", "datetime"] | None:
+    """The kind of a boolean, integer, float or datetime dtype; None for any other."""
     if ptypes.is_bool_dtype(dtype):
         return "boolean"
     if ptypes.is_integer_dtype(dtype):
@@ -575,6 +572,16 @@ def column_family(s: pd.Series) -> str:
         return "float"
     if ptypes.is_datetime64_any_dtype(dtype):
         return "datetime"
+    return None
+
+
+def column_family(s: pd.Series) -> str:
+    """What a column holds, from its dtype: a kind, "category", "object-boolean" or "other:..."."""
+    dtype = s.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return "category"
+    if (kind := _scalar_kind(dtype)) is not None:
+        return kind
     if isinstance(dtype, pd.StringDtype) or (
         isinstance(dtype, pd.ArrowDtype) and ptypes.is_string_dtype(dtype)
     ):
@@ -1050,12 +1057,4 @@ def _kind_from_dtype(dtype_text: str | None, *, has_range: bool) -> Kind:
         return "string"
     if isinstance(dtype, pd.CategoricalDtype):
         return "categorical"
-    if ptypes.is_bool_dtype(dtype):
-        return "boolean"
-    if ptypes.is_integer_dtype(dtype):
-        return "integer"
-    if ptypes.is_float_dtype(dtype):
-        return "float"
-    if ptypes.is_datetime64_any_dtype(dtype):
-        return "datetime"
-    return "string"
+    return _scalar_kind(dtype) or "string"
