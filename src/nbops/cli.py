@@ -269,8 +269,7 @@ def _print_suggestion(suggestion: Any, notebook: Path) -> None:
     out.print(f"Suggested tags for {notebook}:", markup=False)
     width = max((len(c.label) for c in suggestion.cells), default=10)
     for c in suggestion.cells:
-        kept = " (kept)" if c.kept else ""
-        out.print(f"  cell {c.number:>3}  {c.label:<{width}}  {c.reason}{kept}", markup=False)
+        out.print(f"  cell {c.number:>3}  {c.label:<{width}}  {c.reason}", markup=False)
     if suggestion.gather:
         into = (
             f"the parameters cell (cell {suggestion.parameters_cell + 1})"

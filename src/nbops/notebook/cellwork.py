@@ -48,10 +48,10 @@ class Work(StrEnum):
 
 
 # Statement kinds from the most telling to the least: a statement that fits and scores is
-# a metric, one that loads and cleans is a load.
+# a metric, one that loads and cleans is a load, a pipeline of a scaler and a model a model.
 PRECEDENCE = (
     Work.CROSS_VALIDATE, Work.METRIC, Work.FIT, Work.PREDICT, Work.SPLIT, Work.LOAD,
-    Work.PREPROCESS, Work.MODEL, Work.CLEAN, Work.FEATURES, Work.CONFIGURE, Work.CONSTANT,
+    Work.MODEL, Work.PREPROCESS, Work.CLEAN, Work.FEATURES, Work.CONFIGURE, Work.CONSTANT,
     Work.DEFINE, Work.DISPLAY, Work.IMPORT,
 )  # fmt: skip
 
@@ -75,6 +75,12 @@ _METRIC_FUNCTIONS = frozenset(
      "median_absolute_error", "mean_absolute_percentage_error", "root_mean_squared_error",
      "mean_pinball_loss", "multilabel_confusion_matrix", "precision_recall_fscore_support",
      "det_curve", "d2_absolute_error_score"}
+)  # fmt: skip
+# Metrics that are curves or tables, usually drawn rather than reported as numbers.
+REPORTS = frozenset(
+    {"confusion_matrix", "roc_curve", "precision_recall_curve", "det_curve",
+     "multilabel_confusion_matrix", "classification_report", "learning_curve",
+     "validation_curve", "from_estimator", "from_predictions"}
 )  # fmt: skip
 _METRIC_SUFFIX = re.compile(r"_(score|error|loss)$")
 _METRIC_ATTRIBUTES = frozenset({"best_score_", "oob_score_", "best_params_score_"})
@@ -141,6 +147,7 @@ _ESTIMATOR_CLASS = re.compile(
     r"LocalOutlierFactor|LinearSVC|LinearSVR|NuSVC|NuSVR|LGBM\w*|XGB\w*|CatBoost\w*)$"
 )
 _PIPELINE_FUNCTIONS = frozenset({"make_pipeline", "Pipeline"})
+_COMMON_PREPROCESSOR = re.compile(r"(Scaler|Encoder|Imputer|Normalizer|Transformer)$")
 # Calls on a model that only ask it something (so they do not build it).
 _MODEL_QUERIES = frozenset(
     {"summary", "get_params", "get_config", "count_params", "copy", "get_booster",
@@ -439,6 +446,7 @@ class _Context:
 
     fitted: set[str]  # names something calls .fit( on, anywhere in the notebook
     estimator_args: set[str]  # names given to cross_val_score / GridSearchCV
+    helpers: dict[str, Work]  # the notebook's own functions that fit or score -> which
     models: dict[str, str] = field(default_factory=dict)  # name -> step label
     preprocessors: dict[str, str] = field(default_factory=dict)  # name -> class
     predictions: dict[str, str] = field(default_factory=dict)  # name -> model label
@@ -462,7 +470,13 @@ class _Context:
                 for kw in call.keywords:
                     if kw.arg == "estimator" and isinstance(kw.value, ast.Name):
                         estimator_args.add(kw.value.id)
-        return cls(fitted, estimator_args)
+        helpers = {
+            stmt.name: kind
+            for tree in trees
+            for stmt in tree.body
+            if isinstance(stmt, ast.FunctionDef) and (kind := _helper_kind(stmt)) is not None
+        }
+        return cls(fitted, estimator_args, helpers)
 
     # -- labels --------------------------------------------------------------------------
     def model_label(self, node: ast.expr | None) -> str | None:
@@ -484,7 +498,12 @@ class _Context:
             label = self.model_label(inner) if inner is not None else None
             return f"{label}_search" if label else "search"
         if name in _PIPELINE_FUNCTIONS:
-            parts = [self.model_label(part) for part in _pipeline_parts(call)]
+            # Scalers, encoders and imputers are in every pipeline: name it by the rest.
+            parts = [
+                self.model_label(part)
+                for part in _pipeline_parts(call)
+                if not _COMMON_PREPROCESSOR.search(_class_of(part))
+            ]
             kept = [p for p in parts if p][-3:]
             return "_".join(kept) if kept else "pipeline"
         if name[:1].isupper():
@@ -564,6 +583,10 @@ class _Context:
                 _METRIC_SUFFIX.search(name) and name not in _CROSS_VALIDATION
             ):
                 kind, subject = Work.METRIC, self._metric_subject(call, name)
+            elif receiver is None and name in self.helpers:
+                kind = self.helpers[name]
+                first = call.args[0] if call.args else None
+                subject = self.model_label(first) if first is not None else None
             elif name == "train_test_split":
                 kind = Work.SPLIT
             elif _is_loader(name) or (name == "load" and _root(call.func) in _DATA_MODULES):
@@ -676,8 +699,26 @@ class _Context:
         return bool(targets & reads)
 
 
+def _helper_kind(func: ast.FunctionDef) -> Work | None:
+    """Whether a function the notebook defines scores (METRIC) or fits (FIT) when called."""
+    calls = [c for c in ast.walk(func) if isinstance(c, ast.Call)]
+    names = {call_name(c) for c in calls}
+    metrics = {n for n in names if n in _METRIC_FUNCTIONS or _METRIC_SUFFIX.search(n)}
+    metrics |= names & (_CROSS_VALIDATION | {"score"})
+    plots = any(_is_plot_call(c) and call_name(c) not in _SHOW_CALLS for c in calls)
+    if metrics and not (plots and metrics <= REPORTS):
+        return Work.METRIC
+    if names & _FIT_METHODS:
+        return Work.FIT
+    return None
+
+
 def _inplace(stmt: ast.stmt) -> bool:
     return any(kw.arg == "inplace" for c in _walk_calls(stmt) for kw in c.keywords)
+
+
+def _class_of(node: ast.expr) -> str:
+    return call_name(node) if isinstance(node, ast.Call) else ""
 
 
 def _keyword(call: ast.Call, name: str) -> ast.expr | None:

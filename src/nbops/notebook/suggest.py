@@ -45,7 +45,7 @@ from nbops.errors import (
     TagError,
 )
 from nbops.notebook.analysis import StepGraph, analyse
-from nbops.notebook.cellwork import CellWork, Constant, Statement, Work, read_work
+from nbops.notebook.cellwork import REPORTS, CellWork, Constant, Statement, Work, read_work
 from nbops.notebook.read import Cell, NotebookModel
 from nbops.notebook.tags import CellTag, Role, parse_tag
 
@@ -251,7 +251,7 @@ def suggest_roles(notebook: NotebookModel, *, force: bool = False) -> Suggestion
     for p in plans:
         if p.cell.tag is not None and not force:
             p.kept, p.kept_tag, p.included = True, p.cell.tag, True
-            p.role, p.reason = p.cell.tag.role, "already tagged"
+            p.role, p.reason = p.cell.tag.role, "already tagged: kept (--force suggests anew)"
         else:
             _guess(p)
     params_index, gather = _choose_parameters(plans)
@@ -306,6 +306,9 @@ def _guess(p: _Plan) -> None:
         )
     elif Work.FIT in kinds:
         _guess_fit(p, work)
+    elif Work.METRIC in kinds and _plots_a_report(w):
+        reports = {c for s in work if s.kind is Work.METRIC for c in s.calls}
+        p.reason = f"plots a report ({', '.join(sorted(reports))}), which is not a number to track"
     elif Work.METRIC in kinds:
         metrics = [s for s in work if s.kind is Work.METRIC]
         s = metrics[-1]
@@ -394,6 +397,16 @@ def _guess_fit(p: _Plan, work: list[Statement]) -> None:
 def _note_hoisted_imports(p: _Plan) -> None:
     if p.role in _STEP_ROLES and Work.IMPORT in p.work.kinds:
         p.reason += "; its imports reach the exported code anyway"
+
+
+def _plots_a_report(w: CellWork) -> bool:
+    """A cell that draws a confusion matrix or a curve and computes no other metric."""
+    plots = any(
+        s.kind is Work.DISPLAY and set(s.calls) - {"print", "pprint", "display"}
+        for s in w.statements
+    )
+    metric_calls = {c for s in w.work if s.kind is Work.METRIC for c in s.calls}
+    return plots and bool(metric_calls) and metric_calls <= REPORTS
 
 
 def _last(statements: list[Statement], kind: Work) -> Statement:
