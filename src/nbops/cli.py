@@ -209,6 +209,93 @@ def tags(
 
 @app.command()
 @_handles_errors
+def tag(
+    notebook: Annotated[
+        Path, typer.Argument(help="The notebook (.ipynb, or a jupytext percent .py).")
+    ],
+    suggest: Annotated[
+        bool,
+        typer.Option("--suggest", help="Propose a tag per code cell, read from its code."),
+    ] = False,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write", help="Write the proposed tags into the notebook (implies --suggest)."
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Also replace the nbops tags cells already have."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, for tools.")] = False,
+) -> None:
+    """Tag the cells of NOTEBOOK for nbops.
+
+    --suggest prints, per code cell, the proposed tag (or "(untagged)", or skip) and why;
+    then the constants to gather into the parameters cell, and what still stops the export.
+    --write writes the proposals as standard cell tags: only on cells without an nbops tag,
+    unless --force; other tags (hide-input, ...) are never touched.
+    """
+    if not (suggest or write):
+        raise typer.BadParameter("say what to do: --suggest, or --write", param_hint="OPTIONS")
+    from nbops.notebook.read import read_notebook
+    from nbops.notebook.suggest import suggest_roles
+
+    suggestion = suggest_roles(read_notebook(notebook), force=force)
+    written = None
+    if write:
+        from nbops.notebook.tagwrite import write_suggestion
+
+        written = write_suggestion(suggestion)
+    if as_json:
+        import json
+
+        sys.stdout.write(json.dumps({**suggestion.to_json(), "written": written}, indent=2) + "\n")
+        return
+    _print_suggestion(suggestion, notebook)
+    if written is not None:
+        if written:
+            out.print(f"Wrote the tags of {written} cells into {notebook}.", markup=False)
+        else:
+            out.print(
+                f"Nothing to write: {notebook} already has these tags"
+                + ("" if force else " (cells with an nbops tag keep it; --force replaces them)")
+                + ".",
+                markup=False,
+            )
+
+
+def _print_suggestion(suggestion: Any, notebook: Path) -> None:
+    out.print(f"Suggested tags for {notebook}:", markup=False)
+    width = max((len(c.label) for c in suggestion.cells), default=10)
+    for c in suggestion.cells:
+        out.print(f"  cell {c.number:>3}  {c.label:<{width}}  {c.reason}", markup=False)
+    if suggestion.gather:
+        into = (
+            f"the parameters cell (cell {suggestion.parameters_cell + 1})"
+            if suggestion.parameters_cell is not None
+            else "a new cell tagged parameters, before their first use"
+        )
+        out.print(f"Gather these constants into {into}, so runs can set them:", markup=False)
+        for g in suggestion.gather:
+            out.print(
+                f"  cell {g.number}, line {g.line}: {g.source}  (passed as {g.use})", markup=False
+            )
+    _warn(suggestion.warnings)
+    if suggestion.exports:
+        out.print(
+            f"The notebook exports with these tags: {len(suggestion.steps)} steps "
+            f"({', '.join(suggestion.steps)}).",
+            markup=False,
+        )
+    else:
+        out.print("Not resolved (the export stops here):", markup=False)
+        for problem in suggestion.problems:
+            out.print(f"  {problem}", markup=False)
+
+
+@app.command()
+@_handles_errors
 def versions(
     name: Annotated[str, typer.Argument(help="The exported package's name.")],
     out_dir: OutDir = Path("pipelines"),

@@ -2,6 +2,7 @@
 
     NbopsError                      every error nbops raises on purpose (exit code 1)
     ├── NotebookReadError           the file is not a readable notebook (3)
+    ├── NotebookWriteError          `nbops tag --write` cannot write the notebook (36)
     ├── TagError                    a cell's tags cannot be understood (4)
     │   └── NoTaggedCellsError      nothing is tagged, so nothing can be exported (5)
     ├── CellCodeError               a tagged cell's code cannot be exported (6)
@@ -91,6 +92,13 @@ class NotebookReadError(NbopsError):
     """The file is not JSON, not a notebook, or fails the nbformat schema."""
 
     exit_code = 3
+
+
+class NotebookWriteError(NbopsError):
+    """Tags cannot be written into the notebook (`nbops tag --write`): the file is left as
+    it was."""
+
+    exit_code = 36
 
 
 class TagError(NbopsError):

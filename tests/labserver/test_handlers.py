@@ -867,3 +867,76 @@ def test_unexpected_errors_are_json_without_a_traceback() -> None:
     assert "Traceback" not in sent[0]
     assert unexpected["fix"]
     assert busy == {"message": "busy 100%", "fix": "wait", "kind": "Busy"}
+
+
+# -- suggested tags ----------------------------------------------------------------------
+
+TUTORIAL = [
+    ("import pandas as pd\nfrom sklearn.datasets import load_iris", []),
+    ("iris = load_iris(as_frame=True)\ndf = iris.frame", []),
+    ("df.head()", ["hide-input"]),
+    ("y = df.pop('target')\nX = df", []),
+    ("from sklearn.tree import DecisionTreeClassifier\ntree = DecisionTreeClassifier()", []),
+    ("tree.fit(X, y)", []),
+    ("score = tree.score(X, y)", []),
+]
+
+
+def test_suggest_answers_what_the_command_line_prints(server: Server) -> None:
+    from nbops.notebook.read import read_notebook
+    from nbops.notebook.suggest import suggest_roles
+
+    path = build_notebook(server.root / "tutorial_get.ipynb", TUTORIAL)
+    with server.client() as client:
+        r = client.get(server.api("suggest"), params={"path": "tutorial_get.ipynb"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    expected = suggest_roles(read_notebook(path)).to_json()
+    assert body == {**expected, "notebook": "tutorial_get.ipynb"}
+    assert [c["tag"] for c in body["cells"]] == [
+        "setup",
+        "transform:load",
+        None,
+        "transform:features",
+        "train:tree",
+        "train:tree",
+        "evaluate:tree",
+    ]
+    assert body["exports"] is True
+    assert (
+        nbformat.read(path, as_version=4).cells[0].metadata.get("tags") is None
+    )  # GET writes nothing
+
+
+def test_suggest_post_writes_only_the_accepted_cells(server: Server) -> None:
+    path = build_notebook(server.root / "tutorial_post.ipynb", TUTORIAL)
+    cell_id = nbformat.read(path, as_version=4).cells[6].id
+    with server.client() as client:
+        r = client.post(
+            server.api("suggest"), json={"path": "tutorial_post.ipynb", "cells": [1, cell_id]}
+        )
+    assert r.status_code == 200, r.text
+    assert r.json()["written"] == 2
+    tags = [c.metadata.get("tags") for c in nbformat.read(path, as_version=4).cells]
+    assert tags == [None, ["transform:load"], ["hide-input"], None, None, None, ["evaluate:tree"]]
+
+
+def test_suggest_refuses_bad_requests(server: Server) -> None:
+    build_notebook(server.root / "tutorial_bad.ipynb", TUTORIAL)
+    with server.client() as client:
+        not_list = client.post(
+            server.api("suggest"), json={"path": "tutorial_bad.ipynb", "cells": "all"}
+        )
+        unknown = client.post(
+            server.api("suggest"), json={"path": "tutorial_bad.ipynb", "cells": [99]}
+        )
+        outside = client.get(server.api("suggest"), params={"path": "../outside.ipynb"})
+        missing = client.get(server.api("suggest"), params={"path": "nope.ipynb"})
+    assert not_list.status_code == 400 and "list of cell indexes" in error_of(not_list)["message"]
+    assert unknown.status_code == 400 and "99" in error_of(unknown)["message"]
+    assert outside.status_code == 403
+    assert missing.status_code == 404
+    assert (
+        "tags"
+        not in nbformat.read(server.root / "tutorial_bad.ipynb", as_version=4).cells[1].metadata
+    )

@@ -8,7 +8,9 @@ symlink pointing outside) is refused with 403. Errors are always JSON:
 refuses the notebook or the parameters (the error names the cell when it can).
 
 Analysis problems are not failed requests: `GET analysis` answers 200 with the problem in
-`problems`, so the panel can show it beside the cell.
+`problems`, so the panel can show it beside the cell. Likewise `GET suggest` (the tags nbops
+proposes, as `nbops tag --suggest --json` prints them) answers 200 with what the proposal
+could not resolve in `problems`; `POST suggest` writes the accepted proposals into the file.
 """
 
 from __future__ import annotations
@@ -340,6 +342,71 @@ class BundleHandler(NbopsHandler):
         self.reply({"folder": self.shown(folder), "run_id": run_id.strip()})
 
 
+class SuggestHandler(NbopsHandler):
+    """Suggested tags (`nbops tag --suggest --json`): GET proposes, POST writes the accepted
+    ones (`cells`: indexes or ids; all when absent) as `nbops tag --write` does."""
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        raw = self.get_query_argument("path", None)
+        path = self.notebook(raw)
+        force = self.get_query_argument("force", "false").lower() in ("1", "true", "yes")
+        suggestion = await self._suggest(path, force)
+        self.reply({**suggestion.to_json(), "notebook": raw})
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        data = self.body()
+        path = self.notebook(data.get("path"))
+        force = data.get("force", False)
+        cells = data.get("cells")
+        if not isinstance(force, bool):
+            raise ApiError(400, "'force' must be true or false", fix='send {"force": true}')
+        if cells is not None and not (
+            isinstance(cells, list) and all(isinstance(c, int | str) for c in cells)
+        ):
+            raise ApiError(
+                400,
+                "'cells' must be a list of cell indexes or ids",
+                fix='send {"cells": [0, 3]} (indexes from 0) or cell ids; leave it out for all',
+            )
+        suggestion = await self._suggest(path, force)
+        indexes = None if cells is None else _cell_indexes(suggestion, cells)
+        from nbops.notebook.tagwrite import write_suggestion
+
+        try:
+            written = await self.in_thread(write_suggestion, suggestion, indexes)
+        except NbopsError as exc:
+            raise nbops_error(exc, self.root, path) from None
+        self.reply({**suggestion.to_json(), "notebook": data["path"], "written": written})
+
+    async def _suggest(self, path: Path, force: bool) -> Any:
+        from nbops.notebook.read import read_notebook
+        from nbops.notebook.suggest import suggest_roles
+
+        try:
+            return await self.in_thread(lambda: suggest_roles(read_notebook(path), force=force))
+        except NbopsError as exc:
+            raise nbops_error(exc, self.root, path) from None
+
+
+def _cell_indexes(suggestion: Any, cells: list[int | str]) -> list[int]:
+    """Cell indexes from indexes or ids; ApiError 400 naming one that is not a code cell."""
+    by_id = {c.cell_id: c.index for c in suggestion.cells if c.cell_id}
+    known = {c.index for c in suggestion.cells}
+    indexes = []
+    for cell in cells:
+        index = cell if isinstance(cell, int) else by_id.get(cell)
+        if index is None or index not in known:
+            raise ApiError(
+                400,
+                f"no code cell {cell!r} in the suggestion",
+                fix="give code cells by index (from 0) or id, as GET suggest lists them",
+            )
+        indexes.append(index)
+    return indexes
+
+
 class NotFoundHandler(NbopsHandler):
     """Anything else under /nbops/api/: a JSON 404, not Jupyter's HTML page."""
 
@@ -525,6 +592,7 @@ def handlers(base_url: str, state: LabState) -> list[tuple[str, type, dict[str, 
         ("runs", RunsHandler),
         (r"runs/(?P<job_id>[A-Za-z0-9_-]+)", RunJobHandler),
         ("bundle", BundleHandler),
+        ("suggest", SuggestHandler),
         (r"(?P<rest>.*)", NotFoundHandler),
     ]
     return [(url_path_join(base_url, API, pattern), cls, kwargs) for pattern, cls in routes]
