@@ -187,6 +187,12 @@ def tags(
             role = "injected-parameters (ignored)"
         table.add_row(str(cell.number), cell.cell_id, cell.cell_type, role, first[:60])
     out.print(table)
+    if nb.kale:
+        out.print(
+            "Roles read from Kale's tags (no cell has nbops tags); "
+            f"`nbops tag {notebook} --from-kale --write` adds them as nbops tags.",
+            markup=False,
+        )
     graph = analyse(nb)
     _warn(graph.diagnostics)
     steps = Table(title="Steps", title_justify="left")
@@ -205,6 +211,45 @@ def tags(
             ", ".join(step.outputs) or "-",
         )
     out.print(steps)
+
+
+@app.command()
+@_handles_errors
+def tag(
+    notebook: Annotated[Path, typer.Argument(help="The notebook to tag.")],
+    from_kale: Annotated[
+        bool,
+        typer.Option(
+            "--from-kale",
+            help="Give each cell the nbops tag its Kale tags mean (Kale's tags are kept).",
+        ),
+    ] = False,
+    write: Annotated[
+        bool, typer.Option("--write", help="Write the tags into the notebook (else only show).")
+    ] = False,
+) -> None:
+    """Tag the cells of NOTEBOOK for nbops: with --from-kale, from its Kale tags."""
+    from nbops.notebook.kale import convert_kale, write_conversion
+    from nbops.notebook.read import read_notebook
+
+    if not from_kale:
+        err.print("nbops: error: say how to tag: --from-kale", markup=False)
+        raise typer.Exit(2)
+    conversions = convert_kale(read_notebook(notebook))
+    if not conversions:
+        out.print("Every cell already has its nbops tag.", markup=False)
+        return
+    table = Table(title=f"nbops tags from Kale's, {notebook}", title_justify="left")
+    for column in ("cell", "kale tags", "nbops tag", "first line"):
+        table.add_column(column)
+    for c in conversions:
+        table.add_row(str(c.number), " ".join(c.kale_tags) or "-", c.nbops_tag, c.first_line[:50])
+    out.print(table)
+    if write:
+        write_conversion(notebook, conversions)
+        out.print(f"Wrote {len(conversions)} tags to {notebook} (Kale's tags kept).", markup=False)
+    else:
+        out.print("Nothing written: add --write to write these tags.", markup=False)
 
 
 @app.command()

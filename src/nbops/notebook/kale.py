@@ -136,13 +136,18 @@ def apply_kale(cells: Sequence[Cell]) -> tuple[list[Cell], bool, list[Diagnostic
     does not carry). A notebook read by its nbops tags comes back unchanged."""
     if not reads_kale(cells):
         return list(cells), False, _unsupported_settings(cells)
+    out, notes = _kale_roles(cells)
+    return out, True, notes + _unsupported_settings(out)
+
+
+def _kale_roles(cells: Sequence[Cell]) -> tuple[list[Cell], list[Diagnostic]]:
     blocks, notes = _blocks(cells)
     tags = _block_tags(cells, blocks)
     out = []
     for c in cells:
         block = blocks.get(c.index)
         out.append(replace(c, tag=tags[block] if block else None))
-    return out, True, notes + _unsupported_settings(out)
+    return out, notes
 
 
 _Block = tuple[str, str]  # ("setup" | "parameters" | "skip" | "metrics" | "step", kale name)
@@ -429,7 +434,9 @@ def convert_kale(notebook: NotebookModel) -> list[KaleConversion]:
             location=str(notebook.path),
             fix="--from-kale converts notebooks tagged for Kale; tag others with nbops tag",
         )
-    if not reads_kale(notebook.cells):
+    if not notebook.kale:
+        if _already_converted(notebook.cells):
+            return []
         own = next(c for c in notebook.code_cells if c.role in _NBOPS_OWN)
         raise TagError(
             f"the notebook already has nbops tags (cell {own.number}: "
@@ -448,6 +455,20 @@ def convert_kale(notebook: NotebookModel) -> list[KaleConversion]:
         for c in notebook.code_cells
         if c.tag is not None and not c.injected and str(c.tag.step_tag) not in c.tags
     ]
+
+
+def _already_converted(cells: Sequence[Cell]) -> bool:
+    """Whether every code cell's nbops tag is the one its Kale tags give (a second
+    `--from-kale` has nothing to do)."""
+    own_tags = {str(c.tag.step_tag) for c in cells if c.role in _NBOPS_OWN and c.tag}
+    kale_only = [
+        replace(c, tags=tuple(t for t in c.tags if t not in own_tags), tag=None)
+        if c.role in _NBOPS_OWN
+        else c
+        for c in cells
+    ]
+    mapped, _ = _kale_roles(kale_only)
+    return all(m.tag == c.tag for m, c in zip(mapped, cells, strict=True) if c.cell_type == "code")
 
 
 def write_conversion(path: Path, conversions: Sequence[KaleConversion]) -> None:
