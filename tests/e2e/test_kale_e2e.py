@@ -44,8 +44,13 @@ IRIS: Cells = [
     ("model.fit(x_trn, y_trn)", []),
     (
         "preds = model.predict(x_tst)",
-        ["step:evaluate_model", "prev:load_transform_data", "prev:train_model", "limit:memory:2Gi"],
-    ),  # fmt: skip
+        [
+            "step:evaluate_model",
+            "prev:load_transform_data",
+            "prev:train_model",
+            "limit:memory:2Gi",
+        ],
+    ),
     (
         "precision = precision_score(y_tst, preds, average='macro')\n"
         "recall = recall_score(y_tst, preds, average='macro')\n"
