@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 
 from tests.e2e.conftest import Cells, build_notebook, run_nbops
@@ -251,3 +252,27 @@ def test_an_export_with_no_step_fails_with_exit_5_naming_the_tags_and_writes_not
     assert found in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "pipelines").exists()
+
+
+@pytest.mark.slow
+def test_run_p_on_a_kale_notebook_sets_the_value_after_its_pipeline_parameters_cell(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.nbops]\nstore = ".nbops"\n')
+    kale_notebook(
+        tmp_path / "candies.ipynb",
+        [
+            ("import random", ["imports"]),
+            ("CANDIES = 20", ["pipeline-parameters"]),
+            ("print('sharing %s candies' % CANDIES)", ["step:sack"]),
+            ("kid1 = CANDIES // 2", ["prev:sack", "step:kid1"]),
+        ],
+    )
+    proc = run_nbops("run", "candies.ipynb", "-p", "CANDIES", "8", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (output,) = (tmp_path / ".nbops" / "runs").glob("*/output.ipynb")
+    cells = nbformat.read(output, as_version=4).cells
+    injected = next(i for i, c in enumerate(cells) if "injected-parameters" in c.metadata.tags)
+    assert cells[injected - 1].source == "CANDIES = 20"
+    assert "CANDIES = 8" in cells[injected].source
+    assert "sharing 8 candies" in cells[injected + 1].outputs[0].text
