@@ -187,6 +187,12 @@ def tags(
             role = "injected-parameters (ignored)"
         table.add_row(str(cell.number), cell.cell_id, cell.cell_type, role, first[:60])
     out.print(table)
+    if nb.kale:
+        out.print(
+            "Roles read from Kale's tags (no cell has nbops tags); "
+            f"`nbops tag {notebook} --from-kale --write` adds them as nbops tags.",
+            markup=False,
+        )
     graph = analyse(nb)
     _warn(graph.diagnostics)
     steps = Table(title="Steps", title_justify="left")
@@ -228,6 +234,13 @@ def tag(
         typer.Option("--force", help="Also replace the nbops tags cells already have."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, for tools.")] = False,
+    from_kale: Annotated[
+        bool,
+        typer.Option(
+            "--from-kale",
+            help="Give each cell the nbops tag its Kale tags mean (Kale's tags are kept).",
+        ),
+    ] = False,
 ) -> None:
     """Tag the cells of NOTEBOOK for nbops.
 
@@ -235,9 +248,15 @@ def tag(
     then the constants to gather into the parameters cell, and what still stops the export.
     --write writes the proposals as standard cell tags: only on cells without an nbops tag,
     unless --force; other tags (hide-input, ...) are never touched.
+    --from-kale shows (with --write, writes) the nbops tag each Kale-tagged cell means.
     """
+    if from_kale:
+        _tag_from_kale(notebook, write=write)
+        return
     if not (suggest or write):
-        raise typer.BadParameter("say what to do: --suggest, or --write", param_hint="OPTIONS")
+        raise typer.BadParameter(
+            "say what to do: --suggest, --write or --from-kale", param_hint="OPTIONS"
+        )
     from nbops.notebook.read import read_notebook
     from nbops.notebook.suggest import suggest_roles
 
@@ -292,6 +311,27 @@ def _print_suggestion(suggestion: Any, notebook: Path) -> None:
         out.print("Not resolved (the export stops here):", markup=False)
         for problem in suggestion.problems:
             out.print(f"  {problem}", markup=False)
+
+
+def _tag_from_kale(notebook: Path, *, write: bool) -> None:
+    from nbops.notebook.kale import convert_kale, write_conversion
+    from nbops.notebook.read import read_notebook
+
+    conversions = convert_kale(read_notebook(notebook))
+    if not conversions:
+        out.print("Every cell already has its nbops tag.", markup=False)
+        return
+    table = Table(title=f"nbops tags from Kale's, {notebook}", title_justify="left")
+    for column in ("cell", "kale tags", "nbops tag", "first line"):
+        table.add_column(column)
+    for c in conversions:
+        table.add_row(str(c.number), " ".join(c.kale_tags) or "-", c.nbops_tag, c.first_line[:50])
+    out.print(table)
+    if write:
+        write_conversion(notebook, conversions)
+        out.print(f"Wrote {len(conversions)} tags to {notebook} (Kale's tags kept).", markup=False)
+    else:
+        out.print("Nothing written: add --write to write these tags.", markup=False)
 
 
 @app.command()

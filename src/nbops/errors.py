@@ -5,6 +5,7 @@
     ├── NotebookWriteError          `nbops tag --write` cannot write the notebook (36)
     ├── TagError                    a cell's tags cannot be understood (4)
     │   └── NoTaggedCellsError      nothing is tagged, so nothing can be exported (5)
+    │       └── NoStepsError        cells are tagged, but none as a step (5)
     ├── CellCodeError               a tagged cell's code cannot be exported (6)
     │   ├── CellSyntaxError         Python syntax error in a tagged cell (6)
     │   ├── MagicError              IPython syntax with no Python equivalent (7)
@@ -109,6 +110,13 @@ class TagError(NbopsError):
 
 class NoTaggedCellsError(TagError):
     """The notebook has no cell tagged with an nbops role."""
+
+    exit_code = 5
+
+
+class NoStepsError(NoTaggedCellsError):
+    """Cells are tagged (setup, parameters, skip, other tools' tags), but none as a step, so
+    the export would be empty; the message lists the tags found."""
 
     exit_code = 5
 

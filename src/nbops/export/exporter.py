@@ -47,6 +47,7 @@ from nbops.export.targets import (
     consumers,
     load_target,
     pinned_requirements,
+    with_tag_resources,
 )
 from nbops.export.versions import (
     VersionEntry,
@@ -57,8 +58,9 @@ from nbops.export.versions import (
     record_version,
     write_tree,
 )
-from nbops.notebook.analysis import AnalysedCell, StepGraph, analyse
+from nbops.notebook.analysis import AnalysedCell, StepGraph, analyse, require_steps
 from nbops.notebook.cellcode import Diagnostic
+from nbops.notebook.kale import step_resources
 from nbops.notebook.read import read_notebook
 
 DEFAULT_OUT_DIR = Path("pipelines")
@@ -114,6 +116,7 @@ def _prepare(notebook: str | Path, out_dir: str | Path | None, name: str | None)
 def _prepare_files(notebook: str | Path, out_dir: str | Path | None, name: str | None) -> _Prepared:
     nb = read_notebook(notebook)
     graph = analyse(nb)
+    require_steps(graph)
     name = package_name(name or nb.path.stem)
     out = Path(out_dir) if out_dir is not None else DEFAULT_OUT_DIR
     rendered = render_package(graph, name)
@@ -205,6 +208,7 @@ def _with_targets(
     find how its values travel, render each target there and compile what it compiles."""
     notebook = prep.graph.notebook.path
     check_step_names(manifest, options, str(find_root(notebook.parent) / "pyproject.toml"))
+    options = with_tag_resources(options, manifest, step_resources(prep.graph.notebook))
     files = {**files, f"{prep.name}/_nbops_io.py": artifact_io_source()}
     with tempfile.TemporaryDirectory(prefix="nbops-target-") as tmp:
         staging = Path(tmp) / prep.name

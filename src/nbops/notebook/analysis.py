@@ -9,6 +9,10 @@ Rules, in the user's words:
 - `setup` cells become module-level code (imports, helpers, constants) every step can use;
 - imports anywhere in the notebook, untagged cells included, are carried to the modules that
   need them;
+- a `pipeline-metrics` cell (Kale's) in an evaluate step also returns the names it prints;
+- a notebook with no step (only setup, parameters, skip or other tags) analyses, but
+  `require_steps` (the export's check) refuses it, listing the tags it has: never an empty
+  package;
 - the cell papermill injects into an executed notebook (tagged `injected-parameters`, the
   run's parameter values) is not read at all: an executed notebook analyses as its source.
 """
@@ -22,12 +26,14 @@ from typing import Literal
 from nbops.errors import (
     DependencyError,
     LaterStepError,
+    NoStepsError,
     NoTaggedCellsError,
     TagError,
     UndefinedNameError,
     UntaggedDefinitionError,
 )
 from nbops.notebook.cellcode import CellCode, Diagnostic, ImportBinding, translate
+from nbops.notebook.kale import declared_metrics
 from nbops.notebook.names import CellNames, cell_names
 from nbops.notebook.parameters import Parameter, read_parameters
 from nbops.notebook.read import Cell, NotebookModel
@@ -134,7 +140,7 @@ def analyse(notebook: NotebookModel) -> StepGraph:
     """
     if not notebook.tagged_cells:
         raise NoTaggedCellsError(
-            "no cell is tagged for nbops, so there is nothing to export",
+            f"no cell is tagged for nbops, so there is nothing to export ({_tags_found(notebook)})",
             location=str(notebook.path),
             fix="tag cells with setup, parameters, transform, train or evaluate "
             "(JupyterLab: the nbops cell toolbar, or View > Cell Toolbar > Tags)",
@@ -164,12 +170,31 @@ def analyse(notebook: NotebookModel) -> StepGraph:
         steps=_group_steps(analysed),
         imports=imports,
         star_imports=star,
-        diagnostics=diagnostics,
+        diagnostics=[*notebook.notes, *diagnostics],
     )
     _check_setup(graph)
     _resolve(graph, untagged_defs)
     graph.diagnostics.extend(_untagged_rebinds(graph, analysed))
     return graph
+
+
+def require_steps(graph: StepGraph) -> None:
+    """Raise NoStepsError when the graph has no step, so an export would be empty; the
+    message lists the tags the notebook has (other tools' tags included)."""
+    if not graph.steps:
+        raise NoStepsError(
+            "no cell is tagged as a step (transform, train or evaluate), so there is nothing "
+            f"to export ({_tags_found(graph.notebook)})",
+            location=str(graph.notebook.path),
+            fix="tag the cells that load, fit and score as transform, train and evaluate "
+            "(Kale notebooks: step:NAME or block:NAME cells are read as steps)",
+        )
+
+
+def _tags_found(notebook: NotebookModel) -> str:
+    """The distinct tags of the notebook's cells, in order, for an error message."""
+    found = dict.fromkeys(t for c in notebook.cells for t in c.tags)
+    return "tags found: " + ", ".join(found) if found else "the notebook's cells have no tags"
 
 
 def _untagged_rebinds(graph: StepGraph, analysed: list[AnalysedCell]) -> list[Diagnostic]:
@@ -284,6 +309,7 @@ def _resolve(graph: StepGraph, untagged_defs: dict[str, Cell]) -> None:
     setup_names = graph.setup_names
     producer: dict[str, str] = {}  # name -> key of the latest step defining it so far
     later_defs = _later_definitions(graph.steps)
+    declared = declared_metrics(graph.notebook)
     readers: dict[str, set[str]] = {s.key: set() for s in graph.steps}
     for index, step in enumerate(graph.steps):
         bound: set[str] = set()
@@ -310,6 +336,10 @@ def _resolve(graph: StepGraph, untagged_defs: dict[str, Cell]) -> None:
                 if kind == "value" and not n.startswith("_") and n not in loops
             }
         order = {name: i for i, name in enumerate(step.defines())}
+        for name in declared.get(step.key, []):  # Kale's pipeline-metrics: what it prints
+            if name in step.input_names or name in order:
+                outputs.add(name)
+                order.setdefault(name, len(order))
         step.outputs = sorted(outputs, key=order.__getitem__)
 
 

@@ -1,4 +1,8 @@
-"""Reading a notebook file (`.ipynb` of any v4 minor or v3, or a jupytext percent `.py`)."""
+"""Reading a notebook file (`.ipynb` of any v4 minor or v3, or a jupytext percent `.py`).
+
+A notebook tagged only for Kale (`step:NAME`, `imports`, `pipeline-parameters`...) is read by
+its Kale tags: each cell gets the nbops role Kale's rules give it (see kale.py).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import CellLocation, NotebookReadError
+from nbops.notebook.cellcode import Diagnostic
 from nbops.notebook.tags import PAPERMILL_INJECTED_TAG, CellTag, Role, cell_tag
 
 
@@ -54,6 +59,8 @@ class NotebookModel:
     sha256: str
     kernel_name: str
     cells: tuple[Cell, ...] = field(repr=False)
+    kale: bool = False  # the roles come from Kale's tags (no cell had nbops tags)
+    notes: tuple[Diagnostic, ...] = field(default=(), repr=False)  # warnings from reading tags
 
     @property
     def code_cells(self) -> list[Cell]:
@@ -86,13 +93,17 @@ def read_notebook(path: str | Path) -> NotebookModel:
         nb = _read_ipynb(raw, path)
         fmt = "ipynb"
     kernel = nb.get("metadata", {}).get("kernelspec", {}).get("name") or "python3"
-    cells = _cells(nb, str(path))
+    from nbops.notebook.kale import apply_kale
+
+    cells, kale, notes = apply_kale(_cells(nb, str(path)))
     return NotebookModel(
         path=path,
         format=fmt,
         sha256=hashlib.sha256(raw).hexdigest(),
         kernel_name=kernel,
         cells=tuple(cells),
+        kale=kale,
+        notes=tuple(notes),
     )
 
 

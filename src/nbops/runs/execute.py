@@ -22,6 +22,7 @@ from typing import IO, Any
 from nbops.config import Project, load_project
 from nbops.errors import KernelDiedError, RunError, RunFailedError, RunTimeoutError
 from nbops.notebook.read import NotebookModel, read_notebook
+from nbops.notebook.tags import Role
 from nbops.runs.capture import RUN_DIR_ENV, RUN_ID_ENV, new_run_id, read_events
 from nbops.runs.environment import environment_info, git_info
 from nbops.runs.parameters import (
@@ -195,6 +196,8 @@ def _papermill(prepared: PreparedRun, run_dir: Path, run_id: str, timeout: float
 
         source = run_dir / "input.ipynb"
         nbformat.write(jupytext.read(prepared.source or nb.path), run_dir / "input.ipynb")
+    if nb.kale and prepared.overrides:
+        source = _tag_parameters_cell(source, nb, run_dir)
     _quiet_papermill_logs()
     env = {RUN_DIR_ENV: str(run_dir.resolve()), RUN_ID_ENV: run_id}
     with open(run_dir / KERNEL_LOG, "ab") as kernel_log:
@@ -208,6 +211,23 @@ def _papermill(prepared: PreparedRun, run_dir: Path, run_id: str, timeout: float
             cwd=str(nb.path.resolve().parent),
             kernel_manager_class=_kernel_manager(env, kernel_log),
         )
+
+
+def _tag_parameters_cell(source: Path, nb: NotebookModel, run_dir: Path) -> Path:
+    """A copy of a Kale notebook whose `pipeline-parameters` cell also has papermill's
+    `parameters` tag, so the values given for the run land after it, not before it."""
+    import nbformat
+
+    index = next((c.index for c in nb.cells if c.role is Role.PARAMETERS), None)
+    if index is None:
+        return source
+    copy = nbformat.read(source, as_version=4)
+    tags = copy.cells[index].setdefault("metadata", {}).setdefault("tags", [])
+    if "parameters" not in tags:
+        tags.append("parameters")
+    target = run_dir / "input.ipynb"
+    nbformat.write(copy, target)
+    return target
 
 
 def _quiet_papermill_logs() -> None:

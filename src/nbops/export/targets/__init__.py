@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -80,6 +80,28 @@ def check_step_names(manifest: ExportManifest, options: TargetOptions, where: st
                 location=where,
                 fix=f"use a step's tag or name: {', '.join(s.key for s in manifest.steps)}",
             )
+
+
+def with_tag_resources(
+    options: TargetOptions, manifest: ExportManifest, tagged: dict[str, StepResources]
+) -> TargetOptions:
+    """The options with the resources the notebook's cells ask for (Kale's `limit:` and
+    `cache:` tags, by step key) under each step's key; a setting in `[tool.nbops.steps]`
+    wins over the same setting from a tag."""
+    if not tagged:
+        return options
+    context = TargetContext(manifest.name, manifest, {}, options, [])
+    steps = dict(options.steps)
+    for step in manifest.steps:
+        from_tags = tagged.get(step.key)
+        if from_tags is None:
+            continue
+        configured = context.resources(step)
+        merged = from_tags.model_dump(exclude_none=True)
+        if configured is not None:
+            merged.update(configured.model_dump(exclude_none=True))
+        steps[step.key] = StepResources(**merged)  # the full key is looked up first
+    return replace(options, steps=steps)
 
 
 def consumers(manifest: ExportManifest) -> dict[str, tuple[str, str]]:
