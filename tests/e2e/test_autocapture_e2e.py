@@ -206,3 +206,17 @@ def test_a_run_without_log_model_bundles_the_model_it_predicted_with(project: Pa
     oracle = KNeighborsClassifier(n_neighbors=1).fit(X_train, y_train)
     assert list(bundle.predict(X_test)) == list(oracle.predict(X_test))
     assert bundle.manifest.source.metrics == record.latest_metrics()
+
+
+def test_mlflow_gets_the_captured_metrics_under_their_qualified_names(project: Path) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    from nbops.config import load_project
+    from nbops.runs.tracking import MlflowBackend
+
+    record = recorded(project, "wine.ipynb")
+    run_dir = RunStore(project / ".nbops").run_dir(record.run_id)
+    logged = MlflowBackend(load_project(project)).log_run(record, run_dir)
+
+    run = mlflow.tracking.MlflowClient(tracking_uri=logged["uri"]).get_run(logged["run_id"])
+    assert run.data.metrics == pytest.approx(record.latest_metrics())
+    assert "tree.accuracy" in run.data.metrics

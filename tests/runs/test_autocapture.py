@@ -4,6 +4,7 @@ record in the kernel, and how the record lets explicit calls win."""
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,20 @@ def test_the_run_flattens_values_as_the_exported_package_does(
     generated_numbers: Any, values: dict[str, Any]
 ) -> None:
     assert metric_numbers(values) == generated_numbers(values)
+
+
+def test_a_notebook_without_cell_ids_gets_capture_cells_without_ids(tmp_path: Path) -> None:
+    path = write_notebook(tmp_path / "nb.ipynb", CELLS)
+    data = json.loads(path.read_text("utf-8"))
+    data["nbformat_minor"] = 4
+    for cell in data["cells"]:
+        cell.pop("id", None)
+    path.write_text(json.dumps(data), "utf-8")
+
+    copy = add_capture_cells(path, read_notebook(path), tmp_path)
+
+    nb = nbformat.read(copy, as_version=4)
+    nbformat.validate(nb)
+    assert [("id" in c, NBOPS_CAPTURE_TAG in c.metadata.get("tags", [])) for c in nb.cells][5:] == [
+        (False, False), (False, True), (False, False), (False, True),
+    ]  # fmt: skip
