@@ -24,9 +24,10 @@ def bundle_from_run(
     override: bool = False,
     project: Project | None = None,
 ) -> Path:
-    """Bundle the model a run logged (`nbops.log_model`), with the run's notebook version,
-    parameters, metrics, slice metrics and gate results. Raises BundleError when the run
-    logged no model, did not complete, or failed a gate (unless `override`)."""
+    """Bundle the model a run logged (`nbops.log_model`, else the one nbops recorded itself:
+    see nbops.notebook.metrics), with the run's notebook version, parameters, metrics, slice
+    metrics and gate results. Raises BundleError when the run recorded no model, did not
+    complete, or failed a gate (unless `override`)."""
     project = project or load_project()
     store = RunStore(project.store_dir)
     record = store.load(ref)
@@ -140,8 +141,10 @@ def _run_model(record: RunRecord, run_dir: Path, name: str | None) -> Any:
     if not models:
         what = f"a model named {name!r}" if name else "a model"
         raise BundleError(
-            f"run {record.run_id} did not log {what}",
-            fix="call nbops.log_model(model) in the notebook's train step and run it again",
+            f"run {record.run_id} did not record {what}",
+            fix="nbops records the estimator the evaluate step predicts with, or the only one "
+            "a train step fits; tag those cells, or call nbops.log_model(model) in the train "
+            "step, and run it again",
         )
     path = run_dir / str(models[-1]["path"])
     untrusted = skops.io.get_untrusted_types(file=path)

@@ -26,6 +26,7 @@ from nbops.export.manifest import (
     MANIFEST_FILE,
     CellSpan,
     ExportManifest,
+    MetricEntry,
     ParameterEntry,
     SourceEntry,
     StepEntry,
@@ -61,6 +62,7 @@ from nbops.export.versions import (
 from nbops.notebook.analysis import AnalysedCell, StepGraph, analyse, require_steps
 from nbops.notebook.cellcode import Diagnostic
 from nbops.notebook.kale import step_resources
+from nbops.notebook.metrics import metric_sources
 from nbops.notebook.read import read_notebook
 
 DEFAULT_OUT_DIR = Path("pipelines")
@@ -349,6 +351,12 @@ def _manifest(prep: _Prepared, version: int) -> ExportManifest:
         setup_cells=[spans[a.cell.cell_id] for a in graph.setup if a.cell.cell_id in spans],
         steps=steps,
         metrics_from=metric_names(graph),
+        metrics=[
+            MetricEntry(
+                name=m.name, step=m.step, value=m.value, expression=m.expression, cell=m.headline
+            )
+            for m in metric_sources(graph)
+        ],
         requirements=_requirements(graph),
         files={rel: _sha256(text.encode("utf-8")) for rel, text in sorted(files.items())},
     )

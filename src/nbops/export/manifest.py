@@ -38,6 +38,18 @@ class StepEntry(_Record):
     outputs: list[str]
 
 
+class MetricEntry(_Record):
+    """One metric the package reports and `nbops run` records (notebook/metrics.py's rule)."""
+
+    name: str = Field(description="as reported: 'accuracy', or 'knn.accuracy' per step")
+    step: str = Field(description="the key of the step that computes it")
+    value: str = Field(description="the value of that step it is read from")
+    expression: str | None = Field(
+        default=None, description="for a cell's kept last expression: its source text"
+    )
+    cell: int | None = Field(default=None, description="that cell's index, from 0")
+
+
 class ParameterEntry(_Record):
     name: str
     type: str
@@ -73,7 +85,10 @@ class ExportManifest(_Record):
     parameters: list[ParameterEntry]
     setup_cells: list[CellSpan]
     steps: list[StepEntry]
-    metrics_from: list[str] = Field(description="evaluate-step values metrics are read from")
+    metrics_from: list[str] = Field(description="the step values metrics are read from")
+    metrics: list[MetricEntry] = Field(
+        default=[], description="each metric: its name, step and value (what a run records)"
+    )
     requirements: list[str] = Field(description="top-level modules the generated code imports")
     files: dict[str, str]
     targets: list[str] = Field(default=[], description="orchestrators exported for: kfp, airflow")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from nbops import __version__ as nbops_version
 from nbops.notebook.analysis import AnalysedCell, Step, StepGraph
 from nbops.notebook.cellcode import is_display_only, slice_statements
+from nbops.notebook.metrics import metric_sources
 from nbops.notebook.tags import Role
 
 VERSION_PLACEHOLDER = "0+nbops.version.placeholder"
@@ -335,13 +336,22 @@ def _result_names(graph: StepGraph) -> list[str]:
 
 
 def metric_names(graph: StepGraph) -> list[str]:
-    """Outputs of evaluate steps: the values the pipeline reports its metrics from."""
-    names: dict[str, None] = {}
-    for step in graph.steps:
-        if step.role is Role.EVALUATE:
-            for o in step.outputs:
-                names.setdefault(o, None)
-    return list(names)
+    """The step values the pipeline reports its metrics from (notebook/metrics.py's rule)."""
+    return list(dict.fromkeys(m.value for m in metric_sources(graph)))
+
+
+def _kept_metric_fields(graph: StepGraph, taken: set[str]) -> dict[tuple[str, str], str]:
+    """(step key, value) -> a Results field of its own, for a metric value a later step
+    returns again under the same name (two evaluate steps' `accuracy`): both are kept."""
+    fields: dict[tuple[str, str], str] = {}
+    order = {s.key: i for i, s in enumerate(graph.steps)}
+    for m in metric_sources(graph):
+        later = graph.steps[order[m.step] + 1 :]
+        if any(m.value in s.outputs for s in later):
+            step = graph.steps[order[m.step]]
+            fields[(m.step, m.value)] = field = _fresh(f"{step.name}_{m.value}", taken)
+            taken.add(field)
+    return fields
 
 
 def _render_pipeline(
@@ -349,6 +359,7 @@ def _render_pipeline(
 ) -> str:
     results = _result_names(graph)
     taken = set(results) | {p.name for p in graph.parameters} | {"Any", "Params", "Results"}
+    kept = _kept_metric_fields(graph, taken)
     modules = sorted({functions[s.key][0] for s in graph.steps})
     alias = {}
     for m in [*modules, "common"]:
@@ -373,7 +384,7 @@ def _render_pipeline(
             + (f" as {alias['common']}" if alias["common"] != "common" else "")
         )
     imports.append("from .params import Params")
-    fields = "".join(f"    {r}: Any\n" for r in results) or "    pass\n"
+    fields = "".join(f"    {r}: Any\n" for r in [*results, *kept.values()]) or "    pass\n"
     calls = []
     if has_configure_code(graph):
         calls.append(f"    {alias['common']}.configure()\n")
@@ -394,15 +405,33 @@ def _render_pipeline(
             calls.append(f"    {step.outputs[0]} = {call}\n")
         else:
             calls.append(f"    {', '.join(step.outputs)} = {call}\n")
-    ret = ", ".join(f"{r}={r}" for r in results)
-    metrics = metric_names(graph)
-    metric_dict = "{" + ", ".join(f'"{m}": results.{m}' for m in metrics) + "}"
+        for (key, value), field in kept.items():
+            if key == step.key:
+                calls.append(f"    {field} = {value}\n")
+    ret = ", ".join(f"{r}={r}" for r in [*results, *kept.values()])
+    metric_dict = (
+        "{"
+        + ", ".join(
+            f'"{m.name}": results.{kept.get((m.step, m.value), m.value)}'
+            for m in metric_sources(graph)
+        )
+        + "}"
+    )
+    results_doc = (
+        '    """Every value the steps returned, by the name it had in the notebook."""\n\n'
+    )
+    if kept:
+        results_doc = (
+            '    """Every value the steps returned, by the name it had in the notebook; a metric\n'
+            "    that a later step returns again under its name is also kept as\n"
+            '    `<step>_<name>`."""\n\n'
+        )
     return (
         f'{header}"""Runs the steps of the {name} pipeline in the notebook\'s order."""\n\n'
         + "\n".join(imports)
         + "\n\n\n@dataclass(frozen=True)\nclass Results:\n"
-        '    """Every value the steps returned, by the name it had in the notebook."""\n\n'
-        f"{fields}\n\n"
+        + results_doc
+        + f"{fields}\n\n"
         f"def run({params_var}: Params | None = None, /, **overrides: Any) -> Results:\n"
         '    """Run every step with these parameters (defaults: the notebook\'s), in order.\n\n'
         "    Keyword arguments override single parameters: `run(test_size=0.3)`.\n"
@@ -412,8 +441,9 @@ def _render_pipeline(
         + "".join(calls)
         + f"    return Results({ret})\n\n\n"
         "def collect_metrics(results: Results) -> dict[str, float]:\n"
-        '    """The numbers the evaluate steps computed (dicts of numbers are flattened as\n'
-        "    `name.key`), as reported by `python -m " + name + '`."""\n'
+        '    """The metrics the steps computed, as `nbops run` records them and\n'
+        "    `python -m " + name + "` reports them (dicts of numbers are flattened as\n"
+        '    `name.key`)."""\n'
         f"    return _numbers({metric_dict})\n\n\n"
         'def _numbers(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:\n'
         "    found: dict[str, float] = {}\n"

@@ -14,12 +14,17 @@ Rules, in the user's words:
   `require_steps` (the export's check) refuses it, listing the tags it has: never an empty
   package;
 - the cell papermill injects into an executed notebook (tagged `injected-parameters`, the
-  run's parameter values) is not read at all: an executed notebook analyses as its source.
+  run's parameter values) and the cells `nbops run` adds (`nbops-capture`) are not read at
+  all: an executed notebook analyses as its source;
+- the last bare expression of an evaluate cell (`knn.score(X_test, y_test)`) is kept as a
+  value named after it (`knn_score`), so the step returns it (see metrics.py for the rule).
 """
 
 from __future__ import annotations
 
+import ast
 import builtins
+import keyword
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -32,8 +37,9 @@ from nbops.errors import (
     UndefinedNameError,
     UntaggedDefinitionError,
 )
-from nbops.notebook.cellcode import CellCode, Diagnostic, ImportBinding, translate
+from nbops.notebook.cellcode import CellCode, Diagnostic, ImportBinding, keep_last_value, translate
 from nbops.notebook.kale import declared_metrics
+from nbops.notebook.metrics import Headline, expression_name, headline_statement, unkept_prints
 from nbops.notebook.names import CellNames, cell_names
 from nbops.notebook.parameters import Parameter, read_parameters
 from nbops.notebook.read import Cell, NotebookModel
@@ -62,6 +68,7 @@ class AnalysedCell:
     cell: Cell
     code: CellCode
     names: CellNames
+    headline: Headline | None = None  # the kept last expression, in train and evaluate cells
 
 
 @dataclass
@@ -162,6 +169,7 @@ def analyse(notebook: NotebookModel) -> StepGraph:
         else []
     )
     imports, star = _collect_imports(analysed)
+    _keep_headlines(analysed, imports)
     graph = StepGraph(
         notebook=notebook,
         setup=setup,
@@ -175,6 +183,7 @@ def analyse(notebook: NotebookModel) -> StepGraph:
     _check_setup(graph)
     _resolve(graph, untagged_defs)
     graph.diagnostics.extend(_untagged_rebinds(graph, analysed))
+    graph.diagnostics.extend(unkept_prints(graph))
     return graph
 
 
@@ -195,6 +204,45 @@ def _tags_found(notebook: NotebookModel) -> str:
     """The distinct tags of the notebook's cells, in order, for an error message."""
     found = dict.fromkeys(t for c in notebook.cells for t in c.tags)
     return "tags found: " + ", ".join(found) if found else "the notebook's cells have no tags"
+
+
+def _keep_headlines(analysed: list[AnalysedCell], imports: dict[str, ImportBinding]) -> None:
+    """Turn the headline of each train and evaluate cell into an assignment (metrics.py).
+
+    The value's name is read off the expression and made unique among every name of the
+    notebook (`accuracy_score(...)` is kept as `accuracy_score_value` when the function is
+    imported under that name); the metric keeps the plain name.
+    """
+    taken = set(_BUILTINS) | set(imports)
+    for a in analysed:
+        taken.update(a.names.defines)
+        taken.update(a.names.uses)
+    namespaces = frozenset(n for n, b in imports.items() if b.statement.startswith("import "))
+    per_step: dict[str, set[str]] = {}
+    for a in analysed:
+        tag = a.cell.tag
+        if tag is None or tag.role not in (Role.TRAIN, Role.EVALUATE):
+            continue
+        stmt = headline_statement(a.code.tree, a.code.source, tag.role)
+        if stmt is None:
+            continue
+        used = per_step.setdefault(str(tag.step_tag), set())
+        metric = _numbered(expression_name(stmt.value, namespaces), used)
+        used.add(metric)
+        variable = metric if metric not in taken else _numbered(f"{metric}_value", taken)
+        expression = ast.get_source_segment(a.code.source, stmt.value) or ast.unparse(stmt.value)
+        a.code = keep_last_value(a.code, variable)
+        a.names = cell_names(a.code.tree)
+        a.headline = Headline(variable=variable, metric=metric, expression=expression)
+
+
+def _numbered(name: str, taken: set[str]) -> str:
+    """`name`, or `name_2`, `name_3` ... the first not taken."""
+    candidate, n = name, 1
+    while candidate in taken or keyword.iskeyword(candidate):
+        n += 1
+        candidate = f"{name}_{n}"
+    return candidate
 
 
 def _untagged_rebinds(graph: StepGraph, analysed: list[AnalysedCell]) -> list[Diagnostic]:

@@ -94,17 +94,42 @@ def translate(source: str, location: CellLocation) -> CellCode:
     code = _python_source(source, location, diagnostics)
     tree = _parse(code, location)
     imports, star = _import_bindings(tree)
-    kept = [s for s in tree.body if not isinstance(s, ast.Import | ast.ImportFrom)]
-    kept = [s for s in kept if not is_display_only(s)]
-    # Blank lines left where magics were dropped only mattered for error line numbers.
-    body = re.sub(r"\A(?:[ \t]*\n)+", "", slice_statements(code, tree.body, kept))
     return CellCode(
         source=code,
         tree=tree,
-        body=body,
+        body=_exported_body(code, tree),
         imports=imports,
         diagnostics=diagnostics,
         star_import=star,
+    )
+
+
+def _exported_body(code: str, tree: ast.Module) -> str:
+    kept = [s for s in tree.body if not isinstance(s, ast.Import | ast.ImportFrom)]
+    kept = [s for s in kept if not is_display_only(s)]
+    # Blank lines left where magics were dropped only mattered for error line numbers.
+    return re.sub(r"\A(?:[ \t]*\n)+", "", slice_statements(code, tree.body, kept))
+
+
+def keep_last_value(code: CellCode, variable: str) -> CellCode:
+    """The cell with its last statement, a bare expression, assigned to `variable`:
+    `knn.score(X_test, y_test)` becomes `knn_score = knn.score(X_test, y_test)`."""
+    stmt = code.tree.body[-1]
+    if not isinstance(stmt, ast.Expr):
+        raise ValueError("the cell does not end with a bare expression")
+    lines = code.source.splitlines(keepends=True)
+    line = lines[stmt.lineno - 1].encode("utf-8")  # col_offset counts UTF-8 bytes
+    head, tail = line[: stmt.col_offset], line[stmt.col_offset :]
+    lines[stmt.lineno - 1] = (head + f"{variable} = ".encode() + tail).decode("utf-8")
+    source = "".join(lines)
+    tree = ast.parse(source)
+    return CellCode(
+        source=source,
+        tree=tree,
+        body=_exported_body(source, tree),
+        imports=code.imports,
+        diagnostics=code.diagnostics,
+        star_import=code.star_import,
     )
 
 

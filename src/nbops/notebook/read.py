@@ -15,7 +15,7 @@ from typing import Any
 
 from nbops.errors import CellLocation, NotebookReadError
 from nbops.notebook.cellcode import Diagnostic
-from nbops.notebook.tags import PAPERMILL_INJECTED_TAG, CellTag, Role, cell_tag
+from nbops.notebook.tags import NBOPS_CAPTURE_TAG, PAPERMILL_INJECTED_TAG, CellTag, Role, cell_tag
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,11 @@ class Cell:
 
     @property
     def injected(self) -> bool:
-        """Whether papermill inserted this cell (the run's parameter values): not part of
-        the pipeline, so the analysis ignores it entirely."""
-        return self.cell_type == "code" and PAPERMILL_INJECTED_TAG in self.tags
+        """Whether papermill (the run's parameter values) or `nbops run` (a capture cell)
+        inserted this cell: not part of the pipeline, so the analysis ignores it entirely."""
+        return self.cell_type == "code" and bool(
+            {PAPERMILL_INJECTED_TAG, NBOPS_CAPTURE_TAG} & set(self.tags)
+        )
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,9 @@ class Role(StrEnum):
 # parameter values. That cell belongs to the run, not to the pipeline: the analysis leaves it
 # out, so an executed notebook exports as its source does (with the notebook's defaults).
 PAPERMILL_INJECTED_TAG = "injected-parameters"
+# The tag of the cells `nbops run` adds to the copy it executes, to record what the steps
+# computed (runs/capture_plan.py). Like papermill's cell, they belong to the run.
+NBOPS_CAPTURE_TAG = "nbops-capture"
 
 
 @cache

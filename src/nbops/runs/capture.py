@@ -119,14 +119,18 @@ def log_metric(name: str, value: Any, step: int | None = None) -> None:
     number = _metric_value(name, value)
     if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
         raise ValueError(f"metric {name!r}: step must be an integer, got {step!r}")
-    _emit(
-        {
-            "kind": "metric",
-            "name": name,
-            "value": number if math.isfinite(number) else str(number),
-            "step": step,
-        }
-    )
+    _emit_metric(name, number, step)
+
+
+def _emit_metric(name: str, number: float, step: int | None, *, auto: bool = False) -> None:
+    """`auto`: captured by nbops without a call (autocapture.py); a call of the same name wins."""
+    event: dict[str, Any] = {
+        "kind": "metric",
+        "name": name,
+        "value": number if math.isfinite(number) else str(number),
+        "step": step,
+    }
+    _emit({**event, "auto": True} if auto else event)
 
 
 def log_metrics(metrics: dict[str, Any], step: int | None = None) -> None:
@@ -177,6 +181,11 @@ def log_model(model: Any, name: str = "model") -> Path | None:
     """Save a model into the run in skops format (never pickle); returns the file (None
     outside a run). `nbops bundle --run ID` builds a deployable bundle from it.
     """
+    return _save_model(model, name, f"{name}.skops")
+
+
+def _save_model(model: Any, name: str, file: str, *, auto: bool = False) -> Path | None:
+    """`auto`: captured by nbops without a call (autocapture.py); a log_model call wins."""
     run = active_run()
     if run is None:
         return None
@@ -184,19 +193,18 @@ def log_model(model: Any, name: str = "model") -> Path | None:
 
     target_dir = run.directory / "models"
     target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / f"{name}.skops"
+    target = target_dir / file
     skops.io.dump(model, target)
     cls = type(model)
-    _emit(
-        {
-            "kind": "model",
-            "name": name,
-            "path": f"models/{target.name}",
-            "format": "skops",
-            "class": f"{cls.__module__}.{cls.__qualname__}",
-            "sha256": _file_sha256(target),
-        }
-    )
+    event = {
+        "kind": "model",
+        "name": name,
+        "path": f"models/{target.name}",
+        "format": "skops",
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "sha256": _file_sha256(target),
+    }
+    _emit({**event, "auto": True} if auto else event)
     return target
 
 

@@ -24,6 +24,7 @@ from nbops.errors import KernelDiedError, RunError, RunFailedError, RunTimeoutEr
 from nbops.notebook.read import NotebookModel, read_notebook
 from nbops.notebook.tags import Role
 from nbops.runs.capture import RUN_DIR_ENV, RUN_ID_ENV, new_run_id, read_events
+from nbops.runs.capture_plan import add_capture_cells
 from nbops.runs.environment import environment_info, git_info
 from nbops.runs.parameters import (
     REDACTED,
@@ -198,6 +199,7 @@ def _papermill(prepared: PreparedRun, run_dir: Path, run_id: str, timeout: float
         nbformat.write(jupytext.read(prepared.source or nb.path), run_dir / "input.ipynb")
     if nb.kale and prepared.overrides:
         source = _tag_parameters_cell(source, nb, run_dir)
+    source = add_capture_cells(source, nb, run_dir)  # metrics and model without nbops calls
     _quiet_papermill_logs()
     env = {RUN_DIR_ENV: str(run_dir.resolve()), RUN_ID_ENV: run_id}
     with open(run_dir / KERNEL_LOG, "ab") as kernel_log:

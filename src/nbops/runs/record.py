@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -127,17 +128,32 @@ class RunRecord(_Record):
         return values
 
     def apply_events(self, events: list[dict[str, Any]]) -> None:
-        """Fill metrics, params, data, artifacts and models from the run's sidecar events."""
+        """Fill metrics, params, data, artifacts and models from the run's sidecar events.
+
+        Metrics and models nbops captured itself (events marked `auto`, autocapture.py) are
+        kept only where no explicit call logged a metric of that name, or any model."""
         self.metrics, self.logged_params = {}, {}
         self.data, self.artifacts, self.models = [], [], []
         self.quality = {}
         data: dict[str, DataFingerprint] = {}
+        explicit = [e for e in events if not e.get("auto")]
+        for event in explicit:
+            self._apply_readable(event, data)
+        logged, has_model = set(self.metrics), bool(self.models)
         for event in events:
-            try:
-                self._apply(event, data)
-            except (KeyError, TypeError, ValueError):
-                continue  # an event this version cannot read is skipped, not fatal
+            if not event.get("auto"):
+                continue
+            kind = event.get("kind")
+            if (kind == "metric" and event.get("name") not in logged) or (
+                kind == "model" and not has_model
+            ):
+                self._apply_readable(event, data)
         self.data = list(data.values())
+
+    def _apply_readable(self, event: dict[str, Any], data: dict[str, DataFingerprint]) -> None:
+        # An event this version cannot read is skipped, not fatal.
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            self._apply(event, data)
 
     def _apply(self, event: dict[str, Any], data: dict[str, DataFingerprint]) -> None:
         """Apply one sidecar event (raises for one this version cannot read)."""

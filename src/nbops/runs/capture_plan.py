@@ -1,0 +1,138 @@
+"""The cells `nbops run` adds to the copy of the notebook papermill executes, so that a
+notebook without any nbops call still records its metrics and its model.
+
+What to record comes from nbops.notebook.metrics on the notebook's analysis — the rule and
+the analysis the exported package's `collect_metrics` is rendered from — so a run records
+the metrics `python -m PKG` reports, under the same names:
+
+- after a train or evaluate cell whose last expression is a metric, a cell records the value
+  Jupyter showed for it (IPython's `Out`; the expression is not evaluated again);
+- after the last cell of each train or evaluate step with metrics, a cell records them from
+  the notebook's globals, as the step left them;
+- after the last cell of the step the model is read from, the same cell saves the model.
+
+Each added cell is tagged `nbops-capture` (the analysis and the run record ignore it, as they
+ignore papermill's `injected-parameters` cell) and calls nbops.runs.autocapture.record; in a
+kernel without nbops it does nothing. The user's notebook is never changed: the cells go into
+a copy in the run's folder. A notebook the analysis cannot export (no tags, a dependency
+error) runs without them: a run needs no tags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbops.errors import NbopsError
+from nbops.notebook.metrics import metric_sources, model_source
+from nbops.notebook.read import NotebookModel
+from nbops.notebook.tags import NBOPS_CAPTURE_TAG
+
+CAPTURED_INPUT = "input.ipynb"
+
+
+@dataclass
+class CaptureCall:
+    """What one added cell records, after the cell at `after` (index in the notebook)."""
+
+    after: int
+    step: str
+    metrics: dict[str, str] = field(default_factory=dict)  # metric name -> global name
+    output: str | None = None  # the metric the previous cell's last expression holds
+    model: str | None = None  # the global holding the model
+
+    def source(self) -> str:
+        args = [repr(self.step)]
+        if self.metrics:
+            args.append(repr(self.metrics))
+        if self.output is not None:
+            args.append(f"output={self.output!r}")
+        if self.model is not None:
+            args.append(f"model={self.model!r}")
+        call = f"record(globals(), {', '.join(args)})"
+        return (
+            f"# Added by `nbops run` to its copy of the notebook: records step {self.step!r}.\n"
+            "try:\n"
+            f'    __import__("nbops.runs.autocapture").runs.autocapture.{call}\n'
+            "except ImportError:  # nbops is not installed in this kernel: nothing to record\n"
+            "    pass\n"
+        )
+
+
+def capture_calls(notebook: NotebookModel) -> list[CaptureCall]:
+    """The capture cells a run of this notebook gets, in notebook order (see the module
+    docstring); none when the notebook cannot be analysed."""
+    from nbops.notebook.analysis import analyse
+
+    try:
+        graph = analyse(notebook)
+    except NbopsError:
+        return []
+    steps = {s.key: s for s in graph.steps}
+    calls: dict[int, CaptureCall] = {}
+
+    def call_after(index: int, step: str) -> CaptureCall:
+        return calls.setdefault(index, CaptureCall(after=index, step=step))
+
+    for m in metric_sources(graph):
+        if m.headline is not None:
+            call_after(m.headline, m.step).output = m.name
+        else:
+            last = steps[m.step].cells[-1].cell.index
+            call_after(last, m.step).metrics[m.name] = m.value
+    model = model_source(graph)
+    if model is not None and not _logs_model(notebook):
+        call_after(steps[model.step].cells[-1].cell.index, model.step).model = model.value
+    return [calls[i] for i in sorted(calls)]
+
+
+def _logs_model(notebook: NotebookModel) -> bool:
+    """Whether the notebook saves its model itself (`nbops.log_model`): then that one wins
+    and nbops does not save a second copy."""
+    return any("log_model(" in c.source for c in notebook.code_cells)
+
+
+def add_capture_cells(source: Path, notebook: NotebookModel, run_dir: Path) -> Path:
+    """The notebook papermill should execute: `source` (an .ipynb) itself when there is
+    nothing to record, else a copy with the capture cells, written into `run_dir`."""
+    calls = capture_calls(notebook)
+    if not calls:
+        return source
+    import nbformat
+
+    nb = nbformat.read(source, as_version=4)
+    positions = _positions(nb.cells, notebook)
+    for call in reversed(calls):
+        position = positions.get(call.after)
+        if position is not None:
+            nb.cells.insert(position + 1, _capture_cell(call, nb))
+    target = run_dir / CAPTURED_INPUT
+    nbformat.write(nb, target)
+    return target
+
+
+def _capture_cell(call: CaptureCall, nb: Any) -> Any:
+    from nbformat.v4 import new_code_cell
+
+    cell = new_code_cell(call.source(), metadata={"tags": [NBOPS_CAPTURE_TAG]})
+    if (nb.nbformat, nb.nbformat_minor) >= (4, 5):
+        cell["id"] = f"nbops-capture-{call.after}"
+    else:
+        cell.pop("id", None)
+    return cell
+
+
+def _positions(cells: list[Any], notebook: NotebookModel) -> dict[int, int]:
+    """Notebook cell index -> position in `cells`, matching cells in order by type and
+    source, so cells the file has and the model lacks (or the reverse) are stepped over."""
+    positions: dict[int, int] = {}
+    cursor = 0
+    for model_cell in notebook.cells:
+        for position in range(cursor, len(cells)):
+            cell = cells[position]
+            if cell.cell_type == model_cell.cell_type and cell.source == model_cell.source:
+                positions[model_cell.index] = position
+                cursor = position + 1
+                break
+    return positions
