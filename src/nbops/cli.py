@@ -185,7 +185,9 @@ def tags(
         role = str(cell.tag.step_tag) if cell.tag else ("-" if cell.cell_type == "code" else "")
         if cell.cell_type == "code" and cell.injected:
             role = "injected-parameters (ignored)"
-        table.add_row(str(cell.number), cell.cell_id, cell.cell_type, role, first[:60])
+        # An id nbops derived (the file has none) is shown in brackets, not as the cell's own.
+        cell_id = cell.own_id or f"({cell.cell_id})"
+        table.add_row(str(cell.number), cell_id, cell.cell_type, role, first[:60])
     out.print(table)
     graph = analyse(nb)
     _warn(graph.diagnostics)

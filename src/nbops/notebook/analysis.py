@@ -358,7 +358,7 @@ def _resolve_name(
         first_cell = next(c.cell for c in other.cells if name in c.names.defines)
         raise LaterStepError(
             f"step {step.tag!r} uses {name!r}, which is first defined by the later step "
-            f"{other.tag!r} (cell {first_cell.number}, id {first_cell.cell_id})",
+            f"{other.tag!r} ({first_cell.label})",
             location=cell.cell.location,
             fix=f"move the definition of {name!r} into this step or an earlier one",
         )
@@ -366,8 +366,7 @@ def _resolve_name(
         source = untagged_defs[name]
         kind = "a cell tagged skip" if source.role is Role.SKIP else "an untagged cell"
         raise UntaggedDefinitionError(
-            f"step {step.tag!r} uses {name!r}, which is defined only in {kind}: "
-            f"cell {source.number} (id {source.cell_id})",
+            f"step {step.tag!r} uses {name!r}, which is defined only in {kind}: {source.label}",
             location=cell.cell.location,
             fix=f"tag cell {source.number} (e.g. transform), or move the definition of "
             f"{name!r} into a tagged cell",
@@ -375,8 +374,7 @@ def _resolve_name(
     if rebinds:
         first_cell = next(c.cell for c in step.cells if name in c.names.defines)
         raise LaterStepError(
-            f"step {step.tag!r} uses {name!r} before it defines it "
-            f"(in cell {first_cell.number}, id {first_cell.cell_id})",
+            f"step {step.tag!r} uses {name!r} before it defines it (in {first_cell.label})",
             location=cell.cell.location,
             fix=f"define {name!r} before it is used, or in an earlier step",
         )
