@@ -7,6 +7,8 @@ Rules, in the user's words:
 - a step's outputs are the names a later step reads from it; `train` and `evaluate` steps also
   return every value they define (the model, the metrics), unless its name starts with `_`;
 - `setup` cells become module-level code (imports, helpers, constants) every step can use;
+- a step may not set a parameter again (`n_estimators = 200` after the parameters cell):
+  `-p` would do nothing, so it is an error, or a warning when it only may (see reassign.py);
 - imports anywhere in the notebook, untagged cells included, are carried to the modules that
   need them;
 - the cell papermill injects into an executed notebook (tagged `injected-parameters`, the
@@ -20,9 +22,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from nbops.errors import (
+    CellLocation,
     DependencyError,
     LaterStepError,
     NoTaggedCellsError,
+    ParameterError,
     TagError,
     UndefinedNameError,
     UntaggedDefinitionError,
@@ -31,6 +35,7 @@ from nbops.notebook.cellcode import CellCode, Diagnostic, ImportBinding, transla
 from nbops.notebook.names import CellNames, cell_names
 from nbops.notebook.parameters import Parameter, read_parameters
 from nbops.notebook.read import Cell, NotebookModel
+from nbops.notebook.reassign import parameter_reassignments
 from nbops.notebook.tags import Role
 
 _BUILTINS = frozenset(dir(builtins)) | {"__name__", "__file__", "display", "get_ipython"}
@@ -167,6 +172,7 @@ def analyse(notebook: NotebookModel) -> StepGraph:
         diagnostics=diagnostics,
     )
     _check_setup(graph)
+    graph.diagnostics.extend(_check_reassigned_parameters(graph))
     _resolve(graph, untagged_defs)
     graph.diagnostics.extend(_untagged_rebinds(graph, analysed))
     return graph
@@ -276,6 +282,34 @@ def _check_setup(graph: StepGraph) -> None:
                     fix="setup cells hold imports, helpers and constants; pass the value to "
                     "the helper as an argument, or tag this cell as a transform step",
                 )
+
+
+def _check_reassigned_parameters(graph: StepGraph) -> list[Diagnostic]:
+    """A step that sets a parameter again makes `-p NAME=VALUE` do nothing: an error when it
+    always does (see reassign.py), a warning when it may."""
+    warnings: list[Diagnostic] = []
+    params = [p.name for p in graph.parameters]
+    for step in graph.steps:
+        for a in step.cells:
+            for r in parameter_reassignments(a.code.tree, a.code.source, params):
+                where = CellLocation(a.cell.path, a.cell.number, a.cell.own_id, r.line)
+                if not r.conditional:
+                    raise ParameterError(
+                        f"step {step.tag!r} sets the parameter {r.name!r} again "
+                        f"(`{r.statement}`), so a value given for it (-p {r.name}=...) "
+                        "would have no effect",
+                        location=where,
+                        fix=f"set {r.name!r} only in the parameters cell, or give this value "
+                        "another name",
+                    )
+                warnings.append(
+                    Diagnostic(
+                        f"step {step.tag!r} may set the parameter {r.name!r} again "
+                        f"(`{r.statement}`); when it does, a value given for it is lost",
+                        where,
+                    )
+                )
+    return warnings
 
 
 def _resolve(graph: StepGraph, untagged_defs: dict[str, Cell]) -> None:

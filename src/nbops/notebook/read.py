@@ -103,7 +103,7 @@ def read_notebook(path: str | Path) -> NotebookModel:
         fmt = "py:percent"
         derived = set(range(len(nb.cells)))
     else:
-        nb, derived = _read_ipynb(raw, path)
+        nb, derived = _read_ipynb_ids(raw, path)
         fmt = "ipynb"
     kernel = nb.get("metadata", {}).get("kernelspec", {}).get("name") or "python3"
     cells = _cells(nb, str(path), derived)
@@ -116,7 +116,12 @@ def read_notebook(path: str | Path) -> NotebookModel:
     )
 
 
-def _read_ipynb(raw: bytes, path: Path) -> tuple[Any, set[int]]:
+def _read_ipynb(raw: bytes, path: Path) -> Any:
+    """The notebook as nbformat 4 (see _read_ipynb_ids)."""
+    return _read_ipynb_ids(raw, path)[0]
+
+
+def _read_ipynb_ids(raw: bytes, path: Path) -> tuple[Any, set[int]]:
     """The notebook as nbformat 4, and the indexes of the cells whose ids nbops derived."""
     import warnings
 
