@@ -163,7 +163,8 @@ def export(
 
         record = run_notebook(notebook)
         out.print(f"Run {record.run_id} completed in {record.duration_s:.1f} s", markup=False)
-        folder = bundle_from_run(record.run_id)
+        # The same folder and name as the export above: no second version, nothing stale.
+        folder = bundle_from_run(record.run_id, export_dir=out_dir, name=result.name)
         out.print(f"Bundle {folder}", markup=False)
 
 

@@ -58,6 +58,11 @@ class SourceEntry(_Record):
     sha256: str
     format: str
     kernel: str
+    data_dir: str | None = Field(
+        default=None,
+        description="the folder `run()` reads relative paths from (the notebook's), relative "
+        "to the export folder; $NBOPS_DATA_DIR overrides it",
+    )
 
 
 class ExportManifest(_Record):

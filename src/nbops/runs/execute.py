@@ -407,11 +407,11 @@ def _run_error(record: RunRecord) -> RunError:
 
 def _export_version(nb: NotebookModel, project: Project) -> int | None:
     """The export version made from exactly this notebook file, if there is one."""
-    from nbops.export.render import package_name
+    from nbops.export.render import default_package_name
     from nbops.export.versions import read_index
 
     try:
-        index = read_index(project.root / project.config.export_dir, package_name(nb.path.stem))
+        index = read_index(project.root / project.config.export_dir, default_package_name(nb.path))
     except Exception:
         return None
     matches = [e.version for e in index.versions if e.source_sha256 == nb.sha256]
