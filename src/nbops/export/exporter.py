@@ -50,6 +50,7 @@ from nbops.export.targets import (
     load_target,
     pinned_requirements,
 )
+from nbops.export.vendor import vendored_files
 from nbops.export.versions import (
     VersionEntry,
     assign_version,
@@ -120,6 +121,7 @@ def _prepare_files(notebook: str | Path, out_dir: str | Path | None, name: str |
     out = Path(out_dir) if out_dir is not None else DEFAULT_OUT_DIR
     rendered = render_package(graph, name)
     files = format_files(rendered.files)
+    files.update(vendored_files(name, graph.local_modules))  # copied as written, not formatted
     digest = hashlib.sha256()
     for rel in sorted(files):
         digest.update(rel.encode() + b"\0" + files[rel].encode() + b"\0")
@@ -369,6 +371,7 @@ def _manifest(prep: _Prepared, version: int) -> ExportManifest:
         steps=steps,
         metrics_from=metric_names(graph),
         requirements=_requirements(graph),
+        local_modules=list(graph.local_modules),
         files={rel: _sha256(text.encode("utf-8")) for rel, text in sorted(files.items())},
     )
 
@@ -429,4 +432,5 @@ def _requirements(graph: StepGraph) -> list[str]:
     }
     used = {n for s in graph.steps for n in s.uses_imports} | set(graph.setup_imports())
     wanted = {graph.imports[n].module.split(".")[0] for n in used if n in graph.imports}
-    return sorted({m for m in modules & wanted if m not in stdlib} | {"pydantic"})
+    local = set(graph.local_modules)  # copied into the package, not installed
+    return sorted({m for m in modules & wanted if m not in stdlib | local} | {"pydantic"})

@@ -80,6 +80,9 @@ class ExportManifest(_Record):
     steps: list[StepEntry]
     metrics_from: list[str] = Field(description="evaluate-step values metrics are read from")
     requirements: list[str] = Field(description="top-level modules the generated code imports")
+    local_modules: list[str] = Field(
+        default=[], description="modules from the notebook's folder copied to NAME/_local/"
+    )
     files: dict[str, str]
     targets: list[str] = Field(default=[], description="orchestrators exported for: kfp, airflow")
     artifacts: dict[str, ArtifactEntry] = Field(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nbops import __version__ as nbops_version
+from nbops.export.vendor import localised_import
 from nbops.notebook.analysis import AnalysedCell, Step, StepGraph
 from nbops.notebook.cellcode import is_display_only, slice_statements
 from nbops.notebook.tags import Role
@@ -153,10 +154,15 @@ def _strip_blank_edges(code: str) -> str:
 
 
 def _import_lines(graph: StepGraph, names: list[str]) -> list[str]:
-    lines = sorted({graph.imports[n].statement for n in names if n in graph.imports})
+    """The import statements for these names; modules from the notebook's folder are
+    imported from the package's copy of them (see vendor.py)."""
+    local = set(graph.local_modules)
+    statements = {graph.imports[n].statement for n in names if n in graph.imports}
     if names and graph.star_imports:
-        lines += graph.star_imports
-    return lines
+        statements.update(graph.star_imports)
+    if not local:
+        return sorted(statements)
+    return sorted({line for s in statements for line in localised_import(s, local)})
 
 
 def _annotation(graph: StepGraph, name: str) -> str:

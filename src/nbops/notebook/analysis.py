@@ -10,15 +10,18 @@ Rules, in the user's words:
 - a step may not set a parameter again (`n_estimators = 200` after the parameters cell):
   `-p` would do nothing, so it is an error, or a warning when it only may (see reassign.py);
 - imports anywhere in the notebook, untagged cells included, are carried to the modules that
-  need them;
+  need them; modules imported from the notebook's own folder are found (localmods.py) so the
+  exporter copies them, and a package that is not installed is warned about;
 - the cell papermill injects into an executed notebook (tagged `injected-parameters`, the
   run's parameter values) is not read at all: an executed notebook analyses as its source.
 """
 
 from __future__ import annotations
 
+import ast
 import builtins
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from nbops.errors import (
@@ -32,6 +35,7 @@ from nbops.errors import (
     UntaggedDefinitionError,
 )
 from nbops.notebook.cellcode import CellCode, Diagnostic, ImportBinding, translate
+from nbops.notebook.localmods import find_local_modules, is_installed
 from nbops.notebook.names import CellNames, cell_names
 from nbops.notebook.parameters import Parameter, read_parameters
 from nbops.notebook.read import Cell, NotebookModel
@@ -105,6 +109,8 @@ class StepGraph:
     imports: dict[str, ImportBinding]
     star_imports: list[str]
     diagnostics: list[Diagnostic]
+    # Modules the exported code imports from the notebook's folder: name -> file or folder.
+    local_modules: dict[str, Path] = field(default_factory=dict)
 
     @property
     def setup_names(self) -> dict[str, str]:
@@ -175,7 +181,51 @@ def analyse(notebook: NotebookModel) -> StepGraph:
     graph.diagnostics.extend(_check_reassigned_parameters(graph))
     _resolve(graph, untagged_defs)
     graph.diagnostics.extend(_untagged_rebinds(graph, analysed))
+    graph.diagnostics.extend(_check_imported_modules(graph, analysed))
     return graph
+
+
+def _check_imported_modules(graph: StepGraph, analysed: list[AnalysedCell]) -> list[Diagnostic]:
+    """Find the modules exported code imports from the notebook's folder (they are copied
+    into the package), and warn about each other top-level package that is not installed."""
+    cell_of: dict[str, Cell] = {}  # import name or star-import module -> the cell importing it
+    for a in analysed:
+        for binding in a.code.imports:
+            cell_of[binding.name] = a.cell
+        for stmt in a.code.tree.body:
+            if isinstance(stmt, ast.ImportFrom) and any(n.name == "*" for n in stmt.names):
+                cell_of.setdefault(f"*{stmt.module}", a.cell)
+    users: dict[str, str] = {}  # import name -> what uses it first
+    for name in graph.setup_imports():
+        users.setdefault(name, "setup code")
+    for step in graph.steps:
+        for name in step.uses_imports:
+            users.setdefault(name, f"step {step.tag!r}")
+    imported: dict[str, tuple[str, str]] = {}  # top-level module -> (import key, user)
+    for name, user in users.items():
+        found = graph.imports.get(name)
+        if found is not None and not found.module.startswith("."):
+            imported.setdefault(found.module.split(".")[0], (name, user))
+    if users:
+        for star in graph.star_imports:
+            module = star.split()[1]
+            if not module.startswith("."):
+                imported.setdefault(module.split(".")[0], (f"*{module}", "exported code"))
+    folder = graph.notebook.path.parent
+    graph.local_modules = find_local_modules(folder, imported)
+    warnings = []
+    for top, (key, user) in imported.items():
+        if top in graph.local_modules or is_installed(top):
+            continue
+        cell = cell_of.get(key)
+        warnings.append(
+            Diagnostic(
+                f"{user} imports {top!r}, which is not installed here and is not a module "
+                "beside the notebook; install it where the pipeline runs",
+                cell.location if cell else CellLocation(str(graph.notebook.path)),
+            )
+        )
+    return warnings
 
 
 def _untagged_rebinds(graph: StepGraph, analysed: list[AnalysedCell]) -> list[Diagnostic]:
