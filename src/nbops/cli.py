@@ -163,7 +163,8 @@ def export(
 
         record = run_notebook(notebook)
         out.print(f"Run {record.run_id} completed in {record.duration_s:.1f} s", markup=False)
-        folder = bundle_from_run(record.run_id)
+        # The same folder and name as the export above: no second version, nothing stale.
+        folder = bundle_from_run(record.run_id, export_dir=out_dir, name=result.name)
         out.print(f"Bundle {folder}", markup=False)
 
 
@@ -185,7 +186,9 @@ def tags(
         role = str(cell.tag.step_tag) if cell.tag else ("-" if cell.cell_type == "code" else "")
         if cell.cell_type == "code" and cell.injected:
             role = "injected-parameters (ignored)"
-        table.add_row(str(cell.number), cell.cell_id, cell.cell_type, role, first[:60])
+        # An id nbops derived (the file has none) is shown in brackets, not as the cell's own.
+        cell_id = cell.own_id or f"({cell.cell_id})"
+        table.add_row(str(cell.number), cell_id, cell.cell_type, role, first[:60])
     out.print(table)
     if nb.kale:
         out.print(

@@ -70,6 +70,16 @@ def non_literal_parameter(tmp: Path, make: Callable[..., Path]) -> Path:
     )
 
 
+def parameter_set_again(tmp: Path, make: Callable[..., Path]) -> Path:
+    return make(
+        [
+            ("n_estimators = 100", ["parameters"]),
+            ("data = [1, 2]", ["transform"]),
+            ("n_estimators = 200\nmodel = (n_estimators, data)", ["train"]),
+        ]
+    )
+
+
 CASES = {
     "not JSON": (not_json, errors.NotebookReadError, ["not valid JSON", "line 1"]),
     "not a notebook": (not_a_notebook, errors.NotebookReadError, ["no 'cells'"]),
@@ -97,6 +107,11 @@ CASES = {
         non_literal_parameter,
         errors.ParameterError,
         ["cell 1", "line 2", "'rows'"],
+    ),
+    "parameter set again by a step": (
+        parameter_set_again,
+        errors.ParameterError,
+        ["cell 3", "line 1", "'n_estimators'", "`n_estimators = 200`", "no effect"],
     ),
 }
 

@@ -397,6 +397,22 @@ def test_untagged_definition_error_names_the_cell_id(make_notebook):
         analyse(model)
 
 
+def test_errors_on_a_notebook_without_ids_name_cells_by_number_only(write_v44):
+    path = write_v44([new_markdown_cell("# Titanic"), ("df = 1", []), ("m = df", ["train"])])
+    with pytest.raises(UntaggedDefinitionError) as info:
+        analyse(read_notebook(path))
+    message = str(info.value)
+    assert message.startswith(f"{path}, cell 3: ")
+    assert "untagged cell: cell 2;" in message
+    assert "id " not in message
+
+
+def test_later_step_error_without_ids_names_the_defining_cell_by_number(write_v44):
+    path = write_v44([("x = y", ["transform:a"]), ("y = 1", ["transform:b"])])
+    with pytest.raises(LaterStepError, match=r"later step 'transform:b' \(cell 2\);"):
+        analyse(read_notebook(path))
+
+
 def test_name_defined_only_in_a_skip_cell_raises_untagged_definition_error(analyse_cells):
     with pytest.raises(UntaggedDefinitionError, match="a cell tagged skip: cell 1 "):
         analyse_cells([("df = 1", ["skip"]), ("m = df", ["train"])])
@@ -410,7 +426,7 @@ def test_in_place_update_of_an_untagged_definition_raises_untagged_definition_er
 
 
 def test_name_first_defined_by_a_later_step_raises_later_step_error(analyse_cells):
-    with pytest.raises(LaterStepError, match=r"later step 'transform:b' \(cell 2, id ") as info:
+    with pytest.raises(LaterStepError, match=r"later step 'transform:b' \(cell 2 \(id ") as info:
         analyse_cells([("x = y", ["transform:a"]), ("y = 1", ["transform:b"])])
     assert info.value.location.number == 1
 

@@ -190,6 +190,145 @@ def test_v3_ids_do_not_depend_on_the_file(tmp_path):
     assert a == b
 
 
+# -- .ipynb v2 and v1: upgraded, as nbformat can ------------------------------------------------
+
+# Written as raw JSON: nbformat no longer writes these versions.
+V2_NOTEBOOK = {
+    "nbformat": 2,
+    "metadata": {"name": "old"},
+    "worksheets": [
+        {
+            "cells": [
+                {"cell_type": "markdown", "source": "# A 2012 tutorial"},
+                {
+                    "cell_type": "code",
+                    "input": "import math\nradius = 2.0",
+                    "language": "python",
+                    "outputs": [],
+                    "metadata": {"tags": ["transform"]},
+                },
+                {"cell_type": "code", "input": "math.pi * radius", "language": "python",
+                 "outputs": []},
+            ]
+        }
+    ],
+}  # fmt: skip
+
+V1_NOTEBOOK = {
+    "nbformat": 1,
+    "name": "older",
+    "cells": [
+        {"cell_type": "text", "text": "# Notes"},
+        {"cell_type": "code", "code": "x = 1", "prompt_number": 1},
+    ],
+}
+
+
+def test_v2_notebook_is_upgraded_and_read(tmp_path):
+    model = read_notebook(_write(tmp_path, V2_NOTEBOOK, "v2.ipynb"))
+    assert [(c.cell_type, c.source, c.role) for c in model.cells] == [
+        ("markdown", "# A 2012 tutorial", None),
+        ("code", "import math\nradius = 2.0", Role.TRANSFORM),
+        ("code", "math.pi * radius", None),
+    ]
+
+
+def test_v1_notebook_is_upgraded_and_read(tmp_path):
+    model = read_notebook(_write(tmp_path, V1_NOTEBOOK, "v1.ipynb"))
+    assert [(c.cell_type, c.source) for c in model.cells] == [
+        ("markdown", "# Notes"),
+        ("code", "x = 1"),
+    ]
+
+
+@pytest.mark.parametrize("content", [V2_NOTEBOOK, V1_NOTEBOOK], ids=["v2", "v1"])
+def test_upgraded_notebook_ids_come_from_the_content(tmp_path, content):
+    a = [c.cell_id for c in read_notebook(_write(tmp_path, content, "a.ipynb")).cells]
+    b = [c.cell_id for c in read_notebook(_write(tmp_path, content, "b.ipynb")).cells]
+    assert all(a)
+    assert a == b
+
+
+# -- cells of a type from a later nbformat: kept in place, ignored ---------------------------
+
+
+def _future(cells, minor=99):
+    return {"nbformat": 4, "nbformat_minor": minor, "metadata": {}, "cells": cells}
+
+
+def _code(source, tags=()):
+    cell = {"cell_type": "code", "source": source, "outputs": [], "execution_count": None}
+    return {**cell, "metadata": {"tags": list(tags)} if tags else {}}
+
+
+FUTURE_CELL = {"cell_type": "future", "metadata": {"tags": ["train"]}, "payload": {"a": [1]}}
+
+
+def test_future_cell_keeps_its_place_so_later_cells_keep_their_numbers(tmp_path):
+    path = _write(tmp_path, _future([_code("a = 1"), FUTURE_CELL, _code("b = a", ["transform"])]))
+    model = read_notebook(path)
+    assert [(c.number, c.cell_type) for c in model.cells] == [
+        (1, "code"),
+        (2, "future"),
+        (3, "code"),
+    ]
+
+
+def test_future_cell_has_no_role_even_with_role_tags(tmp_path):
+    path = _write(tmp_path, _future([FUTURE_CELL, _code("b = 1", ["transform"])]))
+    model = read_notebook(path)
+    assert model.cells[0].tag is None
+    assert [c.number for c in model.tagged_cells] == [2]
+
+
+def test_future_cell_without_source_reads_as_empty_text(tmp_path):
+    (cell,) = read_notebook(_write(tmp_path, _future([FUTURE_CELL]))).cells
+    assert cell.source == ""
+
+
+def test_notebook_from_a_later_minor_without_ids_gets_content_ids(tmp_path):
+    path = _write(tmp_path, _future([_code("a = 1"), FUTURE_CELL]))
+    first = [c.cell_id for c in read_notebook(path).cells]
+    assert all(first)
+    assert [c.cell_id for c in read_notebook(path).cells] == first
+
+
+def test_reading_a_later_minor_prints_no_nbformat_warnings(tmp_path, recwarn):
+    read_notebook(_write(tmp_path, _future([_code("a = 1"), FUTURE_CELL])))
+    assert [str(w.message) for w in recwarn] == []
+
+
+# -- ids nbops derived are not shown as the notebook's own ------------------------------------
+
+
+def test_location_of_a_cell_with_a_derived_id_names_only_its_number(write_v44):
+    path = write_v44([new_markdown_cell("t"), ("x = 1", ["transform"])])
+    cell = read_notebook(path).cells[1]
+    assert cell.id_from_content
+    assert str(cell.location) == f"{path}, cell 2"
+    assert cell.label == "cell 2"
+
+
+def test_cell_with_its_own_id_is_named_with_it(make_notebook):
+    cell = read_notebook(make_notebook([("x = 1", ["transform"])])).cells[0]
+    assert not cell.id_from_content
+    assert cell.label == f"cell 1 (id {cell.cell_id})"
+
+
+def test_v44_cell_with_its_own_id_keeps_it_in_messages(write_v44):
+    path = write_v44([("x = 1", []), ("y = 2", [])])
+    data = json.loads(path.read_text("utf-8"))
+    data["cells"][1]["id"] = "mine"
+    path.write_text(json.dumps(data), "utf-8")
+    first, second = read_notebook(path).cells
+    assert (first.label, second.label) == ("cell 1", "cell 2 (id mine)")
+
+
+def test_percent_script_cells_are_named_by_number(tmp_path):
+    model = read_notebook(_write_percent(tmp_path))
+    assert all(c.label == f"cell {c.number}" for c in model.cells)
+
+
 # -- jupytext percent scripts ----------------------------------------------------------------
 
 PERCENT_SCRIPT = """\
@@ -297,7 +436,7 @@ def test_json_that_is_not_a_notebook_raises_notebook_read_error(tmp_path, conten
         read_notebook(_write(tmp_path, content))
 
 
-@pytest.mark.parametrize("version", [5, 2, None, "4"])
+@pytest.mark.parametrize("version", [5, 0, None, "4", True])
 def test_unsupported_format_version_raises_notebook_read_error(tmp_path, version):
     content = {"nbformat": version, "nbformat_minor": 0, "metadata": {}, "cells": []}
     with pytest.raises(NotebookReadError, match="unsupported notebook format"):

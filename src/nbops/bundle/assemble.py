@@ -140,13 +140,16 @@ def gather(
     *,
     name: str | None = None,
     project: Project | None = None,
+    export_dir: Path | None = None,
 ) -> BundleInputs:
-    """Export the notebook (as it is), run its pipeline with these parameters to get the
-    reference request frame, and work out the serving plan and the request columns."""
+    """Export the notebook (as it is) to `export_dir` (default: the project's), run its
+    pipeline with these parameters to get the reference request frame, and work out the
+    serving plan and the request columns."""
     from nbops.export.exporter import export_notebook
 
     project = project or load_project()
-    export = export_notebook(notebook, project.root / project.config.export_dir, name=name)
+    folder = export_dir if export_dir is not None else project.root / project.config.export_dir
+    export = export_notebook(notebook, folder, name=name)
     manifest = export.manifest
     plan = serving_plan(manifest, parameters)
     package = import_exported_package(export.folder, export.name)

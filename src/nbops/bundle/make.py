@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,18 @@ def bundle_from_run(
     model_name: str | None = None,
     override: bool = False,
     project: Project | None = None,
+    export_dir: Path | None = None,
+    name: str | None = None,
 ) -> Path:
     """Bundle the model a run logged (`nbops.log_model`, else the one nbops recorded itself:
     see nbops.notebook.metrics), with the run's notebook version, parameters, metrics, slice
     metrics and gate results. Raises BundleError when the run recorded no model, did not
-    complete, or failed a gate (unless `override`)."""
+    complete, or failed a gate (unless `override`).
+
+    The code is exported from the notebook itself when it is unchanged since the run (so the
+    export is the one already made: no new version, no stale package), else from the copy
+    the run kept. `export_dir` and `name`: where and as what it is exported (default: the
+    project's `export_dir`, and the name `nbops export` gives it)."""
     project = project or load_project()
     store = RunStore(project.store_dir)
     record = store.load(ref)
@@ -38,21 +46,33 @@ def bundle_from_run(
         )
     run_dir = store.run_dir(record.run_id)
     model = _run_model(record, run_dir, model_name)
-    copy = run_dir / f"source{Path(record.notebook).suffix or '.ipynb'}"
-    notebook = copy if copy.exists() else Path(record.notebook)
-    from nbops.export.render import package_name
+    from nbops.export.render import default_package_name
 
     return build_from(
-        notebook,
+        _run_notebook_source(record, run_dir),
         model,
         _plain_parameters(record),
         out=out,
         record=record,
         gates=_recorded_gates(record),
         override=override,
-        name=package_name(Path(record.notebook).stem),
+        name=name or default_package_name(Path(record.notebook)),
         project=project,
+        export_dir=export_dir,
     )
+
+
+def _run_notebook_source(record: RunRecord, run_dir: Path) -> Path:
+    """The notebook a run used: the file itself while it is unchanged (its folder holds the
+    helper modules and data it reads), else the copy kept with the run."""
+    import hashlib
+
+    original = Path(record.notebook)
+    with contextlib.suppress(OSError):
+        if hashlib.sha256(original.read_bytes()).hexdigest() == record.notebook_sha256:
+            return original
+    copy = run_dir / f"source{original.suffix or '.ipynb'}"
+    return copy if copy.exists() else original
 
 
 def build_from(
@@ -67,6 +87,7 @@ def build_from(
     override: bool = False,
     name: str | None = None,
     project: Project | None = None,
+    export_dir: Path | None = None,
 ) -> Path:
     """Build a bundle of `model` with the serving step of `notebook` (see assemble.py)."""
     from nbops.bundle.build import build_bundle
@@ -81,7 +102,9 @@ def build_from(
             f"{len(failed)} gate(s) failed: {'; '.join(failed)}",
             fix="fix the model, or pass --override to bundle anyway (the override is recorded)",
         )
-    inputs = gather(Path(notebook), model, parameters, name=name, project=project)
+    inputs = gather(
+        Path(notebook), model, parameters, name=name, project=project, export_dir=export_dir
+    )
     plan = inputs.plan
     serving = ServingSpec(
         step=plan.step,

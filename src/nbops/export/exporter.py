@@ -36,9 +36,11 @@ from nbops.export.probe import probe_outputs, require_passable
 from nbops.export.render import (
     VERSION_PLACEHOLDER,
     RenderedPackage,
+    default_package_name,
     metric_names,
     package_name,
     render_package,
+    shadowed_module,
 )
 from nbops.export.targets import (
     TargetContext,
@@ -50,6 +52,7 @@ from nbops.export.targets import (
     pinned_requirements,
     with_tag_resources,
 )
+from nbops.export.vendor import vendored_files
 from nbops.export.versions import (
     VersionEntry,
     assign_version,
@@ -119,14 +122,32 @@ def _prepare_files(notebook: str | Path, out_dir: str | Path | None, name: str |
     nb = read_notebook(notebook)
     graph = analyse(nb)
     require_steps(graph)
-    name = package_name(name or nb.path.stem)
+    name = _checked_name(name, nb.path)
     out = Path(out_dir) if out_dir is not None else DEFAULT_OUT_DIR
     rendered = render_package(graph, name)
     files = format_files(rendered.files)
+    files.update(vendored_files(name, graph.local_modules))  # copied as written, not formatted
     digest = hashlib.sha256()
     for rel in sorted(files):
         digest.update(rel.encode() + b"\0" + files[rel].encode() + b"\0")
     return _Prepared(graph, name, out / name, files, digest.hexdigest(), rendered)
+
+
+def _checked_name(name: str | None, notebook: Path) -> str:
+    """The package name: given, or from the notebook's file name; never one that shadows a
+    module beside the notebook (`python -m NAME` run there would import that instead)."""
+    if name is None:
+        return default_package_name(notebook)
+    name = package_name(name)
+    shadowed = shadowed_module(notebook.parent, name)
+    if shadowed is not None:
+        raise ExportError(
+            f"the package name {name!r} would shadow {shadowed.name} beside the notebook "
+            f"(`python -m {name}` run there would import it instead of the pipeline)",
+            location=str(notebook),
+            fix=f"choose another name, e.g. --name {name}_pipeline",
+        )
+    return name
 
 
 def export_notebook(
@@ -340,7 +361,11 @@ def _manifest(prep: _Prepared, version: int) -> ExportManifest:
         content_hash=prep.content_hash,
         nbops_version=nbops_version,
         source=SourceEntry(
-            path=source_path, sha256=nb.sha256, format=nb.format, kernel=nb.kernel_name
+            path=source_path,
+            sha256=nb.sha256,
+            format=nb.format,
+            kernel=nb.kernel_name,
+            data_dir=Path(source_path).parent.as_posix(),
         ),
         parameters=[
             ParameterEntry(
@@ -358,6 +383,7 @@ def _manifest(prep: _Prepared, version: int) -> ExportManifest:
             for m in metric_sources(graph)
         ],
         requirements=_requirements(graph),
+        local_modules=list(graph.local_modules),
         files={rel: _sha256(text.encode("utf-8")) for rel, text in sorted(files.items())},
     )
 
@@ -418,4 +444,5 @@ def _requirements(graph: StepGraph) -> list[str]:
     }
     used = {n for s in graph.steps for n in s.uses_imports} | set(graph.setup_imports())
     wanted = {graph.imports[n].module.split(".")[0] for n in used if n in graph.imports}
-    return sorted({m for m in modules & wanted if m not in stdlib} | {"pydantic"})
+    local = set(graph.local_modules)  # copied into the package, not installed
+    return sorted({m for m in modules & wanted if m not in stdlib | local} | {"pydantic"})

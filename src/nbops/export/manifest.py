@@ -70,6 +70,11 @@ class SourceEntry(_Record):
     sha256: str
     format: str
     kernel: str
+    data_dir: str | None = Field(
+        default=None,
+        description="the folder `run()` reads relative paths from (the notebook's), relative "
+        "to the export folder; $NBOPS_DATA_DIR overrides it",
+    )
 
 
 class ExportManifest(_Record):
@@ -90,6 +95,9 @@ class ExportManifest(_Record):
         default=[], description="each metric: its name, step and value (what a run records)"
     )
     requirements: list[str] = Field(description="top-level modules the generated code imports")
+    local_modules: list[str] = Field(
+        default=[], description="modules from the notebook's folder copied to NAME/_local/"
+    )
     files: dict[str, str]
     targets: list[str] = Field(default=[], description="orchestrators exported for: kfp, airflow")
     artifacts: dict[str, ArtifactEntry] = Field(

@@ -13,8 +13,10 @@ import keyword
 import re
 import tokenize
 from dataclasses import dataclass
+from pathlib import Path
 
 from nbops import __version__ as nbops_version
+from nbops.export.vendor import localised_import
 from nbops.notebook.analysis import AnalysedCell, Step, StepGraph
 from nbops.notebook.cellcode import is_display_only, slice_statements
 from nbops.notebook.metrics import metric_sources
@@ -38,6 +40,26 @@ def package_name(stem: str) -> str:
     name = re.sub(r"\W+", "_", stem.strip().lower()).strip("_") or "pipeline"
     if name[0].isdigit() or keyword.iskeyword(name):
         name = f"nb_{name}"
+    return name
+
+
+def shadowed_module(folder: Path, name: str) -> Path | None:
+    """The module beside a notebook that a package called `name` would be confused with:
+    `name.py` or a regular package `name/`. Run from that folder, `python -m name` finds it
+    before the exported package."""
+    module, package = folder / f"{name}.py", folder / name
+    if module.is_file():
+        return module
+    return package if (package / "__init__.py").is_file() else None
+
+
+def default_package_name(notebook: Path) -> str:
+    """The package name of a notebook's export: from its file name (`package_name`), with
+    `_pipeline` added when it would shadow a module beside the notebook (shadowed_module),
+    and always for a percent-format `.py` notebook, which is such a module itself."""
+    name = package_name(notebook.stem)
+    if notebook.suffix == ".py" or shadowed_module(notebook.parent, name) is not None:
+        name = f"{name}_pipeline"
     return name
 
 
@@ -133,10 +155,15 @@ def _strip_blank_edges(code: str) -> str:
 
 
 def _import_lines(graph: StepGraph, names: list[str]) -> list[str]:
-    lines = sorted({graph.imports[n].statement for n in names if n in graph.imports})
+    """The import statements for these names; modules from the notebook's folder are
+    imported from the package's copy of them (see vendor.py)."""
+    local = set(graph.local_modules)
+    statements = {graph.imports[n].statement for n in names if n in graph.imports}
     if names and graph.star_imports:
-        lines += graph.star_imports
-    return lines
+        statements.update(graph.star_imports)
+    if not local:
+        return sorted(statements)
+    return sorted({line for s in statements for line in localised_import(s, local)})
 
 
 def _annotation(graph: StepGraph, name: str) -> str:
@@ -354,6 +381,32 @@ def _kept_metric_fields(graph: StepGraph, taken: set[str]) -> dict[tuple[str, st
     return fields
 
 
+DATA_DIR_ENV = "NBOPS_DATA_DIR"
+
+_DATA_DIR_CODE = f'''def data_dir() -> Path | None:
+    """The folder the steps read relative paths from: ${DATA_DIR_ENV} when set, else the
+    notebook's folder as the manifest records it (relative to this export) when it exists
+    here, else None (the current directory is used, e.g. in a bundle or on an orchestrator).
+    """
+    if os.environ.get("{DATA_DIR_ENV}"):
+        return Path(os.environ["{DATA_DIR_ENV}"])
+    package = Path(__file__).resolve().parent
+    try:
+        manifest = json.loads((package / "manifest.json").read_text("utf-8"))
+        folder = package.parent / manifest["source"]["data_dir"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return folder if folder.is_dir() else None
+
+
+@contextlib.contextmanager
+def _in_data_dir() -> Iterator[None]:
+    folder = data_dir()
+    with contextlib.chdir(folder) if folder is not None else contextlib.nullcontext():
+        yield
+'''
+
+
 def _render_pipeline(
     graph: StepGraph, name: str, header: str, functions: dict[str, tuple[str, str]]
 ) -> str:
@@ -367,9 +420,13 @@ def _render_pipeline(
         taken.add(alias[m])
     params_var = _fresh("params", taken)
     imports = [
+        "import contextlib",
+        "import json",
         "import numbers",
-        "from collections.abc import Mapping",
+        "import os",
+        "from collections.abc import Iterator, Mapping",
         "from dataclasses import dataclass",
+        "from pathlib import Path",
         "from typing import Any",
         "",
     ]
@@ -409,6 +466,7 @@ def _render_pipeline(
             if key == step.key:
                 calls.append(f"    {field} = {value}\n")
     ret = ", ".join(f"{r}={r}" for r in [*results, *kept.values()])
+    calls = [_indent(c) for c in calls]  # inside `with _in_data_dir():`
     metric_dict = (
         "{"
         + ", ".join(
@@ -435,11 +493,15 @@ def _render_pipeline(
         f"def run({params_var}: Params | None = None, /, **overrides: Any) -> Results:\n"
         '    """Run every step with these parameters (defaults: the notebook\'s), in order.\n\n'
         "    Keyword arguments override single parameters: `run(test_size=0.3)`.\n"
+        "    Relative paths in the steps are read from the notebook's folder, as the notebook\n"
+        "    read them (see `data_dir`).\n"
         '    """\n'
         f"    {params_var} = Params.model_validate(\n"
         f"        {{**({params_var} or Params()).model_dump(), **overrides}}\n    )\n"
-        + "".join(calls)
+        "    with _in_data_dir():\n"
+        + ("".join(calls) or "        pass\n")
         + f"    return Results({ret})\n\n\n"
+        f"{_DATA_DIR_CODE}\n\n"
         "def collect_metrics(results: Results) -> dict[str, float]:\n"
         '    """The metrics the steps computed, as `nbops run` records them and\n'
         "    `python -m " + name + "` reports them (dicts of numbers are flattened as\n"

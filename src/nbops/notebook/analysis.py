@@ -7,8 +7,11 @@ Rules, in the user's words:
 - a step's outputs are the names a later step reads from it; `train` and `evaluate` steps also
   return every value they define (the model, the metrics), unless its name starts with `_`;
 - `setup` cells become module-level code (imports, helpers, constants) every step can use;
+- a step may not set a parameter again (`n_estimators = 200` after the parameters cell):
+  `-p` would do nothing, so it is an error, or a warning when it only may (see reassign.py);
 - imports anywhere in the notebook, untagged cells included, are carried to the modules that
-  need them;
+  need them; modules imported from the notebook's own folder are found (localmods.py) so the
+  exporter copies them, and a package that is not installed is warned about;
 - a `pipeline-metrics` cell (Kale's) in an evaluate step also returns the names it prints;
 - a notebook with no step (only setup, parameters, skip or other tags) analyses, but
   `require_steps` (the export's check) refuses it, listing the tags it has: never an empty
@@ -26,23 +29,28 @@ import ast
 import builtins
 import keyword
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from nbops.errors import (
+    CellLocation,
     DependencyError,
     LaterStepError,
     NoStepsError,
     NoTaggedCellsError,
+    ParameterError,
     TagError,
     UndefinedNameError,
     UntaggedDefinitionError,
 )
 from nbops.notebook.cellcode import CellCode, Diagnostic, ImportBinding, keep_last_value, translate
 from nbops.notebook.kale import declared_metrics
+from nbops.notebook.localmods import find_local_modules, is_installed
 from nbops.notebook.metrics import Headline, expression_name, headline_statement, unkept_prints
 from nbops.notebook.names import CellNames, cell_names
 from nbops.notebook.parameters import Parameter, read_parameters
 from nbops.notebook.read import Cell, NotebookModel
+from nbops.notebook.reassign import parameter_reassignments
 from nbops.notebook.tags import Role
 
 _BUILTINS = frozenset(dir(builtins)) | {"__name__", "__file__", "display", "get_ipython"}
@@ -113,6 +121,8 @@ class StepGraph:
     imports: dict[str, ImportBinding]
     star_imports: list[str]
     diagnostics: list[Diagnostic]
+    # Modules the exported code imports from the notebook's folder: name -> file or folder.
+    local_modules: dict[str, Path] = field(default_factory=dict)
 
     @property
     def setup_names(self) -> dict[str, str]:
@@ -181,9 +191,11 @@ def analyse(notebook: NotebookModel) -> StepGraph:
         diagnostics=[*notebook.notes, *diagnostics],
     )
     _check_setup(graph)
+    graph.diagnostics.extend(_check_reassigned_parameters(graph))
     _resolve(graph, untagged_defs)
     graph.diagnostics.extend(_untagged_rebinds(graph, analysed))
     graph.diagnostics.extend(unkept_prints(graph))
+    graph.diagnostics.extend(_check_imported_modules(graph, analysed))
     return graph
 
 
@@ -243,6 +255,49 @@ def _numbered(name: str, taken: set[str]) -> str:
         n += 1
         candidate = f"{name}_{n}"
     return candidate
+
+
+def _check_imported_modules(graph: StepGraph, analysed: list[AnalysedCell]) -> list[Diagnostic]:
+    """Find the modules exported code imports from the notebook's folder (they are copied
+    into the package), and warn about each other top-level package that is not installed."""
+    cell_of: dict[str, Cell] = {}  # import name or star-import module -> the cell importing it
+    for a in analysed:
+        for binding in a.code.imports:
+            cell_of[binding.name] = a.cell
+        for stmt in a.code.tree.body:
+            if isinstance(stmt, ast.ImportFrom) and any(n.name == "*" for n in stmt.names):
+                cell_of.setdefault(f"*{stmt.module}", a.cell)
+    users: dict[str, str] = {}  # import name -> what uses it first
+    for name in graph.setup_imports():
+        users.setdefault(name, "setup code")
+    for step in graph.steps:
+        for name in step.uses_imports:
+            users.setdefault(name, f"step {step.tag!r}")
+    imported: dict[str, tuple[str, str]] = {}  # top-level module -> (import key, user)
+    for name, user in users.items():
+        found = graph.imports.get(name)
+        if found is not None and not found.module.startswith("."):
+            imported.setdefault(found.module.split(".")[0], (name, user))
+    if users:
+        for star in graph.star_imports:
+            module = star.split()[1]
+            if not module.startswith("."):
+                imported.setdefault(module.split(".")[0], (f"*{module}", "exported code"))
+    folder = graph.notebook.path.parent
+    graph.local_modules = find_local_modules(folder, imported)
+    warnings = []
+    for top, (key, user) in imported.items():
+        if top in graph.local_modules or is_installed(top):
+            continue
+        cell = cell_of.get(key)
+        warnings.append(
+            Diagnostic(
+                f"{user} imports {top!r}, which is not installed here and is not a module "
+                "beside the notebook; install it where the pipeline runs",
+                cell.location if cell else CellLocation(str(graph.notebook.path)),
+            )
+        )
+    return warnings
 
 
 def _untagged_rebinds(graph: StepGraph, analysed: list[AnalysedCell]) -> list[Diagnostic]:
@@ -351,6 +406,34 @@ def _check_setup(graph: StepGraph) -> None:
                 )
 
 
+def _check_reassigned_parameters(graph: StepGraph) -> list[Diagnostic]:
+    """A step that sets a parameter again makes `-p NAME=VALUE` do nothing: an error when it
+    always does (see reassign.py), a warning when it may."""
+    warnings: list[Diagnostic] = []
+    params = [p.name for p in graph.parameters]
+    for step in graph.steps:
+        for a in step.cells:
+            for r in parameter_reassignments(a.code.tree, a.code.source, params):
+                where = CellLocation(a.cell.path, a.cell.number, a.cell.own_id, r.line)
+                if not r.conditional:
+                    raise ParameterError(
+                        f"step {step.tag!r} sets the parameter {r.name!r} again "
+                        f"(`{r.statement}`), so a value given for it (-p {r.name}=...) "
+                        "would have no effect",
+                        location=where,
+                        fix=f"set {r.name!r} only in the parameters cell, or give this value "
+                        "another name",
+                    )
+                warnings.append(
+                    Diagnostic(
+                        f"step {step.tag!r} may set the parameter {r.name!r} again "
+                        f"(`{r.statement}`); when it does, a value given for it is lost",
+                        where,
+                    )
+                )
+    return warnings
+
+
 def _resolve(graph: StepGraph, untagged_defs: dict[str, Cell]) -> None:
     """Fill each step's inputs and outputs (see the module docstring)."""
     params = {p.name for p in graph.parameters}
@@ -436,7 +519,7 @@ def _resolve_name(
         first_cell = next(c.cell for c in other.cells if name in c.names.defines)
         raise LaterStepError(
             f"step {step.tag!r} uses {name!r}, which is first defined by the later step "
-            f"{other.tag!r} (cell {first_cell.number}, id {first_cell.cell_id})",
+            f"{other.tag!r} ({first_cell.label})",
             location=cell.cell.location,
             fix=f"move the definition of {name!r} into this step or an earlier one",
         )
@@ -444,8 +527,7 @@ def _resolve_name(
         source = untagged_defs[name]
         kind = "a cell tagged skip" if source.role is Role.SKIP else "an untagged cell"
         raise UntaggedDefinitionError(
-            f"step {step.tag!r} uses {name!r}, which is defined only in {kind}: "
-            f"cell {source.number} (id {source.cell_id})",
+            f"step {step.tag!r} uses {name!r}, which is defined only in {kind}: {source.label}",
             location=cell.cell.location,
             fix=f"tag cell {source.number} (e.g. transform), or move the definition of "
             f"{name!r} into a tagged cell",
@@ -453,8 +535,7 @@ def _resolve_name(
     if rebinds:
         first_cell = next(c.cell for c in step.cells if name in c.names.defines)
         raise LaterStepError(
-            f"step {step.tag!r} uses {name!r} before it defines it "
-            f"(in cell {first_cell.number}, id {first_cell.cell_id})",
+            f"step {step.tag!r} uses {name!r} before it defines it (in {first_cell.label})",
             location=cell.cell.location,
             fix=f"define {name!r} before it is used, or in an earlier step",
         )

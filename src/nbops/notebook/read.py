@@ -1,7 +1,14 @@
-"""Reading a notebook file (`.ipynb` of any v4 minor or v3, or a jupytext percent `.py`).
+"""Reading a notebook file (`.ipynb` of any v4 minor, or v1-v3 upgraded; or a jupytext
+percent `.py`).
 
 A notebook tagged only for Kale (`step:NAME`, `imports`, `pipeline-parameters`...) is read by
 its Kale tags: each cell gets the nbops role Kale's rules give it (see kale.py).
+
+Cells of a type nbops does not know (nbformat >= 4.6 allows "future" cell types) are kept in
+the list, so cell numbers match what Jupyter shows, but have no role and no code. Cells
+without an id (files older than nbformat 4.5, upgraded files, percent scripts) get one
+derived from their content, so exports are reproducible; such ids are never shown to the
+user as if they were the notebook's own: errors name those cells by number only.
 """
 
 from __future__ import annotations
@@ -29,6 +36,17 @@ class Cell:
     tags: tuple[str, ...]
     tag: CellTag | None
     path: str
+    id_from_content: bool = False  # the file has no id for it: nbops derived one
+
+    @property
+    def own_id(self) -> str | None:
+        """The id the notebook file gives the cell; None when nbops derived it."""
+        return None if self.id_from_content else self.cell_id
+
+    @property
+    def label(self) -> str:
+        """How messages name the cell: `cell 3 (id ab12)`, or `cell 3` without its own id."""
+        return f"cell {self.number}" + (f" (id {self.own_id})" if self.own_id else "")
 
     @property
     def number(self) -> int:
@@ -41,7 +59,7 @@ class Cell:
 
     @property
     def location(self) -> CellLocation:
-        return CellLocation(self.path, self.number, self.cell_id)
+        return CellLocation(self.path, self.number, self.own_id)
 
     @property
     def injected(self) -> bool:
@@ -91,13 +109,14 @@ def read_notebook(path: str | Path) -> NotebookModel:
     if path.suffix == ".py":
         nb = _read_percent_script(raw, path)
         fmt = "py:percent"
+        derived = set(range(len(nb.cells)))
     else:
-        nb = _read_ipynb(raw, path)
+        nb, derived = _read_ipynb_ids(raw, path)
         fmt = "ipynb"
     kernel = nb.get("metadata", {}).get("kernelspec", {}).get("name") or "python3"
     from nbops.notebook.kale import apply_kale
 
-    cells, kale, notes = apply_kale(_cells(nb, str(path)))
+    cells, kale, notes = apply_kale(_cells(nb, str(path), derived))
     return NotebookModel(
         path=path,
         format=fmt,
@@ -110,6 +129,14 @@ def read_notebook(path: str | Path) -> NotebookModel:
 
 
 def _read_ipynb(raw: bytes, path: Path) -> Any:
+    """The notebook as nbformat 4 (see _read_ipynb_ids)."""
+    return _read_ipynb_ids(raw, path)[0]
+
+
+def _read_ipynb_ids(raw: bytes, path: Path) -> tuple[Any, set[int]]:
+    """The notebook as nbformat 4, and the indexes of the cells whose ids nbops derived."""
+    import warnings
+
     import nbformat
 
     try:
@@ -132,19 +159,23 @@ def _read_ipynb(raw: bytes, path: Path) -> Any:
             fix="pass a Jupyter notebook (.ipynb) or a jupytext percent script (.py)",
         )
     major = data.get("nbformat")
-    if major not in (3, 4):
+    if major not in (1, 2, 3, 4) or isinstance(major, bool):
         raise NotebookReadError(
             f"unsupported notebook format version {major!r}",
             location=str(path),
-            fix="nbops reads nbformat 4 (and upgrades 3); save it with a current Jupyter",
+            fix="nbops reads nbformat 4 (and upgrades 1 to 3); save it with a current Jupyter",
         )
-    _fill_missing_ids(data)
+    derived = _fill_missing_ids(data)
     try:
-        nb = nbformat.reads(json.dumps(data), as_version=4)
-        if major == 3:  # the upgrade makes up random ids; content ids keep exports stable
-            for c, cid in zip(nb.cells, _content_ids([c.source for c in nb.cells]), strict=True):
-                c["id"] = cid
-        nbformat.validate(nb)
+        with warnings.catch_warnings():  # nbformat's upgrade notices are not the user's concern
+            warnings.simplefilter("ignore")
+            nb = nbformat.reads(json.dumps(data), as_version=4)
+            if major != 4:  # the upgrade makes up random ids; content ids keep exports stable
+                sources = [_text(c.get("source", "")) for c in nb.cells]
+                for c, cid in zip(nb.cells, _content_ids(sources), strict=True):
+                    c["id"] = cid
+                derived = set(range(len(nb.cells)))
+            nbformat.validate(nb)
     except nbformat.ValidationError as exc:
         field_path = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
         raise NotebookReadError(
@@ -158,26 +189,36 @@ def _read_ipynb(raw: bytes, path: Path) -> Any:
             location=str(path),
             fix="open it in Jupyter and save it again",
         ) from None
-    return nb
+    return nb, derived
 
 
-def _fill_missing_ids(data: dict[str, Any]) -> None:
-    """Give cells of notebooks older than v4.5 ids derived from their content.
+def _fill_missing_ids(data: dict[str, Any]) -> set[int]:
+    """Give v4 cells without an id (files older than v4.5) ids derived from their content;
+    return the indexes of those cells.
 
     Ids from the content, not random ones, keep a re-export of an unchanged v4.4 notebook
     byte-identical.
     """
-    if data.get("nbformat") != 4 or data.get("nbformat_minor", 0) >= 5:
-        return
     cells = data.get("cells")
-    if not isinstance(cells, list) or not all(
-        isinstance(c, dict) and isinstance(c.get("source", ""), str | list) for c in cells
-    ):
-        return  # malformed: let the schema validation name what is wrong
-    sources = ["".join(str(part) for part in c.get("source", "")) for c in cells]
-    for c, cid in zip(cells, _content_ids(sources), strict=True):
-        c.setdefault("id", cid)
-    data["nbformat_minor"] = 5
+    if data.get("nbformat") != 4 or not isinstance(cells, list):
+        return set()
+    if not all(isinstance(c, dict) and isinstance(c.get("source", ""), str | list) for c in cells):
+        return set()  # malformed: let the schema validation name what is wrong
+    minor = data.get("nbformat_minor", 0)
+    if not isinstance(minor, int) or minor < 5:
+        data["nbformat_minor"] = 5  # ids are valid from 4.5 on
+    missing = {i for i, c in enumerate(cells) if "id" not in c}
+    if missing:
+        sources = [_text(c.get("source", "")) for c in cells]
+        for i, (c, cid) in enumerate(zip(cells, _content_ids(sources), strict=True)):
+            if i in missing:
+                c["id"] = cid
+    return missing
+
+
+def _text(source: Any) -> str:
+    """A cell's source as one string (nbformat allows a list of lines)."""
+    return "".join(str(part) for part in source) if isinstance(source, list) else str(source)
 
 
 def _content_ids(sources: list[str]) -> list[str]:
@@ -214,7 +255,7 @@ def _read_percent_script(raw: bytes, path: Path) -> Any:
     return nb
 
 
-def _cells(nb: Any, path: str) -> list[Cell]:
+def _cells(nb: Any, path: str, derived: set[int]) -> list[Cell]:
     cells = []
     for index, c in enumerate(nb.cells):
         cid = str(c.get("id") or "")
@@ -226,10 +267,11 @@ def _cells(nb: Any, path: str) -> list[Cell]:
                 index=index,
                 cell_id=cid,
                 cell_type=c.cell_type,
-                source=c.source,
+                source=_text(c.get("source", "")),  # a future cell type may have none
                 tags=tags,
                 tag=tag,
                 path=path,
+                id_from_content=index in derived,
             )
         )
     return cells

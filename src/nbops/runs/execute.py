@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from nbops.config import Project, load_project
-from nbops.errors import KernelDiedError, RunError, RunFailedError, RunTimeoutError
+from nbops.errors import (
+    CellLocation,
+    KernelDiedError,
+    ParameterValueError,
+    RunError,
+    RunFailedError,
+    RunTimeoutError,
+)
 from nbops.notebook.read import NotebookModel, read_notebook
 from nbops.notebook.tags import Role
 from nbops.runs.capture import RUN_DIR_ENV, RUN_ID_ENV, new_run_id, read_events
@@ -73,7 +80,23 @@ def prepare_run(
     given.update(overrides or {})
     parameters = resolve_parameters(specs, given, notebook=str(nb.path))
     overrides = {k: parameters[k] for k in given}
+    _refuse_lost_overrides(nb, overrides)
     return PreparedRun(nb, specs, parameters, overrides, kernel or nb.kernel_name)
+
+
+def _refuse_lost_overrides(nb: NotebookModel, overrides: dict[str, Any]) -> None:
+    """A value given for a parameter that a later cell always sets again would be lost."""
+    from nbops.notebook.reassign import reassigned_after_parameters
+
+    for cell, r in reassigned_after_parameters(nb, overrides):
+        if not r.conditional:
+            raise ParameterValueError(
+                f"this cell sets the parameter {r.name!r} again (`{r.statement}`), so the "
+                "value given for it would have no effect on the run",
+                location=CellLocation(cell.path, cell.number, cell.own_id, r.line),
+                fix=f"set {r.name!r} only in the parameters cell, or give the value in "
+                f"cell {cell.number} another name",
+            )
 
 
 def run_notebook(
@@ -406,11 +429,11 @@ def _run_error(record: RunRecord) -> RunError:
 
 def _export_version(nb: NotebookModel, project: Project) -> int | None:
     """The export version made from exactly this notebook file, if there is one."""
-    from nbops.export.render import package_name
+    from nbops.export.render import default_package_name
     from nbops.export.versions import read_index
 
     try:
-        index = read_index(project.root / project.config.export_dir, package_name(nb.path.stem))
+        index = read_index(project.root / project.config.export_dir, default_package_name(nb.path))
     except Exception:
         return None
     matches = [e.version for e in index.versions if e.source_sha256 == nb.sha256]
