@@ -76,7 +76,7 @@ def prepare_run(
     """
     project = project or load_project()
     nb = read_notebook(notebook)
-    specs = parameter_specs(nb, project.config.secret_params)
+    specs = parameter_specs(nb, project.config.secret_params, computed=True)
     given = read_parameter_file(Path(parameter_file)) if parameter_file else {}
     given.update(overrides or {})
     parameters = resolve_parameters(specs, given, notebook=str(nb.path))
@@ -161,6 +161,7 @@ def execute_prepared(
                 secret=s.secret,
             )
             for s in prepared.specs
+            if s.computed is None  # a computed line has no default before the run
         ],
         git=git_info(nb.path.resolve().parent),
         environment=environment_info(prepared.kernel),
