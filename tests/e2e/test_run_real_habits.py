@@ -119,7 +119,7 @@ def test_an_undefined_line_magic_fails_the_run_with_its_own_message(
 
     assert result.returncode == errors.RunFailedError.exit_code
     message = "UsageError: Line magic function `%undefined_magic` not found."
-    assert f"cell 2 (id " in result.stderr and message in result.stderr
+    assert "cell 2 (id " in result.stderr and message in result.stderr
     failure = _single_run(store).failure
     assert failure is not None
     assert (failure.ename, failure.evalue, failure.cell_index) == (
