@@ -207,3 +207,20 @@ def test_a_parameters_cell_that_is_not_python_is_refused_in_run_words(
     assert "cell 1" in line and "line 2" in line
     assert "run again" in line and "export" not in line
     assert store.list() == []
+
+
+def test_a_percent_script_without_a_header_runs_with_its_skip_cell_left_out(
+    project: Path, store: RunStore
+) -> None:
+    (project / "train.py").write_text(
+        '# %% tags=["parameters"]\nrows = 3\n\n'
+        '# %% tags=["skip"]\nimport nbops_absent_tool\n\n'
+        '# %% tags=["train"]\nimport nbops\nnbops.log_metric("total", rows * 2)\n'
+    )
+
+    result = run_nbops("run", "train.py", "-p", "rows", "4", cwd=project)
+
+    assert result.returncode == 0, result.stderr
+    record = _single_run(store)
+    assert record.latest_metrics() == {"total": 8.0}
+    assert [c.status for c in record.cells] == ["ok", "skipped", "ok"]

@@ -254,6 +254,10 @@ def _prepare_cells(prepared: PreparedRun, run_dir: Path) -> Path:
             cell.pop("outputs", None)
             cell.pop("execution_count", None)
             cell.metadata.setdefault("nbops", {})[SKIPPED] = True
+    if not executable.metadata.get("kernelspec", {}).get("language"):
+        # A percent script or a bare .ipynb often names no language; papermill needs one to
+        # write the parameters (nbops runs Python notebooks).
+        executable.metadata.setdefault("language_info", {}).setdefault("name", "python")
     path = run_dir / INPUT_NOTEBOOK
     nbformat.write(executable, path)
     return path
