@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from nbops.config import Project, load_project
-from nbops.errors import KernelDiedError, RunError, RunFailedError, RunTimeoutError
+from nbops.errors import (
+    CellLocation,
+    KernelDiedError,
+    RunError,
+    RunFailedError,
+    RunTimeoutError,
+)
 from nbops.notebook.read import NotebookModel, read_notebook
 from nbops.notebook.tags import Role
 from nbops.runs.capture import RUN_DIR_ENV, RUN_ID_ENV, new_run_id, read_events
@@ -201,7 +207,7 @@ def execute_prepared(
     if isinstance(error, KeyboardInterrupt):
         raise error
     if record.status != "completed":
-        raise _run_error(record)
+        raise _run_error(record, nb)
     return record
 
 
@@ -453,11 +459,14 @@ def _redact(executed: Any, secrets: set[str]) -> None:
         cell.source = "\n".join(lines)
 
 
-def _run_error(record: RunRecord) -> RunError:
+def _run_error(record: RunRecord, notebook: NotebookModel) -> RunError:
+    """The error for a run that did not complete, located at the cell it stopped in (named
+    as the notebook reader names cells: by number, with the id the file gives it)."""
     failure = record.failure
-    where = ""
-    if failure and failure.cell_index is not None:
-        where = f", cell {failure.cell_index + 1} (id {failure.cell_id})"
+    location: CellLocation | str = record.notebook
+    if failure and failure.cell_index is not None and failure.cell_index < len(notebook.cells):
+        cell = notebook.cells[failure.cell_index]
+        location = CellLocation(record.notebook, cell.number, cell.location.cell_id)
     what = f"{failure.ename}: {failure.evalue}" if failure else record.status
     output = f"see the output notebook of run {record.run_id} (nbops runs show {record.run_id})"
     kinds: dict[str, type[RunError]] = {
@@ -467,9 +476,9 @@ def _run_error(record: RunRecord) -> RunError:
     cls = kinds.get(record.status, RunFailedError)
     label = {"killed": "the kernel died", "timeout": "timed out"}.get(record.status, "failed")
     return cls(
-        f"run {record.run_id} {label}{where}: {what}",
+        f"run {record.run_id} {label}: {what}",
         run_id=record.run_id,
-        location=record.notebook,
+        location=location,
         fix=output,
     )
 
