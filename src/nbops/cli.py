@@ -437,6 +437,12 @@ Tracking = Annotated[
 Timeout = Annotated[
     float | None, typer.Option("--timeout", help="Seconds a cell may run before the run stops.")
 ]
+AllCells = Annotated[
+    bool,
+    typer.Option(
+        "--all-cells", help="Execute the cells tagged skip too (by default they are not run)."
+    ),
+]
 
 
 def _metrics_text(metrics: dict[str, float], limit: int = 4) -> str:
@@ -466,10 +472,12 @@ def run(
     timeout: Timeout = None,
     kernel: Annotated[str | None, typer.Option("--kernel", "-k", help="Kernel name.")] = None,
     tracking: Tracking = None,
+    all_cells: AllCells = False,
 ) -> None:
     """Run NOTEBOOK through papermill with parameters, and record the run.
 
     Parameters are checked against the notebook's parameters cell before the kernel starts.
+    Cells tagged skip are kept in the output notebook but not executed, unless --all-cells.
     The run (parameters, metrics, data fingerprints, git, environment, per-cell timings, the
     output notebook) is kept in the project's .nbops/ store.
     """
@@ -488,6 +496,7 @@ def run(
         project=project,
         store=store,
         tracking=tracking,
+        all_cells=all_cells,
     )
     _run_summary(record, store)
 
@@ -652,6 +661,7 @@ def sweep(
         typer.Option("--scheduler", help="Dask scheduler address (default: a LocalCluster)."),
     ] = None,
     timeout: Timeout = None,
+    all_cells: AllCells = False,
 ) -> None:
     """Run NOTEBOOK for every combination of a parameter grid, in parallel.
 
@@ -663,7 +673,13 @@ def sweep(
     from nbops.errors import RunFailedError
     from nbops.runs.sweep import parse_grid, plan_sweep, run_sweep
 
-    tasks = plan_sweep(notebook, parse_grid(grid), parameter_file=parameters_file, timeout=timeout)
+    tasks = plan_sweep(
+        notebook,
+        parse_grid(grid),
+        parameter_file=parameters_file,
+        timeout=timeout,
+        all_cells=all_cells,
+    )
     counts = {"ok": 0, "failed": 0, "stopped": 0}
     with Progress(
         TextColumn("[bold]sweep"),
@@ -747,6 +763,7 @@ def ci(
     ] = None,
     timeout: Timeout = None,
     tracking: Tracking = None,
+    all_cells: AllCells = False,
 ) -> None:
     """Run NOTEBOOK and check the gates declared in pyproject.toml ([tool.nbops] gates).
 
@@ -765,6 +782,7 @@ def ci(
         summary=summary,
         timeout=timeout,
         tracking=tracking,
+        all_cells=all_cells,
     )
     for g in report.gates:
         mark = "PASS" if g.passed else "FAIL"

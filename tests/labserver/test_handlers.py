@@ -460,6 +460,13 @@ def poll(client: httpx.Client, server: Server, job_id: str, timeout_s: float = 9
         time.sleep(0.3)
 
 
+def test_a_run_request_with_all_cells_not_a_bool_is_400(server: Server) -> None:
+    with server.client() as client:
+        r = client.post(server.api("runs"), json={"path": "small.ipynb", "all_cells": "yes"})
+    assert r.status_code == 400
+    assert "'all_cells' must be true or false" in error_of(r)["message"]
+
+
 def test_runs_are_recorded_in_the_store(server: Server) -> None:
     from nbops.runs.store import RunStore
 

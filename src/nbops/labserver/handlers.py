@@ -292,11 +292,16 @@ class RunsHandler(NbopsHandler):
                 "'parameters' must be a JSON object of names and values",
                 fix='send {"parameters": {"name": value}}',
             )
+        all_cells = data.get("all_cells", False)
+        if not isinstance(all_cells, bool):
+            raise ApiError(400, "'all_cells' must be true or false", fix='send {"all_cells": true}')
         project = self.project(path)
         from nbops.runs.execute import prepare_run
 
         try:
-            prepared = await self.in_thread(lambda: prepare_run(path, parameters, project=project))
+            prepared = await self.in_thread(
+                lambda: prepare_run(path, parameters, project=project, all_cells=all_cells)
+            )
         except NbopsError as exc:
             raise nbops_error(exc, self.root, path) from None
         job = self.state.runs.submit(

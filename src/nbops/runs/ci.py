@@ -48,6 +48,7 @@ def run_ci(
     timeout: float | None = None,
     project: Project | None = None,
     tracking: str | None = None,
+    all_cells: bool = False,
 ) -> CiReport:
     """Run the notebook and check the project's gates (plus `extra_gates`).
 
@@ -73,6 +74,7 @@ def run_ci(
             project=project,
             store=store,
             tracking=tracking,
+            all_cells=all_cells,
         )
     except RunError as exc:
         error = exc

@@ -1,5 +1,11 @@
 """`nbops run`: one parameterised papermill run on a real kernel, recorded in the store.
 
+The notebook papermill executes is a copy (`input.ipynb` in the run folder), prepared so that:
+every cell carries the id nbops reads it with (notebooks older than nbformat 4.5 have none),
+so run records and failures name the cell; and `skip` cells are not executed (unless
+`all_cells`): they go through as raw cells and come back into the output notebook as code
+cells without outputs, marked `"nbops": {"skipped": true}` in their metadata.
+
 A run is recorded whatever happens to it. The record is saved as `running` before the kernel
 starts, and saved again with its final status (`completed`, `failed`, `killed`, `timeout` or
 `interrupted`), the partial output notebook and everything the capture API logged.
@@ -59,6 +65,7 @@ class PreparedRun:
     overrides: dict[str, Any]  # only what differs from the notebook: what papermill injects
     kernel: str
     source: Path | None = None  # the file papermill reads, when not notebook.path (reruns)
+    all_cells: bool = False  # execute `skip` cells too
 
 
 def prepare_run(
@@ -68,20 +75,24 @@ def prepare_run(
     parameter_file: str | Path | None = None,
     kernel: str | None = None,
     project: Project | None = None,
+    all_cells: bool = False,
 ) -> PreparedRun:
-    """Read the notebook and check the parameters, before any kernel starts.
+    """Read the notebook and check the parameters, before any kernel starts. With
+    `all_cells`, the run executes `skip` cells too.
 
     Raises NotebookReadError, ConfigError (parameters file) and ParameterValueError.
     """
     project = project or load_project()
     nb = read_notebook(notebook)
-    specs = parameter_specs(nb, project.config.secret_params)
+    specs = parameter_specs(nb, project.config.secret_params, computed=True)
     given = read_parameter_file(Path(parameter_file)) if parameter_file else {}
     given.update(overrides or {})
     parameters = resolve_parameters(specs, given, notebook=str(nb.path))
     overrides = {k: parameters[k] for k in given}
     _refuse_lost_overrides(nb, overrides)
-    return PreparedRun(nb, specs, parameters, overrides, kernel or nb.kernel_name)
+    return PreparedRun(
+        nb, specs, parameters, overrides, kernel or nb.kernel_name, all_cells=all_cells
+    )
 
 
 def _refuse_lost_overrides(nb: NotebookModel, overrides: dict[str, Any]) -> None:
@@ -111,8 +122,10 @@ def run_notebook(
     sweep_id: str | None = None,
     rerun_of: str | None = None,
     tracking: str | None = None,
+    all_cells: bool = False,
 ) -> RunRecord:
-    """Run a notebook through papermill with these parameters and record the run.
+    """Run a notebook through papermill with these parameters and record the run; `skip`
+    cells are not executed unless `all_cells`.
 
     Returns the completed run's record. Raises RunFailedError (a cell raised),
     KernelDiedError, RunTimeoutError — each after the run is recorded, with its id — and
@@ -120,7 +133,12 @@ def run_notebook(
     """
     project = project or load_project()
     prepared = prepare_run(
-        notebook, overrides, parameter_file=parameter_file, kernel=kernel, project=project
+        notebook,
+        overrides,
+        parameter_file=parameter_file,
+        kernel=kernel,
+        project=project,
+        all_cells=all_cells,
     )
     store = store or RunStore(project.store_dir)
     return execute_prepared(
@@ -167,6 +185,7 @@ def execute_prepared(
                 secret=s.secret,
             )
             for s in prepared.specs
+            if s.computed is None  # a computed line has no default before the run
         ],
         git=git_info(nb.path.resolve().parent),
         environment=environment_info(prepared.kernel),
@@ -174,6 +193,7 @@ def execute_prepared(
         output_notebook=OUTPUT_NOTEBOOK,
         sweep_id=sweep_id,
         rerun_of=rerun_of,
+        all_cells=prepared.all_cells,
     )
     store.save(record)
     # Keep the notebook as it ran, so `nbops rerun` runs the same version.
@@ -205,7 +225,7 @@ def execute_prepared(
     if isinstance(error, KeyboardInterrupt):
         raise error
     if record.status != "completed":
-        raise _run_error(record)
+        raise _run_error(record, nb)
     return record
 
 
@@ -213,13 +233,7 @@ def _papermill(prepared: PreparedRun, run_dir: Path, run_id: str, timeout: float
     import papermill
 
     nb = prepared.notebook
-    source = prepared.source or nb.path
-    if source.suffix != ".ipynb":  # papermill reads .ipynb only: convert a percent script first
-        import jupytext
-        import nbformat
-
-        source = run_dir / "input.ipynb"
-        nbformat.write(jupytext.read(prepared.source or nb.path), run_dir / "input.ipynb")
+    source = _prepare_cells(prepared, run_dir)
     if nb.kale and prepared.overrides:
         source = _tag_parameters_cell(source, nb, run_dir)
     source = add_capture_cells(source, nb, run_dir)  # metrics and model without nbops calls
@@ -253,6 +267,55 @@ def _tag_parameters_cell(source: Path, nb: NotebookModel, run_dir: Path) -> Path
     target = run_dir / "input.ipynb"
     nbformat.write(copy, target)
     return target
+
+
+INPUT_NOTEBOOK = "input.ipynb"
+SKIPPED = "skipped"  # the key in a cell's `nbops` metadata that marks it not executed
+
+
+def _prepare_cells(prepared: PreparedRun, run_dir: Path) -> Path:
+    """Write the notebook papermill executes (see the module docstring) and return its path.
+
+    papermill reads .ipynb only, so a percent script is converted here too.
+    """
+    import nbformat
+
+    source = prepared.source or prepared.notebook.path
+    if source.suffix == ".ipynb":
+        executable = nbformat.read(source, as_version=4)
+    else:
+        import jupytext
+
+        executable = jupytext.read(source)
+    model = prepared.notebook.cells
+    if len(model) == len(executable.cells):  # the same file nbops read: it always is
+        for cell, read in zip(executable.cells, model, strict=True):
+            cell["id"] = read.cell_id
+        executable.nbformat_minor = max(executable.nbformat_minor, 5)
+    for cell, read in zip(executable.cells, model, strict=False):
+        if read.role is Role.SKIP and not prepared.all_cells and cell.cell_type == "code":
+            cell.cell_type = "raw"  # papermill executes code cells only
+            cell.pop("outputs", None)
+            cell.pop("execution_count", None)
+            cell.metadata.setdefault("nbops", {})[SKIPPED] = True
+    if not executable.metadata.get("kernelspec", {}).get("language"):
+        # A percent script or a bare .ipynb often names no language; papermill needs one to
+        # write the parameters (nbops runs Python notebooks).
+        executable.metadata.setdefault("language_info", {}).setdefault("name", "python")
+    path = run_dir / INPUT_NOTEBOOK
+    nbformat.write(executable, path)
+    return path
+
+
+def _restore_skipped(executed: Any) -> bool:
+    """Turn the skipped cells of an output notebook back into (unexecuted) code cells.
+    Returns whether there were any."""
+    restored = False
+    for cell in executed.cells:
+        if cell.cell_type == "raw" and cell.get("metadata", {}).get("nbops", {}).get(SKIPPED):
+            cell.cell_type, cell.outputs, cell.execution_count = "code", [], None
+            restored = True
+    return restored
 
 
 def _quiet_papermill_logs() -> None:
@@ -336,7 +399,8 @@ def _classify(exc: BaseException) -> tuple[RunStatus, Failure | None]:
 
 
 def _read_output(record: RunRecord, prepared: PreparedRun, output: Path, secrets: set[str]) -> None:
-    """Per-cell timings and the failing cell from the output notebook; redact secrets in it."""
+    """Per-cell timings and the failing cell from the output notebook; put its skipped cells
+    back as code and redact secrets in it."""
     if not output.exists():
         return
     import nbformat
@@ -345,6 +409,7 @@ def _read_output(record: RunRecord, prepared: PreparedRun, output: Path, secrets
         executed = nbformat.read(output, as_version=4)
     except Exception:  # a run killed while papermill wrote it; the record says so already
         return
+    restored = _restore_skipped(executed)
     source_cells = {c.cell_id: c for c in prepared.notebook.cells}
     cells: list[CellRun] = []
     for cell in executed.cells:
@@ -358,20 +423,22 @@ def _read_output(record: RunRecord, prepared: PreparedRun, output: Path, secrets
         # papermill marks every cell "completed" after a dead kernel: the start time tells.
         ran = meta.get("start_time") is not None
         role = str(original.tag.step_tag) if original.tag else None
+        skipped = bool(cell.get("metadata", {}).get("nbops", {}).get(SKIPPED))
         cells.append(
             CellRun(
                 index=original.index,
                 id=original.cell_id,
                 role=role,
-                duration_s=meta.get("duration"),
-                status="error" if failed else ("ok" if ran else "not run"),
+                duration_s=None if skipped else meta.get("duration"),
+                status="skipped" if skipped else "error" if failed else "ok" if ran else "not run",
             )
         )
         if failed and record.failure is not None:
             record.failure.cell_index = original.index
             record.failure.cell_id = original.cell_id
             record.failure.role = role
-    started = [c for c in cells if c.status != "not run"]
+            _explain_silent_failure(record.failure, cell)
+    started = [c for c in cells if c.status not in ("not run", "skipped")]
     if record.status in ("killed", "timeout") and started and record.failure is not None:
         last = started[-1]  # the cell the kernel died or timed out in
         last.status = "error"
@@ -380,7 +447,31 @@ def _read_output(record: RunRecord, prepared: PreparedRun, output: Path, secrets
     record.cells = cells
     if secrets:
         _redact(executed, secrets)
+    if secrets or restored:
         nbformat.write(executed, output)
+
+
+_STDERR_ERROR = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.*)$")
+
+
+def _explain_silent_failure(failure: Failure, cell: Any) -> None:
+    """papermill reports a cell that failed without an error output (IPython prints a
+    UsageError, such as an undefined `%magic`, to stderr instead) as a `CellExecutionError`
+    with no message: take the error from the cell's stderr."""
+    if failure.ename != "CellExecutionError" or failure.evalue:
+        return
+    lines = [
+        line
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream" and out.get("name") == "stderr"
+        for line in "".join(out.get("text", "")).splitlines()
+    ]
+    for line in reversed(lines):
+        match = _STDERR_ERROR.match(_ANSI.sub("", line).strip())
+        if match:
+            failure.ename, failure.evalue = match.group(1), match.group(2)
+            return
+    failure.evalue = "the cell failed without an error message (see its output)"
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -406,11 +497,14 @@ def _redact(executed: Any, secrets: set[str]) -> None:
         cell.source = "\n".join(lines)
 
 
-def _run_error(record: RunRecord) -> RunError:
+def _run_error(record: RunRecord, notebook: NotebookModel) -> RunError:
+    """The error for a run that did not complete, located at the cell it stopped in (named
+    as the notebook reader names cells: by number, with the id the file gives it)."""
     failure = record.failure
-    where = ""
-    if failure and failure.cell_index is not None:
-        where = f", cell {failure.cell_index + 1} (id {failure.cell_id})"
+    location: CellLocation | str = record.notebook
+    if failure and failure.cell_index is not None and failure.cell_index < len(notebook.cells):
+        cell = notebook.cells[failure.cell_index]
+        location = CellLocation(record.notebook, cell.number, cell.location.cell_id)
     what = f"{failure.ename}: {failure.evalue}" if failure else record.status
     output = f"see the output notebook of run {record.run_id} (nbops runs show {record.run_id})"
     kinds: dict[str, type[RunError]] = {
@@ -420,9 +514,9 @@ def _run_error(record: RunRecord) -> RunError:
     cls = kinds.get(record.status, RunFailedError)
     label = {"killed": "the kernel died", "timeout": "timed out"}.get(record.status, "failed")
     return cls(
-        f"run {record.run_id} {label}{where}: {what}",
+        f"run {record.run_id} {label}: {what}",
         run_id=record.run_id,
-        location=record.notebook,
+        location=location,
         fix=output,
     )
 

@@ -93,7 +93,7 @@ def rerun(
     copy = store.run_dir(original.run_id) / f"{SOURCE_COPY}{suffix}"
     source = copy if copy.exists() else Path(original.notebook)
     overrides = {k: v for k, v in original.parameters.items() if v != REDACTED}
-    prepared = prepare_run(source, overrides, project=project)
+    prepared = prepare_run(source, overrides, project=project, all_cells=original.all_cells)
     nb = replace(prepared.notebook, path=Path(original.notebook))
     prepared = replace(prepared, notebook=nb, source=source)
     new = execute_prepared(

@@ -3,6 +3,12 @@
 papermill only warns about an unknown parameter and passes any value through; nbops refuses
 both, converting each value to the type the parameters cell declares (its annotation, or the
 type of its default).
+
+The parameters cell itself runs as papermill runs it: a computed line (`d = a == 3`,
+`path = DATA_DIR + "/x.csv"`, a `%magic`) is not refused; it runs before the injected values,
+so it sees the cell's defaults. A name such a line assigns may still be passed, typed by its
+annotation, else read as JSON when the text parses (`true`, `3`, `[1, 2]`) and as text when
+not; it is no parameter with a default.
 """
 
 from __future__ import annotations
@@ -15,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbops.errors import ConfigError, ParameterValueError
+from nbops.errors import CellSyntaxError, ConfigError, MagicError, ParameterValueError
 from nbops.notebook.cellcode import translate
-from nbops.notebook.parameters import Parameter, read_parameters
-from nbops.notebook.read import NotebookModel
+from nbops.notebook.parameters import split_parameters
+from nbops.notebook.read import Cell, NotebookModel
 from nbops.notebook.tags import Role
 
 _SECRET_WORDS = frozenset(
@@ -46,36 +52,80 @@ class ParameterSpec:
     default: Any
     description: str
     secret: bool
+    computed: str | None = None  # the expression, for a name a computed line assigns
+
+
+def _is_secret(name: str, description: str, secret_names: list[str]) -> bool:
+    return bool(
+        looks_secret(name)
+        or name in secret_names
+        or re.search(r"\bsecret\b", description, re.IGNORECASE)
+    )
 
 
 def parameter_specs(
-    nb: NotebookModel, secret_names: list[str] | None = None
+    nb: NotebookModel, secret_names: list[str] | None = None, *, computed: bool = False
 ) -> list[ParameterSpec]:
-    """The parameters of a notebook's `parameters` cell (none when it has no such cell).
+    """The parameters of a notebook's `parameters` cell (none when it has no such cell): its
+    `name = literal` lines; with `computed`, also the names its computed lines assign (see
+    the module docstring), after them.
 
     A parameter is secret when its name looks secret (TOKEN, KEY, PASSWORD...), when it is
-    listed in `secret_params`, or when its comment says `secret`.
+    listed in `secret_params`, or when its comment says `secret`. Raises CellSyntaxError when
+    the cell is not Python.
     """
     cell = next((c for c in nb.code_cells if c.role is Role.PARAMETERS), None)
     if cell is None:
         return []
-    code = translate(cell.source, cell.location)
-    params: list[Parameter] = read_parameters(code.tree, code.source, cell.location)
+    tree, source = _parameters_code(cell)
+    params, lines = split_parameters(tree, source)
     secret_names = secret_names or []
-    return [
+    specs = [
         ParameterSpec(
             name=p.name,
             type=p.type_source,
             default=p.default,
             description=p.description,
-            secret=bool(
-                looks_secret(p.name)
-                or p.name in secret_names
-                or re.search(r"\bsecret\b", p.description, re.IGNORECASE)
-            ),
+            secret=_is_secret(p.name, p.description, secret_names),
         )
         for p in params
     ]
+    if computed:
+        for line in lines:
+            if line.name is not None and line.name not in {s.name for s in specs}:
+                specs.append(
+                    ParameterSpec(
+                        name=line.name,
+                        type=line.annotation or "Any",
+                        default=None,
+                        description="",
+                        secret=_is_secret(line.name, "", secret_names),
+                        computed=line.value,
+                    )
+                )
+    return specs
+
+
+def _parameters_code(cell: Cell) -> tuple[ast.Module, str]:
+    """The parameters cell as Python. IPython syntax an export cannot translate still runs
+    under papermill: it is kept as the calls IPython makes of it (computed lines)."""
+    try:
+        code = translate(cell.source, cell.location)
+        return code.tree, code.source
+    except MagicError as exc:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        source = TransformerManager().transform_cell(cell.source)
+        try:
+            return ast.parse(source), source
+        except SyntaxError:  # translate parsed the cell before refusing the magic
+            raise exc from None
+    except CellSyntaxError as exc:
+        raise CellSyntaxError(
+            exc.message,
+            location=exc.location,
+            fix="fix the code of the parameters cell (it must run as Python), then run again",
+        ) from None
 
 
 def read_parameter_file(path: Path) -> dict[str, Any]:
@@ -122,7 +172,7 @@ def resolve_parameters(
     not `str`. Raises ParameterValueError for an unknown name or a value of the wrong type.
     """
     by_name = {s.name: s for s in specs}
-    values = {s.name: s.default for s in specs}
+    values = {s.name: s.default for s in specs if s.computed is None}
     for name, raw in overrides.items():
         spec = by_name.get(name)
         if spec is None:
@@ -144,6 +194,11 @@ def convert(spec: ParameterSpec, raw: Any, *, notebook: str) -> Any:
     """
     from pydantic import TypeAdapter, ValidationError
 
+    if spec.computed is not None and spec.type == "Any" and isinstance(raw, str):
+        try:  # no type to go by: read the text as papermill's command line does
+            return json.loads(raw)
+        except ValueError:
+            return raw
     adapter: TypeAdapter[Any] = TypeAdapter(_python_type(spec.type))
     try:
         return adapter.validate_python(raw, strict=isinstance(raw, bool))

@@ -30,13 +30,14 @@ class ParameterSchema(_Record):
 
 
 class CellRun(_Record):
-    """One executed cell: how long it took and what happened."""
+    """One code cell of the run: how long it took and what happened. `skipped`: a `skip`
+    cell, kept in the output notebook but not executed (see `RunRecord.all_cells`)."""
 
     index: int = Field(description="position in the source notebook, from 0")
     id: str
     role: str | None = Field(description="the nbops tag, e.g. 'transform:features'")
     duration_s: float | None
-    status: Literal["ok", "error", "not run"]
+    status: Literal["ok", "error", "not run", "skipped"]
 
 
 class Failure(_Record):
@@ -105,6 +106,9 @@ class RunRecord(_Record):
     ended_at: str | None = None
     duration_s: float | None = None
     cells: list[CellRun] = Field(default_factory=list)
+    all_cells: bool = Field(
+        default=False, description="whether `skip` cells were executed too (--all-cells)"
+    )
     status: RunStatus = "running"
     failure: Failure | None = None
     output_notebook: str | None = Field(default=None, description="relative to the run folder")

@@ -39,6 +39,7 @@ class SweepTask:
     project_root: str
     sweep_id: str
     timeout: float | None
+    all_cells: bool = False
 
 
 @dataclass
@@ -110,6 +111,7 @@ def plan_sweep(
     parameter_file: str | Path | None = None,
     timeout: float | None = None,
     project: Project | None = None,
+    all_cells: bool = False,
 ) -> list[SweepTask]:
     """The sweep's tasks, every combination checked; raises ParameterValueError first."""
     project = project or load_project()
@@ -126,6 +128,7 @@ def plan_sweep(
                 project_root=str(project.root),
                 sweep_id=sweep_id,
                 timeout=timeout,
+                all_cells=all_cells,
             )
         )
     return tasks
@@ -165,6 +168,7 @@ def execute_task(task: SweepTask) -> TaskResult:
             timeout=task.timeout,
             project=project,
             sweep_id=task.sweep_id,
+            all_cells=task.all_cells,
         )
     except RunError as exc:
         return TaskResult(task.index, task.parameters, _status_of(exc), exc.run_id, error=str(exc))
@@ -357,6 +361,7 @@ def _execute_detached(task: SweepTask) -> dict[str, Any]:
                 store=store,
                 sweep_id=task.sweep_id,
                 tracking="sqlite",
+                all_cells=task.all_cells,
             )
         except RunError as exc:
             error = str(exc)
