@@ -30,10 +30,9 @@ manifest can narrow the allow-list, never widen it.
 `check_tree_bounds(model)`: skops leaves `sklearn.tree._tree.Tree` and HistGradientBoosting's
 `TreePredictor` untrusted because their node arrays hold indices scikit-learn follows without
 bounds checks. nbops trusts them for the models it builds, and checks, after loading, that
-every child and feature index of every tree stays in range. It checks the trees of XGBoost and
-LightGBM boosters the same way, on the model the library holds after loading (XGBoost's JSON
-model, LightGBM's text model): every node reached once from the root, every child and split
-feature in range. CatBoost's symmetric trees are left to CatBoost's own loader.
+every child and feature index of every tree stays in range. XGBoost and LightGBM boosters get
+the same checks (nbops.bundle.boosters), on the file before their library parses it
+(`check_boosters`) and on the loaded booster.
 """
 
 from __future__ import annotations
@@ -259,11 +258,10 @@ def check_tree_bounds(model: Any) -> None:
             _check_predictor(obj, n_features)
             continue
         kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
-        if kind == "xgboost.core.Booster":
-            _check_xgboost(obj)
-            continue
-        if kind == "lightgbm.basic.Booster":
-            _check_lightgbm(obj)
+        if kind in ("xgboost.core.Booster", "lightgbm.basic.Booster"):
+            from nbops.bundle.boosters import check_loaded_booster
+
+            check_loaded_booster(obj)
             continue
         if isinstance(obj, str | bytes | int | float | bool) or obj is None:
             continue
@@ -346,138 +344,3 @@ def _check_predictor(predictor: Any, n_features: int | None) -> None:
     bitsets = min(len(predictor.raw_left_cat_bitsets), len(predictor.binned_left_cat_bitsets))
     if np.any(nodes["bitset_idx"][categorical].astype(np.int64) >= bitsets):
         raise _bad_tree("a category bitset index is out of range")
-
-
-def _check_links(left: Any, right: Any, inner: Any, count: int, leaves: int | None) -> None:
-    """The children of the `inner` nodes of a tree of `count` nodes: in range, and every node
-    the child of at most one node and the root of none, so a walk from the root reaches each
-    node once and ends. `leaves`: None when leaves are nodes (XGBoost), else the number of
-    leaves a negative child `~i` designates (LightGBM)."""
-    import numpy as np
-
-    children = np.concatenate([left[inner], right[inner]]).astype(np.int64)
-    if leaves is None:
-        nodes = children
-    else:
-        leaf = children < 0
-        if np.any(~children[leaf] >= leaves):
-            raise _bad_tree("a leaf index is out of range")
-        nodes = children[~leaf]
-        if np.any(np.bincount(~children[leaf], minlength=1) > 1):
-            raise _bad_tree("a leaf has two parents")
-    if np.any((nodes < 0) | (nodes >= count)):
-        raise _bad_tree("a child index is out of range")
-    if np.any(nodes == 0) or np.any(np.bincount(nodes, minlength=1) > 1):
-        raise _bad_tree("a node has two parents")
-
-
-def _check_xgboost(booster: Any) -> None:
-    """XGBoost's trees, read from the JSON model the loaded booster holds."""
-    import json
-
-    import numpy as np
-
-    try:
-        model = json.loads(booster.save_raw(raw_format="json"))
-        learner = model["learner"]
-        n_features = int(learner["learner_model_param"]["num_feature"])
-        booster_part = learner["gradient_booster"]
-        if booster_part["name"] == "gblinear":
-            return
-        if booster_part["name"] == "dart":
-            booster_part = booster_part["gbtree"]
-        trees = booster_part["model"]["trees"]
-    except Exception as e:  # a booster XGBoost cannot describe is not one we serve
-        raise _bad_tree(f"XGBoost cannot describe its model ({type(e).__name__})") from None
-    for tree in trees:
-        try:
-            count = int(tree["tree_param"]["num_nodes"])
-            left = np.asarray(tree["left_children"], dtype=np.int64)
-            right = np.asarray(tree["right_children"], dtype=np.int64)
-            feature = np.asarray(tree["split_indices"], dtype=np.int64)
-            cat_nodes = np.asarray(tree.get("categories_nodes", []), dtype=np.int64)
-            segments = np.asarray(tree.get("categories_segments", []), dtype=np.int64)
-            sizes = np.asarray(tree.get("categories_sizes", []), dtype=np.int64)
-            categories = len(tree.get("categories", []))
-        except (KeyError, TypeError, ValueError):
-            raise _bad_tree("an XGBoost tree lacks node fields") from None
-        if not (len(left) == len(right) == len(feature) == count):
-            raise _bad_tree("its node arrays disagree on the number of nodes")
-        leaf = left == -1
-        if np.any(leaf != (right == -1)):
-            raise _bad_tree("a node has one child")
-        _check_links(left, right, ~leaf, count, None)
-        if np.any((feature[~leaf] < 0) | (feature[~leaf] >= n_features)):
-            raise _bad_tree("a feature index is out of range")
-        if not (len(cat_nodes) == len(segments) == len(sizes)):
-            raise _bad_tree("its category arrays disagree")
-        if np.any((cat_nodes < 0) | (cat_nodes >= count)) or np.any(
-            (segments < 0) | (sizes < 0) | (segments + sizes > categories)
-        ):
-            raise _bad_tree("a category index is out of range")
-
-
-def _check_lightgbm(booster: Any) -> None:
-    """LightGBM's trees, read from the text model the loaded booster holds."""
-    import numpy as np
-
-    try:
-        text = booster.model_to_string(num_iteration=-1)
-    except Exception as e:
-        raise _bad_tree(f"LightGBM cannot describe its model ({type(e).__name__})") from None
-    header: dict[str, str] = {}
-    trees: list[dict[str, str]] = []
-    current = header
-    for line in text.splitlines():
-        if line.startswith("Tree="):
-            current = {}
-            trees.append(current)
-        elif line == "end of trees":
-            break
-        else:
-            key, sep, value = line.partition("=")
-            if sep:
-                current[key] = value
-
-    def ints(tree: dict[str, str], key: str) -> Any:
-        return np.asarray([int(float(v)) for v in tree.get(key, "").split()], dtype=np.int64)
-
-    try:
-        n_features = int(header["max_feature_idx"]) + 1
-        for tree in trees:
-            leaves = int(tree["num_leaves"])
-            if leaves < 1:
-                raise _bad_tree("a LightGBM tree has no leaf")
-            features = ints(tree, "leaf_features")
-            if np.any((features < 0) | (features >= n_features)):
-                raise _bad_tree("a feature index is out of range")
-            if leaves == 1:
-                continue
-            count = leaves - 1
-            left, right = ints(tree, "left_child"), ints(tree, "right_child")
-            feature, decision = ints(tree, "split_feature"), ints(tree, "decision_type")
-            threshold = np.asarray([float(v) for v in tree["threshold"].split()])
-            if not (len(left) == len(right) == len(feature) == len(decision) == count):
-                raise _bad_tree("its node arrays disagree on the number of nodes")
-            if len(threshold) != count:
-                raise _bad_tree("its node arrays disagree on the number of nodes")
-            _check_links(left, right, np.ones(count, dtype=bool), count, leaves)
-            if np.any((feature < 0) | (feature >= n_features)):
-                raise _bad_tree("a feature index is out of range")
-            categorical = (decision & 1) == 1
-            if np.any(categorical):
-                n_cat = int(tree.get("num_cat", "0"))
-                bounds = ints(tree, "cat_boundaries")
-                cat_index = threshold[categorical]
-                if (
-                    len(bounds) != n_cat + 1
-                    or np.any(np.diff(bounds) < 0)
-                    or (
-                        len(bounds)
-                        and (bounds[0] < 0 or bounds[-1] > len(ints(tree, "cat_threshold")))
-                    )
-                    or np.any((cat_index < 0) | (cat_index >= n_cat))
-                ):
-                    raise _bad_tree("a category index is out of range")
-    except (KeyError, ValueError):
-        raise _bad_tree("a LightGBM tree lacks node fields") from None

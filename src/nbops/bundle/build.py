@@ -38,6 +38,7 @@ from nbops import __version__ as nbops_version
 from nbops._requirements import pin_installed
 from nbops.bundle.allowlist import BOOSTING_TYPES, SUPPORTED_MODELS, disallowed
 from nbops.bundle.archive import pack
+from nbops.bundle.boosters import check_boosters
 from nbops.bundle.manifest import (
     CARD_DIR,
     CODE_DIR,
@@ -283,7 +284,10 @@ def _dump_model(model: Any) -> tuple[bytes, list[str]]:
             "classes; put custom feature code in the transform:features step)",
         )
     try:
+        check_boosters(data)
         sio.loads(data, trusted=types)
+    except BundleError:
+        raise
     except Exception as e:
         raise BundleError(
             f"the model does not load back from skops ({type(e).__name__}: {e})",

@@ -134,7 +134,8 @@ def build_from(
 def _run_model(record: RunRecord, run_dir: Path, name: str | None) -> Any:
     import skops.io
 
-    from nbops.bundle.allowlist import trusted_types
+    from nbops.bundle.allowlist import check_tree_bounds, trusted_types
+    from nbops.bundle.boosters import check_boosters
 
     models = [m for m in record.models if name is None or m.get("name") == name]
     if not models:
@@ -143,9 +144,13 @@ def _run_model(record: RunRecord, run_dir: Path, name: str | None) -> Any:
             f"run {record.run_id} did not log {what}",
             fix="call nbops.log_model(model) in the notebook's train step and run it again",
         )
-    path = run_dir / str(models[-1]["path"])
-    untrusted = skops.io.get_untrusted_types(file=path)
-    return skops.io.load(path, trusted=trusted_types(untrusted, untrusted))
+    data = (run_dir / str(models[-1]["path"])).read_bytes()
+    untrusted = skops.io.get_untrusted_types(data=data)
+    trusted = trusted_types(untrusted, untrusted)
+    check_boosters(data)
+    model = skops.io.loads(data, trusted=trusted)
+    check_tree_bounds(model)
+    return model
 
 
 def _plain_parameters(record: RunRecord) -> dict[str, Any]:
