@@ -26,7 +26,7 @@ from sklearn.preprocessing import OneHotEncoder
 from nbops.bundle.build import build_bundle
 from nbops.bundle.load import load_bundle
 from nbops.bundle.serve import create_app
-from nbops.errors import BundleIntegrityError
+from nbops.errors import BundleError, BundleIntegrityError
 from nbops.quality.schema import Schema, infer_schema
 
 from .test_serve import running
@@ -286,6 +286,30 @@ def test_a_boosting_type_nbops_did_not_vet_is_refused(
     _rewrite(folder, types=[*types, unvetted])
     with pytest.raises(BundleIntegrityError, match=unvetted.replace(".", r"\.")):
         load_bundle(folder)
+
+
+def squared_error(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A custom XGBoost objective: a function the model would call, which nbops never trusts."""
+    return y_pred - y_true, np.ones_like(y_pred)
+
+
+def test_a_boosted_model_holding_a_custom_objective_is_refused_at_build(
+    frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    xgb = library("xgboost")
+    numbers = frame[NUMBERS].assign(target=frame.age / 10.0)
+    model = xgb.XGBRegressor(n_estimators=3, n_jobs=1, objective=squared_error)
+    model.fit(numbers[NUMBERS], numbers["target"])
+    with pytest.raises(BundleError, match=r"squared_error.*does not load from bundles"):
+        build(tmp_path, model, infer_schema(numbers, label="target"), "custom")
+    assert not list(tmp_path.glob("custom-v*"))
+
+
+def test_a_bare_booster_is_refused_at_build_naming_it(frame: pd.DataFrame, tmp_path: Path) -> None:
+    model = classifier("xgboost").fit(frame[NUMBERS], frame["survived"])
+    schema = infer_schema(frame[[*NUMBERS, "survived"]], label="survived")
+    with pytest.raises(BundleError, match=r"bare xgboost\.core\.Booster"):
+        build(tmp_path, model.get_booster(), schema, "bare")
 
 
 def _malformed_xgboost(model: Pipeline) -> bytes:

@@ -268,6 +268,12 @@ def _dump_model(model: Any) -> tuple[bytes, list[str]]:
 
     if model is None:
         raise BundleError("there is no model to bundle", fix="pass the fitted model")
+    if _class_name(model) in _BARE_BOOSTERS:
+        raise BundleError(
+            f"the model is a bare {_class_name(model)}, which cannot predict on request records",
+            fix="train the library's scikit-learn estimator instead (XGBClassifier, "
+            "LGBMRegressor...), or bundle the estimator that holds this booster",
+        )
     try:
         data = sio.dumps(model)
         types = sorted(sio.get_untrusted_types(data=data))
@@ -296,6 +302,7 @@ def _dump_model(model: Any) -> tuple[bytes, list[str]]:
     return data, types
 
 
+_BARE_BOOSTERS = frozenset({"xgboost.core.Booster", "lightgbm.basic.Booster"})
 _LIBRARY_FORMATS = {
     "xgboost": "XGBoost's UBJSON model",
     "lightgbm": "LightGBM's text model",
