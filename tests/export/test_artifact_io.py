@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -125,3 +126,60 @@ def test_a_model_file_holding_an_undeclared_type_is_refused(tmp_path: Path) -> N
 def test_metric_values_are_the_numbers_flattened() -> None:
     found = io.metric_values({"acc": np.float64(0.5), "flag": True, "per": {"a": 1}, "x": "s"})
     assert found == {"acc": 0.5, "per.a": 1.0}
+
+
+# -- gradient boosting models between steps --------------------------------------------------------
+
+
+def _boosted_pipeline(library: str) -> tuple[Any, pd.DataFrame]:
+    """A ColumnTransformer + the library's tiny classifier, fitted on a small mixed frame."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    lib = pytest.importorskip(library, reason=f"{library} is not installed (nbops[boosting])")
+    estimator = {
+        "xgboost": lambda: lib.XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1),
+        "lightgbm": lambda: lib.LGBMClassifier(n_estimators=5, num_leaves=5, n_jobs=1, verbose=-1),
+        "catboost": lambda: lib.CatBoostClassifier(
+            iterations=5, depth=2, thread_count=1, verbose=False, allow_writing_files=False
+        ),
+    }[library]()
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"x": rng.normal(size=120), "kind": rng.choice(["a", "b", "c"], size=120)})
+    label = ((frame.x + (frame.kind == "a")) > 0.3).astype(int)
+    encode = ColumnTransformer(
+        [("kind", OneHotEncoder(sparse_output=False), ["kind"])], remainder="passthrough"
+    )
+    return Pipeline([("encode", encode), ("model", estimator)]).fit(frame, label), frame
+
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm", "catboost"])
+def test_a_boosted_pipeline_travels_as_skops_and_predicts_the_same(
+    library: str, tmp_path: Path
+) -> None:
+    model, frame = _boosted_pipeline(library)
+    entry = io.describe(model)
+    assert entry["codec"] == "skops"
+    assert any(t.startswith(f"{library}.") for t in entry["trusted"])
+    path = str(tmp_path / "model.skops")
+    io.save(model, path, "skops")
+    back = io.load(path, "skops", entry["trusted"])
+    np.testing.assert_array_equal(back.predict(frame), model.predict(frame))
+    np.testing.assert_allclose(
+        back.predict_proba(frame),
+        model.predict_proba(frame),
+        rtol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm", "catboost"])
+def test_a_boosted_model_is_refused_when_its_types_were_not_declared(
+    library: str, tmp_path: Path
+) -> None:
+    model, _ = _boosted_pipeline(library)
+    path = str(tmp_path / "model.skops")
+    io.save(model, path, "skops")
+    sklearn_only = [t for t in io.describe(model)["trusted"] if not t.startswith(library)]
+    with pytest.raises(TypeError, match=rf"did not declare \({library}\."):
+        io.load(path, "skops", sklearn_only)

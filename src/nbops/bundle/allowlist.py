@@ -11,7 +11,12 @@ lists them. nbops decides which of those it trusts — never the manifest alone:
   something from outside scikit-learn, or a function, does not pass). Functions are trusted
   by name only (`VETTED_FUNCTIONS`): a model calls the functions it holds on its input, and
   some scikit-learn functions read or write files;
-- any numpy scalar type or dtype class (`numpy.float64`, `numpy.dtypes.Int64DType`...).
+- any numpy scalar type or dtype class (`numpy.float64`, `numpy.dtypes.Int64DType`...);
+- the scikit-learn API estimators of XGBoost, LightGBM and CatBoost and the boosters they hold
+  (`BOOSTING_TYPES`, exact names; nbops never imports a module to decide whether to trust one
+  of them). skops saves each through the library's own `__getstate__`, so the file holds the
+  library's own model format as data, never Python code: XGBoost's UBJSON model snapshot,
+  LightGBM's text model, CatBoost's CBM bytes. The library parses it when the model loads.
 
 Nothing else: not builtins (`builtins.eval`), not `os`/`posix`/`subprocess`/`sys`/`importlib`,
 not pickle or joblib, and `functools.partial` only because skops checks the callable a partial
@@ -25,7 +30,9 @@ manifest can narrow the allow-list, never widen it.
 `check_tree_bounds(model)`: skops leaves `sklearn.tree._tree.Tree` and HistGradientBoosting's
 `TreePredictor` untrusted because their node arrays hold indices scikit-learn follows without
 bounds checks. nbops trusts them for the models it builds, and checks, after loading, that
-every child and feature index of every tree stays in range.
+every child and feature index of every tree stays in range. XGBoost and LightGBM boosters get
+the same checks (nbops.bundle.boosters), on the file before their library parses it
+(`check_boosters`) and on the loaded booster.
 """
 
 from __future__ import annotations
@@ -76,6 +83,24 @@ VETTED_TYPES: frozenset[str] = frozenset(
         "scipy.sparse._csc.csc_array",
     }
 )
+
+# Gradient boosting, scikit-learn API: the estimators and the boosters they hold, and what
+# LightGBM's booster keeps its evaluation results in. Exact names, checked without importing.
+BOOSTING_TYPES: frozenset[str] = frozenset(
+    {
+        "xgboost.sklearn.XGBClassifier",
+        "xgboost.sklearn.XGBRegressor",
+        "xgboost.core.Booster",
+        "lightgbm.sklearn.LGBMClassifier",
+        "lightgbm.sklearn.LGBMRegressor",
+        "lightgbm.basic.Booster",
+        "collections.OrderedDict",
+        "catboost.core.CatBoostClassifier",
+        "catboost.core.CatBoostRegressor",
+    }
+)
+
+SUPPORTED_MODELS = "scikit-learn, numpy, XGBoost, LightGBM or CatBoost objects"
 
 # Functions a model may hold and call on its input: pure computations only.
 VETTED_FUNCTIONS: frozenset[str] = frozenset(
@@ -128,7 +153,7 @@ def is_allowed(name: str) -> bool:
         return False
     if name.startswith(_DENIED_PREFIXES) or name == "numpy.load":
         return False
-    if name in VETTED_TYPES or name in VETTED_FUNCTIONS:
+    if name in VETTED_TYPES or name in BOOSTING_TYPES or name in VETTED_FUNCTIONS:
         return True
     if name not in _cache:
         _cache[name] = _allowed_by_rule(name)
@@ -184,7 +209,7 @@ def trusted_types(untrusted: list[str], manifest_types: list[str]) -> list[str]:
             raise BundleIntegrityError(
                 f"the manifest trusts the type {name!r}, which nbops never loads",
                 location="manifest.json",
-                fix="rebuild the bundle from a model made of scikit-learn and numpy objects",
+                fix=f"rebuild the bundle from a model made of {SUPPORTED_MODELS}",
             )
     listed = set(manifest_types)
     for name in untrusted:
@@ -192,7 +217,7 @@ def trusted_types(untrusted: list[str], manifest_types: list[str]) -> list[str]:
             raise BundleIntegrityError(
                 f"the model holds the type {name!r}, which nbops never loads",
                 location="model.skops",
-                fix="rebuild the bundle from a model made of scikit-learn and numpy objects",
+                fix=f"rebuild the bundle from a model made of {SUPPORTED_MODELS}",
             )
         if name not in listed:
             raise BundleIntegrityError(
@@ -232,6 +257,12 @@ def check_tree_bounds(model: Any) -> None:
         if isinstance(obj, TreePredictor):
             _check_predictor(obj, n_features)
             continue
+        kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        if kind in ("xgboost.core.Booster", "lightgbm.basic.Booster"):
+            from nbops.bundle.boosters import check_loaded_booster
+
+            check_loaded_booster(obj)
+            continue
         if isinstance(obj, str | bytes | int | float | bool) or obj is None:
             continue
         if isinstance(obj, dict):
@@ -255,7 +286,7 @@ def _bad_tree(what: str) -> BundleIntegrityError:
     return BundleIntegrityError(
         f"a decision tree in the model is malformed: {what}",
         location="model.skops",
-        fix="the model file was not written by scikit-learn; rebuild the bundle",
+        fix="the model file was not written by the library that trained it; rebuild the bundle",
     )
 
 

@@ -36,8 +36,9 @@ from pydantic import ValidationError
 
 from nbops import __version__ as nbops_version
 from nbops._requirements import pin_installed
-from nbops.bundle.allowlist import disallowed
+from nbops.bundle.allowlist import BOOSTING_TYPES, SUPPORTED_MODELS, disallowed
 from nbops.bundle.archive import pack
+from nbops.bundle.boosters import check_boosters
 from nbops.bundle.manifest import (
     CARD_DIR,
     CODE_DIR,
@@ -130,7 +131,7 @@ def build_bundle(
     _check_name(name)
     model_bytes, types = _dump_model(model)
     serving_info = _serving_info(serving, export_folder, schema)
-    lock = lock_requirements(requirements)
+    lock = lock_requirements([*requirements, *model_libraries(types)])
     source_info = _source_info(source, metrics, slice_metrics)
     output = _output_info(model)
     card_plots = _plot_files(plots or [])
@@ -168,6 +169,7 @@ def build_bundle(
                 created_at=created,
                 source=source_info,
                 model_class=_class_name(model),
+                model_format=model_format(types),
                 output=output,
                 serving=serving_info,
                 gates=gate_list,
@@ -266,29 +268,59 @@ def _dump_model(model: Any) -> tuple[bytes, list[str]]:
 
     if model is None:
         raise BundleError("there is no model to bundle", fix="pass the fitted model")
+    if _class_name(model) in _BARE_BOOSTERS:
+        raise BundleError(
+            f"the model is a bare {_class_name(model)}, which cannot predict on request records",
+            fix="train the library's scikit-learn estimator instead (XGBClassifier, "
+            "LGBMRegressor...), or bundle the estimator that holds this booster",
+        )
     try:
         data = sio.dumps(model)
         types = sorted(sio.get_untrusted_types(data=data))
     except Exception as e:
         raise BundleError(
             f"skops cannot save the model ({type(e).__name__}: {e})",
-            fix="bundle a model made of scikit-learn and numpy objects",
+            fix=f"bundle a model made of {SUPPORTED_MODELS}",
         ) from None
     refused = disallowed(types)
     if refused:
         raise BundleError(
             f"the model holds the type {refused[0]!r}, which nbops does not load from bundles",
-            fix="keep the model to scikit-learn and numpy objects (no custom functions or "
+            fix=f"keep the model to {SUPPORTED_MODELS} (no custom functions or "
             "classes; put custom feature code in the transform:features step)",
         )
     try:
+        check_boosters(data)
         sio.loads(data, trusted=types)
+    except BundleError:
+        raise
     except Exception as e:
         raise BundleError(
             f"the model does not load back from skops ({type(e).__name__}: {e})",
-            fix="bundle a model made of scikit-learn and numpy objects",
+            fix=f"bundle a model made of {SUPPORTED_MODELS}",
         ) from None
     return data, types
+
+
+_BARE_BOOSTERS = frozenset({"xgboost.core.Booster", "lightgbm.basic.Booster"})
+_LIBRARY_FORMATS = {
+    "xgboost": "XGBoost's UBJSON model",
+    "lightgbm": "LightGBM's text model",
+    "catboost": "CatBoost's CBM model",
+}
+
+
+def model_format(types: list[str]) -> str:
+    """How the model file holds the model: skops, with the boosting libraries' own formats
+    inside for their boosters."""
+    inner = [_LIBRARY_FORMATS[lib] for lib in model_libraries(types)]
+    return "skops format" + (f", {' and '.join(inner)} inside" if inner else "")
+
+
+def model_libraries(types: list[str]) -> list[str]:
+    """The boosting libraries (xgboost, lightgbm, catboost) the model's types come from: the
+    bundle needs them installed to load, whether or not the notebook imports them itself."""
+    return sorted({t.partition(".")[0] for t in types if t in BOOSTING_TYPES} - {"collections"})
 
 
 def _package_of(export_folder: Path) -> tuple[str, ExportManifest]:
@@ -443,12 +475,12 @@ def _output_info(model: Any) -> OutputInfo:
 
     classes = getattr(model, "classes_", None)
     has_proba = hasattr(model, "predict_proba")
+    if is_regressor(model):  # before classes_: CatBoostRegressor has an empty one
+        return OutputInfo(prediction="number", dtype="float64", proba=has_proba)
     if classes is not None or is_classifier(model):
         dtype = str(getattr(classes, "dtype", "object"))
         listed = _json_safe(list(classes)) if classes is not None else None
         return OutputInfo(prediction="class", dtype=dtype, classes=listed, proba=has_proba)
-    if is_regressor(model):
-        return OutputInfo(prediction="number", dtype="float64", proba=has_proba)
     return OutputInfo(prediction="other", dtype="unknown", proba=has_proba)
 
 
@@ -547,6 +579,7 @@ def model_card(
     source: SourceInfo,
     model_class: str,
     output: OutputInfo,
+    model_format: str = "skops format",
     serving: ServingInfo,
     gates: list[dict[str, Any]],
     override: OverrideInfo,
@@ -571,7 +604,7 @@ def model_card(
         "",
         "## Model",
         "",
-        f"- class: `{model_class}` (skops format, `{MODEL_FILE}`)",
+        f"- class: `{model_class}` ({model_format}, `{MODEL_FILE}`)",
         f"- output: {output.prediction}"
         + (f"; classes {', '.join(_cell(c) for c in output.classes)}" if output.classes else "")
         + ("; probabilities available" if output.proba else ""),

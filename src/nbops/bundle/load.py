@@ -11,7 +11,8 @@ What loading checks, in order, before any bundled code runs or any model object 
 3. every file the manifest lists has its sha256, and no file it does not list is present
    (manifest.json and `__pycache__` folders aside) — BundleIntegrityError naming the file;
 4. the model is read with skops, trusting only the types `trusted_types` allows (nbops's
-   allow-list, narrowed by the manifest), and its decision trees' indices are checked —
+   allow-list, narrowed by the manifest), the trees of its XGBoost and LightGBM boosters are
+   checked before their libraries parse them, and its decision trees' indices after —
    never pickle or joblib;
 5. the bundled package is imported from the verified bytes held in memory (never from files
    read again, nor from `.pyc` caches) under a unique module name, without touching sys.path.
@@ -42,6 +43,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from nbops.bundle.allowlist import check_tree_bounds, trusted_types
+from nbops.bundle.boosters import check_boosters
 from nbops.bundle.manifest import CODE_DIR, MANIFEST_FILE, BundleManifest
 from nbops.errors import BundleError, BundleIntegrityError, NbopsError
 
@@ -356,6 +358,7 @@ def _model(contents: dict[str, bytes], manifest: BundleManifest) -> Any:
             fix="rebuild the bundle",
         ) from None
     trusted = trusted_types(untrusted, info.types)
+    check_boosters(data)  # before XGBoost or LightGBM parse a model
     try:
         model = sio.loads(data, trusted=trusted)
     except Exception as e:

@@ -158,7 +158,8 @@ def build_from(
 def _run_model(record: RunRecord, run_dir: Path, name: str | None) -> Any:
     import skops.io
 
-    from nbops.bundle.allowlist import trusted_types
+    from nbops.bundle.allowlist import check_tree_bounds, trusted_types
+    from nbops.bundle.boosters import check_boosters
 
     models = [m for m in record.models if name is None or m.get("name") == name]
     if not models:
@@ -169,9 +170,13 @@ def _run_model(record: RunRecord, run_dir: Path, name: str | None) -> Any:
             "a train step fits; tag those cells, or call nbops.log_model(model) in the train "
             "step, and run it again",
         )
-    path = run_dir / str(models[-1]["path"])
-    untrusted = skops.io.get_untrusted_types(file=path)
-    return skops.io.load(path, trusted=trusted_types(untrusted, untrusted))
+    data = (run_dir / str(models[-1]["path"])).read_bytes()
+    untrusted = skops.io.get_untrusted_types(data=data)
+    trusted = trusted_types(untrusted, untrusted)
+    check_boosters(data)
+    model = skops.io.loads(data, trusted=trusted)
+    check_tree_bounds(model)
+    return model
 
 
 def _plain_parameters(record: RunRecord) -> dict[str, Any]:
