@@ -165,6 +165,21 @@ def test_all_cells_executes_skip_cells_too(
     assert [c.status for c in record.cells] == ["ok", "error", "not run"]
 
 
+def test_a_rerun_repeats_all_cells(
+    project: Path, store: RunStore, make_notebook: Callable[..., Path]
+) -> None:
+    make_notebook([PARAMS, INSTALL_CELL, WORK], name="train.ipynb")
+    run_nbops("run", "train.ipynb", "--all-cells", cwd=project)
+    original = _single_run(store)
+
+    result = run_nbops("rerun", original.run_id, cwd=project)
+
+    assert result.returncode == errors.RunFailedError.exit_code
+    rerun = store.load("latest")
+    assert rerun.rerun_of == original.run_id and rerun.all_cells
+    assert [c.status for c in rerun.cells] == ["ok", "error", "not run"]
+
+
 def test_ci_does_not_execute_skip_cells(
     project: Path, store: RunStore, make_notebook: Callable[..., Path]
 ) -> None:

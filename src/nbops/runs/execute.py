@@ -288,16 +288,15 @@ def _prepare_cells(prepared: PreparedRun, run_dir: Path) -> Path:
 
         executable = jupytext.read(source)
     model = prepared.notebook.cells
-    if len(model) == len(executable.cells):  # the same file nbops read: it always is
+    if len(model) == len(executable.cells):  # the file nbops read, so always
         for cell, read in zip(executable.cells, model, strict=True):
             cell["id"] = read.cell_id
+            if read.role is Role.SKIP and not prepared.all_cells and cell.cell_type == "code":
+                cell.cell_type = "raw"  # papermill executes code cells only
+                cell.pop("outputs", None)
+                cell.pop("execution_count", None)
+                cell.metadata.setdefault("nbops", {})[SKIPPED] = True
         executable.nbformat_minor = max(executable.nbformat_minor, 5)
-    for cell, read in zip(executable.cells, model, strict=False):
-        if read.role is Role.SKIP and not prepared.all_cells and cell.cell_type == "code":
-            cell.cell_type = "raw"  # papermill executes code cells only
-            cell.pop("outputs", None)
-            cell.pop("execution_count", None)
-            cell.metadata.setdefault("nbops", {})[SKIPPED] = True
     if not executable.metadata.get("kernelspec", {}).get("language"):
         # A percent script or a bare .ipynb often names no language; papermill needs one to
         # write the parameters (nbops runs Python notebooks).
