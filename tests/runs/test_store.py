@@ -30,7 +30,8 @@ def started(n: int) -> str:
 
 def save_many(directory: str, writer: int, barrier: Any) -> None:
     """Save RECORDS_EACH distinct records from one writer (a thread or a spawned process)."""
-    barrier.wait(timeout=60)
+    # generous: spawned processes import nbops slowly on a loaded 2-core machine
+    barrier.wait(timeout=600)
     store = RunStore(Path(directory))
     for i in range(RECORDS_EACH):
         store.save(
@@ -271,9 +272,9 @@ def test_writers_in_threads_and_processes_at_once_lose_nothing(tmp_path: Path) -
     for worker in [*processes, *threads]:
         worker.start()
     for thread in threads:
-        thread.join(timeout=120)
+        thread.join(timeout=600)
     for process in processes:
-        process.join(timeout=120)
+        process.join(timeout=600)
 
     assert errors == []
     assert [p.exitcode for p in processes] == [0] * WRITERS_PROCESSES
