@@ -108,6 +108,8 @@ def test_a_kept_expression_never_shadows_a_name_the_notebook_uses(
         "print(knn.score(X_test, y_test))",
         "knn.predict(X_test)",
         "len(X_test)",
+        "df.sort_values('a')",
+        "pd.DataFrame({'score': [knn.score(X_test, y_test)]})",
         "knn.score(X_test, y_test);",  # the author hid it
         "'accuracy: %.2f' % 0.5",
     ],

@@ -8,9 +8,10 @@ call are both read from `metric_sources(graph)` on the same analysis, so a run a
 - The last bare expression of an evaluate cell (`knn.score(X_test, y_test)`, `scores.mean()`,
   `accuracy_score(y_test, pred)`, `grid.best_score_`) is the cell's headline: the export keeps
   it as a value named after it (`knn_score`, `scores_mean`, `accuracy_score`,
-  `grid_best_score`). Displays (`df`, `df.head()`, `X.shape`), prints, plots, predictions and
-  constructors (`pd.DataFrame(...)`) stay display-only. In a train cell (fit and score in one
-  cell) the last expression is kept only when it looks like a metric (see below).
+  `grid_best_score`). Displays (`df`, `df.head()`, `X.shape`), prints, plots, predictions,
+  reshaped tables (`results.sort_values(...)`) and constructors (`pd.DataFrame(...)`) stay
+  display-only. In a train cell (fit and score in one cell) the last expression is kept only
+  when it looks like a metric (see below).
 - An evaluate step's values are metrics, except what is plainly not one: constants,
   predictions and transformed data (`.predict(`, `.transform(`), fitted models, figures, and
   sizes or plot bounds (`len(`, `.shape`, `.min()`/`.max()` of data, `range`, `np.linspace`).
@@ -21,6 +22,8 @@ call are both read from `metric_sources(graph)` on the same analysis, so a run a
   `name.key`): a value that turns out to be an array or a string is no metric.
 - A metric name that two steps report is kept once per step, qualified by the step's name
   (`knn.accuracy`, `logreg.accuracy`); gates and MLflow accept such names as they are.
+- A train or evaluate cell that prints a metric it does not keep
+  (`print(accuracy_score(y_test, pred))`) gets a warning naming the cell (`unkept_prints`).
 
 The model a run records without `nbops.log_model` is the value the last evaluate step that
 predicts with an earlier step's value predicts with (`.predict(`, `.predict_proba(`,
@@ -73,6 +76,14 @@ _SHOWS = frozenset(
         "ylabel", "set_title", "set_xlabel", "set_ylabel", "colorbar", "contour", "contourf",
         "pcolormesh", "tight_layout", "annotate", "text", "grid", "xlim", "ylim", "xticks",
         "yticks", "axis", "suptitle", "clf", "close", "render", "Markdown", "HTML",
+    }
+)  # fmt: skip
+# Methods and functions that reshape tables: a cell ending with one shows a table.
+_TABLES = frozenset(
+    {
+        "sort_values", "sort_index", "groupby", "pivot_table", "pivot", "crosstab", "concat",
+        "merge", "join", "reset_index", "set_index", "rename", "drop", "query", "melt", "agg",
+        "aggregate", "to_frame", "astype", "copy", "nlargest", "nsmallest", "transpose",
     }
 )  # fmt: skip
 _PLOT_ROOTS = frozenset({"plt", "pyplot", "sns", "px", "go", "ax", "axes", "axs", "fig", "mpl"})
@@ -255,6 +266,8 @@ def headline_statement(tree: ast.Module, source: str, role: Role) -> ast.Expr | 
         return None  # df.head(), scores.describe()
     if _is_show(value) or _is_constructor(value) or _is_data_or_model(value):
         return None
+    if isinstance(value, ast.Call) and _callee(value) in _TABLES:
+        return None  # results.sort_values("mean_test_score")
     if looks_like_metric_expression(value):
         return stmt
     if role is not Role.EVALUATE or _is_size_or_bound(value) or is_display_only(stmt):
