@@ -25,9 +25,11 @@ from sklearn.preprocessing import OneHotEncoder
 
 from nbops.bundle.build import build_bundle
 from nbops.bundle.load import load_bundle
+from nbops.bundle.make import _run_model
 from nbops.bundle.serve import create_app
 from nbops.errors import BundleError, BundleIntegrityError
 from nbops.quality.schema import Schema, infer_schema
+from nbops.runs.record import RunRecord
 
 from .test_serve import running
 
@@ -220,6 +222,44 @@ def records_of_numbers(frame: pd.DataFrame) -> list[dict[str, Any]]:
         {k: None if np.isnan(v) else float(v) for k, v in row.items()}
         for row in frame[NUMBERS].to_dict(orient="records")
     ]
+
+
+def _logged_run(run_dir: Path, model: Any) -> RunRecord:
+    """A completed run that logged `model` as `nbops.log_model` does (skops, models/)."""
+    (run_dir / "models").mkdir(parents=True)
+    sio.dump(model, run_dir / "models" / "model.skops")
+    return RunRecord(
+        run_id="20260101-000000-abcdef",
+        notebook="titanic.ipynb",
+        started_at="2026-01-01T00:00:00+00:00",
+        status="completed",
+        models=[{"name": "model", "path": "models/model.skops", "format": "skops"}],
+    )
+
+
+@pytest.mark.parametrize("name", LIBRARIES)
+def test_the_model_a_run_logged_loads_for_bundling(
+    name: str, frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    """What `nbops bundle --run` reads first: the issue's XGBoost and LightGBM runs failed here."""
+    model = pipeline_of(classifier(name)).fit(frame[COLUMNS], frame["survived"])
+    loaded = _run_model(_logged_run(tmp_path, model), tmp_path, None)
+    np.testing.assert_array_equal(loaded.predict(frame[COLUMNS]), model.predict(frame[COLUMNS]))
+
+
+def shout(values: Any) -> Any:
+    return values
+
+
+def test_a_run_model_holding_an_unvetted_type_is_refused_naming_it(
+    frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    from sklearn.preprocessing import FunctionTransformer
+
+    model = Pipeline([("f", FunctionTransformer(shout)), ("m", classifier("lightgbm"))])
+    model.fit(frame[NUMBERS], frame["survived"])
+    with pytest.raises(BundleError, match=r"logged holds the type '.*shout'"):
+        _run_model(_logged_run(tmp_path, model), tmp_path, None)
 
 
 # -- refused -------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ as the notebook did — for XGBoost, LightGBM and CatBoost."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +124,38 @@ def test_a_run_that_logged_a_boosted_model_bundles_and_predicts_as_the_notebook(
     bundle = load_bundle(folder)
     raw = pd.read_csv(tmp_path / "raw_test.csv")
     np.testing.assert_allclose(bundle.predict_proba(raw)[:, 1], expected["p1"], rtol=1e-5)
+
+
+TRUSTED = {
+    "xgboost": ["xgboost.core.Booster", "xgboost.sklearn.XGBClassifier"],
+    "lightgbm": [
+        "collections.OrderedDict",
+        "lightgbm.basic.Booster",
+        "lightgbm.sklearn.LGBMClassifier",
+    ],
+    "catboost": ["catboost.core.CatBoostClassifier"],
+}
+
+
+@pytest.mark.parametrize("library", list(MODELS))
+def test_an_orchestrated_export_passes_the_boosted_model_between_steps_as_skops(
+    library: str, tmp_path: Path
+) -> None:
+    """The export runs the package once, writing and reading every value a step hands on; the
+    model travels from the train task to the evaluate task as skops with its types declared."""
+    pytest.importorskip(library, reason=f"{library} is not installed (nbops[boosting])")
+    (tmp_path / "pyproject.toml").write_text("[tool.nbops]\n")
+    passengers_csv(tmp_path / "passengers.csv")
+    notebook(tmp_path / "titanic.ipynb", library)
+
+    exported = run_nbops(
+        "export", "titanic.ipynb", "--target", "airflow", "-o", "out", cwd=tmp_path
+    )
+    assert exported.returncode == 0, exported.stderr
+    manifest = json.loads((tmp_path / "out" / "titanic" / "titanic" / "manifest.json").read_text())
+    model = manifest["artifacts"]["model"]
+    assert model["codec"] == "skops"
+    assert sorted(t for t in model["trusted"] if not t.startswith("sklearn.")) == TRUSTED[library]
+    dag = (tmp_path / "out" / "titanic" / "airflow_dag.py").read_text()
+    assert all(f'"{t}"' in dag for t in TRUSTED[library])
+    assert "import pickle" not in dag

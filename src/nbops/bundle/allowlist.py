@@ -31,8 +31,7 @@ manifest can narrow the allow-list, never widen it.
 `TreePredictor` untrusted because their node arrays hold indices scikit-learn follows without
 bounds checks. nbops trusts them for the models it builds, and checks, after loading, that
 every child and feature index of every tree stays in range. XGBoost and LightGBM boosters get
-the same checks (nbops.bundle.boosters), on the file before their library parses it
-(`check_boosters`) and on the loaded booster.
+the same checks on the file, before their library parses it (nbops.bundle.boosters).
 """
 
 from __future__ import annotations
@@ -256,12 +255,6 @@ def check_tree_bounds(model: Any) -> None:
             continue
         if isinstance(obj, TreePredictor):
             _check_predictor(obj, n_features)
-            continue
-        kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
-        if kind in ("xgboost.core.Booster", "lightgbm.basic.Booster"):
-            from nbops.bundle.boosters import check_loaded_booster
-
-            check_loaded_booster(obj)
             continue
         if isinstance(obj, str | bytes | int | float | bool) or obj is None:
             continue

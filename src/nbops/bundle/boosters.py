@@ -12,8 +12,7 @@ XGBoost and LightGBM booster in it, parses their models here (a small UBJSON rea
 XGBoost, the text format for LightGBM) and raises BundleIntegrityError, naming the problem,
 when a tree is malformed: every tree's children in range and each node reached once from the
 root (no cycle), every split feature below the model's feature count, every category span
-inside its array. A booster stored in any other form is refused. `check_loaded_booster` runs
-the same checks on a booster in hand (what the library holds, as its JSON or text model).
+inside its array. A booster stored in any other form is refused.
 
 CatBoost's model (CBM) is a flatbuffer its loader verifies; nbops leaves it to CatBoost.
 """
@@ -28,7 +27,7 @@ from typing import Any, ClassVar
 
 from nbops.errors import BundleIntegrityError
 
-__all__ = ["check_boosters", "check_lightgbm_text", "check_loaded_booster", "check_xgboost_model"]
+__all__ = ["check_boosters", "check_lightgbm_text", "check_xgboost_model"]
 
 _BOOSTERS = {("xgboost.core", "Booster"), ("lightgbm.basic", "Booster")}
 
@@ -83,7 +82,10 @@ def _check_booster_node(node: dict[str, Any], archive: zipfile.ZipFile) -> None:
         if loader == "JsonNode" and value.get("content") == "null":
             continue
         if module == "lightgbm.basic" and loader == "JsonNode":
-            text = json.loads(value.get("content", "null"))
+            try:
+                text = json.loads(str(value.get("content", "null")))
+            except ValueError:
+                text = None
             if not isinstance(text, str):
                 raise _bad("a LightGBM booster's model is not text")
             check_lightgbm_text(text)
@@ -228,22 +230,6 @@ class UBJReader:
 # -- the checks ----------------------------------------------------------------------------------
 
 
-def check_loaded_booster(booster: Any) -> None:
-    """The checks of `check_boosters`, on an XGBoost or LightGBM booster in hand."""
-    kind = f"{type(booster).__module__}.{type(booster).__qualname__}"
-    try:
-        if kind == "xgboost.core.Booster":
-            described: Any = json.loads(booster.save_raw(raw_format="json"))
-        else:
-            described = booster.model_to_string(num_iteration=-1)
-    except Exception as e:  # a booster its library cannot describe is not one we serve
-        raise _bad(f"the booster cannot describe its model ({type(e).__name__})") from None
-    if isinstance(described, str):
-        check_lightgbm_text(described)
-    else:
-        check_xgboost_model(described)
-
-
 def _check_links(left: Any, right: Any, count: int, leaves: int | None) -> None:
     """The children of the inner nodes of a tree of `count` nodes (`left`, `right`): in
     range, every node the child of at most one node and the root of none, so a walk from the
@@ -282,7 +268,7 @@ def check_xgboost_model(model: dict[str, Any]) -> None:
         trees = part["model"]["trees"]
         if not isinstance(trees, list):
             raise TypeError
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise _bad("an XGBoost model lacks its trees") from None
     for tree in trees:
         try:
@@ -295,7 +281,7 @@ def check_xgboost_model(model: dict[str, Any]) -> None:
             segments = np.asarray(tree.get("categories_segments", []), dtype=np.int64)
             sizes = np.asarray(tree.get("categories_sizes", []), dtype=np.int64)
             categories = len(tree.get("categories", []))
-        except (KeyError, TypeError, ValueError, OverflowError):
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
             raise _bad("an XGBoost tree lacks node fields") from None
         if count < 1 or not (len(left) == len(right) == len(parents) == len(feature) == count):
             raise _bad("its node arrays disagree on the number of nodes")
@@ -368,7 +354,7 @@ def check_lightgbm_text(text: str) -> None:
                     or bounds[0] < 0
                     or np.any(np.diff(bounds) < 0)
                     or bounds[-1] > n_words
-                    or np.any((cat_index < 0) | (cat_index >= n_cat))
+                    or not np.all((cat_index >= 0) & (cat_index < n_cat))
                 ):
                     raise _bad("a category index is out of range")
     except (KeyError, ValueError, OverflowError):

@@ -158,7 +158,12 @@ def build_from(
 def _run_model(record: RunRecord, run_dir: Path, name: str | None) -> Any:
     import skops.io
 
-    from nbops.bundle.allowlist import check_tree_bounds, trusted_types
+    from nbops.bundle.allowlist import (
+        SUPPORTED_MODELS,
+        check_tree_bounds,
+        disallowed,
+        trusted_types,
+    )
     from nbops.bundle.boosters import check_boosters
 
     models = [m for m in record.models if name is None or m.get("name") == name]
@@ -170,8 +175,17 @@ def _run_model(record: RunRecord, run_dir: Path, name: str | None) -> Any:
             "a train step fits; tag those cells, or call nbops.log_model(model) in the train "
             "step, and run it again",
         )
-    data = (run_dir / str(models[-1]["path"])).read_bytes()
+    path = run_dir / str(models[-1]["path"])
+    data = path.read_bytes()
     untrusted = skops.io.get_untrusted_types(data=data)
+    refused = disallowed(untrusted)
+    if refused:
+        raise BundleError(
+            f"the model run {record.run_id} logged holds the type {refused[0]!r}, which nbops "
+            "does not load from bundles",
+            location=str(path),
+            fix=f"keep the model to {SUPPORTED_MODELS} (no custom functions or classes)",
+        )
     trusted = trusted_types(untrusted, untrusted)
     check_boosters(data)
     model = skops.io.loads(data, trusted=trusted)

@@ -10,7 +10,10 @@ the pipeline is exported and recorded in its manifest:
 - ``json``: None, booleans, numbers, text, and lists and dicts of them (numpy scalars become
   Python numbers, tuples become lists);
 - ``skops``: a model (an object with ``fit``, or anything from scikit-learn), loaded with
-  exactly the types recorded at export trusted, and refused if it holds any other.
+  exactly the types recorded at export trusted, and refused if it holds any other. The
+  scikit-learn estimators of XGBoost, LightGBM and CatBoost travel this way too: skops keeps
+  their boosters in the libraries' own formats (XGBoost's UBJSON model, LightGBM's text
+  model, CatBoost's CBM bytes), never pickle.
 
 Anything else is an export error, never a pickle. This file is standalone (standard library,
 and pandas, numpy or skops imported when a value needs them): nbops copies it into packages
