@@ -473,7 +473,8 @@ def _already_converted(cells: Sequence[Cell]) -> bool:
 
 def write_conversion(path: Path, conversions: Sequence[KaleConversion]) -> None:
     """Add each conversion's nbops tag to its cell's `metadata.tags`, after the Kale tags
-    (which stay: nbops reads its own tags first, Kale ignores nbops's). Only `.ipynb` files;
+    (which stay, so nothing is lost: nbops reads its own tags first; Kale itself refuses tags
+    outside its language, so it cannot compile the converted file). Only `.ipynb` files;
     the rest of the file is kept as it was (ids are not added, outputs stay), and the file is
     replaced whole, so an interrupted write leaves the original."""
     if path.suffix != ".ipynb":
