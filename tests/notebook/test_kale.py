@@ -288,6 +288,26 @@ def test_a_prev_tag_naming_no_earlier_step_is_a_warning_naming_the_cell(read_kal
     assert "cell 1" in warnings[0] and "'prev:second'" in warnings[0]
 
 
+def test_a_step_reading_a_value_its_prev_tags_do_not_lead_to_is_a_warning(read_kale):
+    graph = read_kale(
+        [
+            ("rows = [1, 2, 3]", ["step:load"]),
+            ("total = sum(rows)", ["step:add", "prev:load"]),
+            ("mean = total / len(rows)", ["step:mean", "prev:add"]),
+            ("spread = max(rows) - mean", ["step:spread"]),
+        ]
+    )
+    warnings = [str(d) for d in graph.diagnostics]
+    assert len(warnings) == 2 and all("cell 4" in w for w in warnings)
+    assert "'transform:spread' reads 'rows' from step 'transform:load'" in warnings[0]
+    assert "'transform:spread' reads 'mean' from step 'transform:mean'" in warnings[1]
+
+
+def test_prev_tags_that_match_the_values_passed_give_no_warning(read_kale):
+    assert read_kale(IRIS).diagnostics == []
+    assert read_kale(TITANIC).diagnostics == []
+
+
 def test_a_notebook_with_nbops_tags_is_read_by_them_not_by_its_kale_tags(read_kale):
     graph = read_kale(
         [

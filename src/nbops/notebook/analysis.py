@@ -33,7 +33,7 @@ from nbops.errors import (
     UntaggedDefinitionError,
 )
 from nbops.notebook.cellcode import CellCode, Diagnostic, ImportBinding, translate
-from nbops.notebook.kale import declared_metrics
+from nbops.notebook.kale import declared_metrics, prev_disagreements
 from nbops.notebook.names import CellNames, cell_names
 from nbops.notebook.parameters import Parameter, read_parameters
 from nbops.notebook.read import Cell, NotebookModel
@@ -175,6 +175,7 @@ def analyse(notebook: NotebookModel) -> StepGraph:
     _check_setup(graph)
     _resolve(graph, untagged_defs)
     graph.diagnostics.extend(_untagged_rebinds(graph, analysed))
+    graph.diagnostics.extend(prev_disagreements(graph))
     return graph
 
 

@@ -17,7 +17,8 @@ code cell the nbops role it has under Kale's own rules:
   cells after `pipeline-parameters`, or before the first Kale tag, stay untagged (nbops reads
   one parameters cell, like papermill);
 - `prev:NAME` must name an earlier step: nbops runs steps in notebook order, and says so when a
-  `prev:` tag disagrees.
+  `prev:` tag disagrees, or when a step reads a value from a step its `prev:` tags do not lead
+  back to (`prev_disagreements`).
 
 Kale tags are read only when no cell carries an nbops role of its own (setup, transform, train,
 evaluate; `parameters` and `skip` mean the same in both): nbops tags always win, so a notebook
@@ -46,6 +47,7 @@ from nbops.notebook.tags import CellTag, Role
 
 if TYPE_CHECKING:
     from nbops.config import StepResources
+    from nbops.notebook.analysis import StepGraph
     from nbops.notebook.read import Cell, NotebookModel
 
 METRICS_STEP = "pipeline_metrics"
@@ -306,6 +308,51 @@ def _step_role(
     if any(_METRIC_CALL.match(n or "") for n in names) or names & scorers:
         return Role.EVALUATE
     return Role.TRANSFORM
+
+
+# -- prev: tags against the values the steps pass ------------------------------------------------
+
+
+def prev_disagreements(graph: StepGraph) -> list[Diagnostic]:
+    """Warnings where a Kale step reads a value from a step its `prev:` tags do not lead back
+    to: Kale passes values only down `prev:` edges, so Kale's own pipeline would miss it,
+    while nbops (steps in notebook order) passes it."""
+    keys: dict[str, str] = {}  # Kale step name -> nbops step key
+    prev: dict[str, set[str]] = {}
+    for c in graph.notebook.code_cells:
+        k = _parse(c.tags)
+        if k.step and c.tag is not None:
+            key = keys.setdefault(k.step, str(c.tag.step_tag))
+            prev.setdefault(key, set()).update(k.prev)
+    if not any(prev.values()):
+        return []
+    ancestors = {key: _ancestors(key, prev, keys) for key in prev}
+    notes = []
+    for step in graph.steps:
+        if step.key not in ancestors:
+            continue
+        for i in step.inputs:
+            if i.source == "step" and i.step is not None and i.step not in ancestors[step.key]:
+                notes.append(
+                    Diagnostic(
+                        f"step {step.tag!r} reads {i.name!r} from step {i.step!r}, which its "
+                        "Kale prev: tags do not lead back to (Kale would not pass it; nbops "
+                        "runs the steps in notebook order, so it does)",
+                        step.cells[0].cell.location,
+                    )
+                )
+    return notes
+
+
+def _ancestors(key: str, prev: dict[str, set[str]], keys: dict[str, str]) -> set[str]:
+    seen: set[str] = set()
+    todo = [keys[p] for p in prev.get(key, ()) if p in keys]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(keys[p] for p in prev.get(current, ()) if p in keys)
+    return seen
 
 
 # -- metrics and resources, in either reading ---------------------------------------------------
