@@ -20,18 +20,19 @@ from hypothesis import strategies as st
 from nbformat.v4 import new_markdown_cell
 
 from nbops.config import StepResources
-from nbops.errors import NoStepsError, TagError
+from nbops.errors import CellLocation, NoStepsError, TagError
 from nbops.export.render import metric_names
 from nbops.notebook.analysis import StepGraph, analyse, require_steps
 from nbops.notebook.kale import (
+    apply_kale,
     convert_kale,
     metric_names_in,
     step_name,
     step_resources,
     write_conversion,
 )
-from nbops.notebook.read import read_notebook
-from nbops.notebook.tags import vocabulary
+from nbops.notebook.read import Cell, read_notebook
+from nbops.notebook.tags import CellTag, Role, cell_tag, vocabulary
 from tests.notebook.conftest import CellSpec, MakeNotebook
 
 # Kale's iris example (kubeflow/kale examples/iris/sklearn), in Kale 2's `step:` tags.
@@ -272,6 +273,43 @@ def test_any_kale_step_name_becomes_an_nbops_step_name(name: str):
 @given(st.from_regex(r"[a-z][a-z0-9]{0,8}(_[a-z0-9]{1,5}){0,2}", fullmatch=True))
 def test_a_kale_step_name_that_is_already_an_identifier_is_kept(name: str):
     assert step_name(name) == (f"{name}_step" if keyword.iskeyword(name) else name)
+
+
+_KALE_TAGS = st.sampled_from(
+    [
+        "imports",
+        "functions",
+        "pipeline-parameters",
+        "pipeline-metrics",
+        "skip",
+        "step:load",
+        "step:train",
+        "block:score",
+        "block:",
+        "prev:load",
+        "prev:later",
+        "limit:cpu:1",
+        "limit:nvidia.com/gpu:2",
+        "cache:disabled",
+        "image:python:3.12",
+    ]
+)
+
+
+@given(st.lists(st.lists(_KALE_TAGS, max_size=3), min_size=1, max_size=8))
+def test_any_kale_tagging_gives_each_step_cell_its_named_step(tag_lists: list[list[str]]):
+    cells = []
+    for i, tags in enumerate(tag_lists):
+        tag = cell_tag(tags, CellLocation("nb.ipynb", i + 1))
+        cells.append(Cell(i, f"c{i}", "code", "x = 1", tuple(tags), tag, "nb.ipynb"))
+    read, kale, _ = apply_kale(cells)
+    for cell in read:
+        special = next((t for t in cell.tags if ":" not in t), None)
+        named = next((t.split(":")[1] for t in cell.tags if re.match(r"(step|block):.", t)), None)
+        if kale and special is None and named is not None:
+            assert cell.tag is not None and cell.tag.name == named
+        if special == "skip":
+            assert cell.tag == CellTag(Role.SKIP)
 
 
 def test_two_kale_names_that_read_alike_get_distinct_steps(read_kale):
