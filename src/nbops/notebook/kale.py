@@ -63,6 +63,8 @@ _KALE_TAG = re.compile(
 # the same thing in both vocabularies).
 _NBOPS_OWN = frozenset({Role.SETUP, Role.TRANSFORM, Role.TRAIN, Role.EVALUATE})
 _GPU_KEYS = ("nvidia.com/gpu", "amd.com/gpu")
+_KNOWN_LIMITS = frozenset({"cpu", "memory", *_GPU_KEYS})
+_UNCARRIED = frozenset({"annotation", "label", "image", "secret"})  # Kale settings nbops drops
 _TRANSFORMER = re.compile(
     r"(Scaler|Encoder|Imputer|Vectorizer|Transformer|Tokenizer|PCA|SVD|Binarizer|Discretizer"
     r"|Normalizer|PolynomialFeatures|Select\w*|VarianceThreshold|Embedding)$"
@@ -137,9 +139,9 @@ def apply_kale(cells: Sequence[Cell]) -> tuple[list[Cell], bool, list[Diagnostic
     and warnings (a `prev:` that disagrees with the notebook's order, a Kale setting nbops
     does not carry). A notebook read by its nbops tags comes back unchanged."""
     if not reads_kale(cells):
-        return list(cells), False, _unsupported_settings(cells)
+        return list(cells), False, _check_settings(cells)
     out, notes = _kale_roles(cells)
-    return out, True, notes + _unsupported_settings(out)
+    return out, True, notes + _check_settings(out)
 
 
 def _kale_roles(cells: Sequence[Cell]) -> tuple[list[Cell], list[Diagnostic]]:
@@ -422,7 +424,7 @@ def step_resources(notebook: NotebookModel) -> dict[str, StepResources]:
     return {key: StepResources(**value) for key, value in fields.items()}
 
 
-def _unsupported_settings(cells: Sequence[Cell]) -> list[Diagnostic]:
+def _check_settings(cells: Sequence[Cell]) -> list[Diagnostic]:
     notes = []
     for c in cells:
         if c.cell_type != "code" or c.role not in (Role.TRANSFORM, Role.TRAIN, Role.EVALUATE):
@@ -447,10 +449,6 @@ def _unsupported_settings(cells: Sequence[Cell]) -> list[Diagnostic]:
                 )
             )
     return notes
-
-
-_KNOWN_LIMITS = frozenset({"cpu", "memory", *_GPU_KEYS})
-_UNCARRIED = frozenset({"annotation", "label", "image", "secret"})
 
 
 # -- converting once: `nbops tag --from-kale` ----------------------------------------------------
