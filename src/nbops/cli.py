@@ -332,7 +332,12 @@ def _tag_from_kale(notebook: Path, *, write: bool) -> None:
     out.print(table)
     if write:
         write_conversion(notebook, conversions)
-        out.print(f"Wrote {len(conversions)} tags to {notebook} (Kale's tags kept).", markup=False)
+        out.print(
+            f"Wrote {len(conversions)} tags to {notebook} (Kale's tags kept). Kale refuses "
+            "tags outside its language: nbops reads Kale's tags as they are, so keep an "
+            "unconverted copy to compile with Kale.",
+            markup=False,
+        )
     else:
         out.print("Nothing written: add --write to write these tags.", markup=False)
 

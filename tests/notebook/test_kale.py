@@ -20,18 +20,19 @@ from hypothesis import strategies as st
 from nbformat.v4 import new_markdown_cell
 
 from nbops.config import StepResources
-from nbops.errors import NoStepsError, TagError
+from nbops.errors import CellLocation, NoStepsError, TagError
 from nbops.export.render import metric_names
 from nbops.notebook.analysis import StepGraph, analyse, require_steps
 from nbops.notebook.kale import (
+    apply_kale,
     convert_kale,
     metric_names_in,
     step_name,
     step_resources,
     write_conversion,
 )
-from nbops.notebook.read import read_notebook
-from nbops.notebook.tags import vocabulary
+from nbops.notebook.read import Cell, read_notebook
+from nbops.notebook.tags import CellTag, Role, cell_tag, vocabulary
 from tests.notebook.conftest import CellSpec, MakeNotebook
 
 # Kale's iris example (kubeflow/kale examples/iris/sklearn), in Kale 2's `step:` tags.
@@ -274,6 +275,43 @@ def test_a_kale_step_name_that_is_already_an_identifier_is_kept(name: str):
     assert step_name(name) == (f"{name}_step" if keyword.iskeyword(name) else name)
 
 
+_KALE_TAGS = st.sampled_from(
+    [
+        "imports",
+        "functions",
+        "pipeline-parameters",
+        "pipeline-metrics",
+        "skip",
+        "step:load",
+        "step:train",
+        "block:score",
+        "block:",
+        "prev:load",
+        "prev:later",
+        "limit:cpu:1",
+        "limit:nvidia.com/gpu:2",
+        "cache:disabled",
+        "image:python:3.12",
+    ]
+)
+
+
+@given(st.lists(st.lists(_KALE_TAGS, max_size=3), min_size=1, max_size=8))
+def test_any_kale_tagging_gives_each_step_cell_its_named_step(tag_lists: list[list[str]]):
+    cells = []
+    for i, tags in enumerate(tag_lists):
+        tag = cell_tag(tags, CellLocation("nb.ipynb", i + 1))
+        cells.append(Cell(i, f"c{i}", "code", "x = 1", tuple(tags), tag, "nb.ipynb"))
+    read, kale, _ = apply_kale(cells)
+    for cell in read:
+        special = next((t for t in cell.tags if ":" not in t), None)
+        named = next((t.split(":")[1] for t in cell.tags if re.match(r"(step|block):.", t)), None)
+        if kale and special is None and named is not None:
+            assert cell.tag is not None and cell.tag.name == named
+        if special == "skip":
+            assert cell.tag == CellTag(Role.SKIP)
+
+
 def test_two_kale_names_that_read_alike_get_distinct_steps(read_kale):
     graph = read_kale([("a = 1", ["step:load-data"]), ("b = a + 1", ["step:load_data"])])
     assert _steps(graph) == ["transform:load_data", "transform:load_data_2"]
@@ -286,6 +324,26 @@ def test_a_prev_tag_naming_no_earlier_step_is_a_warning_naming_the_cell(read_kal
     warnings = [str(d) for d in graph.diagnostics]
     assert len(warnings) == 1
     assert "cell 1" in warnings[0] and "'prev:second'" in warnings[0]
+
+
+def test_a_step_reading_a_value_its_prev_tags_do_not_lead_to_is_a_warning(read_kale):
+    graph = read_kale(
+        [
+            ("rows = [1, 2, 3]", ["step:load"]),
+            ("total = sum(rows)", ["step:add", "prev:load"]),
+            ("mean = total / len(rows)", ["step:mean", "prev:add"]),
+            ("spread = max(rows) - mean", ["step:spread"]),
+        ]
+    )
+    warnings = [str(d) for d in graph.diagnostics]
+    assert len(warnings) == 2 and all("cell 4" in w for w in warnings)
+    assert "'transform:spread' reads 'rows' from step 'transform:load'" in warnings[0]
+    assert "'transform:spread' reads 'mean' from step 'transform:mean'" in warnings[1]
+
+
+def test_prev_tags_that_match_the_values_passed_give_no_warning(read_kale):
+    assert read_kale(IRIS).diagnostics == []
+    assert read_kale(TITANIC).diagnostics == []
 
 
 def test_a_notebook_with_nbops_tags_is_read_by_them_not_by_its_kale_tags(read_kale):

@@ -44,7 +44,7 @@ from nbops.errors import (
     UntaggedDefinitionError,
 )
 from nbops.notebook.cellcode import CellCode, Diagnostic, ImportBinding, keep_last_value, translate
-from nbops.notebook.kale import declared_metrics
+from nbops.notebook.kale import declared_metrics, prev_disagreements
 from nbops.notebook.localmods import find_local_modules, is_installed
 from nbops.notebook.metrics import Headline, expression_name, headline_statement, unkept_prints
 from nbops.notebook.names import CellNames, cell_names
@@ -196,6 +196,7 @@ def analyse(notebook: NotebookModel) -> StepGraph:
     graph.diagnostics.extend(_untagged_rebinds(graph, analysed))
     graph.diagnostics.extend(unkept_prints(graph))
     graph.diagnostics.extend(_check_imported_modules(graph, analysed))
+    graph.diagnostics.extend(prev_disagreements(graph))
     return graph
 
 

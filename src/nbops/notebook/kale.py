@@ -17,7 +17,8 @@ code cell the nbops role it has under Kale's own rules:
   cells after `pipeline-parameters`, or before the first Kale tag, stay untagged (nbops reads
   one parameters cell, like papermill);
 - `prev:NAME` must name an earlier step: nbops runs steps in notebook order, and says so when a
-  `prev:` tag disagrees.
+  `prev:` tag disagrees, or when a step reads a value from a step its `prev:` tags do not lead
+  back to (`prev_disagreements`).
 
 Kale tags are read only when no cell carries an nbops role of its own (setup, transform, train,
 evaluate; `parameters` and `skip` mean the same in both): nbops tags always win, so a notebook
@@ -46,6 +47,7 @@ from nbops.notebook.tags import CellTag, Role
 
 if TYPE_CHECKING:
     from nbops.config import StepResources
+    from nbops.notebook.analysis import StepGraph
     from nbops.notebook.read import Cell, NotebookModel
 
 METRICS_STEP = "pipeline_metrics"
@@ -61,6 +63,8 @@ _KALE_TAG = re.compile(
 # the same thing in both vocabularies).
 _NBOPS_OWN = frozenset({Role.SETUP, Role.TRANSFORM, Role.TRAIN, Role.EVALUATE})
 _GPU_KEYS = ("nvidia.com/gpu", "amd.com/gpu")
+_KNOWN_LIMITS = frozenset({"cpu", "memory", *_GPU_KEYS})
+_UNCARRIED = frozenset({"annotation", "label", "image", "secret"})  # Kale settings nbops drops
 _TRANSFORMER = re.compile(
     r"(Scaler|Encoder|Imputer|Vectorizer|Transformer|Tokenizer|PCA|SVD|Binarizer|Discretizer"
     r"|Normalizer|PolynomialFeatures|Select\w*|VarianceThreshold|Embedding)$"
@@ -135,9 +139,9 @@ def apply_kale(cells: Sequence[Cell]) -> tuple[list[Cell], bool, list[Diagnostic
     and warnings (a `prev:` that disagrees with the notebook's order, a Kale setting nbops
     does not carry). A notebook read by its nbops tags comes back unchanged."""
     if not reads_kale(cells):
-        return list(cells), False, _unsupported_settings(cells)
+        return list(cells), False, _check_settings(cells)
     out, notes = _kale_roles(cells)
-    return out, True, notes + _unsupported_settings(out)
+    return out, True, notes + _check_settings(out)
 
 
 def _kale_roles(cells: Sequence[Cell]) -> tuple[list[Cell], list[Diagnostic]]:
@@ -308,6 +312,51 @@ def _step_role(
     return Role.TRANSFORM
 
 
+# -- prev: tags against the values the steps pass ------------------------------------------------
+
+
+def prev_disagreements(graph: StepGraph) -> list[Diagnostic]:
+    """Warnings where a Kale step reads a value from a step its `prev:` tags do not lead back
+    to: Kale passes values only down `prev:` edges, so Kale's own pipeline would miss it,
+    while nbops (steps in notebook order) passes it."""
+    keys: dict[str, str] = {}  # Kale step name -> nbops step key
+    prev: dict[str, set[str]] = {}
+    for c in graph.notebook.code_cells:
+        k = _parse(c.tags)
+        if k.step and c.tag is not None:
+            key = keys.setdefault(k.step, str(c.tag.step_tag))
+            prev.setdefault(key, set()).update(k.prev)
+    if not any(prev.values()):
+        return []
+    ancestors = {key: _ancestors(key, prev, keys) for key in prev}
+    notes = []
+    for step in graph.steps:
+        if step.key not in ancestors:
+            continue
+        for i in step.inputs:
+            if i.source == "step" and i.step is not None and i.step not in ancestors[step.key]:
+                notes.append(
+                    Diagnostic(
+                        f"step {step.tag!r} reads {i.name!r} from step {i.step!r}, which its "
+                        "Kale prev: tags do not lead back to (Kale would not pass it; nbops "
+                        "runs the steps in notebook order, so it does)",
+                        step.cells[0].cell.location,
+                    )
+                )
+    return notes
+
+
+def _ancestors(key: str, prev: dict[str, set[str]], keys: dict[str, str]) -> set[str]:
+    seen: set[str] = set()
+    todo = [keys[p] for p in prev.get(key, ()) if p in keys]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(keys[p] for p in prev.get(current, ()) if p in keys)
+    return seen
+
+
 # -- metrics and resources, in either reading ---------------------------------------------------
 
 
@@ -375,7 +424,7 @@ def step_resources(notebook: NotebookModel) -> dict[str, StepResources]:
     return {key: StepResources(**value) for key, value in fields.items()}
 
 
-def _unsupported_settings(cells: Sequence[Cell]) -> list[Diagnostic]:
+def _check_settings(cells: Sequence[Cell]) -> list[Diagnostic]:
     notes = []
     for c in cells:
         if c.cell_type != "code" or c.role not in (Role.TRANSFORM, Role.TRAIN, Role.EVALUATE):
@@ -400,10 +449,6 @@ def _unsupported_settings(cells: Sequence[Cell]) -> list[Diagnostic]:
                 )
             )
     return notes
-
-
-_KNOWN_LIMITS = frozenset({"cpu", "memory", *_GPU_KEYS})
-_UNCARRIED = frozenset({"annotation", "label", "image", "secret"})
 
 
 # -- converting once: `nbops tag --from-kale` ----------------------------------------------------
@@ -473,7 +518,8 @@ def _already_converted(cells: Sequence[Cell]) -> bool:
 
 def write_conversion(path: Path, conversions: Sequence[KaleConversion]) -> None:
     """Add each conversion's nbops tag to its cell's `metadata.tags`, after the Kale tags
-    (which stay: nbops reads its own tags first, Kale ignores nbops's). Only `.ipynb` files;
+    (which stay, so nothing is lost: nbops reads its own tags first; Kale itself refuses tags
+    outside its language, so it cannot compile the converted file). Only `.ipynb` files;
     the rest of the file is kept as it was (ids are not added, outputs stay), and the file is
     replaced whole, so an interrupted write leaves the original."""
     if path.suffix != ".ipynb":
