@@ -470,9 +470,29 @@ def _serving_function(
         configure()  # the notebook's setup calls, as the pipeline runs them first
     frame_input = serving.input
     parameters = dict(serving.parameters)
+    if serving.values is not None:
+        return _derived_serve(fn, frame_input, serving, contents)
 
     def serve(frame: Any) -> Any:
         out = fn(**{frame_input: frame}, **parameters, **setup)
         return out[0] if isinstance(out, tuple) else out
+
+    return serve
+
+
+def _derived_serve(
+    fn: Callable[..., Any], frame_input: str, serving: Any, contents: dict[str, bytes]
+) -> Callable[[Any], Any]:
+    """The serving function of a path sliced from the notebook, with its frozen values read
+    from the verified bytes (skops files trusting only allow-listed types)."""
+    from nbops.bundle.serving_path import VALUES_DIR, decode_values
+
+    if serving.values not in contents:
+        raise BundleIntegrityError(f"{serving.values} is missing", fix="rebuild the bundle")
+    files = {k: v for k, v in contents.items() if k.startswith(f"{VALUES_DIR}/")}
+    values = decode_values(contents[serving.values], files, list(serving.value_types))
+
+    def serve(frame: Any) -> Any:
+        return fn(**{frame_input: frame}, _nbops_frozen=values)
 
     return serve

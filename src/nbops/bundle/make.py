@@ -51,7 +51,17 @@ def bundle_from_run(
         override=override,
         name=package_name(Path(record.notebook).stem),
         project=project,
+        workdir=_notebook_folder(record.notebook, project),
     )
+
+
+def _notebook_folder(notebook: str, project: Project) -> Path | None:
+    """The folder the run's notebook was in (relative data paths are read from there)."""
+    path = Path(notebook)
+    for candidate in (path, Path.cwd() / path, project.root / path):
+        if candidate.is_absolute() and candidate.parent.is_dir():
+            return candidate.parent
+    return None
 
 
 def build_from(
@@ -66,8 +76,10 @@ def build_from(
     override: bool = False,
     name: str | None = None,
     project: Project | None = None,
+    workdir: Path | None = None,
 ) -> Path:
-    """Build a bundle of `model` with the serving step of `notebook` (see assemble.py)."""
+    """Build a bundle of `model` with the serving path of `notebook` (see assemble.py);
+    `workdir`: where the notebook's relative data paths are read from (its own folder)."""
     from nbops.bundle.build import build_bundle
     from nbops.bundle.manifest import ServingSpec
     from nbops.quality.schema import infer_schema
@@ -80,7 +92,9 @@ def build_from(
             f"{len(failed)} gate(s) failed: {'; '.join(failed)}",
             fix="fix the model, or pass --override to bundle anyway (the override is recorded)",
         )
-    inputs = gather(Path(notebook), model, parameters, name=name, project=project)
+    inputs = gather(
+        Path(notebook), model, parameters, name=name, project=project, workdir=workdir
+    )
     plan = inputs.plan
     serving = ServingSpec(
         step=plan.step,
@@ -89,8 +103,11 @@ def build_from(
         input=plan.input,
         parameters=plan.parameters,
         request_columns=inputs.columns,
+        label=inputs.label,
+        value_types=inputs.value_types,
+        cells=list(plan.cells),
     )
-    schema = infer_schema(inputs.reference, name=inputs.name)
+    schema = with_nullability(infer_schema(inputs.reference, name=inputs.name), inputs.nullable)
     source: dict[str, Any] = {
         "notebook": str(record.notebook if record else notebook),
         "parameters": parameters,
@@ -128,7 +145,20 @@ def build_from(
         failed_gates=failed if override else [],
         requirements=inputs.requirements,
         plots=plots,
+        serving_files=inputs.serving_files,
     )
+
+
+def with_nullability(schema: Any, accepted: dict[str, bool]) -> Any:
+    """The schema with each probed column nullable exactly when the serving code accepts
+    nulls in it (the training data's share of nulls then no longer limits requests)."""
+    columns = []
+    for column in schema.columns:
+        if column.name in accepted:
+            ok = accepted[column.name]
+            column = column.model_copy(update={"nullable": ok, "max_null_fraction": None})
+        columns.append(column)
+    return schema.model_copy(update={"columns": columns})
 
 
 def _run_model(record: RunRecord, run_dir: Path, name: str | None) -> Any:

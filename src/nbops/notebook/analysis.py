@@ -10,7 +10,10 @@ Rules, in the user's words:
 - imports anywhere in the notebook, untagged cells included, are carried to the modules that
   need them;
 - the cell papermill injects into an executed notebook (tagged `injected-parameters`, the
-  run's parameter values) is not read at all: an executed notebook analyses as its source.
+  run's parameter values) is not read at all: an executed notebook analyses as its source;
+- the serving path (the `transform:features` step, or the statements sliced from the
+  notebook that prepare the test frame, nbops.notebook.slicing) must not read the label
+  given to `fit`: a ServingPathError naming the cell.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from nbops.errors import (
     DependencyError,
     LaterStepError,
     NoTaggedCellsError,
+    ServingPathError,
     TagError,
     UndefinedNameError,
     UntaggedDefinitionError,
@@ -169,7 +173,20 @@ def analyse(notebook: NotebookModel) -> StepGraph:
     _check_setup(graph)
     _resolve(graph, untagged_defs)
     graph.diagnostics.extend(_untagged_rebinds(graph, analysed))
+    _check_serving_rule(graph)
     return graph
+
+
+def _check_serving_rule(graph: StepGraph) -> None:
+    """The serving path must not read the label (nbops.notebook.slicing.check_label)."""
+    from nbops.notebook.slicing import check_label
+
+    try:
+        check_label(graph)
+    except ServingPathError:
+        raise
+    except Exception:  # noqa: BLE001 - a notebook shape the slicer does not follow
+        return  # only a label read stops an export here; bundling reports the rest
 
 
 def _untagged_rebinds(graph: StepGraph, analysed: list[AnalysedCell]) -> list[Diagnostic]:
