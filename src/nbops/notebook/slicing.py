@@ -241,7 +241,7 @@ def _statement(node: ast.stmt, cell: Cell, step: str) -> ProgramStatement:
         alias = node.value.id
     local: set[str] = set()
     if isinstance(node, ast.For | ast.While | ast.If | ast.With | ast.Try):
-        local = {n for n, kind in names.defines.items() if kind != "import"}
+        local = _bound_inside(node)
     reads = set(names.uses) | mutates
     return ProgramStatement(
         node=node,
@@ -783,31 +783,34 @@ def _walk_outside(node: ast.AST, frozen: set[int]) -> list[ast.AST]:
 
 
 def check_label(graph: StepGraph) -> None:
-    """ServingPathError when the serving path (derived, or the `transform:features` step)
-    reads the label given to `fit`; naming the cell. Nothing when there is no serving path."""
-    features = next((s for s in graph.steps if s.key == "transform:features"), None)
-    if features is not None and len([i for i in features.inputs if i.source == "step"]) == 1:
-        stmts = program(graph)
-        fit = next(iter(_calls(stmts, FIT_METHODS)), None)
-        label = _label_of(stmts, fit)[0] if fit is not None else None
-        if label is None:
-            return
-        for analysed in features.cells:
-            if label in analysed.names.uses and label not in analysed.names.defines:
-                raise _label_error(analysed.cell.location, f"the label {label!r}", "transform:features")
-        return
+    """ServingPathError when the serving path reads the label given to `fit`, naming the
+    cell: the path sliced from the notebook, or else the `transform:features` step (which
+    serves when it reads one frame, or when nothing is sliced). Nothing without a fit."""
     if not any(s.role is Role.TRAIN for s in graph.steps):
         return
-    try:
-        path = derive_serving_path(graph)
-    except ServingPathError:
-        return  # reported when a bundle is built; an export does not need a serving path
-    if path is None:
+    features = next((s for s in graph.steps if s.key == "transform:features"), None)
+    single = features is not None and len([i for i in features.inputs if i.source == "step"]) == 1
+    path = None
+    if not single:
+        try:
+            path = derive_serving_path(graph)
+        except ServingPathError:
+            path = None  # reported when a bundle is built; an export needs no serving path
+    if path is not None:
+        found = label_reads(path)
+        if found:
+            stmt, what = found[0]
+            raise _label_error(stmt.location, what, "the serving path")
         return
-    found = label_reads(path)
-    if found:
-        stmt, what = found[0]
-        raise _label_error(stmt.location, what, "the serving path")
+    if features is None:
+        return
+    stmts = program(graph)
+    fit = next(iter(_calls(stmts, FIT_METHODS)), None)
+    label = _label_of(stmts, fit)[0] if fit is not None else None
+    if label is None or label not in features.input_names:
+        return
+    cell = next(a.cell for a in features.cells if label in a.names.uses)
+    raise _label_error(cell.location, f"the label {label!r}", "transform:features")
 
 
 def _label_error(location: CellLocation, what: str, where: str) -> ServingPathError:
