@@ -129,7 +129,7 @@ def serving_source(path: ServingPath, graph: StepGraph, notebook: str) -> str:
         if stmt.cell.number != cell:
             cell = stmt.cell.number
             body.append(f"    # cell {cell}")
-        code = ast.unparse(ast.fix_missing_locations(_rewrite(stmt.node, replace)))
+        code = ast.unparse(ast.fix_missing_locations(_rewrite(stmt.served, replace)))
         body.extend(f"    {line}" if line else "" for line in code.splitlines())
     returned = ast.unparse(ast.fix_missing_locations(_rewrite(path.model_input, replace)))
     body.append(f"    # cell {path.predict.cell.number}: {path.model}.predict(...)")
@@ -158,7 +158,7 @@ def serving_source(path: ServingPath, graph: StepGraph, notebook: str) -> str:
 
 def _names_read(path: ServingPath) -> set[str]:
     names: set[str] = set()
-    for node in [*(s.node for s in path.statements), path.model_input]:
+    for node in [*(s.served for s in path.statements), path.model_input]:
         for child in ast.walk(node):
             if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load):
                 names.add(child.id)
@@ -369,13 +369,14 @@ def _encode(
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else {"$float": repr(value)}
-    if isinstance(value, list):
+    # exact types only: a subclass (defaultdict, namedtuple) would lose its behaviour
+    if type(value) is list:
         return [again(v) for v in value]
-    if isinstance(value, tuple):
+    if type(value) is tuple:
         return {"$tuple": [again(v) for v in value]}
-    if isinstance(value, set | frozenset):
+    if type(value) in (set, frozenset):
         return {"$set": [again(v) for v in value]}
-    if isinstance(value, dict):
+    if type(value) is dict:
         return {"$dict": [[again(k), again(v)] for k, v in value.items()]}
     if isinstance(value, np.generic):
         return {"$scalar": str(value.dtype), "value": again(value.item())}

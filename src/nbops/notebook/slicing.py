@@ -96,6 +96,12 @@ class ProgramStatement:
     mutates: frozenset[str] = frozenset()
     alias_of: str | None = None
     local: frozenset[str] = frozenset()  # names bound inside a compound statement
+    serving_node: ast.stmt | None = None  # a compound statement without its training-only lines
+
+    @property
+    def served(self) -> ast.stmt:
+        """The statement as the serving code runs it."""
+        return self.serving_node if self.serving_node is not None else self.node
 
     @property
     def location(self) -> CellLocation:
@@ -104,7 +110,11 @@ class ProgramStatement:
 
     @property
     def defines_code(self) -> bool:
-        return isinstance(self.node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        """A function or class definition, or `name = lambda ...`."""
+        node = self.node
+        if isinstance(node, ast.Assign):
+            return isinstance(node.value, ast.Lambda) and len(self.binds) == 1
+        return isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
 
 
 @dataclass(frozen=True)
@@ -527,13 +537,37 @@ def _tainted(
         names[stmt.index] = now
         if stmt.reads & now:
             after = ids[stmt.index + 1]
+            reached = _inner_taint([stmt.node], set(now)) if stmt.local else None
             for name in stmt.binds:
-                tainted_ids.add(after[name])
+                if reached is None or name in reached:
+                    tainted_ids.add(after[name])
             for name in stmt.mutates:
-                if name in before:
+                if name in before and (reached is None or name in reached):
                     tainted_ids.add(before[name])
     names[root.index] = set()
     return names
+
+
+def _inner_taint(body: list[ast.stmt], tainted: set[str]) -> set[str]:
+    """The names test-side values reach through the statements inside a compound one (loop
+    bodies twice, for what one iteration hands the next)."""
+    for node in body:
+        if isinstance(node, ast.For | ast.While):
+            if isinstance(node, ast.For) and _loads(node.iter) & tainted:
+                tainted |= _bound_inside(node.target)
+            for _ in range(2):
+                tainted = _inner_taint([*node.body, *node.orelse], tainted)
+        elif isinstance(node, ast.If | ast.With | ast.Try):
+            parts = [*getattr(node, "body", []), *getattr(node, "orelse", [])]
+            parts += [*getattr(node, "finalbody", [])]
+            for handler in getattr(node, "handlers", []):
+                parts += handler.body
+            tainted = _inner_taint(parts, tainted)
+        else:
+            names = cell_names(ast.Module(body=[node], type_ignores=[]))
+            if set(names.uses) & tainted:
+                tainted |= set(names.defines) | _mutations(node)
+    return tainted
 
 
 def _build(
@@ -570,6 +604,8 @@ def _build(
     included.sort(key=lambda s: s.index)
     freezer.kept = kept_ids
     for stmt in included:
+        if stmt.local:
+            stmt.serving_node = _prune(stmt.node, stmt, freezer)
         freezer.statement(stmt)
     freezer.expression(call.first, call.stmt, set())
     capture = _backward(stmts, end, _loads(call.first), None)
@@ -622,8 +658,11 @@ class _Freezer:
         return binder.index in self.kept
 
     def statement(self, stmt: ProgramStatement) -> None:
-        node = stmt.node
+        node = stmt.served
         local = set(stmt.local)
+        if isinstance(node, ast.Assign) and stmt.defines_code:
+            self.expression(node.value, stmt, local)
+            return
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             local |= _bound_inside(node)
             for child in node.body:
@@ -635,6 +674,11 @@ class _Freezer:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.expr):
                 if isinstance(child, ast.Name) and not isinstance(child.ctx, ast.Load):
+                    continue
+                if isinstance(child, ast.Subscript | ast.Attribute | ast.Tuple | ast.List) and (
+                    not isinstance(child.ctx, ast.Load)
+                ):
+                    self._walk_statement(child, stmt, local)  # a target is never frozen
                     continue
                 self.expression(child, stmt, local)
             elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -684,6 +728,37 @@ class _Freezer:
 
 
 _SCOPE_EXPRS = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _prune(node: ast.stmt, stmt: ProgramStatement, freezer: _Freezer) -> ast.stmt:
+    """A compound statement without the lines that only change training-side values
+    (`train[col] = ...` inside a loop that also prepares `test`); the kept lines are the
+    same nodes, so what is frozen in them is frozen in the notebook's own run too."""
+    if not isinstance(node, ast.For | ast.While | ast.If | ast.With | ast.Try):
+        return node
+
+    def side(name: str) -> bool:
+        return name in stmt.local or freezer._served(name, stmt)
+
+    def keep(inner: ast.stmt) -> bool:
+        if isinstance(inner, ast.For | ast.While | ast.If | ast.With | ast.Try):
+            return True
+        names = cell_names(ast.Module(body=[inner], type_ignores=[]))
+        targets = set(names.defines) | _mutations(inner)
+        if targets:
+            return any(side(t) for t in targets)
+        return any(side(n) and n not in freezer.static for n in names.uses)
+
+    new = copy.copy(node)
+    for name in ("body", "orelse", "finalbody"):
+        statements = getattr(node, name, None)
+        if statements is None:
+            continue
+        kept = [_prune(s, stmt, freezer) for s in statements if keep(s)]
+        if name == "body" and not kept:
+            kept = [ast.copy_location(ast.Pass(), node)]
+        setattr(new, name, kept)
+    return new
 
 
 def _ordered_loads(expr: ast.AST) -> list[str]:
@@ -746,7 +821,7 @@ def label_reads(path: ServingPath) -> list[tuple[ProgramStatement, str]]:
     values frozen from the training side (a target encoding may read the training labels)."""
     found: list[tuple[ProgramStatement, str]] = []
     for stmt in [*path.statements, path.predict]:
-        node: ast.AST = path.model_input if stmt is path.predict else stmt.node
+        node: ast.AST = path.model_input if stmt is path.predict else stmt.served
         for child in _walk_outside(node, set(path.frozen)):
             if (
                 path.label
