@@ -180,7 +180,9 @@ def test_predict_and_serve_agree_on_raw_records_with_extra_columns(houses_bundle
     csv = houses_bundle.root / "new_houses.csv"
     raw.to_csv(csv, index=False)
     out = houses_bundle.root / "predictions.csv"
-    batch = run_nbops("predict", str(houses_bundle.bundle.path), str(csv), "-o", str(out), cwd=houses_bundle.root)
+    batch = run_nbops(
+        "predict", str(houses_bundle.bundle.path), str(csv), "-o", str(out), cwd=houses_bundle.root
+    )
     assert batch.returncode == 0, batch.stderr
     from_cli = pd.read_csv(out)["prediction"].tolist()
 

@@ -20,8 +20,7 @@ from tests.e2e.conftest import EXAMPLES, run_nbops
 pytestmark = pytest.mark.slow
 
 PROBE = (
-    "import json\n"
-    "json.dump([int(p) for p in predictions], open('notebook_predictions.json', 'w'))"
+    "import json\njson.dump([int(p) for p in predictions], open('notebook_predictions.json', 'w'))"
 )
 
 

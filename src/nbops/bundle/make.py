@@ -92,9 +92,7 @@ def build_from(
             f"{len(failed)} gate(s) failed: {'; '.join(failed)}",
             fix="fix the model, or pass --override to bundle anyway (the override is recorded)",
         )
-    inputs = gather(
-        Path(notebook), model, parameters, name=name, project=project, workdir=workdir
-    )
+    inputs = gather(Path(notebook), model, parameters, name=name, project=project, workdir=workdir)
     plan = inputs.plan
     serving = ServingSpec(
         step=plan.step,

@@ -103,7 +103,7 @@ def _serving_replacer(path: ServingPath) -> Callable[[ast.AST], ast.AST | None]:
         ):
             call = _rewrite(node, lambda n: None if n is node else replace(n))
             call.keywords = [*call.keywords, ast.keyword("errors", ast.Constant("ignore"))]
-            return call  # type: ignore[no-any-return]
+            return call
         return None
 
     return replace
@@ -185,7 +185,9 @@ def capture_program(path: ServingPath) -> list[tuple[ProgramStatement, ast.Modul
 def _call_stmt(function: str, arg: ast.expr) -> ast.stmt:
     call = ast.Call(ast.Name(function, ast.Load()), [arg], [])
     stmt = ast.Expr(call)
-    return ast.fix_missing_locations(ast.copy_location(stmt, arg) if hasattr(arg, "lineno") else stmt)
+    return ast.fix_missing_locations(
+        ast.copy_location(stmt, arg) if hasattr(arg, "lineno") else stmt
+    )
 
 
 # -- running the capture -------------------------------------------------------------------------
@@ -245,17 +247,17 @@ def run_capture(
     namespace["__name__"] = "__nbops_capture__"
     for binding in graph.imports.values():
         with contextlib.suppress(Exception):
-            exec(binding.statement, namespace)  # noqa: S102 - the notebook's own imports
+            exec(binding.statement, namespace)  # the notebook's own imports
     for statement in graph.star_imports:
         with contextlib.suppress(Exception):
-            exec(statement, namespace)  # noqa: S102
+            exec(statement, namespace)
     namespace.update(parameters)
     namespace.update({_FREEZE: freeze, _REQUEST: request, _MODEL_INPUT: model_input})
     notebook = str(graph.notebook.path)
     with _working_directory(workdir), contextlib.redirect_stdout(sys.stderr):
         for stmt, module in capture_program(path):
             try:
-                exec(compile(module, notebook, "exec"), namespace)  # noqa: S102
+                exec(compile(module, notebook, "exec"), namespace)
             except Exception as e:
                 raise BundleError(
                     f"running the notebook's code to freeze the serving values failed "
@@ -312,7 +314,9 @@ def encode_values(
         return _encode(value, key, files, types, by_key[key])
 
     missing = [
-        f for f in path.frozen.values() if f.key not in captured.values and f.key not in captured.keyed
+        f
+        for f in path.frozen.values()
+        if f.key not in captured.values and f.key not in captured.keyed
     ]
     if missing:
         first = missing[0]
@@ -467,9 +471,7 @@ def _unstorable(value: Any, frozen: FrozenExpression) -> BundleError:
 # -- frozen values: decoding -----------------------------------------------------------------------
 
 
-def decode_values(
-    data: bytes, files: dict[str, bytes], trusted: list[str]
-) -> FrozenValues:
+def decode_values(data: bytes, files: dict[str, bytes], trusted: list[str]) -> FrozenValues:
     """The FrozenValues of a values file; skops files loaded trusting only `trusted`."""
     try:
         document = json.loads(data)
@@ -587,7 +589,7 @@ def import_serving_module(package: ModuleType, source: str) -> ModuleType:
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
     module.__package__ = package.__name__
-    exec(compile(source, f"<{SERVING_MODULE}.py>", "exec"), module.__dict__)  # noqa: S102
+    exec(compile(source, f"<{SERVING_MODULE}.py>", "exec"), module.__dict__)
     return module
 
 

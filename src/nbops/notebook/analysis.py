@@ -185,7 +185,7 @@ def _check_serving_rule(graph: StepGraph) -> None:
         check_label(graph)
     except ServingPathError:
         raise
-    except Exception:  # noqa: BLE001 - a notebook shape the slicer does not follow
+    except Exception:  # a notebook shape the slicer does not follow
         return  # only a label read stops an export here; bundling reports the rest
 
 

@@ -277,7 +277,9 @@ def _mutations(node: ast.stmt) -> set[str]:
     out: set[str] = set()
     for child in ast.walk(node):
         if isinstance(child, ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Delete):
-            targets = child.targets if isinstance(child, ast.Assign | ast.Delete) else [child.target]
+            targets = (
+                child.targets if isinstance(child, ast.Assign | ast.Delete) else [child.target]
+            )
             for target in targets:
                 for t in _flatten_targets(target):
                     if isinstance(t, ast.Subscript | ast.Attribute):
@@ -391,7 +393,9 @@ def _loads(expr: ast.AST) -> set[str]:
     for node in ast.walk(expr):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             names.add(node.id)
-        elif isinstance(node, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
+        elif isinstance(
+            node, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
+        ):
             names.update(free_names(node))
     return names
 
