@@ -63,3 +63,6 @@ def test_nbops_tags_reports_a_label_read_by_the_serving_path(tmp_path: Path) -> 
     assert result.returncode == errors.ServingPathError.exit_code, result.stdout + result.stderr
     assert f"cell {nb.cells.index(evaluate) + 1}" in result.stderr + result.stdout
     assert "the label 'y'" in result.stderr + result.stdout
+    exported = run_nbops("export", str(notebook), "-o", "pipelines", cwd=tmp_path)
+    assert exported.returncode == errors.ServingPathError.exit_code
+    assert not (tmp_path / "pipelines").exists()

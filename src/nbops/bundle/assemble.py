@@ -32,7 +32,7 @@ from types import ModuleType
 from typing import Any
 
 from nbops.config import Project, load_project
-from nbops.errors import BundleError
+from nbops.errors import BundleError, NbopsError
 
 SERVING_STEP = "transform:features"
 _PROBE_ROWS = 200
@@ -250,7 +250,17 @@ def _gather_derived(
     from nbops.notebook.slicing import derive_serving_path
 
     graph = analyse(read_notebook(notebook))
-    path = derive_serving_path(graph)
+    try:
+        path = derive_serving_path(graph)
+    except NbopsError:
+        raise
+    except Exception as e:  # a notebook shape the slicer does not follow: say so, no traceback
+        raise BundleError(
+            f"nbops could not slice the serving path from the notebook ({type(e).__name__}: "
+            f"{e})",
+            location=str(notebook),
+            fix="tag the cell that maps raw records to features as transform:features",
+        ) from None
     if path is None:
         return None
     values = {p.name: p.default for p in export.manifest.parameters}
