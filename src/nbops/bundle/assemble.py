@@ -256,8 +256,7 @@ def _gather_derived(
         raise
     except Exception as e:  # a notebook shape the slicer does not follow: say so, no traceback
         raise BundleError(
-            f"nbops could not slice the serving path from the notebook ({type(e).__name__}: "
-            f"{e})",
+            f"nbops could not slice the serving path from the notebook ({type(e).__name__}: {e})",
             location=str(notebook),
             fix="tag the cell that maps raw records to features as transform:features",
         ) from None
