@@ -316,3 +316,60 @@ def test_a_single_frame_features_step_reading_the_label_is_an_error(
                 ("model = RandomForestClassifier()\nmodel.fit(feats, y)", ["train"]),
             ]
         )
+
+
+CLASSIC = """\
+train_df = train_df.drop(['Ticket', 'Cabin'], axis=1)
+test_df = test_df.drop(['Ticket', 'Cabin'], axis=1)
+combine = [train_df, test_df]
+for dataset in combine:
+    dataset['Title'] = dataset.Name.str.extract(' ([A-Za-z]+)\\\\.', expand=False)
+title_mapping = {"Mr": 1, "Miss": 2, "Mrs": 3, "Master": 4, "Rare": 5}
+for dataset in combine:
+    dataset['Title'] = dataset['Title'].map(title_mapping)
+    dataset['Title'] = dataset['Title'].fillna(0)
+train_df = train_df.drop(['Name', 'PassengerId'], axis=1)
+test_df = test_df.drop(['Name'], axis=1)
+combine = [train_df, test_df]
+freq_port = train_df.Embarked.dropna().mode()[0]
+for dataset in combine:
+    dataset['Embarked'] = dataset['Embarked'].fillna(freq_port)
+test_df['Fare'].fillna(test_df['Fare'].dropna().median(), inplace=True)
+"""
+
+
+def test_the_classic_titanic_tutorial_shape(analyse_cells: Analyse) -> None:
+    """`combine` rebound after each drop, maps and modes from the training frame, a fill
+    the notebook computes from the test frame itself (served as written)."""
+    graph = analyse_cells(
+        [
+            SETUP,
+            (
+                "train_df = pd.read_csv('../input/train.csv')\n"
+                "test_df = pd.read_csv('../input/test.csv')\ncombine = [train_df, test_df]",
+                ["transform:load"],
+            ),
+            ("train_df.describe()", []),
+            (CLASSIC, ["transform:features"]),
+            (
+                'X_train = train_df.drop("Survived", axis=1)\nY_train = train_df["Survived"]\n'
+                'X_test  = test_df.drop("PassengerId", axis=1).copy()\n'
+                "X_train.shape, Y_train.shape, X_test.shape",
+                ["transform:split"],
+            ),
+            (
+                "random_forest = RandomForestClassifier(n_estimators=100)\n"
+                "random_forest.fit(X_train, Y_train)\nY_pred = random_forest.predict(X_test)\n"
+                "acc_random_forest = round(random_forest.score(X_train, Y_train) * 100, 2)",
+                ["train"],
+            ),
+        ]
+    )
+    path = derive_serving_path(graph)
+    assert path is not None and path.request == "test_df"
+    code = "\n".join(served(path))
+    assert "train_df" not in code and "combine" not in code
+    assert code.count("dataset = test_df") == 3
+    assert "test_df['Fare'].fillna(test_df['Fare'].dropna().median(), inplace=True)" in code
+    assert frozen(path) == ["title_mapping", "freq_port"]
+    assert (path.label, path.label_column) == ("Y_train", "Survived")
