@@ -195,6 +195,18 @@ def test_predict_and_serve_agree_on_raw_records_with_extra_columns(houses_bundle
     np.testing.assert_allclose(from_cli, in_process, rtol=1e-12)
 
 
+def test_a_value_the_serving_code_cannot_take_is_refused_by_predict_and_serve(
+    houses_bundle: Houses,
+) -> None:
+    record = json.loads(houses_bundle.raw_test.head(1).to_json(orient="records"))[0]
+    record["Garage"] = "Carport"  # the LabelEncoder fit on train never saw it
+    with pytest.raises(BundleError, match=r"serving code fails on the request.*Carport"):
+        houses_bundle.bundle.predict_records([record])
+    with running(create_app(houses_bundle.bundle)) as url:
+        answer = httpx.post(f"{url}/predict", json={"records": [record]}, timeout=20)
+    assert answer.status_code == 422 and "Garage" in answer.text
+
+
 def test_a_training_side_value_nbops_cannot_store_is_an_error_naming_it(
     tmp_path: Path,
 ) -> None:

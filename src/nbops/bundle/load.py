@@ -146,11 +146,21 @@ class Bundle:
         return frame[self.request_columns]
 
     def transform(self, frame: pd.DataFrame) -> Any:
-        """The model's input for a request frame: checked, then through the serving step."""
+        """The model's input for a request frame: checked, then through the serving step
+        (whose failure on a value, such as an encoder meeting an unseen label, is a
+        BundleError)."""
         checked = self.check(frame)
         if self._serve is None:
             return checked
-        return self._serve(checked)
+        try:
+            return self._serve(checked)
+        except NbopsError:
+            raise
+        except Exception as e:  # the notebook's code refusing a value (an unseen label...)
+            raise BundleError(
+                f"the serving code fails on the request ({type(e).__name__}: {e})",
+                fix="send values like the ones the model was trained on (schema.json)",
+            ) from None
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Predictions for a request frame (checked, transformed, then `model.predict`)."""
