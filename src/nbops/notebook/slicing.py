@@ -77,10 +77,8 @@ FIT_METHODS = frozenset({"fit"})
 _READ_ONLY_CALLS = frozenset(
     {"print", "display", "len", "repr", "str", "type", "isinstance", "sorted", "list", "dict"}
 )
-_PLOTTING_MODULES = ("matplotlib", "seaborn", "plotly", "altair", "bokeh", "IPython", "nbops")
 # Methods that change their receiver even when their value is used (`X = scaler.fit_transform`).
 _FITTING = frozenset({"fit", "partial_fit", "fit_transform", "fit_predict", "fit_resample"})
-_READERS = ("read_", "load", "fetch", "open_", "DataFrame", "from_")
 
 
 @dataclass(eq=False)
@@ -369,22 +367,21 @@ def derive_serving_path(graph: StepGraph) -> ServingPath | None:
     fitted = {f.model: f for f in fits}
     if not fitted:
         return None
-    params = {p.name for p in graph.parameters}
     for call in reversed(_calls(stmts, PREDICT_METHODS)):
         fit = fitted.get(call.model)
         if fit is None:
             continue
-        found = _request_of(call, stmts, params)
+        found = _request_of(call, stmts)
         if found is None:
             continue
         root, request = found
         try:
-            train_side = _request_of(fit, stmts, params)
+            train_side = _request_of(fit, stmts)
         except ServingPathError:
             train_side = None
         if train_side == (root, request):
             continue  # predicting on the rows the model was fit on
-        return _build(graph, stmts, call, fit, root, request, params)
+        return _build(graph, stmts, call, fit, root, request)
     return None
 
 
@@ -433,9 +430,7 @@ def _primary(expr: ast.expr, values: set[str]) -> str | None:
     return None
 
 
-def _request_of(
-    call: _Call, stmts: list[ProgramStatement], params: set[str]
-) -> tuple[ProgramStatement, str] | None:
+def _request_of(call: _Call, stmts: list[ProgramStatement]) -> tuple[ProgramStatement, str] | None:
     """The statement bringing in the request frame of a predict call, and its name."""
     values = {n for s in stmts for n in s.binds}
     name = _primary(call.first, values)
@@ -581,7 +576,6 @@ def _build(
     fit: _Call,
     root: ProgramStatement,
     request: str,
-    params: set[str],
 ) -> ServingPath:
     end = call.stmt.index
     taint = _tainted(stmts, root, request, end)
