@@ -22,6 +22,13 @@ echo "== a deployable bundle from that run, scoring raw records in batch"
 bundle=$(ls -d bundles/penguins-v* | grep -v tar.gz | sort -V | tail -1)
 .venv/bin/nbops predict "$bundle" bundles/new_penguins.csv -o bundles/new_penguins_predictions.csv
 head -5 bundles/new_penguins_predictions.csv
+echo "== a train/test notebook bundled as it is written: the serving path is sliced from its cells"
+.venv/bin/nbops run example_notebooks/passengers.ipynb
+.venv/bin/nbops bundle --run latest
+bundle=$(ls -d bundles/passengers-v* | grep -v tar.gz | sort -V | tail -1)
+sed -n '/^def serve/,$p' "$bundle/code/passengers/serving.py"
+.venv/bin/nbops predict "$bundle" example_notebooks/data/passengers_test.csv -o bundles/passengers_predictions.csv
+head -5 bundles/passengers_predictions.csv
 echo "== the penguins pipeline on Kubeflow Pipelines: exported, compiled, and run on kfp's local runner"
 .venv/bin/nbops export example_notebooks/penguins.ipynb -o pipelines --target kfp --no-install
 (cd example_notebooks && PATH="$PWD/../.venv/bin:$PATH" python -c "

@@ -13,7 +13,8 @@
     ├── DependencyError             a step needs a name no earlier step provides (9)
     │   ├── UntaggedDefinitionError the name is defined only in an untagged cell (10)
     │   ├── LaterStepError          the name is first defined by a later step (11)
-    │   └── UndefinedNameError      the name is defined nowhere in the notebook (12)
+    │   ├── UndefinedNameError      the name is defined nowhere in the notebook (12)
+    │   └── ServingPathError        the serving path reads the label, or cannot be traced (35)
     ├── ExportError                 the export cannot be written or read back (13)
     │   ├── StaleExportError        `export --check`: the package is out of date (14)
     │   └── VersionNotFoundError    a version asked for does not exist (15)
@@ -167,6 +168,13 @@ class UndefinedNameError(DependencyError):
     """A step uses a name that no cell of the notebook defines."""
 
     exit_code = 12
+
+
+class ServingPathError(DependencyError):
+    """The code that turns a raw test frame into the model's input reads the label given to
+    `fit`, or the frame given to `predict` cannot be traced back to where it is loaded."""
+
+    exit_code = 35
 
 
 class ExportError(NbopsError):

@@ -1,10 +1,23 @@
 """Gathering what a bundle needs from a notebook, a model and (optionally) a run.
 
-The serving rule, for data scientists: the step tagged `transform:features` maps raw records
-to the model's features. Its one frame input is the request; its other inputs may only be
-parameters (or setup values); its first output goes to the model. Keep the label out of it.
-Without such a step, the model alone is the serving path (all feature work inside a
-scikit-learn Pipeline), and requests are the frame the train step fit the model on.
+The serving rule, for data scientists, in the order nbops applies it:
+
+1. A step tagged `transform:features` that reads one frame maps raw records to the model's
+   features. That frame is the request; its other inputs may only be parameters (or setup values);
+   its first output goes to the model. Keep the label out of it.
+2. Otherwise, a notebook that loads a training and a test frame and prepares both (the
+   Titanic / House-prices shape: `for df in (train, test): ...`, fill values taken from
+   `train`, `pd.get_dummies` on each, encoders fit on train and applied to test, columns
+   aligned) serves through the statements that turn the raw test frame into what it gives
+   `model.predict`, sliced from the notebook (nbops.notebook.slicing) with the values
+   computed on the training side frozen from this run (nbops.bundle.serving_path).
+   Requests are raw test-frame records.
+3. Otherwise the model alone is the serving path (all feature work inside a scikit-learn
+   Pipeline), and requests are the frame the train step fit the model on.
+
+Request columns are the ones the serving code needs (each left out in turn changes or
+breaks its output); a column is nullable when the serving code and the model accept a
+request whose column is all null, whatever the share of nulls in the training data.
 """
 
 from __future__ import annotations
@@ -13,13 +26,13 @@ import contextlib
 import importlib.util
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from nbops.config import Project, load_project
-from nbops.errors import BundleError
+from nbops.errors import BundleError, NbopsError
 
 SERVING_STEP = "transform:features"
 _PROBE_ROWS = 200
@@ -34,6 +47,7 @@ class ServingPlan:
     function: str | None
     input: str
     parameters: dict[str, Any]
+    cells: tuple[int, ...] = ()
 
 
 def import_exported_package(folder: Path, name: str) -> ModuleType:
@@ -75,6 +89,12 @@ def serving_plan(manifest: Any, parameters: dict[str, Any]) -> ServingPlan:
     params = {i.name: parameters[i.name] for i in step.inputs if i.source == "parameter"}
     module, function = step.function.split(":")
     return ServingPlan(SERVING_STEP, module, function, frames[0].name, params)
+
+
+def _single_frame_step(manifest: Any) -> bool:
+    """Whether the notebook has a `transform:features` step reading one frame (rule 1)."""
+    step = next((s for s in manifest.steps if s.key == SERVING_STEP), None)
+    return step is not None and len([i for i in step.inputs if i.source == "step"]) == 1
 
 
 def serving_function(package: ModuleType, plan: ServingPlan) -> Any:
@@ -120,6 +140,30 @@ def _equal(a: Any, b: Any) -> bool:
         return False
 
 
+def nullable_columns(transform: Any, model: Any, requests: Any) -> dict[str, bool]:
+    """Per request column, whether the serving code and the model take a request in which
+    that column is all null (each column probed in turn on a sample)."""
+    import numpy as np
+    import pandas as pd
+
+    sample = requests.head(min(len(requests), 20)).copy()
+    accepted: dict[str, bool] = {}
+    for column in sample.columns:
+        probe = sample.copy()
+        numeric = pd.api.types.is_numeric_dtype(probe[column].dtype) and not (
+            pd.api.types.is_bool_dtype(probe[column].dtype)
+        )
+        probe[column] = np.nan if numeric else None
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                predictions = np.asarray(model.predict(transform(probe)))
+            ok = not (predictions.dtype.kind in "fc" and bool(np.isnan(predictions).any()))
+        except Exception:
+            ok = False
+        accepted[str(column)] = ok
+    return accepted
+
+
 @dataclass
 class BundleInputs:
     """Everything `build_bundle` is given, gathered from a notebook, model and run."""
@@ -131,6 +175,10 @@ class BundleInputs:
     reference: Any
     requirements: list[str]
     prediction_reference: dict[str, Any]
+    nullable: dict[str, bool] = field(default_factory=dict)
+    serving_files: dict[str, bytes] = field(default_factory=dict)
+    value_types: list[str] = field(default_factory=list)
+    label: str | None = None
 
 
 def gather(
@@ -141,18 +189,25 @@ def gather(
     name: str | None = None,
     project: Project | None = None,
     export_dir: Path | None = None,
+    workdir: Path | None = None,
 ) -> BundleInputs:
-    """Export the notebook (as it is) to `export_dir` (default: the project's), run its
-    pipeline with these parameters to get the reference request frame, and work out the
-    serving plan and the request columns."""
+    """Export the notebook (as it is) to `export_dir` (default: the project's), then work out
+    the serving path (module docstring), its reference request frame and request columns.
+    `workdir`: the folder relative data paths are read from (default: the notebook's)."""
     from nbops.export.exporter import export_notebook
 
     project = project or load_project()
     folder = export_dir if export_dir is not None else project.root / project.config.export_dir
     export = export_notebook(notebook, folder, name=name)
     manifest = export.manifest
-    plan = serving_plan(manifest, parameters)
     package = import_exported_package(export.folder, export.name)
+    if not _single_frame_step(manifest):
+        derived = _gather_derived(
+            notebook, model, parameters, export, package, workdir or notebook.parent
+        )
+        if derived is not None:
+            return derived
+    plan = serving_plan(manifest, parameters)
     known = {p.name for p in manifest.parameters}
     with contextlib.redirect_stdout(sys.stderr):  # what the steps print is not our output
         results = package.run(**{k: v for k, v in parameters.items() if k in known})
@@ -177,6 +232,79 @@ def gather(
         reference=requests,
         requirements=list(manifest.requirements),
         prediction_reference=prediction_distribution(requests, predictions),
+        nullable=nullable_columns(transform, model, requests),
+    )
+
+
+def _gather_derived(
+    notebook: Path,
+    model: Any,
+    parameters: dict[str, Any],
+    export: Any,
+    package: ModuleType,
+    workdir: Path,
+) -> BundleInputs | None:
+    """BundleInputs for a serving path sliced from the notebook; None when it has none."""
+    from nbops.bundle import serving_path as sp
+    from nbops.bundle.manifest import CODE_DIR
+    from nbops.notebook.analysis import analyse
+    from nbops.notebook.read import read_notebook
+    from nbops.notebook.slicing import derive_serving_path
+
+    graph = analyse(read_notebook(notebook))
+    try:
+        path = derive_serving_path(graph)
+    except NbopsError:
+        raise
+    except Exception as e:  # a notebook shape the slicer does not follow: say so, no traceback
+        raise BundleError(
+            f"nbops could not slice the serving path from the notebook ({type(e).__name__}: {e})",
+            location=str(notebook),
+            fix="tag the cell that maps raw records to features as transform:features",
+        ) from None
+    if path is None:
+        return None
+    values = {p.name: p.default for p in export.manifest.parameters}
+    values.update({k: v for k, v in parameters.items() if k in values})
+    common = importlib.import_module(f"{package.__name__}.common")
+    captured = sp.run_capture(path, graph, common, values, workdir=workdir)
+    source = sp.serving_source(path, graph, f"{export.name} notebook")
+    data, files, types = sp.encode_values(captured, path)
+    frozen = sp.decode_values(data, files, types)  # served as a bundle will read them back
+    module = sp.import_serving_module(package, source)
+
+    def transform(frame: Any) -> Any:
+        return getattr(module, sp.SERVING_FUNCTION)(frame, frozen)
+
+    sp.check_reproduces(path, transform, captured)
+    reference = captured.request
+    columns = request_columns(transform, reference)
+    requests = reference[columns]
+    predictions = model.predict(transform(requests))
+    plan = ServingPlan(
+        sp.SERVING_STEP,
+        sp.SERVING_MODULE,
+        sp.SERVING_FUNCTION,
+        path.request,
+        {},
+        tuple(path.cells),
+    )
+    return BundleInputs(
+        name=export.name,
+        export_folder=export.folder,
+        plan=plan,
+        columns=columns,
+        reference=requests,
+        requirements=list(export.manifest.requirements),
+        prediction_reference=prediction_distribution(requests, predictions),
+        nullable=nullable_columns(transform, model, requests),
+        serving_files={
+            f"{CODE_DIR}/{export.name}/{sp.SERVING_MODULE}.py": source.encode("utf-8"),
+            sp.VALUES_FILE: data,
+            **files,
+        },
+        value_types=types,
+        label=path.label_column,
     )
 
 

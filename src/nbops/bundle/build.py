@@ -112,6 +112,7 @@ def build_bundle(
     failed_gates: list[str],
     requirements: list[str],
     plots: list[tuple[str, bytes]] | None = None,
+    serving_files: dict[str, bytes] | None = None,
 ) -> Path:
     """Write the bundle folder `out/<name>-v<N>/` and its `.tar.gz`; return the folder.
 
@@ -122,7 +123,8 @@ def build_bundle(
     `SourceInfo` fields (notebook, notebook_sha256, export_version, run_id, parameters, data,
     git_commit, git_dirty, python, prediction_reference). `requirements`: distribution or
     module names the code needs (pinned with the base set). `plots`: (name, PNG bytes) for
-    the model card.
+    the model card. `serving_files`: {bundle-relative path: bytes} a derived serving path
+    adds (`code/<package>/serving.py`, `serving/values.json`, its skops files).
 
     Raises BundleError: a model type outside nbops's allow-list (naming it), a serving spec
     that does not match the exported step, request columns the schema lacks, a requirement
@@ -130,7 +132,8 @@ def build_bundle(
     """
     _check_name(name)
     model_bytes, types = _dump_model(model)
-    serving_info = _serving_info(serving, export_folder, schema)
+    extra_files = _checked_files(serving_files or {})
+    serving_info = _serving_info(serving, export_folder, schema, extra_files)
     lock = lock_requirements([*requirements, *model_libraries(types)])
     source_info = _source_info(source, metrics, slice_metrics)
     output = _output_info(model)
@@ -154,6 +157,9 @@ def build_bundle(
                     scratch / CODE_DIR,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"),
                 )
+            for rel, data in extra_files.items():
+                (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
+                (scratch / rel).write_bytes(data)
             (scratch / SCHEMA_FILE).write_text(schema.to_json(), encoding="utf-8")
             (scratch / REFERENCE_STATS_FILE).write_text(_json(stats), encoding="utf-8")
             (scratch / REQUIREMENTS_FILE).write_text("\n".join(lock) + "\n", encoding="utf-8")
@@ -348,8 +354,52 @@ def _package_of(export_folder: Path) -> tuple[str, ExportManifest]:
     return candidate.parent.name, manifest
 
 
+def _checked_files(files: dict[str, bytes]) -> dict[str, bytes]:
+    for rel in files:
+        parts = Path(rel).parts
+        if not rel or Path(rel).is_absolute() or ".." in parts or rel == MANIFEST_FILE:
+            raise BundleError(f"{rel!r} is not a usable path inside a bundle")
+    return dict(files)
+
+
+def _derived_info(
+    spec: ServingSpec,
+    export_folder: Path | None,
+    files: dict[str, bytes],
+    columns: list[str],
+    label: str | None,
+) -> ServingInfo:
+    """The ServingInfo of a serving path sliced from the notebook (nbops.bundle.serving_path)."""
+    from nbops.bundle.serving_path import SERVING_FUNCTION, SERVING_MODULE, VALUES_FILE
+
+    if export_folder is None:
+        raise BundleError("a sliced serving path needs the exported package")
+    package, _ = _package_of(export_folder)
+    module_file = f"{CODE_DIR}/{package}/{SERVING_MODULE}.py"
+    if module_file not in files or VALUES_FILE not in files or not spec.input:
+        raise BundleError(
+            "a sliced serving path needs its module, its values file and its input",
+            fix="build it with nbops.bundle.make.build_from",
+        )
+    return ServingInfo(
+        step=spec.step,
+        package=package,
+        module=SERVING_MODULE,
+        function=SERVING_FUNCTION,
+        input=spec.input,
+        request_columns=columns,
+        label=label,
+        values=VALUES_FILE,
+        value_types=list(spec.value_types),
+        cells=list(spec.cells),
+    )
+
+
 def _serving_info(
-    spec: ServingSpec | None, export_folder: Path | None, schema: Schema
+    spec: ServingSpec | None,
+    export_folder: Path | None,
+    schema: Schema,
+    files: dict[str, bytes] | None = None,
 ) -> ServingInfo:
     serving_env = schema.environments.get("serving")
     absent = set(serving_env.absent) if serving_env else set()
@@ -372,6 +422,10 @@ def _serving_info(
             )
     if len(set(columns)) != len(columns) or not columns:
         raise BundleError("the request columns must be distinct and at least one")
+    from nbops.bundle.serving_path import SERVING_STEP as DERIVED_STEP
+
+    if spec is not None and spec.step == DERIVED_STEP:
+        return _derived_info(spec, export_folder, files or {}, columns, label)
     if spec is None or spec.step is None:
         if export_folder is not None:
             _package_of(export_folder)  # a folder that is not an export is refused all the same

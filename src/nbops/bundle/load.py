@@ -148,11 +148,21 @@ class Bundle:
         return frame[self.request_columns]
 
     def transform(self, frame: pd.DataFrame) -> Any:
-        """The model's input for a request frame: checked, then through the serving step."""
+        """The model's input for a request frame: checked, then through the serving step
+        (whose failure on a value, such as an encoder meeting an unseen label, is a
+        BundleError)."""
         checked = self.check(frame)
         if self._serve is None:
             return checked
-        return self._serve(checked)
+        try:
+            return self._serve(checked)
+        except NbopsError:
+            raise
+        except Exception as e:  # the notebook's code refusing a value (an unseen label...)
+            raise BundleError(
+                f"the serving code fails on the request ({type(e).__name__}: {e})",
+                fix="send values like the ones the model was trained on (schema.json)",
+            ) from None
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Predictions for a request frame (checked, transformed, then `model.predict`)."""
@@ -473,9 +483,29 @@ def _serving_function(
         configure()  # the notebook's setup calls, as the pipeline runs them first
     frame_input = serving.input
     parameters = dict(serving.parameters)
+    if serving.values is not None:
+        return _derived_serve(fn, frame_input, serving, contents)
 
     def serve(frame: Any) -> Any:
         out = fn(**{frame_input: frame}, **parameters, **setup)
         return out[0] if isinstance(out, tuple) else out
+
+    return serve
+
+
+def _derived_serve(
+    fn: Callable[..., Any], frame_input: str, serving: Any, contents: dict[str, bytes]
+) -> Callable[[Any], Any]:
+    """The serving function of a path sliced from the notebook, with its frozen values read
+    from the verified bytes (skops files trusting only allow-listed types)."""
+    from nbops.bundle.serving_path import VALUES_DIR, decode_values
+
+    if serving.values not in contents:
+        raise BundleIntegrityError(f"{serving.values} is missing", fix="rebuild the bundle")
+    files = {k: v for k, v in contents.items() if k.startswith(f"{VALUES_DIR}/")}
+    values = decode_values(contents[serving.values], files, list(serving.value_types))
+
+    def serve(frame: Any) -> Any:
+        return fn(**{frame_input: frame}, _nbops_frozen=values)
 
     return serve

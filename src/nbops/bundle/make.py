@@ -59,6 +59,7 @@ def bundle_from_run(
         name=name or default_package_name(Path(record.notebook)),
         project=project,
         export_dir=export_dir,
+        workdir=_notebook_folder(record.notebook, project),
     )
 
 
@@ -75,6 +76,15 @@ def _run_notebook_source(record: RunRecord, run_dir: Path) -> Path:
     return copy if copy.exists() else original
 
 
+def _notebook_folder(notebook: str, project: Project) -> Path | None:
+    """The folder the run's notebook was in (relative data paths are read from there)."""
+    path = Path(notebook)
+    for candidate in (path, Path.cwd() / path, project.root / path):
+        if candidate.is_absolute() and candidate.parent.is_dir():
+            return candidate.parent
+    return None
+
+
 def build_from(
     notebook: Path,
     model: Any,
@@ -88,8 +98,10 @@ def build_from(
     name: str | None = None,
     project: Project | None = None,
     export_dir: Path | None = None,
+    workdir: Path | None = None,
 ) -> Path:
-    """Build a bundle of `model` with the serving step of `notebook` (see assemble.py)."""
+    """Build a bundle of `model` with the serving path of `notebook` (see assemble.py);
+    `workdir`: where the notebook's relative data paths are read from (its own folder)."""
     from nbops.bundle.build import build_bundle
     from nbops.bundle.manifest import ServingSpec
     from nbops.quality.schema import infer_schema
@@ -103,7 +115,13 @@ def build_from(
             fix="fix the model, or pass --override to bundle anyway (the override is recorded)",
         )
     inputs = gather(
-        Path(notebook), model, parameters, name=name, project=project, export_dir=export_dir
+        Path(notebook),
+        model,
+        parameters,
+        name=name,
+        project=project,
+        export_dir=export_dir,
+        workdir=workdir,
     )
     plan = inputs.plan
     serving = ServingSpec(
@@ -113,8 +131,11 @@ def build_from(
         input=plan.input,
         parameters=plan.parameters,
         request_columns=inputs.columns,
+        label=inputs.label,
+        value_types=inputs.value_types,
+        cells=list(plan.cells),
     )
-    schema = infer_schema(inputs.reference, name=inputs.name)
+    schema = with_nullability(infer_schema(inputs.reference, name=inputs.name), inputs.nullable)
     source: dict[str, Any] = {
         "notebook": str(record.notebook if record else notebook),
         "parameters": parameters,
@@ -152,7 +173,20 @@ def build_from(
         failed_gates=failed if override else [],
         requirements=inputs.requirements,
         plots=plots,
+        serving_files=inputs.serving_files,
     )
+
+
+def with_nullability(schema: Any, accepted: dict[str, bool]) -> Any:
+    """The schema with each probed column nullable exactly when the serving code accepts
+    nulls in it (the training data's share of nulls then no longer limits requests)."""
+    columns = []
+    for column in schema.columns:
+        if column.name in accepted:
+            ok = accepted[column.name]
+            column = column.model_copy(update={"nullable": ok, "max_null_fraction": None})
+        columns.append(column)
+    return schema.model_copy(update={"columns": columns})
 
 
 def _run_model(record: RunRecord, run_dir: Path, name: str | None) -> Any:

@@ -7,8 +7,9 @@
                   slice_metrics, data (fingerprints), git_commit, git_dirty, python,
                   prediction_reference},
       "model":   {file: "model.skops", serializer: "skops", class, types, sha256},
-      "serving": {step: "transform:features" | null, package, module, function, input,
-                  parameters, setup, request_columns, label},
+      "serving": {step: "transform:features" | "serving-path" | null, package, module,
+                  function, input, parameters, setup, request_columns, label, values,
+                  value_types, cells},
       "input":   {schema_file: "schema.json", reference_stats: "reference_stats.json",
                   format: "records"},
       "output":  {prediction: "class" | "number" | "other", dtype, classes, proba},
@@ -24,6 +25,10 @@ accepts (`nbops.bundle.allowlist`). `serving.step` is None when the model alone 
 path (a scikit-learn Pipeline taking the request columns); otherwise requests go through
 `<package>.<module>.<function>(**{input: frame}, **parameters)` in the bundled `code/` (plus
 the `setup` values the step reads from the package's `common.py`, as the pipeline passes them).
+A "serving-path" step is the code nbops sliced from the notebook (`code/<package>/serving.py`,
+`serve(request, frozen)`), with the values it froze from the training run in `values`
+(`serving/values.json` and its skops files, loaded trusting only `value_types` that the
+allow-list accepts) and the notebook cells it came from in `cells`.
 """
 
 from __future__ import annotations
@@ -99,6 +104,15 @@ class ServingInfo(_Record):
     )
     request_columns: list[str]
     label: str | None = None
+    values: str | None = Field(
+        default=None, description="a serving-path's frozen values file (serving/values.json)"
+    )
+    value_types: list[str] = Field(
+        default_factory=list, description="types the values' skops files hold"
+    )
+    cells: list[int] = Field(
+        default_factory=list, description="notebook cells a serving-path was sliced from"
+    )
 
 
 class InputInfo(_Record):
@@ -201,6 +215,8 @@ class ServingSpec:
     parameters: dict[str, Any] = field(default_factory=dict)
     request_columns: list[str] = field(default_factory=list)
     label: str | None = None
+    value_types: list[str] = field(default_factory=list)
+    cells: list[int] = field(default_factory=list)
 
     @classmethod
     def from_export(

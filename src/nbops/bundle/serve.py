@@ -10,8 +10,10 @@ Endpoints:
   `"probabilities"` (and `"classes"` when the bundle names them) for a bundle with
   `predict_proba`. Each record is checked against a pydantic model generated from the
   bundle's schema (`request_model`): one field per request column, typed from the column's
-  kind, required unless the column is nullable, categories as a `Literal`, unknown fields
-  refused; a bad record is a 422 naming the field and the reason (FastAPI's error format).
+  kind, required unless the column is nullable, categories as a `Literal`; fields that are
+  not request columns (an id, the label, a column the serving code drops) are accepted and
+  ignored, as `nbops predict` and `Bundle.predict` ignore extra columns; a bad record is a
+  422 naming the field and the reason (FastAPI's error format).
 - `GET /health` → `{"status": "ok", "model", "version", "uptime_seconds", "queued"}`.
 - `GET /metadata` → the bundle's manifest.
 - `GET /metrics` → Prometheus text format: `nbops_requests_total{endpoint,status}`,
@@ -116,7 +118,8 @@ def request_model(
     integer → int, float → float (integers accepted), boolean → bool, string → str,
     categorical → `Literal[...]` of its categories (str when it has none), datetime →
     datetime (ISO 8601 text). A nullable column is optional (default None); any other is
-    required. Unknown fields, NaN and infinities are refused. With `strict` (the default)
+    required. Fields that are not request columns are ignored (extra columns of raw records,
+    as `Bundle.predict` ignores them); NaN and infinities are refused. With `strict` (the default)
     values are not converted between types: "3" is not an integer and 1 is not a boolean.
     Fields are looked up by the column's own name (an alias when it is not a usable Python
     identifier); `model_dump(by_alias=True)` gives the records back keyed by column.
@@ -146,7 +149,7 @@ def request_model(
         else:
             fields[_attribute(column_name, i)] = (python_type, Field(..., **options))
     config = ConfigDict(
-        extra="forbid",
+        extra="ignore",
         allow_inf_nan=False,
         validate_by_alias=True,
         validate_by_name=False,

@@ -21,6 +21,9 @@ Rules, in the user's words:
   all: an executed notebook analyses as its source;
 - the last bare expression of an evaluate cell (`knn.score(X_test, y_test)`) is kept as a
   value named after it (`knn_score`), so the step returns it (see metrics.py for the rule).
+- the serving path (the `transform:features` step, or the statements sliced from the
+  notebook that prepare the test frame, nbops.notebook.slicing) must not read the label
+  given to `fit`: a ServingPathError naming the cell.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from nbops.errors import (
     NoStepsError,
     NoTaggedCellsError,
     ParameterError,
+    ServingPathError,
     TagError,
     UndefinedNameError,
     UntaggedDefinitionError,
@@ -197,6 +201,7 @@ def analyse(notebook: NotebookModel) -> StepGraph:
     graph.diagnostics.extend(unkept_prints(graph))
     graph.diagnostics.extend(_check_imported_modules(graph, analysed))
     graph.diagnostics.extend(prev_disagreements(graph))
+    _check_serving_rule(graph)
     return graph
 
 
@@ -299,6 +304,18 @@ def _check_imported_modules(graph: StepGraph, analysed: list[AnalysedCell]) -> l
             )
         )
     return warnings
+
+
+def _check_serving_rule(graph: StepGraph) -> None:
+    """The serving path must not read the label (nbops.notebook.slicing.check_label)."""
+    from nbops.notebook.slicing import check_label
+
+    try:
+        check_label(graph)
+    except ServingPathError:
+        raise
+    except Exception:  # a notebook shape the slicer does not follow
+        return  # only a label read stops an export here; bundling reports the rest
 
 
 def _untagged_rebinds(graph: StepGraph, analysed: list[AnalysedCell]) -> list[Diagnostic]:

@@ -1,0 +1,637 @@
+"""A derived serving path in a bundle: the sliced code, the values frozen from the run, and
+the check that they reproduce the notebook.
+
+`nbops.notebook.slicing` finds, before anything runs, the statements that turn the raw test
+frame into the model's input and the sub-expressions whose values come from the training
+side. Building a bundle then:
+
+1. runs the capture program (the notebook's own statements the model input depends on, in
+   the notebook's folder, with the run's parameters) once, in this process, recording the
+   raw request frame right after it is loaded, each frozen value where the test-side
+   statement reads it (per loop value for those inside a loop), and the model input the
+   notebook computes;
+2. writes `code/<package>/serving.py`: `serve(<request>, _nbops_frozen)` holding the sliced
+   statements, each frozen sub-expression replaced by `_nbops_frozen("vN")`, `.drop(...)`
+   calls made tolerant of columns a request does not carry (`errors="ignore"`), and the
+   model input returned;
+3. stores the frozen values in `serving/values.json` (numbers, strings, None, lists,
+   tuples, dicts, sets, numpy arrays and scalars, pandas Index/Series/DataFrame and
+   timestamps, as tagged JSON) and `serving/vN.skops` (fitted scikit-learn objects such as
+   encoders and scalers, written with skops, their types checked against nbops's allow-list
+   and loaded trusting only those: never pickle). Any other value is a BundleError naming
+   the expression and its cell;
+4. checks that `serve` on a copy of the recorded request frame, with the values read back
+   from their serialised form, gives exactly the notebook's model input; a BundleError
+   names the difference otherwise.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import copy
+import io
+import json
+import math
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from nbops.errors import BundleError
+
+if TYPE_CHECKING:
+    from nbops.notebook.analysis import StepGraph
+    from nbops.notebook.slicing import FrozenExpression, ProgramStatement, ServingPath
+
+SERVING_MODULE = "serving"
+SERVING_FUNCTION = "serve"
+SERVING_STEP = "serving-path"
+VALUES_DIR = "serving"
+VALUES_FILE = f"{VALUES_DIR}/values.json"
+_FROZEN = "_nbops_frozen"
+_FREEZE = "_nbops_freeze"
+_REQUEST = "_nbops_request"
+_MODEL_INPUT = "_nbops_model_input"
+_MAX_VALUES_BYTES = 50_000_000
+
+
+# -- rendering -----------------------------------------------------------------------------------
+
+
+def _rewrite(node: ast.AST, replace: Callable[[ast.AST], ast.AST | None]) -> Any:
+    """A copy of `node` in which `replace` may substitute any sub-node (None: keep it)."""
+    substitute = replace(node)
+    if substitute is not None:
+        return substitute
+    new = copy.copy(node)
+    for name, value in ast.iter_fields(node):
+        if isinstance(value, list):
+            setattr(
+                new,
+                name,
+                [_rewrite(v, replace) if isinstance(v, ast.AST) else v for v in value],
+            )
+        elif isinstance(value, ast.AST):
+            setattr(new, name, _rewrite(value, replace))
+    return new
+
+
+def _frozen_call(function: str, frozen: FrozenExpression, value: ast.expr | None) -> ast.expr:
+    args: list[ast.expr] = [ast.Constant(frozen.key)]
+    if value is not None:
+        args.append(value)
+    if frozen.keys or value is not None:
+        args.append(ast.Tuple([ast.Name(k, ast.Load()) for k in frozen.keys], ast.Load()))
+    return ast.Call(ast.Name(function, ast.Load()), args, [])
+
+
+def _serving_replacer(path: ServingPath) -> Callable[[ast.AST], ast.AST | None]:
+    def replace(node: ast.AST) -> ast.AST | None:
+        frozen = path.frozen.get(id(node))
+        if frozen is not None:
+            return _frozen_call(_FROZEN, frozen, None)
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "drop"
+            and not any(k.arg == "errors" for k in node.keywords)
+        ):
+            call = _rewrite(node, lambda n: None if n is node else replace(n))
+            call.keywords = [*call.keywords, ast.keyword("errors", ast.Constant("ignore"))]
+            return call
+        return None
+
+    return replace
+
+
+def _capture_replacer(path: ServingPath) -> Callable[[ast.AST], ast.AST | None]:
+    def replace(node: ast.AST) -> ast.AST | None:
+        frozen = path.frozen.get(id(node))
+        if frozen is not None:
+            inner = _rewrite(node, lambda n: None if n is node else replace(n))
+            return _frozen_call(_FREEZE, frozen, inner)
+        return None
+
+    return replace
+
+
+def serving_source(path: ServingPath, graph: StepGraph, notebook: str) -> str:
+    """The generated `serving.py` of a bundle's package (see the module docstring)."""
+    replace = _serving_replacer(path)
+    body: list[str] = [f"    {path.request} = {path.request}.copy()"]
+    cell = None
+    for stmt in path.statements:
+        if stmt.cell.number != cell:
+            cell = stmt.cell.number
+            body.append(f"    # cell {cell}")
+        code = ast.unparse(ast.fix_missing_locations(_rewrite(stmt.served, replace)))
+        body.extend(f"    {line}" if line else "" for line in code.splitlines())
+    returned = ast.unparse(ast.fix_missing_locations(_rewrite(path.model_input, replace)))
+    body.append(f"    # cell {path.predict.cell.number}: {path.model}.predict(...)")
+    body.append(f"    return {returned}")
+    used = _names_read(path)
+    imports = [graph.imports[n].statement for n in sorted(used) if n in graph.imports]
+    setup = sorted(n for n in used if n in graph.setup_names and n not in graph.imports)
+    cells = ", ".join(str(c) for c in path.cells) or "none"
+    lines = [
+        f'"""The serving path of {Path(notebook).name}, sliced by nbops from its cells '
+        f"{cells} (generated: do not edit).",
+        "",
+        f"{SERVING_FUNCTION}({path.request}, {_FROZEN}) returns what the notebook gives "
+        f"{path.model}.predict; `{_FROZEN}(key)`",
+        "is a value computed on the training side when the bundle was built.",
+        '"""',
+        "",
+        "# ruff: noqa",
+        *imports,
+    ]
+    if setup:
+        lines.append(f"from .common import {', '.join(setup)}")
+    lines += ["", "", f"def {SERVING_FUNCTION}({path.request}, {_FROZEN}):", *body, ""]
+    return "\n".join(lines)
+
+
+def _names_read(path: ServingPath) -> set[str]:
+    names: set[str] = set()
+    for node in [*(s.served for s in path.statements), path.model_input]:
+        for child in ast.walk(node):
+            if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load):
+                names.add(child.id)
+    return names
+
+
+def capture_program(path: ServingPath) -> list[tuple[ProgramStatement, ast.Module]]:
+    """The capture program, one compiled-ready module per statement."""
+    replace = _capture_replacer(path)
+    served = {id(s) for s in path.statements}
+    out: list[tuple[ProgramStatement, ast.Module]] = []
+    for stmt in path.capture:
+        node = _rewrite(stmt.node, replace) if id(stmt) in served else stmt.node
+        body: list[ast.stmt] = [node]
+        if stmt is path.root:
+            body.append(_call_stmt(_REQUEST, ast.Name(path.request, ast.Load())))
+        out.append((stmt, ast.fix_missing_locations(ast.Module(body=body, type_ignores=[]))))
+    final = _rewrite(path.model_input, replace)
+    module = ast.Module(body=[_call_stmt(_MODEL_INPUT, final)], type_ignores=[])
+    out.append((path.predict, ast.fix_missing_locations(module)))
+    return out
+
+
+def _call_stmt(function: str, arg: ast.expr) -> ast.stmt:
+    call = ast.Call(ast.Name(function, ast.Load()), [arg], [])
+    stmt = ast.Expr(call)
+    return ast.fix_missing_locations(
+        ast.copy_location(stmt, arg) if hasattr(arg, "lineno") else stmt
+    )
+
+
+# -- running the capture -------------------------------------------------------------------------
+
+
+@dataclass
+class Captured:
+    """What the capture program recorded."""
+
+    request: Any = None
+    model_input: Any = None
+    values: dict[str, Any] = field(default_factory=dict)
+    keyed: dict[str, dict[tuple[Any, ...], Any]] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _working_directory(folder: Path | None) -> Iterator[None]:
+    if folder is None:
+        yield
+        return
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def run_capture(
+    path: ServingPath,
+    graph: StepGraph,
+    common: ModuleType,
+    parameters: dict[str, Any],
+    *,
+    workdir: Path | None = None,
+) -> Captured:
+    """Run the capture program (module docstring) in a namespace made from the exported
+    package's `common` module, the notebook's imports and the parameters."""
+    captured = Captured()
+
+    def freeze(key: str, value: Any, keys: tuple[Any, ...] = ()) -> Any:
+        if keys:
+            captured.keyed.setdefault(key, {})[tuple(keys)] = value
+        else:
+            captured.values[key] = value
+        return value
+
+    def request(frame: Any) -> None:
+        captured.request = frame.copy() if hasattr(frame, "copy") else copy.deepcopy(frame)
+
+    def model_input(value: Any) -> None:
+        captured.model_input = value
+
+    namespace: dict[str, Any] = {
+        k: v for k, v in vars(common).items() if not k.startswith("__") or k == "__builtins__"
+    }
+    namespace["__name__"] = "__nbops_capture__"
+    for binding in graph.imports.values():
+        with contextlib.suppress(Exception):
+            exec(binding.statement, namespace)  # the notebook's own imports
+    for statement in graph.star_imports:
+        with contextlib.suppress(Exception):
+            exec(statement, namespace)
+    namespace.update(parameters)
+    namespace.update({_FREEZE: freeze, _REQUEST: request, _MODEL_INPUT: model_input})
+    notebook = str(graph.notebook.path)
+    with _working_directory(workdir), contextlib.redirect_stdout(sys.stderr):
+        for stmt, module in capture_program(path):
+            try:
+                exec(compile(module, notebook, "exec"), namespace)
+            except Exception as e:
+                raise BundleError(
+                    f"running the notebook's code to freeze the serving values failed "
+                    f"({type(e).__name__}: {e})",
+                    location=stmt.location,
+                    fix="bundle a notebook that runs top to bottom from its folder",
+                ) from None
+    if captured.request is None:  # pragma: no cover - the root always runs
+        raise BundleError("the request frame was not recorded", location=path.root.location)
+    return captured
+
+
+# -- frozen values: encoding -----------------------------------------------------------------------
+
+
+class FrozenValues:
+    """The values frozen from the training side, called by the generated code:
+    `values("v1")`, or `values("v3", (col,))` for one computed per loop value."""
+
+    def __init__(self, values: dict[str, Any], keyed: dict[str, dict[tuple[Any, ...], Any]]):
+        self._values = values
+        self._keyed = keyed
+
+    def __call__(self, key: str, keys: tuple[Any, ...] = ()) -> Any:
+        if key in self._keyed:
+            table = self._keyed[key]
+            try:
+                return table[tuple(keys)]
+            except (KeyError, TypeError):
+                known = ", ".join(repr(k[0] if len(k) == 1 else k) for k in list(table)[:5])
+                raise BundleError(
+                    f"the serving path has no value {key} for {keys!r} (the notebook computed "
+                    f"it for {known})",
+                    fix="serve requests the notebook's loop covered",
+                ) from None
+        try:
+            return self._values[key]
+        except KeyError:
+            raise BundleError(
+                f"the bundle holds no serving value {key!r}", fix="rebuild the bundle"
+            ) from None
+
+
+def encode_values(
+    captured: Captured, path: ServingPath
+) -> tuple[bytes, dict[str, bytes], list[str]]:
+    """The values file, the skops files beside it, and the types those hold beyond skops's
+    defaults. BundleError for a value of a type nbops does not store."""
+    files: dict[str, bytes] = {}
+    types: set[str] = set()
+    by_key = {f.key: f for f in path.frozen.values()}
+
+    def encode(value: Any, key: str) -> Any:
+        return _encode(value, key, files, types, by_key[key])
+
+    missing = [
+        f
+        for f in path.frozen.values()
+        if f.key not in captured.values and f.key not in captured.keyed
+    ]
+    if missing:
+        first = missing[0]
+        raise BundleError(
+            f"the value of {first.text!r} was never computed when the notebook's code ran",
+            location=first.statement.location,
+            fix="make sure the cell runs that expression on the test frame",
+        )
+    document: dict[str, Any] = {"schema_version": 1, "kind": "nbops.serving_values"}
+    document["values"] = {k: encode(v, k) for k, v in captured.values.items()}
+    document["keyed"] = {
+        k: [[_encode_key(key, k, by_key[k]), encode(v, k)] for key, v in table.items()]
+        for k, table in captured.keyed.items()
+    }
+    document["expressions"] = {
+        f.key: {"code": f.text, "cell": f.statement.cell.number, "keys": list(f.keys)}
+        for f in path.frozen.values()
+    }
+    data = json.dumps(document, indent=1, allow_nan=False).encode("utf-8")
+    if len(data) > _MAX_VALUES_BYTES:
+        raise BundleError(
+            f"the frozen serving values take {len(data) // 1_000_000} MB",
+            fix="freeze summaries (column lists, medians, fitted encoders), not whole frames",
+        )
+    return data, files, sorted(types)
+
+
+def _encode_key(key: tuple[Any, ...], name: str, frozen: FrozenExpression) -> list[Any]:
+    out = []
+    for part in key:
+        if hasattr(part, "item") and not isinstance(part, str | bytes):
+            part = part.item()
+        if not (part is None or isinstance(part, bool | int | str)):
+            raise BundleError(
+                f"{frozen.text!r} depends on {', '.join(frozen.keys)}, whose value "
+                f"{part!r} is not a string or a number",
+                location=frozen.statement.location,
+                fix="loop over column names or numbers in the code the test frame goes through",
+            )
+        out.append(part)
+    return out
+
+
+def _encode(
+    value: Any, key: str, files: dict[str, bytes], types: set[str], frozen: FrozenExpression
+) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    def again(v: Any) -> Any:
+        return _encode(v, key, files, types, frozen)
+
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"$float": repr(value)}
+    # exact types only: a subclass (defaultdict, namedtuple) would lose its behaviour
+    if type(value) is list:
+        return [again(v) for v in value]
+    if type(value) is tuple:
+        return {"$tuple": [again(v) for v in value]}
+    if type(value) in (set, frozenset):
+        return {"$set": [again(v) for v in value]}
+    if type(value) is dict:
+        return {"$dict": [[again(k), again(v)] for k, v in value.items()]}
+    if isinstance(value, np.generic):
+        return {"$scalar": str(value.dtype), "value": again(value.item())}
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biufcUSO?M":
+            raise _unstorable(value, frozen)
+        return {
+            "$array": str(value.dtype),
+            "shape": list(value.shape),
+            "data": [again(v) for v in value.ravel().tolist()],
+        }
+    if isinstance(value, pd.Timestamp):
+        return {"$timestamp": value.isoformat()}
+    if value is pd.NaT:
+        return {"$nat": True}
+    if isinstance(value, pd.Index) and not isinstance(value, pd.MultiIndex):
+        return {"$index": _series_values(value, again), "name": again(value.name)}
+    if isinstance(value, pd.Series):
+        return {
+            "$series": _series_values(value, again),
+            "index": again(value.index),
+            "name": again(value.name),
+        }
+    if isinstance(value, pd.DataFrame):
+        return {
+            "$frame": [[again(c), _series_values(value[c], again)] for c in value.columns],
+            "index": again(value.index),
+        }
+    if type(value).__module__.split(".")[0] == "sklearn":
+        return {"$skops": _skops_file(value, key, files, types, frozen)}
+    raise _unstorable(value, frozen)
+
+
+def _series_values(values: Any, again: Callable[[Any], Any]) -> dict[str, Any]:
+    import pandas as pd
+
+    dtype = values.dtype
+    out: dict[str, Any] = {"dtype": str(dtype)}
+    if isinstance(dtype, pd.CategoricalDtype):
+        out["categories"] = again(list(dtype.categories))
+        out["ordered"] = bool(dtype.ordered)
+        out["data"] = [again(v) for v in values.astype(object).tolist()]
+        return out
+    out["data"] = [again(v) for v in values.tolist()]
+    return out
+
+
+def _skops_file(
+    value: Any, key: str, files: dict[str, bytes], types: set[str], frozen: FrozenExpression
+) -> str:
+    import skops.io as sio
+
+    from nbops.bundle.allowlist import disallowed
+
+    try:
+        data = sio.dumps(value)
+        held = sorted(sio.get_untrusted_types(data=data))
+    except Exception as e:
+        raise BundleError(
+            f"skops cannot save the value of {frozen.text!r} ({type(e).__name__}: {e})",
+            location=frozen.statement.location,
+        ) from None
+    refused = disallowed(held)
+    if refused:
+        raise BundleError(
+            f"the value of {frozen.text!r} holds the type {refused[0]!r}, which nbops does not "
+            "load from bundles",
+            location=frozen.statement.location,
+            fix="fit scikit-learn transformers on the training frame",
+        )
+    name = f"{VALUES_DIR}/{key}-{len(files) + 1}.skops"
+    files[name] = data
+    types.update(held)
+    return name
+
+
+def _unstorable(value: Any, frozen: FrozenExpression) -> BundleError:
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    return BundleError(
+        f"the serving path reads {frozen.text!r}, computed on the training side, and its value "
+        f"(a {kind}) cannot be stored safely in a bundle",
+        location=frozen.statement.location,
+        fix="nbops stores numbers, strings, lists, dicts, numpy arrays, pandas objects and "
+        "fitted scikit-learn objects; compute one of those in the notebook",
+    )
+
+
+# -- frozen values: decoding -----------------------------------------------------------------------
+
+
+def decode_values(data: bytes, files: dict[str, bytes], trusted: list[str]) -> FrozenValues:
+    """The FrozenValues of a values file; skops files loaded trusting only `trusted`."""
+    try:
+        document = json.loads(data)
+        values = {k: _decode(v, files, trusted) for k, v in document["values"].items()}
+        keyed = {
+            k: {tuple(key): _decode(v, files, trusted) for key, v in rows}
+            for k, rows in document["keyed"].items()
+        }
+    except BundleError:
+        raise
+    except Exception as e:
+        raise BundleError(
+            f"the bundle's serving values cannot be read ({type(e).__name__}: {e})",
+            location=VALUES_FILE,
+            fix="rebuild the bundle",
+        ) from None
+    return FrozenValues(values, keyed)
+
+
+def _decode(value: Any, files: dict[str, bytes], trusted: list[str]) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    def again(v: Any) -> Any:
+        return _decode(v, files, trusted)
+
+    if isinstance(value, list):
+        return [again(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "$float" in value:
+        return float(value["$float"])
+    if "$tuple" in value:
+        return tuple(again(v) for v in value["$tuple"])
+    if "$set" in value:
+        return {again(v) for v in value["$set"]}
+    if "$dict" in value:
+        return {_hashable(again(k)): again(v) for k, v in value["$dict"]}
+    if "$scalar" in value:
+        return np.dtype(value["$scalar"]).type(again(value["value"]))
+    if "$array" in value:
+        dtype = np.dtype(value["$array"])
+        items = [again(v) for v in value["data"]]
+        if dtype.kind == "O":
+            array = np.empty(len(items), dtype=object)
+            for i, item in enumerate(items):
+                array[i] = item
+        else:
+            array = np.array(items, dtype=dtype)
+        return array.reshape(value["shape"])
+    if "$timestamp" in value:
+        return pd.Timestamp(value["$timestamp"])
+    if "$nat" in value:
+        return pd.NaT
+    if "$index" in value:
+        return pd.Index(_array(value["$index"], again), name=again(value["name"]))
+    if "$series" in value:
+        return pd.Series(
+            _array(value["$series"], again), index=again(value["index"]), name=again(value["name"])
+        )
+    if "$frame" in value:
+        columns = [(_hashable(again(c)), _array(v, again)) for c, v in value["$frame"]]
+        frame = pd.DataFrame(
+            {i: array for i, (_, array) in enumerate(columns)}, index=again(value["index"])
+        )
+        frame.columns = pd.Index([c for c, _ in columns])
+        return frame
+    if "$skops" in value:
+        return _load_skops(str(value["$skops"]), files, trusted)
+    raise ValueError(f"unknown value tag {sorted(value)}")
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _array(spec: dict[str, Any], again: Callable[[Any], Any]) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    data = [again(v) for v in spec["data"]]
+    dtype = spec["dtype"]
+    if "categories" in spec:
+        return pd.Categorical(data, categories=again(spec["categories"]), ordered=spec["ordered"])
+    if dtype == "object":
+        array = np.empty(len(data), dtype=object)
+        array[:] = data
+        return array
+    return pd.array(data, dtype=dtype)
+
+
+def _load_skops(name: str, files: dict[str, bytes], trusted: list[str]) -> Any:
+    import skops.io as sio
+
+    from nbops.bundle.allowlist import check_tree_bounds, trusted_types
+
+    if name not in files:
+        raise BundleError(f"{name} is missing from the bundle", fix="rebuild the bundle")
+    data = files[name]
+    untrusted = sio.get_untrusted_types(data=data)
+    value = sio.loads(data, trusted=trusted_types(untrusted, trusted))
+    check_tree_bounds(value)
+    return value
+
+
+# -- the generated module, imported for the check --------------------------------------------------
+
+
+def import_serving_module(package: ModuleType, source: str) -> ModuleType:
+    """`serving.py` as a submodule of the (already imported) exported package."""
+    import importlib.util
+
+    name = f"{package.__name__}.{SERVING_MODULE}_{uuid.uuid4().hex[:6]}"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = package.__name__
+    exec(compile(source, f"<{SERVING_MODULE}.py>", "exec"), module.__dict__)
+    return module
+
+
+def check_reproduces(path: ServingPath, serve: Callable[[Any], Any], captured: Captured) -> Any:
+    """Serve a copy of the recorded request; BundleError unless it equals the notebook's
+    model input. Returns the served model input."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        served = serve(captured.request.copy())
+    except Exception as e:
+        raise BundleError(
+            f"the sliced serving path fails on the notebook's own test frame "
+            f"({type(e).__name__}: {e})",
+            location=path.predict.location,
+            fix="report this notebook shape to nbops; meanwhile tag a transform:features step",
+        ) from None
+    expected = captured.model_input
+    problem = None
+    if isinstance(expected, pd.DataFrame):
+        if not isinstance(served, pd.DataFrame):
+            problem = f"it gives a {type(served).__name__}, the notebook a DataFrame"
+        else:
+            buffer = io.StringIO()
+            try:
+                pd.testing.assert_frame_equal(served, expected)
+            except AssertionError as e:
+                buffer.write(" ".join(str(e).split())[:300])
+                problem = buffer.getvalue()
+    else:
+        try:
+            same = np.array_equal(np.asarray(served), np.asarray(expected), equal_nan=True)
+        except (TypeError, ValueError):
+            same = np.array_equal(np.asarray(served), np.asarray(expected))
+        if not same:
+            problem = "the values differ"
+    if problem:
+        raise BundleError(
+            f"the sliced serving path does not reproduce the notebook's input to "
+            f"{path.model}.predict: {problem}",
+            location=path.predict.location,
+            fix="report this notebook shape to nbops; meanwhile tag a transform:features step",
+        )
+    return served
