@@ -204,3 +204,67 @@ def test_the_bundle_carries_the_helper_module_and_serves_without_the_notebook_fo
     assert predicted.returncode == 0, predicted.stderr
     rows = (tmp_path / "out.csv").read_text().splitlines()[1:]
     assert [row.rsplit(",", 1)[-1] for row in rows] == ["1", "0"]
+
+
+# -- old and future notebook formats, through the command line ---------------------------------
+
+
+def _code(source: str, tags: list[str]) -> dict[str, object]:
+    return {
+        "cell_type": "code",
+        "source": source,
+        "metadata": {"tags": tags},
+        "outputs": [],
+        "execution_count": None,
+    }
+
+
+FUTURE = {
+    "nbformat": 4,
+    "nbformat_minor": 99,
+    "metadata": {},
+    "cells": [
+        _code("n = 3", ["parameters"]),
+        {"cell_type": "future", "metadata": {"tags": ["train"]}, "payload": [1, 2]},
+        _code("total = sum(range(n))", ["evaluate"]),
+    ],
+}
+
+V2 = {
+    "nbformat": 2,
+    "metadata": {"name": "old"},
+    "worksheets": [
+        {
+            "cells": [
+                {"cell_type": "markdown", "source": "# 2012"},
+                {
+                    "cell_type": "code",
+                    "input": "total = sum(range(3))",
+                    "language": "python",
+                    "outputs": [],
+                    "metadata": {"tags": ["evaluate"]},
+                },
+            ]
+        }
+    ],
+}
+
+
+def test_a_notebook_with_a_future_cell_type_exports_and_lists_it(tmp_path: Path) -> None:
+    (tmp_path / "future.ipynb").write_text(json.dumps(FUTURE))
+    tags = run_nbops("tags", "future.ipynb", cwd=tmp_path)
+    assert tags.returncode == 0, tags.stderr
+    assert "future" in tags.stdout
+    result = run_nbops("export", "future.ipynb", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "warning" not in result.stderr.lower()
+    manifest = json.loads((tmp_path / "pipelines/future/future/manifest.json").read_text())
+    assert [c["index"] for s in manifest["steps"] for c in s["cells"]] == [2]
+
+
+def test_a_v2_notebook_is_upgraded_and_exported(tmp_path: Path) -> None:
+    (tmp_path / "old.ipynb").write_text(json.dumps(V2))
+    result = run_nbops("export", "old.ipynb", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = _python_m("old", tmp_path / "pipelines" / "old", tmp_path)
+    assert json.loads(run.stdout) == {"total": 3.0}
