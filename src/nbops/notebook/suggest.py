@@ -694,9 +694,24 @@ def _fix(
         return False
     if type(exc) is DependencyError:  # setup code reads a parameter or a step's value
         return _setup_to_transform(plan, plans)
+    if _SERVING_STEP in exc.message:  # the serving rule: transform:features reads the label
+        return _rename_serving_step(plans, tags)
     return _pull_in_definitions(plan, plans, tags) or (
         isinstance(exc, LaterStepError) and _split_before(plan, plans, tags)
     )
+
+
+_SERVING_STEP = "transform:features"
+
+
+def _rename_serving_step(plans: list[_Plan], tags: list[CellTag | None]) -> bool:
+    """A proposed `transform:features` step is what a bundle serves; when it reads the
+    label, it is renamed `transform:prepare` (a step like any other)."""
+    renamed = False
+    for p, tag in zip(plans, tags, strict=True):
+        if not p.kept and tag is not None and str(tag.step_tag) == _SERVING_STEP:
+            p.base, renamed = "prepare", True
+    return renamed
 
 
 def _setup_to_transform(plan: _Plan, plans: list[_Plan]) -> bool:
