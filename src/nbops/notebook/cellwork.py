@@ -574,6 +574,8 @@ class _Context:
             elif name in _FIT_METHODS and receiver is not None:
                 if self._is_preprocessor(receiver):
                     kind, subject = Work.PREPROCESS, self._preprocessor_class(receiver)
+                elif isinstance(receiver, ast.Call):  # nb = MultinomialNB().fit(X, y)
+                    kind, subject = Work.FIT, self._target_label(target, receiver)
                 else:
                     kind, subject = Work.FIT, self.model_label(receiver)
             elif name in _FIT_TRANSFORM and receiver is not None:

@@ -353,7 +353,6 @@ def _guess(p: _Plan) -> None:
             p.reason = f"defines {', '.join(defs[:4])}" + (" ..." if len(defs) > 4 else "")
         else:
             p.reason = f"configures the session ({_calls(*work)})"
-    _note_hoisted_imports(p)
 
 
 def _guess_without_work(p: _Plan) -> None:
@@ -392,11 +391,6 @@ def _guess_fit(p: _Plan, work: list[Statement]) -> None:
             f"; the score on line {before[-1].line} is computed before the last fit, and a "
             "train step does not report it: move it to a cell after the fit"
         )
-
-
-def _note_hoisted_imports(p: _Plan) -> None:
-    if p.role in _STEP_ROLES and Work.IMPORT in p.work.kinds:
-        p.reason += "; its imports reach the exported code anyway"
 
 
 def _plots_a_report(w: CellWork) -> bool:
