@@ -70,7 +70,7 @@ def test_a_cell_of_imports_and_loading_is_judged_by_its_loading(
         ],
     )
     assert tags_of(s) == ["transform:load", "train:logistic_regression"]
-    assert "imports reach the exported code anyway" in s.cells[0].reason
+    assert s.cells[0].reason.startswith("reads the data (load_wine)")
     assert s.exports
 
 
@@ -440,3 +440,57 @@ def test_old_minor_versions_without_ids_export_as_suggested(tmp_path: Path, mino
         "transform:load", "transform:split", "train:logistic_regression",
         "evaluate:logistic_regression",
     )  # fmt: skip
+
+
+# -- real habits: frames changed through a loop, metrics collected in a list ---------------
+
+TITANIC_STYLE = [
+    "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression",
+    "train = pd.DataFrame({'Sex': ['male', 'female'] * 20, 'Age': [20.0, None] * 20,"
+    " 'Survived': [0, 1] * 20})\ntest = train.copy()\ncombine = [train, test]",
+    "for dataset in combine:\n    dataset['Sex'] = dataset['Sex'].map({'female': 1, 'male': 0})",
+    "train = train.dropna(subset=['Sex'])",
+    "for df in (train, test):\n    df['Age'] = df['Age'].fillna(30.0)",
+    "X = train[['Sex', 'Age']]\ny = train['Survived']",
+    "model = LogisticRegression().fit(X, y)\nacc = model.score(test[['Sex', 'Age']], test['Survived'])",
+]
+
+
+def test_frames_changed_through_a_loop_variable_are_exported(make_notebook: MakeNotebook) -> None:
+    s = suggest(make_notebook, TITANIC_STYLE)
+    assert tags_of(s)[2] is not None and tags_of(s)[4] is not None
+    assert "later steps read" in s.cells[2].reason and "train" in s.cells[2].reason
+    assert s.exports
+
+
+def test_alternating_cleaning_and_feature_cells_form_one_step(make_notebook: MakeNotebook) -> None:
+    s = suggest(make_notebook, TITANIC_STYLE)
+    assert tags_of(s)[2:6] == ["transform:features"] * 4
+
+
+def test_clean_then_features_stay_two_steps(make_notebook: MakeNotebook) -> None:
+    s = suggest(
+        make_notebook,
+        [IMPORTS, "df = pd.DataFrame(load_iris().data)", "df = df.dropna()",
+         "df['ratio'] = df[0] / df[1]", "m = LogisticRegression().fit(df, load_iris().target)",
+         "acc = m.score(df, load_iris().target)"],
+    )  # fmt: skip
+    assert tags_of(s)[1:4] == ["transform:load", "transform:clean", "transform:features"]
+
+
+def test_metrics_collected_in_a_list_make_the_summary_cells_evaluate(
+    make_notebook: MakeNotebook,
+) -> None:
+    s = suggest(
+        make_notebook,
+        [IMPORTS, LOAD, SPLIT,
+         "rows = []\nfor k in (1, 3, 5):\n    knn = KNeighborsClassifier(n_neighbors=k).fit(X_train, y_train)\n"
+         "    rows.append({'k': k, 'accuracy': accuracy_score(y_test, knn.predict(X_test))})",
+         "results = pd.DataFrame(rows).set_index('k')\nresults",
+         "results['accuracy'].plot()",
+         "best_accuracy = results['accuracy'].max()\nprint(best_accuracy)"],
+    )  # fmt: skip
+    assert [t and t.split(":")[0] for t in tags_of(s)[3:]] == [
+        "evaluate", "evaluate", None, "evaluate",
+    ]  # fmt: skip
+    assert "best_accuracy" in analyse(s.applied()).steps[-1].outputs

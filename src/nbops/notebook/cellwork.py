@@ -223,6 +223,9 @@ class CellWork:
     constants: list[Constant] = field(default_factory=list)
     hyper_uses: dict[str, str] = field(default_factory=dict)  # name -> `keyword=` or `call(`
     dropped: list[str] = field(default_factory=list)  # interactive lines the export drops
+    # Names whose objects the cell changes through another name: `for df in (train, test):
+    # df["x"] = ...` changes train and test; through `combine = [train, test]`, those too.
+    mutates: set[str] = field(default_factory=set)
 
     @property
     def kinds(self) -> list[Work]:
@@ -246,10 +249,13 @@ def read_work(cells: Sequence[Cell]) -> list[CellWork]:
     parsed = [_parse(c) for c in cells]
     trees = [w.code.tree for w in parsed if w.code is not None]
     context = _Context.first_pass(trees)
+    aliases: dict[str, set[str]] = {}
     for w in parsed:
         if w.code is None:
             continue
         body = w.code.tree.body
+        w.mutates = _mutated_through_loops(body, aliases)
+        _remember_aliases(body, aliases)
         w.statements = [context.statement(stmt) for stmt in body]
         w.constants = _constants(w.code)
         w.hyper_uses = _hyper_uses(w.code.tree)
@@ -568,6 +574,8 @@ class _Context:
             elif name in _FIT_METHODS and receiver is not None:
                 if self._is_preprocessor(receiver):
                     kind, subject = Work.PREPROCESS, self._preprocessor_class(receiver)
+                elif isinstance(receiver, ast.Call):  # nb = MultinomialNB().fit(X, y)
+                    kind, subject = Work.FIT, self._target_label(target, receiver)
                 else:
                     kind, subject = Work.FIT, self.model_label(receiver)
             elif name in _FIT_TRANSFORM and receiver is not None:
@@ -646,7 +654,8 @@ class _Context:
             for name in targets:
                 self.predictions[name] = subject
         elif kind in (Work.METRIC, Work.CROSS_VALIDATE):
-            self.metrics.update(dict.fromkeys(targets, subject))
+            # rows.append({"r2": r2_score(...)}) makes `rows` hold metrics too.
+            self.metrics.update(dict.fromkeys([*targets, *_filled(stmt)], subject))
         elif kind is Work.FIT and subject and isinstance(stmt, ast.Assign):
             for name in targets:  # history = model.fit(...); model = LinearRegression().fit(...)
                 self.models.setdefault(name, subject)
@@ -719,6 +728,70 @@ def _inplace(stmt: ast.stmt) -> bool:
 
 def _class_of(node: ast.expr) -> str:
     return call_name(node) if isinstance(node, ast.Call) else ""
+
+
+def _remember_aliases(body: list[ast.stmt], aliases: dict[str, set[str]]) -> None:
+    """`combine = [train, test]`: combine holds train and test."""
+    for stmt in body:
+        for name in _assigned_names(stmt):
+            aliases.pop(name, None)
+        if (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and isinstance(stmt.value, ast.List | ast.Tuple)
+        ):
+            held = {e.id for e in stmt.value.elts if isinstance(e, ast.Name)}
+            if held:
+                aliases[stmt.targets[0].id] = held
+
+
+def _mutated_through_loops(body: list[ast.stmt], aliases: dict[str, set[str]]) -> set[str]:
+    """Names a `for` loop changes through its loop variable (see CellWork.mutates)."""
+    found: set[str] = set()
+    for loop in (n for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.For)):
+        if not isinstance(loop.target, ast.Name):
+            continue
+        var = loop.target.id
+        if not any(_changes(node, var) for stmt in loop.body for node in ast.walk(stmt)):
+            continue
+        for name in _names_in(loop.iter):
+            found.add(name)
+            found |= aliases.get(name, set())
+    return found
+
+
+def _changes(node: ast.AST, var: str) -> bool:
+    """Whether `node` changes the object `var` holds: `var[...] = `, `var.x = `,
+    `var.method(..., inplace=True)`."""
+    if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return any(
+            isinstance(t, ast.Subscript | ast.Attribute) and _root(t) == var for t in targets
+        )
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return _root(node.func.value) == var and any(kw.arg == "inplace" for kw in node.keywords)
+    return False
+
+
+def _filled(stmt: ast.stmt) -> list[str]:
+    """Containers a statement fills: `rows.append(...)`, `scores[name] = ...`."""
+    names = []
+    for node in ast.walk(stmt):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("append", "extend", "update", "add", "setdefault")
+            and isinstance(node.func.value, ast.Name)
+        ):
+            names.append(node.func.value.id)
+        elif isinstance(node, ast.Assign):
+            names += [
+                t.value.id
+                for t in node.targets
+                if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name)
+            ]
+    return names
 
 
 def _keyword(call: ast.Call, name: str) -> ast.expr | None:

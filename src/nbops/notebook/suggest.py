@@ -353,7 +353,6 @@ def _guess(p: _Plan) -> None:
             p.reason = f"defines {', '.join(defs[:4])}" + (" ..." if len(defs) > 4 else "")
         else:
             p.reason = f"configures the session ({_calls(*work)})"
-    _note_hoisted_imports(p)
 
 
 def _guess_without_work(p: _Plan) -> None:
@@ -392,11 +391,6 @@ def _guess_fit(p: _Plan, work: list[Statement]) -> None:
             f"; the score on line {before[-1].line} is computed before the last fit, and a "
             "train step does not report it: move it to a cell after the fit"
         )
-
-
-def _note_hoisted_imports(p: _Plan) -> None:
-    if p.role in _STEP_ROLES and Work.IMPORT in p.work.kinds:
-        p.reason += "; its imports reach the exported code anyway"
 
 
 def _plots_a_report(w: CellWork) -> bool:
@@ -508,15 +502,15 @@ def _include_live(plans: list[_Plan]) -> None:
             exported = False
             p.included = p.role is Role.SKIP
         else:
-            needed = p.work.value_defines() & live
+            needed = (p.work.value_defines() | p.work.mutates) & live
             p.included = p.anchor or bool(needed)
             exported = p.included
             if needed and not p.anchor:
                 p.why_needed = sorted(needed)
         if exported:
             uses = set(p.work.names.uses)
-            live -= p.work.value_defines() - uses
-            live |= uses
+            live -= p.work.value_defines() - uses - p.work.mutates
+            live |= uses | p.work.mutates
 
 
 # -- from the plan to tags ----------------------------------------------------------------
@@ -524,36 +518,76 @@ def _include_live(plans: list[_Plan]) -> None:
 
 def _tags(plans: list[_Plan]) -> list[CellTag | None]:
     """Each cell's tag: consecutive cells of the same role and name share a step; a name
-    used again later gets a suffix (`train:knn_2`)."""
+    used again later gets a suffix (`train:knn_2`). Cleaning and feature cells that
+    alternate (clean, features, clean) form one step rather than a string of suffixes."""
     taken: dict[Role, set[str]] = {r: set() for r in _STEP_ROLES}
     for p in plans:
         if p.kept and p.kept_tag and p.kept_tag.role in _STEP_ROLES:
             taken[p.kept_tag.role].add(p.kept_tag.step_name)
-    tags: list[CellTag | None] = []
-    previous: tuple[Role, str] | None = None
-    current: CellTag | None = None
-    for p in plans:
+    tags: list[CellTag | None] = [None] * len(plans)
+    for i, p in enumerate(plans):
         if p.kept:
-            tags.append(p.kept_tag)
+            tags[i] = p.kept_tag
+        elif p.included and p.role is not None and p.role not in _STEP_ROLES:
+            tags[i] = CellTag(p.role)
+    breaks = {i for i, p in enumerate(plans) if p.break_before}
+    for role, base, members in _merge_alternating(_runs(plans), breaks):
+        name = _unique(base, taken[role])
+        taken[role].add(name)
+        for i in members:
+            tags[i] = CellTag(role, name)
+    return tags
+
+
+_Run = tuple[Role, str, list[int]]  # role, base name, plan positions
+_PREPARE = ("clean", "features")
+
+
+def _runs(plans: list[_Plan]) -> list[_Run]:
+    """Consecutive step cells of the same role and base name (cells without a step between
+    them do not interrupt a run; a kept step cell does)."""
+    runs: list[_Run] = []
+    previous: tuple[Role, str] | None = None
+    for i, p in enumerate(plans):
+        if p.kept:
             if p.kept_tag and p.kept_tag.role in _STEP_ROLES:
                 previous = None
             continue
-        if not p.included or p.role is None:
-            tags.append(None)
+        if not p.included or p.role not in _STEP_ROLES:
             continue
-        if p.role not in _STEP_ROLES:
-            tags.append(CellTag(p.role))
-            continue
+        assert p.role is not None
         base = step_name(p.base, p.role.value)
-        if previous == (p.role, base) and not p.break_before and current is not None:
-            tags.append(current)
-            continue
-        name = _unique(base, taken[p.role])
-        taken[p.role].add(name)
-        current = CellTag(p.role, name)
-        previous = (p.role, base)
-        tags.append(current)
-    return tags
+        if previous == (p.role, base) and not p.break_before:
+            runs[-1][2].append(i)
+        else:
+            runs.append((p.role, base, [i]))
+            previous = (p.role, base)
+    return runs
+
+
+def _merge_alternating(runs: list[_Run], breaks: set[int]) -> list[_Run]:
+    """Adjacent clean/features runs in which a name comes back merge into one `features`
+    run (one step), so `clean, features, clean_2, features_2` does not happen; never across
+    a split the resolution made (`breaks`)."""
+    merged: list[_Run] = []
+    i = 0
+    while i < len(runs):
+        j = i
+        while (
+            j + 1 < len(runs)
+            and runs[j + 1][2][0] not in breaks
+            and all(r[0] is Role.TRANSFORM and r[1] in _PREPARE for r in (runs[j], runs[j + 1]))
+        ):
+            j += 1
+        group = runs[i : j + 1]
+        bases = [r[1] for r in group]
+        if len(group) > 1 and len(set(bases)) < len(bases):
+            members = [m for r in group for m in r[2]]
+            merged.append((Role.TRANSFORM, "features", members))
+        else:
+            merged.extend(group)
+        i = j + 1
+    return merged
 
 
 def step_name(raw: str | None, default: str) -> str:
@@ -654,9 +688,24 @@ def _fix(
         return False
     if type(exc) is DependencyError:  # setup code reads a parameter or a step's value
         return _setup_to_transform(plan, plans)
+    if _SERVING_STEP in exc.message:  # the serving rule: transform:features reads the label
+        return _rename_serving_step(plans, tags)
     return _pull_in_definitions(plan, plans, tags) or (
         isinstance(exc, LaterStepError) and _split_before(plan, plans, tags)
     )
+
+
+_SERVING_STEP = "transform:features"
+
+
+def _rename_serving_step(plans: list[_Plan], tags: list[CellTag | None]) -> bool:
+    """A proposed `transform:features` step is what a bundle serves; when it reads the
+    label, it is renamed `transform:prepare` (a step like any other)."""
+    renamed = False
+    for p, tag in zip(plans, tags, strict=True):
+        if not p.kept and tag is not None and str(tag.step_tag) == _SERVING_STEP:
+            p.base, renamed = "prepare", True
+    return renamed
 
 
 def _setup_to_transform(plan: _Plan, plans: list[_Plan]) -> bool:
