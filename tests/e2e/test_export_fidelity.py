@@ -25,6 +25,7 @@ pytestmark = pytest.mark.slow
 OVERRIDES = {
     "penguins": {"test_size": 0.3, "n_estimators": 50},
     "synthetic_regression": {"n_rows": 800, "alpha": 0.5},
+    "passengers": {"n_estimators": 50, "max_depth": 4},
 }
 
 
