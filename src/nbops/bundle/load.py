@@ -151,7 +151,9 @@ class Bundle:
         """The model's input for a request frame: checked, then through the serving step
         (whose failure on a value, such as an encoder meeting an unseen label, is a
         BundleError)."""
-        checked = self.check(frame)
+        checked: Any = self.check(frame)
+        if self.manifest.serving.request_array:  # the notebook trained on a numpy array
+            checked = checked.to_numpy()
         if self._serve is None:
             return checked
         try:
