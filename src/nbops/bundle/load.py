@@ -96,6 +96,12 @@ class Bundle:
         return list(self.manifest.serving.request_columns)
 
     @property
+    def classes(self) -> list[Any] | None:
+        """The classes, in the order of `predict_proba`'s columns (None: not a classifier)."""
+        classes = self.manifest.output.classes
+        return list(classes) if classes is not None else None
+
+    @property
     def has_proba(self) -> bool:
         return hasattr(self.model, "predict_proba")
 
