@@ -129,3 +129,20 @@ def test_a_model_input_that_is_not_a_table_is_one_clear_error(tmp_path: Path) ->
     assert "'X_flat' is a ndarray of shape (20,)" in str(raised.value)
     assert raised.value.fix and "2-D numpy array" in raised.value.fix
     assert not (tmp_path / "bundles").exists()
+
+
+def test_a_frame_with_unnamed_columns_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.nbops]\n")
+    notebook = build_notebook(
+        tmp_path / "frame.ipynb",
+        [
+            (IMPORTS, ["setup"]),
+            ("X, y = load_iris(return_X_y=True)\ndf = pd.DataFrame(X)", ["transform:load"]),
+            ("model = KNeighborsClassifier()\nmodel.fit(df, y)", ["train"]),
+        ],
+    )
+    X, y = load_iris(return_X_y=True)
+    model = KNeighborsClassifier().fit(pd.DataFrame(X), y)
+    with pytest.raises(BundleError, match=r"'df' has columns without text names \(0, 1, 2\)"):
+        build_from(notebook, model, {}, out=tmp_path / "bundles", project=load_project(tmp_path))
+    assert not (tmp_path / "bundles").exists()

@@ -26,8 +26,8 @@ column is a request column (the array is positional). The names are what the not
 knows: the columns of a frame among its values that holds the same rows
 (`pd.DataFrame(iris.data, columns=iris.feature_names)`), else the `feature_names` of a
 dataset it loaded (a scikit-learn Bunch), else `x0`, `x1`, ... (scikit-learn's own names for
-array columns). Any other model input (a sparse matrix, a 1-D array, a list) is a
-BundleError naming it.
+array columns). Any other model input (a sparse matrix, a 1-D array, a list, a frame whose
+column names are not text) is a BundleError naming it.
 """
 
 from __future__ import annotations
@@ -201,6 +201,15 @@ def request_frame(reference: Any, name: str, known: dict[str, Any]) -> tuple[Any
     import pandas as pd
 
     if isinstance(reference, pd.DataFrame):
+        unnamed = [c for c in reference.columns if not isinstance(c, str)]
+        if unnamed:
+            shown = ", ".join(repr(c) for c in unnamed[:3])
+            raise BundleError(
+                f"the model's input {name!r} has columns without text names ({shown}), which "
+                "requests cannot carry as JSON fields",
+                fix=f"name its columns (pd.DataFrame(..., columns=[...])) or fit on "
+                f"{name}.to_numpy()",
+            )
         return reference, False
     if not isinstance(reference, np.ndarray) or reference.ndim != 2 or reference.shape[1] < 1:
         shape = f" of shape {reference.shape}" if isinstance(reference, np.ndarray) else ""
