@@ -457,6 +457,7 @@ def _metrics_text(metrics: dict[str, float], limit: int = 4) -> str:
 
 
 def _run_summary(record: Any, store: Any) -> None:
+    _warn(record.warnings)
     out.print(
         f"Run {record.run_id} {record.status} in {record.duration_s:.1f} s"
         + (f": {_metrics_text(record.latest_metrics())}" if record.metrics else ""),

@@ -24,9 +24,13 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from nbops.bundle.load import load_bundle
 from nbops.bundle.serve import create_app, request_model
 from nbops.errors import BundleError
 from nbops.quality.schema import Schema, infer_schema
+
+from .conftest import Built
+from .conftest import rows as records_from
 
 COLUMNS = ["age", "income", "city", "plan", "active"]
 
@@ -531,3 +535,17 @@ def test_a_client_that_hangs_up_mid_body(client: httpx.Client, url: str) -> None
             )
     assert_healthy(client)
     assert client.post("/predict", json={"records": [GOOD]}).status_code == 200
+
+
+def test_a_loaded_bundle_answers_probabilities_with_its_classes(built: Built) -> None:
+    records = records_from(built.requests.head(3))
+    with load_bundle(built.folder) as bundle, running(create_app(bundle)) as base:
+        response = httpx.post(
+            f"{base}/predict", params={"proba": "true"}, json={"records": records}, timeout=30
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["classes"] == built.model.classes_.tolist()
+    np.testing.assert_allclose(
+        body["probabilities"], built.model.predict_proba(built.features.head(3))
+    )

@@ -15,7 +15,7 @@ import pytest
 
 from nbops import errors
 from nbops.runs.store import RunStore
-from tests.e2e.conftest import run_nbops
+from tests.e2e.conftest import build_notebook, run_nbops
 
 pytestmark = pytest.mark.slow
 
@@ -121,6 +121,29 @@ def test_secret_looking_environment_variables_are_not_captured(
     variables = _single_run(store).environment.variables  # type: ignore[union-attr]
     assert "MY_SERVICE_TOKEN" not in variables
     assert variables["PLAIN_SETTING"] == "visible"
+
+
+def test_a_notebook_without_tags_runs_and_warns_that_nothing_is_captured(
+    project: Path, store: RunStore
+) -> None:
+    build_notebook(
+        project / "scratch.ipynb",
+        [
+            "# Quick look",
+            ("import statistics\nscores = [0.81, 0.86, 0.84]", []),
+            ("statistics.mean(scores)", []),
+        ],
+    )
+    result = run_nbops("run", "scratch.ipynb", cwd=project)
+
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("nbops: warning")]
+    assert len(warnings) == 1
+    assert "metrics and the model are not captured automatically" in warnings[0]
+    assert "no cell is tagged" in warnings[0]
+    record = _single_run(store)
+    assert record.status == "completed" and not record.metrics and not record.models
+    assert record.warnings == [warnings[0].removeprefix("nbops: warning: ")]
 
 
 @pytest.mark.parametrize(

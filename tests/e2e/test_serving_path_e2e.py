@@ -15,6 +15,7 @@ from nbformat.v4 import new_code_cell
 
 from nbops import errors
 from nbops.bundle.load import load_bundle
+from nbops.runs.store import RunStore
 from tests.e2e.conftest import EXAMPLES, run_nbops
 
 pytestmark = pytest.mark.slow
@@ -49,6 +50,16 @@ def test_the_bundle_scores_the_raw_test_file_as_the_notebook_predicted(project: 
         assert [int(p) for p in bundle.predict(raw)] == expected
         # the test file's one missing fare is filled by the notebook's code, so it scores
         assert raw["Fare"].isna().sum() == 1 and bundle.schema.column("Fare").nullable
+
+
+def test_the_example_makes_no_nbops_call_and_its_run_still_records_metric_and_model(
+    project: Path,
+) -> None:
+    nb = nbformat.read(EXAMPLES / "passengers.ipynb", as_version=4)
+    assert not any("nbops" in c.source for c in nb.cells if c.cell_type == "code")
+    record = RunStore(project / ".nbops").load("latest")
+    assert set(record.latest_metrics()) == {"accuracy"}
+    assert [m.get("auto") for m in record.models] == [True]  # recorded by nbops itself
 
 
 def test_nbops_tags_reports_a_label_read_by_the_serving_path(tmp_path: Path) -> None:

@@ -24,7 +24,14 @@ from nbops.errors import ArtifactTypeError, ConfigError, MissingExtraError, Targ
 from nbops.export.exporter import ExportResult, export_notebook
 from nbops.export.formatting import lint_problems
 from nbops.export.targets import TargetOptions
-from tests.e2e.conftest import EXAMPLES, build_notebook, run_nbops
+from tests.e2e.conftest import (
+    EXAMPLES,
+    TWO_MODELS,
+    build_notebook,
+    package_metric_names,
+    reported_metric_names,
+    run_nbops,
+)
 from tests.e2e.test_export_fidelity import notebook_metrics
 
 yaml = pytest.importorskip("yaml")
@@ -185,6 +192,19 @@ print("NBOPS-METRICS " + json.dumps(task.output.metadata))
     # every step ran in its own process and passed files on: the model is a skops file
     models = list((tmp_path / "root").rglob("train/model"))
     assert models and models[0].read_bytes()[:2] == b"PK"
+
+
+def test_components_report_metrics_under_the_names_the_package_gives_them(
+    tmp_path: Path,
+) -> None:
+    notebook = build_notebook(tmp_path / "two_models.ipynb", TWO_MODELS)
+    result = export_notebook(notebook, tmp_path / "out", targets=["kfp"])
+    executors = _spec(result)["deploymentSpec"]["executors"].values()
+    compiled = [c for e in executors for c in e["container"]["command"] if "metric_values" in c]
+    names = set().union(*(reported_metric_names(code) for code in compiled))
+
+    assert names == {"knn.accuracy", "tree.accuracy", "accuracy_score"}
+    assert names == package_metric_names(result.folder, result.name)
 
 
 def test_a_value_without_a_safe_serialisation_passed_to_a_later_step_is_an_export_error(

@@ -28,7 +28,14 @@ from nbops.export.exporter import ExportResult, export_notebook
 from nbops.export.formatting import lint_problems
 from nbops.export.manifest import ParameterEntry
 from nbops.export.targets import TargetContext, TargetOptions
-from tests.e2e.conftest import EXAMPLES, build_notebook, run_nbops
+from tests.e2e.conftest import (
+    EXAMPLES,
+    TWO_MODELS,
+    build_notebook,
+    package_metric_names,
+    reported_metric_names,
+    run_nbops,
+)
 from tests.e2e.test_export_fidelity import notebook_metrics
 
 # Not pytest.importorskip: importing airflow here would create ~/airflow in the test process.
@@ -237,6 +244,15 @@ def test_each_task_runs_the_notebooks_setup_configure_before_its_step(
     text = airflow.render(_context(exported, configure=True))["airflow_dag.py"]
     assert text.count("\n    configure()\n") == len(exported.manifest.steps)
     assert "@task(retries" not in text  # no [tool.nbops.steps] settings here
+
+
+def test_tasks_report_metrics_under_the_names_the_package_gives_them(tmp_path: Path) -> None:
+    notebook = build_notebook(tmp_path / "two_models.ipynb", TWO_MODELS)
+    result = export_notebook(notebook, tmp_path / "out", targets=["airflow"])
+    names = reported_metric_names((result.folder / "airflow_dag.py").read_text())
+
+    assert names == {"knn.accuracy", "tree.accuracy", "accuracy_score"}
+    assert names == package_metric_names(result.folder, result.name)
 
 
 def test_a_package_name_that_hides_a_module_is_refused(exported: ExportResult) -> None:

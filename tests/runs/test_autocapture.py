@@ -20,7 +20,7 @@ from nbops.notebook.read import read_notebook
 from nbops.notebook.tags import NBOPS_CAPTURE_TAG
 from nbops.runs.autocapture import metric_numbers, record
 from nbops.runs.capture import log_metric, log_model, read_events
-from nbops.runs.capture_plan import add_capture_cells, capture_calls
+from nbops.runs.capture_plan import add_capture_cells, capture_calls, capture_warnings
 from tests.runs.conftest import make_record, write_notebook
 
 CELLS = [
@@ -75,6 +75,21 @@ def test_a_notebook_nbops_cannot_export_runs_without_capture_cells(tmp_path: Pat
     path = write_notebook(tmp_path / "nb.ipynb", [("x = 1", []), ("print(y)", ["evaluate"])])
 
     assert add_capture_cells(path, read_notebook(path), tmp_path) == path
+
+
+def test_why_nothing_is_captured_names_the_analysis_error_and_its_cell(tmp_path: Path) -> None:
+    cells = [("data = [3, 1, 2]", []), ("total = sum(data)", ["train"])]
+    notebook = read_notebook(write_notebook(tmp_path / "nb.ipynb", cells))
+
+    [warning] = capture_warnings(notebook)
+    assert warning.startswith("metrics and the model are not captured automatically")
+    assert "cell 2" in warning and "'data'" in warning and "untagged cell: cell 1" in warning
+
+
+def test_an_exportable_notebook_has_no_capture_warning(tmp_path: Path) -> None:
+    notebook = read_notebook(write_notebook(tmp_path / "nb.ipynb", CELLS))
+
+    assert capture_warnings(notebook) == []
 
 
 def test_an_explicit_log_model_means_no_captured_model(tmp_path: Path) -> None:

@@ -18,11 +18,22 @@ The serving rule, for data scientists, in the order nbops applies it:
 Request columns are the ones the serving code needs (each left out in turn changes or
 breaks its output); a column is nullable when the serving code and the model accept a
 request whose column is all null, whatever the share of nulls in the training data.
+
+A notebook that trains on a 2-D numpy array (`X, y = load_iris(return_X_y=True)`,
+`X = iris.data`, `X = df.values`) still takes requests as named columns; the bundle turns
+the request frame into that array, columns in order (`ServingInfo.request_array`). Every
+column is a request column (the array is positional). The names are what the notebook
+knows: the columns of a frame among its values that holds the same rows
+(`pd.DataFrame(iris.data, columns=iris.feature_names)`), else the `feature_names` of a
+dataset it loaded (a scikit-learn Bunch), else `x0`, `x1`, ... (scikit-learn's own names for
+array columns). Any other model input (a sparse matrix, a 1-D array, a list, a frame whose
+column names are not text) is a BundleError naming it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import sys
 import uuid
@@ -179,6 +190,79 @@ class BundleInputs:
     serving_files: dict[str, bytes] = field(default_factory=dict)
     value_types: list[str] = field(default_factory=list)
     label: str | None = None
+    request_array: bool = False
+
+
+def request_frame(reference: Any, name: str, known: dict[str, Any]) -> tuple[Any, bool]:
+    """The request frame for a model input `reference` (named `name` in the notebook), and
+    whether the model takes it as a numpy array; `known`: the notebook's other values, where
+    column names for an array are looked for (module docstring)."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(reference, pd.DataFrame):
+        unnamed = [c for c in reference.columns if not isinstance(c, str)]
+        if unnamed:
+            shown = ", ".join(repr(c) for c in unnamed[:3])
+            raise BundleError(
+                f"the model's input {name!r} has columns without text names ({shown}), which "
+                "requests cannot carry as JSON fields",
+                fix=f"name its columns (pd.DataFrame(..., columns=[...])) or fit on "
+                f"{name}.to_numpy()",
+            )
+        return reference, False
+    if not isinstance(reference, np.ndarray) or reference.ndim != 2 or reference.shape[1] < 1:
+        shape = f" of shape {reference.shape}" if isinstance(reference, np.ndarray) else ""
+        raise BundleError(
+            f"the model's input {name!r} is a {type(reference).__name__}{shape}, which nbops "
+            "cannot take requests for",
+            fix="fit the model on a pandas DataFrame or a 2-D numpy array of features",
+        )
+    names = array_column_names(reference, known)
+    return pd.DataFrame(reference, columns=names), True
+
+
+def array_column_names(array: Any, known: dict[str, Any]) -> list[str]:
+    """Names for the columns of a 2-D array: from a frame holding the same rows, else a
+    dataset's `feature_names`, else `x0`, `x1`, ... (module docstring)."""
+    import numpy as np
+    import pandas as pd
+
+    width = int(array.shape[1])
+
+    def usable(names: Any) -> list[str] | None:
+        try:
+            listed = [str(n) for n in list(names)]
+        except TypeError:
+            return None
+        if len(listed) != width or len(set(listed)) != width or not all(listed):
+            return None
+        return listed
+
+    if len(array):
+        first = np.asarray(array[0])
+        for value in known.values():
+            if not isinstance(value, pd.DataFrame) or value.shape[1] != width:
+                continue
+            with contextlib.suppress(Exception):
+                rows = value.to_numpy()
+                if (rows == first).all(axis=1).any() and all(isinstance(c, str) for c in value):
+                    return [str(c) for c in value.columns]
+    for value in known.values():
+        names = value.get("feature_names") if isinstance(value, dict) else None
+        names = usable(names) if names is not None else None
+        if names is not None:
+            return names
+    return [f"x{i}" for i in range(width)]
+
+
+def _on_array(transform: Any) -> Any:
+    """`transform` taking a request frame as the numpy array the notebook used."""
+
+    def on_frame(frame: Any) -> Any:
+        return transform(frame.to_numpy())
+
+    return on_frame
 
 
 def gather(
@@ -218,10 +302,15 @@ def gather(
             location=str(notebook),
             fix="make the serving step's input a value an earlier step returns",
         )
+    values = {f.name: getattr(results, f.name) for f in dataclasses.fields(results)}
+    reference, array = request_frame(reference, plan.input, values)
     transform = serving_function(package, plan)
-    columns = (
-        request_columns(transform, reference) if plan.step else [str(c) for c in reference.columns]
-    )
+    if array:
+        transform = _on_array(transform)
+    if plan.step and not array:
+        columns = request_columns(transform, reference)
+    else:
+        columns = [str(c) for c in reference.columns]
     requests = reference[columns]
     predictions = model.predict(transform(requests))
     return BundleInputs(
@@ -233,6 +322,7 @@ def gather(
         requirements=list(manifest.requirements),
         prediction_reference=prediction_distribution(requests, predictions),
         nullable=nullable_columns(transform, model, requests),
+        request_array=array,
     )
 
 
@@ -277,8 +367,12 @@ def _gather_derived(
         return getattr(module, sp.SERVING_FUNCTION)(frame, frozen)
 
     sp.check_reproduces(path, transform, captured)
-    reference = captured.request
-    columns = request_columns(transform, reference)
+    reference, array = request_frame(captured.request, path.request, captured.namespace)
+    if array:
+        transform = _on_array(transform)
+        columns = [str(c) for c in reference.columns]  # an array's columns are positional
+    else:
+        columns = request_columns(transform, reference)
     requests = reference[columns]
     predictions = model.predict(transform(requests))
     plan = ServingPlan(
@@ -305,6 +399,7 @@ def _gather_derived(
         },
         value_types=types,
         label=path.label_column,
+        request_array=array,
     )
 
 

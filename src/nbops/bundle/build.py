@@ -392,6 +392,7 @@ def _derived_info(
         values=VALUES_FILE,
         value_types=list(spec.value_types),
         cells=list(spec.cells),
+        request_array=spec.request_array,
     )
 
 
@@ -429,7 +430,8 @@ def _serving_info(
     if spec is None or spec.step is None:
         if export_folder is not None:
             _package_of(export_folder)  # a folder that is not an export is refused all the same
-        return ServingInfo(step=None, request_columns=columns, label=label)
+        array = spec is not None and spec.request_array
+        return ServingInfo(step=None, request_columns=columns, label=label, request_array=array)
     if export_folder is None:
         raise BundleError(
             f"serving step {spec.step!r} needs the exported package",
@@ -497,6 +499,7 @@ def _serving_info(
         setup=setup,
         request_columns=columns,
         label=label,
+        request_array=spec.request_array,
     )
 
 
@@ -670,6 +673,8 @@ def model_card(
         )
     else:
         lines.append("- serving path: the model alone, on the request columns")
+    if serving.request_array:
+        lines.append("- requests become a numpy array (request columns in order), as trained")
     if serving.parameters:
         lines.append(
             "- serving parameters: "

@@ -96,6 +96,12 @@ class Bundle:
         return list(self.manifest.serving.request_columns)
 
     @property
+    def classes(self) -> list[Any] | None:
+        """The classes, in the order of `predict_proba`'s columns (None: not a classifier)."""
+        classes = self.manifest.output.classes
+        return list(classes) if classes is not None else None
+
+    @property
     def has_proba(self) -> bool:
         return hasattr(self.model, "predict_proba")
 
@@ -151,7 +157,9 @@ class Bundle:
         """The model's input for a request frame: checked, then through the serving step
         (whose failure on a value, such as an encoder meeting an unseen label, is a
         BundleError)."""
-        checked = self.check(frame)
+        checked: Any = self.check(frame)
+        if self.manifest.serving.request_array:  # the notebook trained on a numpy array
+            checked = checked.to_numpy()
         if self._serve is None:
             return checked
         try:

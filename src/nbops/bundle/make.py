@@ -134,6 +134,7 @@ def build_from(
         label=inputs.label,
         value_types=inputs.value_types,
         cells=list(plan.cells),
+        request_array=inputs.request_array,
     )
     schema = with_nullability(infer_schema(inputs.reference, name=inputs.name), inputs.nullable)
     source: dict[str, Any] = {

@@ -25,6 +25,8 @@ accepts (`nbops.bundle.allowlist`). `serving.step` is None when the model alone 
 path (a scikit-learn Pipeline taking the request columns); otherwise requests go through
 `<package>.<module>.<function>(**{input: frame}, **parameters)` in the bundled `code/` (plus
 the `setup` values the step reads from the package's `common.py`, as the pipeline passes them).
+`serving.request_array`: the notebook trained on a numpy array rather than a frame, so a
+request (named columns, as any other) is turned into that array, columns in order, first.
 A "serving-path" step is the code nbops sliced from the notebook (`code/<package>/serving.py`,
 `serve(request, frozen)`), with the values it froze from the training run in `values`
 (`serving/values.json` and its skops files, loaded trusting only `value_types` that the
@@ -112,6 +114,11 @@ class ServingInfo(_Record):
     )
     cells: list[int] = Field(
         default_factory=list, description="notebook cells a serving-path was sliced from"
+    )
+    request_array: bool = Field(
+        default=False,
+        description="the notebook fed a 2-D numpy array: a checked request frame becomes "
+        "`frame[request_columns].to_numpy()` before the serving code or the model",
     )
 
 
@@ -206,6 +213,8 @@ class ServingSpec:
     'module:function'). `input`: the step's frame argument. `parameters`: values for the
     step's other keyword arguments. `request_columns`: the columns a request carries (the
     label is never one). `label`: the label's name, for the model card and monitoring.
+    `request_array`: the model (or serving code) takes a 2-D numpy array, the request
+    columns in order.
     """
 
     step: str | None
@@ -217,6 +226,7 @@ class ServingSpec:
     label: str | None = None
     value_types: list[str] = field(default_factory=list)
     cells: list[int] = field(default_factory=list)
+    request_array: bool = False
 
     @classmethod
     def from_export(

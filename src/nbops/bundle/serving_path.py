@@ -201,6 +201,7 @@ class Captured:
     model_input: Any = None
     values: dict[str, Any] = field(default_factory=dict)
     keyed: dict[str, dict[tuple[Any, ...], Any]] = field(default_factory=dict)
+    namespace: dict[str, Any] = field(default_factory=dict)  # the program's names, after it
 
 
 @contextlib.contextmanager
@@ -267,6 +268,7 @@ def run_capture(
                 ) from None
     if captured.request is None:  # pragma: no cover - the root always runs
         raise BundleError("the request frame was not recorded", location=path.root.location)
+    captured.namespace = namespace
     return captured
 
 

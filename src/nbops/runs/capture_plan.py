@@ -15,7 +15,8 @@ Each added cell is tagged `nbops-capture` (the analysis and the run record ignor
 ignore papermill's `injected-parameters` cell) and calls nbops.runs.autocapture.record; in a
 kernel without nbops it does nothing. The user's notebook is never changed: the cells go into
 a copy in the run's folder. A notebook the analysis cannot export (no tags, a dependency
-error) runs without them: a run needs no tags.
+error) runs without them: a run needs no tags, but `capture_warnings` says why nothing is
+captured (the run record keeps it and `nbops run` prints it as a warning).
 """
 
 from __future__ import annotations
@@ -85,6 +86,21 @@ def capture_calls(notebook: NotebookModel) -> list[CaptureCall]:
     if model is not None and not _logs_model(notebook):
         call_after(steps[model.step].cells[-1].cell.index, model.step).model = model.value
     return [calls[i] for i in sorted(calls)]
+
+
+def capture_warnings(notebook: NotebookModel) -> list[str]:
+    """One warning when the notebook's analysis fails, so the run records no metric or model
+    by itself: the analysis error, with its cell and fix; none otherwise."""
+    from nbops.notebook.analysis import analyse
+
+    try:
+        analyse(notebook)
+    except NbopsError as e:
+        return [
+            "metrics and the model are not captured automatically in this run (log them with "
+            f"nbops.log_metric / nbops.log_model, or fix what stops the analysis): {e}"
+        ]
+    return []
 
 
 def _logs_model(notebook: NotebookModel) -> bool:

@@ -37,7 +37,7 @@ from nbops.errors import (
 from nbops.notebook.read import NotebookModel, read_notebook
 from nbops.notebook.tags import Role
 from nbops.runs.capture import RUN_DIR_ENV, RUN_ID_ENV, new_run_id, read_events
-from nbops.runs.capture_plan import add_capture_cells
+from nbops.runs.capture_plan import add_capture_cells, capture_warnings
 from nbops.runs.environment import environment_info, git_info
 from nbops.runs.parameters import (
     REDACTED,
@@ -194,6 +194,7 @@ def execute_prepared(
         sweep_id=sweep_id,
         rerun_of=rerun_of,
         all_cells=prepared.all_cells,
+        warnings=capture_warnings(nb),
     )
     store.save(record)
     # Keep the notebook as it ran, so `nbops rerun` runs the same version.

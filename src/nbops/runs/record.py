@@ -117,6 +117,10 @@ class RunRecord(_Record):
     tracking: dict[str, Any] = Field(
         default_factory=dict, description="where else the run was logged, e.g. MLflow's run id"
     )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what the run could not do for the user and why (nbops run prints them)",
+    )
 
     def latest_metrics(self) -> dict[str, float]:
         """Each metric's last logged value."""

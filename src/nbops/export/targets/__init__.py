@@ -9,6 +9,9 @@ running the package once, see probe.py). Each target is a module here with
 - `render(ctx) -> dict[str, str]`: files (path relative to the export folder -> text);
 - `build(ctx, folder) -> dict[str, str]`: files compiled from the rendered ones, written in
   `folder` (a staging copy of the export folder), e.g. kfp's pipeline YAML.
+
+Each step that computes metrics reports them under the names `collect_metrics` gives them
+(`TargetContext.step_metrics`), so a run on an orchestrator and `nbops run` agree.
 """
 
 from __future__ import annotations
@@ -52,6 +55,17 @@ class TargetContext:
         """The `[tool.nbops.steps.NAME]` settings of a step (NAME: its tag or its name)."""
         short = step.key.split(":")[-1]
         return self.options.steps.get(step.key) or self.options.steps.get(short)
+
+    def step_metrics(self, step: StepEntry) -> dict[str, str]:
+        """The metrics a step computes, named as the package's `collect_metrics` and `nbops
+        run` name them (the manifest's `metrics`: `knn.accuracy` for a name two steps
+        define, `accuracy_score` for a kept last expression): metric name -> the step's
+        returned value it is read from."""
+        return {
+            m.name: m.value
+            for m in self.manifest.metrics
+            if m.step == step.key and m.value in step.outputs
+        }
 
 
 def load_target(target: str) -> ModuleType:

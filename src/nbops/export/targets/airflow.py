@@ -3,8 +3,8 @@
 Writes `airflow_dag.py` next to the package: a TaskFlow DAG (`airflow.sdk`) with one task per
 step, each calling the package's step function, the notebook's parameters as DAG params
 (checked by the package's `Params` in every task), values passed between tasks as files with
-the serialisation recorded in the manifest (the XCom holds only their paths, and an evaluate
-step's metrics), and `[tool.nbops.steps.NAME] retries` as task retries. Also writes an
+the serialisation recorded in the manifest (the XCom holds only their paths, and a step's
+metrics, named as the package's `collect_metrics` names them), and `[tool.nbops.steps.NAME] retries` as task retries. Also writes an
 `.airflowignore`, so Airflow parses the DAG file and not the package's modules.
 
 Nothing is compiled: Airflow reads the DAG file itself.
@@ -192,7 +192,7 @@ def _upstream(step: StepEntry, ids: dict[str, str]) -> list[str]:
 
 
 def _is_metrics_step(step: StepEntry, ctx: TargetContext) -> bool:
-    return step.role == "evaluate" and bool(set(step.outputs) & set(ctx.manifest.metrics_from))
+    return bool(ctx.step_metrics(step))
 
 
 def _not_applied(step: StepEntry, ctx: TargetContext) -> str:
@@ -251,7 +251,7 @@ def _task(step: StepEntry, ctx: TargetContext, ids: dict[str, str]) -> str:
     out = [f'"paths": _save({{{saved}}})' if saved else '"paths": {}']
     if _is_metrics_step(step, ctx):
         values = ", ".join(
-            f"{v!r}: {got}" for v, got in returned.items() if v in ctx.manifest.metrics_from
+            f"{name!r}: {returned[value]}" for name, value in ctx.step_metrics(step).items()
         )
         out.append(f'"metrics": io.metric_values({{{values}}})')
     lines.append("return {" + ", ".join(out) + "}")
@@ -338,7 +338,7 @@ Values pass between tasks as files, with the serialisation recorded in
 
     $NBOPS_ARTIFACT_ROOT/<dag id>/<run id>/<task id>/<value>.<ext>
 
-and a task's XCom holds only their paths (and, for an evaluate step, its metrics).
+and a task's XCom holds only their paths (and the metrics its step computes).
 NBOPS_ARTIFACT_ROOT defaults to `$AIRFLOW_HOME/{DEFAULT_ARTIFACT_DIR}/` (out of the export
 folder, which a new export replaces); when tasks run on several machines (Celery or
 Kubernetes executors) it must be a folder they all share.

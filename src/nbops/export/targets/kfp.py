@@ -3,7 +3,8 @@
 Writes `kfp_pipeline.py` next to the package (one lightweight Python component per step, the
 package embedded in each with kfp's `embedded_artifact_path`, values passed as typed
 artifacts with the serialisation recorded in the manifest, the parameters model as pipeline
-parameters, evaluate steps' numbers as a Metrics artifact) and compiles it to
+parameters, each step's metrics as a Metrics artifact under the names the package's
+`collect_metrics` gives them) and compiles it to
 `kfp_pipeline.yaml`, ready to upload.
 """
 
@@ -71,7 +72,7 @@ def _output_names(step: StepEntry, ctx: TargetContext) -> dict[str, str]:
 
 
 def _metrics_arg(step: StepEntry, ctx: TargetContext, outputs: dict[str, str]) -> str | None:
-    if step.role != "evaluate" or not set(step.outputs) & set(ctx.manifest.metrics_from):
+    if not ctx.step_metrics(step):
         return None
     arg = "metrics"
     taken = set(outputs.values()) | {i.name for i in step.inputs}
@@ -127,8 +128,10 @@ def _component(step: StepEntry, ctx: TargetContext) -> str:
         lines.append(f"io.save({got}, {arg}.path, {codec!r})")
         lines.append(f"{arg}.metadata['serialisation'] = {codec!r}")
     if metrics:
-        metric_values = [v for v in step.outputs if v in ctx.manifest.metrics_from]
-        values = {v: ("result" if len(step.outputs) == 1 else f"result.{v}") for v in metric_values}
+        values = {
+            name: ("result" if len(step.outputs) == 1 else f"result.{value}")
+            for name, value in ctx.step_metrics(step).items()
+        }
         mapping = "{" + ", ".join(f"{v!r}: {g}" for v, g in values.items()) + "}"
         lines.append(f"for key, number in io.metric_values({mapping}).items():")
         lines.append(f"    {metrics}.log_metric(key, number)")
