@@ -277,6 +277,33 @@ def test_printing_a_kept_metric_is_not_warned_about(analyse_cells: Analyse) -> N
     assert graph.diagnostics == []
 
 
+def test_printing_a_kept_metric_rounded_is_not_warned_about(analyse_cells: Analyse) -> None:
+    cells = [
+        SETUP,
+        SPLIT,
+        ("knn = KNeighborsClassifier().fit(X_train, y_train)\n"
+         "train_accuracy = knn.score(X_train, y_train)\n"
+         "print('training accuracy:', round(train_accuracy, 3))", ["train"]),
+        ("acc = knn.score(X_test, y_test)\nprint(float(round(acc, 2)))", ["evaluate"]),
+    ]  # fmt: skip
+    graph = analyse_cells(cells)
+
+    assert graph.diagnostics == []
+
+
+def test_printing_an_unkept_metric_rounded_is_still_warned_about(analyse_cells: Analyse) -> None:
+    cells = [
+        SETUP,
+        SPLIT,
+        FIT_KNN,
+        ("print(round(knn.score(X_test, y_test), 3))", ["evaluate"]),
+    ]
+    graph = analyse_cells(cells)
+
+    [warning] = graph.diagnostics
+    assert "prints round(knn.score(X_test, y_test), 3) without keeping it" in warning.message
+
+
 # -- the model -------------------------------------------------------------------------------
 
 

@@ -536,7 +536,8 @@ def unkept_prints(graph: StepGraph) -> list[Diagnostic]:
         for cell in step.cells:
             for expr in _printed(cell.code.tree):
                 text = ast.unparse(expr)
-                if text in kept or isinstance(expr, ast.Name):
+                inner = _unrounded(expr)
+                if text in kept or isinstance(inner, ast.Name) or ast.unparse(inner) in kept:
                     continue
                 if not looks_like_metric_expression(expr) or _is_data_or_model(expr):
                     continue
@@ -557,6 +558,21 @@ def unkept_prints(graph: StepGraph) -> list[Diagnostic]:
                     )
                 )
     return warnings
+
+
+_FORMATTING = frozenset({"round", "float", "int", "str", "abs"})
+
+
+def _unrounded(expr: ast.expr) -> ast.expr:
+    """The value a print shows, without the rounding or conversion around it:
+    `round(train_accuracy, 3)` shows `train_accuracy`, which may already be kept."""
+    while (
+        isinstance(expr, ast.Call)
+        and expr.args
+        and (getattr(expr.func, "id", None) or getattr(expr.func, "attr", None)) in _FORMATTING
+    ):
+        expr = expr.args[0]
+    return expr
 
 
 def _printed(tree: ast.Module) -> list[ast.expr]:
