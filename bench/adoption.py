@@ -58,6 +58,7 @@ KALE_TAG = re.compile(
 )
 RUN_LINE = re.compile(r"^Run (\S+) (\w+) in ")
 RUN_IT = re.compile(r"^Run it: cd (.+) && python -m (\S+)\s*$")
+BOX = " \u2500\u2502\u256d\u256e\u256f\u2570"
 SKIP_DIRS = {".nbops", "pipelines", "bundles", ".ipynb_checkpoints", "__pycache__", "nbops-runs"}
 
 
@@ -141,7 +142,13 @@ def copy_with_neighbours(notebook: Path, into: Path) -> Path:
 
 
 def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    """The line that says what went wrong (rich's box drawing around it removed)."""
+    lines = [
+        line.strip(BOX).strip()
+        for line in text.splitlines()
+        if not line.lstrip().startswith(("\u256d", "\u2570"))  # a box's top or bottom edge
+    ]
+    lines = [line for line in lines if line and not line.startswith(("Usage:", "Try '"))]
     if not lines:
         return ""
     for line in reversed(lines):  # prefer nbops's one-line error over trailing noise
