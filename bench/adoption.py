@@ -371,8 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             notebook, folder, headlines, kale_convert=args.kale_convert, keep=args.keep
         )
         outcomes.append(outcome)
-        if not args.json:
-            print(_line(outcome), flush=True)
+        print(_line(outcome), file=sys.stderr if args.json else sys.stdout, flush=True)
 
     total = len(outcomes)
     passed = sum(o.ok for o in outcomes)
