@@ -164,6 +164,19 @@ def test_plot_bounds_sizes_constants_and_predictions_of_an_evaluate_step_are_not
     assert set(metrics(graph)) == {"correct", "accuracy"}
 
 
+def test_clock_readings_of_an_evaluate_step_are_not_metrics(analyse_cells: Analyse) -> None:
+    timed = (
+        "import time\n"
+        "start = time.time()\n"
+        "accuracy = accuracy_score(y_test, knn.predict(X_test))\n"
+        "elapsed_s = time.perf_counter() - start",
+        ["evaluate"],
+    )
+    graph = analyse_cells([SETUP, SPLIT, FIT_KNN, timed])
+
+    assert set(metrics(graph)) == {"accuracy"}
+
+
 def test_a_metric_computed_in_a_cell_that_fits_is_a_metric(analyse_cells: Analyse) -> None:
     train = (
         "logreg = LogisticRegression(max_iter=200)\n"

@@ -232,10 +232,27 @@ def _is_constructor(node: ast.expr) -> bool:
     return isinstance(node, ast.Call) and _callee(node)[:1].isupper()
 
 
+# Clock readings: they differ between any two runs, so they are never metrics (a model
+# comparison loop's `start = time.time()` would make the run and the package disagree).
+_CLOCKS = frozenset(
+    {
+        "time", "perf_counter", "monotonic", "process_time", "thread_time", "time_ns",
+        "perf_counter_ns", "monotonic_ns", "now", "utcnow", "today", "default_timer",
+    }
+)  # fmt: skip
+
+
+def _reads_clock(node: ast.expr) -> bool:
+    """`time.time()`, `time.perf_counter() - start`, `datetime.now()`, anywhere inside."""
+    return any(isinstance(n, ast.Call) and _callee(n) in _CLOCKS for n in ast.walk(node))
+
+
 def is_metric_value(name: str, value: ast.expr | None, role: Role) -> bool:
     """Whether a value a step of this role binds to `name` (from `value`, None when bound
     another way) is one of its metrics (see the module docstring)."""
-    if value is not None and (_is_constant(value) or _is_data_or_model(value)):
+    if value is not None and (
+        _is_constant(value) or _is_data_or_model(value) or _reads_clock(value)
+    ):
         return False
     if looks_like_metric_name(name) or (value is not None and looks_like_metric_expression(value)):
         return True
