@@ -75,9 +75,7 @@ def test_a_capture_cell_after_a_cell_that_prints_a_metric_evaluates_it_again(
             "mean_error": "mean_error_score(y_test)",
         },
     )
-    assert "evaluate={'mean_squared_error': 'mean_squared_error(y_test, y_pred)'" in (
-        call.source()
-    )
+    assert "evaluate={'mean_squared_error': 'mean_squared_error(y_test, y_pred)'" in call.source()
 
 
 def test_the_executed_copy_gets_the_capture_cells_and_analyses_as_the_notebook(

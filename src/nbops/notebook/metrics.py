@@ -22,8 +22,13 @@ call are both read from `metric_sources(graph)` on the same analysis, so a run a
   `name.key`): a value that turns out to be an array or a string is no metric.
 - A metric name that two steps report is kept once per step, qualified by the step's name
   (`knn.accuracy`, `logreg.accuracy`); gates and MLflow accept such names as they are.
-- A train or evaluate cell that prints a metric it does not keep
-  (`print(accuracy_score(y_test, pred))`) gets a warning naming the cell (`unkept_prints`).
+- A metric an evaluate cell only prints with a top-level `print`
+  (`print("R2: %.2f" % r2_score(y_test, pred))`) is kept as well (`printed_metrics`): the
+  export assigns it before the print (`r2 = r2_score(y_test, pred)`, named by
+  `printed_metric_name`), and a run evaluates the expression once more after the cell.
+- A train cell that prints a metric it does not keep (`print(accuracy_score(y, pred))`), or
+  an evaluate cell whose printed metric cannot be kept (its inputs change later in the cell,
+  the print sits in a loop), gets a warning naming the cell (`unkept_prints`).
 
 The model a run records without `nbops.log_model` is the value the last evaluate step that
 predicts with an earlier step's value predicts with (`.predict(`, `.predict_proba(`,
