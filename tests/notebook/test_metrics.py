@@ -105,7 +105,7 @@ def test_a_kept_expression_never_shadows_a_name_the_notebook_uses(
         "X_test.shape",
         "plt.show()",
         "plt.plot(X_test[:, 0])",
-        "print(knn.score(X_test, y_test))",
+        "print('test set:', len(X_test))",
         "knn.predict(X_test)",
         "len(X_test)",
         "df.sort_values('a')",
@@ -257,23 +257,130 @@ def test_a_kept_expression_name_is_always_a_valid_identifier(dotted: str) -> Non
 # -- printed, not kept -----------------------------------------------------------------------
 
 
-def test_an_evaluate_cell_that_only_prints_its_metric_is_warned_about(
+DIABETES_SETUP = (
+    "from sklearn.datasets import load_diabetes\n"
+    "from sklearn.linear_model import LinearRegression\n"
+    "from sklearn.metrics import mean_squared_error, r2_score, accuracy_score\n"
+    "from sklearn.neighbors import KNeighborsClassifier",
+    ["setup"],
+)
+DIABETES_FIT = (
+    "X, y = load_diabetes(return_X_y=True)\n"
+    "X_train, X_test, y_train, y_test = X[:-20], X[-20:], y[:-20], y[-20:]\n"
+    "regr = LinearRegression()\n"
+    "regr.fit(X_train, y_train); y_pred = regr.predict(X_test)",
+    ["train"],
+)
+DIABETES_PRINTS = (
+    'print("Mean squared error: %.2f" % mean_squared_error(y_test, y_pred))\n'
+    'print("Coefficient of determination: %.2f" % r2_score(y_test, y_pred))',
+    ["evaluate"],
+)
+
+
+def test_metrics_an_evaluate_cell_only_prints_are_kept_under_the_names_the_warning_proposed(
+    analyse_cells: Analyse,
+) -> None:
+    cells = [
+        DIABETES_SETUP,
+        DIABETES_FIT,
+        DIABETES_PRINTS,
+        ("knn = KNeighborsClassifier().fit(X_train, y_train > 150)\n"
+         "pred = knn.predict(X_test)\n"
+         'print("{:.2f}".format(knn.score(X_test, y_test > 150)))\n'
+         'print(f"accuracy: {accuracy_score(y_test > 150, pred):.3f}")', ["evaluate:knn"]),
+    ]  # fmt: skip
+    graph = analyse_cells(cells)
+
+    assert metrics(graph) == {
+        "mean_squared_error": ("evaluate", "mean_squared_error_value"),
+        "r2": ("evaluate", "r2"),
+        "knn_score": ("evaluate:knn", "knn_score"),
+        "accuracy": ("evaluate:knn", "accuracy"),
+    }
+    assert graph.diagnostics == []
+
+
+def test_a_printed_metric_is_assigned_before_its_print_and_the_print_shows_the_name(
+    analyse_cells: Analyse,
+) -> None:
+    cells = [
+        DIABETES_SETUP,
+        DIABETES_FIT,
+        (DIABETES_PRINTS[0] + '\nprint(f"r2 again: {r2_score(y_test, y_pred):.3f}")', ["evaluate"]),
+    ]
+    graph = analyse_cells(cells)
+
+    assert step_code(graph, "evaluate") == (
+        "mean_squared_error_value = mean_squared_error(y_test, y_pred)\n"
+        'print("Mean squared error: %.2f" % mean_squared_error_value)\n'
+        "r2 = r2_score(y_test, y_pred)\n"
+        'print("Coefficient of determination: %.2f" % r2)\n'
+        'print(f"r2 again: {r2_score(y_test, y_pred):.3f}")\n'
+    )
+
+
+def test_two_printed_metrics_of_one_step_with_one_name_are_numbered(
+    analyse_cells: Analyse,
+) -> None:
+    cells = [
+        DIABETES_SETUP,
+        DIABETES_FIT,
+        ('print("train", r2_score(y_train, regr.predict(X_train)))\n'
+         'print("test", r2_score(y_test, y_pred))', ["evaluate"]),
+    ]  # fmt: skip
+    graph = analyse_cells(cells)
+
+    assert set(metrics(graph)) == {"r2", "r2_2"}
+
+
+def test_a_printed_metric_of_a_train_cell_is_still_warned_about_and_not_kept(
+    analyse_cells: Analyse,
+) -> None:
+    cells = [
+        SETUP,
+        SPLIT,
+        ("knn = KNeighborsClassifier().fit(X_train, y_train)\n"
+         "print(accuracy_score(y_train, knn.predict(X_train)))", ["train"]),
+    ]  # fmt: skip
+    graph = analyse_cells(cells)
+
+    [warning] = graph.diagnostics
+    assert "prints accuracy_score(y_train, knn.predict(X_train)) without keeping it" in (
+        warning.message
+    )
+    assert "assign it (accuracy = accuracy_score(y_train, knn.predict(X_train)))" in (
+        warning.message
+    )
+    assert metrics(graph) == {}
+
+
+def test_prints_that_show_no_metric_are_left_as_they_are(analyse_cells: Analyse) -> None:
+    shows = (
+        'y_pred = knn.predict(X_test)\nprint("predictions:", y_pred)\n'
+        "print(X_test.shape, len(y_test))"
+    )
+    graph = analyse_cells([SETUP, SPLIT, FIT_KNN, (shows, ["evaluate"])])
+
+    assert step_code(graph, "evaluate") == shows
+    assert metrics(graph) == {}
+
+
+def test_a_printed_metric_whose_inputs_the_cell_changes_after_the_print_is_only_warned_about(
     analyse_cells: Analyse,
 ) -> None:
     cells = [
         SETUP,
         SPLIT,
         FIT_KNN,
-        ("y_pred = knn.predict(X_test)\nprint(accuracy_score(y_test, y_pred))", ["evaluate"]),
-    ]
+        ("y_pred = knn.predict(X_test)\nprint(accuracy_score(y_test, y_pred))\n"
+         "y_pred = knn.predict(X_train)", ["evaluate"]),
+    ]  # fmt: skip
     graph = analyse_cells(cells)
 
     [warning] = graph.diagnostics
-    assert warning.location.number == 4
     assert "prints accuracy_score(y_test, y_pred) without keeping it" in warning.message
-    assert "assign it (accuracy = accuracy_score(y_test, y_pred)) or end the cell with it" in (
-        warning.message
-    )
+    assert metrics(graph) == {}
 
 
 def test_printing_a_kept_metric_is_not_warned_about(analyse_cells: Analyse) -> None:
@@ -304,7 +411,9 @@ def test_printing_a_kept_metric_rounded_is_not_warned_about(analyse_cells: Analy
     assert graph.diagnostics == []
 
 
-def test_printing_an_unkept_metric_rounded_is_still_warned_about(analyse_cells: Analyse) -> None:
+def test_a_printed_metric_rounded_is_kept_without_the_rounding_in_its_name(
+    analyse_cells: Analyse,
+) -> None:
     cells = [
         SETUP,
         SPLIT,
@@ -313,8 +422,11 @@ def test_printing_an_unkept_metric_rounded_is_still_warned_about(analyse_cells: 
     ]
     graph = analyse_cells(cells)
 
-    [warning] = graph.diagnostics
-    assert "prints round(knn.score(X_test, y_test), 3) without keeping it" in warning.message
+    assert graph.diagnostics == []
+    assert metrics(graph) == {"knn_score": ("evaluate", "knn_score")}
+    assert step_code(graph, "evaluate") == (
+        "knn_score = round(knn.score(X_test, y_test), 3)\nprint(knn_score)"
+    )
 
 
 # -- the model -------------------------------------------------------------------------------

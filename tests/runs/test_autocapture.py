@@ -53,6 +53,31 @@ def test_a_capture_cell_follows_each_step_with_metrics_and_each_kept_expression(
     ]
 
 
+def test_a_capture_cell_after_a_cell_that_prints_a_metric_evaluates_it_again(
+    tmp_path: Path,
+) -> None:
+    cells = [
+        ("from statistics import mean\n"
+         "def mean_squared_error(a, b):\n    return mean((x - y) ** 2 for x, y in zip(a, b))\n"
+         "def mean_error_score(a):\n    return mean(a)", ["setup"]),
+        ("y_test, y_pred = [1.0, 2.0], [1.5, 2.0]", ["train"]),
+        ('print("Mean squared error: %.2f" % mean_squared_error(y_test, y_pred))\n'
+         "print(f'{mean_error_score(y_test):.2f}', len(y_test))", ["evaluate"]),
+    ]  # fmt: skip
+    notebook = read_notebook(write_notebook(tmp_path / "nb.ipynb", cells))
+
+    [call] = capture_calls(notebook)
+
+    assert (call.after, call.evaluate) == (
+        2,
+        {
+            "mean_squared_error": "mean_squared_error(y_test, y_pred)",
+            "mean_error": "mean_error_score(y_test)",
+        },
+    )
+    assert "evaluate={'mean_squared_error': 'mean_squared_error(y_test, y_pred)'" in call.source()
+
+
 def test_the_executed_copy_gets_the_capture_cells_and_analyses_as_the_notebook(
     tmp_path: Path,
 ) -> None:
@@ -122,6 +147,26 @@ def test_record_reads_the_previous_cells_shown_value_from_out(run_dir: Path) -> 
 
     [event] = read_events(run_dir)
     assert (event["name"], event["value"]) == ("x_ratio", 0.25)
+
+
+def test_record_evaluates_a_printed_metric_in_the_notebooks_globals(run_dir: Path) -> None:
+    namespace = {"y": [1.0, 3.0], "mean": lambda v: sum(v) / len(v)}
+
+    record(namespace, "evaluate", evaluate={"y_mean": "mean(y)"})
+
+    [event] = read_events(run_dir)
+    assert (event["name"], event["value"]) == ("y_mean", 2.0)
+
+
+def test_a_printed_metric_that_fails_to_evaluate_again_is_skipped_and_said(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record({"acc": 0.5}, "evaluate", {"acc": "acc"}, evaluate={"r2": "r2_score(y, p)"})
+
+    assert [e["name"] for e in read_events(run_dir)] == ["acc"]
+    assert "nbops: could not record 'r2' of step 'evaluate': name 'r2_score'" in (
+        capsys.readouterr().err
+    )
 
 
 def test_record_never_fails_the_run(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -47,10 +47,24 @@ from nbops.errors import (
     UndefinedNameError,
     UntaggedDefinitionError,
 )
-from nbops.notebook.cellcode import CellCode, Diagnostic, ImportBinding, keep_last_value, translate
+from nbops.notebook.cellcode import (
+    CellCode,
+    Diagnostic,
+    ImportBinding,
+    keep_last_value,
+    keep_printed_values,
+    translate,
+)
 from nbops.notebook.kale import declared_metrics, prev_disagreements
 from nbops.notebook.localmods import find_local_modules, is_installed
-from nbops.notebook.metrics import Headline, expression_name, headline_statement, unkept_prints
+from nbops.notebook.metrics import (
+    Headline,
+    expression_name,
+    headline_statement,
+    printed_metric_name,
+    printed_metrics,
+    unkept_prints,
+)
 from nbops.notebook.names import CellNames, cell_names
 from nbops.notebook.parameters import Parameter, read_parameters
 from nbops.notebook.read import Cell, NotebookModel
@@ -81,6 +95,7 @@ class AnalysedCell:
     code: CellCode
     names: CellNames
     headline: Headline | None = None  # the kept last expression, in train and evaluate cells
+    printed: list[Headline] = field(default_factory=list)  # printed metrics kept, evaluate cells
 
 
 @dataclass
@@ -241,10 +256,12 @@ def _keep_headlines(analysed: list[AnalysedCell], imports: dict[str, ImportBindi
         tag = a.cell.tag
         if tag is None or tag.role not in (Role.TRAIN, Role.EVALUATE):
             continue
+        used = per_step.setdefault(str(tag.step_tag), set())
+        if tag.role is Role.EVALUATE:
+            _keep_printed(a, used, taken)
         stmt = headline_statement(a.code.tree, a.code.source, tag.role)
         if stmt is None:
             continue
-        used = per_step.setdefault(str(tag.step_tag), set())
         metric = _numbered(expression_name(stmt.value, namespaces), used)
         used.add(metric)
         variable = metric if metric not in taken else _numbered(f"{metric}_value", taken)
@@ -252,6 +269,21 @@ def _keep_headlines(analysed: list[AnalysedCell], imports: dict[str, ImportBindi
         a.code = keep_last_value(a.code, variable)
         a.names = cell_names(a.code.tree)
         a.headline = Headline(variable=variable, metric=metric, expression=expression)
+
+
+def _keep_printed(a: AnalysedCell, used: set[str], taken: set[str]) -> None:
+    """Keep the metrics an evaluate cell only prints (metrics.printed_metrics) as values
+    assigned before the print, named as the unkept-print warning proposes, unique per step."""
+    kept: list[tuple[ast.stmt, ast.expr, str]] = []
+    for stmt, value in printed_metrics(a.code.tree):
+        metric = _numbered(printed_metric_name(value), used)
+        used.add(metric)
+        variable = metric if metric not in taken else _numbered(f"{metric}_value", taken)
+        kept.append((stmt, value, variable))
+        a.printed.append(Headline(variable=variable, metric=metric, expression=ast.unparse(value)))
+    if kept:
+        a.code = keep_printed_values(a.code, kept)
+        a.names = cell_names(a.code.tree)
 
 
 def _numbered(name: str, taken: set[str]) -> str:

@@ -133,6 +133,54 @@ def keep_last_value(code: CellCode, variable: str) -> CellCode:
     )
 
 
+def keep_printed_values(code: CellCode, kept: list[tuple[ast.stmt, ast.expr, str]]) -> CellCode:
+    """The cell with each printed value kept: for (print statement, value, variable),
+    `variable = value` is assigned just before the statement and the print shows
+    `variable`: `print("r2: %.2f" % r2_score(y, p))` becomes `r2 = r2_score(y, p)` and
+    `print("r2: %.2f" % r2)`. The statements are top-level ones of the cell."""
+    if not kept:
+        return code
+    data = code.source.encode("utf-8")
+    starts = [0]
+    for line in data.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+
+    def offset(line: int, col: int) -> int:  # col_offset counts UTF-8 bytes
+        return starts[line - 1] + col
+
+    edits: list[tuple[int, int, int, bytes]] = []
+    for index, (stmt, value, variable) in enumerate(kept):
+        text = ast.unparse(value)
+        at = offset(stmt.lineno, stmt.col_offset)
+        edits.append((at, at, index, f"{variable} = {text}\n".encode()))
+        segment = ast.get_source_segment(code.source, value)
+        end_line, end_col = value.end_lineno, value.end_col_offset
+        if segment is not None and end_line and end_col and _same_expression(segment, value):
+            start = offset(value.lineno, value.col_offset)
+            edits.append((start, offset(end_line, end_col), index, variable.encode()))
+    for start, end, _, replacement in sorted(edits, key=lambda e: e[:3], reverse=True):
+        data = data[:start] + replacement + data[end:]
+    source = data.decode("utf-8")
+    tree = ast.parse(source)
+    return CellCode(
+        source=source,
+        tree=tree,
+        body=_exported_body(source, tree),
+        imports=code.imports,
+        diagnostics=code.diagnostics,
+        star_import=code.star_import,
+    )
+
+
+def _same_expression(segment: str, value: ast.expr) -> bool:
+    """Whether a source segment is the expression (f-string fields report positions that
+    older Pythons get wrong): otherwise the print keeps its expression as it was."""
+    try:
+        return ast.dump(ast.parse(f"({segment})", mode="eval").body) == ast.dump(value)
+    except SyntaxError:
+        return False
+
+
 def _parse(code: str, location: CellLocation, offset: int = 0) -> ast.Module:
     """Parse a cell's code; `offset` is how many cell lines come before `code`."""
     try:

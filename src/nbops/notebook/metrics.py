@@ -22,8 +22,13 @@ call are both read from `metric_sources(graph)` on the same analysis, so a run a
   `name.key`): a value that turns out to be an array or a string is no metric.
 - A metric name that two steps report is kept once per step, qualified by the step's name
   (`knn.accuracy`, `logreg.accuracy`); gates and MLflow accept such names as they are.
-- A train or evaluate cell that prints a metric it does not keep
-  (`print(accuracy_score(y_test, pred))`) gets a warning naming the cell (`unkept_prints`).
+- A metric an evaluate cell only prints with a top-level `print`
+  (`print("R2: %.2f" % r2_score(y_test, pred))`) is kept as well (`printed_metrics`): the
+  export assigns it before the print (`r2 = r2_score(y_test, pred)`, named by
+  `printed_metric_name`), and a run evaluates the expression once more after the cell.
+- A train cell that prints a metric it does not keep (`print(accuracy_score(y, pred))`), or
+  an evaluate cell whose printed metric cannot be kept (its inputs change later in the cell,
+  the print sits in a loop), gets a warning naming the cell (`unkept_prints`).
 
 The model a run records without `nbops.log_model` is the value the last evaluate step that
 predicts with an earlier step's value predicts with (`.predict(`, `.predict_proba(`,
@@ -110,7 +115,8 @@ class MetricSource:
     step: str  # the step's key: 'evaluate:knn'
     value: str  # the name of the value the step returns
     headline: int | None = None  # the cell index, when the value is that cell's headline
-    expression: str | None = None  # the headline's source text
+    expression: str | None = None  # the headline's (or printed value's) source text
+    printed: int | None = None  # the cell index, when the value is a metric that cell prints
 
 
 @dataclass(frozen=True)
@@ -428,6 +434,7 @@ def step_metric_values(step: Step) -> list[str]:
         return []
     bound = bindings([s for c in step.cells for s in c.code.tree.body])
     headlines = {c.headline.variable for c in step.cells if c.headline is not None}
+    headlines |= {p.variable for c in step.cells for p in c.printed}
     defines = step.defines()
     return [
         name
@@ -439,16 +446,20 @@ def step_metric_values(step: Step) -> list[str]:
 
 def metric_sources(graph: StepGraph) -> list[MetricSource]:
     """Every metric of the notebook's steps, in step order (see the module docstring)."""
-    found: list[tuple[Step, str, str, int | None, str | None]] = []
+    found: list[tuple[Step, str, str, int | None, str | None, int | None]] = []
     for step in graph.steps:
         headlines = {c.headline.variable: c for c in step.cells if c.headline is not None}
+        printed = {p.variable: (c.cell.index, p) for c in step.cells for p in c.printed}
         for value in step_metric_values(step):
             cell = headlines.get(value)
             if cell is not None and cell.headline is not None:
                 h = cell.headline
-                found.append((step, h.metric, value, cell.cell.index, h.expression))
+                found.append((step, h.metric, value, cell.cell.index, h.expression, None))
+            elif value in printed:
+                index, p = printed[value]
+                found.append((step, p.metric, value, None, p.expression, index))
             else:
-                found.append((step, value, value, None, None))
+                found.append((step, value, value, None, None, None))
     steps_of: dict[str, dict[str, Step]] = {}
     for step, name, *_ in found:
         steps_of.setdefault(name, {})[step.key] = step
@@ -459,8 +470,9 @@ def metric_sources(graph: StepGraph) -> list[MetricSource]:
             value=value,
             headline=cell,
             expression=expression,
+            printed=printed_in,
         )
-        for step, name, value, cell, expression in found
+        for step, name, value, cell, expression, printed_in in found
     ]
 
 
@@ -559,13 +571,9 @@ def unkept_prints(graph: StepGraph) -> list[Diagnostic]:
                 if not looks_like_metric_expression(expr) or _is_data_or_model(expr):
                     continue
                 kept.add(text)
-                name = expression_name(expr)
-                if (
-                    isinstance(expr, ast.Call) and _callee(expr) == name
-                ):  # not `f1_score = f1_score(...)`
-                    name = (
-                        name.removesuffix("_score") if name.endswith("_score") else f"{name}_value"
-                    )
+                name = printed_metric_name(expr)
+                if isinstance(expr, ast.Call) and _callee(expr) == name:
+                    name = f"{name}_value"  # not `mean_squared_error = mean_squared_error(...)`
                 warnings.append(
                     Diagnostic(
                         f"step {step.tag!r} prints {text} without keeping it, so it is not a "
@@ -575,6 +583,48 @@ def unkept_prints(graph: StepGraph) -> list[Diagnostic]:
                     )
                 )
     return warnings
+
+
+def printed_metric_name(expr: ast.expr) -> str:
+    """The metric name of a printed value: `expression_name`, without the `_score` of a
+    metrics function (`r2_score(...)` → `r2`, `accuracy_score(...)` → `accuracy`,
+    `mean_squared_error(...)` → `mean_squared_error`, `knn.score(...)` → `knn_score`)."""
+    name = expression_name(expr)
+    core = _unrounded(expr)
+    if isinstance(core, ast.Call) and _callee(core) == name and name.endswith("_score"):
+        return name.removesuffix("_score")
+    return name
+
+
+def printed_metrics(tree: ast.Module) -> list[tuple[ast.Expr, ast.expr]]:
+    """The metrics an evaluate cell only prints, to keep: each value shown by a top-level
+    `print(...)` (plain argument, `%`-format, `.format`, f-string field) that looks like a
+    metric and is no data or model, is not a name, is not bound in the cell, and whose
+    names the cell does not rebind after the print (so it can be evaluated again after the
+    cell). In order, with the print statement each is shown by; each expression once."""
+    bound = {ast.unparse(v) for v in bindings(list(tree.body)).values() if v is not None}
+    found: list[tuple[ast.Expr, ast.expr]] = []
+    seen: set[str] = set()
+    for i, stmt in enumerate(tree.body):
+        if not (
+            isinstance(stmt, ast.Expr)
+            and isinstance(stmt.value, ast.Call)
+            and getattr(stmt.value.func, "id", None) == "print"
+        ):
+            continue
+        later = set(bindings(tree.body[i + 1 :]))
+        for arg in stmt.value.args:
+            for expr in _shown_values(arg):
+                text, inner = ast.unparse(expr), _unrounded(expr)
+                if text in seen or text in bound or ast.unparse(inner) in bound:
+                    continue
+                if isinstance(inner, ast.Name) or not looks_like_metric_expression(expr):
+                    continue
+                if _is_data_or_model(expr) or later & set(_identifiers(expr)):
+                    continue
+                seen.add(text)
+                found.append((stmt, expr))
+    return found
 
 
 _FORMATTING = frozenset({"round", "float", "int", "str", "abs"})

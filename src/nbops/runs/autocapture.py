@@ -8,7 +8,9 @@ events marked `auto`, and the run record lets an explicit `nbops.log_metric` or
 `nbops.log_model` of the same name win (record.py).
 
 The value of a cell's last expression is read from IPython's output history (`Out`), as
-Jupyter showed it: the expression is never evaluated a second time. Only numbers are
+Jupyter showed it: the expression is never evaluated a second time. A metric a cell only
+prints (`print("r2: %.2f" % r2_score(y, p))`) is the one value evaluated again, from its
+expression, in the notebook's globals. Only numbers are
 recorded (dicts of numbers are flattened as `name.key`), by the same rule as the exported
 package's `collect_metrics`.
 
@@ -35,6 +37,7 @@ def record(
     metrics: Mapping[str, str] | None = None,
     *,
     output: str | None = None,
+    evaluate: Mapping[str, str] | None = None,
     model: str | None = None,
 ) -> None:
     """Record what step `step` computed, reading the notebook's global `namespace`:
@@ -42,12 +45,19 @@ def record(
     - `metrics`: metric name -> the global holding its value (a missing global is skipped);
     - `output`: the metric name of the value the cell just before showed (its last
       expression), read from `Out`;
+    - `evaluate`: metric name -> an expression the cell before printed without keeping it,
+      evaluated again in `namespace` (one that fails is skipped, with a line on stderr);
     - `model`: the global holding the model, saved with skops as the run's model.
     """
     try:
         values = {name: namespace[var] for name, var in (metrics or {}).items() if var in namespace}
         if output is not None and (shown := _last_output(namespace)) is not None:
             values[output] = shown
+        for name, expression in (evaluate or {}).items():
+            try:
+                values[name] = eval(f"({expression})", dict(namespace))
+            except Exception as exc:
+                print(f"nbops: could not record {name!r} of step {step!r}: {exc}", file=sys.stderr)
         for name, number in metric_numbers(values).items():
             capture._emit_metric(name, number, None, auto=True)
         if model is not None and model in namespace:

@@ -7,6 +7,10 @@ the metrics `python -m PKG` reports, under the same names:
 
 - after a train or evaluate cell whose last expression is a metric, a cell records the value
   Jupyter showed for it (IPython's `Out`; the expression is not evaluated again);
+- after an evaluate cell that only prints a metric (`print("r2: %.2f" % r2_score(y, p))`),
+  a cell evaluates the printed expression once more in the notebook's globals: the
+  notebook does not keep the value, the export does (metrics.printed_metrics; only
+  metric-looking expressions, metric functions and `.score` being pure);
 - after the last cell of each train or evaluate step with metrics, a cell records them from
   the notebook's globals, as the step left them;
 - after the last cell of the step the model is read from, the same cell saves the model.
@@ -41,6 +45,7 @@ class CaptureCall:
     step: str
     metrics: dict[str, str] = field(default_factory=dict)  # metric name -> global name
     output: str | None = None  # the metric the previous cell's last expression holds
+    evaluate: dict[str, str] = field(default_factory=dict)  # metric name -> printed expression
     model: str | None = None  # the global holding the model
 
     def source(self) -> str:
@@ -49,6 +54,8 @@ class CaptureCall:
             args.append(repr(self.metrics))
         if self.output is not None:
             args.append(f"output={self.output!r}")
+        if self.evaluate:
+            args.append(f"evaluate={self.evaluate!r}")
         if self.model is not None:
             args.append(f"model={self.model!r}")
         call = f"record(globals(), {', '.join(args)})"
@@ -79,6 +86,8 @@ def capture_calls(notebook: NotebookModel) -> list[CaptureCall]:
     for m in metric_sources(graph):
         if m.headline is not None:
             call_after(m.headline, m.step).output = m.name
+        elif m.printed is not None and m.expression is not None:
+            call_after(m.printed, m.step).evaluate[m.name] = m.expression
         else:
             last = steps[m.step].cells[-1].cell.index
             call_after(last, m.step).metrics[m.name] = m.value
