@@ -164,6 +164,25 @@ def test_plot_bounds_sizes_constants_and_predictions_of_an_evaluate_step_are_not
     assert set(metrics(graph)) == {"correct", "accuracy"}
 
 
+@pytest.mark.parametrize(
+    "last_line",
+    [
+        "nbops.log_metric('accuracy', accuracy)",
+        "mlflow.log_metrics({'accuracy': accuracy})",
+        "log_metric('accuracy', accuracy)",
+    ],
+)
+def test_a_cell_ending_with_a_tracking_call_has_no_headline_value(
+    analyse_cells: Analyse, last_line: str
+) -> None:
+    setup = (SETUP[0] + "\nimport nbops\nimport mlflow\nfrom nbops import log_metric", SETUP[1])
+    scored = (f"accuracy = knn.score(X_test, y_test)\n{last_line}", ["evaluate"])
+    graph = analyse_cells([setup, SPLIT, FIT_KNN, scored])
+
+    assert set(metrics(graph)) == {"accuracy"}
+    assert graph.steps[-1].outputs == ["accuracy"]
+
+
 def test_clock_readings_of_an_evaluate_step_are_not_metrics(analyse_cells: Analyse) -> None:
     timed = (
         "import time\n"

@@ -91,6 +91,8 @@ _TABLES = frozenset(
         "aggregate", "to_frame", "astype", "copy", "nlargest", "nsmallest", "transpose",
     }
 )  # fmt: skip
+# Tracking libraries: `nbops.log_metric("acc", acc)` records a value, it is not one.
+_TRACKING_ROOTS = frozenset({"nbops", "mlflow", "wandb", "neptune", "comet_ml", "dvclive"})
 _PLOT_ROOTS = frozenset({"plt", "pyplot", "sns", "px", "go", "ax", "axes", "axs", "fig", "mpl"})
 # Builtins and numpy functions that wrap a value without changing what it is.
 _WRAPPERS = frozenset({"round", "float", "int", "abs", "asarray", "array", "float64", "item"})
@@ -287,6 +289,8 @@ def headline_statement(tree: ast.Module, source: str, role: Role) -> ast.Expr | 
         return None  # "acc: %.2f" % acc
     if isinstance(value, ast.Call) and is_display_only(stmt):
         return None  # df.head(), scores.describe()
+    if isinstance(value, ast.Call) and _is_tracking_call(value):
+        return None  # nbops.log_metric("acc", acc): the value it records is kept already
     if _is_show(value) or _is_constructor(value) or _is_data_or_model(value):
         return None
     if isinstance(value, ast.Call) and _callee(value) in _TABLES:
@@ -296,6 +300,12 @@ def headline_statement(tree: ast.Module, source: str, role: Role) -> ast.Expr | 
     if role is not Role.EVALUATE or _is_size_or_bound(value) or is_display_only(stmt):
         return None
     return stmt
+
+
+def _is_tracking_call(node: ast.Call) -> bool:
+    """`nbops.log_metric(...)`, `mlflow.log_metrics(...)`, `log_metric(...)`: a call that
+    records values (and returns None)."""
+    return _callee(node).startswith("log_") or _root(node.func) in _TRACKING_ROOTS
 
 
 def _ends_with_semicolon(source: str) -> bool:
