@@ -111,6 +111,34 @@ def test_an_array_without_names_in_the_notebook_takes_x0_to_xn(tmp_path: Path) -
         assert bundle.predict(request).tolist() == model.predict(X[:5]).tolist()
 
 
+def test_a_features_step_reading_a_dataset_object_serves_the_model_on_its_array(
+    tmp_path: Path,
+) -> None:
+    # What `nbops tag --write` proposes for the classic iris tutorial: the step that takes
+    # X and y out of sklearn's Bunch is named transform:features, but a Bunch is no request.
+    (tmp_path / "pyproject.toml").write_text("[tool.nbops]\n")
+    notebook = build_notebook(
+        tmp_path / "tutorial.ipynb",
+        [
+            (IMPORTS, ["setup"]),
+            ("iris = load_iris()", ["transform:load"]),
+            ("X = iris.data\ny = iris.target", ["transform:features"]),
+            ("X_train, X_test, y_train, y_test = train_test_split(X, y)", ["transform:split"]),
+            ("knn = KNeighborsClassifier()\nknn.fit(X_train, y_train)", ["train"]),
+            ("knn.score(X_test, y_test)", ["evaluate"]),
+        ],
+    )
+    iris = load_iris()
+    model = KNeighborsClassifier().fit(iris.data, iris.target)
+    folder = build_from(
+        notebook, model, {}, out=tmp_path / "bundles", project=load_project(tmp_path)
+    )
+    request = pd.DataFrame(iris.data[:5], columns=iris.feature_names)
+    with load_bundle(folder) as bundle:
+        assert bundle.request_columns == list(iris.feature_names)
+        assert bundle.predict(request).tolist() == model.predict(iris.data[:5]).tolist()
+
+
 def test_a_model_input_that_is_not_a_table_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.nbops]\n")
     notebook = build_notebook(

@@ -102,6 +102,13 @@ def serving_plan(manifest: Any, parameters: dict[str, Any]) -> ServingPlan:
     return ServingPlan(SERVING_STEP, module, function, frames[0].name, params)
 
 
+def _model_alone_plan(manifest: Any) -> ServingPlan | None:
+    """Rule 2's plan (the model alone, on the frame its train step reads), or None."""
+    train = next((s for s in manifest.steps if s.role == "train"), None)
+    frames = [i for i in (train.inputs if train else []) if i.source == "step"]
+    return ServingPlan(None, None, None, frames[0].name, {}) if frames else None
+
+
 def _single_frame_step(manifest: Any) -> bool:
     """Whether the notebook has a `transform:features` step reading one frame (rule 1)."""
     step = next((s for s in manifest.steps if s.key == SERVING_STEP), None)
@@ -303,7 +310,18 @@ def gather(
             fix="make the serving step's input a value an earlier step returns",
         )
     values = {f.name: getattr(results, f.name) for f in dataclasses.fields(results)}
-    reference, array = request_frame(reference, plan.input, values)
+    try:
+        reference, array = request_frame(reference, plan.input, values)
+    except BundleError:
+        # A `transform:features` step whose input is no table (a dataset object such as
+        # sklearn's Bunch, split into X and y there) cannot take requests: serve the model
+        # alone, on the frame or array the train step fits it on (rule 2).
+        fallback = _model_alone_plan(manifest) if plan.step else None
+        reference = getattr(results, fallback.input, None) if fallback else None
+        if fallback is None or reference is None:
+            raise
+        plan = fallback
+        reference, array = request_frame(reference, plan.input, values)
     transform = serving_function(package, plan)
     if array:
         transform = _on_array(transform)
