@@ -29,6 +29,14 @@ bundle=$(ls -d bundles/passengers-v* | grep -v tar.gz | sort -V | tail -1)
 sed -n '/^def serve/,$p' "$bundle/code/passengers/serving.py"
 .venv/bin/nbops predict "$bundle" example_notebooks/data/passengers_test.csv -o bundles/passengers_predictions.csv
 head -5 bundles/passengers_predictions.csv
+echo "== an untagged tutorial notebook, as its author left it: suggested tags, export, run, bundle"
+mkdir -p pipelines/untagged
+cp tests/fixtures/tutorials/iris_knn.ipynb pipelines/untagged/
+.venv/bin/nbops tag pipelines/untagged/iris_knn.ipynb --write
+.venv/bin/nbops export pipelines/untagged/iris_knn.ipynb -o pipelines
+(cd pipelines/iris_knn && ../../.venv/bin/python -m iris_knn)
+.venv/bin/nbops run pipelines/untagged/iris_knn.ipynb
+.venv/bin/nbops bundle --run latest
 echo "== the penguins pipeline on Kubeflow Pipelines: exported, compiled, and run on kfp's local runner"
 .venv/bin/nbops export example_notebooks/penguins.ipynb -o pipelines --target kfp --no-install
 (cd example_notebooks && PATH="$PWD/../.venv/bin:$PATH" python -c "
