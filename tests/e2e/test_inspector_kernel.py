@@ -66,7 +66,8 @@ def test_the_inspector_renders_a_widget_and_is_recorded_in_the_run(
     assert kinds == {"validation", "slices", "gates"}
     assert record.gate_values()["slices.accuracy.min"] >= 0.5
     executed = nbformat.read(store.run_dir(record.run_id) / "output.ipynb", as_version=4)
-    last = executed.cells[-1]
+    # the notebook's own last cell (nbops adds its capture cells to the executed copy)
+    last = [c for c in executed.cells if "nbops-capture" not in c.metadata.get("tags", [])][-1]
     bundles = [o.get("data", {}) for o in last.outputs if o.get("output_type") == "execute_result"]
     assert bundles and "application/vnd.jupyter.widget-view+json" in bundles[0]
     assert "widgets" in executed.metadata  # the widget state papermill saved
