@@ -183,6 +183,21 @@ def test_a_cell_ending_with_a_tracking_call_has_no_headline_value(
     assert graph.steps[-1].outputs == ["accuracy"]
 
 
+def test_a_kept_metric_printed_as_a_percentage_stays_the_kept_value(
+    analyse_cells: Analyse,
+) -> None:
+    shown = (
+        "acc = accuracy_score(y_test, knn.predict(X_test))\n"
+        'print("Test accuracy: {:.2f}%".format(acc * 100))',
+        ["evaluate"],
+    )
+    graph = analyse_cells([SETUP, SPLIT, FIT_KNN, shown])
+
+    assert metrics(graph) == {"acc": ("evaluate", "acc")}
+    assert "acc * 100" in step_code(graph, "evaluate")  # the print is left as written
+    assert graph.diagnostics == []
+
+
 def test_clock_readings_of_an_evaluate_step_are_not_metrics(analyse_cells: Analyse) -> None:
     timed = (
         "import time\n"

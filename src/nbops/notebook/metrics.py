@@ -576,7 +576,7 @@ def unkept_prints(graph: StepGraph) -> list[Diagnostic]:
             for expr in _printed(cell.code.tree):
                 text = ast.unparse(expr)
                 inner = _unrounded(expr)
-                if text in kept or isinstance(inner, ast.Name) or ast.unparse(inner) in kept:
+                if text in kept or _presents_a_value(inner) or ast.unparse(inner) in kept:
                     continue
                 if not looks_like_metric_expression(expr) or _is_data_or_model(expr):
                     continue
@@ -628,7 +628,7 @@ def printed_metrics(tree: ast.Module) -> list[tuple[ast.Expr, ast.expr]]:
                 text, inner = ast.unparse(expr), _unrounded(expr)
                 if text in seen or text in bound or ast.unparse(inner) in bound:
                     continue
-                if isinstance(inner, ast.Name) or not looks_like_metric_expression(expr):
+                if _presents_a_value(inner) or not looks_like_metric_expression(expr):
                     continue
                 if _is_data_or_model(expr) or later & set(_identifiers(expr)):
                     continue
@@ -638,6 +638,14 @@ def printed_metrics(tree: ast.Module) -> list[tuple[ast.Expr, ast.expr]]:
 
 
 _FORMATTING = frozenset({"round", "float", "int", "str", "abs"})
+
+
+def _presents_a_value(expr: ast.expr) -> bool:
+    """A name, or arithmetic on names and numbers only (`acc * 100`, `1 - error`): a way of
+    showing a value kept elsewhere, not a new metric."""
+    return not any(
+        isinstance(n, ast.Call | ast.Attribute | ast.Subscript) for n in ast.walk(expr)
+    ) and any(isinstance(n, ast.Name) for n in ast.walk(expr))
 
 
 def _unrounded(expr: ast.expr) -> ast.expr:
