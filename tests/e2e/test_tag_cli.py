@@ -300,7 +300,7 @@ def test_bad_input_is_one_line_and_a_distinct_exit_code(tmp_path: Path) -> None:
         ("tag", "missing.ipynb", "--suggest"): (3, "cannot read the file"),
         ("tag", "notes.ipynb", "--suggest"): (3, "not valid JSON"),
         ("tag", "badtag.ipynb", "--write"): (4, "invalid step name"),
-        ("tag", "ok.ipynb"): (2, "--suggest, or --write"),
+        ("tag", "ok.ipynb"): (2, "--write or --from-kale"),
     }
     for args, (code, message) in cases.items():
         done = run_nbops(*args, cwd=tmp_path)
