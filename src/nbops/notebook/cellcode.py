@@ -122,6 +122,11 @@ def keep_last_value(code: CellCode, variable: str) -> CellCode:
     head, tail = line[: stmt.col_offset], line[stmt.col_offset :]
     lines[stmt.lineno - 1] = (head + f"{variable} = ".encode() + tail).decode("utf-8")
     source = "".join(lines)
+    return _with_source(code, source)
+
+
+def _with_source(code: CellCode, source: str) -> CellCode:
+    """`code` with its source rewritten by nbops (imports and diagnostics unchanged)."""
     tree = ast.parse(source)
     return CellCode(
         source=source,
@@ -161,15 +166,7 @@ def keep_printed_values(code: CellCode, kept: list[tuple[ast.stmt, ast.expr, str
     for start, end, _, replacement in sorted(edits, key=lambda e: e[:3], reverse=True):
         data = data[:start] + replacement + data[end:]
     source = data.decode("utf-8")
-    tree = ast.parse(source)
-    return CellCode(
-        source=source,
-        tree=tree,
-        body=_exported_body(source, tree),
-        imports=code.imports,
-        diagnostics=code.diagnostics,
-        star_import=code.star_import,
-    )
+    return _with_source(code, source)
 
 
 def _same_expression(segment: str, value: ast.expr) -> bool:
