@@ -471,7 +471,9 @@ def test_a_bad_request_in_a_batch_fails_alone(
     assert [good1.status_code, bad.status_code, good2.status_code] == [200, 422, 200]
     assert [good1.json()["predictions"][0], good2.json()["predictions"][0]] == expected
     assert "age cannot be negative" in bad.json()["detail"][0]["msg"]
-    assert bundle.calls == [1, 3, 1, 1, 1]  # the merged call failed, then each alone
+    # the start-up check of a reference record, the first call, the merged call that failed,
+    # then each request alone
+    assert bundle.calls == [1, 1, 3, 1, 1, 1]
 
 
 def test_options_are_checked(pipeline: Pipeline, schema: Schema, tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ import logging
 import math
 import queue
 import random
+import re
 import threading
 import time
 from bisect import bisect_left
@@ -68,8 +69,10 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nbops.errors import BundleError, NbopsError
@@ -87,6 +90,7 @@ MAX_PREDICTION_VALUES = 100  # distinct predicted values given their own series;
 LOG_QUEUE_SIZE = 10_000
 SMALL_BATCH = 256  # calls with fewer records run on one OpenMP thread
 ENDPOINTS = frozenset({"/predict", "/health", "/metadata", "/metrics", "/docs", "/openapi.json"})
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's script, style sheet and icon, from fastapi-offline
 _ARRIVING = "nbops.arriving"  # scope key: this /predict request is counted in `arriving`
 _JSON = "application/json"
 _PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
@@ -141,6 +145,9 @@ def request_model(
         options: dict[str, Any] = {"alias": column_name}
         if strict and not constrained:
             options["strict"] = True
+        if column.kind == "integer":  # what the frame's integer dtype holds
+            low, high = _integer_range(column)
+            options["ge"], options["le"] = low, high
         example = _example(column)
         if example is not None:
             options["examples"] = [example]
@@ -187,21 +194,54 @@ def _attribute(column_name: str, index: int) -> str:
     return column_name if usable else f"field_{index}"
 
 
+def _integer_range(column: ColumnSchema) -> tuple[int, int]:
+    dtype = _numpy_dtype(column.dtype)
+    if dtype is None or dtype.kind not in "iu":
+        dtype = np.dtype(np.int64)
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
 def _example(column: ColumnSchema) -> Any:
-    if column.kind == "categorical" and column.categories:
-        return column.categories[0]
-    if column.kind in ("integer", "float"):
+    """A typical value of a column, from its schema alone (deterministic): the median of a
+    number, the most frequent category or text, False, the earliest timestamp; None when the
+    schema tells nothing of a text column."""
+    kind = column.kind
+    frequencies = column.reference.frequencies if column.reference is not None else None
+    if kind in ("categorical", "string"):
+        known = [c for c in (frequencies or {}) if not column.categories or c in column.categories]
+        if known:
+            assert frequencies is not None
+            return max(sorted(known), key=lambda c: frequencies[c])
+        return column.categories[0] if column.categories else None
+    if kind in ("integer", "float"):
         middle: Any = (column.quantiles or {}).get("0.5")
         if middle is None:
             middle = column.min
         if isinstance(middle, int | float) and math.isfinite(middle):
-            return round(middle) if column.kind == "integer" else middle
-        return 0 if column.kind == "integer" else 0.0
-    if column.kind == "boolean":
+            if kind == "integer":
+                low, high = _integer_range(column)
+                return min(max(round(middle), low), high)
+            return float(middle)
+        return 0 if kind == "integer" else 0.0
+    if kind == "boolean":
         return False
-    if column.kind == "datetime":
-        return "2024-01-01T00:00:00"
+    if kind == "datetime":
+        return str(column.min) if isinstance(column.min, str) else "2024-01-01T00:00:00"
     return None
+
+
+def reference_record(schema: Schema, columns: Sequence[str]) -> dict[str, Any]:
+    """One request record built from the schema (`_example` of each column, "" for a text
+    column the schema says nothing of): what `/health` predicts at start-up."""
+    record: dict[str, Any] = {}
+    for name in columns:
+        column = schema.column(name)
+        value = _example(column)
+        if value is None and not column.nullable:
+            value = ""
+        record[name] = value
+    return record
 
 
 def _fields_by_column(model: type[BaseModel]) -> list[tuple[str, str]]:
@@ -277,6 +317,176 @@ def _json_safe(value: Any) -> Any:
         if pd.isna(value):
             return None
     return str(value)
+
+
+# -- reading a request body --------------------------------------------------------------------
+
+
+MAX_ERRORS = 20  # validation errors listed in one answer
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # a UTF-16 surrogate written as \uXXXX
+
+
+class RecordError(BundleError):
+    """A request the server refuses (a 422): where (`loc`, FastAPI's convention) and why."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        loc: Sequence[str | int] = ("body", "records"),
+        kind: str = "bundle_error",
+        fix: str | None = None,
+    ) -> None:
+        super().__init__(message, fix=fix)
+        self.loc = list(loc)
+        self.kind = kind
+
+    def detail(self) -> dict[str, Any]:
+        return {"type": self.kind, "loc": self.loc, "msg": str(self)}
+
+
+class _BadBody(Exception):
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(errors[0]["msg"] if errors else "bad body")
+        self.errors = errors
+
+
+class _NotFinite:
+    """What NaN, Infinity, -Infinity or an overflowing number such as 1e309 parse to."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _printable(text: str) -> str:
+    """Text safe to write into a UTF-8 answer: a lone surrogate shown as its escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def parse_body(body: bytes) -> Any:
+    """The JSON value of a request body, refusing what JSON does not have (NaN, infinities,
+    numbers too large for a float, lone UTF-16 surrogates, bytes that are not UTF-8).
+
+    Raises `_BadBody` with FastAPI-style errors, each locating the value from "body" on.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        msg = f"the body is not UTF-8 text (byte {e.start}); send JSON encoded as UTF-8"
+        raise _BadBody([{"type": "json_invalid", "loc": ["body", e.start], "msg": msg}]) from None
+    found = False
+
+    def constant(name: str) -> _NotFinite:
+        nonlocal found
+        found = True
+        return _NotFinite(name)
+
+    def number(literal: str) -> float | _NotFinite:
+        value = float(literal)
+        if math.isfinite(value):
+            return value
+        return constant(literal)
+
+    try:
+        value = json.loads(text, parse_constant=constant, parse_float=number)
+    except json.JSONDecodeError as e:
+        msg = f"JSON decode error: {e.msg}"
+        raise _BadBody([{"type": "json_invalid", "loc": ["body", e.pos], "msg": msg}]) from None
+    except RecursionError:
+        msg = "the JSON is nested too deeply"
+        raise _BadBody([{"type": "json_invalid", "loc": ["body"], "msg": msg}]) from None
+    except ValueError as e:  # an integer of more digits than Python converts
+        msg = f"JSON decode error: {_printable(str(e))[:200]}"
+        raise _BadBody([{"type": "json_invalid", "loc": ["body"], "msg": msg}]) from None
+    if found or _SURROGATE_ESCAPE.search(body):
+        errors = _unrepresentable(value)
+        if errors:
+            raise _BadBody(errors)
+    return value
+
+
+def _unrepresentable(value: Any) -> list[dict[str, Any]]:
+    """The places of non-finite numbers and lone surrogates in a parsed JSON value."""
+    errors: list[dict[str, Any]] = []
+    stack: list[tuple[Any, list[str | int]]] = [(value, ["body"])]
+    while stack and len(errors) < MAX_ERRORS:
+        item, loc = stack.pop()
+        if isinstance(item, _NotFinite):
+            errors.append(
+                {
+                    "type": "finite_number",
+                    "loc": loc,
+                    "msg": f"{item.text} is not a number JSON allows (no NaN, no infinities, "
+                    "nothing beyond the float range); send a finite number, or null where "
+                    "the field may be empty",
+                }
+            )
+        elif isinstance(item, str):
+            if _has_surrogate(item):
+                errors.append(_surrogate_error(loc, item))
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                if _has_surrogate(key):
+                    errors.append(_surrogate_error([*loc, _printable(key)], key))
+                else:
+                    stack.append((child, [*loc, key]))
+        elif isinstance(item, list):
+            stack.extend((child, [*loc, i]) for i, child in reversed(list(enumerate(item))))
+    return errors
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _surrogate_error(loc: list[str | int], text: str) -> dict[str, Any]:
+    return {
+        "type": "string_unicode",
+        "loc": loc,
+        "msg": f"the text {_printable(text)[:80]!r} holds a lone UTF-16 surrogate, which is not "
+        "Unicode; send valid Unicode text",
+    }
+
+
+def _validation_errors(errors: Sequence[Any], prefix: Sequence[str | int] = ()) -> list[Any]:
+    """pydantic's errors as JSON-safe dicts: type, loc, msg, and the input when it is a
+    short scalar (a record or a list is not echoed back)."""
+    out: list[Any] = []
+    for error in list(errors)[:MAX_ERRORS]:
+        item: dict[str, Any] = {
+            "type": str(error.get("type", "value_error")),
+            "loc": [*prefix, *(_safe_loc(p) for p in error.get("loc", ()))],
+            "msg": _printable(str(error.get("msg", ""))),
+        }
+        given = error.get("input")
+        if given is None or isinstance(given, bool | int):
+            item["input"] = given
+        elif isinstance(given, float):
+            item["input"] = given if math.isfinite(given) else str(given)
+        elif isinstance(given, str):
+            item["input"] = _printable(given[:200])
+        out.append(item)
+    return out
+
+
+def _safe_loc(part: Any) -> str | int:
+    if isinstance(part, int) and not isinstance(part, bool):
+        return part
+    return _printable(str(part))
+
+
+def _errors_response(status: int, errors: list[Any]) -> Response:
+    return Response(
+        json.dumps({"detail": errors}, allow_nan=False, ensure_ascii=False),
+        status_code=status,
+        media_type=_JSON,
+    )
 
 
 # -- metrics -----------------------------------------------------------------------------------
@@ -472,6 +682,7 @@ class _Job:
     n: int
     proba: bool
     future: "asyncio.Future[_Outcome] | None" = None
+    probe: bool = False  # the start-up check: not counted in the metrics
 
 
 @dataclass
@@ -481,13 +692,26 @@ class _Outcome:
 
 
 class _Predictor:
-    """Runs in the prediction thread: frames, `bundle.predict`, splitting, metrics."""
+    """Runs in the prediction thread: frames, the serving code, the model, splitting, metrics.
+
+    A bundle with `transform` and `model` (a loaded `Bundle`) is predicted in two steps, so
+    the model's input can be checked: an infinity there (the serving code divided by zero) is
+    a `RecordError` naming the column and the record, as is a `ValueError` from the model.
+    Any other bundle is predicted with its `predict`, a `ValueError` mapped the same way.
+    """
 
     def __init__(self, bundle: Any, metrics: _Metrics) -> None:
         self.bundle = bundle
         self.metrics = metrics
         self.columns = [bundle.schema.column(c) for c in bundle.request_columns]
-        self.has_proba = callable(getattr(bundle, "predict_proba", None))
+        model = getattr(bundle, "model", None)
+        self.staged = callable(getattr(bundle, "transform", None)) and callable(
+            getattr(model, "predict", None)
+        )
+        if self.staged:
+            self.has_proba = callable(getattr(model, "predict_proba", None))
+        else:
+            self.has_proba = callable(getattr(bundle, "predict_proba", None))
         self._openmp: Any = None  # threadpoolctl's controller of the OpenMP runtimes, once made
 
     def _threads(self, n: int) -> contextlib.AbstractContextManager[Any]:
@@ -511,14 +735,14 @@ class _Predictor:
             return list(self._predict(jobs))
         except Exception as e:
             if len(jobs) == 1:
-                return [e]
+                return [self._located(jobs[0], e)]
             logger.debug("a batch of %d requests failed (%s); predicting each alone", len(jobs), e)
         outcomes: list[_Outcome | BaseException] = []
         for job in jobs:
             try:
                 outcomes.extend(self._predict([job]))
             except Exception as e:
-                outcomes.append(e)
+                outcomes.append(self._located(job, e))
         return outcomes
 
     def frame(self, jobs: list[_Job]) -> pd.DataFrame:
@@ -528,25 +752,39 @@ class _Predictor:
                 values = jobs[0].columns[column.name]
             else:
                 values = [v for job in jobs for v in job.columns[column.name]]
-            data[column.name] = _column_values(column, values)
+            data[column.name] = _checked_column(column, values)
         return pd.DataFrame(data, copy=False)
+
+    def _outputs(self, frame: pd.DataFrame, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predictions (and probabilities) for a frame: the place model errors come from."""
+        n = len(frame)
+        with self._threads(n):
+            if self.staged:
+                features = self.bundle.transform(frame)
+                _check_finite(features, getattr(self.bundle.model, "feature_names_in_", None))
+                model = self.bundle.model
+                predictions = np.asarray(_model_call(model.predict, features))
+                probabilities = None
+                if proba:
+                    probabilities = np.asarray(_model_call(model.predict_proba, features))
+            else:
+                predictions = np.asarray(_model_call(self.bundle.predict, frame))
+                probabilities = None
+                if proba:
+                    probabilities = np.asarray(_model_call(self.bundle.predict_proba, frame))
+        if predictions.ndim == 0 or len(predictions) != n:
+            raise BundleError(f"the model returned {predictions.size} predictions for {n} records")
+        if probabilities is not None and (probabilities.ndim == 0 or len(probabilities) != n):
+            raise BundleError(
+                f"the model returned {probabilities.size} probabilities for {n} records"
+            )
+        return predictions, probabilities
 
     def _predict(self, jobs: list[_Job]) -> list[_Outcome]:
         frame = self.frame(jobs)
-        n = len(frame)
-        with self._threads(n):
-            predictions = np.asarray(self.bundle.predict(frame))
-        if predictions.ndim == 0 or len(predictions) != n:
-            raise BundleError(f"the model returned {predictions.size} predictions for {n} records")
-        probabilities = None
-        if any(job.proba for job in jobs):
-            with self._threads(n):
-                probabilities = np.asarray(self.bundle.predict_proba(frame))
-            if probabilities.ndim == 0 or len(probabilities) != n:
-                raise BundleError(
-                    f"the model returned {probabilities.size} probabilities for {n} records"
-                )
-        self.metrics.observe_predictions(predictions, has_proba=self.has_proba)
+        predictions, probabilities = self._outputs(frame, any(job.proba for job in jobs))
+        if not all(job.probe for job in jobs):
+            self.metrics.observe_predictions(predictions, has_proba=self.has_proba)
         outcomes, start = [], 0
         for job in jobs:
             end = start + job.n
@@ -556,6 +794,142 @@ class _Predictor:
             outcomes.append(_Outcome(_json_values(predictions[start:end]), proba))
             start = end
         return outcomes
+
+    def _located(self, job: _Job, error: BaseException) -> BaseException:
+        """The error of one request, as a `RecordError` naming its record where one record
+        alone fails (found by halving); errors that are not about the input pass unchanged."""
+        if not isinstance(error, BundleError | ValueError):
+            return error
+        if isinstance(error, RecordError):
+            if len(error.loc) > 2:  # it names its record already
+                return error
+            located = error
+        else:
+            message = _printable(str(error))[:500]
+            if not isinstance(error, BundleError):
+                message = f"the model refuses the records ({type(error).__name__}: {message})"
+            located = RecordError(message, kind="bundle_error")
+        if job.n < 2:
+            located.loc = ["body", "records", 0]
+            return located
+        try:
+            frame = self.frame([job])
+        except Exception:
+            return located
+
+        def fails(rows: int) -> bool:
+            try:
+                self._outputs(frame.iloc[:rows], job.proba)
+            except Exception:
+                return True
+            return False
+
+        low, high = 1, job.n  # the shortest failing prefix is within [low, high]
+        while low < high:
+            middle = (low + high) // 2
+            if fails(middle):
+                high = middle
+            else:
+                low = middle + 1
+        record = low - 1
+        try:
+            self._outputs(frame.iloc[record : record + 1], job.proba)
+        except Exception as e:  # that record fails alone: name it, with its own error
+            located = self._located(_Job({}, 1, job.proba), e)
+            assert isinstance(located, RecordError)
+            located.loc = ["body", "records", record, *located.loc[3:]]
+        return located
+
+
+def _model_call(function: Callable[[Any], Any], data: Any) -> Any:
+    """Call the model; its ValueError (an input it refuses) is a RecordError."""
+    try:
+        return function(data)
+    except NbopsError:
+        raise
+    except ValueError as e:
+        message = _printable(str(e))[:500]
+        raise RecordError(
+            f"the model refuses the records ({type(e).__name__}: {message})",
+            fix="send values like the ones the model was trained on (schema.json)",
+        ) from None
+
+
+def _checked_column(column: ColumnSchema, values: list[Any]) -> Any:
+    """`_column_values`, refusing values the column's dtype cannot hold (a RecordError)."""
+    try:
+        with np.errstate(over="ignore"):
+            array = _column_values(column, values)
+    except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime) as e:
+        record = _first_bad_value(column, values)
+        loc: list[str | int] = ["body", "records"]
+        if record is not None:
+            loc += [record, column.name]
+        raise RecordError(
+            f"column {column.name!r}: a value the model's dtype ({column.dtype}) cannot hold "
+            f"({type(e).__name__}: {_printable(str(e))[:200]})",
+            loc=loc,
+            kind="value_out_of_range",
+        ) from None
+    if isinstance(array, np.ndarray) and array.dtype.kind == "f":
+        infinite = np.isinf(array)
+        if infinite.any():
+            record = int(np.argmax(infinite))
+            raise RecordError(
+                f"column {column.name!r}: {values[record]!r} is beyond the range of the "
+                f"model's dtype ({array.dtype})",
+                loc=["body", "records", record, column.name],
+                kind="value_out_of_range",
+            )
+    return array
+
+
+def _first_bad_value(column: ColumnSchema, values: list[Any]) -> int | None:
+    for i, value in enumerate(values):
+        try:
+            with np.errstate(over="ignore"):
+                _column_values(column, [value])
+        except Exception:
+            return i
+    return None
+
+
+def _check_finite(features: Any, names: Any = None) -> None:
+    """Refuse a model input holding an infinity: RecordError naming the column and record."""
+    found: tuple[int, str] | None = None
+    if isinstance(features, pd.DataFrame):
+        for name in features.columns:
+            series = features[name]
+            if series.dtype.kind in "fc":
+                infinite = np.isinf(series.to_numpy())
+                if infinite.any():
+                    found = int(np.argmax(infinite)), str(name)
+                    break
+    elif isinstance(features, np.ndarray) and features.dtype.kind in "fc":
+        infinite = np.isinf(features)
+        if infinite.any():
+            where = np.argwhere(infinite)[0]
+            column = int(where[1]) if features.ndim > 1 else 0
+            label = f"feature {column}"
+            if names is not None and column < len(names):
+                label = str(names[column])
+            found = int(where[0]), label
+    elif hasattr(features, "tocoo") and getattr(features, "dtype", None) is not None:
+        coo = features.tocoo()
+        if coo.data.dtype.kind in "fc":
+            infinite = np.isinf(coo.data)
+            if infinite.any():
+                i = int(np.argmax(infinite))
+                found = int(coo.row[i]), f"feature {int(coo.col[i])}"
+    if found is not None:
+        record, column = found
+        raise RecordError(
+            f"the serving code makes column {_printable(column)!r} infinite for this record "
+            "(a division by zero, or an overflow); the model cannot predict it",
+            loc=["body", "records", record],
+            kind="non_finite_feature",
+            fix="send values the notebook's features code can compute",
+        )
 
 
 class _Batcher:
@@ -967,37 +1341,70 @@ def create_app(
     classes = getattr(bundle, "classes", None)
     classes_json = _json_safe(list(classes)) if classes is not None else None
     started = time.monotonic()
+    health: dict[str, Any] = {"status": "starting"}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        failure = await loop.run_in_executor(None, _probe, predictor, record_model, fields)
+        if failure is None:
+            health.update(status="ok")
+        else:
+            health.update(status="failing", reason=failure)
+            logger.error("the bundle fails on a reference record: %s", failure)
         yield
         await batcher.aclose()
         if request_log is not None:
-            await asyncio.get_running_loop().run_in_executor(None, request_log.close)
+            await loop.run_in_executor(None, request_log.close)
 
-    app = FastAPI(
+    from fastapi_offline import FastAPIOffline
+
+    app = FastAPIOffline(
         title=f"{name} {version}",
         description=f"Predictions from the nbops bundle {name} {version}.",
         version=version,
         lifespan=lifespan,
+        redoc_url=None,
+        static_url=DOCS_ASSETS,
     )
     app.state.batcher = batcher
     app.state.metrics = metrics
     app.state.request_log = request_log
+    app.state.health = health
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
 
     error_responses: dict[int | str, dict[str, Any]] = {
         413: {"description": "the request body is over the size limit"},
-        422: {"description": "a record is invalid (the field and the reason), or malformed JSON"},
-        500: {"description": "the model failed on the records"},
+        415: {"description": "the body is not sent as application/json"},
+        422: {
+            "description": "a record is invalid (where, and the reason), the JSON is malformed "
+            "or holds NaN, an infinity or a lone surrogate, or the model cannot predict a record"
+        },
+        500: {"description": "the model failed on the records (a fault of the server)"},
+    }
+    request_schema = {
+        "required": True,
+        "content": {_JSON: {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
     }
 
-    @app.post("/predict", response_model=PredictResponse, responses=error_responses)
-    async def predict(
-        body: request_body,  # type: ignore[valid-type]
-        request: Request,
-        proba: bool = False,
-    ) -> Response:
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        responses=error_responses,
+        openapi_extra={"requestBody": request_schema},
+    )
+    async def predict(request: Request, proba: bool = False) -> Response:
         """Predict the records, in order."""
+        kind = request.headers.get("content-type", _JSON).split(";")[0].strip().lower()
+        if kind != _JSON and not kind.endswith("+json"):
+            return _error(415, "send the body as JSON, with the content-type application/json")
+        try:
+            body = request_body.model_validate(parse_body(await request.body()))
+        except _BadBody as e:
+            return _errors_response(422, e.errors)
+        except ValidationError as e:
+            errors = e.errors(include_url=False, include_context=False)
+            return _errors_response(422, _validation_errors(errors, ("body",)))
         batcher.arrived(request.scope)
         if proba and not predictor.has_proba:
             return _error(422, "this model gives no probabilities", kind="no_probabilities")
@@ -1005,6 +1412,8 @@ def create_app(
         columns = {column: [getattr(r, attr) for r in records] for column, attr in fields}
         try:
             outcome = await batcher.submit(_Job(columns, len(records), proba))
+        except RecordError as e:
+            return _errors_response(422, [e.detail()])
         except BundleError as e:
             return _error(422, str(e), kind="bundle_error")
         except Exception as e:
@@ -1021,16 +1430,27 @@ def create_app(
             request_log.put(records, outcome)
         return Response(json.dumps(payload, allow_nan=False), media_type=_JSON)
 
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        """Liveness: the server answers, with the model it serves."""
-        return {
-            "status": "ok",
+    @app.get(
+        "/health",
+        responses={
+            503: {
+                "description": "the model fails on a reference record built from the "
+                "bundle's schema at start-up: every prediction would fail"
+            }
+        },
+    )
+    async def health_check() -> Response:
+        """The server answers, with the model it serves; 503 when the model failed on a
+        reference record at start-up (`reason` says how)."""
+        body = {
+            **health,
             "model": name,
             "version": version,
             "uptime_seconds": round(time.monotonic() - started, 3),
             "queued": batcher.queued,
         }
+        status = 503 if health["status"] == "failing" else 200
+        return Response(json.dumps(body, ensure_ascii=False), status_code=status, media_type=_JSON)
 
     @app.get("/metadata")
     async def metadata() -> Response:
@@ -1042,9 +1462,48 @@ def create_app(
         """Counters and histograms in the Prometheus text format."""
         return Response(metrics.render(), media_type=_PROMETHEUS)
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            body_schema = request_body.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(body_schema.pop("$defs", {}))
+            schemas["PredictRequest"] = body_schema
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body_bytes)
     app.add_middleware(_ObserveMiddleware, metrics=metrics, batcher=batcher)
     return app
+
+
+def _probe(predictor: _Predictor, record_model: type[BaseModel], fields: Any) -> str | None:
+    """Predict one reference record built from the schema: None, or why it fails."""
+    try:
+        record = record_model.model_validate(
+            reference_record(predictor.bundle.schema, [c.name for c in predictor.columns])
+        )
+        columns = {column: [getattr(record, attr)] for column, attr in fields}
+        [outcome] = predictor.run([_Job(columns, 1, False, probe=True)])
+    except Exception as e:
+        outcome = e
+    if isinstance(outcome, BaseException):
+        return _printable(f"{type(outcome).__name__}: {outcome}")[:500]
+    return None
+
+
+async def _request_validation_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's 422 for a bad query parameter, rendered so that it cannot fail."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return _errors_response(422, _validation_errors(errors))
 
 
 def serve(
