@@ -130,3 +130,92 @@ def test_error_bodies_are_strict_json(client: httpx.Client) -> None:
         text = post_raw(client, body).text
         parsed = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in {text}"))
         json.dumps(parsed, ensure_ascii=False).encode("utf-8")  # no lone surrogate
+
+
+# -- values the schema takes but the features code or the model cannot --------------------------
+
+
+@pytest.fixture(scope="module")
+def nullable_bundle(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny bundle (its features code divides `a` by `b`) with a schema where `a` and `c`
+    may be null (about 5% of the training rows are), so a request may send null for them."""
+    raw = built.raw.copy()
+    raw["a"] = raw["a"].astype(float)
+    raw.loc[raw.index % 20 == 0, "a"] = np.nan
+    raw["c"] = raw["c"].astype(object)
+    raw.loc[raw.index % 20 == 1, "c"] = None
+    schema = infer_schema(raw, label="label", name="tiny")
+    assert schema.column("c").nullable and schema.column("c").max_null_fraction < 0.2
+    return built.build(tmp_path_factory.mktemp("nullable"), schema=schema, plots=None)
+
+
+@pytest.fixture(scope="module")
+def tiny_url(nullable_bundle: Path) -> Iterator[str]:
+    with load_bundle(nullable_bundle) as bundle, running(create_app(bundle)) as base:
+        yield base
+
+
+def tiny_records(built: Built, n: int) -> list[dict[str, Any]]:
+    return [
+        {"a": float(r.a), "b": float(r.b), "c": str(r.c)}
+        for r in built.requests.head(n).itertuples()
+    ]
+
+
+def test_a_zero_divisor_in_the_features_code_is_422_naming_the_column_and_record(
+    built: Built, tiny_url: str
+) -> None:
+    records = tiny_records(built, 3)
+    records[2]["b"] = 0.0  # the features code computes a / b
+    with httpx.Client(base_url=tiny_url, timeout=30) as c:
+        response = c.post("/predict", json={"records": records})
+        assert response.status_code == 422, response.text
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["body", "records", 2]
+        assert error["type"] == "non_finite_feature"
+        assert "'ratio'" in error["msg"]
+        assert c.post("/predict", json={"records": records[:2]}).status_code == 200
+
+
+def test_a_value_the_model_refuses_is_422_naming_the_record(built: Built, tiny_url: str) -> None:
+    records = tiny_records(built, 4)
+    records[1]["a"] = None  # allowed by the schema; LogisticRegression refuses NaN
+    with httpx.Client(base_url=tiny_url, timeout=30) as c:
+        response = c.post("/predict", json={"records": records})
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "records", 1]
+    assert "the model refuses" in error["msg"] and "NaN" in error["msg"]
+
+
+def test_a_request_gets_the_same_answer_alone_and_among_others(built: Built, tiny_url: str) -> None:
+    """A null where the schema allows one is judged per row: the null fraction of one
+    request (100%) is not a dataset-level check on the request path."""
+    record = {**tiny_records(built, 1)[0], "c": None}
+    others = tiny_records(built, 40)[1:]
+    alone = httpx.post(f"{tiny_url}/predict", json={"records": [record]}, timeout=30)
+
+    async def among_others() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=tiny_url, timeout=30) as c:
+            return await asyncio.gather(
+                *(c.post("/predict", json={"records": [r]}) for r in others[:20]),
+                c.post("/predict", json={"records": [record]}),
+                *(c.post("/predict", json={"records": [r]}) for r in others[20:]),
+            )
+
+    responses = run_in_fresh_loop(among_others())
+    together = responses[20]
+    assert alone.status_code == together.status_code == 200, (alone.text, together.text)
+    assert alone.json() == together.json()
+    assert all(r.status_code == 200 for r in responses)
+
+
+def test_the_openapi_document_says_which_fields_may_be_null(tiny_url: str) -> None:
+    document = httpx.get(f"{tiny_url}/openapi.json", timeout=30).json()
+    body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/PredictRequest"}
+    record = document["components"]["schemas"]["Record"]
+    assert sorted(record["required"]) == ["b"]
+    assert {"type": "null"} in record["properties"]["c"]["anyOf"]
+    assert {"type": "null"} not in record["properties"]["b"].get("anyOf", [])
+    assert record["properties"]["b"]["type"] == "number"

@@ -136,8 +136,15 @@ class Bundle:
             raise BundleError(f"the request cannot be checked: {e}") from None
         # Refuse only what the serving code cannot take (a missing column, a wrong type, a
         # null where none may be); values outside the training range or new categories are
-        # served, and `nbops monitor` watches for them.
-        failed = [c for c in report.failed_checks if c.kind in _REFUSED]
+        # served, and `nbops monitor` watches for them. A request is judged row by row: the
+        # share of nulls in a nullable column (max_null_fraction) is a dataset-level check,
+        # for monitoring, or one record would pass among others and fail alone.
+        nullable = {c.name for c in self.schema.columns if c.nullable}
+        failed = [
+            c
+            for c in report.failed_checks
+            if c.kind in _REFUSED and not (c.kind == "nulls" and c.column in nullable)
+        ]
         if failed:
             columns: list[str] = []
             for check in failed:
