@@ -16,7 +16,7 @@ import pytest
 from sklearn.pipeline import Pipeline
 
 from nbops.bundle.load import load_bundle
-from nbops.bundle.serve import create_app
+from nbops.bundle.serve import create_app, reference_record
 from nbops.quality.schema import Schema, infer_schema
 
 from .conftest import Built
@@ -26,6 +26,7 @@ from .test_serve import (  # noqa: F401 (frame, pipeline, schema: fixtures)
     FakeBundle,
     Manifest,
     frame,
+    metric,
     pipeline,
     run_in_fresh_loop,
     running,
@@ -219,3 +220,41 @@ def test_the_openapi_document_says_which_fields_may_be_null(tiny_url: str) -> No
     assert {"type": "null"} in record["properties"]["c"]["anyOf"]
     assert {"type": "null"} not in record["properties"]["b"].get("anyOf", [])
     assert record["properties"]["b"]["type"] == "number"
+
+
+# -- /health -------------------------------------------------------------------------------------
+
+
+class Broken(FakeBundle):
+    """A bundle whose every prediction fails (its model cannot read the frames it is given)."""
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        raise KeyError("feature_0")
+
+
+def test_health_is_503_for_a_bundle_whose_every_prediction_fails(
+    pipeline: Pipeline, schema: Schema
+) -> None:
+    with running(create_app(Broken(pipeline, schema))) as base:
+        response = httpx.get(f"{base}/health", timeout=30)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "failing"
+    assert "KeyError" in body["reason"] and "feature_0" in body["reason"]
+
+
+def test_health_is_ok_after_predicting_a_reference_record(nullable_bundle: Path) -> None:
+    with load_bundle(nullable_bundle) as bundle, running(create_app(bundle)) as base:
+        response = httpx.get(f"{base}/health", timeout=30)
+        metrics = httpx.get(f"{base}/metrics", timeout=30).text
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    assert metric(metrics, "nbops_batch_size_count") == 0  # the start-up check is not counted
+
+
+def test_the_reference_record_is_built_from_the_schema_alone(schema: Schema) -> None:
+    record = reference_record(schema, COLUMNS)
+    assert record == reference_record(schema, COLUMNS)  # deterministic
+    assert record["city"] in ("Oslo", "Lima", "Pune") and record["plan"] in ("free", "pro", "max")
+    assert record["age"] == round(schema.column("age").quantiles["0.5"])
+    assert record["active"] is False
