@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -258,3 +259,25 @@ def test_the_reference_record_is_built_from_the_schema_alone(schema: Schema) -> 
     assert record["city"] in ("Oslo", "Lima", "Pune") and record["plan"] in ("free", "pro", "max")
     assert record["age"] == round(schema.column("age").quantiles["0.5"])
     assert record["active"] is False
+
+
+# -- /docs without a network ---------------------------------------------------------------------
+
+
+def test_docs_load_swagger_ui_from_the_server_itself(client: httpx.Client, url: str) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    urls = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", page.text)
+    assert urls, page.text
+    remote = [u for u in urls if re.match(r"(?i)([a-z][a-z0-9+.-]*:)?//", u)]
+    assert not remote, f"/docs loads {remote} from elsewhere"
+    kinds = {}
+    for u in urls:
+        asset = client.get(u)
+        assert asset.status_code == 200, u
+        kinds[u.rsplit(".", 1)[-1]] = asset
+    assert "javascript" in kinds["js"].headers["content-type"]
+    assert len(kinds["js"].content) > 100_000  # Swagger UI itself, not a stub
+    assert kinds["css"].headers["content-type"].startswith("text/css")
+    assert b".swagger-ui" in kinds["css"].content
+    assert client.get("/openapi.json").json()["paths"]["/predict"]
