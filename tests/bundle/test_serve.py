@@ -107,6 +107,10 @@ def frame() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def pipeline(frame: pd.DataFrame) -> Pipeline:
+    return churn_pipeline(frame)
+
+
+def churn_pipeline(frame: pd.DataFrame) -> Pipeline:
     model = Pipeline(
         [
             (

@@ -21,25 +21,30 @@ from nbops.bundle.serve import create_app, reference_record
 from nbops.quality.schema import Schema, infer_schema
 
 from .conftest import Built
-from .test_serve import (  # noqa: F401 (frame, pipeline, schema: fixtures)
+from .test_serve import (
     COLUMNS,
     GOOD,
     FakeBundle,
-    Manifest,
-    frame,
+    churn_pipeline,
+    make_frame,
     metric,
-    pipeline,
     run_in_fresh_loop,
     running,
-    schema,
 )
 
 BODY = json.dumps({"records": [GOOD]})
 
 
 @pytest.fixture(scope="module")
-def url(pipeline: Pipeline, schema: Schema) -> Iterator[str]:
-    with running(create_app(FakeBundle(pipeline, schema))) as base:
+def churn() -> tuple[Pipeline, Schema]:
+    """The churn model and schema of test_serve: int, nullable float, categories, bool."""
+    frame = make_frame()
+    return churn_pipeline(frame), infer_schema(frame[COLUMNS], name="churn")
+
+
+@pytest.fixture(scope="module")
+def url(churn: tuple[Pipeline, Schema]) -> Iterator[str]:
+    with running(create_app(FakeBundle(*churn))) as base:
         yield base
 
 
@@ -56,6 +61,12 @@ def good(**changes: str) -> str:
     return "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in fields.items()) + "}"
 
 
+def body_of(*texts: str, **top: str) -> str:
+    """A request body of JSON record texts, with top-level fields as JSON text."""
+    extra = "".join(f", {json.dumps(k)}: {v}" for k, v in top.items())
+    return '{"records": [' + ", ".join(texts) + "]" + extra + "}"
+
+
 def post_raw(client: httpx.Client, content: bytes | str) -> httpx.Response:
     raw = content.encode() if isinstance(content, str) else content
     return client.post("/predict", content=raw, headers={"content-type": "application/json"})
@@ -64,31 +75,27 @@ def post_raw(client: httpx.Client, content: bytes | str) -> httpx.Response:
 # -- values JSON should not carry: 422 naming the field, and the connection stays usable -------
 
 NON_STANDARD = [
-    pytest.param('{"records": [%s]}' % good(income="NaN"), [0, "income"], id="NaN-float"),
-    pytest.param('{"records": [%s]}' % good(age="Infinity"), [0, "age"], id="Infinity-int"),
-    pytest.param('{"records": [%s]}' % good(income="-Infinity"), [0, "income"], id="-Infinity"),
-    pytest.param('{"records": [%s]}' % good(income="1e309"), [0, "income"], id="1e309"),
-    pytest.param('{"records": [%s]}' % good(age="-1e309"), [0, "age"], id="-1e309-int"),
-    pytest.param('{"records": [%s]}' % good(city='"NaN"'), [0, "city"], id="NaN-text-category"),
+    pytest.param(body_of(good(income="NaN")), [0, "income"], id="NaN-float"),
+    pytest.param(body_of(good(age="Infinity")), [0, "age"], id="Infinity-int"),
+    pytest.param(body_of(good(income="-Infinity")), [0, "income"], id="-Infinity"),
+    pytest.param(body_of(good(income="1e309")), [0, "income"], id="1e309"),
+    pytest.param(body_of(good(age="-1e309")), [0, "age"], id="-1e309-int"),
+    pytest.param(body_of(good(city='"NaN"')), [0, "city"], id="NaN-text-category"),
+    pytest.param(body_of(good(), good(city='"\\ud800"')), [1, "city"], id="surrogate"),
+    pytest.param(body_of(good(plan='"pro\\udfff"')), [0, "plan"], id="low-surrogate"),
+    pytest.param(body_of(good(note='"\\udc00"')), [0, "note"], id="surrogate-ignored-field"),
     pytest.param(
-        '{"records": [%s, %s]}' % (good(), good(city='"\\ud800"')), [1, "city"], id="surrogate"
-    ),
-    pytest.param('{"records": [%s]}' % good(plan='"pro\\udfff"'), [0, "plan"], id="low-surrogate"),
-    pytest.param(
-        '{"records": [%s]}' % good(note='"\\udc00"'), [0, "note"], id="surrogate-ignored-field"
-    ),
-    pytest.param(
-        '{"records": [%s]}' % good(extra='[1, {"deep": NaN}]'),
+        body_of(good(extra='[1, {"deep": NaN}]')),
         [0, "extra", 1, "deep"],
         id="NaN-nested-in-ignored-field",
     ),
     pytest.param(
-        '{"records": [%s]}' % good().replace('{"age"', '{"\\ud800": 1, "age"'),
+        body_of(good().replace('{"age"', '{"\\ud800": 1, "age"')),
         [0, "\\ud800"],
         id="surrogate-key",
     ),
     pytest.param('{"records": {"age": NaN}}', ["age"], id="single-record-not-a-list"),
-    pytest.param('{"records": [%s], "x": Infinity}' % good(), ["x"], id="top-level-field"),
+    pytest.param(body_of(good(), x="Infinity"), ["x"], id="top-level-field"),
     pytest.param("NaN", [], id="whole-body"),
 ]
 
@@ -108,9 +115,7 @@ def test_non_standard_json_values_are_422_naming_the_field(
 
 
 def test_invalid_utf8_is_422(client: httpx.Client) -> None:
-    body = (
-        ('{"records": [%s]}' % good(city='"Os\x00lo"')).encode().replace(b"\x00", b"\xed\xa0\x80")
-    )
+    body = (body_of(good(city='"Os\x00lo"'))).encode().replace(b"\x00", b"\xed\xa0\x80")
     response = post_raw(client, body)
     assert response.status_code == 422, response.text
     assert "UTF-8" in response.json()["detail"][0]["msg"]
@@ -118,7 +123,7 @@ def test_invalid_utf8_is_422(client: httpx.Client) -> None:
 
 
 def test_an_integer_beyond_64_bits_is_422_naming_the_field(client: httpx.Client) -> None:
-    response = post_raw(client, '{"records": [%s]}' % good(age=str(10**30)))
+    response = post_raw(client, body_of(good(age=str(10**30))))
     assert response.status_code == 422, response.text
     [error] = response.json()["detail"]
     assert error["loc"] == ["body", "records", 0, "age"]
@@ -128,9 +133,12 @@ def test_an_integer_beyond_64_bits_is_422_naming_the_field(client: httpx.Client)
 def test_error_bodies_are_strict_json(client: httpx.Client) -> None:
     """Every 422 body parses with a parser that refuses NaN and lone surrogates."""
     bodies = [p.values[0] for p in NON_STANDARD]
+
+    def refuse(constant: str) -> None:
+        pytest.fail(f"{constant} in an answer")
+
     for body in bodies:
-        text = post_raw(client, body).text
-        parsed = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in {text}"))
+        parsed = json.loads(post_raw(client, body).text, parse_constant=refuse)
         json.dumps(parsed, ensure_ascii=False).encode("utf-8")  # no lone surrogate
 
 
@@ -146,9 +154,9 @@ def nullable_bundle(built: Built, tmp_path_factory: pytest.TempPathFactory) -> P
     raw.loc[raw.index % 20 == 0, "a"] = np.nan
     raw["c"] = raw["c"].astype(object)
     raw.loc[raw.index % 20 == 1, "c"] = None
-    schema = infer_schema(raw, label="label", name="tiny")
-    assert schema.column("c").nullable and schema.column("c").max_null_fraction < 0.2
-    return built.build(tmp_path_factory.mktemp("nullable"), schema=schema, plots=None)
+    nullable = infer_schema(raw, label="label", name="tiny")
+    assert nullable.column("c").nullable and nullable.column("c").max_null_fraction < 0.2
+    return built.build(tmp_path_factory.mktemp("nullable"), schema=nullable, plots=None)
 
 
 @pytest.fixture(scope="module")
@@ -234,9 +242,9 @@ class Broken(FakeBundle):
 
 
 def test_health_is_503_for_a_bundle_whose_every_prediction_fails(
-    pipeline: Pipeline, schema: Schema
+    churn: tuple[Pipeline, Schema],
 ) -> None:
-    with running(create_app(Broken(pipeline, schema))) as base:
+    with running(create_app(Broken(*churn))) as base:
         response = httpx.get(f"{base}/health", timeout=30)
     assert response.status_code == 503
     body = response.json()
@@ -253,7 +261,10 @@ def test_health_is_ok_after_predicting_a_reference_record(nullable_bundle: Path)
     assert metric(metrics, "nbops_batch_size_count") == 0  # the start-up check is not counted
 
 
-def test_the_reference_record_is_built_from_the_schema_alone(schema: Schema) -> None:
+def test_the_reference_record_is_built_from_the_schema_alone(
+    churn: tuple[Pipeline, Schema],
+) -> None:
+    schema = churn[1]
     record = reference_record(schema, COLUMNS)
     assert record == reference_record(schema, COLUMNS)  # deterministic
     assert record["city"] in ("Oslo", "Lima", "Pune") and record["plan"] in ("free", "pro", "max")

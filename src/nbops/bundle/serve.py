@@ -798,7 +798,7 @@ class _Predictor:
     def _located(self, job: _Job, error: BaseException) -> BaseException:
         """The error of one request, as a `RecordError` naming its record where one record
         alone fails (found by halving); errors that are not about the input pass unchanged."""
-        if not isinstance(error, BundleError | ValueError):
+        if not isinstance(error, BundleError | ValueError | ArithmeticError | RuntimeWarning):
             return error
         if isinstance(error, RecordError):
             if len(error.loc) > 2:  # it names its record already
@@ -835,9 +835,10 @@ class _Predictor:
         try:
             self._outputs(frame.iloc[record : record + 1], job.proba)
         except Exception as e:  # that record fails alone: name it, with its own error
-            located = self._located(_Job({}, 1, job.proba), e)
-            assert isinstance(located, RecordError)
-            located.loc = ["body", "records", record, *located.loc[3:]]
+            alone = self._located(_Job({}, 1, job.proba), e)
+            if isinstance(alone, RecordError):
+                alone.loc = ["body", "records", record, *alone.loc[3:]]
+                return alone
         return located
 
 
@@ -847,7 +848,8 @@ def _model_call(function: Callable[[Any], Any], data: Any) -> Any:
         return function(data)
     except NbopsError:
         raise
-    except ValueError as e:
+    except (ValueError, ArithmeticError, RuntimeWarning) as e:
+        # RuntimeWarning: numpy's overflow warning, raised where warnings are errors
         message = _printable(str(e))[:500]
         raise RecordError(
             f"the model refuses the records ({type(e).__name__}: {message})",
@@ -922,9 +924,9 @@ def _check_finite(features: Any, names: Any = None) -> None:
                 i = int(np.argmax(infinite))
                 found = int(coo.row[i]), f"feature {int(coo.col[i])}"
     if found is not None:
-        record, column = found
+        record, label = found
         raise RecordError(
-            f"the serving code makes column {_printable(column)!r} infinite for this record "
+            f"the serving code makes column {_printable(label)!r} infinite for this record "
             "(a division by zero, or an overflow); the model cannot predict it",
             loc=["body", "records", record],
             kind="non_finite_feature",
