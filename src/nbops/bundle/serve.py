@@ -13,8 +13,11 @@ Endpoints:
   kind, required unless the column is nullable, categories as a `Literal`; fields that are
   not request columns (an id, the label, a column the serving code drops) are accepted and
   ignored, as `nbops predict` and `Bundle.predict` ignore extra columns; a bad record is a
-  422 naming the field and the reason (FastAPI's error format).
-- `GET /health` → `{"status": "ok", "model", "version", "uptime_seconds", "queued"}`.
+  422 naming the field and the reason (FastAPI's error format, `{"detail": [{"type",
+  "loc", "msg"}]}`). The OpenAPI document describes exactly this model.
+- `GET /health` → `{"status": "ok", "model", "version", "uptime_seconds", "queued"}`; 503
+  with `"status": "failing"` and a `reason` when the model failed, at start-up, on one
+  reference record built from the schema (`reference_record`).
 - `GET /metadata` → the bundle's manifest.
 - `GET /metrics` → Prometheus text format: `nbops_requests_total{endpoint,status}`,
   `nbops_errors_total` (responses with a status of 400 or more),
@@ -22,13 +25,24 @@ Endpoints:
   predicted value, `nbops_predictions_total{value}`, for a classifier, a histogram
   `nbops_predicted_value` for a regressor — `nbops_batch_size` (records per `predict` call,
   histogram) and the request log's `nbops_request_log_lines_total{outcome}`.
-- `/docs`, `/openapi.json`: FastAPI's own.
+- `/docs` (Swagger UI, its assets served under `/docs-assets` from the fastapi-offline
+  package: no CDN), `/openapi.json`.
 
 Serving behaviour:
 
 - Body size: a pure ASGI middleware answers 413 (JSON) when Content-Length, or the bytes
-  actually received, exceed `max_body_bytes`. Malformed JSON is FastAPI's 422. Nothing a
-  client sends stops the server.
+  actually received, exceed `max_body_bytes`. Nothing a client sends stops the server, and
+  no input is a 5xx: the body is parsed strictly (`parse_body`): bytes that are not UTF-8,
+  malformed JSON, NaN, infinities, numbers beyond the float range (1e309) and lone UTF-16
+  surrogates, anywhere in the body, are a 422 whose `loc` names the place; a body sent as
+  another content type is a 415. Error answers are strict JSON and echo no record back.
+- Per-row checks only: a record is judged by the request model (types, nullability,
+  categories, the integer range of the column's dtype) and by what its own values do — a
+  value the column's dtype cannot hold, an infinity in the model's input (the features code
+  divided by zero: `non_finite_feature`, naming the computed column) or a `ValueError`
+  (or overflow) from the model are `RecordError`s, a 422 naming the record. Dataset-level
+  checks (null fractions, drift) are monitoring's, so a request's answer does not depend on
+  what is batched with it.
 - Micro-batching: validated requests are queued; one worker task merges queued requests
   into one `bundle.predict` call on a DataFrame of all their records (at most `max_batch`
   records per call; a single request larger than that is predicted alone, in one call, not
@@ -36,7 +50,8 @@ Serving behaviour:
   `batch_wait_ms` for more requests, but only while other `/predict` requests are being
   received, so a lone client pays no wait. Requests that arrive while a batch is predicting
   form the next one. If a merged call raises, each request is predicted alone, so one bad
-  request fails alone: a `BundleError` is a 422 with its message, anything else a 500.
+  request fails alone: a `BundleError` is a 422 with its message (its record found by
+  halving the request when one record alone fails), anything else a 500.
 - Request log: with `log_sample > 0`, that share of successful `/predict` requests is
   appended as JSON lines (`timestamp`, `model`, `version`, `records`, `predictions`) to
   `log_path` by a background thread (default `<bundle.path>/../<name>-requests.jsonl`).
@@ -78,7 +93,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from nbops.errors import BundleError, NbopsError
 from nbops.quality.schema import ColumnSchema, Schema
 
-__all__ = ["BodySizeLimitMiddleware", "ServableBundle", "create_app", "request_model", "serve"]
+__all__ = [
+    "BodySizeLimitMiddleware",
+    "RecordError",
+    "ServableBundle",
+    "create_app",
+    "parse_body",
+    "reference_record",
+    "request_model",
+    "serve",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -323,6 +347,7 @@ def _json_safe(value: Any) -> Any:
 
 
 MAX_ERRORS = 20  # validation errors listed in one answer
+MAX_INT = 2**64  # a larger integer given is not echoed back in an error
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # a UTF-16 surrogate written as \uXXXX
 
 
@@ -397,8 +422,8 @@ def parse_body(body: bytes) -> Any:
     except RecursionError:
         msg = "the JSON is nested too deeply"
         raise _BadBody([{"type": "json_invalid", "loc": ["body"], "msg": msg}]) from None
-    except ValueError as e:  # an integer of more digits than Python converts
-        msg = f"JSON decode error: {_printable(str(e))[:200]}"
+    except ValueError:  # an integer of more digits than Python converts (4300)
+        msg = "JSON decode error: a number has too many digits"
         raise _BadBody([{"type": "json_invalid", "loc": ["body"], "msg": msg}]) from None
     if found or _SURROGATE_ESCAPE.search(body):
         errors = _unrepresentable(value)
@@ -465,7 +490,11 @@ def _validation_errors(errors: Sequence[Any], prefix: Sequence[str | int] = ()) 
             "msg": _printable(str(error.get("msg", ""))),
         }
         given = error.get("input")
-        if given is None or isinstance(given, bool | int):
+        if (
+            given is None
+            or isinstance(given, bool)
+            or (isinstance(given, int) and -MAX_INT <= given <= MAX_INT)
+        ):
             item["input"] = given
         elif isinstance(given, float):
             item["input"] = given if math.isfinite(given) else str(given)
