@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +15,12 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.pipeline import Pipeline
 
 from nbops.bundle.load import load_bundle
-from nbops.bundle.serve import create_app, reference_record
+from nbops.bundle.serve import _BadBody, create_app, parse_body, reference_record
 from nbops.quality.schema import Schema, infer_schema
 
 from .conftest import Built
@@ -292,3 +295,73 @@ def test_docs_load_swagger_ui_from_the_server_itself(client: httpx.Client, url: 
     assert kinds["css"].headers["content-type"].startswith("text/css")
     assert b".swagger-ui" in kinds["css"].content
     assert client.get("/openapi.json").json()["paths"]["/predict"]
+
+
+# -- the body parser -----------------------------------------------------------------------------
+
+BAD_TEXT = ["\ud800", "a\udfffb", "\udbff"]
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),  # NaN and the infinities included
+    st.text(max_size=5),
+    st.sampled_from(BAD_TEXT),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.one_of(st.text(max_size=4), st.sampled_from(BAD_TEXT)), inner, max_size=4
+        ),
+    ),
+    max_leaves=12,
+)
+
+
+def surrogate(text: str) -> bool:
+    return any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def unrepresentable(value: Any, loc: list[Any]) -> list[list[Any]]:
+    """The places the parser must refuse: non-finite numbers, text with a lone surrogate."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [loc]
+    if isinstance(value, str):
+        return [loc] if surrogate(value) else []
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in unrepresentable(v, [*loc, i])]
+    if isinstance(value, dict):
+        out: list[list[Any]] = []
+        for k, v in value.items():
+            if surrogate(k):
+                out.append([*loc, k.encode("utf-8", "backslashreplace").decode()])
+            else:
+                out += unrepresentable(v, [*loc, k])
+        return out
+    return []
+
+
+@given(value=json_values, ascii_only=st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_the_body_parser_refuses_exactly_what_json_does_not_have(
+    value: Any, ascii_only: bool
+) -> None:
+    # as Python writes them: NaN, Infinity; a surrogate as \\udXXX, or as its (invalid) bytes
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    body = text.encode("utf-8", "surrogatepass")
+    bad = unrepresentable(value, ["body"])
+    try:
+        parsed = parse_body(body)
+    except _BadBody as e:
+        if surrogate(text):  # raw surrogate bytes: the body is not UTF-8, refused as a whole
+            assert [err["type"] for err in e.errors] == ["json_invalid"]
+            assert "UTF-8" in e.errors[0]["msg"]
+            return
+        assert bad, e.errors
+        assert sorted(map(str, (err["loc"] for err in e.errors))) == sorted(map(str, bad[:20]))
+        json.dumps(e.errors, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    else:
+        assert not bad
+        assert parsed == value
