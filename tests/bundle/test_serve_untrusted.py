@@ -201,10 +201,20 @@ def test_a_value_the_model_refuses_is_422_naming_the_record(built: Built, tiny_u
     assert "the model refuses" in error["msg"] and "NaN" in error["msg"]
 
 
-def test_a_request_gets_the_same_answer_alone_and_among_others(built: Built, tiny_url: str) -> None:
-    """A null where the schema allows one is judged per row: the null fraction of one
-    request (100%) is not a dataset-level check on the request path."""
-    record = {**tiny_records(built, 1)[0], "c": None}
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        pytest.param({"c": None}, 200, id="null-where-nullable"),  # 100% null alone
+        pytest.param({"b": 0.0}, 422, id="zero-divisor"),
+        pytest.param({"a": None}, 422, id="refused-by-the-model"),
+    ],
+)
+def test_a_request_gets_the_same_answer_alone_and_among_others(
+    built: Built, tiny_url: str, change: dict[str, Any], status: int
+) -> None:
+    """Only per-row checks on the request path: the null fraction of one request (100%) is
+    not checked, and a bad record fails the same way whatever is batched with it."""
+    record = {**tiny_records(built, 1)[0], **change}
     others = tiny_records(built, 40)[1:]
     alone = httpx.post(f"{tiny_url}/predict", json={"records": [record]}, timeout=30)
 
@@ -217,10 +227,10 @@ def test_a_request_gets_the_same_answer_alone_and_among_others(built: Built, tin
             )
 
     responses = run_in_fresh_loop(among_others())
-    together = responses[20]
-    assert alone.status_code == together.status_code == 200, (alone.text, together.text)
+    together = responses.pop(20)
+    assert alone.status_code == together.status_code == status, (alone.text, together.text)
     assert alone.json() == together.json()
-    assert all(r.status_code == 200 for r in responses)
+    assert [r.status_code for r in responses] == [200] * len(others)
 
 
 def test_the_openapi_document_says_which_fields_may_be_null(tiny_url: str) -> None:
@@ -230,6 +240,7 @@ def test_the_openapi_document_says_which_fields_may_be_null(tiny_url: str) -> No
     record = document["components"]["schemas"]["Record"]
     assert sorted(record["required"]) == ["b"]
     assert {"type": "null"} in record["properties"]["c"]["anyOf"]
+    assert {"enum": ["x", "y", "z"], "type": "string"} in record["properties"]["c"]["anyOf"]
     assert {"type": "null"} not in record["properties"]["b"].get("anyOf", [])
     assert record["properties"]["b"]["type"] == "number"
 
@@ -365,3 +376,10 @@ def test_the_body_parser_refuses_exactly_what_json_does_not_have(
     else:
         assert not bad
         assert parsed == value
+
+
+def test_the_openapi_document_gives_the_integer_range_of_the_dtype(url: str) -> None:
+    record = httpx.get(f"{url}/openapi.json", timeout=30).json()["components"]["schemas"]["Record"]
+    age = record["properties"]["age"]
+    assert age["type"] == "integer"
+    assert (age["minimum"], age["maximum"]) == (-(2**63), 2**63 - 1)
