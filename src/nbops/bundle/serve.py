@@ -121,7 +121,11 @@ _PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class ServableBundle(Protocol):
-    """What serving needs of a loaded bundle (`predict_proba`, `path`, `classes` optional)."""
+    """What serving needs of a loaded bundle (`predict_proba`, `path`, `classes` optional).
+
+    A bundle that also has `transform(frame)` and a `model` with `predict` (a loaded
+    `nbops.bundle.load.Bundle`) is predicted in those two steps, the model's input checked
+    for infinities in between."""
 
     @property
     def manifest(self) -> Any: ...  # a pydantic model with `name` and `version`
