@@ -1263,7 +1263,12 @@ class _ObserveMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        endpoint = path if path in ENDPOINTS else "other"
+        if path in ENDPOINTS:
+            endpoint = path
+        elif path.startswith(DOCS_ASSETS + "/"):
+            endpoint = DOCS_ASSETS
+        else:
+            endpoint = "other"
         if endpoint == "/predict" and scope.get("method") == "POST":
             self.batcher.arrival(scope)
         start = time.perf_counter()
