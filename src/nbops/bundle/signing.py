@@ -343,7 +343,7 @@ def generate_keypair(
         for existing in (private, public):
             if existing.exists() or existing.is_symlink():
                 raise KeyFileError(
-                    f"{existing} already exists; a key is not overwritten",
+                    "the file already exists; a key is not overwritten",
                     location=str(existing),
                     fix="choose another path, or --force to replace it (bundles signed with "
                     "the old key no longer verify against the new one)",
