@@ -417,8 +417,11 @@ def trust_policy(
             f"${ENV_REQUIRE_SIGNATURE} is {required!r}, not a yes or a no",
             fix=f"set {ENV_REQUIRE_SIGNATURE}=1 to refuse unsigned bundles, or unset it",
         )
-    unique = tuple({k.raw: k for k in reversed(keys)}.values())[::-1]
-    return TrustPolicy(unique, require_signature or required in ("1", "true", "yes", "on"))
+    unique: dict[bytes, TrustedKey] = {}
+    for key in keys:
+        unique.setdefault(key.raw, key)
+    required_here = required in ("1", "true", "yes", "on")
+    return TrustPolicy(tuple(unique.values()), require_signature or required_here)
 
 
 # -- signatures ----------------------------------------------------------------------------------
