@@ -8,6 +8,7 @@ checked in-process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -128,6 +129,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     outside = base / "outside.ipynb"
     build_notebook(outside, SMALL)
     (root / "escape.ipynb").symlink_to(outside)
+    with running_server(base, root) as srv:
+        yield srv
+
+
+@contextlib.contextmanager
+def running_server(base: Path, root: Path) -> Iterator[Server]:
+    """A real `jupyter server` with the nbops extension, serving `root` on a free loopback
+    port; its config, runtime and data folders and its log live in `base`."""
     env = {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(base / "config"),
