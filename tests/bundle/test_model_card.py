@@ -235,7 +235,7 @@ TEXT = st.text(
 @settings(max_examples=300, deadline=None)
 @given(TEXT, st.booleans())
 def test_md_text_renders_as_itself_inline(text: str, code: bool) -> None:
-    from nbops.bundle.build import _md
+    from nbops._markdown import inline as _md
 
     rendered = render(f"x {_md(text, code=code)} y")
     tags = {tag for tag, _ in Page(rendered).elements}
@@ -248,7 +248,7 @@ def test_md_text_renders_as_itself_inline(text: str, code: bool) -> None:
 @settings(max_examples=300, deadline=None)
 @given(TEXT, st.booleans())
 def test_md_text_stays_in_its_table_cell(text: str, code: bool) -> None:
-    from nbops.bundle.build import _md
+    from nbops._markdown import inline as _md
 
     table = f"| a | b |\n|---|---|\n| {_md(text, code=code)} | z |\n"
     page = Page(render(table))

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from nbops import __version__ as nbops_version
+from nbops._markdown import inline, plain
 from nbops._requirements import pin_installed
 from nbops.bundle.allowlist import BOOSTING_TYPES, SUPPORTED_MODELS, disallowed
 from nbops.bundle.archive import pack
@@ -646,39 +647,39 @@ def model_card(
 
     Every text that comes from the data, the notebook or the run (column names, class
     labels, slice predicates, metric and parameter names and values, gate expressions, the
-    notebook's name) goes through `_md`, so none of it can become HTML or Markdown structure
+    notebook's name) goes through `inline` (nbops._markdown), so none of it can become HTML or Markdown structure
     (a `<script>` element, a table cell of its own, a heading)."""
     notebook = source.notebook
     origin = (
-        f"the notebook {_md(notebook, code=True)} ({_md(Path(notebook).stem)})"
+        f"the notebook {inline(notebook, code=True)} ({inline(Path(notebook).stem)})"
         if notebook
         else "a notebook"
     )
-    target = _md(serving.label, code=True) if serving.label else "its target"
+    target = inline(serving.label, code=True) if serving.label else "its target"
     what = {"class": "classifies", "number": "predicts"}.get(output.prediction, "predicts")
-    columns = ", ".join(_md(c, code=True) for c in serving.request_columns)
+    columns = ", ".join(inline(c, code=True) for c in serving.request_columns)
     lines = [
-        f"# {_md(name)} — model card (bundle v{version})",
+        f"# {inline(name)} — model card (bundle v{version})",
         "",
         "## Purpose",
         "",
         f"This model {what} {target} from {columns}. It was built from {origin}"
-        + (f", export version {_md(source.export_version)}" if source.export_version else "")
-        + (f", run {_md(source.run_id, code=True)}" if source.run_id else "")
+        + (f", export version {inline(source.export_version)}" if source.export_version else "")
+        + (f", run {inline(source.run_id, code=True)}" if source.run_id else "")
         + ".",
         "",
         "## Model",
         "",
-        f"- class: {_md(model_class, code=True)} ({_md(model_format)}, `{MODEL_FILE}`)",
-        f"- output: {_md(output.prediction)}"
-        + (f"; classes {', '.join(_md(c) for c in output.classes)}" if output.classes else "")
+        f"- class: {inline(model_class, code=True)} ({inline(model_format)}, `{MODEL_FILE}`)",
+        f"- output: {inline(output.prediction)}"
+        + (f"; classes {', '.join(inline(c) for c in output.classes)}" if output.classes else "")
         + ("; probabilities available" if output.proba else ""),
     ]
     if serving.step:
         function = f"{serving.package}.{serving.module}.{serving.function}"
         lines.append(
-            f"- serving path: step {_md(serving.step, code=True)} ({_md(function, code=True)}, "
-            f"request frame as {_md(serving.input, code=True)}), then the model"
+            f"- serving path: step {inline(serving.step, code=True)} ({inline(function, code=True)}, "
+            f"request frame as {inline(serving.input, code=True)}), then the model"
         )
     else:
         lines.append("- serving path: the model alone, on the request columns")
@@ -687,7 +688,7 @@ def model_card(
     if serving.parameters:
         lines.append(
             "- serving parameters: "
-            + ", ".join(_md(f"{k}={_plain(v)}", code=True) for k, v in serving.parameters.items())
+            + ", ".join(inline(f"{k}={plain(v)}", code=True) for k, v in serving.parameters.items())
         )
     lines += [
         f"- requests: JSON records with {columns}, checked against `{SCHEMA_FILE}`",
@@ -706,7 +707,7 @@ def model_card(
     lines += ["", "## Metrics", ""]
     if source.metrics:
         lines += _table(
-            ["metric", "value"], [[_md(k), _number(v)] for k, v in source.metrics.items()]
+            ["metric", "value"], [[inline(k), _number(v)] for k, v in source.metrics.items()]
         )
     else:
         lines.append("No metrics were recorded.")
@@ -722,9 +723,9 @@ def model_card(
             ["gate", "result", "reason"],
             [
                 [
-                    _md(g.get("gate", "")),
+                    inline(g.get("gate", "")),
                     "skipped" if g.get("skipped") else ("pass" if g.get("passed") else "**FAIL**"),
-                    _md(g.get("reason", "")),
+                    inline(g.get("reason", "")),
                 ]
                 for g in gates
             ],
@@ -732,24 +733,28 @@ def model_card(
     else:
         lines.append("No gates were checked.")
     if override.applied:
-        failed = ", ".join(_md(g, code=True) for g in override.failed_gates) or "(none listed)"
+        failed = ", ".join(inline(g, code=True) for g in override.failed_gates) or "(none listed)"
         lines += ["", f"**Override**: this bundle was built although gates failed: {failed}."]
     lines += ["", "## Provenance", ""]
     lines += [
-        f"- notebook: {_md(notebook, code=True)}"
-        + (f" (sha256 {_md(source.notebook_sha256, code=True)})" if source.notebook_sha256 else "")
+        f"- notebook: {inline(notebook, code=True)}"
+        + (
+            f" (sha256 {inline(source.notebook_sha256, code=True)})"
+            if source.notebook_sha256
+            else ""
+        )
         if notebook
         else "- notebook: unknown",
-        f"- git commit: {_md(source.git_commit, code=True)}"
+        f"- git commit: {inline(source.git_commit, code=True)}"
         + (" (uncommitted changes)" if source.git_dirty else "")
         if source.git_commit
         else "- git commit: unknown",
-        f"- python {_md(source.python)}, nbops {_md(nbops_version)}, built {_md(created_at)}",
+        f"- python {inline(source.python)}, nbops {inline(nbops_version)}, built {inline(created_at)}",
     ]
     if source.parameters:
         lines += ["", "Parameters:", ""]
         lines += _table(
-            ["parameter", "value"], [[_md(k), _md(v)] for k, v in source.parameters.items()]
+            ["parameter", "value"], [[inline(k), inline(v)] for k, v in source.parameters.items()]
         )
     return "\n".join(lines) + "\n"
 
@@ -761,28 +766,30 @@ def _slice_tables(slices: Mapping[str, Any]) -> list[str]:
     if reports:
         lines: list[str] = []
         for title, report in reports.items():
-            lines += [f"### {_md(title)}", "", *_slice_report_table(report), ""]
+            lines += [f"### {inline(title)}", "", *_slice_report_table(report), ""]
         return lines[:-1]
     flat = _flatten(slices)
-    return _table(["slice metric", "value"], [[_md(k), _md(v)] for k, v in flat.items()])
+    return _table(["slice metric", "value"], [[inline(k), inline(v)] for k, v in flat.items()])
 
 
 def _slice_report_table(report: Mapping[str, Any]) -> list[str]:
     rows = []
     for name, value in (report.get("overall") or {}).items():
-        rows.append(["(overall)", _md(name), _number(value), _md(report.get("n_rows", "")), "", ""])
+        rows.append(
+            ["(overall)", inline(name), _number(value), inline(report.get("n_rows", "")), "", ""]
+        )
     for row in report.get("rows") or []:
         if not isinstance(row, Mapping):
             continue
         low, high = row.get("ci_low"), row.get("ci_high")
         ci = f"[{_number(low)}, {_number(high)}]" if low is not None and high is not None else ""
-        note = "too small" if row.get("too_small") else _md(row.get("reason") or "")
+        note = "too small" if row.get("too_small") else inline(row.get("reason") or "")
         rows.append(
             [
-                _md(row.get("name", "")),
-                _md(row.get("metric", "")),
+                inline(row.get("name", "")),
+                inline(row.get("metric", "")),
                 _number(row.get("value")),
-                _md(row.get("count", "")),
+                inline(row.get("count", "")),
                 ci,
                 note or (_number(row.get("gap")) if row.get("gap") is not None else ""),
             ]
@@ -806,10 +813,10 @@ def _fingerprint_cell(d: Mapping[str, Any], key: str) -> str:
     if value is None:
         return ""
     if key == "sha256":
-        return _md(str(value)[:12], code=True)
+        return inline(str(value)[:12], code=True)
     if isinstance(value, list | tuple):
         return str(len(value))
-    return _md(value)
+    return inline(value)
 
 
 def _number(value: Any) -> str:
@@ -817,42 +824,11 @@ def _number(value: Any) -> str:
         return "—"
     if isinstance(value, float):
         return f"{value:.4g}" if math.isfinite(value) else str(value)
-    return _md(value)
-
-
-def _plain(value: Any) -> str:
-    """A value as text (strings as they are, the rest as JSON)."""
-    return value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
-
-
-# Line breaks (for CommonMark and for Python's splitlines) and the other control characters.
-_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-# What makes inline Markdown structure: escapes, code, emphasis, links and images,
-# strikethrough, math (JupyterLab renders $...$) and table cells.
-_MARKDOWN = re.compile(r"([\\`*_\[\]~$|])")
-
-
-def _md(value: Any, *, code: bool = False) -> str:
-    """Data-derived text as inert inline Markdown for the card: line breaks and control
-    characters become spaces; `<` and `&` become entities, so no HTML element or entity of
-    the data's survives rendering; Markdown punctuation is backslash-escaped, so the text
-    opens no link, emphasis or code and splits no table cell.
-
-    `code`: as an inline code span (the fence longer than any run of backticks inside), in
-    which a renderer shows HTML as text; text holding a `|` is escaped as plain text instead,
-    since a pipe in a code span would still split a table cell.
-    """
-    text = _BREAKS.sub(" ", _plain(value))
-    if code and text.strip() and "|" not in text:
-        fence = "`" * (max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
-        pad = " " if text[0] in "` " or text[-1] in "` " else ""
-        return f"{fence}{pad}{text}{pad}{fence}"
-    text = _MARKDOWN.sub(r"\\\1", text)
-    return text.replace("&", "&amp;").replace("<", "&lt;")
+    return inline(value)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A Markdown table; the cells are Markdown already made safe (see _md)."""
+    """A Markdown table; the cells are Markdown already made safe (see nbops._markdown.inline)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
