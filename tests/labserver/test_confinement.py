@@ -234,9 +234,7 @@ def test_a_5000_character_path_is_a_4xx_on_every_endpoint(
             if method == "GET":
                 r = client.get(url, params={"path": path})
             else:
-                r = client.request(
-                    method, url, json={"path": path, "out_dir": path, "run_id": "x"}
-                )
+                r = client.request(method, url, json={"path": path, "out_dir": path, "run_id": "x"})
             if (name, method) in IGNORES_INPUT:
                 assert r.status_code == 200, r.text
                 continue
@@ -245,9 +243,7 @@ def test_a_5000_character_path_is_a_4xx_on_every_endpoint(
                 assert "too long" in error["message"]
 
 
-@pytest.mark.parametrize(
-    ("url", "method", "name"), [e for e in endpoints() if e[1] != "GET"]
-)
+@pytest.mark.parametrize(("url", "method", "name"), [e for e in endpoints() if e[1] != "GET"])
 def test_a_deeply_nested_body_is_a_4xx_on_every_endpoint(
     server: Server, url: str, method: str, name: str
 ) -> None:
@@ -264,9 +260,7 @@ def test_a_deeply_nested_body_is_a_4xx_on_every_endpoint(
                 assert "nested" in error["message"]
 
 
-@pytest.mark.parametrize(
-    ("url", "method", "name"), [e for e in endpoints() if e[1] != "GET"]
-)
+@pytest.mark.parametrize(("url", "method", "name"), [e for e in endpoints() if e[1] != "GET"])
 def test_text_that_is_not_unicode_is_a_4xx_on_every_endpoint(
     server: Server, url: str, method: str, name: str
 ) -> None:

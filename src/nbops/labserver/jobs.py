@@ -332,7 +332,8 @@ def find_run_output(notebook: Path, root: Path | None = None) -> RunOutput | Non
     the project's store. The source is the notebook the run's record names, else papermill's
     `input_path` (unless it is the store's own copy), else `<stem>.ipynb` (or `.py`) beside
     the `nbops-runs` folder. Nothing is written (no store is created) and nothing raises: what
-    cannot be read is unknown (None).
+    cannot be read is unknown (None). With `root`, no store outside it is opened (papermill's
+    metadata may name any folder).
     """
     papermill = _papermill_metadata(notebook)
     in_copies = notebook.parent.name == RUN_OUTPUTS_FOLDER
@@ -352,7 +353,9 @@ def find_run_output(notebook: Path, root: Path | None = None) -> RunOutput | Non
         if output_path.name == OUTPUT_NOTEBOOK and output_path.parent.name:
             run_id = output_path.parent.name
             store_dir = output_path.parent.parent.parent
-            record = _load_record(store_dir, run_id, exact=True)
+            # Opening a store writes to it (SQLite's journal): never one outside the root.
+            if root is None or _resolved(store_dir).is_relative_to(root):
+                record = _load_record(store_dir, run_id, exact=True)
     project_root: Path | None = None
     if record is None:
         project_root, project_store = _project_store(notebook, root)
