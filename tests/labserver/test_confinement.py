@@ -58,6 +58,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     for link in ("pipelines", ".nbops", "bundles"):
         (base / f"linked-{link}").mkdir()
         (root / "linked" / link).symlink_to(base / f"linked-{link}")
+    # `deep`: real folders, with a symlink leading out where nbops writes by name.
+    deep = root / "deep"
+    deep.mkdir()
+    (deep / "pyproject.toml").write_text("[tool.nbops]\n", encoding="utf-8")
+    build_notebook(deep / "nb.ipynb", SMALL)
+    (deep / ".nbops").mkdir()
+    (base / "victim.db").write_bytes(b"not yours")
+    (deep / ".nbops" / "runs.db").symlink_to(base / "victim.db")
+    (deep / "pipelines").mkdir()
+    (base / "deep-export").mkdir()
+    (deep / "pipelines" / "nb").symlink_to(base / "deep-export")
     with running_server(base, root) as srv:
         yield srv
 
@@ -75,8 +86,9 @@ def outside_files(server: Server) -> set[str]:
 
 @pytest.mark.parametrize(
     ("project", "setting"),
-    [("up", "export_dir"), ("absolute", "export_dir"), ("linked", "export_dir")],
-)
+    [("up", "export_dir"), ("absolute", "export_dir"), ("linked", "export_dir"),
+     ("deep", "export_dir")],
+)  # fmt: skip
 def test_an_export_dir_leading_outside_the_root_is_refused(
     server: Server, project: str, setting: str
 ) -> None:
@@ -94,8 +106,9 @@ def test_an_export_dir_leading_outside_the_root_is_refused(
 
 @pytest.mark.parametrize(
     ("project", "setting"),
-    [("up", "store"), ("absolute", "store"), ("linked", "store"), ("tracked", "tracking_uri")],
-)
+    [("up", "store"), ("absolute", "store"), ("linked", "store"), ("tracked", "tracking_uri"),
+     ("deep", "store")],
+)  # fmt: skip
 def test_a_run_whose_store_or_tracking_leads_outside_the_root_is_refused(
     server: Server, project: str, setting: str
 ) -> None:
@@ -125,6 +138,16 @@ def test_a_bundle_of_a_project_writing_outside_the_root_is_refused(
     assert r.status_code == 403, r.text
     assert error_of(r)["setting"] == setting
     assert outside_files(server) == before
+
+
+def test_a_symlink_leading_out_inside_a_folder_nbops_writes_to_is_named(server: Server) -> None:
+    with server.client() as client:
+        export = client.post(server.api("export"), json={"path": "deep/nb.ipynb"})
+        run = client.post(server.api("runs"), json={"path": "deep/nb.ipynb"})
+    assert "deep/pipelines/nb resolves outside through a symlink" in error_of(export)["message"]
+    assert "deep/.nbops/runs.db resolves outside" in error_of(run)["message"]
+    assert (server.root.parent / "victim.db").read_bytes() == b"not yours"
+    assert not any((server.root.parent / "deep-export").iterdir())
 
 
 def test_a_bundles_folder_linking_outside_the_root_is_refused(

@@ -10,9 +10,9 @@ refuses the notebook or the parameters (the error names the cell when it can).
 Nothing is written outside the root either. A notebook's project is looked for from its
 folder up to the root, never above it (a pyproject.toml above the root is not read). The
 folders an endpoint writes to (`store`, `export_dir`, `bundles/`, a local MLflow
-`tracking_uri`) must resolve inside the root: one that leads out (`../..`, an absolute path,
-a symlink) is refused with 403 naming the setting and its pyproject.toml, before anything
-is written.
+`tracking_uri`) must resolve inside the root and hold no symlink leading out where nbops
+writes by name (see LINK_DEPTH): one that leads out (`../..`, an absolute path, a symlink)
+is refused with 403 naming the setting and its pyproject.toml, before anything is written.
 
 Bad input is a 400 with a one-line message, never a 500: a path too long for the system or
 holding text that is not Unicode, a body that is not a JSON object, nested deeper than
@@ -577,16 +577,50 @@ def _local_tracking_path(project: Project) -> Path | None:
     return Path(path) if path else None  # `sqlite://` alone is in memory
 
 
+# How deep into a folder it writes to nbops looks for a symlink leading out: deep enough for
+# what it writes there by name (`.nbops/runs.db`, `.nbops/runs/<id>`, `pipelines/<name>/
+# <name>/`, `bundles/<name>-v<N>/`), shallow enough to stay quick in a store of many runs.
+LINK_DEPTH = {"store": 2, "export_dir": 3, "bundles": 2, "tracking_uri": 1}
+
+
 def confine_to_root(project: Project, root: Path, settings: tuple[str, ...]) -> None:
     """ApiError 403 naming the setting and its pyproject.toml when a folder the request
-    writes to resolves outside the server root (`../..`, an absolute path, a symlink)."""
+    writes to resolves outside the server root (`../..`, an absolute path, a symlink), or
+    holds a symlink leading out where nbops writes (see LINK_DEPTH)."""
     folders = project_folders(project)
     pyproject = project.root / "pyproject.toml"
     where = relative_to_root(pyproject, root) if pyproject.is_file() else None
     for setting in settings:
         folder = folders.get(setting)
-        if folder is not None and not _resolves_inside(folder, root):
+        if folder is None:
+            continue
+        if not _resolves_inside(folder, root):
             raise _leads_outside(project, root, setting, folder, where)
+        link = _link_leading_out(folder.resolve(), root, LINK_DEPTH[setting])
+        if link is not None:
+            raise _leads_outside(project, root, setting, link, where)
+
+
+def _link_leading_out(folder: Path, root: Path, depth: int) -> Path | None:
+    """The first symlink within `depth` levels of `folder` (a folder inside the root) whose
+    target lies outside the root; None when there is none (or the folder does not exist)."""
+    level = [folder]
+    for _ in range(depth):
+        below: list[Path] = []
+        for current in level:
+            try:
+                entries = list(os.scandir(current))
+            except OSError:  # not a folder, missing, unreadable: nothing written through it
+                continue
+            for entry in entries:
+                path = Path(entry.path)
+                if entry.is_symlink():
+                    if not _resolves_inside(path, root):
+                        return path
+                elif entry.is_dir(follow_symlinks=False):
+                    below.append(path)
+        level = below
+    return None
 
 
 def _resolves_inside(folder: Path, root: Path) -> bool:
