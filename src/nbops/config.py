@@ -91,12 +91,13 @@ class Project:
         return self.config.tracking
 
 
-def load_project(start: Path | None = None) -> Project:
-    """The project around `start` (default: the working directory).
+def load_project(start: Path | None = None, *, stop: Path | None = None) -> Project:
+    """The project around `start` (default: the working directory), looked for no higher
+    than `stop` when given (see find_root).
 
     Raises ConfigError naming the field when `[tool.nbops]` is invalid.
     """
-    root = find_root(start)
+    root = find_root(start, stop=stop)
     pyproject = root / "pyproject.toml"
     if not pyproject.is_file():
         return Project(root, NbopsConfig())
