@@ -15,7 +15,9 @@ Endpoints:
   ignored, as `nbops predict` and `Bundle.predict` ignore extra columns; a bad record is a
   422 naming the field and the reason (FastAPI's error format, `{"detail": [{"type",
   "loc", "msg"}]}`). The OpenAPI document describes exactly this model.
-- `GET /health` → `{"status": "ok", "model", "version", "uptime_seconds", "queued"}`; 503
+- `GET /health` → `{"status": "ok", "model", "version", "uptime_seconds", "queued",
+  "signature"}`; `signature` is `{"status": "verified" | "unverified" | "unsigned", "key":
+  fingerprint}` for a loaded bundle (`nbops.bundle.signing`), null for another object. 503
   with `"status": "failing"` and a `reason` when the model failed, at start-up, on one
   reference record built from the schema (`reference_record`).
 - `GET /metadata` → the bundle's manifest.
@@ -1382,6 +1384,8 @@ def create_app(
     classes_json = _json_safe(list(classes)) if classes is not None else None
     started = time.monotonic()
     health: dict[str, Any] = {"status": "starting"}
+    signature = getattr(bundle, "signature", None)  # nbops.bundle.signing.SignatureCheck
+    signature_json = signature.as_dict() if signature is not None else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -1488,6 +1492,7 @@ def create_app(
             "version": version,
             "uptime_seconds": round(time.monotonic() - started, 3),
             "queued": batcher.queued,
+            "signature": signature_json,
         }
         status = 503 if health["status"] == "failing" else 200
         return Response(json.dumps(body, ensure_ascii=False), status_code=status, media_type=_JSON)
