@@ -17,6 +17,7 @@ import ast
 import json
 import re
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,13 @@ class ParameterSpec:
     computed: str | None = None  # the expression, for a name a computed line assigns
 
 
-def _is_secret(name: str, description: str, secret_names: list[str]) -> bool:
+def is_secret_parameter(name: str, description: str, secret_names: Sequence[str]) -> bool:
+    """Whether a parameter is secret: its name looks secret, `secret_params` lists it, or its
+    comment says `secret`."""
+    return _is_secret(name, description, secret_names)
+
+
+def _is_secret(name: str, description: str, secret_names: Sequence[str]) -> bool:
     return bool(
         looks_secret(name)
         or name in secret_names
