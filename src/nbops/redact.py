@@ -239,10 +239,11 @@ def redact_parameters_source(source: str, names: Iterable[str]) -> str:
 _PARAMETER_TAGS = frozenset({"parameters", "injected-parameters", "pipeline-parameters"})
 
 
-def redact_notebook_node(nb: Any, names: Iterable[str]) -> bool:
+def redact_notebook_node(nb: Any, names: Iterable[str], *, literal_only: bool = False) -> bool:
     """Redact an nbformat notebook in place: every assignment to a secret parameter in its
-    parameters cells (papermill's `injected-parameters` cell included) and papermill's
-    record of the values. Returns whether anything changed."""
+    parameters cells (papermill's `injected-parameters` cell included; with `literal_only`,
+    only those of a literal value) and papermill's record of the values. Returns whether
+    anything changed."""
     wanted = set(names)
     if not wanted:
         return False
@@ -260,7 +261,7 @@ def redact_notebook_node(nb: Any, names: Iterable[str]) -> bool:
             continue
         source = cell.get("source", "")
         text = "".join(source) if isinstance(source, list) else source
-        new = replace_assigned_values(text, wanted, redacted_literal, literal_only=False)
+        new = replace_assigned_values(text, wanted, redacted_literal, literal_only=literal_only)
         if new != text:
             cell["source"] = new
             changed = True
@@ -292,25 +293,26 @@ def redact_notebook(path: str | Path, names: Iterable[str]) -> bool:
 
 
 def _redact_script(path: Path, names: set[str]) -> bool:
-    """A percent-format script: its `parameters` cell is the lines after a `# %%` marker
-    tagged parameters, up to the next marker."""
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError):
         return False
+    new = _redact_script_text(text, names)
+    if new == text:
+        return False
+    _write_atomically(path, new)
+    return True
+
+
+def _redact_script_text(text: str, names: set[str]) -> str:
+    """A percent-format script with its `parameters` cells (the lines after a `# %%` marker
+    naming the tag, up to the next marker) redacted."""
     parts = re.split(r"(?m)^(?=# %%)", text)
-    changed = False
     for i, part in enumerate(parts):
         header, _, body = part.partition("\n")
-        if not header.startswith("# %%") or not re.search(r"parameters", header):
-            continue
-        new = redact_parameters_source(body, names)
-        if new != body:
-            parts[i] = header + "\n" + new
-            changed = True
-    if changed:
-        _write_atomically(path, "".join(parts))
-    return changed
+        if header.startswith("# %%") and "parameters" in header:
+            parts[i] = header + "\n" + redact_parameters_source(body, names)
+    return "".join(parts)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -320,3 +322,88 @@ def _write_atomically(path: Path, text: str) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# -- a run's secrets: in the kernel's environment, not in its notebook -----------------------
+
+RUN_SECRETS_ENV = "NBOPS_RUN_SECRETS"
+
+
+def _from_run_environment(name: str) -> str:
+    return (
+        f'__import__("ast").literal_eval(__import__("os").environ["{RUN_SECRETS_ENV}"])[{name!r}]'
+    )
+
+
+def parameters_from_environment(source: str, values: Mapping[str, Any]) -> str:
+    """The parameters cell `nbops run` executes: each literal value of a secret parameter in
+    `values` replaced by a read of the kernel's `NBOPS_RUN_SECRETS` variable (which
+    `run_secrets_environment` fills), and a secret given for a computed line assigned at
+    the end, so the run's notebook files never hold the value."""
+    new = replace_assigned_values(source, values, _from_run_environment, literal_only=True)
+    try:
+        tree = ast.parse(new)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return new
+    literal = set()
+    for node in ast.walk(tree):
+        target = (
+            node.targets[0]
+            if isinstance(node, ast.Assign) and len(node.targets) == 1
+            else node.target
+            if isinstance(node, ast.AnnAssign)
+            else None
+        )
+        if isinstance(target, ast.Name) and RUN_SECRETS_ENV in ast.unparse(node):
+            literal.add(target.id)
+    rest = [name for name in values if name not in literal]
+    if rest:
+        new = (
+            new.rstrip("\n")
+            + "\n"
+            + "".join(f"{name} = {_from_run_environment(name)}\n" for name in rest)
+        )
+    return new
+
+
+def run_secrets_environment(values: Mapping[str, Any]) -> dict[str, str]:
+    """The kernel environment variable that carries a run's secret values (see
+    parameters_from_environment); empty when there are none."""
+    return {RUN_SECRETS_ENV: repr(dict(values))} if values else {}
+
+
+def write_redacted_copy(source: Path, target: Path, names: Iterable[str]) -> None:
+    """Copy a notebook file with its secret parameters' literal values replaced by `"***"`,
+    through a temporary file and a rename (the value is never on disk in the copy, even for
+    an instant). Without secrets, a byte-for-byte copy."""
+    import shutil
+
+    wanted = set(names)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        text = _redacted_text(source, wanted) if wanted else None
+        if text is None:  # no secrets, or nothing nbops can read as a notebook
+            shutil.copyfile(source, tmp)
+        else:
+            tmp.write_text(text, "utf-8")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _redacted_text(source: Path, names: set[str]) -> str | None:
+    if source.suffix != ".ipynb":
+        try:
+            text = source.read_text("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        return _redact_script_text(text, names)
+    import nbformat
+
+    try:
+        nb = nbformat.read(source, as_version=nbformat.NO_CONVERT)
+    except Exception:
+        return None
+    if not redact_notebook_node(nb, names, literal_only=True):
+        return None
+    return str(nbformat.writes(nb))

@@ -135,6 +135,21 @@ def _parameters_code(cell: Cell) -> tuple[ast.Module, str]:
         ) from None
 
 
+def secrets_from_environment(specs: list[ParameterSpec], given: dict[str, Any]) -> dict[str, Any]:
+    """Values for the secret parameters not given otherwise, from their environment
+    variables (`NBOPS_PARAM_<NAME>`, nbops.redact.secret_env_var), as text to convert."""
+    import os
+
+    from nbops.redact import secret_env_var
+
+    found = {}
+    for spec in specs:
+        variable = secret_env_var(spec.name)
+        if spec.secret and spec.name not in given and variable in os.environ:
+            found[spec.name] = os.environ[variable]
+    return found
+
+
 def read_parameter_file(path: Path) -> dict[str, Any]:
     """Parameters from a YAML (or JSON) file holding one mapping."""
     import yaml
