@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -207,3 +209,49 @@ def test_secret_params_in_the_project_config_keep_any_name_out_of_the_export(
     written = [p for p in (tmp_path / "pipelines").rglob("*") if p.is_file()]
     assert written and not [p for p in written if b"pa55word" in p.read_bytes()]
     assert "NBOPS_PARAM_CONN" in (tmp_path / "pipelines/small/small/params.py").read_text()
+
+
+def test_a_run_killed_mid_cell_leaves_no_secret_on_disk(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.nbops]\n")
+    build_notebook(
+        tmp_path / "slow.ipynb",
+        [
+            ('api_token = "tok-never-on-disk"\nsize = 2', ["parameters"]),
+            (
+                "import pathlib, time\n"
+                "pathlib.Path('started').write_text(str(len(api_token)))\n"
+                "deadline = time.monotonic() + 120\n"
+                "while not pathlib.Path('release').exists() and time.monotonic() < deadline:\n"
+                "    time.sleep(0.05)",
+                ["train"],
+            ),
+        ],
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbops", "run", "slow.ipynb", "-p", f"api_token={GIVEN}"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not (tmp_path / "started").exists():
+            assert proc.poll() is None, "the run ended before its cell started"
+            assert time.monotonic() < deadline, "the cell never started"
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)  # nbops and its kernel: nothing gets to clean up
+        proc.wait(timeout=60)
+    finally:
+        (tmp_path / "release").write_text("")
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    assert (tmp_path / "started").read_text() == str(len(GIVEN))  # the kernel had the value
+    run_files = [p for p in (tmp_path / ".nbops").rglob("*") if p.is_file()]
+    assert any(p.name == "input.ipynb" for p in run_files)
+    leaks = [
+        p for p in run_files for v in (GIVEN, "tok-never-on-disk") if v.encode() in p.read_bytes()
+    ]
+    assert leaks == []
