@@ -5,18 +5,23 @@ from __future__ import annotations
 import json
 import string
 from pathlib import Path
+from typing import Any
 
 import nbformat
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from nbformat.v4 import new_code_cell, new_notebook
 
 from nbops.redact import (
     REDACTED,
+    parameters_from_environment,
     redact_notebook,
     redact_parameters_source,
     redact_value,
+    run_secrets_environment,
     secret_env_var,
+    write_redacted_copy,
 )
 
 SCHEMES = st.sampled_from(["postgres", "postgresql+psycopg", "mysql", "redis", "amqp", "https"])
@@ -154,3 +159,35 @@ def test_redact_notebook_leaves_a_truncated_file_alone(tmp_path: Path) -> None:
 
     assert redact_notebook(path, {"db_password"}) is False
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_runs_parameters_cell_reads_secrets_from_the_kernel_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = 'size = 3\ndb_password: str = "hunter2"\ntoken = compute()\n'
+    values = {"db_password": "given", "token": "tok-given"}
+
+    code = parameters_from_environment(source, values)
+    monkeypatch.setenv(*run_secrets_environment(values).popitem())
+    namespace: dict[str, Any] = {"compute": lambda: "computed"}
+    exec(code, namespace)
+
+    assert "hunter2" not in code and "given" not in code
+    assert (namespace["size"], namespace["db_password"]) == (3, "given")
+    assert namespace["token"] == "tok-given"  # set after its computed line, as papermill would
+
+
+def test_a_redacted_copy_of_a_notebook_without_secrets_is_byte_identical(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "nb.ipynb"
+    nb = new_notebook()
+    params = new_code_cell("size = 5")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params]
+    nbformat.write(nb, source)
+
+    write_redacted_copy(source, tmp_path / "copy.ipynb", {"db_password"})
+
+    assert (tmp_path / "copy.ipynb").read_bytes() == source.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.ipynb", "nb.ipynb"]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from nbops import errors
 from nbops.runs.store import RunStore
 from tests.e2e.conftest import build_notebook, run_nbops
 
@@ -255,3 +256,22 @@ def test_a_run_killed_mid_cell_leaves_no_secret_on_disk(tmp_path: Path) -> None:
         p for p in run_files for v in (GIVEN, "tok-never-on-disk") if v.encode() in p.read_bytes()
     ]
     assert leaks == []
+
+
+def test_a_rerun_without_a_source_for_the_secret_names_the_variable_to_set(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.nbops]\n")
+    notebook = build_notebook(
+        tmp_path / "tiny.ipynb",
+        [('api_token = "tok-tiny"', ["parameters"]), ("n = len(api_token)", ["train"])],
+    )
+    assert _nbops("run", "tiny.ipynb", cwd=tmp_path).returncode == 0
+    notebook.unlink()
+
+    refused = _nbops("rerun", "latest", cwd=tmp_path)
+    given = _nbops("rerun", "latest", cwd=tmp_path, NBOPS_PARAM_API_TOKEN="tok-from-env")
+
+    assert refused.returncode == errors.ParameterValueError.exit_code
+    assert "NBOPS_PARAM_API_TOKEN" in refused.stderr and "Traceback" not in refused.stderr
+    assert given.returncode == 0, given.stderr
