@@ -18,7 +18,9 @@ from nbops.redact import (
     parameters_from_environment,
     redact_notebook,
     redact_parameters_source,
+    redact_run_folder,
     redact_value,
+    run_secret_names,
     run_secrets_environment,
     secret_env_var,
     write_redacted_copy,
@@ -191,3 +193,39 @@ def test_a_redacted_copy_of_a_notebook_without_secrets_is_byte_identical(
 
     assert (tmp_path / "copy.ipynb").read_bytes() == source.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.ipynb", "nb.ipynb"]
+
+
+def test_redact_run_folder_redacts_every_notebook_a_dead_run_left(tmp_path: Path) -> None:
+    for name in ("output.ipynb", "input.ipynb", "source.ipynb"):
+        nb = new_notebook()
+        params = new_code_cell('api_token = "tok-left-behind"')
+        params.metadata["tags"] = ["parameters"]
+        nb.cells = [params]
+        nbformat.write(nb, tmp_path / name)
+    (tmp_path / "kernel.log").write_text("log")
+
+    changed = redact_run_folder(tmp_path, {"api_token"})
+
+    assert sorted(p.name for p in changed) == ["input.ipynb", "output.ipynb", "source.ipynb"]
+    assert not [p for p in tmp_path.iterdir() if b"tok-left-behind" in p.read_bytes()]
+    assert redact_run_folder(tmp_path, {"api_token"}) == []
+
+
+def test_run_secret_names_include_secrets_given_for_computed_lines() -> None:
+    from nbops.runs.record import ParameterSchema, RunRecord
+
+    record = RunRecord(
+        run_id="r1",
+        notebook="nb.ipynb",
+        notebook_sha256="0" * 64,
+        parameters={"size": 3, "api_token": REDACTED, "conn": REDACTED},
+        parameter_schema=[
+            ParameterSchema(name="size", type="int", default=3, description="", secret=False),
+            ParameterSchema(
+                name="api_token", type="str", default=REDACTED, description="", secret=True
+            ),
+        ],
+        started_at="2026-01-01T00:00:00+00:00",
+    )
+
+    assert run_secret_names(record) == {"api_token", "conn"}

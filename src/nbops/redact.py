@@ -407,3 +407,27 @@ def _redacted_text(source: Path, names: set[str]) -> str | None:
     if not redact_notebook_node(nb, names, literal_only=True):
         return None
     return str(nbformat.writes(nb))
+
+
+def run_secret_names(record: Any) -> set[str]:
+    """The secret parameters of a run record (`nbops.runs.record.RunRecord`): those its
+    schema marks secret and those whose recorded value is `***` (a secret given for a
+    computed line has no schema entry)."""
+    names = {p.name for p in record.parameter_schema if p.secret}
+    return names | {k for k, v in record.parameters.items() if v == REDACTED}
+
+
+def redact_run_folder(run_dir: str | Path, names: Iterable[str]) -> list[Path]:
+    """Redact every notebook a run keeps in its folder (`output.ipynb`, possibly partial;
+    `input.ipynb`; the `source` copy) with redact_notebook; the files changed. For a run
+    that died before nbops could finish it (call it when the death is detected, with
+    `run_secret_names(record)`); safe to call on a finished run, or twice."""
+    folder = Path(run_dir)
+    wanted = set(names)
+    if not wanted or not folder.is_dir():
+        return []
+    changed = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix in (".ipynb", ".py") and path.is_file() and redact_notebook(path, wanted):
+            changed.append(path)
+    return changed
