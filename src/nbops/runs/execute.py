@@ -9,6 +9,11 @@ cells without outputs, marked `"nbops": {"skipped": true}` in their metadata.
 A run is recorded whatever happens to it. The record is saved as `running` before the kernel
 starts, and saved again with its final status (`completed`, `failed`, `killed`, `timeout` or
 `interrupted`), the partial output notebook and everything the capture API logged.
+
+Secret parameters (nbops.redact) never reach a file: the record holds `***`, the kept copy of
+the notebook has `"***"` for their literals, and their values (defaults or given) go to the
+kernel through its environment, which the executed copy's parameters cell reads, instead of
+through papermill's parameters (written into the output notebook as it runs).
 """
 
 from __future__ import annotations
