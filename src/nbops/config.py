@@ -6,7 +6,7 @@ tracking = "sqlite"              # or "mlflow" (pip install nbops[mlflow])
 tracking_uri = "file:./mlruns"   # where MLflow logs, when tracking = "mlflow"
 gates = ["accuracy >= 0.9"]      # checked by `nbops ci`
 baseline = "RUN_ID"              # the run `baseline.NAME` in gates refers to
-secret_params = ["api_token"]    # parameters redacted from records and output notebooks
+secret_params = ["api_token"]    # secret parameters: redacted from runs, defaults kept out of exports
 base_image = "python:3.11-slim"  # `nbops export --target kfp`: the image of every component
 trusted_keys = ["keys/release.pub"]  # public keys whose bundle signatures are trusted
 require_signature = true         # serve/predict/monitor refuse unsigned or badly signed bundles

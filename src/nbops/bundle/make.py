@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -114,16 +115,26 @@ def build_from(
             f"{len(failed)} gate(s) failed: {'; '.join(failed)}",
             fix="fix the model, or pass --override to bundle anyway (the override is recorded)",
         )
+    secret = _secret_values(Path(notebook), parameters, project)
+    parameters = {k: v for k, v in parameters.items() if k not in secret}
     inputs = gather(
         Path(notebook),
         model,
-        parameters,
+        {**parameters, **secret},  # in memory only: the bundle keeps no secret
         name=name,
         project=project,
         export_dir=export_dir,
         workdir=workdir,
     )
     plan = inputs.plan
+    kept = sorted(set(plan.parameters) & set(secret))
+    if kept:
+        raise BundleError(
+            f"the serving step reads the secret parameter {kept[0]!r}: a bundle would have to "
+            "keep its value",
+            location=str(notebook),
+            fix="give the serving step (transform:features) only parameters that are not secret",
+        )
     serving = ServingSpec(
         step=plan.step,
         module=plan.module,
@@ -176,6 +187,36 @@ def build_from(
         plots=plots,
         serving_files=inputs.serving_files,
     )
+
+
+def _secret_values(notebook: Path, parameters: dict[str, Any], project: Project) -> dict[str, Any]:
+    """The secret parameters' values for building a bundle, kept in memory: as given, else
+    from their environment variable (NBOPS_PARAM_<NAME>), else the notebook's default.
+    Raises BundleError naming the variable when a run's copy of the notebook kept none."""
+    from nbops.notebook.read import read_notebook
+    from nbops.redact import secret_env_var
+    from nbops.runs.parameters import REDACTED, convert, parameter_specs
+
+    specs = parameter_specs(read_notebook(notebook), project.config.secret_params)
+    values: dict[str, Any] = {}
+    for spec in specs:
+        if not spec.secret or spec.computed is not None:
+            continue
+        variable = secret_env_var(spec.name)
+        if spec.name in parameters and parameters[spec.name] != REDACTED:
+            values[spec.name] = parameters[spec.name]
+        elif variable in os.environ:
+            values[spec.name] = convert(spec, os.environ[variable], notebook=str(notebook))
+        elif spec.default != REDACTED:
+            values[spec.name] = spec.default
+        else:
+            raise BundleError(
+                f"the secret parameter {spec.name!r} has no value: the copy of the notebook "
+                "kept with the run holds none",
+                location=str(notebook),
+                fix=f"set the environment variable {variable} and build the bundle again",
+            )
+    return values
 
 
 def with_nullability(schema: Any, accepted: dict[str, bool]) -> Any:

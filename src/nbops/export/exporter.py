@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import json
 import os
 import sys
 import tempfile
@@ -67,6 +68,7 @@ from nbops.notebook.cellcode import Diagnostic
 from nbops.notebook.kale import step_resources
 from nbops.notebook.metrics import metric_sources
 from nbops.notebook.read import read_notebook
+from nbops.redact import secret_env_var
 
 DEFAULT_OUT_DIR = Path("pipelines")
 
@@ -97,6 +99,7 @@ class _Prepared:
     files: dict[str, str]  # formatted, version still a placeholder
     content_hash: str
     rendered: RenderedPackage
+    secret: frozenset[str] = frozenset()  # the secret parameters: no default in the package
 
 
 @contextlib.contextmanager
@@ -113,24 +116,54 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _prepare(notebook: str | Path, out_dir: str | Path | None, name: str | None) -> _Prepared:
+def _prepare(
+    notebook: str | Path,
+    out_dir: str | Path | None,
+    name: str | None,
+    secret_params: Sequence[str] | None = None,
+) -> _Prepared:
     with _gc_paused():
-        return _prepare_files(notebook, out_dir, name)
+        return _prepare_files(notebook, out_dir, name, secret_params)
 
 
-def _prepare_files(notebook: str | Path, out_dir: str | Path | None, name: str | None) -> _Prepared:
+def _prepare_files(
+    notebook: str | Path,
+    out_dir: str | Path | None,
+    name: str | None,
+    secret_params: Sequence[str] | None,
+) -> _Prepared:
     nb = read_notebook(notebook)
     graph = analyse(nb)
     require_steps(graph)
     name = _checked_name(name, nb.path)
     out = Path(out_dir) if out_dir is not None else DEFAULT_OUT_DIR
-    rendered = render_package(graph, name)
+    secret = _secret_parameters(graph, nb.path, secret_params)
+    rendered = render_package(graph, name, secret)
     files = format_files(rendered.files)
     files.update(vendored_files(name, graph.local_modules))  # copied as written, not formatted
     digest = hashlib.sha256()
     for rel in sorted(files):
         digest.update(rel.encode() + b"\0" + files[rel].encode() + b"\0")
-    return _Prepared(graph, name, out / name, files, digest.hexdigest(), rendered)
+    return _Prepared(graph, name, out / name, files, digest.hexdigest(), rendered, secret)
+
+
+def _secret_parameters(
+    graph: StepGraph, notebook: Path, secret_params: Sequence[str] | None
+) -> frozenset[str]:
+    """The parameters whose defaults stay out of the package: names that look secret, those
+    `secret_params` lists (default: the notebook's project's `[tool.nbops]`), and those whose
+    comment says `secret`."""
+    from nbops.runs.parameters import is_secret_parameter
+
+    if secret_params is None:
+        from nbops.config import load_project
+
+        secret_params = load_project(notebook.resolve().parent).config.secret_params
+    return frozenset(
+        p.name
+        for p in graph.parameters
+        if is_secret_parameter(p.name, p.description, secret_params)
+    )
 
 
 def _checked_name(name: str | None, notebook: Path) -> str:
@@ -157,6 +190,7 @@ def export_notebook(
     name: str | None = None,
     targets: Sequence[str] = (),
     options: TargetOptions | None = None,
+    secret_params: Sequence[str] | None = None,
 ) -> ExportResult:
     """Export a tagged notebook as a pipeline package in `out_dir/<name>/`.
 
@@ -164,12 +198,16 @@ def export_notebook(
     change in the exported code or the parameters makes the next version. Raises the
     NbopsError subclasses of reading and analysis (nothing is written then) and ExportError.
 
+    A secret parameter (see `_secret_parameters`; `secret_params` default: the project's)
+    keeps its default out of every file written: the package's `Params` reads it from the
+    environment variable nbops.redact.secret_env_var names.
+
     `targets` ("kfp", "airflow") also writes the pipeline for those orchestrators next to the
     package; that runs the package once, with the default parameters, to find how each value
     a step returns is passed on (ArtifactTypeError when one cannot be passed safely).
     """
     modules = [load_target(t) for t in dict.fromkeys(targets)]
-    prep = _prepare(notebook, out_dir, name)
+    prep = _prepare(notebook, out_dir, name, secret_params)
     warnings: list[str] = []
     try:
         version, manifest, is_new = _write(prep, modules, options or TargetOptions(), warnings)
@@ -236,7 +274,16 @@ def _with_targets(
     with tempfile.TemporaryDirectory(prefix="nbops-target-") as tmp:
         staging = Path(tmp) / prep.name
         _write_plain(files, staging)
-        entries, errors = probe_outputs(staging, prep.name, notebook.parent)
+        # The run that probes the package takes the secrets' defaults from its environment
+        # (in memory only), unless they are set already.
+        secrets = {
+            secret_env_var(p.name): (
+                p.default if isinstance(p.default, str) else json.dumps(p.default, default=repr)
+            )
+            for p in prep.graph.parameters
+            if p.name in prep.secret
+        }
+        entries, errors = probe_outputs(staging, prep.name, notebook.parent, secrets)
         require_passable(errors, consumers(manifest), str(notebook))
         for value, reason in errors.items():
             warnings.append(
@@ -280,14 +327,18 @@ def _write_plain(files: dict[str, str], folder: Path) -> None:
 
 
 def check_export(
-    notebook: str | Path, out_dir: str | Path | None = None, *, name: str | None = None
+    notebook: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    name: str | None = None,
+    secret_params: Sequence[str] | None = None,
 ) -> ExportResult:
     """Whether the exported package is up to date with the notebook; writes nothing.
 
     Raises StaleExportError when the package is missing, was exported from different code
     or parameters, or its files were edited since.
     """
-    prep = _prepare(notebook, out_dir, name)
+    prep = _prepare(notebook, out_dir, name, secret_params)
     manifest_path = prep.folder / prep.name / MANIFEST_FILE
     hint = f"run `nbops export {notebook}` and commit the result"
     if not manifest_path.exists():
@@ -369,7 +420,12 @@ def _manifest(prep: _Prepared, version: int) -> ExportManifest:
         ),
         parameters=[
             ParameterEntry(
-                name=p.name, type=p.type_source, default=p.default, description=p.description
+                name=p.name,
+                type=p.type_source,
+                default=None if p.name in prep.secret else p.default,
+                description=p.description,
+                secret=p.name in prep.secret,
+                env=secret_env_var(p.name) if p.name in prep.secret else None,
             )
             for p in graph.parameters
         ],

@@ -53,8 +53,14 @@ class MetricEntry(_Record):
 class ParameterEntry(_Record):
     name: str
     type: str
-    default: Any
+    default: Any = Field(description="the notebook's default; null for a secret parameter")
     description: str = ""
+    secret: bool = Field(
+        default=False, description="a secret: its default is not kept, `env` gives its value"
+    )
+    env: str | None = Field(
+        default=None, description="for a secret: the environment variable `Params` reads"
+    )
 
 
 class ArtifactEntry(_Record):

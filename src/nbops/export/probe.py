@@ -60,16 +60,19 @@ with open(out_path, "w", encoding="utf-8") as f:
 
 
 def probe_outputs(
-    export_folder: Path, name: str, workdir: Path
+    export_folder: Path, name: str, workdir: Path, defaults: dict[str, str] | None = None
 ) -> tuple[dict[str, ArtifactEntry], dict[str, str]]:
     """Run the package `name` in `export_folder` once; return the serialisation of each value
     its steps return, and, separately, the values that have none (name -> what it is).
+    `defaults`: environment variables the run gets unless already set (the secret
+    parameters' values, never written to a file).
 
     Raises TargetBuildError when the pipeline fails to run.
     """
     with tempfile.TemporaryDirectory(prefix="nbops-probe-") as tmp:
         out_path = Path(tmp) / "outputs.json"
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg"}
+        env = {**(defaults or {}), **os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        env["MPLBACKEND"] = "Agg"
         proc = subprocess.run(
             [sys.executable, "-c", _PROBE, str(export_folder), name, str(out_path)],
             cwd=workdir,

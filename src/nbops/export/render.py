@@ -63,16 +63,21 @@ def default_package_name(notebook: Path) -> str:
     return name
 
 
-def render_package(graph: StepGraph, name: str) -> RenderedPackage:
-    """Render every file of the package for this graph."""
+def render_package(
+    graph: StepGraph, name: str, secret: frozenset[str] = frozenset()
+) -> RenderedPackage:
+    """Render every file of the package for this graph. The parameters named in `secret`
+    get no default in the code: `Params` reads them from their environment variable
+    (nbops.redact.secret_env_var) and says which one to set when it is missing."""
     header = _header(graph)
     functions = _function_names(graph)
+    secret = frozenset(p.name for p in graph.parameters if p.name in secret)
     files: dict[str, str] = {
         f"{name}/__init__.py": _render_init(graph, name, header),
-        f"{name}/params.py": _render_params(graph, header),
-        f"{name}/pipeline.py": _render_pipeline(graph, name, header, functions),
-        f"{name}/__main__.py": _render_main(graph, name, header),
-        "test_pipeline.py": _render_tests(graph, name, header, functions),
+        f"{name}/params.py": _render_params(graph, header, secret),
+        f"{name}/pipeline.py": _render_pipeline(graph, name, header, functions, secret),
+        f"{name}/__main__.py": _render_main(graph, name, header, secret),
+        "test_pipeline.py": _render_tests(graph, name, header, functions, secret),
     }
     if graph.setup:
         files[f"{name}/common.py"] = _render_common(graph, header)
@@ -190,12 +195,23 @@ def _render_init(graph: StepGraph, name: str, header: str) -> str:
     )
 
 
-def _render_params(graph: StepGraph, header: str) -> str:
+def _render_params(graph: StepGraph, header: str, secret: frozenset[str] = frozenset()) -> str:
+    from nbops.redact import secret_env_var
+
     cell = graph.parameters_cell
     origin = f"cell {cell.cell.cell_id}" if cell else "no parameters cell"
     fields = []
     for p in graph.parameters:
         desc = f", description={p.description!r}" if p.description else ""
+        if p.name in secret:
+            text = p.type_source == "str"
+            reader = f"_secret({p.name!r}, {secret_env_var(p.name)!r}, text={text})"
+            fields.append(
+                f"    {p.name}: {p.type_source} = Field(\n"
+                f"        default_factory={reader}, validate_default=True, repr=False{desc}\n"
+                "    )"
+            )
+            continue
         fields.append(f"    {p.name}: {p.type_source} = Field(default={p.default_source}{desc})")
     annotation_names = {
         n.id
@@ -209,14 +225,51 @@ def _render_params(graph: StepGraph, header: str) -> str:
         imports.append(f"from typing import {', '.join(typing_names)}")
     imports += _import_lines(graph, sorted(annotation_names - set(typing_names)))
     body = "\n".join(fields) if fields else "    pass"
+    helpers = ""
+    if secret:
+        imports = ["import json", "import os", "from collections.abc import Callable", *imports]
+        if "Any" not in typing_names:
+            imports.append("from typing import Any")
+        helpers = _SECRET_CODE
     return (
         f'{header}"""The pipeline\'s parameters, from the notebook\'s parameters ({origin})."""\n\n'
         + "\n".join(imports)
+        + helpers
         + "\n\n\nclass Params(BaseModel):\n"
         '    """Parameters of one run; the defaults are the notebook\'s."""\n\n'
         '    model_config = ConfigDict(extra="forbid", validate_assignment=True)\n\n'
         f"{body}\n"
     )
+
+
+_SECRET_CODE = '''
+
+
+class MissingSecretError(RuntimeError):
+    """A secret parameter has no value: its environment variable is not set."""
+
+
+def _secret(name: str, variable: str, *, text: bool) -> Callable[[], Any]:
+    """The value of a secret parameter, read from the environment variable `variable` when no
+    value is passed (as text for a `str` parameter, else as JSON when it parses): nbops
+    never writes a secret's default into the package."""
+
+    def read() -> Any:
+        value = os.environ.get(variable)
+        if value is None:
+            raise MissingSecretError(
+                f"the secret parameter {name!r} has no value: set the environment variable "
+                f"{variable} (or pass --param {name}=VALUE)"
+            )
+        if text:
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+
+    return read
+'''
 
 
 # -- common.py -------------------------------------------------------------------------------
@@ -408,7 +461,11 @@ def _in_data_dir() -> Iterator[None]:
 
 
 def _render_pipeline(
-    graph: StepGraph, name: str, header: str, functions: dict[str, tuple[str, str]]
+    graph: StepGraph,
+    name: str,
+    header: str,
+    functions: dict[str, tuple[str, str]],
+    secret: frozenset[str] = frozenset(),
 ) -> str:
     results = _result_names(graph)
     taken = set(results) | {p.name for p in graph.parameters} | {"Any", "Params", "Results"}
@@ -478,6 +535,15 @@ def _render_pipeline(
     results_doc = (
         '    """Every value the steps returned, by the name it had in the notebook."""\n\n'
     )
+    validate = (
+        f"    {params_var} = Params.model_validate(\n"
+        f"        {{**({params_var} or Params()).model_dump(), **overrides}}\n    )\n"
+    )
+    if secret:  # a secret passed as an override needs no environment variable
+        validate = (
+            f"    given = {params_var}.model_dump() if {params_var} is not None else {{}}\n"
+            f"    {params_var} = Params.model_validate({{**given, **overrides}})\n"
+        )
     if kept:
         results_doc = (
             '    """Every value the steps returned, by the name it had in the notebook; a metric\n'
@@ -496,9 +562,8 @@ def _render_pipeline(
         "    Relative paths in the steps are read from the notebook's folder, as the notebook\n"
         "    read them (see `data_dir`).\n"
         '    """\n'
-        f"    {params_var} = Params.model_validate(\n"
-        f"        {{**({params_var} or Params()).model_dump(), **overrides}}\n    )\n"
-        "    with _in_data_dir():\n"
+        + validate
+        + "    with _in_data_dir():\n"
         + ("".join(calls) or "        pass\n")
         + f"    return Results({ret})\n\n\n"
         f"{_DATA_DIR_CODE}\n\n"
@@ -521,7 +586,23 @@ def _render_pipeline(
 # -- __main__.py and the generated test ------------------------------------------------------
 
 
-def _render_main(graph: StepGraph, name: str, header: str) -> str:
+def _render_main(
+    graph: StepGraph, name: str, header: str, secret: frozenset[str] = frozenset()
+) -> str:
+    text = _main_code(name, header)
+    if secret:  # one line naming the variable to set, not a traceback
+        text = text.replace(
+            "from .params import Params\n", "from .params import MissingSecretError, Params\n"
+        ).replace(
+            "        parser.error(f\"parameter {where}: {error['msg']}\")\n",
+            "        parser.error(f\"parameter {where}: {error['msg']}\")\n"
+            "    except MissingSecretError as exc:\n"
+            "        parser.error(str(exc))\n",
+        )
+    return text
+
+
+def _main_code(name: str, header: str) -> str:
     return f'''{header}"""Run the pipeline: `python -m {name} [--param KEY=VALUE ...]`.
 
 Prints the metrics as JSON on standard output; what the steps print goes to standard error.
@@ -590,7 +671,11 @@ if __name__ == "__main__":
 
 
 def _render_tests(
-    graph: StepGraph, name: str, header: str, functions: dict[str, tuple[str, str]]
+    graph: StepGraph,
+    name: str,
+    header: str,
+    functions: dict[str, tuple[str, str]],
+    secret: frozenset[str] = frozenset(),
 ) -> str:
     steps = ", ".join(f'("{name}.{m}", "{fn}")' for m, fn in functions.values())
     has_metrics = bool(metric_names(graph))
@@ -599,11 +684,20 @@ def _render_tests(
         if has_metrics
         else ""
     )
+    skip = ""
+    if secret:
+        from nbops.redact import secret_env_var
+
+        variables = sorted(secret_env_var(n) for n in secret)
+        skip = (
+            f"@pytest.mark.skipif(\n    not all(v in os.environ for v in {variables!r}),\n"
+            f'    reason="the secret parameters need {", ".join(variables)} set",\n)\n'
+        )
     return f'''{header}"""Tests of the exported {name} pipeline: `pytest` in this folder."""
 
 import importlib
 import math
-
+{"import os" + chr(10) if secret else ""}
 import pytest
 
 from {name} import Params, collect_metrics, run
@@ -616,7 +710,7 @@ def test_every_step_is_importable(module: str, function: str) -> None:
     assert callable(getattr(importlib.import_module(module), function))
 
 
-def test_the_pipeline_runs_with_its_default_parameters() -> None:
+{skip}def test_the_pipeline_runs_with_its_default_parameters() -> None:
     metrics = collect_metrics(run(Params()))
 {metric_check}    assert all(math.isfinite(value) for value in metrics.values())
 '''

@@ -9,7 +9,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from nbops.runs.parameters import looks_secret
+from nbops.redact import redact_environment
 from nbops.runs.record import EnvironmentInfo, GitInfo
 
 
@@ -37,8 +37,10 @@ def git_info(folder: Path) -> GitInfo:
 
 
 def safe_environment() -> dict[str, str]:
-    """Environment variables, leaving out every name that looks secret (TOKEN, KEY...)."""
-    return {k: v for k, v in sorted(os.environ.items()) if not looks_secret(k)}
+    """Environment variables fit to record: every name that looks secret (TOKEN, KEY...) and
+    every `NBOPS_PARAM_*` left out, credentials inside the other values redacted
+    (`DATABASE_URL=postgres://user:***@host/db`; see nbops.redact)."""
+    return redact_environment(os.environ)
 
 
 def installed_packages() -> dict[str, str]:

@@ -9,6 +9,11 @@ cells without outputs, marked `"nbops": {"skipped": true}` in their metadata.
 A run is recorded whatever happens to it. The record is saved as `running` before the kernel
 starts, and saved again with its final status (`completed`, `failed`, `killed`, `timeout` or
 `interrupted`), the partial output notebook and everything the capture API logged.
+
+Secret parameters (nbops.redact) never reach a file: the record holds `***`, the kept copy of
+the notebook has `"***"` for their literals, and their values (defaults or given) go to the
+kernel through its environment, which the executed copy's parameters cell reads, instead of
+through papermill's parameters (written into the output notebook as it runs).
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import contextlib
 import logging
 import os
 import re
-import shutil
 import signal
 import threading
 import time
@@ -36,6 +40,12 @@ from nbops.errors import (
 )
 from nbops.notebook.read import NotebookModel, read_notebook
 from nbops.notebook.tags import Role
+from nbops.redact import (
+    parameters_from_environment,
+    redact_notebook_node,
+    run_secrets_environment,
+    write_redacted_copy,
+)
 from nbops.runs.capture import RUN_DIR_ENV, RUN_ID_ENV, new_run_id, read_events
 from nbops.runs.capture_plan import add_capture_cells, capture_warnings
 from nbops.runs.environment import environment_info, git_info
@@ -45,6 +55,7 @@ from nbops.runs.parameters import (
     parameter_specs,
     read_parameter_file,
     resolve_parameters,
+    secrets_from_environment,
 )
 from nbops.runs.record import CellRun, Failure, ParameterSchema, RunRecord, RunStatus
 from nbops.runs.store import RunStore, now
@@ -87,6 +98,7 @@ def prepare_run(
     specs = parameter_specs(nb, project.config.secret_params, computed=True)
     given = read_parameter_file(Path(parameter_file)) if parameter_file else {}
     given.update(overrides or {})
+    given.update(secrets_from_environment(specs, given))
     parameters = resolve_parameters(specs, given, notebook=str(nb.path))
     overrides = {k: parameters[k] for k in given}
     _refuse_lost_overrides(nb, overrides)
@@ -197,8 +209,11 @@ def execute_prepared(
         warnings=capture_warnings(nb),
     )
     store.save(record)
-    # Keep the notebook as it ran, so `nbops rerun` runs the same version.
-    shutil.copyfile(prepared.source or nb.path, run_dir / f"{SOURCE_COPY}{nb.path.suffix}")
+    # Keep the notebook as it ran, so `nbops rerun` runs the same version (secrets' values
+    # replaced: a rerun takes them from the environment or the notebook).
+    write_redacted_copy(
+        prepared.source or nb.path, run_dir / f"{SOURCE_COPY}{nb.path.suffix}", secrets
+    )
     started = time.perf_counter()
     error: BaseException | None = None
     try:
@@ -240,11 +255,13 @@ def _papermill(prepared: PreparedRun, run_dir: Path, run_id: str, timeout: float
     source = add_capture_cells(source, nb, run_dir)  # metrics and model without nbops calls
     _quiet_papermill_logs()
     env = {RUN_DIR_ENV: str(run_dir.resolve()), RUN_ID_ENV: run_id}
+    secret = _secret_values(prepared)
+    env.update(run_secrets_environment(secret))  # not papermill's parameters: those go on disk
     with open(run_dir / KERNEL_LOG, "ab") as kernel_log:
         papermill.execute_notebook(
             str(source),
             str(run_dir / OUTPUT_NOTEBOOK),
-            parameters=prepared.overrides,
+            parameters={k: v for k, v in prepared.overrides.items() if k not in secret},
             kernel_name=prepared.kernel,
             execution_timeout=timeout,
             progress_bar=False,
@@ -292,6 +309,8 @@ def _prepare_cells(prepared: PreparedRun, run_dir: Path) -> Path:
     if len(model) == len(executable.cells):  # the file nbops read, so always
         for cell, read in zip(executable.cells, model, strict=True):
             cell["id"] = read.cell_id
+            if read.role is Role.PARAMETERS and _secret_values(prepared):
+                cell.source = parameters_from_environment(cell.source, _secret_values(prepared))
             if read.role is Role.SKIP and not prepared.all_cells and cell.cell_type == "code":
                 cell.cell_type = "raw"  # papermill executes code cells only
                 cell.pop("outputs", None)
@@ -446,7 +465,7 @@ def _read_output(record: RunRecord, prepared: PreparedRun, output: Path, secrets
         record.failure.role = last.role
     record.cells = cells
     if secrets:
-        _redact(executed, secrets)
+        redact_notebook_node(executed, secrets)
     if secrets or restored:
         nbformat.write(executed, output)
 
@@ -475,26 +494,16 @@ def _explain_silent_failure(failure: Failure, cell: Any) -> None:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_ASSIGNED = re.compile(r"^(\s*)([A-Za-z_]\w*)\s*(:[^=]*)?=")
 
 
-def _redact(executed: Any, secrets: set[str]) -> None:
-    """Replace secret values in the parameters cells and papermill's metadata."""
-    meta = executed.metadata.get("papermill", {})
-    for key in ("parameters", "default_parameters"):
-        for name in secrets & set(meta.get(key) or {}):
-            meta[key][name] = REDACTED
-    for cell in executed.cells:
-        tags = cell.get("metadata", {}).get("tags", [])
-        if "injected-parameters" not in tags and "parameters" not in tags:
-            continue
-        lines = []
-        for line in cell.source.splitlines():
-            match = _ASSIGNED.match(line)
-            if match and match.group(2) in secrets:
-                line = f'{match.group(1)}{match.group(2)} = "{REDACTED}"'
-            lines.append(line)
-        cell.source = "\n".join(lines)
+def _secret_values(prepared: PreparedRun) -> dict[str, Any]:
+    """The values of the run's secret parameters: they reach the kernel through its
+    environment (nbops.redact.run_secrets_environment), never through a file."""
+    return {
+        s.name: prepared.parameters[s.name]
+        for s in prepared.specs
+        if s.secret and s.name in prepared.parameters
+    }
 
 
 def _run_error(record: RunRecord, notebook: NotebookModel) -> RunError:

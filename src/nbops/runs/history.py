@@ -8,6 +8,7 @@ from typing import Any
 
 from nbops.config import Project, load_project
 from nbops.notebook.read import read_notebook
+from nbops.redact import secret_env_var
 from nbops.runs.capture import fingerprint_data
 from nbops.runs.execute import SOURCE_COPY, execute_prepared, prepare_run
 from nbops.runs.parameters import REDACTED
@@ -70,7 +71,8 @@ def rerun_warnings(record: RunRecord) -> list[str]:
     secret = [p.name for p in record.parameter_schema if p.secret]
     if secret:
         warnings.append(
-            f"secret parameters {', '.join(secret)} were not recorded; their defaults are used"
+            f"secret parameters {', '.join(secret)} were not recorded; their values come from "
+            f"{', '.join(secret_env_var(n) for n in secret)} when set, else from the notebook"
         )
     return warnings
 
@@ -94,9 +96,44 @@ def rerun(
     source = copy if copy.exists() else Path(original.notebook)
     overrides = {k: v for k, v in original.parameters.items() if v != REDACTED}
     prepared = prepare_run(source, overrides, project=project, all_cells=original.all_cells)
-    nb = replace(prepared.notebook, path=Path(original.notebook))
+    missing = [
+        s.name for s in prepared.specs if s.secret and prepared.parameters.get(s.name) == REDACTED
+    ]
+    if missing:  # the copy kept no secret: take it from the notebook as it is now
+        overrides.update(_current_secrets(original, missing, project))
+        prepared = prepare_run(source, overrides, project=project, all_cells=original.all_cells)
+    nb = replace(
+        prepared.notebook,
+        path=Path(original.notebook),
+        sha256=original.notebook_sha256 or prepared.notebook.sha256,
+    )
     prepared = replace(prepared, notebook=nb, source=source)
     new = execute_prepared(
         prepared, store=store, project=project, timeout=timeout, rerun_of=original.run_id
     )
     return original, new
+
+
+def _current_secrets(original: RunRecord, names: list[str], project: Project) -> dict[str, Any]:
+    """The secret parameters' values a rerun takes from the run's notebook as it is now,
+    since the copy kept with the run holds none. Raises ParameterValueError naming the
+    environment variable to set when the notebook no longer gives one."""
+    from nbops.errors import ParameterValueError
+    from nbops.runs.parameters import parameter_specs
+
+    try:
+        specs = parameter_specs(read_notebook(original.notebook), project.config.secret_params)
+    except Exception:
+        specs = []
+    defaults = {s.name: s.default for s in specs if s.computed is None}
+    found = {}
+    for name in names:
+        if name not in defaults or defaults[name] == REDACTED:
+            raise ParameterValueError(
+                f"run {original.run_id} kept no value of the secret parameter {name!r}, and "
+                f"{original.notebook} no longer gives one",
+                location=original.notebook,
+                fix=f"set the environment variable {secret_env_var(name)} and run again",
+            )
+        found[name] = defaults[name]
+    return found

@@ -17,6 +17,7 @@ import ast
 import json
 import re
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,13 @@ class ParameterSpec:
     computed: str | None = None  # the expression, for a name a computed line assigns
 
 
-def _is_secret(name: str, description: str, secret_names: list[str]) -> bool:
+def is_secret_parameter(name: str, description: str, secret_names: Sequence[str]) -> bool:
+    """Whether a parameter is secret: its name looks secret, `secret_params` lists it, or its
+    comment says `secret`."""
+    return _is_secret(name, description, secret_names)
+
+
+def _is_secret(name: str, description: str, secret_names: Sequence[str]) -> bool:
     return bool(
         looks_secret(name)
         or name in secret_names
@@ -126,6 +133,21 @@ def _parameters_code(cell: Cell) -> tuple[ast.Module, str]:
             location=exc.location,
             fix="fix the code of the parameters cell (it must run as Python), then run again",
         ) from None
+
+
+def secrets_from_environment(specs: list[ParameterSpec], given: dict[str, Any]) -> dict[str, Any]:
+    """Values for the secret parameters not given otherwise, from their environment
+    variables (`NBOPS_PARAM_<NAME>`, nbops.redact.secret_env_var), as text to convert."""
+    import os
+
+    from nbops.redact import secret_env_var
+
+    found = {}
+    for spec in specs:
+        variable = secret_env_var(spec.name)
+        if spec.secret and spec.name not in given and variable in os.environ:
+            found[spec.name] = os.environ[variable]
+    return found
 
 
 def read_parameter_file(path: Path) -> dict[str, Any]:

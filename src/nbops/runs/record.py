@@ -63,7 +63,7 @@ class EnvironmentInfo(_Record):
     kernel: str
     packages: dict[str, str]
     variables: dict[str, str] = Field(
-        description="environment variables; secret-looking names left out"
+        description="environment variables; secret-looking names left out, credentials in values redacted"
     )
 
 

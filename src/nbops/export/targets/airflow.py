@@ -280,7 +280,9 @@ def _dag(ctx: TargetContext, ids: dict[str, str]) -> str:
             outputs[tid] = _fresh(f"{tid}_out", taken)
             call = f"{outputs[tid]} = {call}"
         lines.append(call)
-    params = "".join(f"        {_param(p, where)},\n" for p in manifest.parameters)
+    # A secret is no DAG param (Airflow would show and keep its value): each task's `Params`
+    # reads it from the worker's environment.
+    params = "".join(f"        {_param(p, where)},\n" for p in manifest.parameters if not p.secret)
     doc = f"The {ctx.name} pipeline, export version {manifest.version}."
     body = "\n".join("    " + line for line in lines)
     return (

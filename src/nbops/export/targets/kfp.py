@@ -86,6 +86,7 @@ def _component(step: StepEntry, ctx: TargetContext) -> str:
     name = ctx.name
     module, function = step.function.split(":")
     types = {p.name: p.type for p in ctx.manifest.parameters}
+    secret = {p.name for p in ctx.manifest.parameters if p.secret}
     outputs = _output_names(step, ctx)
     metrics = _metrics_arg(step, ctx, outputs)
     args: list[str] = []
@@ -93,9 +94,11 @@ def _component(step: StepEntry, ctx: TargetContext) -> str:
     step_params = [i.name for i in step.inputs if i.source == "parameter"]
     for i in step.inputs:
         if i.source == "parameter":
+            call.append(f"{i.name}=params.{i.name}")
+            if i.name in secret:  # read by Params from the component's environment
+                continue
             ptype = parameter_type(i.name, types[i.name], ctx.source)
             args.append(f"{i.name}: {ptype}")
-            call.append(f"{i.name}=params.{i.name}")
         elif i.source == "step":
             entry = ctx.artifacts[i.name]
             args.append(f"{i.name}: Input[{_ARTIFACT_CLASS[entry.codec]}]")
@@ -118,7 +121,8 @@ def _component(step: StepEntry, ctx: TargetContext) -> str:
         lines.append("configure()")
     if step_params:
         lines.append("")
-        lines.append("params = Params(" + ", ".join(f"{p}={p}" for p in step_params) + ")")
+        passed = [p for p in step_params if p not in secret]
+        lines.append("params = Params(" + ", ".join(f"{p}={p}" for p in passed) + ")")
     lines.append("")
     result = "result" if step.outputs else "_"
     lines.append(f"{result} = step(" + ", ".join(call) + ")")
@@ -150,7 +154,9 @@ def _pipeline(ctx: TargetContext) -> str:
     params = ", ".join(
         f"{p.name}: {parameter_type(p.name, p.type, where)} = {p.default!r}"
         for p in manifest.parameters
+        if not p.secret  # a secret is no pipeline parameter: its value would be kept by KFP
     )
+    secret = {p.name for p in manifest.parameters if p.secret}
     producers: dict[tuple[str, str], str] = {}  # (step key, value) -> output argument
     task_var: dict[str, str] = {}
     lines: list[str] = []
@@ -160,7 +166,7 @@ def _pipeline(ctx: TargetContext) -> str:
         task_var[step.key] = var
         kwargs = []
         for i in step.inputs:
-            if i.source == "parameter":
+            if i.source == "parameter" and i.name not in secret:
                 kwargs.append(f"{i.name}={i.name}")
             elif i.source == "step" and i.step is not None:
                 source = task_var[i.step]
