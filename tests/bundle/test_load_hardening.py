@@ -10,24 +10,29 @@ an attacker who can edit both the files and the manifest's hashes would.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import shutil
+import re
+import signal
+import subprocess
 import sys
+import tarfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbops.bundle.allowlist import is_allowed, vetted_module
+from nbops.bundle.archive import check_members, unpack
 from nbops.bundle.load import load_bundle
 from nbops.errors import BundleIntegrityError
 from tests.e2e.conftest import run_nbops
-
-from .conftest import Built
 
 
 def _rewrite(folder: Path, change: Callable[[dict[str, Any]], None]) -> None:
@@ -180,3 +185,184 @@ def test_every_scikit_learn_estimator_is_still_allowed_by_name() -> None:
     assert not is_allowed("sklearn.utils.Bunch")
     assert not is_allowed("sklearn.utils._testing.TempMemmap")
     assert not is_allowed("sklearn.experimental.enable_iterative_imputer.IterativeImputer")
+
+
+# -- archives: limits while extracting, SIGTERM ---------------------------------------------------
+
+
+class _Zeros:
+    """`size` zero bytes, read in pieces: a member written without holding it in memory."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        self.left -= n
+        return bytes(n)
+
+
+def _stream_archive(path: Path, members: list[tuple[str, int | bytes]]) -> Path:
+    """A .tar.gz whose members are zeros of the given size, or the given bytes."""
+    with tarfile.open(path, "w:gz", compresslevel=9) as tar:
+        for name, content in members:
+            info = tarfile.TarInfo(name)
+            if isinstance(content, int):
+                info.size = content
+                tar.addfile(info, _Zeros(content))
+            else:
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+    return path
+
+
+_MB = 1024**2
+_BOMB = 150 * _MB  # zeros: about 150 KB once compressed
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("archives")
+    noise = np.random.default_rng(0).bytes(2 * _MB)  # does not compress
+    return {
+        # every byte declared in the headers: 1000 times the archive's size
+        "bomb": _stream_archive(root / "bomb.tar.gz", [("b/manifest.json", b"{}"), ("b/z", _BOMB)]),
+        # 2 MB of noise first: declared 152 MB for 2.2 MB, under 100x overall, but the zeros
+        # member alone expands 1000 times: only the copy can see it
+        "hidden": _stream_archive(
+            root / "hidden.tar.gz", [("b/manifest.json", b"{}"), ("b/noise", noise), ("b/z", _BOMB)]
+        ),
+        "noise": _stream_archive(root / "noise.tar.gz", [("b/noise", noise)]),
+    }
+
+
+def test_an_archive_declaring_a_hundred_times_its_size_is_refused_before_writing(
+    archives: dict[str, Path], tmp_path: Path
+) -> None:
+    dest = tmp_path / "dest"
+    with pytest.raises(BundleIntegrityError, match=r"more than 100 times .*decompression bomb"):
+        unpack(archives["bomb"], dest)
+    assert _files_under(tmp_path) == []
+
+
+def test_a_member_expanding_past_the_ratio_stops_the_copy_mid_member(
+    archives: dict[str, Path], tmp_path: Path
+) -> None:
+    dest = tmp_path / "dest"
+    with pytest.raises(
+        BundleIntegrityError, match=r"member 'b/z' expands more than 100 times"
+    ) as e:
+        unpack(archives["hidden"], dest)
+    written = re.search(r"stopped after writing ([\d.]+) MiB", str(e.value))
+    assert written is not None and float(written.group(1)) < 8  # of 150 MiB
+    assert _files_under(tmp_path) == []  # the scratch folder is gone
+
+
+def _limited_file_size(limit: int) -> Callable[[], None]:
+    def apply() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.mark.skipif(os.name != "posix", reason="RLIMIT_FSIZE")
+@pytest.mark.parametrize("which", ["bomb", "hidden"])
+def test_predict_refuses_a_decompression_bomb_in_one_line_writing_little(
+    archives: dict[str, Path], tmp_path: Path, which: str
+) -> None:
+    """The command runs with no file allowed past 32 MiB: were nbops to write more of the
+    150 MiB member, the kernel would stop it (SIGXFSZ) instead of the one-line refusal."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    (tmp_path / "records.csv").write_text("a\n1\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "nbops", "predict", str(archives[which]), "records.csv"],
+        cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(scratch)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limited_file_size(32 * _MB),
+        check=False,
+    )
+    line = _one_line_error(result, 29)
+    assert "more than 100 times" in line
+    assert list(scratch.iterdir()) == []
+
+
+def test_the_size_limit_comes_from_the_environment(
+    archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NBOPS_BUNDLE_MAX_BYTES", "1M")
+    with pytest.raises(BundleIntegrityError, match=r"more than 1048576 bytes.*NBOPS_BUNDLE_MAX"):
+        unpack(archives["noise"], tmp_path / "dest")
+    monkeypatch.setenv("NBOPS_BUNDLE_MAX_BYTES", "3M")
+    assert unpack(archives["noise"], tmp_path / "dest") == tmp_path / "dest" / "b"
+
+
+def test_the_default_size_limit_is_far_below_four_gib(archives: dict[str, Path]) -> None:
+    info = tarfile.TarInfo("b/big")
+    info.size = 2 * 1024**3  # 2 GiB: under the former 4 GiB limit
+    with pytest.raises(BundleIntegrityError, match="more than 1073741824 bytes"):
+        check_members(archives["noise"], [info])
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("NBOPS_BUNDLE_MAX_BYTES", "lots"), ("NBOPS_BUNDLE_MAX_RATIO", "0.5")],
+)
+def test_a_bad_limit_in_the_environment_is_one_line(
+    archives: dict[str, Path], tmp_path: Path, variable: str, value: str
+) -> None:
+    (tmp_path / "records.csv").write_text("a\n1\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "nbops", "predict", str(archives["noise"]), "records.csv"],
+        cwd=tmp_path,
+        env={**os.environ, variable: value},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert variable in _one_line_error(result, 28)
+
+
+def _files_under(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()]
+
+
+def test_sigterm_while_extracting_removes_the_temporary_folder(tmp_path: Path) -> None:
+    """SIGTERM reaches `nbops predict` while it writes the members of a large archive (many
+    small files): the command ends with 143 and no traceback, and its temporary folder is gone.
+    The test waits for files to appear in the folder being extracted, never on a clock."""
+    archive = _stream_archive(
+        tmp_path / "many.tar.gz", [(f"b/f{i:05d}", b"x") for i in range(40_000)]
+    )
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    (tmp_path / "records.csv").write_text("a\n1\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nbops", "predict", str(archive), "records.csv"],
+        cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(scratch)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(scratch.glob("nbops-bundle-*/.b.unpack-*/b/f*")):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "extraction never started"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr
+    assert list(scratch.iterdir()) == []

@@ -37,7 +37,7 @@ import sys
 import tempfile
 import uuid
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -242,35 +242,60 @@ def _plain(value: Any) -> Any:
 
 def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     """Load a bundle folder or `.tar.gz` (unpacked into a temporary folder, removed when the
-    Bundle is closed or garbage-collected). Raises BundleIntegrityError (a file differs from
-    the manifest, an unlisted file, an unsafe archive, a model type nbops does not allow),
-    BundleVersionError (a newer nbops wrote it) or BundleError."""
+    Bundle is closed or garbage-collected, and when loading stops on Ctrl-C or SIGTERM).
+    Raises BundleIntegrityError (a file differs from the manifest, an unlisted file, an unsafe
+    archive, a model type nbops does not allow), BundleVersionError (a newer nbops wrote it)
+    or BundleError."""
     source = Path(path)
-    tmp: str | None = None
     if source.is_file() and source.name.endswith(_ARCHIVE_SUFFIXES):
-        from nbops.bundle.archive import unpack
+        with _sigterm_unwinds():
+            return _load_archive(source)
+    if source.is_dir():
+        return _load_folder(source)
+    raise BundleError(
+        f"no bundle at {source}", fix="give a bundle folder or its .tar.gz (nbops bundle)"
+    )
 
-        tmp = tempfile.mkdtemp(prefix="nbops-bundle-")
-        try:
-            folder = unpack(source, tmp)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    elif source.is_dir():
-        folder = source
-    else:
-        raise BundleError(
-            f"no bundle at {source}", fix="give a bundle folder or its .tar.gz (nbops bundle)"
-        )
+
+def _load_archive(source: Path) -> Bundle:
+    from nbops.bundle.archive import unpack
+
+    tmp = tempfile.mkdtemp(prefix="nbops-bundle-")
     try:
-        bundle = _load_folder(folder)
+        bundle = _load_folder(unpack(source, tmp))
     except BaseException:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if tmp is not None:
-        bundle._cleanup = weakref.finalize(bundle, shutil.rmtree, tmp, ignore_errors=True)
+    bundle._cleanup = weakref.finalize(bundle, shutil.rmtree, tmp, ignore_errors=True)
     return bundle
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While an archive is unpacked and loaded: SIGTERM, when nothing else handles it, raises
+    SystemExit(143) where the main thread is, as Ctrl-C raises KeyboardInterrupt, so the
+    temporary folder is removed on the way out (the default action would end the process on
+    the spot). A second SIGTERM during that clean-up is ignored; the previous handling comes
+    back afterwards. Nothing changes off the main thread or under another handler."""
+    import signal
+    import threading
+
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _load_folder(folder: Path) -> Bundle:
