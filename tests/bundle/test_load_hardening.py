@@ -338,7 +338,7 @@ def test_sigterm_while_extracting_removes_the_temporary_folder(tmp_path: Path) -
     small files): the command ends with 143 and no traceback, and its temporary folder is gone.
     The test waits for files to appear in the folder being extracted, never on a clock."""
     archive = _stream_archive(
-        tmp_path / "many.tar.gz", [(f"b/f{i:05d}", b"x") for i in range(40_000)]
+        tmp_path / "many.tar.gz", [(f"b/f{i:05d}", b"x") for i in range(20_000)]
     )
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -353,7 +353,7 @@ def test_sigterm_while_extracting_removes_the_temporary_folder(tmp_path: Path) -
     )
     try:
         deadline = time.monotonic() + 120
-        while not any(scratch.glob("nbops-bundle-*/.b.unpack-*/b/f*")):
+        while not any(scratch.glob("nbops-bundle-*/.b.unpack-*/b/f00000")):
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "extraction never started"
             time.sleep(0.005)
