@@ -366,3 +366,141 @@ def test_sigterm_while_extracting_removes_the_temporary_folder(tmp_path: Path) -
     assert process.returncode == 128 + signal.SIGTERM, stderr
     assert "Traceback" not in stderr
     assert list(scratch.iterdir()) == []
+
+
+# -- malformed manifests and serving entries: one line ---------------------------------------------
+
+DEEP = 100_000
+
+
+def _deep_manifest(folder: Path) -> None:
+    text = (folder / "manifest.json").read_text().rstrip()
+    assert text.endswith("}")
+    (folder / "manifest.json").write_text(text[:-1] + ', "x": ' + "[" * DEEP + "]" * DEEP + "}")
+
+
+@pytest.mark.parametrize("command", ["predict", "serve"])
+def test_a_manifest_nested_a_hundred_thousand_levels_is_one_line(
+    bundle_copy: Path, tmp_path: Path, command: str
+) -> None:
+    _deep_manifest(bundle_copy)
+    if command == "predict":
+        result = _predict(bundle_copy, tmp_path)
+    else:  # refused before the server binds its port
+        result = run_nbops("serve", str(bundle_copy), "--port", "9", cwd=tmp_path)
+    line = _one_line_error(result, 29)
+    assert "manifest" in line and "more than 64 levels deep" in line
+
+
+def test_a_schema_nested_a_hundred_thousand_levels_is_one_line(
+    bundle_copy: Path, tmp_path: Path
+) -> None:
+    def deepen(data: dict[str, Any]) -> None:
+        (bundle_copy / "schema.json").write_text("[" * DEEP + "]" * DEEP)
+
+    _rewrite(bundle_copy, deepen)
+    line = _one_line_error(_predict(bundle_copy, tmp_path), 29)
+    assert "schema.json" in line and "levels deep" in line
+
+
+def _append(rel: str, code: str) -> Callable[[Path], None]:
+    def change(folder: Path) -> None:
+        with open(folder / rel, "a", encoding="utf-8") as handle:
+            handle.write(code)
+
+    return change
+
+
+def _nothing(folder: Path) -> None:
+    return None
+
+
+def _both(*changes: Callable[[Path], None]) -> Callable[[Path], None]:
+    def change(folder: Path) -> None:
+        for one in changes:
+            one(folder)
+
+    return change
+
+
+# (serving.function or {field: value}, the bundle's code changed first, what the line says)
+NOT_SERVING: list[Any] = [
+    pytest.param("np", _nothing, "it is a module", id="a-module"),
+    pytest.param("Any", _nothing, "it is a class", id="a-class-from-typing"),
+    pytest.param(
+        "Features",
+        _append(
+            "code/tiny/transform.py",
+            "\n\nclass Features:\n    def __init__(self, *, raw):\n        self.raw = raw\n",
+        ),
+        "it is a class",
+        id="a-class-of-the-bundle",
+    ),
+    pytest.param("load", _nothing, "does not take raw", id="wrong-signature"),
+    pytest.param(
+        "helper",
+        _both(
+            _append("code/tiny/common.py", "\n\ndef helper(*, raw):\n    return raw\n"),
+            _append("code/tiny/transform.py", "\nfrom .common import helper\n"),
+        ),
+        "it is tiny.common.helper, from another module",
+        id="defined-in-another-module",
+    ),
+    pytest.param(
+        "helper",
+        _append("code/tiny/transform.py", "\nfrom json import dumps as helper\n"),
+        "it is json.dumps, from another module",
+        id="imported-from-the-standard-library",
+    ),
+    pytest.param(
+        "rows",
+        _append("code/tiny/transform.py", "\n\ndef rows(*, raw):\n    yield raw\n"),
+        "generator",
+        id="a-generator",
+    ),
+    pytest.param(
+        "lazy",
+        _append(
+            "code/tiny/transform.py",
+            "\n\ndef __getattr__(name):\n    raise SystemExit('module __getattr__ ran')\n",
+        ),
+        "defines no such name",
+        id="resolved-by-module-getattr",
+    ),
+    pytest.param("nope", _nothing, "defines no such name", id="missing"),
+    pytest.param({"module": "os"}, _nothing, "serving.module 'os'", id="module-outside-the-bundle"),
+    pytest.param({"module": "__init__"}, _nothing, "serving.module '__init__'", id="init-module"),
+    pytest.param({"function": "os.system"}, _nothing, "not a Python name", id="dotted-name"),
+]
+
+
+def _serving_entry(folder: Path, entry: Any, change: Callable[[Path], None]) -> None:
+    change(folder)
+    fields = {"function": entry} if isinstance(entry, str) else entry
+    _rewrite(folder, lambda d: d["serving"].update(fields))
+
+
+@pytest.mark.parametrize(("entry", "change", "says"), NOT_SERVING)
+def test_a_serving_function_that_is_not_one_is_refused_at_load(
+    bundle_copy: Path, entry: Any, change: Callable[[Path], None], says: str
+) -> None:
+    _serving_entry(bundle_copy, entry, change)
+    with pytest.raises(BundleIntegrityError) as refused:
+        load_bundle(bundle_copy)
+    assert says in str(refused.value) and "\n" not in str(refused.value)
+
+
+# The same refusals through the command line: exit 29, one line, nothing written.
+_CLI_CASES = {"a-class-of-the-bundle", "wrong-signature", "defined-in-another-module", "a-module"}
+
+
+@pytest.mark.parametrize(
+    ("entry", "change", "says"), [p for p in NOT_SERVING if p.id in _CLI_CASES]
+)
+def test_predict_with_a_serving_function_that_is_not_one_is_one_line(
+    bundle_copy: Path, tmp_path: Path, entry: Any, change: Callable[[Path], None], says: str
+) -> None:
+    _serving_entry(bundle_copy, entry, change)
+    line = _one_line_error(_predict(bundle_copy, tmp_path), 29)
+    assert says in line
+    assert not (tmp_path / "out.csv").exists()
