@@ -911,6 +911,46 @@ def validate_command(
 
 # -- bundles ---------------------------------------------------------------------------------
 
+TrustedKeys = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--trusted-key",
+        help="A public key whose bundle signatures are trusted (repeatable); added to "
+        "[tool.nbops] trusted_keys and $NBOPS_TRUSTED_KEYS.",
+    ),
+]
+RequireSignature = Annotated[
+    bool,
+    typer.Option(
+        "--require-signature",
+        help="Refuse a bundle not signed by a trusted key (also: require_signature in "
+        "[tool.nbops], NBOPS_REQUIRE_SIGNATURE=1).",
+    ),
+]
+
+
+def _trust(trusted_key: list[Path] | None, require_signature: bool) -> dict[str, Any]:
+    """load_bundle's trust options: the flags, plus [tool.nbops] (the environment's keys are
+    added by load_bundle itself)."""
+    from nbops.config import load_project
+
+    project = load_project()
+    return {
+        "trusted_keys": [*(trusted_key or []), *project.trusted_key_paths],
+        "require_signature": require_signature or project.config.require_signature,
+    }
+
+
+def _load(bundle_path: Path, trust: dict[str, Any]) -> Any:
+    """Load a bundle with the trust options; say on stderr when its origin is unverified."""
+    from nbops.bundle.load import load_bundle
+
+    bundle = load_bundle(bundle_path, **trust)
+    if not bundle.signature.verified:
+        _warn([f"{bundle_path}: {bundle.signature.describe()}"])
+    return bundle
+
+
 bundle_app = typer.Typer(
     help="Build a deployable bundle from a run (nbops bundle --run ID), or compare two.",
     invoke_without_command=True,
@@ -938,6 +978,10 @@ def bundle(
             "--override", help="Bundle although a gate failed (recorded in the manifest)."
         ),
     ] = False,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option("--sign", metavar="KEY", help="Sign the bundle with this private key."),
+    ] = None,
 ) -> None:
     """Build a bundle from a finished run: its logged model, the notebook's exported code
     (the transform:features step serves requests), the input schema and reference
@@ -950,12 +994,65 @@ def bundle(
     from nbops.bundle.archive import pack
     from nbops.bundle.make import bundle_from_run
 
+    if sign_key is not None:
+        from nbops.bundle.signing import read_private_key
+
+        read_private_key(sign_key)  # a bad key is refused before the bundle is built
     folder = bundle_from_run(run_id, out=out_dir, model_name=model_name, override=override)
     archive = folder.with_name(folder.name + ".tar.gz")
     if not archive.exists():
         archive = pack(folder)
+    if sign_key is not None:
+        from nbops.bundle.signing import sign_bundle
+
+        signed = sign_bundle(folder, sign_key)
+        out.print(f"Signed with {signed.fingerprint}", markup=False)
     out.print(f"Bundle {folder} (and {archive.name})", markup=False)
     out.print(f"Serve it: nbops serve {folder}", markup=False)
+
+
+@bundle_app.command("sign")
+@_handles_errors
+def bundle_sign(
+    bundle_path: Annotated[
+        Path, typer.Argument(metavar="BUNDLE", help="A bundle folder or .tar.gz.")
+    ],
+    key: Annotated[
+        Path, typer.Option("--key", help="The ed25519 private key (from nbops keygen).")
+    ],
+) -> None:
+    """Sign a bundle: an ed25519 signature over its manifest (which holds every file's
+    sha256), in manifest.sig. A folder's .tar.gz beside it is packed again, signed."""
+    from nbops.bundle.signing import sign_bundle
+
+    signed = sign_bundle(bundle_path, key)
+    out.print(
+        f"Signed {' and '.join(str(p) for p in signed.paths)} with {signed.fingerprint}",
+        markup=False,
+    )
+
+
+@bundle_app.command("verify")
+@_handles_errors
+def bundle_verify(
+    bundle_path: Annotated[
+        Path, typer.Argument(metavar="BUNDLE", help="A bundle folder or .tar.gz.")
+    ],
+    trusted_key: TrustedKeys = None,
+    require_signature: RequireSignature = False,
+) -> None:
+    """Check a bundle without running any of it: its signature against the trusted keys,
+    then every file's sha256 against the signed manifest."""
+    from nbops.bundle.signing import verify_bundle
+
+    result = verify_bundle(bundle_path, **_trust(trusted_key, require_signature))
+    out.print(
+        f"{result.name} v{result.version}: {result.files} files match the manifest; "
+        f"{result.signature.describe()}",
+        markup=False,
+    )
+    if not result.signature.verified:
+        _warn([f"{bundle_path}: {result.signature.describe()}"])
 
 
 @bundle_app.command("compare")
@@ -966,13 +1063,16 @@ def bundle_compare(
     gate: Annotated[
         list[str] | None, typer.Option("--gate", help="Gates besides [tool.nbops] gates.")
     ] = None,
+    trusted_key: TrustedKeys = None,
+    require_signature: RequireSignature = False,
 ) -> None:
     """Metrics and slice metrics of two bundles side by side, and the gates' verdict on the
     challenger with the champion as baseline (`baseline.NAME`). Exits 24 when it fails."""
     from nbops.bundle.compare import compare_bundles
     from nbops.errors import GateFailedError
 
-    result = compare_bundles(champion, challenger, extra_gates=gate or [])
+    trust = _trust(trusted_key, require_signature)
+    result = compare_bundles(champion, challenger, extra_gates=gate or [], **trust)
     table = Table(title="Champion vs challenger", title_justify="left")
     for column in ("", "value", str(champion), str(challenger)):
         table.add_column(column)
@@ -995,6 +1095,34 @@ def bundle_compare(
 
 @app.command()
 @_handles_errors
+def keygen(
+    key: Annotated[
+        Path, typer.Argument(metavar="KEY", help="Where to write the private key.")
+    ] = Path("nbops-signing.key"),
+    public: Annotated[
+        Path | None,
+        typer.Option("--public", help="Where to write the public key (default: KEY as .pub)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace key files that already exist.")
+    ] = False,
+) -> None:
+    """Make an ed25519 key pair for signing bundles: the private key (mode 0600; keep it
+    secret, off the servers) and the public key servers trust (--trusted-key)."""
+    from nbops.bundle.signing import generate_keypair
+
+    pair = generate_keypair(key, public, force=force)
+    out.print(f"Private key {pair.private_path} (keep it secret)", markup=False)
+    out.print(f"Public key {pair.public_path} ({pair.fingerprint})", markup=False)
+    out.print(f"Sign: nbops bundle sign BUNDLE --key {pair.private_path}", markup=False)
+    out.print(
+        f"Serve: nbops serve BUNDLE --trusted-key {pair.public_path} --require-signature",
+        markup=False,
+    )
+
+
+@app.command()
+@_handles_errors
 def predict(
     bundle_path: Annotated[
         Path, typer.Argument(metavar="BUNDLE", help="A bundle folder or .tar.gz.")
@@ -1003,11 +1131,11 @@ def predict(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Where to write predictions (.csv).")
     ] = Path("predictions.csv"),
+    trusted_key: TrustedKeys = None,
+    require_signature: RequireSignature = False,
 ) -> None:
     """Score a file of records with a bundle (verified on load), in batch."""
-    from nbops.bundle.load import load_bundle
-
-    bundle = load_bundle(bundle_path)
+    bundle = _load(bundle_path, _trust(trusted_key, require_signature))
     frame = _read_frame(data)
     predictions = bundle.predict(frame)
     result = frame.copy()
@@ -1036,12 +1164,13 @@ def serve(
     log_path: Annotated[
         Path | None, typer.Option("--log-path", help="Where the request log goes.")
     ] = None,
+    trusted_key: TrustedKeys = None,
+    require_signature: RequireSignature = False,
 ) -> None:
     """Serve a bundle over HTTP: POST /predict, GET /health, /metadata, /metrics, /docs."""
-    from nbops.bundle.load import load_bundle
     from nbops.bundle.serve import serve as run_server
 
-    bundle = load_bundle(bundle_path)
+    bundle = _load(bundle_path, _trust(trusted_key, require_signature))
     err.print(f"Serving {bundle.name} v{bundle.version} on http://{host}:{port}", markup=False)
     run_server(bundle, host=host, port=port, log_sample=log_sample, log_path=log_path)
 
@@ -1061,16 +1190,17 @@ def monitor(
     html_report: Annotated[
         Path | None, typer.Option("--html", help="Also write an HTML report.")
     ] = None,
+    trusted_key: TrustedKeys = None,
+    require_signature: RequireSignature = False,
 ) -> None:
     """Compare recent data (and predictions) with the bundle's reference; exits 31 past the
     thresholds, so a scheduler can alert or retrain."""
-    from nbops.bundle.load import load_bundle
     from nbops.bundle.monitor import monitor as run_monitor
     from nbops.bundle.monitor import raise_for_alerts, read_request_log
 
     if (data is None) == (log is None):
         raise typer.BadParameter("give one of --data FILE or --log FILE")
-    bundle = load_bundle(bundle_path)
+    bundle = _load(bundle_path, _trust(trusted_key, require_signature))
     if log is not None:
         frame, predictions = read_request_log(log)
     else:

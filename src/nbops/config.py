@@ -8,6 +8,8 @@ gates = ["accuracy >= 0.9"]      # checked by `nbops ci`
 baseline = "RUN_ID"              # the run `baseline.NAME` in gates refers to
 secret_params = ["api_token"]    # parameters redacted from records and output notebooks
 base_image = "python:3.11-slim"  # `nbops export --target kfp`: the image of every component
+trusted_keys = ["keys/release.pub"]  # public keys whose bundle signatures are trusted
+require_signature = true         # serve/predict/monitor refuse unsigned or badly signed bundles
 
 [tool.nbops.steps."transform:features"]   # resources of one step on an orchestrator
 cpu_limit = "2"
@@ -58,6 +60,10 @@ class NbopsConfig(BaseModel):
     scheduler: str | None = None
     base_image: str | None = None
     steps: dict[str, StepResources] = Field(default_factory=dict)
+    trusted_keys: list[str] = Field(
+        default_factory=list, description="public key files (relative to the project root)"
+    )
+    require_signature: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,11 @@ class Project:
         return self.root / self.config.store
 
     @property
+    def trusted_key_paths(self) -> list[Path]:
+        """`trusted_keys`, relative paths taken from the project root."""
+        return [self.root / Path(k).expanduser() for k in self.config.trusted_keys]
+
+    @property
     def tracking(self) -> str:
         """The tracking backend: as set, or MLflow when only a tracking_uri is given."""
         fields = self.config.model_fields_set
@@ -80,12 +91,13 @@ class Project:
         return self.config.tracking
 
 
-def load_project(start: Path | None = None) -> Project:
-    """The project around `start` (default: the working directory).
+def load_project(start: Path | None = None, *, stop: Path | None = None) -> Project:
+    """The project around `start` (default: the working directory), looked for no higher
+    than `stop` when given (see find_root).
 
     Raises ConfigError naming the field when `[tool.nbops]` is invalid.
     """
-    root = find_root(start)
+    root = find_root(start, stop=stop)
     pyproject = root / "pyproject.toml"
     if not pyproject.is_file():
         return Project(root, NbopsConfig())

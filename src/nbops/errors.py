@@ -29,7 +29,9 @@
     ├── ValidationFailedError       `nbops validate`: a check failed (1)
     ├── BundleError                 a bundle cannot be built (28)
     │   ├── BundleIntegrityError    a bundle file differs from its manifest, or is unsafe (29)
-    │   └── BundleVersionError      a bundle from a newer nbops (30)
+    │   ├── BundleVersionError      a bundle from a newer nbops (30)
+    │   └── BundleSignatureError    unsigned when required, a bad or untrusted signature (37)
+    ├── KeyFileError                a signing or trusted key file is unreadable or not ed25519 (38)
     ├── MonitorAlertError           `nbops monitor`: drift or shift past the thresholds (31)
     └── RunError                    a run did not complete (21)
         ├── RunFailedError          a cell raised an exception (21)
@@ -325,6 +327,23 @@ class BundleVersionError(BundleError):
     """The bundle's manifest has a schema version this nbops cannot read."""
 
     exit_code = 30
+
+
+class BundleSignatureError(BundleError):
+    """A bundle's signature refused: unsigned when a signature is required, a `manifest.sig`
+    that fails against every trusted key (signed by another key, or the manifest changed
+    after signing), a damaged signature file, or signed with no trusted key to check it when
+    a signature is required."""
+
+    exit_code = 37
+
+
+class KeyFileError(NbopsError):
+    """A key file (`--key`, `--trusted-key`, `trusted_keys`, NBOPS_TRUSTED_KEYS) is missing,
+    unreadable or not an ed25519 key of the expected kind; or `nbops keygen` would overwrite
+    one."""
+
+    exit_code = 38
 
 
 class MonitorAlertError(NbopsError):

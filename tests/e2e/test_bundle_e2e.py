@@ -184,3 +184,26 @@ def test_a_failed_gate_blocks_bundling_unless_overridden(project: Path, tmp_path
     assert forced.returncode == 0, forced.stderr
     manifest = load_bundle(root / "bundles" / "penguins-v1").manifest
     assert manifest.override.applied and manifest.override.failed_gates == ["accuracy > 1"]
+
+
+def test_a_bundle_signed_as_it_is_built_serves_only_against_its_key(
+    project: Path, tmp_path: Path
+) -> None:
+    assert run_nbops("keygen", str(tmp_path / "ops.key"), cwd=project).returncode == 0
+    built = run_nbops("bundle", "--run", "latest", "--sign", str(tmp_path / "ops.key"), cwd=project)
+    assert built.returncode == 0, built.stderr
+    line = next(x for x in built.stdout.splitlines() if x.startswith("Bundle "))
+    folder = project / line.split()[1]  # bundles/penguins-vN (a new version of the same run)
+    pd.read_json(project / "raw_rows.json").head(5).to_csv(tmp_path / "b.csv", index=False)
+    assert "Signed with ed25519:" in built.stdout
+    for target in (folder, folder.with_name(folder.name + ".tar.gz")):
+        scored = run_nbops(
+            "predict", str(target), str(tmp_path / "b.csv"), "-o", str(tmp_path / "p.csv"),
+            "--require-signature", "--trusted-key", str(tmp_path / "ops.pub"), cwd=project,
+        )  # fmt: skip
+        assert scored.returncode == 0 and "warning" not in scored.stderr, scored.stderr
+    unsigned = run_nbops(
+        "predict", "bundles/penguins-v1", str(tmp_path / "b.csv"), "--require-signature",
+        "-o", str(tmp_path / "p.csv"), cwd=project,
+    )  # fmt: skip
+    assert unsigned.returncode == errors.BundleSignatureError.exit_code, unsigned.stderr

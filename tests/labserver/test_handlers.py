@@ -8,6 +8,7 @@ checked in-process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -128,6 +129,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     outside = base / "outside.ipynb"
     build_notebook(outside, SMALL)
     (root / "escape.ipynb").symlink_to(outside)
+    with running_server(base, root) as srv:
+        yield srv
+
+
+@contextlib.contextmanager
+def running_server(base: Path, root: Path) -> Iterator[Server]:
+    """A real `jupyter server` with the nbops extension, serving `root` on a free loopback
+    port; its config, runtime and data folders and its log live in `base`."""
     env = {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(base / "config"),
@@ -844,6 +853,26 @@ def test_find_run_output(tmp_path: Path) -> None:
     broken = root / "nbops-runs" / "train-abc.ipynb"
     broken.write_text("not json", encoding="utf-8")
     assert find_run_output(broken) == RunOutput(None, source)
+
+
+def test_find_run_output_opens_no_store_outside_the_root(tmp_path: Path) -> None:
+    """papermill's metadata may name any folder; opening a store there would write to it."""
+    import sqlite3
+
+    from nbops.labserver.jobs import find_run_output
+
+    root = (tmp_path / "root").resolve()
+    root.mkdir()
+    outside = tmp_path / "outside-store"
+    (outside / "runs" / "20250102-101112-064d2f").mkdir(parents=True)
+    sqlite3.connect(outside / "runs.db").close()  # an empty database, journal mode "delete"
+    before = sorted((p.name, p.read_bytes()) for p in outside.iterdir() if p.is_file())
+    output = outside / "runs" / "20250102-101112-064d2f" / "output.ipynb"
+    copy = _executed_copy(root / "copy.ipynb", {"output_path": str(output)})
+
+    found = find_run_output(copy, root)
+    assert found is not None and found.run_id == "20250102-101112-064d2f"
+    assert sorted((p.name, p.read_bytes()) for p in outside.iterdir() if p.is_file()) == before
 
 
 def test_importing_nbops_does_not_import_jupyter_server() -> None:

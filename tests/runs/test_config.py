@@ -154,6 +154,20 @@ def test_without_any_marker_the_start_is_the_root(tmp_path: Path) -> None:
     assert find_root(start) == start.resolve()
 
 
+def test_the_search_stops_at_the_stop_folder(tmp_path: Path) -> None:
+    """The lab server's root: a project above it is not found; one at it or below is."""
+    write_pyproject(tmp_path, '[tool.nbops]\nstore = "outer"\n')
+    stop = (tmp_path / "served").resolve()
+    start = stop / "a" / "b"
+    start.mkdir(parents=True)
+
+    assert find_root(start, stop=stop) == start
+    assert load_project(start, stop=stop).config.store == ".nbops"
+    assert find_root(start) == tmp_path.resolve()  # without a stop, as before
+    write_pyproject(stop, "")
+    assert find_root(start, stop=stop) == stop
+
+
 def test_markers_of_the_wrong_kind_are_not_roots(tmp_path: Path) -> None:
     start = tmp_path / "a"
     start.mkdir()

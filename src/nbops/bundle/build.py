@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from nbops import __version__ as nbops_version
+from nbops._markdown import inline, plain
 from nbops._requirements import pin_installed
 from nbops.bundle.allowlist import BOOSTING_TYPES, SUPPORTED_MODELS, disallowed
 from nbops.bundle.archive import pack
@@ -642,34 +643,43 @@ def model_card(
     override: OverrideInfo,
     plots: list[str],
 ) -> str:
-    """MODEL_CARD.md: purpose, model, serving, data, metrics, slices, plots, gates."""
+    """MODEL_CARD.md: purpose, model, serving, data, metrics, slices, plots, gates.
+
+    Every text that comes from the data, the notebook or the run (column names, class
+    labels, slice predicates, metric and parameter names and values, gate expressions, the
+    notebook's name) goes through `inline` (nbops._markdown), so none of it can become HTML or Markdown structure
+    (a `<script>` element, a table cell of its own, a heading)."""
     notebook = source.notebook
-    origin = f"the notebook `{notebook}` ({Path(notebook).stem})" if notebook else "a notebook"
-    target = f"`{serving.label}`" if serving.label else "its target"
+    origin = (
+        f"the notebook {inline(notebook, code=True)} ({inline(Path(notebook).stem)})"
+        if notebook
+        else "a notebook"
+    )
+    target = inline(serving.label, code=True) if serving.label else "its target"
     what = {"class": "classifies", "number": "predicts"}.get(output.prediction, "predicts")
+    columns = ", ".join(inline(c, code=True) for c in serving.request_columns)
     lines = [
-        f"# {name} — model card (bundle v{version})",
+        f"# {inline(name)} — model card (bundle v{version})",
         "",
         "## Purpose",
         "",
-        f"This model {what} {target} from "
-        + ", ".join(f"`{c}`" for c in serving.request_columns)
-        + f". It was built from {origin}"
-        + (f", export version {source.export_version}" if source.export_version else "")
-        + (f", run `{source.run_id}`" if source.run_id else "")
+        f"This model {what} {target} from {columns}. It was built from {origin}"
+        + (f", export version {inline(source.export_version)}" if source.export_version else "")
+        + (f", run {inline(source.run_id, code=True)}" if source.run_id else "")
         + ".",
         "",
         "## Model",
         "",
-        f"- class: `{model_class}` ({model_format}, `{MODEL_FILE}`)",
-        f"- output: {output.prediction}"
-        + (f"; classes {', '.join(_cell(c) for c in output.classes)}" if output.classes else "")
+        f"- class: {inline(model_class, code=True)} ({inline(model_format)}, `{MODEL_FILE}`)",
+        f"- output: {inline(output.prediction)}"
+        + (f"; classes {', '.join(inline(c) for c in output.classes)}" if output.classes else "")
         + ("; probabilities available" if output.proba else ""),
     ]
     if serving.step:
+        function = f"{serving.package}.{serving.module}.{serving.function}"
         lines.append(
-            f"- serving path: step `{serving.step}` (`{serving.package}.{serving.module}."
-            f"{serving.function}`, request frame as `{serving.input}`), then the model"
+            f"- serving path: step {inline(serving.step, code=True)} ({inline(function, code=True)}, "
+            f"request frame as {inline(serving.input, code=True)}), then the model"
         )
     else:
         lines.append("- serving path: the model alone, on the request columns")
@@ -678,11 +688,10 @@ def model_card(
     if serving.parameters:
         lines.append(
             "- serving parameters: "
-            + ", ".join(f"`{k}={_cell(v)}`" for k, v in serving.parameters.items())
+            + ", ".join(inline(f"{k}={plain(v)}", code=True) for k, v in serving.parameters.items())
         )
     lines += [
-        f"- requests: JSON records with {', '.join(f'`{c}`' for c in serving.request_columns)}"
-        f", checked against `{SCHEMA_FILE}`",
+        f"- requests: JSON records with {columns}, checked against `{SCHEMA_FILE}`",
         "",
         "## Data",
         "",
@@ -697,13 +706,16 @@ def model_card(
         lines.append("No data fingerprints were recorded.")
     lines += ["", "## Metrics", ""]
     if source.metrics:
-        lines += _table(["metric", "value"], [[k, _number(v)] for k, v in source.metrics.items()])
+        lines += _table(
+            ["metric", "value"], [[inline(k), _number(v)] for k, v in source.metrics.items()]
+        )
     else:
         lines.append("No metrics were recorded.")
     if source.slice_metrics:
         lines += ["", "## Slice metrics", "", *_slice_tables(source.slice_metrics)]
     if plots:
         lines += ["", "## Plots", ""]
+        # The file names are made of [A-Za-z0-9_.-] by _plot_files: no escape needed.
         lines += [f"![{Path(p).stem}]({p})" for p in plots]
     lines += ["", "## Quality gates", ""]
     if gates:
@@ -711,9 +723,9 @@ def model_card(
             ["gate", "result", "reason"],
             [
                 [
-                    str(g.get("gate", "")),
+                    inline(g.get("gate", "")),
                     "skipped" if g.get("skipped") else ("pass" if g.get("passed") else "**FAIL**"),
-                    str(g.get("reason", "")),
+                    inline(g.get("reason", "")),
                 ]
                 for g in gates
             ],
@@ -721,24 +733,28 @@ def model_card(
     else:
         lines.append("No gates were checked.")
     if override.applied:
-        failed = ", ".join(f"`{g}`" for g in override.failed_gates) or "(none listed)"
+        failed = ", ".join(inline(g, code=True) for g in override.failed_gates) or "(none listed)"
         lines += ["", f"**Override**: this bundle was built although gates failed: {failed}."]
     lines += ["", "## Provenance", ""]
     lines += [
-        f"- notebook: `{notebook}`"
-        + (f" (sha256 `{source.notebook_sha256}`)" if source.notebook_sha256 else "")
+        f"- notebook: {inline(notebook, code=True)}"
+        + (
+            f" (sha256 {inline(source.notebook_sha256, code=True)})"
+            if source.notebook_sha256
+            else ""
+        )
         if notebook
         else "- notebook: unknown",
-        f"- git commit: `{source.git_commit}`"
+        f"- git commit: {inline(source.git_commit, code=True)}"
         + (" (uncommitted changes)" if source.git_dirty else "")
         if source.git_commit
         else "- git commit: unknown",
-        f"- python {source.python}, nbops {nbops_version}, built {created_at}",
+        f"- python {inline(source.python)}, nbops {inline(nbops_version)}, built {inline(created_at)}",
     ]
     if source.parameters:
         lines += ["", "Parameters:", ""]
         lines += _table(
-            ["parameter", "value"], [[k, _cell(v)] for k, v in source.parameters.items()]
+            ["parameter", "value"], [[inline(k), inline(v)] for k, v in source.parameters.items()]
         )
     return "\n".join(lines) + "\n"
 
@@ -750,28 +766,30 @@ def _slice_tables(slices: Mapping[str, Any]) -> list[str]:
     if reports:
         lines: list[str] = []
         for title, report in reports.items():
-            lines += [f"### {title}", "", *_slice_report_table(report), ""]
+            lines += [f"### {inline(title)}", "", *_slice_report_table(report), ""]
         return lines[:-1]
     flat = _flatten(slices)
-    return _table(["slice metric", "value"], [[k, _cell(v)] for k, v in flat.items()])
+    return _table(["slice metric", "value"], [[inline(k), inline(v)] for k, v in flat.items()])
 
 
 def _slice_report_table(report: Mapping[str, Any]) -> list[str]:
     rows = []
     for name, value in (report.get("overall") or {}).items():
-        rows.append(["(overall)", str(name), _number(value), str(report.get("n_rows", "")), "", ""])
+        rows.append(
+            ["(overall)", inline(name), _number(value), inline(report.get("n_rows", "")), "", ""]
+        )
     for row in report.get("rows") or []:
         if not isinstance(row, Mapping):
             continue
         low, high = row.get("ci_low"), row.get("ci_high")
         ci = f"[{_number(low)}, {_number(high)}]" if low is not None and high is not None else ""
-        note = "too small" if row.get("too_small") else str(row.get("reason") or "")
+        note = "too small" if row.get("too_small") else inline(row.get("reason") or "")
         rows.append(
             [
-                str(row.get("name", "")),
-                str(row.get("metric", "")),
+                inline(row.get("name", "")),
+                inline(row.get("metric", "")),
                 _number(row.get("value")),
-                str(row.get("count", "")),
+                inline(row.get("count", "")),
                 ci,
                 note or (_number(row.get("gap")) if row.get("gap") is not None else ""),
             ]
@@ -795,10 +813,10 @@ def _fingerprint_cell(d: Mapping[str, Any], key: str) -> str:
     if value is None:
         return ""
     if key == "sha256":
-        return f"`{str(value)[:12]}`"
+        return inline(str(value)[:12], code=True)
     if isinstance(value, list | tuple):
         return str(len(value))
-    return _cell(value)
+    return inline(value)
 
 
 def _number(value: Any) -> str:
@@ -806,20 +824,13 @@ def _number(value: Any) -> str:
         return "—"
     if isinstance(value, float):
         return f"{value:.4g}" if math.isfinite(value) else str(value)
-    return _cell(value)
-
-
-def _cell(value: Any) -> str:
-    """A value as text for the card (strings as they are, the rest as JSON)."""
-    return value if isinstance(value, str) else json.dumps(value, default=str)
+    return inline(value)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    def escape(text: str) -> str:
-        return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-
+    """A Markdown table; the cells are Markdown already made safe (see nbops._markdown.inline)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
 
 

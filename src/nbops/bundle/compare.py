@@ -26,15 +26,16 @@ def gate_values(manifest: Any) -> dict[str, float]:
 
 
 def compare_bundles(
-    champion: Path, challenger: Path, *, extra_gates: list[str]
+    champion: Path, challenger: Path, *, extra_gates: list[str], **trust: Any
 ) -> BundleComparison:
     """Load (and verify) both bundles; check the project's gates (plus `extra_gates`) on the
-    challenger, with the champion's values as `baseline.NAME`."""
+    challenger, with the champion's values as `baseline.NAME`. `trust`: load_bundle's
+    `trusted_keys` and `require_signature`."""
     from nbops.bundle.load import load_bundle
     from nbops.config import load_project
 
-    a = gate_values(load_bundle(champion).manifest)
-    b = gate_values(load_bundle(challenger).manifest)
+    a = gate_values(load_bundle(champion, **trust).manifest)
+    b = gate_values(load_bundle(challenger, **trust).manifest)
     rows = [(name, a.get(name), b.get(name)) for name in sorted(set(a) | set(b))]
     texts = [*load_project().config.gates, *extra_gates]
     values = {**b, **{f"baseline.{k}": v for k, v in a.items()}}

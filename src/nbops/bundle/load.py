@@ -17,6 +17,13 @@ What loading checks, in order, before any bundled code runs or any model object 
 5. the bundled package is imported from the verified bytes held in memory (never from files
    read again, nor from `.pyc` caches) under a unique module name, without touching sys.path.
 
+Between 1 and 2, the signature (`manifest.sig`, which step 3 leaves aside) over the
+manifest's bytes is checked against the trusted keys (`trusted_keys`, plus
+$NBOPS_TRUSTED_KEYS) before the manifest is even parsed: BundleSignatureError when it fails,
+or when it is missing and `require_signature` (or $NBOPS_REQUIRE_SIGNATURE) asks for one
+(`nbops.bundle.signing`); `Bundle.signature` says what was found. The bytes checked are the
+ones parsed, so the hashes step 3 checks the files against are the signed ones.
+
 Loading does nothing else: the schema is parsed, not checked against data; heavy modules are
 imported on first use.
 """
@@ -47,6 +54,14 @@ from typing import TYPE_CHECKING, Any
 from nbops.bundle.allowlist import check_tree_bounds, trusted_types
 from nbops.bundle.boosters import check_boosters
 from nbops.bundle.manifest import CODE_DIR, MANIFEST_FILE, BundleManifest, load_json
+from nbops.bundle.signing import (
+    SIGNATURE_FILE,
+    KeySource,
+    SignatureCheck,
+    TrustPolicy,
+    check_signature,
+    trust_policy,
+)
 from nbops.errors import BundleError, BundleIntegrityError, NbopsError
 
 if TYPE_CHECKING:
@@ -79,6 +94,7 @@ class Bundle:
         self.schema = schema
         self.model = model
         self._serve = serve
+        self.signature = SignatureCheck("unsigned")
         self._cleanup: weakref.finalize[Any, Any] | None = None
 
     def __repr__(self) -> str:
@@ -242,29 +258,37 @@ def _plain(value: Any) -> Any:
 # -- loading -------------------------------------------------------------------------------------
 
 
-def load_bundle(path: str | os.PathLike[str]) -> Bundle:
+def load_bundle(
+    path: str | os.PathLike[str],
+    *,
+    trusted_keys: Sequence[KeySource] = (),
+    require_signature: bool = False,
+) -> Bundle:
     """Load a bundle folder or `.tar.gz` (unpacked into a temporary folder, removed when the
     Bundle is closed or garbage-collected, and when loading stops on Ctrl-C or SIGTERM).
     Raises BundleIntegrityError (a file differs from the manifest, an unlisted file, an unsafe
-    archive, a model type nbops does not allow), BundleVersionError (a newer nbops wrote it)
-    or BundleError."""
+    archive, a model type nbops does not allow), BundleVersionError (a newer nbops wrote it),
+    BundleSignatureError (a signature that fails against `trusted_keys` and
+    $NBOPS_TRUSTED_KEYS, or none when `require_signature`), KeyFileError (a trusted key that
+    cannot be read) or BundleError."""
+    policy = trust_policy(trusted_keys, require_signature)
     source = Path(path)
     if source.is_file() and source.name.endswith(_ARCHIVE_SUFFIXES):
         with _sigterm_unwinds():
-            return _load_archive(source)
+            return _load_archive(source, policy)
     if source.is_dir():
-        return _load_folder(source)
+        return _load_folder(source, policy)
     raise BundleError(
         f"no bundle at {source}", fix="give a bundle folder or its .tar.gz (nbops bundle)"
     )
 
 
-def _load_archive(source: Path) -> Bundle:
+def _load_archive(source: Path, policy: TrustPolicy) -> Bundle:
     from nbops.bundle.archive import unpack
 
     tmp = tempfile.mkdtemp(prefix="nbops-bundle-")
     try:
-        bundle = _load_folder(unpack(source, tmp))
+        bundle = _load_folder(unpack(source, tmp), policy)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -300,7 +324,7 @@ def _sigterm_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _load_folder(folder: Path) -> Bundle:
+def _load_folder(folder: Path, policy: TrustPolicy) -> Bundle:
     manifest_path = folder / MANIFEST_FILE
     try:
         text = manifest_path.read_bytes()
@@ -308,12 +332,15 @@ def _load_folder(folder: Path) -> Bundle:
         raise BundleIntegrityError(
             "the bundle has no manifest.json", location=str(folder), fix="rebuild the bundle"
         ) from None
+    signature = check_signature(folder, text, policy)  # before anything reads the manifest
     manifest = BundleManifest.from_json(text, location=str(manifest_path))
     contents = verify_files(folder, manifest)
     schema = _schema(contents, manifest)
     model = _model(contents, manifest)
     serve = _serving_function(folder, contents, manifest)
-    return Bundle(folder, manifest, schema, model, serve)
+    bundle = Bundle(folder, manifest, schema, model, serve)
+    bundle.signature = signature
+    return bundle
 
 
 def _safe_rel(rel: str) -> bool:
@@ -332,7 +359,7 @@ def verify_files(folder: Path, manifest: BundleManifest) -> dict[str, bytes]:
     the first file that is missing, changed, a link, or present but not listed."""
     listed = manifest.files
     for rel in listed:
-        if not _safe_rel(rel) or rel == MANIFEST_FILE:
+        if not _safe_rel(rel) or rel in (MANIFEST_FILE, SIGNATURE_FILE):
             raise BundleIntegrityError(
                 f"the manifest lists an unsafe path {rel!r}",
                 location=str(folder / MANIFEST_FILE),
@@ -346,7 +373,7 @@ def verify_files(folder: Path, manifest: BundleManifest) -> dict[str, bytes]:
         dirs[:] = [d for d in dirs if d != "__pycache__"]
         for file_name in names:
             rel = (here / file_name).relative_to(folder).as_posix()
-            if rel == MANIFEST_FILE:
+            if rel in (MANIFEST_FILE, SIGNATURE_FILE):
                 continue
             if rel not in listed:
                 raise _integrity(folder, rel, "is not listed in the manifest")

@@ -14,7 +14,9 @@ Endpoints:
   not request columns (an id, the label, a column the serving code drops) are accepted and
   ignored, as `nbops predict` and `Bundle.predict` ignore extra columns; a bad record is a
   422 naming the field and the reason (FastAPI's error format).
-- `GET /health` → `{"status": "ok", "model", "version", "uptime_seconds", "queued"}`.
+- `GET /health` → `{"status": "ok", "model", "version", "uptime_seconds", "queued",
+  "signature"}`; `signature` is `{"status": "verified" | "unverified" | "unsigned", "key":
+  fingerprint}` for a loaded bundle (`nbops.bundle.signing`), null for another object.
 - `GET /metadata` → the bundle's manifest.
 - `GET /metrics` → Prometheus text format: `nbops_requests_total{endpoint,status}`,
   `nbops_errors_total` (responses with a status of 400 or more),
@@ -967,6 +969,8 @@ def create_app(
     classes = getattr(bundle, "classes", None)
     classes_json = _json_safe(list(classes)) if classes is not None else None
     started = time.monotonic()
+    signature = getattr(bundle, "signature", None)  # nbops.bundle.signing.SignatureCheck
+    signature_json = signature.as_dict() if signature is not None else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -1030,6 +1034,7 @@ def create_app(
             "version": version,
             "uptime_seconds": round(time.monotonic() - started, 3),
             "queued": batcher.queued,
+            "signature": signature_json,
         }
 
     @app.get("/metadata")

@@ -7,6 +7,18 @@ symlink pointing outside) is refused with 403. Errors are always JSON:
 404 for a missing notebook or job, 409 when an export is already running, 422 when nbops
 refuses the notebook or the parameters (the error names the cell when it can).
 
+Nothing is written outside the root either. A notebook's project is looked for from its
+folder up to the root, never above it (a pyproject.toml above the root is not read). The
+folders an endpoint writes to (`store`, `export_dir`, `bundles/`, a local MLflow
+`tracking_uri`) must resolve inside the root and hold no symlink leading out where nbops
+writes by name (see LINK_DEPTH): one that leads out (`../..`, an absolute path, a symlink)
+is refused with 403 naming the setting and its pyproject.toml, before anything is written.
+
+Bad input is a 400 with a one-line message, never a 500: a path too long for the system or
+holding text that is not Unicode, a body that is not a JSON object, nested deeper than
+MAX_JSON_DEPTH or holding lone surrogates. A value the request sent back in a message is
+shortened.
+
 Analysis problems are not failed requests: `GET analysis` answers 200 with the problem in
 `problems`, so the panel can show it beside the cell. Likewise `GET suggest` (the tags nbops
 proposes, as `nbops tag --suggest --json` prints them) answers 200 with what the proposal
@@ -15,8 +27,10 @@ could not resolve in `problems`; `POST suggest` writes the accepted proposals in
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.client import responses
@@ -97,11 +111,25 @@ def json_safe(value: Any) -> Any:
     return repr(value)
 
 
+# How deep a request body may nest: far more than any request of the panel needs, far less
+# than what would exhaust the interpreter's recursion limit further on.
+MAX_JSON_DEPTH = 64
+
+
+def shown_value(raw: Any, limit: int = 80) -> str:
+    """`raw` quoted for a message: its repr (one line), shortened when long."""
+    text = repr(raw)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(raw)} characters)" if isinstance(raw, str) else ""
+    return f"{text[: limit - 20]}...{text[-8:]}{size}"
+
+
 def resolve_in_root(root: Path, raw: Any, *, what: str = "path") -> Path:
     """A request's path, relative to the server root, resolved (symlinks followed).
 
-    Raises ApiError 400 when it is missing or not text, 403 when it is absolute or leads
-    outside the root.
+    Raises ApiError 400 when it is missing, not text (a NUL, a lone surrogate) or too long
+    for the system, 403 when it is absolute, leads outside the root or cannot be read.
     """
     if not isinstance(raw, str) or not raw.strip():
         raise ApiError(
@@ -111,9 +139,16 @@ def resolve_in_root(root: Path, raw: Any, *, what: str = "path") -> Path:
         )
     if "\0" in raw:
         raise ApiError(400, f"{what!r} holds a NUL character", fix="give a plain file path")
+    if not _is_unicode(raw):
+        raise ApiError(
+            400,
+            f"{what!r} holds text that is not valid Unicode: {shown_value(raw)}",
+            fix="give the file's name as plain text",
+        )
+    shown = shown_value(raw)
     outside = ApiError(
         403,
-        f"{raw!r} is outside the Jupyter server's root folder",
+        f"{shown} is outside the Jupyter server's root folder",
         fix="open a notebook inside the folder Jupyter was started in; paths are relative "
         "to it and may not leave it (no '..', absolute paths or symlinks pointing outside)",
     )
@@ -122,11 +157,78 @@ def resolve_in_root(root: Path, raw: Any, *, what: str = "path") -> Path:
         raise outside
     try:
         resolved = (root / raw).resolve()
-    except (OSError, RuntimeError):  # a symlink loop
+    except OSError as exc:
+        raise _unreadable(exc, what, shown) or outside from None
+    except RuntimeError:  # a symlink loop
         raise outside from None
     if not resolved.is_relative_to(root):
         raise outside
+    try:
+        os.stat(resolved)
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # a missing file is the caller's to judge (404, or a folder to create)
+    except OSError as exc:
+        raise _unreadable(exc, what, shown) or outside from None
     return resolved
+
+
+def _unreadable(exc: OSError, what: str, shown: str) -> ApiError | None:
+    """The refusal for a path the system will not look up; None for a symlink loop (which
+    is refused as leading outside)."""
+    if exc.errno == errno.ELOOP:
+        return None
+    if exc.errno == errno.ENAMETOOLONG:
+        return ApiError(
+            400,
+            f"{what!r} is too long for this system: {shown}",
+            fix="give a shorter path (each name at most 255 bytes, the whole a few thousand)",
+        )
+    return ApiError(
+        403,
+        f"{what!r} {shown} cannot be read: {exc.strerror or type(exc).__name__}",
+        fix="check the file's permissions, or give another path",
+    )
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, such as "\ud800"
+        return False
+    return True
+
+
+def _refuse_deep_or_broken_text(data: Any) -> None:
+    """ApiError 400 when a parsed body nests deeper than MAX_JSON_DEPTH or holds a string
+    that is not valid Unicode; iterative, so any depth is judged without recursion."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if not _is_unicode(value):
+                raise ApiError(
+                    400,
+                    f"the request body holds text that is not valid Unicode: {shown_value(value)}",
+                    fix="send text as UTF-8, without lone surrogates such as \\ud800",
+                )
+            continue
+        if isinstance(value, dict):
+            children = [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep()
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _too_deep() -> ApiError:
+    return ApiError(
+        400,
+        f"the request body is nested more than {MAX_JSON_DEPTH} levels deep",
+        fix="send a JSON object of plain values, as the panel does",
+    )
 
 
 class NbopsHandler(APIHandler):
@@ -155,7 +257,9 @@ class NbopsHandler(APIHandler):
             message = exc.log_message % exc.args if exc.log_message else None
             body = {
                 "message": message or exc.reason or responses.get(status_code, "error"),
-                "fix": None,
+                "fix": "check the request's URL, arguments and body"
+                if status_code == 400
+                else None,
                 "kind": _KINDS.get(status_code, "Error"),
             }
         else:
@@ -176,8 +280,11 @@ class NbopsHandler(APIHandler):
             raise ApiError(
                 400, "the request body is not valid JSON", fix="send a JSON object"
             ) from None
+        except RecursionError:  # the parser's own limit, far below 100,000 levels
+            raise _too_deep() from None
         if not isinstance(data, dict):
             raise ApiError(400, "the request body must be a JSON object", fix="send {...}")
+        _refuse_deep_or_broken_text(data)
         return data
 
     def notebook(self, raw: Any) -> Path:
@@ -186,7 +293,7 @@ class NbopsHandler(APIHandler):
         if not path.is_file():
             raise ApiError(
                 404,
-                f"no notebook {raw!r}",
+                f"no notebook {shown_value(raw)}",
                 fix="give the path of a notebook file, relative to the server's root folder",
             )
         return path
@@ -196,15 +303,22 @@ class NbopsHandler(APIHandler):
         lies outside (a project whose pyproject.toml sits above the root)."""
         return relative_to_root(path, self.root) or path.resolve().as_posix()
 
-    def project(self, notebook: Path) -> Project:
-        """The nbops project of the notebook's folder, as the command line finds it: its
-        store and export folder are where `nbops run` and `nbops export` put them."""
+    def project(self, notebook: Path, *, writes: tuple[str, ...] = ()) -> Project:
+        """The nbops project of the notebook's folder, as the command line finds it (its
+        store and export folder are where `nbops run` and `nbops export` put them), except
+        that it is looked for no higher than the server root.
+
+        `writes`: the folders the request will write to (see project_folders); ApiError 403
+        when one of them leads outside the root.
+        """
         from nbops.config import load_project
 
         try:
-            return load_project(notebook.parent)
+            project = load_project(notebook.parent, stop=self.root)
         except NbopsError as exc:
             raise nbops_error(exc, self.root, notebook) from None
+        confine_to_root(project, self.root, writes)
+        return project
 
     async def in_thread(self, func: Callable[..., T], *args: Any) -> T:
         """Run blocking nbops work off the IOLoop, so the server stays responsive."""
@@ -250,7 +364,7 @@ class ExportHandler(NbopsHandler):
         if data.get("out_dir") is not None:
             out = resolve_in_root(self.root, data["out_dir"], what="out_dir")
         else:
-            project = self.project(path)
+            project = self.project(path, writes=("export_dir",))
             out = (project.root / project.config.export_dir).resolve()
         if not self.state.export_lock.try_acquire():
             raise ApiError(
@@ -295,7 +409,7 @@ class RunsHandler(NbopsHandler):
         all_cells = data.get("all_cells", False)
         if not isinstance(all_cells, bool):
             raise ApiError(400, "'all_cells' must be true or false", fix='send {"all_cells": true}')
-        project = self.project(path)
+        project = self.project(path, writes=("store", "tracking_uri"))
         from nbops.runs.execute import prepare_run
 
         try:
@@ -323,7 +437,7 @@ class RunJobHandler(NbopsHandler):
         if job is None:
             raise ApiError(
                 404,
-                f"no run job {job_id!r}",
+                f"no run job {shown_value(job_id)}",
                 fix="jobs are kept while the server runs; start the run again",
             )
         self.reply(job.to_json())
@@ -337,7 +451,7 @@ class BundleHandler(NbopsHandler):
         run_id = data.get("run_id")
         if not isinstance(run_id, str) or not run_id.strip():
             raise ApiError(400, "'run_id' is missing", fix="give the id of a completed run")
-        project = self.project(path)
+        project = self.project(path, writes=("store", "export_dir", "bundles"))
         from nbops.bundle.make import bundle_from_run
 
         try:
@@ -417,9 +531,138 @@ class NotFoundHandler(NbopsHandler):
 
     @tornado.web.authenticated
     def get(self, rest: str) -> None:
-        raise ApiError(404, f"no nbops API endpoint {rest!r}", fix="see nbops.labserver")
+        raise ApiError(404, f"no nbops API endpoint {shown_value(rest)}", fix="see nbops.labserver")
 
     post = put = delete = patch = get
+
+
+# -- where a project writes ---------------------------------------------------------------
+
+
+def project_folders(project: Project) -> dict[str, Path]:
+    """The folders a project's runs, exports and bundles write to, by setting: `store`,
+    `export_dir`, `bundles` (not a setting: the fixed folder `nbops bundle` writes to) and
+    `tracking_uri` when it names a local file or folder (MLflow's `file:`/`sqlite:` URIs or
+    a plain path; relative ones are relative to the server's working folder, as MLflow
+    reads them)."""
+    from nbops.bundle.make import DEFAULT_OUT
+
+    folders = {
+        "store": project.root / project.config.store,
+        "export_dir": project.root / project.config.export_dir,
+        "bundles": project.root / DEFAULT_OUT,
+    }
+    local = _local_tracking_path(project)
+    if local is not None:
+        folders["tracking_uri"] = local
+    return folders
+
+
+def _local_tracking_path(project: Project) -> Path | None:
+    uri = project.config.tracking_uri
+    if project.tracking != "mlflow" or not uri:
+        return None
+    from urllib.parse import unquote, urlsplit
+
+    scheme = urlsplit(uri).scheme.lower()
+    if scheme == "file":
+        path = unquote(uri[len("file:") :])
+        path = "/" + path.lstrip("/") if path.startswith("//") else path
+    elif scheme.startswith("sqlite"):
+        path = unquote(uri.split(":///", 1)[1]) if ":///" in uri else ""
+    elif len(scheme) <= 1:  # a plain path (a one-letter scheme is a Windows drive)
+        path = uri
+    else:  # a tracking server (http, databricks, ...): nothing is written here
+        return None
+    return Path(path) if path else None  # `sqlite://` alone is in memory
+
+
+# How deep into a folder it writes to nbops looks for a symlink leading out: deep enough for
+# what it writes there by name (`.nbops/runs.db`, `.nbops/runs/<id>`, `pipelines/<name>/
+# <name>/`, `bundles/<name>-v<N>/`), shallow enough to stay quick in a store of many runs.
+LINK_DEPTH = {"store": 2, "export_dir": 3, "bundles": 2, "tracking_uri": 1}
+
+
+def confine_to_root(project: Project, root: Path, settings: tuple[str, ...]) -> None:
+    """ApiError 403 naming the setting and its pyproject.toml when a folder the request
+    writes to resolves outside the server root (`../..`, an absolute path, a symlink), or
+    holds a symlink leading out where nbops writes (see LINK_DEPTH)."""
+    folders = project_folders(project)
+    pyproject = project.root / "pyproject.toml"
+    where = relative_to_root(pyproject, root) if pyproject.is_file() else None
+    for setting in settings:
+        folder = folders.get(setting)
+        if folder is None:
+            continue
+        if not _resolves_inside(folder, root):
+            raise _leads_outside(project, root, setting, folder, where)
+        link = _link_leading_out(folder.resolve(), root, LINK_DEPTH[setting])
+        if link is not None:
+            raise _leads_outside(project, root, setting, link, where)
+
+
+def _link_leading_out(folder: Path, root: Path, depth: int) -> Path | None:
+    """The first symlink within `depth` levels of `folder` (a folder inside the root) whose
+    target lies outside the root; None when there is none (or the folder does not exist)."""
+    level = [folder]
+    for _ in range(depth):
+        below: list[Path] = []
+        for current in level:
+            try:
+                entries = list(os.scandir(current))
+            except OSError:  # not a folder, missing, unreadable: nothing written through it
+                continue
+            for entry in entries:
+                path = Path(entry.path)
+                if entry.is_symlink():
+                    if not _resolves_inside(path, root):
+                        return path
+                elif entry.is_dir(follow_symlinks=False):
+                    below.append(path)
+        level = below
+    return None
+
+
+def _resolves_inside(folder: Path, root: Path) -> bool:
+    try:
+        return folder.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a symlink loop, a name too long
+        return False
+
+
+def _leads_outside(
+    project: Project, root: Path, setting: str, folder: Path, where: str | None
+) -> ApiError:
+    """The refusal of a folder outside the root: the setting, where it is set, and why it
+    leads out (written so, or a symlink on the way)."""
+    by_link = Path(os.path.normpath(folder.absolute())).is_relative_to(root)
+    link = relative_to_root(folder.parent, root)
+    link_name = f"{link}/{folder.name}" if link not in (None, ".") else folder.name
+    if setting == "bundles":
+        told = "the bundles folder 'bundles'"
+    else:
+        given = setting in project.config.model_fields_set
+        told = f"{setting} = {shown_value(getattr(project.config, setting))}" + (
+            f" (set in [tool.nbops] of {where or 'pyproject.toml'})"
+            if given
+            else " (the default" + (f", not set in {where})" if where else ")")
+        )
+    reason = f" ({link_name} resolves outside through a symlink)" if by_link else ""
+    change = (
+        f"replace the symlink on the way to {link_name} with a folder"
+        if by_link
+        else f"set {setting} in [tool.nbops] of {where or 'the project pyproject.toml'} to a "
+        "folder inside the root"
+    )
+    return ApiError(
+        403,
+        f"{told} leads outside the Jupyter server's root folder{reason}; the nbops panel "
+        "writes only inside it",
+        fix=f"{change}, or start Jupyter in a folder that holds it (the nbops command line "
+        "is not confined)",
+        setting=setting,
+        file=where,
+    )
 
 
 # -- analysis for the panel ---------------------------------------------------------------
@@ -492,7 +735,7 @@ def analyse_for_panel(path: Path, root: Path) -> dict[str, Any]:
 
 
 def _run_output(path: Path, root: Path) -> dict[str, Any] | None:
-    output = find_run_output(path)
+    output = find_run_output(path, root)
     if output is None:
         return None
     source = relative_to_root(output.source, root) if output.source else None

@@ -320,8 +320,9 @@ class RunOutput:
     source: Path | None  # None when the source notebook cannot be found
 
 
-def find_run_output(notebook: Path) -> RunOutput | None:
-    """Whether `notebook` is a run's output and, if so, which run of which notebook.
+def find_run_output(notebook: Path, root: Path | None = None) -> RunOutput | None:
+    """Whether `notebook` is a run's output and, if so, which run of which notebook; its
+    project is looked for no higher than `root` (the server's root) when given.
 
     A run's output is a notebook papermill executed (it has `metadata.papermill`) or one in
     an `nbops-runs` folder (see publish_output_notebook); any other notebook gives None.
@@ -331,7 +332,8 @@ def find_run_output(notebook: Path) -> RunOutput | None:
     the project's store. The source is the notebook the run's record names, else papermill's
     `input_path` (unless it is the store's own copy), else `<stem>.ipynb` (or `.py`) beside
     the `nbops-runs` folder. Nothing is written (no store is created) and nothing raises: what
-    cannot be read is unknown (None).
+    cannot be read is unknown (None). With `root`, no store outside it is opened (papermill's
+    metadata may name any folder).
     """
     papermill = _papermill_metadata(notebook)
     in_copies = notebook.parent.name == RUN_OUTPUTS_FOLDER
@@ -351,10 +353,12 @@ def find_run_output(notebook: Path) -> RunOutput | None:
         if output_path.name == OUTPUT_NOTEBOOK and output_path.parent.name:
             run_id = output_path.parent.name
             store_dir = output_path.parent.parent.parent
-            record = _load_record(store_dir, run_id, exact=True)
+            # Opening a store writes to it (SQLite's journal): never one outside the root.
+            if root is None or _resolved(store_dir).is_relative_to(root):
+                record = _load_record(store_dir, run_id, exact=True)
     project_root: Path | None = None
     if record is None:
-        project_root, project_store = _project_store(notebook)
+        project_root, project_store = _project_store(notebook, root)
         if run_id is not None and project_store != store_dir:
             record = _load_record(project_store, run_id, exact=True)
         if record is None and in_copies:
@@ -368,7 +372,7 @@ def find_run_output(notebook: Path) -> RunOutput | None:
         if recorded.is_absolute():
             candidates.append(recorded)
         else:  # as given to `nbops run`, relative to where it ran: most often the project
-            project_root = project_root or _project_store(notebook)[0]
+            project_root = project_root or _project_store(notebook, root)[0]
             candidates += [project_root / recorded, notebook.parent.parent / recorded]
     if input_path is not None and input_path.is_absolute():
         in_store = _in_a_store(input_path) or (
@@ -401,17 +405,17 @@ def _path_or_none(value: Any) -> Path | None:
     return Path(value) if isinstance(value, str) and value.strip() and "\0" not in value else None
 
 
-def _project_store(notebook: Path) -> tuple[Path, Path | None]:
-    """The project root around the notebook and its store folder (None when the project's
-    settings cannot be read)."""
+def _project_store(notebook: Path, root: Path | None = None) -> tuple[Path, Path | None]:
+    """The project root around the notebook (no higher than `root`) and its store folder
+    (None when the project's settings cannot be read)."""
     from nbops.config import load_project
 
     try:
-        project = load_project(notebook.parent)
+        project = load_project(notebook.parent, stop=root)
     except NbopsError:
         from nbops._paths import find_root
 
-        return find_root(notebook.parent), None
+        return find_root(notebook.parent, stop=root), None
     return project.root, project.store_dir
 
 

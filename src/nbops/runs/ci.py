@@ -153,25 +153,30 @@ def junit_xml(report: CiReport, notebook: str) -> str:
 
 
 def summary_markdown(report: CiReport, notebook: str) -> str:
-    """A Markdown summary for a CI job page."""
+    """A Markdown summary for a CI job page; the notebook's name, the error, the gates and
+    the metric names are escaped (nbops._markdown.inline), so none becomes HTML or a cell."""
+    from nbops._markdown import inline
+
     verdict = "passed" if report.passed else "failed"
-    lines = [f"## nbops ci: `{notebook}` {verdict}", ""]
+    lines = [f"## nbops ci: {inline(notebook, code=True)} {verdict}", ""]
     if report.record:
         r = report.record
-        lines.append(f"Run `{r.run_id}`: {r.status} in {r.duration_s or 0:.1f} s")
+        lines.append(
+            f"Run {inline(r.run_id, code=True)}: {inline(r.status)} in {r.duration_s or 0:.1f} s"
+        )
         lines.append("")
     if report.error is not None:
-        lines += [f"**The notebook did not complete:** {report.error}", ""]
+        lines += [f"**The notebook did not complete:** {inline(str(report.error))}", ""]
     if report.gates:
         lines += ["| gate | result | detail |", "| --- | --- | --- |"]
         for g in report.gates:
             mark = "pass" if g.passed else "**FAIL**"
-            lines.append(f"| `{g.gate}` | {mark} | {g.reason} |")
+            lines.append(f"| {inline(g.gate, code=True)} | {mark} | {inline(g.reason)} |")
         lines.append("")
     if report.record and report.record.metrics:
         lines += ["| metric | value |", "| --- | --- |"]
         for name, value in report.record.latest_metrics().items():
-            lines.append(f"| {name} | {value:.6g} |")
+            lines.append(f"| {inline(name)} | {value:.6g} |")
         lines.append("")
     return "\n".join(lines)
 
