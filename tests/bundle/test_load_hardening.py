@@ -385,15 +385,17 @@ def _deep_manifest(folder: Path) -> None:
     (folder / "manifest.json").write_text(text[:-1] + ', "x": ' + "[" * DEEP + "]" * DEEP + "}")
 
 
-@pytest.mark.parametrize("command", ["predict", "serve"])
+@pytest.mark.parametrize("command", ["predict", "serve", "bundle verify"])
 def test_a_manifest_nested_a_hundred_thousand_levels_is_one_line(
     bundle_copy: Path, tmp_path: Path, command: str
 ) -> None:
     _deep_manifest(bundle_copy)
     if command == "predict":
         result = _predict(bundle_copy, tmp_path)
-    else:  # refused before the server binds its port
+    elif command == "serve":  # refused before the server binds its port
         result = run_nbops("serve", str(bundle_copy), "--port", "9", cwd=tmp_path)
+    else:
+        result = run_nbops("bundle", "verify", str(bundle_copy), cwd=tmp_path)
     line = _one_line_error(result, 29)
     assert "manifest" in line and "more than 64 levels deep" in line
 
