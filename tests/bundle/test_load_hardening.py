@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from nbops.bundle.allowlist import is_allowed, vetted_module
 from nbops.bundle.archive import check_members, unpack
 from nbops.bundle.load import load_bundle
+from nbops.bundle.manifest import json_depth
 from nbops.errors import BundleIntegrityError
 from tests.e2e.conftest import run_nbops
 
@@ -512,3 +513,30 @@ def test_predict_with_a_serving_function_that_is_not_one_is_one_line(
     line = _one_line_error(_predict(bundle_copy, tmp_path), 29)
     assert says in line
     assert not (tmp_path / "out.csv").exists()
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab,:\u00e9'),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(alphabet='[]{}"\\k', max_size=3), inner, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_JSON, ensure_ascii=st.booleans(), as_bytes=st.booleans())
+def test_json_depth_counts_brackets_outside_strings_only(
+    value: Any, ensure_ascii: bool, as_bytes: bool
+) -> None:
+    text = json.dumps(value, ensure_ascii=ensure_ascii)
+    assert json_depth(text.encode() if as_bytes else text) == _depth(value)
