@@ -309,9 +309,11 @@ def unpack(
     """
     source = Path(archive)
     target_dir = Path(dest)
-    env_bytes, env_ratio = limits_from_env()
-    limit = env_bytes if max_bytes is None else max_bytes
-    ratio = env_ratio if max_ratio is None else max_ratio
+    if max_bytes is None or max_ratio is None:
+        env_bytes, env_ratio = limits_from_env()
+        max_bytes = env_bytes if max_bytes is None else max_bytes
+        max_ratio = env_ratio if max_ratio is None else max_ratio
+    limit, ratio = max_bytes, max_ratio
     try:
         handle = open(source, "rb")  # noqa: SIM115 - closed by the `with` below
     except OSError as e:
