@@ -336,6 +336,21 @@ def test_a_bad_limit_in_the_environment_is_one_line(
     assert variable in _one_line_error(result, 28)
 
 
+def test_a_sparse_member_is_refused_before_extracting(tmp_path: Path) -> None:
+    """A GNU sparse member declares one size and holds another: nbops never writes one."""
+    archive = tmp_path / "sparse.tar.gz"
+    with tarfile.open(archive, "w:gz", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("b/manifest.json")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"{}"))
+        sparse = tarfile.TarInfo("b/holes")
+        sparse.type = tarfile.GNUTYPE_SPARSE
+        tar.addfile(sparse)
+    with pytest.raises(BundleIntegrityError, match="'b/holes' is a sparse file"):
+        unpack(archive, tmp_path / "dest")
+    assert not (tmp_path / "dest").exists() or _files_under(tmp_path / "dest") == []
+
+
 def _files_under(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()]
 
