@@ -6,12 +6,16 @@ lists them. nbops decides which of those it trusts — never the manifest alone:
 - the names in `VETTED_TYPES`, collected from what `get_untrusted_types` reports for realistic
   models (Pipeline + ColumnTransformer + SimpleImputer + OneHotEncoder + StandardScaler with
   RandomForest, HistGradientBoosting, LogisticRegression and Ridge), across skops versions;
-- any *class* defined in scikit-learn: the name starts with `sklearn.`, and importing it gives a
-  class whose own `__module__` and `__qualname__` spell that same name (so a name re-exporting
-  something from outside scikit-learn, or a function, does not pass). Functions are trusted
-  by name only (`VETTED_FUNCTIONS`): a model calls the functions it holds on its input, and
-  some scikit-learn functions read or write files;
-- any numpy scalar type or dtype class (`numpy.float64`, `numpy.dtypes.Int64DType`...);
+- any *class* defined in scikit-learn: the name is `sklearn.<module>.<Class>` where `<module>`
+  is a module the installed scikit-learn distribution lists in its RECORD (outside its tests,
+  tooling and `__dunder__` modules) and, for a Python module, its source defines that class
+  (read with `ast`); only then is the module imported, and the class's own `__module__` and
+  `__qualname__` must spell that same name (so a name re-exporting something from outside
+  scikit-learn, or a function, does not pass). Functions are trusted by name only
+  (`VETTED_FUNCTIONS`): a model calls the functions it holds on its input, and some
+  scikit-learn functions read or write files;
+- any numpy scalar type or dtype class, named `numpy.X` or `numpy.dtypes.X` (`numpy.float64`,
+  `numpy.dtypes.Int64DType`...);
 - the scikit-learn API estimators of XGBoost, LightGBM and CatBoost and the boosters they hold
   (`BOOSTING_TYPES`, exact names; nbops never imports a module to decide whether to trust one
   of them). skops saves each through the library's own `__getstate__`, so the file holds the
@@ -27,6 +31,10 @@ file holds beyond skops's defaults must be in the manifest's list *and* allowed 
 manifest lists that is not allowed here is refused even when the file does not hold it, so a
 manifest can narrow the allow-list, never widen it.
 
+Trust is decided from the name before anything is imported (`vetted_module`): a name outside
+these rules (`numpy.f2py.__main__.X`, `sklearn.tests.x.Y`, a module on sys.path) is refused
+without its module ever running; the only modules imported are the vetted ones a rule names.
+
 `check_tree_bounds(model)`: skops leaves `sklearn.tree._tree.Tree` and HistGradientBoosting's
 `TreePredictor` untrusted because their node arrays hold indices scikit-learn follows without
 bounds checks. nbops trusts them for the models it builds, and checks, after loading, that
@@ -36,9 +44,11 @@ the same checks on the file, before their library parses it (nbops.bundle.booste
 
 from __future__ import annotations
 
+import ast
 import importlib
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from nbops.errors import BundleIntegrityError
@@ -147,7 +157,10 @@ _cache: dict[str, bool] = {}
 
 
 def is_allowed(name: str) -> bool:
-    """Whether nbops lets skops load the type (or function) `name` ("module.QualName")."""
+    """Whether nbops lets skops load the type (or function) `name` ("module.QualName").
+
+    Decided from the name first (`vetted_module`): nothing is imported unless the name's
+    module is one nbops vetted; a name that needs a rule imports that module only."""
     if not isinstance(name, str) or not _NAME.match(name):
         return False
     if name.startswith(_DENIED_PREFIXES) or name == "numpy.load":
@@ -160,38 +173,168 @@ def is_allowed(name: str) -> bool:
 
 
 def _allowed_by_rule(name: str) -> bool:
-    if name.startswith("sklearn."):
-        obj = _resolve(name)
-        return (
-            isinstance(obj, type)
-            and obj.__module__.startswith("sklearn.")
-            and f"{obj.__module__}.{obj.__qualname__}" == name
-        )
-    if name.startswith("numpy."):
-        import numpy as np
-
-        obj = _resolve(name)
-        if not isinstance(obj, type) or not obj.__module__.startswith("numpy"):
+    split = vetted_module(name)
+    if split is None:
+        return False
+    module_name, qualname = split
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except Exception:  # a module that fails to import is not one we trust
+        return False
+    for part in qualname.split("."):
+        # the object's own namespace only: no module `__getattr__`, no descriptor runs
+        obj = vars(obj).get(part) if hasattr(obj, "__dict__") else None
+        if obj is None:
             return False
-        return issubclass(obj, np.generic | np.dtype)
-    return False
+    if not isinstance(obj, type) or f"{obj.__module__}.{obj.__qualname__}" != name:
+        return False
+    if module_name.startswith("sklearn."):
+        return True
+    import numpy as np
+
+    return issubclass(obj, np.generic | np.dtype)
 
 
-def _resolve(name: str) -> Any:
-    """The object a dotted name designates, importing the longest module prefix; None if none."""
+# Folders and modules of scikit-learn nbops never imports for a bundle: tests, build and test
+# tooling, switches that change the library when imported, and file-reading helpers.
+_SKLEARN_DENIED_PARTS = frozenset(
+    {
+        "tests",
+        "conftest",
+        "externals",
+        "experimental",
+        "datasets",
+        "_build_utils",
+        "_testing",
+        "estimator_checks",
+        "_min_dependencies",
+        "_distributor_init",
+        "_show_versions",
+    }
+)
+# The numpy modules whose attributes can be trusted types: scalar types and dtype classes.
+_NUMPY_MODULES = frozenset({"numpy", "numpy.dtypes"})
+
+
+def vetted_module(name: str) -> tuple[str, str] | None:
+    """`name` split into a module nbops may import and the qualified name in it, or None.
+
+    Decided from the name and the files scikit-learn installed, importing nothing:
+
+    - `numpy.X` or `numpy.dtypes.X` (one attribute): numpy's scalar types and dtype classes;
+    - `sklearn.<module>.<Class>[.<Nested>]`, where `<module>` is a module file listed in the
+      installed scikit-learn distribution's RECORD (not a file added to its folder later),
+      outside its tests, tooling and `__dunder__` modules, and, for a Python source module,
+      whose source defines that class (read with `ast`, not run). A compiled module cannot be
+      read, so its listing in RECORD is what vets it.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        return None
     parts = name.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
-        try:
-            obj: Any = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
+    if any(p.startswith("__") for p in parts):
+        return None
+    if parts[0] == "numpy":
+        module, _, attr = name.rpartition(".")
+        return (module, attr) if module in _NUMPY_MODULES else None
+    if parts[0] != "sklearn":
+        return None
+    modules = _sklearn_modules()
+    for cut in range(len(parts) - 1, 1, -1):
+        module = ".".join(parts[:cut])
+        if module not in modules:
             continue
-        except Exception:  # a module that fails to import is not a type we trust
+        if any(p in _SKLEARN_DENIED_PARTS or p.startswith("test_") for p in parts[1:cut]):
             return None
-        for attr in parts[cut:]:
-            obj = getattr(obj, attr, None)
-            if obj is None:
-                return None
-        return obj
+        source = modules[module]
+        qualname = parts[cut:]
+        if source is not None and not _defines_class(source, tuple(qualname)):
+            return None
+        return module, ".".join(qualname)
+    return None
+
+
+_sklearn_modules_cache: dict[str, Path | None] | None = None
+
+
+def _sklearn_modules() -> dict[str, Path | None]:
+    """The modules the installed scikit-learn distribution lists in its RECORD: dotted name ->
+    its Python source file, or None for a compiled module. Nothing is imported."""
+    global _sklearn_modules_cache
+    if _sklearn_modules_cache is not None:
+        return _sklearn_modules_cache
+    import importlib.machinery
+    import importlib.metadata
+
+    found: dict[str, Path | None] = {}
+    try:
+        dist = importlib.metadata.distribution("scikit-learn")
+        files = dist.files or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    extensions = sorted(importlib.machinery.EXTENSION_SUFFIXES, key=len, reverse=True)
+    for entry in files:
+        posix = entry.as_posix()
+        if not posix.startswith("sklearn/") or "__pycache__" in posix:
+            continue
+        stem: str | None = None
+        source: Path | None = None
+        if posix.endswith(".py"):
+            stem = posix[: -len(".py")]
+            source = Path(entry.locate())
+        else:
+            for suffix in extensions:
+                if posix.endswith(suffix):
+                    stem = posix[: -len(suffix)]
+                    break
+        if stem is None:
+            continue
+        dotted = stem.split("/")
+        if dotted[-1] == "__init__":
+            dotted = dotted[:-1]
+        if all(p.isidentifier() for p in dotted):
+            found[".".join(dotted)] = source
+    _sklearn_modules_cache = found
+    return found
+
+
+_class_cache: dict[tuple[Path, tuple[str, ...]], bool] = {}
+
+
+def _defines_class(source: Path, qualname: tuple[str, ...]) -> bool:
+    """Whether the Python file `source` defines the class `qualname` (nested classes joined),
+    read with `ast` and never executed."""
+    key = (source, qualname)
+    if key not in _class_cache:
+        try:
+            body: list[ast.stmt] = ast.parse(source.read_bytes()).body
+        except (OSError, SyntaxError, ValueError):
+            body = []
+        found = False
+        for part in qualname:
+            match = _class_in(body, part)
+            if match is None:
+                break
+            body = match.body
+        else:
+            found = True
+        _class_cache[key] = found
+    return _class_cache[key]
+
+
+def _class_in(body: list[ast.stmt], name: str) -> ast.ClassDef | None:
+    """The class `name` defined in a block, also under a top-level `if`/`try` (a definition
+    that depends on the library's version)."""
+    for node in body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return node
+        if isinstance(node, ast.If | ast.Try):
+            blocks = [node.body, node.orelse]
+            if isinstance(node, ast.Try):
+                blocks += [h.body for h in node.handlers] + [node.finalbody]
+            for block in blocks:
+                found = _class_in(block, name)
+                if found is not None:
+                    return found
     return None
 
 

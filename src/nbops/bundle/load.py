@@ -36,22 +36,24 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
-import json
+import inspect
+import keyword
 import math
 import os
 import shutil
 import sys
 import tempfile
+import types
 import uuid
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from nbops.bundle.allowlist import check_tree_bounds, trusted_types
 from nbops.bundle.boosters import check_boosters
-from nbops.bundle.manifest import CODE_DIR, MANIFEST_FILE, BundleManifest
+from nbops.bundle.manifest import CODE_DIR, MANIFEST_FILE, BundleManifest, load_json
 from nbops.bundle.signing import (
     SIGNATURE_FILE,
     KeySource,
@@ -270,38 +272,63 @@ def load_bundle(
     require_signature: bool = False,
 ) -> Bundle:
     """Load a bundle folder or `.tar.gz` (unpacked into a temporary folder, removed when the
-    Bundle is closed or garbage-collected). Raises BundleIntegrityError (a file differs from
-    the manifest, an unlisted file, an unsafe archive, a model type nbops does not allow),
-    BundleVersionError (a newer nbops wrote it), BundleSignatureError (a signature that fails
-    against `trusted_keys` and $NBOPS_TRUSTED_KEYS, or none when `require_signature`),
-    KeyFileError (a trusted key that cannot be read) or BundleError."""
+    Bundle is closed or garbage-collected, and when loading stops on Ctrl-C or SIGTERM).
+    Raises BundleIntegrityError (a file differs from the manifest, an unlisted file, an unsafe
+    archive, a model type nbops does not allow), BundleVersionError (a newer nbops wrote it),
+    BundleSignatureError (a signature that fails against `trusted_keys` and
+    $NBOPS_TRUSTED_KEYS, or none when `require_signature`), KeyFileError (a trusted key that
+    cannot be read) or BundleError."""
     policy = trust_policy(trusted_keys, require_signature)
     source = Path(path)
-    tmp: str | None = None
     if source.is_file() and source.name.endswith(_ARCHIVE_SUFFIXES):
-        from nbops.bundle.archive import unpack
+        with _sigterm_unwinds():
+            return _load_archive(source, policy)
+    if source.is_dir():
+        return _load_folder(source, policy)
+    raise BundleError(
+        f"no bundle at {source}", fix="give a bundle folder or its .tar.gz (nbops bundle)"
+    )
 
-        tmp = tempfile.mkdtemp(prefix="nbops-bundle-")
-        try:
-            folder = unpack(source, tmp)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    elif source.is_dir():
-        folder = source
-    else:
-        raise BundleError(
-            f"no bundle at {source}", fix="give a bundle folder or its .tar.gz (nbops bundle)"
-        )
+
+def _load_archive(source: Path, policy: TrustPolicy) -> Bundle:
+    from nbops.bundle.archive import unpack
+
+    tmp = tempfile.mkdtemp(prefix="nbops-bundle-")
     try:
-        bundle = _load_folder(folder, policy)
+        bundle = _load_folder(unpack(source, tmp), policy)
     except BaseException:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if tmp is not None:
-        bundle._cleanup = weakref.finalize(bundle, shutil.rmtree, tmp, ignore_errors=True)
+    bundle._cleanup = weakref.finalize(bundle, shutil.rmtree, tmp, ignore_errors=True)
     return bundle
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While an archive is unpacked and loaded: SIGTERM, when nothing else handles it, raises
+    SystemExit(143) where the main thread is, as Ctrl-C raises KeyboardInterrupt, so the
+    temporary folder is removed on the way out (the default action would end the process on
+    the spot). A second SIGTERM during that clean-up is ignored; the previous handling comes
+    back afterwards. Nothing changes off the main thread or under another handler."""
+    import signal
+    import threading
+
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _load_folder(folder: Path, policy: TrustPolicy) -> Bundle:
@@ -391,9 +418,10 @@ def _schema(contents: dict[str, bytes], manifest: BundleManifest) -> Schema:
     name = manifest.input.schema_file
     if name not in contents:
         raise BundleIntegrityError(f"{name} is missing", fix="rebuild the bundle")
+    data = load_json(contents[name], what="the bundle's schema", location=name)
     try:
-        return Schema.from_dict(json.loads(contents[name]), source=name)
-    except (ValueError, NbopsError) as e:
+        return Schema.from_dict(data, source=name)
+    except (ValueError, RecursionError, NbopsError) as e:
         raise BundleError(f"the bundle's schema cannot be read: {e}", location=name) from None
 
 
@@ -474,6 +502,18 @@ def _serving_function(
             "or input",
             fix="rebuild the bundle",
         )
+    for field, value in (
+        ("package", serving.package),
+        ("function", serving.function),
+        ("input", serving.input),
+        *(("module", part) for part in serving.module.split(".")),
+    ):
+        if not value.isidentifier() or keyword.iskeyword(value):
+            raise BundleIntegrityError(
+                f"the manifest's serving.{field} {value!r} is not a Python name",
+                location=MANIFEST_FILE,
+                fix="rebuild the bundle",
+            )
     alias = f"_nbops_bundle_{uuid.uuid4().hex[:12]}_{serving.package}"
     prefix = f"{CODE_DIR}/{serving.package}/"
     modules: dict[str, tuple[str, bytes, bool]] = {}
@@ -488,11 +528,18 @@ def _serving_function(
         raise BundleIntegrityError(
             f"{prefix}__init__.py is missing from the bundle", fix="rebuild the bundle"
         )
+    module_name = f"{alias}.{serving.module}"
+    if module_name not in modules:
+        raise BundleIntegrityError(
+            f"the manifest's serving.module {serving.module!r} is not a module of {prefix}",
+            location=MANIFEST_FILE,
+            fix="rebuild the bundle",
+        )
     finder = _BundleFinder(modules)
     sys.meta_path.insert(0, finder)
     try:
         importlib.import_module(alias)
-        module = importlib.import_module(f"{alias}.{serving.module}")
+        module = importlib.import_module(module_name)
         common = (
             importlib.import_module(f"{alias}.common") if f"{alias}.common" in modules else None
         )
@@ -506,25 +553,27 @@ def _serving_function(
         ) from None
     finally:
         sys.meta_path.remove(finder)
-    fn = getattr(module, serving.function, None)
-    if not callable(fn):
-        raise BundleIntegrityError(
-            f"{serving.package}.{serving.module} has no function {serving.function!r}",
-            fix="rebuild the bundle",
-        )
     setup: dict[str, Any] = {}
     for setup_name in serving.setup:
-        if common is None or not hasattr(common, setup_name):
+        # the module's own names only: no module `__getattr__` runs
+        if common is None or setup_name not in vars(common):
             raise BundleIntegrityError(
                 f"{serving.package}.common has no {setup_name!r} for the serving step",
                 fix="rebuild the bundle",
             )
-        setup[setup_name] = getattr(common, setup_name)
-    configure = getattr(common, "configure", None) if common is not None else None
-    if callable(configure):
-        configure()  # the notebook's setup calls, as the pipeline runs them first
+        setup[setup_name] = vars(common)[setup_name]
     frame_input = serving.input
     parameters = dict(serving.parameters)
+    if serving.values is not None:
+        expected = {frame_input: None, "_nbops_frozen": None}
+    else:
+        expected = {frame_input: None, **dict.fromkeys(parameters), **dict.fromkeys(setup)}
+    fn = serving_function(
+        module, serving.function, expected, where=modules[module_name][0], alias=alias
+    )
+    configure = vars(common).get("configure") if common is not None else None
+    if callable(configure):
+        configure()  # the notebook's setup calls, as the pipeline runs them first
     if serving.values is not None:
         return _derived_serve(fn, frame_input, serving, contents)
 
@@ -533,6 +582,50 @@ def _serving_function(
         return out[0] if isinstance(out, tuple) else out
 
     return serve
+
+
+def serving_function(
+    module: ModuleType, name: str, arguments: dict[str, Any], *, where: str, alias: str
+) -> Callable[..., Any]:
+    """The function `name` of the bundle's serving module, checked to be a serving function
+    without calling anything: a plain Python function (not a class, a builtin, a partial or a
+    generator), defined in that module's own verified source (`where`) rather than imported
+    from another module, and whose signature accepts `arguments` as keyword arguments (the
+    request frame's name, the step's parameters and setup values; or the frozen values of a
+    serving path). `alias`: the private name the package was imported under (shown as the
+    package's own name). BundleIntegrityError, one line, otherwise."""
+    package = alias.split("_", 4)[-1]
+
+    def shown(dotted: str) -> str:
+        return package + dotted[len(alias) :] if dotted.startswith(alias) else dotted
+
+    qualified = f"{shown(module.__name__)}.{name}"
+    fn = vars(module).get(name)  # the module's own names: no module `__getattr__` runs
+
+    def refuse(what: str) -> BundleIntegrityError:
+        return BundleIntegrityError(
+            f"the manifest's serving.function {qualified} is not a serving function: {what}",
+            location=MANIFEST_FILE,
+            fix="rebuild the bundle (nbops bundle)",
+        )
+
+    if fn is None:
+        raise refuse("the module defines no such name")
+    if not isinstance(fn, types.FunctionType):
+        kind = "a class" if isinstance(fn, type) else f"a {type(fn).__name__}"
+        raise refuse(f"it is {kind}")
+    code = fn.__code__
+    if fn.__module__ != module.__name__ or code.co_filename != where:
+        raise refuse(f"it is {shown(fn.__module__)}.{fn.__qualname__}, from another module")
+    if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
+        raise refuse("it is a generator or a coroutine")
+    try:
+        inspect.signature(fn, follow_wrapped=False).bind(**arguments)
+    except (TypeError, ValueError) as e:
+        raise refuse(
+            f"it does not take {', '.join(arguments)} as keyword arguments ({e})"
+        ) from None
+    return fn
 
 
 def _derived_serve(

@@ -36,6 +36,7 @@ allow-list accepts) and the notebook cells it came from in `cells`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -53,6 +54,51 @@ MODEL_CARD_FILE = "MODEL_CARD.md"
 DOCKERFILE = "Dockerfile"
 CODE_DIR = "code"
 CARD_DIR = "card"
+
+
+MAX_JSON_DEPTH = 64  # arrays and objects inside one another, in any JSON file of a bundle
+
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]+|\\.)*"|[\[\]{}]')
+_JSON_TOKENS_BYTES = re.compile(rb'"(?:[^"\\]+|\\.)*"|[\[\]{}]')
+
+
+def json_depth(text: str | bytes, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deep arrays and objects nest in JSON text, counted from its brackets outside
+    strings without parsing it (no recursion, whatever the depth); stops counting past
+    `limit` (returns limit + 1)."""
+    tokens = _JSON_TOKENS_BYTES if isinstance(text, bytes) else _JSON_TOKENS
+    depth = deepest = 0
+    for match in tokens.finditer(text):  # type: ignore[arg-type]
+        char = match.group()[:1]
+        if char in ("[", "{", b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        elif char in ("]", "}", b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
+def load_json(text: str | bytes, *, what: str, location: str) -> Any:
+    """Parse one of a bundle's JSON files: BundleIntegrityError, one line, when it is not JSON
+    or nests deeper than MAX_JSON_DEPTH (which Python's parser would meet with a
+    RecursionError)."""
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise BundleIntegrityError(
+            f"{what} nests arrays or objects more than {MAX_JSON_DEPTH} levels deep",
+            location=location,
+            fix=_REBUILD,
+        )
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise BundleIntegrityError(
+            f"{what} is not valid JSON ({type(e).__name__}: {e})"[:300],
+            location=location,
+            fix=_REBUILD,
+        ) from None
 
 
 class _Record(BaseModel):
@@ -168,12 +214,7 @@ class BundleManifest(_Record):
     def from_json(cls, text: str | bytes, *, location: str = MANIFEST_FILE) -> BundleManifest:
         """Parse a manifest: BundleVersionError when a newer nbops wrote it,
         BundleIntegrityError when it is not a valid manifest."""
-        try:
-            data = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise BundleIntegrityError(
-                f"the manifest is not valid JSON ({e})", location=location, fix=_REBUILD
-            ) from None
+        data = load_json(text, what="the manifest", location=location)
         if not isinstance(data, dict) or data.get("kind") != "nbops.bundle":
             raise BundleIntegrityError(
                 "not an nbops bundle manifest", location=location, fix=_REBUILD
