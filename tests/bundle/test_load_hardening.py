@@ -56,7 +56,8 @@ def _predict(bundle: Path, tmp_path: Path) -> Any:
 def _one_line_error(result: Any, code: int) -> str:
     assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
+    # the error line, after any warning (an unsigned bundle's, printed once it is loaded)
+    lines = [x for x in result.stderr.strip().splitlines() if not x.startswith("nbops: warning:")]
     assert len(lines) == 1 and lines[0].startswith("nbops: error: "), result.stderr
     return lines[0]
 
@@ -555,3 +556,16 @@ def test_json_depth_counts_brackets_outside_strings_only(
 ) -> None:
     text = json.dumps(value, ensure_ascii=ensure_ascii)
     assert json_depth(text.encode() if as_bytes else text) == _depth(value)
+
+
+def test_predict_with_a_serving_function_whose_output_the_model_refuses_is_one_line(
+    bundle_copy: Path, tmp_path: Path
+) -> None:
+    """A serving function of the right shape that hands the model the raw request (a text
+    column it cannot read) loads, but every prediction is a one-line BundleError (exit 28),
+    not the model's traceback."""
+    change = _append("code/tiny/transform.py", "\n\ndef passthrough(*, raw):\n    return raw\n")
+    _serving_entry(bundle_copy, "passthrough", change)
+    line = _one_line_error(_predict(bundle_copy, tmp_path), 28)
+    assert "the model refuses the request's features" in line
+    assert not (tmp_path / "out.csv").exists()

@@ -78,6 +78,22 @@ _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 _REFUSED = frozenset({"missing_column", "dtype", "nulls", "file_format"})
 
 
+def _model_output(method: Any, features: Any) -> Any:
+    """The model's answer for the features; a model refusing them (scikit-learn's ValueError
+    on a wrong shape or value, a TypeError, an overflow) is a one-line BundleError."""
+    try:
+        return method(features)
+    except NbopsError:
+        raise
+    except (ValueError, TypeError, ArithmeticError) as e:
+        message = " ".join(str(e).split())[:300]
+        raise BundleError(
+            f"the model refuses the request's features ({type(e).__name__}: {message})",
+            fix="send values like the ones the model was trained on (schema.json); if every "
+            "request fails, the bundle's serving code does not produce the model's input",
+        ) from None
+
+
 class Bundle:
     """A loaded bundle: its manifest, request schema, model and serving path."""
 
@@ -201,7 +217,7 @@ class Bundle:
         """Predictions for a request frame (checked, transformed, then `model.predict`)."""
         import numpy as np
 
-        return np.asarray(self.model.predict(self.transform(frame)))
+        return np.asarray(_model_output(self.model.predict, self.transform(frame)))
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Class probabilities, for a model with `predict_proba`; BundleError otherwise."""
@@ -209,7 +225,7 @@ class Bundle:
 
         if not self.has_proba:
             raise BundleError(f"the model ({self.manifest.model.class_name}) has no predict_proba")
-        return np.asarray(self.model.predict_proba(self.transform(frame)))
+        return np.asarray(_model_output(self.model.predict_proba, self.transform(frame)))
 
     def records_frame(self, records: Sequence[dict[str, Any]]) -> pd.DataFrame:
         """JSON records as a request frame (datetime columns parsed from their text)."""
