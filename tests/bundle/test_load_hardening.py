@@ -569,3 +569,25 @@ def test_predict_with_a_serving_function_whose_output_the_model_refuses_is_one_l
     line = _one_line_error(_predict(bundle_copy, tmp_path), 28)
     assert "the model refuses the request's features" in line
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("attack", ["f2py-type", "deep-schema"])
+def test_bundle_verify_refuses_what_loading_would_refuse_without_running_it(
+    bundle_copy: Path, tmp_path: Path, attack: str
+) -> None:
+    """`nbops bundle verify` (which runs nothing) does not call a bundle fine that every
+    `predict` would refuse: a manifest trusting a module nbops never loads, a schema nested
+    100,000 levels."""
+    if attack == "f2py-type":
+        _rewrite(bundle_copy, lambda d: d["model"]["types"].append("numpy.f2py.__main__.X"))
+        says = "never loads"
+    else:
+        (bundle_copy / "schema.json").write_text("[" * DEEP + "]" * DEEP)
+        _rewrite(bundle_copy, _nothing_to_manifest)
+        says = "levels deep"
+    result = run_nbops("bundle", "verify", str(bundle_copy), cwd=tmp_path)
+    assert says in _one_line_error(result, 29)
+
+
+def _nothing_to_manifest(data: dict[str, Any]) -> None:
+    return None

@@ -420,6 +420,26 @@ def verify_files(folder: Path, manifest: BundleManifest) -> dict[str, bytes]:
     return contents
 
 
+def check_readable(contents: dict[str, bytes], manifest: BundleManifest) -> None:
+    """What loading would refuse before it runs anything, checked without running anything:
+    the schema (read, bounded in depth) and every type the manifest and the model file name,
+    judged against the allow-list by name alone (nothing is imported, the model not read).
+    For `verify_bundle`, so a bundle it passes is one `load_bundle` does not refuse on those
+    grounds."""
+    import skops.io as sio
+
+    _schema(contents, manifest)
+    info = manifest.model
+    try:
+        untrusted = sio.get_untrusted_types(data=contents[info.file])
+    except Exception as e:
+        raise BundleIntegrityError(
+            f"{info.file} is not a readable skops file ({type(e).__name__})",
+            fix="rebuild the bundle",
+        ) from None
+    trusted_types(untrusted, info.types)
+
+
 def _integrity(folder: Path, rel: str, what: str) -> BundleIntegrityError:
     return BundleIntegrityError(
         f"{rel} {what}",

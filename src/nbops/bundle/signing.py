@@ -597,9 +597,11 @@ def verify_bundle(
     require_signature: bool = False,
 ) -> Verification:
     """Check a bundle folder or archive without running any of it: its signature against the
-    trusted keys (plus the environment's, see `trust_policy`), then every file's sha256
-    against the signed manifest. Raises BundleSignatureError, BundleIntegrityError."""
-    from nbops.bundle.load import verify_files
+    trusted keys (plus the environment's, see `trust_policy`), every file's sha256 against
+    the signed manifest, then what loading would refuse before running anything (the schema,
+    the model's types against the allow-list by name). Raises BundleSignatureError,
+    BundleIntegrityError, BundleError."""
+    from nbops.bundle.load import check_readable, verify_files
     from nbops.bundle.manifest import BundleManifest
 
     policy = trust_policy(trusted_keys, require_signature)
@@ -607,7 +609,7 @@ def verify_bundle(
         manifest_bytes = _read_manifest(folder)
         check = check_signature(folder, manifest_bytes, policy)
         manifest = BundleManifest.from_json(manifest_bytes, location=str(folder / MANIFEST_FILE))
-        verify_files(folder, manifest)
+        check_readable(verify_files(folder, manifest), manifest)
         return Verification(check, len(manifest.files), manifest.name, manifest.version)
 
 
