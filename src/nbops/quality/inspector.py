@@ -13,9 +13,12 @@ import base64
 import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from nbops.runs.gates import GateResult, evaluate_gate, parse_gate
+
+if TYPE_CHECKING:
+    from nbops.quality.slices import Task
 
 _STATUS_COLOUR = {"pass": "#d1fae5", "warn": "#fef3c7", "fail": "#fee2e2", "skipped": "#f3f4f6"}
 
@@ -209,7 +212,12 @@ def inspection(
         )
         slice_frame = _slice_frame(slices, X, data)
         report.slices = slice_metrics(
-            y, y_pred, y_score, slices=slice_frame, task=task, min_size=min_size
+            y,
+            y_pred,
+            y_score,
+            slices=slice_frame,
+            task=cast("Task", task),  # an unknown task is refused by slice_metrics
+            min_size=min_size,
         )
     values = _gate_values(report)
     for text in gates if gates is not None else _project_gates():

@@ -98,7 +98,7 @@ def _check_frame(df: Any, what: str) -> pd.DataFrame:
 
 
 def infer_schema(
-    df: pd.DataFrame,
+    reference: pd.DataFrame,
     *,
     label: str | None = None,
     key: str | Sequence[str] | None = None,
@@ -107,7 +107,7 @@ def infer_schema(
     name: str | None = None,
 ) -> Schema:
     """Infer a schema, with drift references, from a reference frame (e.g. the training data)."""
-    df = _check_frame(df, "infer_schema")
+    df = _check_frame(reference, "infer_schema")
     if (
         isinstance(categorical_max, bool)
         or not isinstance(categorical_max, int)

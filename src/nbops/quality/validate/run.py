@@ -23,7 +23,7 @@ from nbops.quality.validate.report import CheckResult, ValidationReport
 
 
 def validate(
-    df_or_path: pd.DataFrame | str | os.PathLike[str],
+    data: pd.DataFrame | str | os.PathLike[str],
     schema: Schema | str | os.PathLike[str],
     *,
     environment: str = "training",
@@ -50,16 +50,16 @@ def validate(
         )
     env = _environment(schema, environment)
     checks: list[CheckResult] = []
-    if isinstance(df_or_path, pd.DataFrame):
-        df: pd.DataFrame | None = _usable_frame(df_or_path, "validate")
+    if isinstance(data, pd.DataFrame):
+        df: pd.DataFrame | None = _usable_frame(data, "validate")
         source = "<DataFrame>"
-    elif isinstance(df_or_path, str | os.PathLike):
-        source = str(df_or_path)
-        df, file_checks = _read_file(Path(df_or_path), schema)
+    elif isinstance(data, str | os.PathLike):
+        source = str(data)
+        df, file_checks = _read_file(Path(data), schema)
         checks.extend(file_checks)
     else:
         raise QualityInputError(
-            f"validate needs a DataFrame or a .csv/.parquet path, not {type(df_or_path).__name__}"
+            f"validate needs a DataFrame or a .csv/.parquet path, not {type(data).__name__}"
         )
     references = _references(schema, reference) if drift else {}
 
