@@ -7,27 +7,14 @@ over a frame (rows where a column it reads is null are not judged).
 from __future__ import annotations
 
 import ast
-import operator
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
 
-_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
-    ast.Lt: operator.lt,
-    ast.LtE: operator.le,
-    ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
-    ast.Eq: operator.eq,
-    ast.NotEq: operator.ne,
-}
-_ARITHMETIC: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-}
+from nbops._safe_expr import ARITHMETIC, COMPARE, check_operand
+
 _GRAMMAR = "a comparison such as 'value >= 0', 'value <= other_column' or 'value in (\"a\", \"b\")'"
 
 
@@ -55,7 +42,7 @@ def _check_boolean(node: ast.expr) -> None:
                     _is_literal(e) for e in right.elts
                 ):
                     raise ValueError(f"'in' needs a literal list, not {ast.unparse(right)!r}")
-            elif type(op) in _COMPARE:
+            elif type(op) in COMPARE:
                 _check_operand(right)
             else:
                 raise ValueError(f"{ast.unparse(node)!r}: only < <= > >= == != in, not in")
@@ -70,15 +57,15 @@ def _is_literal(node: ast.expr) -> bool:
 
 
 def _check_operand(node: ast.expr) -> None:
-    if _is_literal(node) or isinstance(node, ast.Name) or _column_call(node) is not None:
-        return
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        _check_operand(node.operand)
-    elif isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
-        _check_operand(node.left)
-        _check_operand(node.right)
-    else:
-        raise ValueError(f"{ast.unparse(node)!r} is not allowed in a check; write {_GRAMMAR}")
+    """Literals, column names and `col("...")`, with + - * / between them."""
+
+    def leaf(part: ast.expr) -> bool:
+        return _is_literal(part) or isinstance(part, ast.Name) or _column_call(part) is not None
+
+    def refuse(part: ast.expr) -> NoReturn:
+        raise ValueError(f"{ast.unparse(part)!r} is not allowed in a check; write {_GRAMMAR}")
+
+    check_operand(node, leaf, refuse)
 
 
 def _column_call(node: ast.expr) -> str | None:
@@ -152,7 +139,7 @@ def _eval(node: ast.expr, env: Mapping[str, pd.Series]) -> Any:
             return ~_as_bool(operand, _length(env))
         return -operand if isinstance(node.op, ast.USub) else +operand
     if isinstance(node, ast.BinOp):
-        return _ARITHMETIC[type(node.op)](_eval(node.left, env), _eval(node.right, env))
+        return ARITHMETIC[type(node.op)](_eval(node.left, env), _eval(node.right, env))
     if isinstance(node, ast.BoolOp):
         n = _length(env)
         parts = [_as_bool(_eval(v, env), n) for v in node.values]
@@ -174,7 +161,7 @@ def _eval(node: ast.expr, env: Mapping[str, pd.Series]) -> Any:
                 result &= inside if isinstance(op, ast.In) else ~inside
                 continue
             right = _eval(comparator, env)
-            result &= _as_bool(_COMPARE[type(op)](left, right), n)
+            result &= _as_bool(COMPARE[type(op)][1](left, right), n)
             left = right
         return result
     raise ValueError(f"{ast.unparse(node)!r} is not allowed")  # parse_expression rules it out
