@@ -310,31 +310,9 @@ def _drift_plots(validation: Any, schema: Any, data: Any) -> list[tuple[str, byt
 
 
 def _slice_plots(report: InspectionReport) -> list[tuple[str, bytes]]:
-    from nbops.quality.plots import slice_bar_chart
+    from nbops.quality.plots import slice_plots
 
-    thresholds = _thresholds(report.gates)
-    frame = report.slices.to_frame()  # type: ignore[union-attr]
-    plots = []
-    overall = report.slices.gate_values()  # type: ignore[union-attr]
-    for metric in report.slices.metrics:  # type: ignore[union-attr]
-        rows = frame[frame["metric"] == metric]
-        threshold = thresholds.get(metric)
-        values = [None if v != v else float(v) for v in rows["value"]]  # NaN -> None
-        failing = [v is not None and threshold is not None and v < threshold for v in values]
-        plots.append(
-            (
-                metric,
-                slice_bar_chart(
-                    metric,
-                    [str(s) for s in rows["slice"]],
-                    values,
-                    overall.get(f"overall.{metric}"),
-                    threshold,
-                    failing,
-                ),
-            )
-        )
-    return plots
+    return slice_plots(report.slices, _thresholds(report.gates))  # type: ignore[arg-type]
 
 
 def _thresholds(gates: list[GateResult]) -> dict[str, float]:
