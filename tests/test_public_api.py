@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
@@ -78,4 +79,41 @@ def test_the_capture_api_imports_only_the_standard_library() -> None:
     loaded = {name.split(".")[0] for name in json.loads(out.stdout)}
     assert loaded <= set(sys.stdlib_module_names) | {"nbops"}, sorted(
         loaded - set(sys.stdlib_module_names)
+    )
+
+
+def test_the_quality_functions_take_their_implementations_parameters() -> None:
+    """`nbops.infer_schema`, `validate` and `slice_metrics` show the real parameters (not
+    `**options`), with the implementation's names, kinds, defaults and annotations; the two
+    that record a report add `name`."""
+    from nbops.quality.schema import infer_schema
+    from nbops.quality.slices import slice_metrics
+    from nbops.quality.validate import validate
+
+    cases = [
+        (nbops.infer_schema, infer_schema, set()),
+        (nbops.validate, validate, {"name"}),
+        (nbops.slice_metrics, slice_metrics, {"name"}),
+    ]
+    for public, implementation, recording in cases:
+        shown = inspect.signature(public)
+        real = inspect.signature(implementation)
+        assert [p for p in shown.parameters.values() if p.name not in recording] == list(
+            real.parameters.values()
+        ), public.__name__
+        assert shown.return_annotation == real.return_annotation, public.__name__
+        for name in recording:
+            assert shown.parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_the_quality_functions_signatures_load_nothing_heavy() -> None:
+    probe = (
+        "import inspect, json, sys, nbops; "
+        "[inspect.signature(f) for f in (nbops.validate, nbops.slice_metrics, nbops.infer_schema)]; "
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout))
+    assert not ({"pandas", "numpy", "pydantic"} & loaded), sorted(
+        {"pandas", "numpy", "pydantic"} & loaded
     )

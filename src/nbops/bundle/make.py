@@ -287,26 +287,7 @@ def _recorded_gates(record: RunRecord) -> list[dict[str, Any]]:
 def _slice_plots(report: dict[str, Any] | None) -> list[tuple[str, bytes]]:
     if not report:
         return []
-    from nbops.quality.plots import slice_bar_chart
+    from nbops.quality.plots import slice_plots
     from nbops.quality.slices import SliceReport
 
-    parsed = SliceReport.model_validate(report)
-    frame = parsed.to_frame()
-    plots = []
-    for metric in parsed.metrics:
-        rows = frame[frame["metric"] == metric]
-        values = [None if v != v else float(v) for v in rows["value"]]
-        plots.append(
-            (
-                metric,
-                slice_bar_chart(
-                    metric,
-                    [str(s) for s in rows["slice"]],
-                    values,
-                    parsed.overall.get(metric),
-                    None,
-                    [False] * len(values),
-                ),
-            )
-        )
-    return plots
+    return slice_plots(SliceReport.model_validate(report))

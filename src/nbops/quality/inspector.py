@@ -13,9 +13,12 @@ import base64
 import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from nbops.runs.gates import GateResult, evaluate_gate, parse_gate
+
+if TYPE_CHECKING:
+    from nbops.quality.slices import Task
 
 _STATUS_COLOUR = {"pass": "#d1fae5", "warn": "#fef3c7", "fail": "#fee2e2", "skipped": "#f3f4f6"}
 
@@ -209,7 +212,12 @@ def inspection(
         )
         slice_frame = _slice_frame(slices, X, data)
         report.slices = slice_metrics(
-            y, y_pred, y_score, slices=slice_frame, task=task, min_size=min_size
+            y,
+            y_pred,
+            y_score,
+            slices=slice_frame,
+            task=cast("Task", task),  # an unknown task is refused by slice_metrics
+            min_size=min_size,
         )
     values = _gate_values(report)
     for text in gates if gates is not None else _project_gates():
@@ -302,31 +310,9 @@ def _drift_plots(validation: Any, schema: Any, data: Any) -> list[tuple[str, byt
 
 
 def _slice_plots(report: InspectionReport) -> list[tuple[str, bytes]]:
-    from nbops.quality.plots import slice_bar_chart
+    from nbops.quality.plots import slice_plots
 
-    thresholds = _thresholds(report.gates)
-    frame = report.slices.to_frame()  # type: ignore[union-attr]
-    plots = []
-    overall = report.slices.gate_values()  # type: ignore[union-attr]
-    for metric in report.slices.metrics:  # type: ignore[union-attr]
-        rows = frame[frame["metric"] == metric]
-        threshold = thresholds.get(metric)
-        values = [None if v != v else float(v) for v in rows["value"]]  # NaN -> None
-        failing = [v is not None and threshold is not None and v < threshold for v in values]
-        plots.append(
-            (
-                metric,
-                slice_bar_chart(
-                    metric,
-                    [str(s) for s in rows["slice"]],
-                    values,
-                    overall.get(f"overall.{metric}"),
-                    threshold,
-                    failing,
-                ),
-            )
-        )
-    return plots
+    return slice_plots(report.slices, _thresholds(report.gates))  # type: ignore[arg-type]
 
 
 def _thresholds(gates: list[GateResult]) -> dict[str, float]:

@@ -7,7 +7,11 @@ user's session and nothing opens a window.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nbops.quality.slices import SliceReport
 
 _PASS, _WARN, _FAIL, _GREY = "#059669", "#d97706", "#dc2626", "#9ca3af"
 
@@ -79,3 +83,25 @@ def slice_bar_chart(
     if overall is not None or threshold is not None:
         ax.legend(fontsize=7, frameon=False, loc="lower right")
     return _png(fig)
+
+
+def slice_plots(
+    report: SliceReport, thresholds: Mapping[str, float] | None = None
+) -> list[tuple[str, bytes]]:
+    """One `slice_bar_chart` per metric of the report, named by the metric. `thresholds`
+    (metric -> the bound of a `slices.<metric>.min` gate) draws that line and reds the
+    slices below it; undefined values (NaN) show as grey bars."""
+    thresholds = thresholds or {}
+    frame = report.to_frame()
+    plots = []
+    for metric in report.metrics:
+        rows = frame[frame["metric"] == metric]
+        threshold = thresholds.get(metric)
+        values = [None if v != v else float(v) for v in rows["value"]]  # NaN -> None
+        failing = [v is not None and threshold is not None and v < threshold for v in values]
+        names = [str(s) for s in rows["slice"]]
+        chart = slice_bar_chart(
+            metric, names, values, report.overall.get(metric), threshold, failing
+        )
+        plots.append((metric, chart))
+    return plots

@@ -15,26 +15,14 @@ from __future__ import annotations
 
 import ast
 import math
-import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NoReturn
 
+from nbops._safe_expr import ARITHMETIC as _ARITHMETIC
+from nbops._safe_expr import COMPARE as _COMPARE
+from nbops._safe_expr import check_operand
 from nbops.errors import GateError
-
-_COMPARE: dict[type[ast.cmpop], tuple[str, Callable[[float, float], bool]]] = {
-    ast.GtE: (">=", operator.ge),
-    ast.LtE: ("<=", operator.le),
-    ast.Gt: (">", operator.gt),
-    ast.Lt: ("<", operator.lt),
-    ast.Eq: ("==", operator.eq),
-    ast.NotEq: ("!=", operator.ne),
-}
-_ARITHMETIC: dict[type[ast.operator], Callable[[float, float], float]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-}
 
 
 @dataclass(frozen=True)
@@ -90,22 +78,23 @@ def parse_gate(text: str) -> Gate:
 
 
 def _check(node: ast.expr, text: str, names: list[str]) -> None:
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return
-    if isinstance(node, ast.Name | ast.Attribute):
-        names.append(_dotted(node, text))
-        return
-    if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
-        _check(node.left, text, names)
-        _check(node.right, text, names)
-        return
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        _check(node.operand, text, names)
-        return
-    raise GateError(
-        f"gate {text!r}: {ast.unparse(node)!r} is not allowed",
-        fix="gates use numbers, metric names (dotted too), + - * / and one comparison",
-    )
+    """Numbers and dotted names (recorded in `names`), with + - * / between them."""
+
+    def leaf(part: ast.expr) -> bool:
+        if isinstance(part, ast.Constant) and type(part.value) in (int, float):
+            return True
+        if isinstance(part, ast.Name | ast.Attribute):
+            names.append(_dotted(part, text))
+            return True
+        return False
+
+    def refuse(part: ast.expr) -> NoReturn:
+        raise GateError(
+            f"gate {text!r}: {ast.unparse(part)!r} is not allowed",
+            fix="gates use numbers, metric names (dotted too), + - * / and one comparison",
+        )
+
+    check_operand(node, leaf, refuse)
 
 
 def _dotted(node: ast.expr, text: str) -> str:

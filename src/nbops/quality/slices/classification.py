@@ -1,0 +1,294 @@
+"""Classification metrics for every slice at once: labels encoded to integers once,
+per-slice confusion counts from one `np.bincount`, roc_auc as the Mann-Whitney statistic
+(average ranks for ties) from per-slice score histograms or one sort.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from nbops.errors import QualityInputError
+from nbops.quality.slices._common import _Array
+from nbops.quality.slices.inputs import _no_missing, _python_scalar, _same_length
+
+
+def _sorted_classes(values: list[Any], what: str) -> list[Any]:
+    try:
+        return sorted(values)
+    except TypeError:
+        raise QualityInputError(
+            f"the {what} mix types that cannot be ordered ({values[:5]})",
+            fix="pass labels=[...] (and pos_label= for a binary task) to fix their order",
+        ) from None
+
+
+def _encode_labels(
+    y_true: _Array, y_pred: _Array, labels: Sequence[Any] | None, pos_label: Any
+) -> tuple[_Array, _Array, list[Any], int | None]:
+    """Integer codes of y_true and y_pred, the classes, and the positive class's index
+    (None for a multiclass task)."""
+    for name, array in (("y_true", y_true), ("y_pred", y_pred)):
+        if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
+            raise QualityInputError(
+                f"{name} holds non-integer numbers, which look like scores, not class labels",
+                fix="pass class labels as y_pred and scores or probabilities as y_score, "
+                "or task='regression'",
+            )
+    codes_true, uniques_true = pd.factorize(y_true)
+    codes_pred, uniques_pred = pd.factorize(y_pred)
+    uniques_true = np.asarray(uniques_true, dtype=object)
+    uniques_pred = np.asarray(uniques_pred, dtype=object)
+    if labels is not None:
+        classes = [_python_scalar(value) for value in labels]
+        if len(set(classes)) != len(classes) or not classes:
+            raise QualityInputError(f"labels must be distinct and not empty: {classes}")
+    else:
+        seen = pd.unique(np.concatenate([uniques_true, uniques_pred]))
+        classes = _sorted_classes([_python_scalar(value) for value in seen], "labels")
+    positive: int | None = None
+    if pos_label is not None:
+        pos_label = _python_scalar(pos_label)
+        if pos_label not in classes:
+            if labels is not None:
+                raise QualityInputError(f"pos_label {pos_label!r} is not one of labels {classes}")
+            classes = _sorted_classes([*classes, pos_label], "labels")
+        if len(classes) > 2:
+            raise QualityInputError(
+                f"pos_label is for binary labels, but there are {len(classes)} classes",
+                fix="leave pos_label out: multiclass metrics are macro averages",
+            )
+        positive = classes.index(pos_label)
+    elif len(classes) <= 2:
+        positive = classes.index(_sorted_classes(list(classes), "labels")[-1])
+    index = pd.Index(classes, dtype=object)
+    encoded = []
+    for name, codes, uniques in (
+        ("y_true", codes_true, uniques_true),
+        ("y_pred", codes_pred, uniques_pred),
+    ):
+        lookup = index.get_indexer(pd.Index(uniques, dtype=object))
+        if (lookup < 0).any():
+            unknown = [_python_scalar(value) for value in uniques[lookup < 0][:5]]
+            raise QualityInputError(
+                f"{name} has values not in labels: {unknown}", fix="add them to labels="
+            )
+        encoded.append(lookup.astype(np.int64)[codes])
+    return encoded[0], encoded[1], classes, positive
+
+
+def _divide(numerator: _Array, denominator: _Array) -> npt.NDArray[np.float64]:
+    """numerator / denominator, NaN where the denominator is 0."""
+    out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
+    return np.divide(numerator, denominator, out=out, where=denominator != 0)
+
+
+def _count_metric(confusion: _Array, metric: str, positive: int | None) -> _Array:
+    """A metric from confusion counts of shape (..., true class, predicted class); NaN where
+    it is undefined. Binary (positive given): the positive class's score. Multiclass: the
+    macro average over the classes present in y_true or y_pred (as scikit-learn does), an
+    undefined per-class value counting as 0."""
+    counts = confusion.sum(axis=(-2, -1))
+    true_positive = np.diagonal(confusion, axis1=-2, axis2=-1)
+    if metric == "accuracy":
+        return _divide(true_positive.sum(axis=-1), counts)
+    actual = confusion.sum(axis=-1)
+    predicted = confusion.sum(axis=-2)
+    if positive is not None:
+        tp, n_actual, n_predicted = (
+            true_positive[..., positive],
+            actual[..., positive],
+            predicted[..., positive],
+        )
+        if metric == "precision":
+            return _divide(tp, n_predicted)
+        if metric == "recall":
+            return _divide(tp, n_actual)
+        return _divide(2 * tp, n_actual + n_predicted)
+    denominator = {"precision": predicted, "recall": actual, "f1": actual + predicted}[metric]
+    numerator = 2 * true_positive if metric == "f1" else true_positive
+    per_class = np.nan_to_num(_divide(numerator, denominator), nan=0.0)
+    present = (actual + predicted) > 0
+    return _divide((per_class * present).sum(axis=-1), present.sum(axis=-1))
+
+
+_COUNT_REASONS = {
+    "accuracy": "the slice is empty",
+    "precision": "no predicted positives in the slice",
+    "recall": "no actual positives in the slice",
+    "f1": "no actual or predicted positives in the slice",
+}
+
+
+def _dense_ranks(
+    score: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.int64], int, _Array | None]:
+    """Each score's rank among the distinct scores (0 = lowest), how many there are, and the
+    rows in score order if they had to be sorted."""
+    sample = score[:: max(1, len(score) // 50_000)]
+    if len(np.unique(sample)) <= 5_000:  # few distinct scores: hashing beats sorting
+        codes, uniques = pd.factorize(score, sort=True)
+        return np.asarray(codes, dtype=np.int64), len(uniques), None
+    order = np.argsort(score)
+    ordered = score[order]
+    ranks_in_order = np.zeros(len(score), dtype=np.int64)
+    np.cumsum(ordered[1:] != ordered[:-1], out=ranks_in_order[1:])
+    ranks = np.empty_like(ranks_in_order)
+    ranks[order] = ranks_in_order
+    return ranks, int(ranks_in_order[-1]) + 1, order
+
+
+class _Ranking:
+    """One binary ranking problem for roc_auc: which rows are positive, and the rank of each
+    row's score. `key` = 2 * rank + positive, so one integer carries both."""
+
+    def __init__(self, positive: npt.NDArray[np.bool_], score: npt.NDArray[np.float64]) -> None:
+        ranks, self.n_unique, self._order = _dense_ranks(score + 0.0)  # -0.0 becomes 0.0
+        self.key = ranks * 2 + positive
+
+    def order(self) -> _Array:
+        """Rows sorted by score (computed once)."""
+        if self._order is None:
+            self._order = np.argsort(self.key)
+        return self._order
+
+
+@dataclass
+class _AucCells:
+    """Per-slice counts of positives and negatives at each distinct score, in score order:
+    slice `s` owns cells start[s]:start[s+1]."""
+
+    positives: _Array
+    negatives: _Array
+    start: _Array
+
+
+def _auc_from_counts(positives: _Array, negatives: _Array) -> _Array:
+    """roc_auc from positives/negatives counted at each distinct score (last axis, ascending):
+    the Mann-Whitney U with ties counted half, over n_pos * n_neg. NaN with only one class."""
+    below = 2 * np.cumsum(negatives, axis=-1) - negatives  # 2 * (lower) + (tied) negatives
+    twice_u = (positives * below).sum(axis=-1)
+    pairs = positives.sum(axis=-1) * negatives.sum(axis=-1)
+    return _divide(twice_u, 2 * pairs)
+
+
+def _auc(
+    ranking: _Ranking, codes: _Array | None, n_slices: int, want_cells: bool
+) -> tuple[_Array, _AucCells | None]:
+    """roc_auc of every slice (NaN where a slice has one class), and the cells a bootstrap
+    resamples."""
+    width = 2 * ranking.n_unique
+    n_rows = len(ranking.key)
+    if n_slices * ranking.n_unique <= max(n_rows, 1 << 16):
+        key = ranking.key if codes is None else codes * width + ranking.key
+        histogram = np.bincount(key, minlength=n_slices * width).reshape(n_slices, -1, 2)
+        positives, negatives = histogram[:, :, 1], histogram[:, :, 0]
+        values = _auc_from_counts(positives, negatives)
+        cells = None
+        if want_cells:
+            slice_of, rank_of = np.nonzero(positives + negatives)
+            start = np.searchsorted(slice_of, np.arange(n_slices + 1))
+            cells = _AucCells(positives[slice_of, rank_of], negatives[slice_of, rank_of], start)
+        return values, cells
+    # many slices times many distinct scores: sort rows by (slice, score) instead
+    assert codes is not None
+    order = ranking.order()
+    by_score = codes[order]
+    if n_slices < 1 << 16:
+        by_score = by_score.astype(np.uint16)  # a stable sort of uint16 is a radix sort
+    regroup = np.argsort(by_score, kind="stable")
+    slice_of = by_score[regroup].astype(np.int64)
+    key = ranking.key[order[regroup]]
+    rank = key >> 1
+    boundary = np.ones(n_rows, dtype=bool)
+    boundary[1:] = (slice_of[1:] != slice_of[:-1]) | (rank[1:] != rank[:-1])
+    start = np.flatnonzero(boundary)
+    end = np.append(start[1:], n_rows)
+    cumulative = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(key & 1, out=cumulative[1:])
+    positives = cumulative[end] - cumulative[start]
+    negatives = (end - start) - positives
+    group_slice = slice_of[start]
+    negatives_before = np.cumsum(negatives) - negatives
+    first = np.searchsorted(group_slice, np.arange(n_slices + 1))
+    negatives_before -= negatives_before[first[:-1]][group_slice]
+    twice_u = np.bincount(
+        group_slice, weights=positives * (2 * negatives_before + negatives), minlength=n_slices
+    )
+    n_positive = np.bincount(group_slice, weights=positives, minlength=n_slices)
+    n_negative = np.bincount(group_slice, weights=negatives, minlength=n_slices)
+    values = _divide(twice_u, 2 * n_positive * n_negative)
+    cells = _AucCells(positives, negatives, first) if want_cells else None
+    return values, cells
+
+
+@dataclass
+class _Classification:
+    true: _Array
+    pred: _Array
+    classes: list[Any]
+    positive: int | None
+    pair: _Array  # true * K + pred
+    rankings: list[_Ranking]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+def _prepare_classification(
+    y_true: _Array,
+    y_pred: _Array,
+    y_score: Any,
+    labels: Sequence[Any] | None,
+    pos_label: Any,
+    want_auc: bool,
+) -> _Classification:
+    true, pred, classes, positive = _encode_labels(y_true, y_pred, labels, pos_label)
+    n_classes = len(classes)
+    rankings: list[_Ranking] = []
+    if y_score is not None:
+        score = _score_array(y_score, len(true))
+        if positive is not None:
+            if score.ndim == 2:
+                if score.shape[1] != 2:
+                    raise QualityInputError(
+                        f"y_score has {score.shape[1]} columns but the labels are binary",
+                        fix="pass the positive class's score (1-d) or two columns",
+                    )
+                score = score[:, positive if n_classes == 2 else 1]
+            if want_auc:
+                rankings = [_Ranking(true == positive, score)]
+        else:
+            if score.ndim != 2 or score.shape[1] != n_classes:
+                raise QualityInputError(
+                    f"y_score has shape {score.shape}, but there are {n_classes} classes "
+                    f"({classes})",
+                    fix="multiclass roc_auc needs one score column per class, "
+                    "in the order of labels= (sorted classes by default)",
+                )
+            if want_auc:
+                rankings = [_Ranking(true == k, score[:, k]) for k in range(n_classes)]
+    return _Classification(true, pred, classes, positive, true * n_classes + pred, rankings)
+
+
+def _score_array(y_score: Any, n_rows: int) -> npt.NDArray[np.float64]:
+    if isinstance(y_score, pd.DataFrame | pd.Series):
+        y_score = y_score.to_numpy()
+    score = np.asarray(y_score)
+    if score.ndim not in (1, 2) or len(score) == 0:
+        raise QualityInputError(f"y_score must be 1-d or 2-d and not empty, not {score.shape}")
+    _same_length("y_true", n_rows, "y_score", len(score))
+    if score.dtype.kind not in "biuf":
+        try:
+            score = score.astype(np.float64)
+        except (TypeError, ValueError):
+            raise QualityInputError(f"y_score is not numeric ({score.dtype})") from None
+    score = score.astype(np.float64, copy=False)
+    _no_missing("y_score", score.reshape(-1))
+    return score

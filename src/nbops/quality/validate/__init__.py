@@ -1,0 +1,60 @@
+"""Validate a frame, or a .csv/.parquet file, against a Schema: one report of every check.
+
+    report = validate(df, schema)                          # environment="training"
+    report = validate("batch.parquet", "schema.json", environment="serving")
+    report.passed, report.failed_checks, report.gate_values()
+
+Checks, each reported as pass, warn or fail with the count and fraction of offending rows,
+up to five example values (and row positions) and a message:
+
+- file inputs: `file_format` (a supported extension that parses into rows; a bad file is a
+  failed check, not a traceback) and `file_size` (against the schema's `max_file_bytes`);
+- `missing_column`, `unexpected_column` (columns the schema does not know: the schema's
+  `unexpected_columns` says fail, warn or ignore; a column that must be absent in the
+  environment, like the label in "serving", always fails);
+- per column: `dtype` (the kind's dtypes; integers stored as floats pass when every value is
+  whole, as CSV files with nulls hold them), `nulls` (`nullable`, `max_null_fraction`),
+  `range` (`min`/`max`), `categories` (allowed values), `unique`; and the key as a whole
+  (`duplicate_keys`); `custom` checks;
+- drift, when the schema (or `reference=`) has reference statistics and `drift=True`:
+  numbers get `drift_psi` (population stability index over the reference bins, each
+  proportion floored at 1e-4) and `drift_ks` (Kolmogorov-Smirnov: the largest gap between
+  the data's and the reference's CDF at the reference's stored quantiles, and its asymptotic
+  two-sample p-value; significant → warn, significant with a gap of `ks_statistic_fail` or
+  more → fail); categories and booleans get `drift_categories` (PSI over the categories,
+  total-variation distance alongside) and categories `new_categories` (share of values in a
+  category the reference never had: above `new_category_share` fails, any warns).
+
+Everything is vectorised: one pass per column and check, masks built one column at a time,
+and the frame is never copied (drift sorts the column in chunks of 2**18 values). On large
+frames the columns are checked in threads (`workers=`); the report does not depend on it.
+"""
+
+from nbops.quality.validate.drift import PSI_EPSILON
+from nbops.quality.validate.report import (
+    DRIFT_KINDS,
+    REPORT_VERSION,
+    CheckKind,
+    CheckResult,
+    ReportSummary,
+    Status,
+    ValidationReport,
+)
+from nbops.quality.validate.run import PARALLEL_MIN_CELLS, _workers, validate
+from nbops.quality.validate.values import CHUNK, EXAMPLES
+
+__all__ = [
+    "CHUNK",
+    "DRIFT_KINDS",
+    "EXAMPLES",
+    "PARALLEL_MIN_CELLS",
+    "PSI_EPSILON",
+    "REPORT_VERSION",
+    "CheckKind",
+    "CheckResult",
+    "ReportSummary",
+    "Status",
+    "ValidationReport",
+    "_workers",
+    "validate",
+]

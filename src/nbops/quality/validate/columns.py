@@ -1,0 +1,285 @@
+"""The checks of one column (dtype, nulls, range, categories, unique), sharing what they
+compute (null count, value counts); drift is delegated to `nbops.quality.validate.drift`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+from pydantic import JsonValue
+
+from nbops.quality.schema.infer import (
+    boolean_counts,
+    column_family,
+    counts_by_text,
+    null_count,
+    value_counts,
+)
+from nbops.quality.schema.model import NUMERIC_KINDS, ColumnSchema, ReferenceStats
+from nbops.quality.validate.drift import category_drift, numeric_drift
+from nbops.quality.validate.report import CheckKind, CheckResult, Status
+from nbops.quality.validate.values import (
+    CHUNK,
+    EXAMPLES,
+    _aligned_timestamp,
+    _first_rows,
+    _json_value,
+    _texts,
+)
+
+_ACCEPTED = {
+    "integer": {"integer"},
+    "float": {"integer", "float"},
+    "boolean": {"boolean", "object-boolean"},
+    "string": {"string", "category"},
+    "categorical": {"string", "category"},
+    "datetime": {"datetime"},
+}
+
+
+class _ColumnChecks:
+    """The checks of one column, sharing what they compute (nulls, value counts)."""
+
+    def __init__(self, column: ColumnSchema, s: pd.Series, reference: ReferenceStats | None):
+        self.column = column
+        self.s = s
+        self.n = len(s)
+        self.reference = reference
+        self.nulls = 0
+        self._counts: pd.Series | None = None
+        self._text_counts: tuple[dict[str, int], int] | None = None
+
+    def result(self, kind: CheckKind, status: Status, message: str, **fields: Any) -> CheckResult:
+        count = int(fields.pop("count", 0))
+        return CheckResult(
+            name=f"{self.column.name}.{kind}",
+            column=self.column.name,
+            kind=kind,
+            status=status,
+            count=count,
+            fraction=count / self.n if self.n else 0.0,
+            message=message,
+            **fields,
+        )
+
+    def counts(self) -> pd.Series:
+        """Every value's count (a hashing pass: used when some value is out of place)."""
+        if self._counts is None:
+            self._counts = value_counts(self.s)
+        return self._counts
+
+    def text_counts(self) -> tuple[dict[str, int], int]:
+        """Counts of the categories the schema knows (allowed, reference), and of the rest."""
+        if self._text_counts is None:
+            ref = self.reference.frequencies if self.reference is not None else None
+            known = list(dict.fromkeys([*(self.column.categories or []), *(ref or {})]))
+            found = _arrow_known_counts(self.s, known, self.nulls)
+            if found is None:
+                every = counts_by_text(self.counts())
+                rest = sum(c for k, c in every.items() if k not in set(known))
+                found = ({k: every.get(k, 0) for k in known}, rest)
+            self._text_counts = found
+        return self._text_counts
+
+    def texts_outside(self, accepted: set[str]) -> tuple[list[JsonValue], pd.Index]:
+        """Texts of the values not in `accepted` (most frequent first), and the values."""
+        counts = self.counts()
+        texts = _texts(counts.index)
+        outside = ~texts.isin(list(accepted))
+        return [_json_value(v) for v in texts[outside][:EXAMPLES]], counts.index[outside]
+
+    def run(self) -> list[CheckResult]:
+        family = column_family(self.s)
+        self.nulls = null_count(self.s)
+        dtype_check = self.dtype(family)
+        checks = [dtype_check]
+        if dtype_check.status == "fail":
+            return checks
+        checks.append(self.null_check())
+        kind = self.column.kind
+        if kind in NUMERIC_KINDS or kind == "datetime":
+            checks.extend(self.range_check())
+        if self.column.categories is not None:
+            checks.append(self.categories_check())
+        if self.column.unique:
+            checks.append(self.unique_check())
+        ref = self.reference
+        if ref is not None and self.nulls < self.n:
+            if kind in NUMERIC_KINDS:
+                checks.extend(numeric_drift(self, ref))
+            elif kind == "categorical" and ref.frequencies is not None:
+                known, rest = self.text_counts()
+                checks.extend(category_drift(self, ref.frequencies, known, rest))
+            elif kind == "boolean" and ref.frequencies is not None:
+                checks.extend(category_drift(self, ref.frequencies, boolean_counts(self.s), 0))
+        return checks
+
+    # dtype, nulls, range, categories, unique
+
+    def dtype(self, family: str) -> CheckResult:
+        kind, dtype = self.column.kind, str(self.s.dtype)
+        if family in _ACCEPTED[kind]:
+            return self.result("dtype", "pass", f"{dtype} holds {kind} values")
+        if kind == "integer" and family == "float":
+            x = self.s.to_numpy(dtype=np.float64, na_value=np.nan)
+            count, rows = 0, list[int]()
+            for start in range(0, x.size, CHUNK):
+                part = x[start : start + CHUNK]
+                mask = (part != np.trunc(part)) & ~np.isnan(part)
+                count += int(np.count_nonzero(mask))
+                if len(rows) < EXAMPLES:
+                    rows += [start + r for r in _first_rows(mask, EXAMPLES - len(rows))]
+            if not count:
+                return self.result("dtype", "pass", f"whole numbers stored as {dtype}")
+            return self.result(
+                "dtype",
+                "fail",
+                f"expected integers; {count} value(s) of {dtype} are not whole",
+                count=count,
+                examples=[_json_value(v) for v in x[rows]],
+                example_rows=rows,
+            )
+        head = self.s.iloc[:200]
+        sample = head[head.notna().to_numpy()].iloc[:EXAMPLES]
+        found = family.removeprefix("other:")
+        return self.result(
+            "dtype",
+            "fail",
+            f"expected {kind} values, found dtype {dtype}"
+            + (f" holding {found} values" if found != dtype else ""),
+            count=self.n - self.nulls,
+            examples=[_json_value(v) for v in sample.to_numpy(dtype=object)],
+        )
+
+    def null_check(self) -> CheckResult:
+        nulls, column = self.nulls, self.column
+        fraction = nulls / self.n
+        if nulls and not column.nullable:
+            status: Status = "fail"
+            message = f"{nulls} null(s) in a column that allows none"
+        elif column.max_null_fraction is not None and fraction > column.max_null_fraction:
+            status = "fail"
+            message = (
+                f"{fraction:.2%} nulls, above max_null_fraction {column.max_null_fraction:.2%}"
+            )
+        else:
+            status, message = "pass", f"{fraction:.2%} nulls"
+        rows = _first_rows(np.asarray(self.s.isna())) if status == "fail" else []
+        return self.result(
+            "nulls",
+            status,
+            message,
+            count=nulls,
+            example_rows=rows,
+            stats={"null_fraction": fraction},
+        )
+
+    def range_check(self) -> list[CheckResult]:
+        column, s = self.column, self.s
+        lo: Any = column.min
+        hi: Any = column.max
+        if lo is None and hi is None:
+            return []
+        if self.nulls == self.n:
+            return [self.result("range", "pass", "no values to check")]
+        dtype = s.dtype
+        if column.kind == "datetime":
+            lo, hi = (_aligned_timestamp(b, dtype) for b in (lo, hi))
+        numpy_numbers = isinstance(dtype, np.dtype) and dtype.kind in "iuf"
+        x = s.to_numpy() if numpy_numbers else None
+        if x is not None:
+            floats_with_nulls = dtype.kind == "f" and self.nulls > 0
+            low = np.fmin.reduce(x) if floats_with_nulls else x.min()
+            high = np.fmax.reduce(x) if floats_with_nulls else x.max()
+        else:
+            low, high = s.min(), s.max()
+        stats = {"min": _json_value(low), "max": _json_value(high)}
+        bounds = f"[{_json_value(lo)}, {_json_value(hi)}]"
+        if (lo is None or low >= lo) and (hi is None or high <= hi):
+            return [self.result("range", "pass", f"all values within {bounds}", stats=stats)]
+        if x is not None:
+            mask = np.zeros(self.n, dtype=bool)
+            if lo is not None:
+                np.less(x, lo, out=mask)
+            if hi is not None:
+                mask |= x > hi
+        else:
+            below = s < lo if lo is not None else pd.Series(False, index=s.index)
+            above = s > hi if hi is not None else pd.Series(False, index=s.index)
+            mask = (below | above).to_numpy(dtype=bool, na_value=False)
+        count = int(np.count_nonzero(mask))
+        rows = _first_rows(mask)
+        values = x[rows] if x is not None else s.iloc[rows].to_numpy(dtype=object)
+        return [
+            self.result(
+                "range",
+                "fail",
+                f"{count} value(s) outside {bounds}",
+                count=count,
+                examples=[_json_value(v) for v in values],
+                example_rows=rows,
+                stats=stats,
+            )
+        ]
+
+    def categories_check(self) -> CheckResult:
+        allowed = set(self.column.categories or [])
+        known, rest = self.text_counts()
+        count = rest + sum(c for k, c in known.items() if k not in allowed)
+        if not count:
+            return self.result("categories", "pass", f"all values among {len(allowed)} categories")
+        examples, values = self.texts_outside(allowed)
+        mask = np.asarray(self.s.isin(values), dtype=bool)
+        return self.result(
+            "categories",
+            "fail",
+            f"{count} value(s) in {len(values)} unknown categories",
+            count=count,
+            examples=examples,
+            example_rows=_first_rows(mask),
+        )
+
+    def unique_check(self) -> CheckResult:
+        mask = self.s.duplicated(keep=False).to_numpy()
+        count = int(np.count_nonzero(mask))
+        if not count:
+            return self.result("unique", "pass", "every value is unique")
+        rows = _first_rows(mask)
+        return self.result(
+            "unique",
+            "fail",
+            f"{count} rows share a value with another row",
+            count=count,
+            examples=[_json_value(v) for v in self.s.iloc[rows].to_numpy(dtype=object)],
+            example_rows=rows,
+        )
+
+
+def _arrow_known_counts(
+    s: pd.Series, known: list[str], nulls: int
+) -> tuple[dict[str, int], int] | None:
+    """For pyarrow-backed text: counts of `known` values and of the other non-null values,
+    with one hash lookup per row against the few known values (None for other dtypes)."""
+    dtype = s.dtype
+    is_arrow_text = (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") or (
+        isinstance(dtype, pd.ArrowDtype) and ptypes.is_string_dtype(dtype)
+    )
+    if not is_arrow_text:
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    data = s.array.__arrow_array__()
+    if isinstance(data, pa.Array):
+        data = pa.chunked_array([data])
+    value_set = pa.array(known, type=data.type)
+    codes = pc.fill_null(pc.index_in(data, value_set=value_set), len(known))
+    counts = np.zeros(len(known) + 1, dtype=np.int64)
+    for chunk in codes.chunks:
+        part = chunk.to_numpy(zero_copy_only=False)
+        for start in range(0, part.size, CHUNK):  # bincount copies to intp: bound that copy
+            counts += np.bincount(part[start : start + CHUNK], minlength=len(known) + 1)
+    return dict(zip(known, counts[:-1].tolist(), strict=True)), int(counts[-1]) - nulls
