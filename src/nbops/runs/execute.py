@@ -222,7 +222,7 @@ def execute_prepared(
     except Exception as exc:  # classified below; anything unknown is a failed run
         if _stopped(run_id):  # interrupt_runs() interrupted its kernel
             record.status, error = "interrupted", KeyboardInterrupt()
-        elif disk_full(exc):
+        elif isinstance(exc, OSError | DiskFullError) and disk_full(exc):  # nbops's writes
             record.status, error = "failed", exc
             record.failure = Failure(ename=DiskFullError.__name__, evalue=_one_line(exc))
         else:
