@@ -254,3 +254,33 @@ def test_a_full_disk_while_the_notebook_logs_its_model_is_one_line_and_a_failed_
     assert record.status == "failed" and record.failure is not None
     assert record.failure.ename == "DiskFullError" and record.models == []
     assert list(models.iterdir()) == []  # no model.skops, whole or truncated, no temporary
+
+
+def test_a_disk_full_at_the_end_of_a_run_uses_the_space_held_for_its_record(
+    project: Path,
+    store: RunStore,
+    make_notebook: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Fault injection (see above): the disk has no room for the final record.json while the
+    # space the run held at its start is still held.
+    make_notebook([PARAMS, ("x = 1", ["train"])], name="small.ipynb")
+    real, refused = files._write_chunk, []
+
+    def write(handle: int, data: memoryview) -> int:
+        held = list(store.directory.glob(f"runs/*/{files.RESERVE_FILE}"))
+        if b'"ended_at": "' in bytes(data) and held:
+            refused.append(held)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(handle, data)
+
+    monkeypatch.setattr(files, "_write_chunk", write)
+
+    record = run_notebook(project / "small.ipynb", store=store)
+
+    assert refused, "the final record never met the full disk"
+    folder = store.run_dir(record.run_id)
+    assert json.loads((folder / "record.json").read_text())["status"] == "completed"
+    assert store.load(record.run_id).status == "completed"
+    assert not (folder / files.RESERVE_FILE).exists()
+    assert not (folder / files.DISK_FULL_MARK).exists()

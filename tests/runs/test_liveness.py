@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
+from nbops.runs.files import DISK_FULL_MARK
 from nbops.runs.liveness import HEARTBEAT_FILE, STALE_S, heartbeat, this_process
 from nbops.runs.record import ParameterSchema, RunOwner
 from nbops.runs.store import RunStore
@@ -114,3 +115,18 @@ def test_the_partial_output_of_a_killed_run_is_redacted_when_it_is_found(store: 
     assert not (folder / "output.nbops-tmp-1a2b3c.ipynb").exists()
     redacted = nbformat.read(folder / "output.ipynb", as_version=4)
     assert redacted.cells[0].source == 'rows = 1\napi_token = "***"'
+
+
+def test_a_dead_run_that_could_not_record_its_end_on_a_full_disk_is_failed(
+    store: RunStore,
+) -> None:
+    _owned_by(_gone_process(), store)
+    folder = store.run_dir("20260101-000000-aaaaaa")
+    (folder / DISK_FULL_MARK).touch()  # left by the process when its final save failed
+
+    found = store.load("latest")
+
+    assert found.status == "failed"
+    assert found.failure is not None and found.failure.ename == "DiskFullError"
+    assert not (folder / DISK_FULL_MARK).exists()
+    assert RunStore(store.directory).load("latest").status == "failed"

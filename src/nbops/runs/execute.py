@@ -48,7 +48,15 @@ from nbops.notebook.tags import Role
 from nbops.runs.capture import RUN_DIR_ENV, RUN_ID_ENV, new_run_id, read_events
 from nbops.runs.capture_plan import add_capture_cells, capture_warnings
 from nbops.runs.environment import environment_info, git_info
-from nbops.runs.files import atomic_notebook_writes, copy_file, disk_full, write_text
+from nbops.runs.files import (
+    atomic_notebook_writes,
+    clear_mark,
+    copy_file,
+    disk_full,
+    release_space,
+    reserve_space,
+    write_text,
+)
 from nbops.runs.liveness import heartbeat, this_process
 from nbops.runs.parameters import (
     REDACTED,
@@ -208,6 +216,16 @@ def execute_prepared(
         warnings=capture_warnings(nb),
         owner=this_process(),
     )
+    try:
+        reserve_space(run_dir)  # room for the final record, should the disk fill up
+    except OSError as exc:
+        if not disk_full(exc):
+            raise
+        raise DiskFullError(
+            f"the disk is full, so run {run_id} cannot start ({_one_line(exc)})",
+            location=str(nb.path),
+            fix=f"free space in {store.directory.resolve()}",
+        ) from None
     store.save(record)
     started = time.perf_counter()
     error: BaseException | None = None
@@ -236,7 +254,7 @@ def execute_prepared(
             output = run_dir / OUTPUT_NOTEBOOK
             _read_output(record, prepared, output, secrets)
             record.apply_events(read_events(run_dir))
-            store.save(record)
+            _save_final(store, record, run_dir)
     if tracker is not None:
         mirror_run(record, run_dir, tracker, backend)
         store.save(record)
@@ -247,6 +265,20 @@ def execute_prepared(
     if record.status != "completed":
         raise _run_error(record, nb, store.directory)
     return record
+
+
+def _save_final(store: RunStore, record: RunRecord, run_dir: Path) -> None:
+    """Save a finished run's record. On a full disk, the space held since the start is freed
+    and the save tried once more; should that fail too, the `disk-full` mark left in the run
+    folder makes readers store the run as failed once there is room (liveness.py)."""
+    try:
+        store.save(record)
+    except DiskFullError:
+        release_space(run_dir, mark=True)
+        store.save(record)
+        clear_mark(run_dir)
+    else:
+        release_space(run_dir)
 
 
 def _one_line(exc: BaseException) -> str:

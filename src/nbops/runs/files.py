@@ -101,6 +101,37 @@ def leftover_temporaries(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob(f"*{TEMP_MARK}*") if p.is_file())
 
 
+# -- room for the record at the end of a run ------------------------------------------------
+
+RESERVE_FILE = "reserve"
+RESERVE_BYTES = 256 * 1024  # a record.json and its SQLite row, several times over
+DISK_FULL_MARK = "disk-full"
+
+
+def reserve_space(folder: Path) -> None:
+    """Hold some disk space in `folder` for the run's final record (random bytes, which no
+    filesystem stores sparse or compressed). Raises OSError when there is no room at all."""
+    write_bytes(folder / RESERVE_FILE, os.urandom(RESERVE_BYTES))
+
+
+def release_space(folder: Path, *, mark: bool = False) -> None:
+    """Free the space `reserve_space` held. With `mark`, a zero-byte `disk-full` file takes
+    its place (a rename needs no free space), telling readers that the run ended on a full
+    disk if its final record cannot be written (liveness.py)."""
+    reserve = folder / RESERVE_FILE
+    with contextlib.suppress(OSError):
+        os.truncate(reserve, 0)
+        if mark:
+            os.replace(reserve, folder / DISK_FULL_MARK)
+        else:
+            reserve.unlink()
+
+
+def clear_mark(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        (folder / DISK_FULL_MARK).unlink()
+
+
 # -- papermill's output notebook -----------------------------------------------------------
 
 _registered: set[str] = set()

@@ -11,7 +11,9 @@ folder's `heartbeat` file every `HEARTBEAT_S` seconds. A reader of the store (`r
 - owner on another host: the run is `abandoned` once its heartbeat is older than
   `STALE_S` (the store is shared, e.g. over NFS, and no pid can be checked from here).
 
-The reader stores what it found, with a failure saying why, and redacts the secret
+A dead run whose process left a `disk-full` mark (files.py: it could not write its final
+record) is `failed` instead. The reader stores what it found, with a failure
+saying why, and redacts the secret
 parameters in the partial output notebook the dead process left (it could not do it itself).
 Records without an owner (interactive runs, older records) are left as they are.
 """
@@ -27,6 +29,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nbops.runs.files import DISK_FULL_MARK
 from nbops.runs.record import Failure, RunOwner, RunRecord
 
 HEARTBEAT_FILE = "heartbeat"
@@ -123,7 +126,14 @@ def owner_gone(record: RunRecord, run_dir: Path) -> RunRecord | None:
     gone.status = status  # type: ignore[assignment]
     ended = last if last is not None else time.time()
     gone.ended_at = datetime.fromtimestamp(ended, UTC).isoformat(timespec="milliseconds")
-    gone.failure = gone.failure or Failure(ename="RunOwnerGone", evalue=why)
+    if (run_dir / DISK_FULL_MARK).exists():  # the process could not write its final record
+        gone.status = "failed"
+        gone.failure = Failure(
+            ename="DiskFullError",
+            evalue="the disk was full when the run ended, so its end could not be recorded",
+        )
+    else:
+        gone.failure = gone.failure or Failure(ename="RunOwnerGone", evalue=why)
     return gone
 
 

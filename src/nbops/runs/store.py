@@ -21,14 +21,14 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from nbops.errors import DiskFullError, RunNotFoundError, StoreError
 from nbops.runs.capture import read_events
-from nbops.runs.files import disk_full, write_text
+from nbops.runs.files import clear_mark, disk_full, release_space, write_text
 from nbops.runs.liveness import owner_gone
 from nbops.runs.record import RunRecord
 
@@ -236,8 +236,12 @@ class RunStore:
         from nbops.runs.execute import redact_left_output
 
         redact_left_output(gone, folder)
-        with suppress(StoreError):  # a read-only store still shows what it found
+        try:
             self.save(gone)
+        except StoreError:  # a read-only store still shows what it found
+            return gone
+        release_space(folder)  # what the dead process held for its final record
+        clear_mark(folder)
         return gone
 
     # -- repair ------------------------------------------------------------------------------
