@@ -253,6 +253,9 @@ def execute_prepared(
             record.ended_at = now()
             output = run_dir / OUTPUT_NOTEBOOK
             _read_output(record, prepared, output, secrets)
+            failure = record.failure
+            if record.status == "failed" and failure is not None and disk_full(failure.evalue):
+                failure.ename = DiskFullError.__name__  # a cell's write found the disk full
             record.apply_events(read_events(run_dir))
             _save_final(store, record, run_dir)
     if tracker is not None:
@@ -544,8 +547,6 @@ def _read_output(record: RunRecord, prepared: PreparedRun, output: Path, secrets
         record.failure.cell_index, record.failure.cell_id = last.index, last.id
         record.failure.role = last.role
     record.cells = cells
-    if record.failure is not None and disk_full(record.failure.evalue):
-        record.failure.ename = DiskFullError.__name__  # a cell's write found the disk full
     if secrets:
         _redact(executed, secrets)
     if secrets or restored:

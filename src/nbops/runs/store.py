@@ -79,13 +79,19 @@ class RunStore:
                 if not _rebuilding:
                     self._refuse_lost_index(db)
                 db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             if disk_full(exc):
                 raise self._disk_full(exc) from None
+            if _damaged(exc):
+                raise StoreError(
+                    f"the run store is damaged ({exc})", location=str(self.db_path), fix=REPAIR_FIX
+                ) from None
             raise StoreError(
-                f"the run store is damaged ({exc})", location=str(self.db_path), fix=REPAIR_FIX
+                f"cannot open the run store ({exc})",
+                location=str(self.db_path),
+                fix="check that the folder and runs.db are writable",
             ) from None
-        except (OSError, sqlite3.Error) as exc:
+        except OSError as exc:
             if disk_full(exc):
                 raise self._disk_full(exc) from None
             raise StoreError(
@@ -160,8 +166,14 @@ class RunStore:
             with self._connect() as db:
                 yield db
         except sqlite3.Error as exc:
+            if _damaged(exc):
+                raise StoreError(
+                    f"the run store is damaged ({exc})", location=str(self.db_path), fix=REPAIR_FIX
+                ) from None
             raise StoreError(
-                f"the run store is damaged ({exc})", location=str(self.db_path), fix=REPAIR_FIX
+                f"cannot read the run store ({exc})",
+                location=str(self.db_path),
+                fix="check that runs.db is readable, then try again",
             ) from None
 
     def run_dir(self, run_id: str) -> Path:
@@ -311,7 +323,7 @@ class RunStore:
         except sqlite3.Error as exc:
             if disk_full(exc):
                 raise self._disk_full(exc) from None
-            fix = REPAIR_FIX if isinstance(exc, sqlite3.DatabaseError) else None
+            fix = REPAIR_FIX if _damaged(exc) else None
             raise StoreError(
                 f"cannot save run {record.run_id} ({exc})", location=str(self.db_path), fix=fix
             ) from None
@@ -320,6 +332,14 @@ class RunStore:
         record = RunRecord(run_id=run_id, mode="interactive", notebook=notebook, started_at=now())
         self.save(record)
         return record
+
+
+def _damaged(exc: sqlite3.Error) -> bool:
+    """Whether a SQLite error means a damaged database (rather than a locked, unreadable or
+    read-only one)."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return isinstance(exc, sqlite3.DatabaseError)  # not a database, malformed
+    return "no such table" in str(exc) or "malformed" in str(exc)
 
 
 def _salvage_rows(db_path: Path) -> dict[str, str]:
