@@ -14,7 +14,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from nbops import __version__
-from nbops.errors import NbopsError
+from nbops.errors import NbopsError, Terminated
 
 app = typer.Typer(
     name="nbops",
@@ -35,7 +35,8 @@ OutDir = Annotated[
 
 
 def _handles_errors(func: F) -> F:
-    """Turn NbopsError into one line on stderr and its exit code; Ctrl-C into 130."""
+    """Turn NbopsError into one line on stderr and its exit code; Ctrl-C into 130, and
+    SIGTERM (where a command turns it into Terminated) into 143."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -44,6 +45,10 @@ def _handles_errors(func: F) -> F:
         except NbopsError as exc:
             err.print(f"nbops: error: {exc}", markup=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except Terminated as exc:
+            recorded = f": run {exc.run_id} recorded as terminated" if exc.run_id else ""
+            err.print(f"nbops: terminated{recorded}", markup=False)
+            raise typer.Exit(Terminated.exit_code) from None
         except KeyboardInterrupt:
             err.print("nbops: interrupted", markup=False)
             raise typer.Exit(130) from None
@@ -488,22 +493,23 @@ def run(
     output notebook) is kept in the project's .nbops/ store.
     """
     from nbops.config import load_project
-    from nbops.runs.execute import run_notebook
+    from nbops.runs.execute import run_notebook, terminate_on_sigterm
     from nbops.runs.store import RunStore
 
     project = load_project()
     store = RunStore(project.store_dir)
-    record = run_notebook(
-        notebook,
-        _param_pairs(param),
-        parameter_file=parameters_file,
-        timeout=timeout,
-        kernel=kernel,
-        project=project,
-        store=store,
-        tracking=tracking,
-        all_cells=all_cells,
-    )
+    with terminate_on_sigterm():
+        record = run_notebook(
+            notebook,
+            _param_pairs(param),
+            parameter_file=parameters_file,
+            timeout=timeout,
+            kernel=kernel,
+            project=project,
+            store=store,
+            tracking=tracking,
+            all_cells=all_cells,
+        )
     _run_summary(record, store)
 
 
@@ -515,6 +521,7 @@ def rerun(
 ) -> None:
     """Run a recorded run again: same parameters, same notebook version."""
     from nbops.config import load_project
+    from nbops.runs.execute import terminate_on_sigterm
     from nbops.runs.history import rerun as rerun_run
     from nbops.runs.history import rerun_warnings
     from nbops.runs.store import RunStore
@@ -522,7 +529,8 @@ def rerun(
     project = load_project()
     store = RunStore(project.store_dir)
     _warn(rerun_warnings(store.load(run_id)))
-    _, record = rerun_run(run_id, store=store, project=project, timeout=timeout)
+    with terminate_on_sigterm():
+        _, record = rerun_run(run_id, store=store, project=project, timeout=timeout)
     _run_summary(record, store)
 
 
@@ -615,6 +623,30 @@ def runs_show(
         f = r.failure
         where = f" in cell {f.cell_index + 1} (id {f.cell_id})" if f.cell_index is not None else ""
         out.print(f"Failure{where}: {f.ename}: {f.evalue}", markup=False)
+
+
+@runs_app.command("repair")
+@_handles_errors
+def runs_repair() -> None:
+    """Rebuild the run store's database (runs.db) from the runs' record.json files.
+
+    For a zero-byte or damaged runs.db: the damaged file is kept as runs.db.damaged-<time>,
+    and runs only it still holds are kept too.
+    """
+    from nbops.config import load_project
+    from nbops.runs.store import RunStore
+
+    result = RunStore.repair(load_project().store_dir)
+    kept = f" (the damaged file is kept as {result.damaged_copy})" if result.damaged_copy else ""
+    extra = (
+        f", {result.from_database} more from the damaged database" if result.from_database else ""
+    )
+    out.print(
+        f"Rebuilt runs.db: {result.runs} runs, {result.from_records} from record.json "
+        f"files{extra}{kept}",
+        markup=False,
+    )
+    _warn([f"{path}: not a readable run record; left in place" for path in result.unreadable])
 
 
 @runs_app.command("compare")
@@ -777,19 +809,21 @@ def ci(
     codes: 0 passed, 21 a cell raised, 22 the kernel died, 23 timeout, 24 a gate failed.
     """
     from nbops.runs.ci import raise_for_status, run_ci
+    from nbops.runs.execute import terminate_on_sigterm
 
-    report = run_ci(
-        notebook,
-        _param_pairs(param),
-        parameter_file=parameters_file,
-        extra_gates=gate,
-        baseline=baseline,
-        junit=junit,
-        summary=summary,
-        timeout=timeout,
-        tracking=tracking,
-        all_cells=all_cells,
-    )
+    with terminate_on_sigterm():
+        report = run_ci(
+            notebook,
+            _param_pairs(param),
+            parameter_file=parameters_file,
+            extra_gates=gate,
+            baseline=baseline,
+            junit=junit,
+            summary=summary,
+            timeout=timeout,
+            tracking=tracking,
+            all_cells=all_cells,
+        )
     for g in report.gates:
         mark = "PASS" if g.passed else "FAIL"
         out.print(f"{mark}  {g.gate}  ({g.reason})", markup=False)

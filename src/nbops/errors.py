@@ -37,7 +37,10 @@
         ├── RunFailedError          a cell raised an exception (21)
         ├── KernelDiedError         the kernel died during the run (22)
         ├── RunTimeoutError         a cell ran past --timeout (23)
-        └── GateFailedError         the run completed but a CI gate failed (24)
+        ├── GateFailedError         the run completed but a CI gate failed (24)
+        └── DiskFullError           the disk filled up (ENOSPC) during the run (39)
+
+    Terminated                      SIGTERM reached `nbops run` (a KeyboardInterrupt; exit 143)
 
 Each error carries what a user needs to act on it: the file, the cell (1-based number as
 the notebook shows it, plus its id), and a `fix` saying what to do. `str(error)` is one line.
@@ -272,6 +275,25 @@ class GateFailedError(RunError):
     """The notebook ran, but at least one CI gate failed."""
 
     exit_code = 24
+
+
+class DiskFullError(RunError):
+    """The disk the run writes to is full (ENOSPC). Nothing it was writing is left behind as
+    if complete, and the run is recorded as failed."""
+
+    exit_code = 39
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM reached the process running `nbops run` (a KeyboardInterrupt, so every path
+    that stops a run on Ctrl-C stops it the same way); the run is recorded as `terminated`
+    and the command exits 143 (128 + SIGTERM)."""
+
+    exit_code = 143
+
+    def __init__(self, run_id: str | None = None) -> None:
+        self.run_id = run_id
+        super().__init__("terminated")
 
 
 class MissingExtraError(NbopsError):

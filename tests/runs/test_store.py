@@ -13,6 +13,7 @@ import pytest
 
 from nbops.errors import RunNotFoundError, StoreError
 from nbops.runs.capture import EVENTS_FILE
+from nbops.runs.files import leftover_temporaries
 from nbops.runs.record import RunRecord
 from nbops.runs.store import RunStore
 
@@ -74,7 +75,7 @@ def test_save_writes_a_record_json_copy(store: RunStore) -> None:
 
     copy = store.run_dir(record.run_id) / "record.json"
     assert RunRecord.model_validate(json.loads(copy.read_text("utf-8"))) == record
-    assert not copy.with_name("record.json.tmp").exists()
+    assert leftover_temporaries(copy.parent) == []
 
 
 def test_run_loads_by_unique_prefix(store: RunStore) -> None:

@@ -17,13 +17,14 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import sys
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from nbops.runs.files import atomic_path, copy_file
 
 RUN_DIR_ENV = "NBOPS_RUN_DIR"
 RUN_ID_ENV = "NBOPS_RUN_ID"
@@ -164,7 +165,7 @@ def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> Path 
     target_dir = run.directory / "artifacts"
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / (name or source.name)
-    shutil.copyfile(source, target)
+    copy_file(source, target)
     _emit(
         {
             "kind": "artifact",
@@ -194,7 +195,8 @@ def _save_model(model: Any, name: str, file: str, *, auto: bool = False) -> Path
     target_dir = run.directory / "models"
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / file
-    skops.io.dump(model, target)
+    with atomic_path(target) as temp:  # a full disk leaves no truncated model behind
+        skops.io.dump(model, temp)
     cls = type(model)
     event = {
         "kind": "model",

@@ -7,8 +7,15 @@ so run records and failures name the cell; and `skip` cells are not executed (un
 cells without outputs, marked `"nbops": {"skipped": true}` in their metadata.
 
 A run is recorded whatever happens to it. The record is saved as `running` before the kernel
-starts, and saved again with its final status (`completed`, `failed`, `killed`, `timeout` or
-`interrupted`), the partial output notebook and everything the capture API logged.
+starts, with its owner (this process: pid, host, start time; liveness.py), and saved again
+with its final status (`completed`, `failed`, `killed`, `timeout`, `interrupted`, or
+`terminated` when SIGTERM reached the process, see `terminate_on_sigterm`), the partial
+output notebook with its secret parameters redacted, and everything the capture API logged.
+While the record is finished, SIGINT and SIGTERM wait, so a second signal cannot cut the
+save short. A run whose process is killed outright is found by the store's readers.
+
+Files are written atomically (files.py): a full disk (ENOSPC) fails the run with
+DiskFullError, recorded as failed, and leaves no truncated output notebook behind.
 
 Secret parameters (nbops.redact) never reach a file: the record holds `***`, the kept copy of
 the notebook has `"***"` for their literals, and their values (defaults or given) go to the
@@ -25,6 +32,7 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -32,11 +40,13 @@ from typing import IO, Any
 from nbops.config import Project, load_project
 from nbops.errors import (
     CellLocation,
+    DiskFullError,
     KernelDiedError,
     ParameterValueError,
     RunError,
     RunFailedError,
     RunTimeoutError,
+    Terminated,
 )
 from nbops.notebook.read import NotebookModel, read_notebook
 from nbops.notebook.tags import Role
@@ -49,6 +59,15 @@ from nbops.redact import (
 from nbops.runs.capture import RUN_DIR_ENV, RUN_ID_ENV, new_run_id, read_events
 from nbops.runs.capture_plan import add_capture_cells, capture_warnings
 from nbops.runs.environment import environment_info, git_info
+from nbops.runs.files import (
+    atomic_notebook_writes,
+    clear_mark,
+    disk_full,
+    release_space,
+    reserve_space,
+    write_text,
+)
+from nbops.runs.liveness import heartbeat, this_process
 from nbops.runs.parameters import (
     REDACTED,
     ParameterSpec,
@@ -207,42 +226,124 @@ def execute_prepared(
         rerun_of=rerun_of,
         all_cells=prepared.all_cells,
         warnings=capture_warnings(nb),
+        owner=this_process(),
     )
+    try:
+        reserve_space(run_dir)  # room for the final record, should the disk fill up
+    except OSError as exc:
+        if not disk_full(exc):
+            raise
+        raise DiskFullError(
+            f"the disk is full, so run {run_id} cannot start ({_one_line(exc)})",
+            location=str(nb.path),
+            fix=f"free space in {store.directory.resolve()}",
+        ) from None
     store.save(record)
-    # Keep the notebook as it ran, so `nbops rerun` runs the same version (secrets' values
-    # replaced: a rerun takes them from the environment or the notebook).
-    write_redacted_copy(
-        prepared.source or nb.path, run_dir / f"{SOURCE_COPY}{nb.path.suffix}", secrets
-    )
     started = time.perf_counter()
     error: BaseException | None = None
     try:
-        _papermill(prepared, run_dir, run_id, timeout)
+        with heartbeat(run_dir):
+            # Keep the notebook as it ran, so `nbops rerun` runs the same version (secrets'
+            # values replaced: a rerun takes them from the environment or the notebook).
+            write_redacted_copy(
+                prepared.source or nb.path, run_dir / f"{SOURCE_COPY}{nb.path.suffix}", secrets
+            )
+            _papermill(prepared, run_dir, run_id, timeout)
         record.status = "completed"
     except KeyboardInterrupt as exc:
-        record.status, error = "interrupted", exc
+        record.status, error = "terminated" if isinstance(exc, Terminated) else "interrupted", exc
     except Exception as exc:  # classified below; anything unknown is a failed run
         if _stopped(run_id):  # interrupt_runs() interrupted its kernel
             record.status, error = "interrupted", KeyboardInterrupt()
+        elif isinstance(exc, OSError | DiskFullError) and disk_full(exc):  # nbops's writes
+            record.status, error = "failed", exc
+            record.failure = Failure(ename=DiskFullError.__name__, evalue=_one_line(exc))
         else:
             record.status, record.failure = _classify(exc)
             error = exc
     finally:
-        _forget(run_id)
-        record.duration_s = round(time.perf_counter() - started, 3)
-        record.ended_at = now()
-        output = run_dir / OUTPUT_NOTEBOOK
-        _read_output(record, prepared, output, secrets)
-        record.apply_events(read_events(run_dir))
-        store.save(record)
+        with _signals_held():
+            _forget(run_id)
+            record.duration_s = round(time.perf_counter() - started, 3)
+            record.ended_at = now()
+            output = run_dir / OUTPUT_NOTEBOOK
+            _read_output(record, prepared, output, secrets)
+            failure = record.failure
+            if record.status == "failed" and failure is not None and disk_full(failure.evalue):
+                failure.ename = DiskFullError.__name__  # a cell's write found the disk full
+            record.apply_events(read_events(run_dir))
+            _save_final(store, record, run_dir)
     if tracker is not None:
         mirror_run(record, run_dir, tracker, backend)
         store.save(record)
     if isinstance(error, KeyboardInterrupt):
+        if isinstance(error, Terminated):
+            error.run_id = record.run_id
         raise error
     if record.status != "completed":
-        raise _run_error(record, nb)
+        raise _run_error(record, nb, store.directory)
     return record
+
+
+def _save_final(store: RunStore, record: RunRecord, run_dir: Path) -> None:
+    """Save a finished run's record. On a full disk, the space held since the start is freed
+    and the save tried once more; should that fail too, the `disk-full` mark left in the run
+    folder makes readers store the run as failed once there is room (liveness.py)."""
+    try:
+        store.save(record)
+    except DiskFullError:
+        release_space(run_dir, mark=True)
+        store.save(record)
+        clear_mark(run_dir)
+    else:
+        release_space(run_dir)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# -- signals -------------------------------------------------------------------------------
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def terminate_on_sigterm() -> Iterator[None]:
+    """While the block runs (in the main thread), SIGTERM raises Terminated, a
+    KeyboardInterrupt: the run in progress stops as on Ctrl-C (its kernel shut down, its
+    partial output kept and redacted) and is recorded as `terminated`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block ends (main thread only), then are delivered
+    to the handlers they would have met."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    # a handler installed outside Python (getsignal gives None) cannot be put back: left alone
+    held = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not None]
+    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in held}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for signum in dict.fromkeys(pending):
+        signal.raise_signal(signum)
 
 
 def _papermill(prepared: PreparedRun, run_dir: Path, run_id: str, timeout: float | None) -> None:
@@ -257,10 +358,11 @@ def _papermill(prepared: PreparedRun, run_dir: Path, run_id: str, timeout: float
     env = {RUN_DIR_ENV: str(run_dir.resolve()), RUN_ID_ENV: run_id}
     secret = _secret_values(prepared)
     env.update(run_secrets_environment(secret))  # not papermill's parameters: those go on disk
+    atomic_notebook_writes(run_dir.parent)  # papermill saves the output after each cell
     with open(run_dir / KERNEL_LOG, "ab") as kernel_log:
         papermill.execute_notebook(
-            str(source),
-            str(run_dir / OUTPUT_NOTEBOOK),
+            str(source.resolve()),
+            str((run_dir / OUTPUT_NOTEBOOK).resolve()),
             parameters={k: v for k, v in prepared.overrides.items() if k not in secret},
             kernel_name=prepared.kernel,
             execution_timeout=timeout,
@@ -283,7 +385,7 @@ def _tag_parameters_cell(source: Path, nb: NotebookModel, run_dir: Path) -> Path
     if "parameters" not in tags:
         tags.append("parameters")
     target = run_dir / "input.ipynb"
-    nbformat.write(copy, target)
+    write_text(target, nbformat.writes(copy))
     return target
 
 
@@ -322,7 +424,7 @@ def _prepare_cells(prepared: PreparedRun, run_dir: Path) -> Path:
         # write the parameters (nbops runs Python notebooks).
         executable.metadata.setdefault("language_info", {}).setdefault("name", "python")
     path = run_dir / INPUT_NOTEBOOK
-    nbformat.write(executable, path)
+    write_text(path, nbformat.writes(executable))
     return path
 
 
@@ -467,7 +569,36 @@ def _read_output(record: RunRecord, prepared: PreparedRun, output: Path, secrets
     if secrets:
         redact_notebook_node(executed, secrets)
     if secrets or restored:
-        nbformat.write(executed, output)
+        write_text(output, nbformat.writes(executed))
+
+
+def redact_left_output(record: RunRecord, run_dir: Path) -> None:
+    """Redact the partial output notebook of a run whose process died without finishing it
+    (liveness.py), as the process would have, and remove the temporary files it left. The
+    secret values are gone with the process: the redaction goes by the secret names."""
+    import nbformat
+
+    from nbops.runs.files import leftover_temporaries
+
+    for temp in leftover_temporaries(run_dir):  # half-written, and may hold a secret
+        with contextlib.suppress(OSError):
+            temp.unlink()
+    output = run_dir / (record.output_notebook or OUTPUT_NOTEBOOK)
+    if not output.exists():
+        return
+    secrets = {p.name for p in record.parameter_schema if p.secret}
+    secrets |= {name for name, value in record.parameters.items() if value == REDACTED}
+    try:
+        executed = nbformat.read(output, as_version=4)
+    except Exception:  # written by an nbops without atomic writes: it cannot be redacted
+        output.unlink(missing_ok=True)
+        record.warnings.append(f"the partial {output.name} was unreadable and is removed")
+        return
+    restored = _restore_skipped(executed)
+    if secrets:
+        redact_notebook_node(executed, secrets)
+    if secrets or restored:
+        write_text(output, nbformat.writes(executed))
 
 
 _STDERR_ERROR = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.*)$")
@@ -506,10 +637,18 @@ def _secret_values(prepared: PreparedRun) -> dict[str, Any]:
     }
 
 
-def _run_error(record: RunRecord, notebook: NotebookModel) -> RunError:
+def _run_error(record: RunRecord, notebook: NotebookModel, store_dir: Path) -> RunError:
     """The error for a run that did not complete, located at the cell it stopped in (named
     as the notebook reader names cells: by number, with the id the file gives it)."""
     failure = record.failure
+    if failure is not None and failure.ename == DiskFullError.__name__:
+        return DiskFullError(
+            f"run {record.run_id} failed: the disk is full ({failure.evalue}); the run is "
+            "recorded as failed and no partial file is left as if complete",
+            run_id=record.run_id,
+            location=record.notebook,
+            fix=f"free space in {_full_folder(failure.evalue, store_dir)}, then run it again",
+        )
     location: CellLocation | str = record.notebook
     if failure and failure.cell_index is not None and failure.cell_index < len(notebook.cells):
         cell = notebook.cells[failure.cell_index]
@@ -528,6 +667,17 @@ def _run_error(record: RunRecord, notebook: NotebookModel) -> RunError:
         location=location,
         fix=output,
     )
+
+
+_QUOTED_PATH = re.compile(r"""['"](/[^'"]+)['"]""")
+
+
+def _full_folder(evalue: str, store_dir: Path) -> Path:
+    """The folder the failed write went to, when the error names it; else the run store."""
+    match = _QUOTED_PATH.search(evalue)
+    if match:
+        return Path(match.group(1)).parent
+    return store_dir.resolve()
 
 
 def _export_version(nb: NotebookModel, project: Project) -> int | None:

@@ -7,8 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RunStatus = Literal["running", "completed", "failed", "killed", "timeout", "interrupted"]
-FINISHED: frozenset[str] = frozenset({"completed", "failed", "killed", "timeout", "interrupted"})
+RunStatus = Literal[
+    "running", "completed", "failed", "killed", "timeout", "interrupted", "terminated", "abandoned"
+]
+FINISHED: frozenset[str] = frozenset(
+    {"completed", "failed", "killed", "timeout", "interrupted", "terminated", "abandoned"}
+)
 
 
 class _Record(BaseModel):
@@ -55,6 +59,21 @@ class GitInfo(_Record):
     commit: str | None = None
     branch: str | None = None
     dirty: bool | None = None
+
+
+class RunOwner(_Record):
+    """The process that executes a run, so a reader can tell a run in progress from one whose
+    process died without recording its end (liveness.py)."""
+
+    pid: int
+    host: str
+    process_started: float = Field(
+        description="the process's start time (seconds since the epoch), which tells it from "
+        "a later process given the same pid"
+    )
+    heartbeat_s: float = Field(
+        description="how often the process touches the run folder's `heartbeat` file"
+    )
 
 
 class EnvironmentInfo(_Record):
@@ -110,6 +129,9 @@ class RunRecord(_Record):
         default=False, description="whether `skip` cells were executed too (--all-cells)"
     )
     status: RunStatus = "running"
+    owner: RunOwner | None = Field(
+        default=None, description="the process executing the run (runs by `nbops run`)"
+    )
     failure: Failure | None = None
     output_notebook: str | None = Field(default=None, description="relative to the run folder")
     sweep_id: str | None = None

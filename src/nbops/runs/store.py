@@ -6,6 +6,14 @@
 
 The database runs in WAL mode with a busy timeout, and every write is one short transaction
 on its own connection, so many runs (threads or processes) can write at once.
+
+The database is an index: every run's record.json holds the same record, so a damaged
+runs.db (zero bytes, not a database, its table gone) is rebuilt from them by `repair`
+(`nbops runs repair`), which every damaged-store error suggests. An empty database next to
+run folders is damage too, never a fresh store: opening it would hide every run.
+
+Readers judge runs still marked `running` (liveness.py): one whose process is gone is stored
+as `killed` (or `abandoned`), with its partial output notebook redacted.
 """
 
 from __future__ import annotations
@@ -14,11 +22,14 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nbops.errors import RunNotFoundError, StoreError
+from nbops.errors import DiskFullError, RunNotFoundError, StoreError
 from nbops.runs.capture import read_events
+from nbops.runs.files import clear_mark, disk_full, release_space, write_text
+from nbops.runs.liveness import owner_gone
 from nbops.runs.record import RunRecord
 
 _SCHEMA = """
@@ -33,27 +44,88 @@ CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
 """
 
 
+RECORD_FILE = "record.json"
+REPAIR_FIX = (
+    "run `nbops runs repair`: it rebuilds runs.db from the runs' record.json files and keeps "
+    "the damaged file as runs.db.damaged-<time>"
+)
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Repair:
+    """What `RunStore.repair` did."""
+
+    runs: int  # runs in the rebuilt database
+    from_records: int  # of which read from record.json files
+    from_database: int  # of which only the damaged database still had
+    unreadable: list[Path]  # record.json files that could not be read (left in place)
+    damaged_copy: Path | None  # where the damaged database was moved
 
 
 class RunStore:
     """Runs of one project, kept in `directory` (the project's `.nbops/`)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, _rebuilding: bool = False) -> None:
         self.directory = directory
         self.db_path = directory / "runs.db"
         try:
             directory.mkdir(parents=True, exist_ok=True)
             self._use_wal()
             with self._connect() as db:
+                if not _rebuilding:
+                    self._refuse_lost_index(db)
                 db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
+        except sqlite3.Error as exc:
+            if disk_full(exc):
+                raise self._disk_full(exc) from None
+            if _damaged(exc):
+                raise StoreError(
+                    f"the run store is damaged ({exc})", location=str(self.db_path), fix=REPAIR_FIX
+                ) from None
             raise StoreError(
                 f"cannot open the run store ({exc})",
                 location=str(self.db_path),
-                fix="check that the folder is writable, or move the damaged runs.db aside",
+                fix="check that the folder and runs.db are writable",
             ) from None
+        except OSError as exc:
+            if disk_full(exc):
+                raise self._disk_full(exc) from None
+            raise StoreError(
+                f"cannot open the run store ({exc})",
+                location=str(self.db_path),
+                fix="check that the folder and runs.db are writable",
+            ) from None
+
+    def _refuse_lost_index(self, db: sqlite3.Connection) -> None:
+        """A database without the runs table (zero bytes, or the table dropped) next to run
+        folders has lost its index: creating an empty one would hide every run."""
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        if "runs" in tables:
+            return
+        records = self.record_files()
+        if records:
+            what = "is empty" if not tables else "has no runs table"
+            raise StoreError(
+                f"the run store is damaged: runs.db {what}, but {len(records)} runs are in "
+                f"{self.directory / 'runs'}",
+                location=str(self.db_path),
+                fix=REPAIR_FIX,
+            )
+
+    def record_files(self) -> list[Path]:
+        """Every run folder's record.json."""
+        return sorted((self.directory / "runs").glob(f"*/{RECORD_FILE}"))
+
+    def _disk_full(self, exc: BaseException) -> DiskFullError:
+        return DiskFullError(
+            f"the disk is full ({exc})",
+            location=str(self.db_path),
+            fix=f"free space in {self.directory.resolve()}",
+        )
 
     def _use_wal(self, wait_s: float = 60.0) -> None:
         """Switch the database to WAL once. The switch takes no busy timeout of its own, so
@@ -94,10 +166,14 @@ class RunStore:
             with self._connect() as db:
                 yield db
         except sqlite3.Error as exc:
+            if _damaged(exc):
+                raise StoreError(
+                    f"the run store is damaged ({exc})", location=str(self.db_path), fix=REPAIR_FIX
+                ) from None
             raise StoreError(
                 f"cannot read the run store ({exc})",
                 location=str(self.db_path),
-                fix="move the damaged runs.db aside; the run folders next to it keep record.json",
+                fix="check that runs.db is readable, then try again",
             ) from None
 
     def run_dir(self, run_id: str) -> Path:
@@ -105,22 +181,17 @@ class RunStore:
 
     def save(self, record: RunRecord) -> None:
         """Insert or replace a run's record (and write its record.json copy)."""
-        text = record.model_dump_json()
+        self._insert(record)
         try:
-            with self._connect() as db:
-                db.execute(
-                    "INSERT OR REPLACE INTO runs (run_id, notebook, status, started_at, record)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (record.run_id, record.notebook, record.status, record.started_at, text),
-                )
             folder = self.run_dir(record.run_id)
             folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / "record.json.tmp"
-            tmp.write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
-            tmp.replace(folder / "record.json")
-        except (OSError, sqlite3.Error) as exc:
+            write_text(folder / RECORD_FILE, record.model_dump_json(indent=2) + "\n")
+        except OSError as exc:
+            if disk_full(exc):
+                raise self._disk_full(exc) from None
             raise StoreError(
-                f"cannot save run {record.run_id} ({exc})", location=str(self.db_path)
+                f"cannot save run {record.run_id} ({exc})",
+                location=str(self.run_dir(record.run_id)),
             ) from None
 
     def load(self, ref: str) -> RunRecord:
@@ -165,12 +236,124 @@ class RunStore:
         return [self._live(RunRecord.model_validate_json(r[0])) for r in rows]
 
     def _live(self, record: RunRecord) -> RunRecord:
-        """An unfinished run's record with what its sidecar holds so far."""
-        if record.status == "running":
-            record.apply_events(read_events(self.run_dir(record.run_id)))
-        return record
+        """An unfinished run's record with what its sidecar holds so far; a run whose process
+        is gone is stored as such (liveness.py), its partial output redacted."""
+        if record.status != "running":
+            return record
+        folder = self.run_dir(record.run_id)
+        record.apply_events(read_events(folder))
+        gone = owner_gone(record, folder)
+        if gone is None:
+            return record
+        from nbops.runs.execute import redact_left_output
+
+        redact_left_output(gone, folder)
+        try:
+            self.save(gone)
+        except StoreError:  # a read-only store still shows what it found
+            return gone
+        release_space(folder)  # what the dead process held for its final record
+        clear_mark(folder)
+        return gone
+
+    # -- repair ------------------------------------------------------------------------------
+
+    @classmethod
+    def repair(cls, directory: Path) -> Repair:
+        """Rebuild runs.db from the record.json files of the run folders; runs only the old
+        database still holds (if it can be read at all) are kept too. The old database is
+        moved aside as runs.db.damaged-<time>, never deleted."""
+        db_path = directory / "runs.db"
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        damaged: Path | None = None
+        salvaged: dict[str, str] = {}
+        if db_path.exists():
+            salvaged = _salvage_rows(db_path)
+            damaged = db_path.with_name(f"runs.db.damaged-{stamp}")
+            try:
+                db_path.replace(damaged)
+                for suffix in ("-wal", "-shm"):  # the journal belongs with the damaged file
+                    side = db_path.with_name(db_path.name + suffix)
+                    if side.exists():
+                        side.replace(damaged.with_name(damaged.name + suffix))
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot move the damaged runs.db aside ({exc})",
+                    location=str(db_path),
+                    fix="check that the folder is writable",
+                ) from None
+        store = cls(directory, _rebuilding=True)  # a new, empty database
+        unreadable: list[Path] = []
+        from_records = 0
+        for path in store.record_files():
+            try:
+                record = RunRecord.model_validate_json(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                unreadable.append(path)
+                continue
+            store._insert(record)
+            salvaged.pop(record.run_id, None)
+            from_records += 1
+        from_database = 0
+        for text in salvaged.values():
+            try:
+                record = RunRecord.model_validate_json(text)
+            except ValueError:
+                continue
+            store.save(record)  # writes its missing record.json too
+            from_database += 1
+        return Repair(
+            from_records + from_database, from_records, from_database, unreadable, damaged
+        )
+
+    def _insert(self, record: RunRecord) -> None:
+        try:
+            with self._connect() as db:
+                db.execute(
+                    "INSERT OR REPLACE INTO runs (run_id, notebook, status, started_at, record)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (
+                        record.run_id,
+                        record.notebook,
+                        record.status,
+                        record.started_at,
+                        record.model_dump_json(),
+                    ),
+                )
+        except sqlite3.Error as exc:
+            if disk_full(exc):
+                raise self._disk_full(exc) from None
+            fix = REPAIR_FIX if _damaged(exc) else None
+            raise StoreError(
+                f"cannot save run {record.run_id} ({exc})", location=str(self.db_path), fix=fix
+            ) from None
 
     def start_interactive_run(self, run_id: str, notebook: str = "(interactive)") -> RunRecord:
         record = RunRecord(run_id=run_id, mode="interactive", notebook=notebook, started_at=now())
         self.save(record)
         return record
+
+
+def _damaged(exc: sqlite3.Error) -> bool:
+    """Whether a SQLite error means a damaged database (rather than a locked, unreadable or
+    read-only one)."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return isinstance(exc, sqlite3.DatabaseError)  # not a database, malformed
+    return "no such table" in str(exc) or "malformed" in str(exc)
+
+
+def _salvage_rows(db_path: Path) -> dict[str, str]:
+    """The records a damaged database still gives, by run id (none when it gives nothing)."""
+    rows: dict[str, str] = {}
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return rows
+    try:
+        for run_id, text in db.execute("SELECT run_id, record FROM runs"):
+            rows[str(run_id)] = str(text)
+    except sqlite3.Error:
+        pass  # what was read before the damage is kept
+    finally:
+        db.close()
+    return rows

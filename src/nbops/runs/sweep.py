@@ -8,6 +8,8 @@ process (`--jobs` at a time); a later addition runs them on a Dask cluster.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import logging
@@ -17,7 +19,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -462,18 +464,18 @@ class DaskExecutor:
                 dashboard_address=None,
             )
             client = Client(cluster)
-        by_key = {}
-        for task in tasks:
-            future = client.submit(execute_task_detached, task, pure=False)
-            by_key[future.key] = (future, task)
+        by_key: dict[Any, tuple[Any, SweepTask]] = {}
         done: dict[int, TaskResult] = {}
         interrupted = False
         try:
+            for task in tasks:
+                future = client.submit(execute_task_detached, task, pure=False)
+                by_key[future.key] = (future, task)
             for future in as_completed([f for f, _ in by_key.values()]):
                 _, task = by_key[future.key]
                 try:
                     result = store_detached(future.result(), task, store)
-                except Exception as exc:
+                except DASK_SHUTDOWN_ERRORS as exc:  # a cancelled future raises CancelledError
                     result = TaskResult(
                         task.index, task.parameters, "failed", error=worker_error(exc)
                     )
@@ -481,6 +483,7 @@ class DaskExecutor:
                 on_done(result)
         except KeyboardInterrupt:
             interrupted = True
+            _quiet_dask_logs()  # from here on, distributed winding down is not the user's news
             pending = [f for f, t in by_key.values() if t.index not in done]
             if cluster is not None:
                 # The runs in this process's worker threads: tasks not started return at
@@ -488,12 +491,15 @@ class DaskExecutor:
                 # interrupted. (On a remote cluster a running task cannot be stopped: it is
                 # cancelled and its result dropped.)
                 self._stop_local_runs(pending, by_key, store, done, on_done)
-            client.cancel([f for f in pending if not f.done()])
+            with contextlib.suppress(*DASK_SHUTDOWN_ERRORS):
+                client.cancel([f for f in pending if not f.done()])
         finally:
-            with _quiet_dask_logs():
-                client.close(timeout=10)
-                if cluster is not None:
-                    cluster.close(timeout=10)
+            restore = _quiet_dask_logs()
+            _close_quietly(client)
+            if cluster is not None and not _close_quietly(cluster):
+                cluster.shutdown_on_close = False  # its atexit close would fail the same way
+            if not interrupted:
+                restore()
         for _, task in by_key.values():
             if task.index not in done:
                 done[task.index] = TaskResult(task.index, task.parameters, "cancelled")
@@ -521,7 +527,10 @@ class DaskExecutor:
             for future in [f for f in running if f.done()]:
                 running.remove(future)
                 _, task = by_key[future.key]
-                payload = future.result() if future.status == "finished" else None
+                payload = None
+                if future.status == "finished":  # not cancelled, not an error
+                    with contextlib.suppress(*DASK_SHUTDOWN_ERRORS):
+                        payload = future.result()
                 if payload is None or payload.get("error") == _NOT_STARTED:
                     continue  # reported as cancelled
                 result = store_detached(payload, task, store)
@@ -529,19 +538,40 @@ class DaskExecutor:
                 on_done(result)
 
 
-@contextlib.contextmanager
-def _quiet_dask_logs() -> Iterator[None]:
-    """Closing a cluster with cancelled tasks makes distributed log warnings; nbops reports
-    the sweep itself."""
-    loggers = [logging.getLogger(n) for n in ("distributed", "tornado")]
+# What distributed raises while it shuts down or drops a task: a timeout closing on a loaded
+# machine, CancelledError (asyncio's, a BaseException, and concurrent.futures') from the
+# coroutines and futures it cancels. On the interrupt path none of it is the user's problem.
+DASK_SHUTDOWN_ERRORS: tuple[type[BaseException], ...] = (
+    Exception,
+    asyncio.CancelledError,
+    concurrent.futures.CancelledError,
+)
+_CLOSE_TIMEOUT_S = 30
+
+
+def _close_quietly(closable: Any) -> bool:
+    """Close a Dask client or cluster; whether it closed (see DASK_SHUTDOWN_ERRORS)."""
+    try:
+        closable.close(timeout=_CLOSE_TIMEOUT_S)
+    except DASK_SHUTDOWN_ERRORS:
+        return False
+    return True
+
+
+def _quiet_dask_logs() -> Callable[[], None]:
+    """Closing a cluster with cancelled tasks makes distributed (and asyncio, for the tasks
+    it cancels) log warnings and tracebacks; nbops reports the sweep itself. Returns what
+    puts the levels back."""
+    loggers = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
-        lg.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
+        lg.setLevel(logging.CRITICAL + 1)
+
+    def restore() -> None:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+
+    return restore
 
 
 EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor, "dask": DaskExecutor}
