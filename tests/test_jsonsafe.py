@@ -1,5 +1,6 @@
 """The JSON-safe conversion of each caller, pinned: the bundle build (manifest, model card),
-the server's answers and the lab server's API. Each table is what that caller gives today."""
+the server's answers and the lab server's API, one converter (`nbops._jsonsafe`) with the
+callers' real differences as options. Each table is what that caller gives."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbops.bundle.build import _json_safe as build_json_safe
+from nbops.bundle.build import json_safe as build_json_safe
 from nbops.bundle.serve.frame import _json_safe as serve_json_safe
 
 
@@ -47,6 +48,10 @@ COMMON: list[tuple[str, Any, Any]] = [
     ("tuple", (1, "a"), [1, "a"]),
     ("keys become text", {1: {"a": [1, math.inf]}}, {"1": {"a": [1, None]}}),
     ("path", Path("a/b"), "a/b"),
+    # Sets sorted by repr, so a manifest is the same from run to run (the build listed a set
+    # in its iteration order, the server wrote its text "{2, 10}"; both changed).
+    ("set, sorted by repr", {2, 10}, [10, 2]),
+    ("frozenset", frozenset({"b", "a"}), ["a", "b"]),
     ("bytes", b"x", "b'x'"),
 ]
 
@@ -99,7 +104,10 @@ LAB: list[tuple[str, Any, Any]] = [
     ("unknown object", Thing(), "Thing()"),
     ("set, sorted by repr", {2, 10}, [10, 2]),
     ("frozenset", frozenset({"b", "a"}), ["a", "b"]),
-    ("numpy integer", np.int64(3), "np.int64(3)"),
+    # The one change the shared converter made: NumPy values are numbers here too (they were
+    # their repr, "np.int64(3)"; the lab API's values are Python literals and run records).
+    ("numpy integer", np.int64(3), 3),
+    ("numpy array", np.array([1.5, np.inf]), [1.5, None]),
 ]
 
 
@@ -125,3 +133,24 @@ def test_the_server_answers_plain_json_of(value: Any, expected: Any) -> None:
                          ids=[c[0] for c in COMMON + LAB])  # fmt: skip
 def test_the_lab_server_answers_plain_json_of(value: Any, expected: Any) -> None:
     _check(lab_json_safe, value, expected)
+
+
+def test_the_shared_converter_imports_neither_numpy_nor_pandas() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, nbops._jsonsafe; print(sorted({'numpy', 'pandas'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_shared_converter_keeps_nat_null_when_dates_are_iso() -> None:
+    from nbops._jsonsafe import json_safe
+
+    assert json_safe(
+        [pd.NaT, pd.Timestamp("2024-01-02")], iso_dates=True, missing_as_null=True
+    ) == [
+        None,
+        "2024-01-02T00:00:00",
+    ]
+    assert json_safe(pd.NaT, iso_dates=True) == "NaT"

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from nbops import __version__ as nbops_version
+from nbops._jsonsafe import json_safe
 from nbops._markdown import inline, plain
 from nbops._requirements import pin_installed
 from nbops.bundle.allowlist import BOOSTING_TYPES, SUPPORTED_MODELS, disallowed
@@ -168,7 +169,7 @@ def build_bundle(
                 (scratch / CARD_DIR).mkdir(exist_ok=True)
                 (scratch / CARD_DIR / file_name).write_bytes(data)
             created = datetime.now(UTC).isoformat(timespec="seconds")
-            gate_list = [_json_safe(dict(g)) for g in gates]
+            gate_list = [json_safe(dict(g)) for g in gates]
             override_info = OverrideInfo(applied=bool(override), failed_gates=list(failed_gates))
             card = model_card(
                 name=name,
@@ -512,11 +513,11 @@ def _source_info(
     data = dict(source)
     data.setdefault("python", platform.python_version())
     data["metrics"] = {str(k): float(v) for k, v in metrics.items()}
-    data["slice_metrics"] = _json_safe(slice_metrics) if slice_metrics is not None else None
+    data["slice_metrics"] = json_safe(slice_metrics) if slice_metrics is not None else None
     if "parameters" in data:
-        data["parameters"] = _json_safe(data["parameters"])
+        data["parameters"] = json_safe(data["parameters"])
     if "data" in data:
-        data["data"] = [_json_safe(d) for d in data["data"]]
+        data["data"] = [json_safe(d) for d in data["data"]]
     try:
         return SourceInfo.model_validate(data)
     except ValidationError as e:
@@ -537,7 +538,7 @@ def _output_info(model: Any) -> OutputInfo:
         return OutputInfo(prediction="number", dtype="float64", proba=has_proba)
     if classes is not None or is_classifier(model):
         dtype = str(getattr(classes, "dtype", "object"))
-        listed = _json_safe(list(classes)) if classes is not None else None
+        listed = json_safe(list(classes)) if classes is not None else None
         return OutputInfo(prediction="class", dtype=dtype, classes=listed, proba=has_proba)
     return OutputInfo(prediction="other", dtype="unknown", proba=has_proba)
 
@@ -835,27 +836,6 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 # -- JSON ----------------------------------------------------------------------------------------
-
-
-def _json_safe(value: Any) -> Any:
-    """Plain JSON values: numpy scalars and arrays as Python ones, NaN and infinities as None."""
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy is a dependency
-        np = None  # type: ignore[assignment]
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_json_safe(v) for v in value]
-    if np is not None and isinstance(value, np.ndarray):
-        return [_json_safe(v) for v in value.tolist()]
-    if np is not None and isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
 
 
 def _json(value: Any) -> str:

@@ -6,13 +6,12 @@ hold; `_json_values` turns predictions back into JSON-safe Python values.
 """
 
 import contextlib
-import math
-from datetime import date, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from nbops._jsonsafe import json_safe
 from nbops.bundle.serve.body import RecordError, _printable
 from nbops.quality.schema import ColumnSchema
 
@@ -67,22 +66,9 @@ def _json_values(values: np.ndarray) -> list[Any]:
 
 
 def _json_safe(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, datetime | date | pd.Timestamp):
-        return None if pd.isna(value) else value.isoformat()
-    with contextlib.suppress(TypeError, ValueError):
-        if pd.isna(value):
-            return None
-    return str(value)
+    """A value as JSON for an answer: the shared rules, dates as ISO 8601 text and pandas'
+    missing markers (NA, NaT) as null."""
+    return json_safe(value, iso_dates=True, missing_as_null=True)
 
 
 def _checked_column(column: ColumnSchema, values: list[Any]) -> Any:
