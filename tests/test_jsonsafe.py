@@ -154,3 +154,40 @@ def test_the_shared_converter_keeps_nat_null_when_dates_are_iso() -> None:
         "2024-01-02T00:00:00",
     ]
     assert json_safe(pd.NaT, iso_dates=True) == "NaT"
+
+
+# A stand-in "numpy" whose import is caught half-way by another thread: the lab server's job
+# threads import numpy while a request is being answered.
+_RACE = """
+import importlib.abc, importlib.util, sys, threading
+started, release = threading.Event(), threading.Event()
+
+class SlowNumpy(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path, target=None):
+        return importlib.util.spec_from_loader(name, self) if name == "numpy" else None
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        started.set()
+        release.wait(30)
+        module.ndarray = type("ndarray", (), {})
+        module.generic = type("generic", (), {})
+
+sys.meta_path.insert(0, SlowNumpy())
+from nbops._jsonsafe import json_safe
+importer = threading.Thread(target=lambda: __import__("numpy"))
+importer.start()
+started.wait(30)
+threading.Timer(0.2, release.set).start()
+print(json_safe({"a": [1, 2.5]}))
+importer.join()
+"""
+
+
+def test_a_numpy_import_under_way_in_another_thread_is_waited_for() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _RACE], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "{'a': [1, 2.5]}"

@@ -18,13 +18,15 @@ The options are the callers' real differences:
 - `missing_as_null`: pandas' missing markers (NA, NaT, a NaN Decimal) as None (otherwise
   they go to `fallback`: "<NA>", "NaT").
 
-No import cost: NumPy and pandas are looked up in `sys.modules`, never imported here (a value
-of theirs cannot exist before they are imported).
+No import cost: NumPy and pandas are used only once something else imported them (a value of
+theirs cannot exist before); `_loaded` then imports them again, which waits for another thread
+still running that import instead of reading a half-initialised module.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import sys
 from collections.abc import Callable, Mapping
@@ -33,6 +35,13 @@ from pathlib import PurePath
 from typing import Any
 
 __all__ = ["json_safe"]
+
+
+def _loaded(name: str) -> Any:
+    """The module `name` if something imported it already (complete), else None."""
+    if name not in sys.modules:
+        return None
+    return importlib.import_module(name)
 
 
 def json_safe(
@@ -49,7 +58,7 @@ def json_safe(
             return item
         if isinstance(item, float):
             return item if math.isfinite(item) else None
-        np = sys.modules.get("numpy")
+        np = _loaded("numpy")
         if np is not None:
             if isinstance(item, np.ndarray):
                 return [convert(v) for v in item.tolist()]
@@ -64,7 +73,7 @@ def json_safe(
         if isinstance(item, PurePath):
             return item.as_posix()
         if missing_as_null:  # before the dates: pandas' NaT is a datetime
-            pd = sys.modules.get("pandas")
+            pd = _loaded("pandas")
             if pd is not None:
                 with contextlib.suppress(TypeError, ValueError):
                     if pd.isna(item):
