@@ -495,3 +495,10 @@ def test_writing_a_conversion_into_a_percent_script_is_refused(tmp_path: Path):
     with pytest.raises(ExportError, match=r"\.ipynb notebooks only"):
         write_conversion(script, [])
     assert script.read_text() == "# %%\nx = 1\n"
+
+
+def test_writing_the_conversion_keeps_the_notebooks_permissions(write_v44: MakeNotebook):
+    path = write_v44(IRIS)
+    path.chmod(0o644)
+    write_conversion(path, convert_kale(read_notebook(path)))
+    assert path.stat().st_mode & 0o777 == 0o644

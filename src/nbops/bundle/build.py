@@ -26,7 +26,6 @@ import math
 import os
 import re
 import shutil
-import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from nbops import __version__ as nbops_version
+from nbops._atomic import atomic_directory
+from nbops._jsonsafe import json_safe
 from nbops._markdown import inline, plain
 from nbops._requirements import pin_installed
 from nbops.bundle.allowlist import BOOSTING_TYPES, SUPPORTED_MODELS, disallowed
@@ -148,79 +149,79 @@ def build_bundle(
     with _build_lock(out, name):
         version = next_version(out, name)
         final = out / f"{name}-v{version}"
-        scratch = out / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
         try:
-            scratch.mkdir()
-            (scratch / MODEL_FILE).write_bytes(model_bytes)
-            if export_folder is not None:
-                shutil.copytree(
-                    export_folder,
-                    scratch / CODE_DIR,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"),
+            with atomic_directory(final) as scratch:
+                (scratch / MODEL_FILE).write_bytes(model_bytes)
+                if export_folder is not None:
+                    shutil.copytree(
+                        export_folder,
+                        scratch / CODE_DIR,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"),
+                    )
+                for rel, data in extra_files.items():
+                    (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (scratch / rel).write_bytes(data)
+                (scratch / SCHEMA_FILE).write_text(schema.to_json(), encoding="utf-8")
+                (scratch / REFERENCE_STATS_FILE).write_text(_json(stats), encoding="utf-8")
+                (scratch / REQUIREMENTS_FILE).write_text("\n".join(lock) + "\n", encoding="utf-8")
+                for file_name, data in card_plots:
+                    (scratch / CARD_DIR).mkdir(exist_ok=True)
+                    (scratch / CARD_DIR / file_name).write_bytes(data)
+                created = datetime.now(UTC).isoformat(timespec="seconds")
+                gate_list = [json_safe(dict(g)) for g in gates]
+                override_info = OverrideInfo(
+                    applied=bool(override), failed_gates=list(failed_gates)
                 )
-            for rel, data in extra_files.items():
-                (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
-                (scratch / rel).write_bytes(data)
-            (scratch / SCHEMA_FILE).write_text(schema.to_json(), encoding="utf-8")
-            (scratch / REFERENCE_STATS_FILE).write_text(_json(stats), encoding="utf-8")
-            (scratch / REQUIREMENTS_FILE).write_text("\n".join(lock) + "\n", encoding="utf-8")
-            for file_name, data in card_plots:
-                (scratch / CARD_DIR).mkdir(exist_ok=True)
-                (scratch / CARD_DIR / file_name).write_bytes(data)
-            created = datetime.now(UTC).isoformat(timespec="seconds")
-            gate_list = [_json_safe(dict(g)) for g in gates]
-            override_info = OverrideInfo(applied=bool(override), failed_gates=list(failed_gates))
-            card = model_card(
-                name=name,
-                version=version,
-                created_at=created,
-                source=source_info,
-                model_class=_class_name(model),
-                model_format=model_format(types),
-                output=output,
-                serving=serving_info,
-                gates=gate_list,
-                override=override_info,
-                plots=[f"{CARD_DIR}/{f}" for f, _ in card_plots],
-            )
-            (scratch / MODEL_CARD_FILE).write_text(card, encoding="utf-8")
-            (scratch / DOCKERFILE).write_text(
-                DOCKERFILE_TEXT.format(nbops_version=nbops_version, name=name, version=version),
-                encoding="utf-8",
-            )
-            files = file_hashes(scratch)
-            manifest = BundleManifest(
-                name=name,
-                version=version,
-                created_at=created,
-                nbops_version=nbops_version,
-                source=source_info,
-                model=ModelInfo.model_validate(
-                    {
-                        "file": MODEL_FILE,
-                        "class": _class_name(model),
-                        "types": types,
-                        "sha256": files[MODEL_FILE],
-                    }
-                ),
-                serving=serving_info,
-                input=InputInfo(
-                    schema_file=SCHEMA_FILE, reference_stats=REFERENCE_STATS_FILE, format="records"
-                ),
-                output=output,
-                requirements=REQUIREMENTS_FILE,
-                gates=gate_list,
-                override=override_info,
-                files=files,
-            )
-            (scratch / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
-            os.rename(scratch, final)
+                card = model_card(
+                    name=name,
+                    version=version,
+                    created_at=created,
+                    source=source_info,
+                    model_class=_class_name(model),
+                    model_format=model_format(types),
+                    output=output,
+                    serving=serving_info,
+                    gates=gate_list,
+                    override=override_info,
+                    plots=[f"{CARD_DIR}/{f}" for f, _ in card_plots],
+                )
+                (scratch / MODEL_CARD_FILE).write_text(card, encoding="utf-8")
+                (scratch / DOCKERFILE).write_text(
+                    DOCKERFILE_TEXT.format(nbops_version=nbops_version, name=name, version=version),
+                    encoding="utf-8",
+                )
+                files = file_hashes(scratch)
+                manifest = BundleManifest(
+                    name=name,
+                    version=version,
+                    created_at=created,
+                    nbops_version=nbops_version,
+                    source=source_info,
+                    model=ModelInfo.model_validate(
+                        {
+                            "file": MODEL_FILE,
+                            "class": _class_name(model),
+                            "types": types,
+                            "sha256": files[MODEL_FILE],
+                        }
+                    ),
+                    serving=serving_info,
+                    input=InputInfo(
+                        schema_file=SCHEMA_FILE,
+                        reference_stats=REFERENCE_STATS_FILE,
+                        format="records",
+                    ),
+                    output=output,
+                    requirements=REQUIREMENTS_FILE,
+                    gates=gate_list,
+                    override=override_info,
+                    files=files,
+                )
+                (scratch / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
         except OSError as e:
             raise BundleError(
                 f"cannot write the bundle ({e})", location=str(final), fix="check the folder"
             ) from None
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
         try:
             pack(final)
         except BaseException:
@@ -512,11 +513,11 @@ def _source_info(
     data = dict(source)
     data.setdefault("python", platform.python_version())
     data["metrics"] = {str(k): float(v) for k, v in metrics.items()}
-    data["slice_metrics"] = _json_safe(slice_metrics) if slice_metrics is not None else None
+    data["slice_metrics"] = json_safe(slice_metrics) if slice_metrics is not None else None
     if "parameters" in data:
-        data["parameters"] = _json_safe(data["parameters"])
+        data["parameters"] = json_safe(data["parameters"])
     if "data" in data:
-        data["data"] = [_json_safe(d) for d in data["data"]]
+        data["data"] = [json_safe(d) for d in data["data"]]
     try:
         return SourceInfo.model_validate(data)
     except ValidationError as e:
@@ -537,7 +538,7 @@ def _output_info(model: Any) -> OutputInfo:
         return OutputInfo(prediction="number", dtype="float64", proba=has_proba)
     if classes is not None or is_classifier(model):
         dtype = str(getattr(classes, "dtype", "object"))
-        listed = _json_safe(list(classes)) if classes is not None else None
+        listed = json_safe(list(classes)) if classes is not None else None
         return OutputInfo(prediction="class", dtype=dtype, classes=listed, proba=has_proba)
     return OutputInfo(prediction="other", dtype="unknown", proba=has_proba)
 
@@ -835,27 +836,6 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 # -- JSON ----------------------------------------------------------------------------------------
-
-
-def _json_safe(value: Any) -> Any:
-    """Plain JSON values: numpy scalars and arrays as Python ones, NaN and infinities as None."""
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy is a dependency
-        np = None  # type: ignore[assignment]
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_json_safe(v) for v in value]
-    if np is not None and isinstance(value, np.ndarray):
-        return [_json_safe(v) for v in value.tolist()]
-    if np is not None and isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
 
 
 def _json(value: Any) -> str:

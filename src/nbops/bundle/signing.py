@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from nbops._atomic import atomic_path, atomic_write_bytes
 from nbops.bundle.manifest import MANIFEST_FILE
 from nbops.errors import BundleError, BundleSignatureError, ConfigError, KeyFileError
 
@@ -304,22 +305,6 @@ def read_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
     return key
 
 
-def _write_new(path: Path, data: bytes, mode: int) -> Path:
-    """Write `data` to a fresh temporary file beside `path` with `mode`; return it."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(name)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
-
-
 def generate_keypair(
     private_path: str | os.PathLike[str],
     public_path: str | os.PathLike[str] | None = None,
@@ -363,21 +348,20 @@ def generate_keypair(
     )
     raw = _raw(key.public_key())
     line = f"{_PUBLIC_PREFIX} {base64.b64encode(raw).decode('ascii')} {fingerprint(raw)}\n"
-    temps: list[Path] = []
     try:
-        temps.append(_write_new(private, pem, 0o600))
-        temps.append(_write_new(public, line.encode("ascii"), 0o644))
-        os.replace(temps[0], private)
-        os.replace(temps[1], public)
+        # Both written before either is renamed into place (the public key first on the way out).
+        with (
+            atomic_path(private, mode=0o600) as private_tmp,
+            atomic_path(public, mode=0o644) as public_tmp,
+        ):
+            private_tmp.write_bytes(pem)
+            public_tmp.write_bytes(line.encode("ascii"))
     except OSError as e:
         raise KeyFileError(
             f"cannot write the key files ({e.strerror or e})",
             location=str(private),
             fix="check the folder's permissions and free space",
         ) from None
-    finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
     return KeyPair(private, public, fingerprint(raw))
 
 
@@ -633,19 +617,14 @@ def _sign_folder(folder: Path, key: Ed25519PrivateKey) -> str:
     target = folder / SIGNATURE_FILE
     if target.is_symlink() or (target.exists() and not target.is_file()):
         raise BundleError(f"{target} is not a regular file", fix="remove it, then sign again")
-    tmp: Path | None = None
     try:
-        tmp = _write_new(target, (json.dumps(body, indent=2) + "\n").encode("ascii"), 0o644)
-        os.replace(tmp, target)
+        atomic_write_bytes(target, (json.dumps(body, indent=2) + "\n").encode("ascii"), mode=0o644)
     except OSError as e:
         raise BundleError(
             f"cannot write {SIGNATURE_FILE} ({e.strerror or e})",
             location=str(folder),
             fix="check the folder's permissions",
         ) from None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
     return fingerprint(raw)
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
+from nbops._jsonsafe import json_safe as _json_safe
 from nbops.errors import NbopsError, TagError
 from nbops.labserver.jobs import (
     ExclusiveLock,
@@ -94,21 +94,10 @@ def nbops_error(exc: NbopsError, root: Path, notebook: Path | None = None) -> Ap
 
 
 def json_safe(value: Any) -> Any:
-    """`value` made strict JSON: NaN and infinities become null, tuples and sets lists, keys
-    text, anything else unknown its repr (a parameter default can be any Python literal)."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, set | frozenset):
-        return [json_safe(v) for v in sorted(value, key=repr)]
-    if isinstance(value, Path):
-        return value.as_posix()
-    return repr(value)
+    """`value` made strict JSON (`nbops._jsonsafe`): NaN and infinities become null, tuples and
+    sets lists, keys text, anything else unknown its repr (a parameter default can be any
+    Python literal)."""
+    return _json_safe(value, fallback=repr)
 
 
 # How deep a request body may nest: far more than any request of the panel needs, far less

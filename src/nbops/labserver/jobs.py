@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import secrets
 import shutil
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbops._atomic import atomic_path
 from nbops.errors import CellLocation, NbopsError, RunError
 
 if TYPE_CHECKING:
@@ -291,14 +291,8 @@ def publish_output_notebook(output: Path, notebook: Path, run_id: str, root: Pat
         if target.exists():
             target = folder / output_copy_name(notebook, run_id, full=True)
         # Created exclusively, with the usual permissions (the umask's, as any notebook).
-        tmp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            with output.open("rb") as src, tmp.open("xb") as out:
-                shutil.copyfileobj(src, out)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_path(target) as tmp, output.open("rb") as src, tmp.open("wb") as out:
+            shutil.copyfileobj(src, out)
     except OSError as exc:
         log.warning("nbops: cannot copy the output notebook of run %s to %s: %s",
                     run_id, folder, exc)  # fmt: skip

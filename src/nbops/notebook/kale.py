@@ -33,14 +33,13 @@ from __future__ import annotations
 import ast
 import json
 import keyword
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbops._atomic import atomic_write_text
 from nbops.errors import CellLocation, ExportError, NotebookReadError, TagError
 from nbops.notebook.cellcode import Diagnostic
 from nbops.notebook.tags import CellTag, Role
@@ -542,13 +541,9 @@ def write_conversion(path: Path, conversions: Sequence[KaleConversion]) -> None:
             tags = cell.setdefault("metadata", {}).setdefault("tags", [])
             tags.append(by_number[number].nbops_tag)
     text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
+        atomic_write_text(path, text)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise ExportError(
             f"cannot write the notebook ({exc.strerror or exc})",
             location=str(path),

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from nbops._atomic import atomic_write_text
 from nbops.errors import NotebookReadError, NotebookWriteError
 from nbops.notebook.suggest import Suggestion, is_nbops_tag
 from nbops.notebook.tags import CellTag
@@ -128,20 +127,9 @@ def _percent_script(text: str, tags: Mapping[int, CellTag | None], path: Path) -
 
 
 def _replace_atomically(path: Path, text: str) -> None:
-    mode = path.stat().st_mode & 0o7777 if path.exists() else None
-    tmp = ""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        atomic_write_text(path, text)  # keeps the notebook's mode
     except OSError as exc:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
         raise NotebookWriteError(
             f"cannot write the tags into the notebook ({exc.strerror or exc})",
             location=str(path),

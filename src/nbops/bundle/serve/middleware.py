@@ -1,0 +1,144 @@
+"""The ASGI middleware: the body size limit (413) and the request observer (metrics).
+
+Both are pure ASGI: `BodySizeLimitMiddleware` reads the body itself (answering 413 when it is
+over the limit, declared or received), `_ObserveMiddleware` counts and times every request
+and marks `/predict` requests as arriving for the batcher.
+"""
+
+import json
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nbops.bundle.serve.batching import _Batcher
+from nbops.bundle.serve.body import _JSON
+from nbops.bundle.serve.metrics import _Metrics
+
+ENDPOINTS = frozenset({"/predict", "/health", "/metadata", "/metrics", "/docs", "/openapi.json"})
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's script, style sheet and icon, from fastapi-offline
+
+
+async def _send_json(send: Send, status: int, body: Any, *, close: bool = False) -> None:
+    content = json.dumps(body).encode()
+    headers = [(b"content-type", _JSON.encode()), (b"content-length", str(len(content)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
+
+
+class BodySizeLimitMiddleware:
+    """Answers 413 when a request body is over `max_body_bytes` (declared or received).
+
+    A body within the limit is read here and handed to the app in one piece (the app would
+    read it whole anyway). An oversized body is still read, and dropped, up to `drain_bytes`
+    so the client can read the answer; past that the connection is closed.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, drain_bytes: int = 64_000_000) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.drain_bytes = drain_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared: int | None = None
+        chunked = False
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = None
+            elif key == b"transfer-encoding":
+                chunked = True
+        if declared is None and not chunked:
+            await self.app(scope, receive, send)  # no body
+            return
+        too_large = declared is not None and declared > self.max_body_bytes
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more and not too_large:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            more = bool(message.get("more_body", False))
+            if size > self.max_body_bytes:
+                too_large = True
+            else:
+                chunks.append(chunk)
+        if too_large:
+            drained = size
+            while more and (declared or drained) <= self.drain_bytes:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                drained += len(message.get("body", b""))
+                more = bool(message.get("more_body", False))
+            detail = f"the request body is over the limit of {self.max_body_bytes} bytes"
+            await _send_json(send, 413, {"detail": detail}, close=True)
+            return
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+class _ObserveMiddleware:
+    """Counts and times every HTTP request; marks /predict requests as arriving."""
+
+    def __init__(self, app: ASGIApp, metrics: _Metrics, batcher: _Batcher) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.batcher = batcher
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if path in ENDPOINTS:
+            endpoint = path
+        elif path.startswith(DOCS_ASSETS + "/"):
+            endpoint = DOCS_ASSETS
+        else:
+            endpoint = "other"
+        if endpoint == "/predict" and scope.get("method") == "POST":
+            self.batcher.arrival(scope)
+        start = time.perf_counter()
+        status = 500
+        recorded = False
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status, recorded
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+            if (
+                message["type"] == "http.response.body"
+                and not message.get("more_body", False)
+                and not recorded
+            ):
+                recorded = True
+                self.metrics.observe_request(endpoint, status, time.perf_counter() - start)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            self.batcher.arrived(scope)
+            if not recorded:
+                recorded = True
+                self.metrics.observe_request(endpoint, status, time.perf_counter() - start)
