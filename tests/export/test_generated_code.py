@@ -60,7 +60,7 @@ def test_step_functions_take_keyword_only_typed_inputs(imported: tuple[ExportRes
     # In the order the code reads them: the comprehension's iterable first.
     assert [a.arg for a in scale.args.kwonlyargs] == ["values", "factor"]
     annotations = [ast.unparse(a.annotation) for a in scale.args.kwonlyargs if a.annotation]
-    assert annotations == ["Any", "int"]
+    assert annotations == ["list", "int"]  # `values = list(...)` in its producing step
     assert scale.args.args == []
 
 

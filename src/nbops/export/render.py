@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nbops import __version__ as nbops_version
+from nbops.export.types import ANY, ValueType, value_types
 from nbops.export.vendor import localised_import
-from nbops.notebook.analysis import AnalysedCell, Step, StepGraph
+from nbops.notebook.analysis import AnalysedCell, Step, StepGraph, StepInput
 from nbops.notebook.cellcode import is_display_only, slice_statements
 from nbops.notebook.metrics import metric_sources
 from nbops.notebook.tags import Role
@@ -71,11 +72,12 @@ def render_package(
     (nbops.redact.secret_env_var) and says which one to set when it is missing."""
     header = _header(graph)
     functions = _function_names(graph)
+    types = _usable_types(graph, functions)
     secret = frozenset(p.name for p in graph.parameters if p.name in secret)
     files: dict[str, str] = {
         f"{name}/__init__.py": _render_init(graph, name, header),
         f"{name}/params.py": _render_params(graph, header, secret),
-        f"{name}/pipeline.py": _render_pipeline(graph, name, header, functions, secret),
+        f"{name}/pipeline.py": _render_pipeline(graph, name, header, functions, types, secret),
         f"{name}/__main__.py": _render_main(graph, name, header, secret),
         "test_pipeline.py": _render_tests(graph, name, header, functions, secret),
     }
@@ -85,7 +87,7 @@ def render_package(
         steps = [s for s in graph.steps if s.role is role]
         if steps:
             files[f"{name}/{role.value}.py"] = _render_step_module(
-                graph, role, steps, header, functions
+                graph, role, steps, header, functions, types
             )
     step_functions = {key: (f"{name}/{mod}.py", fn) for key, (mod, fn) in functions.items()}
     return RenderedPackage(name=name, files=files, step_functions=step_functions)
@@ -176,6 +178,31 @@ def _annotation(graph: StepGraph, name: str) -> str:
         if p.name == name:
             return p.type_source
     return "Any"
+
+
+# Names pipeline.py defines or imports itself: a type needing one of them stays `Any`.
+_PIPELINE_NAMES = {
+    "contextlib", "json", "numbers", "os", "Iterator", "Mapping", "dataclass", "Path", "Any",
+    "Params", "Results", "run", "data_dir", "_in_data_dir", "collect_metrics", "_numbers",
+    "common", "params", "overrides",
+}  # fmt: skip
+
+
+def _usable_types(graph: StepGraph, functions: dict[str, tuple[str, str]]) -> dict[str, ValueType]:
+    """The type of each value steps return (export/types.py), kept only where the names its
+    annotation reads mean the same in every module that writes it."""
+    taken = set(_PIPELINE_NAMES) | set(graph.setup_names) | set(_result_names(graph))
+    taken |= {p.name for p in graph.parameters} | {m for m, _ in functions.values()}
+    taken |= {fn for _, fn in functions.values()} | {_outputs_class(s) for s in graph.steps}
+    return {
+        name: kind if not (kind.needs & taken) else ANY for name, kind in value_types(graph).items()
+    }
+
+
+def _input_annotation(graph: StepGraph, types: dict[str, ValueType], i: StepInput) -> str:
+    if i.source == "step":
+        return types.get(i.name, ANY).text
+    return _annotation(graph, i.name)
 
 
 # -- __init__.py, params.py ----------------------------------------------------------------
@@ -326,6 +353,7 @@ def _render_step_module(
     steps: list[Step],
     header: str,
     functions: dict[str, tuple[str, str]],
+    types: dict[str, ValueType],
 ) -> str:
     # Names the parameters' annotations use in the step signatures (`Optional[str]`).
     params = {i.name for s in steps for i in s.inputs}
@@ -337,36 +365,44 @@ def _render_step_module(
         if isinstance(n, ast.Name)
     }
     typing_extra = annotation_names & {"Literal", "Optional", "Union"}
+    used = {types.get(n, ANY) for s in steps for n in s.outputs}
+    used |= {types.get(i.name, ANY) for s in steps for i in s.inputs if i.source == "step"}
     import_names = sorted(
         {n for s in steps for n in s.uses_imports}
         | {n for n in annotation_names - typing_extra if n in graph.imports}
+        | {n for kind in used for n in kind.needs}
     )
     setup_names = sorted({n for s in steps for n in s.uses_setup})
     lines = _import_lines(graph, import_names)
-    typing_names = ["Any"] + (["NamedTuple"] if any(len(s.outputs) > 1 for s in steps) else [])
+    rendered = [_render_step(graph, step, functions[step.key][1], types) for step in steps]
+    annotations = [_input_annotation(graph, types, i) for s in steps for i in s.inputs]
+    annotations += [types.get(o, ANY).text for s in steps for o in s.outputs]
+    typing_names = ["Any"] if any(re.search(r"\bAny\b", a) for a in annotations) else []
+    typing_names += ["NamedTuple"] if any(len(s.outputs) > 1 for s in steps) else []
     typing_names += sorted(typing_extra)
-    lines.append(f"from typing import {', '.join(typing_names)}")
+    if typing_names:
+        lines.append(f"from typing import {', '.join(sorted(typing_names))}")
     if setup_names:
         lines.append(f"from .common import {', '.join(setup_names)}")
     parts = [
         f'{header}"""The {role.value} steps of the pipeline, one function per step."""\n\n'
         + "\n".join(lines)
     ]
-    for step in steps:
-        parts.append(_render_step(graph, step, functions[step.key][1]))
+    parts += rendered
     return "\n\n\n".join(parts) + "\n"
 
 
-def _render_step(graph: StepGraph, step: Step, function: str) -> str:
-    params = [f"{i.name}: {_annotation(graph, i.name)}" for i in step.inputs]
+def _render_step(graph: StepGraph, step: Step, function: str, types: dict[str, ValueType]) -> str:
+    params = [f"{i.name}: {_input_annotation(graph, types, i)}" for i in step.inputs]
     signature = f"*, {', '.join(params)}" if params else ""
     outputs_class = _outputs_class(step)
     if not step.outputs:
         returns, ret_stmt, pre = "None", "", ""
     elif len(step.outputs) == 1:
-        returns, ret_stmt, pre = "Any", f"    return {step.outputs[0]}\n", ""
+        returns = types.get(step.outputs[0], ANY).text
+        ret_stmt, pre = f"    return {step.outputs[0]}\n", ""
     else:
-        fields = "".join(f"    {o}: Any\n" for o in step.outputs)
+        fields = "".join(f"    {o}: {types.get(o, ANY).text}\n" for o in step.outputs)
         pre = (
             f"class {outputs_class}(NamedTuple):\n"
             f'    """What step `{step.tag}` returns."""\n\n{fields}\n\n'
@@ -465,6 +501,7 @@ def _render_pipeline(
     name: str,
     header: str,
     functions: dict[str, tuple[str, str]],
+    types: dict[str, ValueType],
     secret: frozenset[str] = frozenset(),
 ) -> str:
     results = _result_names(graph)
@@ -498,7 +535,12 @@ def _render_pipeline(
             + (f" as {alias['common']}" if alias["common"] != "common" else "")
         )
     imports.append("from .params import Params")
-    fields = "".join(f"    {r}: Any\n" for r in [*results, *kept.values()]) or "    pass\n"
+    needs = sorted({n for r in results for n in types.get(r, ANY).needs})
+    if needs:  # the notebook's imports the Results annotations read
+        imports[imports.index("") : imports.index("")] = _import_lines(graph, needs)
+    field_types = {r: types.get(r, ANY).text for r in results}
+    field_types.update({field: field_types[value] for (_, value), field in kept.items()})
+    fields = "".join(f"    {r}: {t}\n" for r, t in field_types.items()) or "    pass\n"
     calls = []
     if has_configure_code(graph):
         calls.append(f"    {alias['common']}.configure()\n")
