@@ -168,9 +168,33 @@ def _import_lines(graph: StepGraph, names: list[str]) -> list[str]:
     statements = {graph.imports[n].statement for n in names if n in graph.imports}
     if names and graph.star_imports:
         statements.update(graph.star_imports)
+    if "import nbops" in statements and _only_logs(graph):
+        statements.remove("import nbops")
+        statements.add(f"import nbops  {_NBOPS_IMPORT_NOTE}")
     if not local:
         return sorted(statements)
     return sorted({line for s in statements for line in localised_import(s, local)})
+
+
+_LOGGING = {"log_metric", "log_metrics", "log_param", "log_params", "log_artifact"}
+_LOGGING |= {"log_model", "track_data"}
+_NBOPS_IMPORT_NOTE = "# kept for its log calls: they record under `nbops run`, else do nothing"
+
+
+def _only_logs(graph: StepGraph) -> bool:
+    """Whether the exported code uses nbops only for its logging calls (nbops.runs.capture),
+    which record into a run when one is active and do nothing otherwise: the import stays,
+    with a comment saying so, so that the package records what the notebook did when it
+    runs inside one."""
+    used = {
+        node.attr
+        for a in [*graph.setup, *(c for s in graph.steps for c in s.cells)]
+        for node in ast.walk(a.code.tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "nbops"
+    }
+    return used <= _LOGGING
 
 
 def _annotation(graph: StepGraph, name: str) -> str:
@@ -600,8 +624,8 @@ def _render_pipeline(
         + f"{fields}\n\n"
         f"def run({params_var}: Params | None = None, /, **overrides: Any) -> Results:\n"
         '    """Run every step with these parameters (defaults: the notebook\'s), in order.\n\n'
-        "    Keyword arguments override single parameters: `run(test_size=0.3)`.\n"
-        "    Relative paths in the steps are read from the notebook's folder, as the notebook\n"
+        + _override_example(graph, secret)
+        + "    Relative paths in the steps are read from the notebook's folder, as the notebook\n"
         "    read them (see `data_dir`).\n"
         '    """\n'
         + validate
@@ -623,6 +647,18 @@ def _render_pipeline(
         '            found.update(_numbers(value, f"{prefix}{key}."))\n'
         "    return found\n"
     )
+
+
+def _override_example(graph: StepGraph, secret: frozenset[str]) -> str:
+    """The docstring line showing a keyword override, with one of the notebook's own
+    parameters and its default; none when it has no parameter to show."""
+    numbers_first = sorted(graph.parameters, key=lambda p: not isinstance(p.default, int | float))
+    for p in numbers_first:
+        text = p.default_source
+        if p.name in secret or len(p.name + text) > 32 or any(c in text for c in '\\\n"`'):
+            continue
+        return f"    Keyword arguments override single parameters: `run({p.name}={text})`.\n"
+    return ""
 
 
 # -- __main__.py and the generated test ------------------------------------------------------
