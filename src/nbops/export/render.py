@@ -11,8 +11,11 @@ import ast
 import io
 import keyword
 import re
+import string
 import tokenize
 from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
 from pathlib import Path
 
 from nbops import __version__ as nbops_version
@@ -24,6 +27,20 @@ from nbops.notebook.metrics import metric_sources
 from nbops.notebook.tags import Role
 
 VERSION_PLACEHOLDER = "0+nbops.version.placeholder"
+_HELPERS_NOTE = (
+    "# The helpers below are the same in every exported package. They are copied in, not\n"
+    "# imported from nbops, so that the package runs with only its requirements installed.\n"
+)
+
+
+@cache
+def template(file: str, **values: str) -> str:
+    """A fixed part of the generated package, from export/templates/FILE (shipped in the
+    wheel): `${placeholders}` filled from `values` when given, else the text as written."""
+    text = (files("nbops.export") / "templates" / file).read_text("utf-8")
+    return string.Template(text).substitute(values) if values else text
+
+
 _ROLE_MODULES = (Role.TRANSFORM, Role.TRAIN, Role.EVALUATE)
 
 
@@ -281,7 +298,7 @@ def _render_params(graph: StepGraph, header: str, secret: frozenset[str] = froze
         imports = ["import json", "import os", "from collections.abc import Callable", *imports]
         if "Any" not in typing_names:
             imports.append("from typing import Any")
-        helpers = _SECRET_CODE
+        helpers = "\n\n\n" + template("secret.py.tmpl")
     return (
         f'{header}"""The pipeline\'s parameters, from the notebook\'s parameters ({origin})."""\n\n'
         + "\n".join(imports)
@@ -291,36 +308,6 @@ def _render_params(graph: StepGraph, header: str, secret: frozenset[str] = froze
         '    model_config = ConfigDict(extra="forbid", validate_assignment=True)\n\n'
         f"{body}\n"
     )
-
-
-_SECRET_CODE = '''
-
-
-class MissingSecretError(RuntimeError):
-    """A secret parameter has no value: its environment variable is not set."""
-
-
-def _secret(name: str, variable: str, *, text: bool) -> Callable[[], Any]:
-    """The value of a secret parameter, read from the environment variable `variable` when no
-    value is passed (as text for a `str` parameter, else as JSON when it parses): nbops
-    never writes a secret's default into the package."""
-
-    def read() -> Any:
-        value = os.environ.get(variable)
-        if value is None:
-            raise MissingSecretError(
-                f"the secret parameter {name!r} has no value: set the environment variable "
-                f"{variable} (or pass --param {name}=VALUE)"
-            )
-        if text:
-            return value
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-
-    return read
-'''
 
 
 # -- common.py -------------------------------------------------------------------------------
@@ -496,29 +483,6 @@ def _kept_metric_fields(graph: StepGraph, taken: set[str]) -> dict[tuple[str, st
 
 DATA_DIR_ENV = "NBOPS_DATA_DIR"
 
-_DATA_DIR_CODE = f'''def data_dir() -> Path | None:
-    """The folder the steps read relative paths from: ${DATA_DIR_ENV} when set, else the
-    notebook's folder as the manifest records it (relative to this export) when it exists
-    here, else None (the current directory is used, e.g. in a bundle or on an orchestrator).
-    """
-    if os.environ.get("{DATA_DIR_ENV}"):
-        return Path(os.environ["{DATA_DIR_ENV}"])
-    package = Path(__file__).resolve().parent
-    try:
-        manifest = json.loads((package / "manifest.json").read_text("utf-8"))
-        folder = package.parent / manifest["source"]["data_dir"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return folder if folder.is_dir() else None
-
-
-@contextlib.contextmanager
-def _in_data_dir() -> Iterator[None]:
-    folder = data_dir()
-    with contextlib.chdir(folder) if folder is not None else contextlib.nullcontext():
-        yield
-'''
-
 
 def _render_pipeline(
     graph: StepGraph,
@@ -632,20 +596,14 @@ def _render_pipeline(
         + "    with _in_data_dir():\n"
         + ("".join(calls) or "        pass\n")
         + f"    return Results({ret})\n\n\n"
-        f"{_DATA_DIR_CODE}\n\n"
+        + _HELPERS_NOTE
+        + template("data_dir.py.tmpl")
+        + "\n\n"
         "def collect_metrics(results: Results) -> dict[str, float]:\n"
         '    """The metrics the steps computed, as `nbops run` records them and\n'
         "    `python -m " + name + "` reports them (dicts of numbers are flattened as\n"
         '    `name.key`)."""\n'
-        f"    return _numbers({metric_dict})\n\n\n"
-        'def _numbers(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:\n'
-        "    found: dict[str, float] = {}\n"
-        "    for key, value in values.items():\n"
-        "        if isinstance(value, numbers.Real) and not isinstance(value, bool):\n"
-        '            found[f"{prefix}{key}"] = float(value)\n'
-        "        elif isinstance(value, Mapping):\n"
-        '            found.update(_numbers(value, f"{prefix}{key}."))\n'
-        "    return found\n"
+        f"    return _numbers({metric_dict})\n\n\n" + template("numbers.py.tmpl")
     )
 
 
@@ -681,71 +639,7 @@ def _render_main(
 
 
 def _main_code(name: str, header: str) -> str:
-    return f'''{header}"""Run the pipeline: `python -m {name} [--param KEY=VALUE ...]`.
-
-Prints the metrics as JSON on standard output; what the steps print goes to standard error.
-"""
-
-import argparse
-import contextlib
-import json
-import sys
-from typing import Any
-
-from pydantic import ValidationError
-
-from .params import Params
-from .pipeline import collect_metrics, run
-
-
-def _value(field: str, text: str) -> Any:
-    """A parameter value from the command line: JSON when it parses, else the text."""
-    if Params.model_fields[field].annotation is str:
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m {name}", description="Run the {name} pipeline and print its metrics."
-    )
-    parser.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a parameter (repeatable); known: " + ", ".join(Params.model_fields),
-    )
-    args = parser.parse_args(argv)
-    overrides: dict[str, Any] = {{}}
-    for item in args.param:
-        key, sep, text = item.partition("=")
-        if not sep:
-            parser.error(f"--param {{item!r}}: expected KEY=VALUE")
-        if key not in Params.model_fields:
-            known = ", ".join(Params.model_fields) or "none"
-            parser.error(f"unknown parameter {{key!r}} (known: {{known}})")
-        overrides[key] = _value(key, text)
-    try:
-        params = Params(**overrides)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        parser.error(f"parameter {{where}}: {{error['msg']}}")
-    with contextlib.redirect_stdout(sys.stderr):
-        results = run(params)
-    json.dump(collect_metrics(results), sys.stdout, indent=2, sort_keys=True)
-    sys.stdout.write("\\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-'''
+    return header + template("__main__.py.tmpl", name=name)
 
 
 def _render_tests(
