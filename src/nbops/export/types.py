@@ -5,8 +5,10 @@ only when every assignment of the name in its step says so beyond doubt: a liter
 `float(...)`/`int(...)` call, `pd.read_csv(...)` and other pandas readers, the DataFrame
 methods that return a new DataFrame, `train_test_split` (each part has its input's type),
 the constructor of an imported class, `.fit(...)` (it returns the estimator), `.predict(...)`
-(an array) and the sklearn metric functions (a float). Everything else stays `Any`: a wrong
-annotation is worse than none. A name several steps return, or a step input, gets one type
+(an array), `.score(...)` and the sklearn metric functions (a float), and the return
+annotation of a function the notebook defines (`def load() -> pd.DataFrame`). Everything
+else stays `Any`: a wrong annotation is worse than none. The types come from the code alone,
+never from running it, so an export stays deterministic and runs no notebook code. A name several steps return, or a step input, gets one type
 for the whole pipeline, `Any` when its producers disagree.
 
 `ValueType.needs` names the notebook imports an annotation reads (`pd` for `pd.DataFrame`),
@@ -51,11 +53,12 @@ _METRIC_FUNCTIONS = {"r2_score", "accuracy_score", "f1_score", "precision_score"
 def value_types(graph: StepGraph) -> dict[str, ValueType]:
     """The one type of each value the steps return, by name (ANY when not certain)."""
     constants = _setup_constants(graph)
+    trees: dict[str, ast.Module | None] = {}  # a step cell's exported code, parsed once
     types: dict[str, ValueType] = {}
     for _ in range(3):  # a later producer can make an earlier inference uncertain
         found: dict[str, list[ValueType]] = {}
         for step in graph.steps:
-            step_types = _step_output_types(graph, step, types, constants)
+            step_types = _step_output_types(graph, step, types, constants, trees)
             for name in step.outputs:
                 found.setdefault(name, []).append(step_types.get(name, ANY))
         params = {p.name for p in graph.parameters}
@@ -224,7 +227,11 @@ class _Inference:
 
 
 def _step_output_types(
-    graph: StepGraph, step: Step, known: dict[str, ValueType], constants: dict[str, object]
+    graph: StepGraph,
+    step: Step,
+    known: dict[str, ValueType],
+    constants: dict[str, object],
+    trees: dict[str, ast.Module | None],
 ) -> dict[str, ValueType]:
     """The type of each output of this step, from every binding of it in the step's code."""
     infer = _Inference(graph, constants)
@@ -239,9 +246,13 @@ def _step_output_types(
     inputs = dict(env)
     seen: dict[str, list[ValueType]] = {}
     for a in step.cells:
-        try:
-            tree = ast.parse(a.code.body)
-        except SyntaxError:
+        if a.code.body not in trees:
+            try:
+                trees[a.code.body] = ast.parse(a.code.body)
+            except SyntaxError:
+                trees[a.code.body] = None
+        tree = trees[a.code.body]
+        if tree is None:
             return {}
         infer.returns([tree])
         for stmt in tree.body:
