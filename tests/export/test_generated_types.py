@@ -109,9 +109,9 @@ def test_the_generated_packages_pass_mypy(tmp_path: Path) -> None:
     for nb in notebooks:
         result = export_notebook(nb, tmp_path / "out")
         packages.append(str(result.package_dir))
+    options = ["--ignore-missing-imports", "--no-incremental", "--cache-dir", str(tmp_path / "c")]
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--ignore-missing-imports", "--no-incremental"]
-        + ["--cache-dir", str(tmp_path / "cache"), *packages],
+        [sys.executable, "-m", "mypy", *options, *packages],
         cwd=tmp_path,
         capture_output=True,
         text=True,
