@@ -60,7 +60,7 @@ def test_step_functions_take_keyword_only_typed_inputs(imported: tuple[ExportRes
     # In the order the code reads them: the comprehension's iterable first.
     assert [a.arg for a in scale.args.kwonlyargs] == ["values", "factor"]
     annotations = [ast.unparse(a.annotation) for a in scale.args.kwonlyargs if a.annotation]
-    assert annotations == ["Any", "int"]
+    assert annotations == ["list", "int"]  # `values = list(...)` in its producing step
     assert scale.args.args == []
 
 
@@ -162,3 +162,43 @@ def test_parameter_annotations_in_step_signatures_are_imported_where_they_are_us
     assert proc.returncode == 0, proc.stderr
     text = (result.package_dir / "transform.py").read_text()
     assert "label: Optional[str], data: Path" in text
+
+
+# A step whose signature ruff wraps (its closing `)` in column 0) and a setup cell that both
+# defines things and calls something (its code lands in two places of common.py).
+WRAPPED = [
+    (
+        "import random\n\nLIMIT = 10\n\n\ndef clip(v):\n    return min(v, LIMIT)\n\n\n"
+        "random.seed(0)",
+        ["setup"],
+    ),
+    (
+        "a_rather_long_parameter_name = 1\nanother_rather_long_parameter_name = 2\n"
+        "yet_another_long_parameter_name = 3",
+        ["parameters"],
+    ),
+    (
+        "total = a_rather_long_parameter_name + another_rather_long_parameter_name\n"
+        "total = clip(total + yet_another_long_parameter_name)",
+        ["transform:load"],
+    ),
+    ("score = float(total)", ["evaluate"]),
+]
+
+
+def test_manifest_spans_are_exactly_the_cells_code(tmp_path: Path) -> None:
+    result = export_notebook(build_notebook(tmp_path / "wrapped.ipynb", WRAPPED), tmp_path / "o")
+    load = next(s for s in result.manifest.steps if s.key == "transform:load").cells[0]
+    lines = (result.folder / load.file).read_text().splitlines()
+    assert any(ln.startswith(") -> ") for ln in lines)  # the wrapped signature at issue
+    assert [ln.strip() for ln in lines[load.first_line - 1 : load.last_line]] == [
+        "total = a_rather_long_parameter_name + another_rather_long_parameter_name",
+        "total = clip(total + yet_another_long_parameter_name)",
+    ]
+    (setup,) = result.manifest.setup_cells
+    common = (result.folder / setup.file).read_text().splitlines()
+    assert [ln for ln in common[setup.first_line - 1 : setup.last_line] if ln.strip()] == [
+        "LIMIT = 10",
+        "def clip(v):",
+        "    return min(v, LIMIT)",
+    ]

@@ -7,6 +7,8 @@ whole.
 
 from __future__ import annotations
 
+import ast
+import bisect
 import contextlib
 import gc
 import hashlib
@@ -445,24 +447,34 @@ def _manifest(prep: _Prepared, version: int) -> ExportManifest:
 
 
 def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
-    """Find each cell's lines from the `# cell <id>` markers the renderer put before them."""
+    """Find each cell's lines: the statements of the generated code that follow the
+    `# cell <id>` marker the renderer put before them, up to the next marker or the end of
+    their block, without the `return` a step function ends with. Read from the syntax tree
+    of the formatted file, so wrapped signatures and setup cells split between module level
+    and configure() are measured as they are. A cell split in two is located by its first part.
+    """
     cells: dict[str, AnalysedCell] = {a.cell.cell_id: a for s in graph.steps for a in s.cells}
     cells.update({a.cell.cell_id: a for a in graph.setup})
     spans: dict[str, CellSpan] = {}
     for rel, text in files.items():
+        if not rel.endswith(".py") or "# cell " not in text:
+            continue
         lines = text.splitlines()
-        ends = _block_ends(text)
         markers = [
             (n, line.strip()[len("# cell ") :])
             for n, line in enumerate(lines, start=1)
             if line.strip().startswith("# cell ") and line.strip()[len("# cell ") :] in cells
         ]
+        if not markers:
+            continue
+        blocks = _blocks(ast.parse(text))
         for i, (n, cid) in enumerate(markers):
-            end = ends.get(n, len(lines))
-            if i + 1 < len(markers) and markers[i + 1][0] < end:
-                end = markers[i + 1][0] - 1
-            while end > n and not lines[end - 1].strip():
-                end -= 1
+            stop = markers[i + 1][0] if i + 1 < len(markers) else len(lines) + 1
+            starts, block = next((st, b) for first, last, st, b in blocks if first <= n <= last)
+            inside = block[bisect.bisect_right(starts, n) : bisect.bisect_left(starts, stop)]
+            # A function holding the next marker is generated code (configure()), not the cell's.
+            ends = [s.end_lineno or s.lineno for s in inside]
+            end = max((e for e in ends if e < stop), default=n)
             a = cells[cid]
             spans.setdefault(
                 cid, CellSpan(index=a.cell.index, id=cid, file=rel, first_line=n + 1, last_line=end)
@@ -470,27 +482,25 @@ def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
     return spans
 
 
-def _block_ends(text: str) -> dict[int, int]:
-    """For every line inside a top-level function, the last line of its code before the
-    final `return`.
+def _blocks(tree: ast.Module) -> list[tuple[int, int, list[int], list[ast.stmt]]]:
+    """The statement lists a cell's code can land in, with the lines they cover: the body of
+    each top-level function without its final `return` (the step's, not the cell's), then
+    the module's."""
+    blocks: list[tuple[int, int, list[int], list[ast.stmt]]] = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            body = node.body
+            if body and isinstance(body[-1], ast.Return):
+                body = body[:-1]
+            last = node.end_lineno or node.lineno
+            blocks.append((node.lineno, last, [_first_line(s) for s in body], body))
+    starts = [_first_line(s) for s in tree.body]
+    return [*blocks, (1, sys.maxsize, starts, tree.body)]
 
-    Read from the layout of the formatted code (a top-level statement starts in column 0)
-    rather than by parsing it: compiling one function with thousands of locals is slow.
-    """
-    lines = text.splitlines()
-    starts = [n for n, line in enumerate(lines, start=1) if line[:1].strip() and line[0] != "#"]
-    ends: dict[int, int] = {}
-    for i, start in enumerate(starts):
-        if not lines[start - 1].startswith("def "):
-            continue
-        stop = (starts[i + 1] - 1) if i + 1 < len(starts) else len(lines)
-        while stop > start and not lines[stop - 1].strip():
-            stop -= 1
-        if lines[stop - 1].startswith("    return "):
-            stop -= 1
-        for n in range(start, stop + 1):
-            ends[n] = stop
-    return ends
+
+def _first_line(stmt: ast.stmt) -> int:
+    decorators = getattr(stmt, "decorator_list", [])
+    return min([stmt.lineno, *(d.lineno for d in decorators)])
 
 
 def _requirements(graph: StepGraph) -> list[str]:

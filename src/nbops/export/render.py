@@ -11,18 +11,36 @@ import ast
 import io
 import keyword
 import re
+import string
 import tokenize
 from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
 from pathlib import Path
 
 from nbops import __version__ as nbops_version
+from nbops.export.types import ANY, ValueType, value_types
 from nbops.export.vendor import localised_import
-from nbops.notebook.analysis import AnalysedCell, Step, StepGraph
+from nbops.notebook.analysis import AnalysedCell, Step, StepGraph, StepInput
 from nbops.notebook.cellcode import is_display_only, slice_statements
 from nbops.notebook.metrics import metric_sources
 from nbops.notebook.tags import Role
 
 VERSION_PLACEHOLDER = "0+nbops.version.placeholder"
+_HELPERS_NOTE = (
+    "# The helpers below are the same in every exported package. They are copied in, not\n"
+    "# imported from nbops, so that the package runs with only its requirements installed.\n"
+)
+
+
+@cache
+def template(file: str, **values: str) -> str:
+    """A fixed part of the generated package, from export/templates/FILE (shipped in the
+    wheel): `${placeholders}` filled from `values` when given, else the text as written."""
+    text = (files("nbops.export") / "templates" / file).read_text("utf-8")
+    return string.Template(text).substitute(values) if values else text
+
+
 _ROLE_MODULES = (Role.TRANSFORM, Role.TRAIN, Role.EVALUATE)
 
 
@@ -71,11 +89,12 @@ def render_package(
     (nbops.redact.secret_env_var) and says which one to set when it is missing."""
     header = _header(graph)
     functions = _function_names(graph)
+    types = _usable_types(graph, functions)
     secret = frozenset(p.name for p in graph.parameters if p.name in secret)
     files: dict[str, str] = {
         f"{name}/__init__.py": _render_init(graph, name, header),
         f"{name}/params.py": _render_params(graph, header, secret),
-        f"{name}/pipeline.py": _render_pipeline(graph, name, header, functions, secret),
+        f"{name}/pipeline.py": _render_pipeline(graph, name, header, functions, types, secret),
         f"{name}/__main__.py": _render_main(graph, name, header, secret),
         "test_pipeline.py": _render_tests(graph, name, header, functions, secret),
     }
@@ -85,7 +104,7 @@ def render_package(
         steps = [s for s in graph.steps if s.role is role]
         if steps:
             files[f"{name}/{role.value}.py"] = _render_step_module(
-                graph, role, steps, header, functions
+                graph, role, steps, header, functions, types
             )
     step_functions = {key: (f"{name}/{mod}.py", fn) for key, (mod, fn) in functions.items()}
     return RenderedPackage(name=name, files=files, step_functions=step_functions)
@@ -166,9 +185,33 @@ def _import_lines(graph: StepGraph, names: list[str]) -> list[str]:
     statements = {graph.imports[n].statement for n in names if n in graph.imports}
     if names and graph.star_imports:
         statements.update(graph.star_imports)
+    if "import nbops" in statements and _only_logs(graph):
+        statements.remove("import nbops")
+        statements.add(f"import nbops  {_NBOPS_IMPORT_NOTE}")
     if not local:
         return sorted(statements)
     return sorted({line for s in statements for line in localised_import(s, local)})
+
+
+_LOGGING = {"log_metric", "log_metrics", "log_param", "log_params", "log_artifact"}
+_LOGGING |= {"log_model", "track_data"}
+_NBOPS_IMPORT_NOTE = "# kept for its log calls: they record under `nbops run`, else do nothing"
+
+
+def _only_logs(graph: StepGraph) -> bool:
+    """Whether the exported code uses nbops only for its logging calls (nbops.runs.capture),
+    which record into a run when one is active and do nothing otherwise: the import stays,
+    with a comment saying so, so that the package records what the notebook did when it
+    runs inside one."""
+    used = {
+        node.attr
+        for a in [*graph.setup, *(c for s in graph.steps for c in s.cells)]
+        for node in ast.walk(a.code.tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "nbops"
+    }
+    return used <= _LOGGING
 
 
 def _annotation(graph: StepGraph, name: str) -> str:
@@ -176,6 +219,31 @@ def _annotation(graph: StepGraph, name: str) -> str:
         if p.name == name:
             return p.type_source
     return "Any"
+
+
+# Names pipeline.py defines or imports itself: a type needing one of them stays `Any`.
+_PIPELINE_NAMES = {
+    "contextlib", "json", "numbers", "os", "Iterator", "Mapping", "dataclass", "Path", "Any",
+    "Params", "Results", "run", "data_dir", "_in_data_dir", "collect_metrics", "_numbers",
+    "common", "params", "overrides",
+}  # fmt: skip
+
+
+def _usable_types(graph: StepGraph, functions: dict[str, tuple[str, str]]) -> dict[str, ValueType]:
+    """The type of each value steps return (export/types.py), kept only where the names its
+    annotation reads mean the same in every module that writes it."""
+    taken = set(_PIPELINE_NAMES) | set(graph.setup_names) | set(_result_names(graph))
+    taken |= {p.name for p in graph.parameters} | {m for m, _ in functions.values()}
+    taken |= {fn for _, fn in functions.values()} | {_outputs_class(s) for s in graph.steps}
+    return {
+        name: kind if not (kind.needs & taken) else ANY for name, kind in value_types(graph).items()
+    }
+
+
+def _input_annotation(graph: StepGraph, types: dict[str, ValueType], i: StepInput) -> str:
+    if i.source == "step":
+        return types.get(i.name, ANY).text
+    return _annotation(graph, i.name)
 
 
 # -- __init__.py, params.py ----------------------------------------------------------------
@@ -230,7 +298,7 @@ def _render_params(graph: StepGraph, header: str, secret: frozenset[str] = froze
         imports = ["import json", "import os", "from collections.abc import Callable", *imports]
         if "Any" not in typing_names:
             imports.append("from typing import Any")
-        helpers = _SECRET_CODE
+        helpers = "\n\n\n" + template("secret.py.tmpl")
     return (
         f'{header}"""The pipeline\'s parameters, from the notebook\'s parameters ({origin})."""\n\n'
         + "\n".join(imports)
@@ -240,36 +308,6 @@ def _render_params(graph: StepGraph, header: str, secret: frozenset[str] = froze
         '    model_config = ConfigDict(extra="forbid", validate_assignment=True)\n\n'
         f"{body}\n"
     )
-
-
-_SECRET_CODE = '''
-
-
-class MissingSecretError(RuntimeError):
-    """A secret parameter has no value: its environment variable is not set."""
-
-
-def _secret(name: str, variable: str, *, text: bool) -> Callable[[], Any]:
-    """The value of a secret parameter, read from the environment variable `variable` when no
-    value is passed (as text for a `str` parameter, else as JSON when it parses): nbops
-    never writes a secret's default into the package."""
-
-    def read() -> Any:
-        value = os.environ.get(variable)
-        if value is None:
-            raise MissingSecretError(
-                f"the secret parameter {name!r} has no value: set the environment variable "
-                f"{variable} (or pass --param {name}=VALUE)"
-            )
-        if text:
-            return value
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-
-    return read
-'''
 
 
 # -- common.py -------------------------------------------------------------------------------
@@ -326,6 +364,7 @@ def _render_step_module(
     steps: list[Step],
     header: str,
     functions: dict[str, tuple[str, str]],
+    types: dict[str, ValueType],
 ) -> str:
     # Names the parameters' annotations use in the step signatures (`Optional[str]`).
     params = {i.name for s in steps for i in s.inputs}
@@ -337,36 +376,44 @@ def _render_step_module(
         if isinstance(n, ast.Name)
     }
     typing_extra = annotation_names & {"Literal", "Optional", "Union"}
+    used = {types.get(n, ANY) for s in steps for n in s.outputs}
+    used |= {types.get(i.name, ANY) for s in steps for i in s.inputs if i.source == "step"}
     import_names = sorted(
         {n for s in steps for n in s.uses_imports}
         | {n for n in annotation_names - typing_extra if n in graph.imports}
+        | {n for kind in used for n in kind.needs}
     )
     setup_names = sorted({n for s in steps for n in s.uses_setup})
     lines = _import_lines(graph, import_names)
-    typing_names = ["Any"] + (["NamedTuple"] if any(len(s.outputs) > 1 for s in steps) else [])
+    rendered = [_render_step(graph, step, functions[step.key][1], types) for step in steps]
+    annotations = [_input_annotation(graph, types, i) for s in steps for i in s.inputs]
+    annotations += [types.get(o, ANY).text for s in steps for o in s.outputs]
+    typing_names = ["Any"] if any(re.search(r"\bAny\b", a) for a in annotations) else []
+    typing_names += ["NamedTuple"] if any(len(s.outputs) > 1 for s in steps) else []
     typing_names += sorted(typing_extra)
-    lines.append(f"from typing import {', '.join(typing_names)}")
+    if typing_names:
+        lines.append(f"from typing import {', '.join(sorted(typing_names))}")
     if setup_names:
         lines.append(f"from .common import {', '.join(setup_names)}")
     parts = [
         f'{header}"""The {role.value} steps of the pipeline, one function per step."""\n\n'
         + "\n".join(lines)
     ]
-    for step in steps:
-        parts.append(_render_step(graph, step, functions[step.key][1]))
+    parts += rendered
     return "\n\n\n".join(parts) + "\n"
 
 
-def _render_step(graph: StepGraph, step: Step, function: str) -> str:
-    params = [f"{i.name}: {_annotation(graph, i.name)}" for i in step.inputs]
+def _render_step(graph: StepGraph, step: Step, function: str, types: dict[str, ValueType]) -> str:
+    params = [f"{i.name}: {_input_annotation(graph, types, i)}" for i in step.inputs]
     signature = f"*, {', '.join(params)}" if params else ""
     outputs_class = _outputs_class(step)
     if not step.outputs:
         returns, ret_stmt, pre = "None", "", ""
     elif len(step.outputs) == 1:
-        returns, ret_stmt, pre = "Any", f"    return {step.outputs[0]}\n", ""
+        returns = types.get(step.outputs[0], ANY).text
+        ret_stmt, pre = f"    return {step.outputs[0]}\n", ""
     else:
-        fields = "".join(f"    {o}: Any\n" for o in step.outputs)
+        fields = "".join(f"    {o}: {types.get(o, ANY).text}\n" for o in step.outputs)
         pre = (
             f"class {outputs_class}(NamedTuple):\n"
             f'    """What step `{step.tag}` returns."""\n\n{fields}\n\n'
@@ -436,35 +483,13 @@ def _kept_metric_fields(graph: StepGraph, taken: set[str]) -> dict[tuple[str, st
 
 DATA_DIR_ENV = "NBOPS_DATA_DIR"
 
-_DATA_DIR_CODE = f'''def data_dir() -> Path | None:
-    """The folder the steps read relative paths from: ${DATA_DIR_ENV} when set, else the
-    notebook's folder as the manifest records it (relative to this export) when it exists
-    here, else None (the current directory is used, e.g. in a bundle or on an orchestrator).
-    """
-    if os.environ.get("{DATA_DIR_ENV}"):
-        return Path(os.environ["{DATA_DIR_ENV}"])
-    package = Path(__file__).resolve().parent
-    try:
-        manifest = json.loads((package / "manifest.json").read_text("utf-8"))
-        folder = package.parent / manifest["source"]["data_dir"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return folder if folder.is_dir() else None
-
-
-@contextlib.contextmanager
-def _in_data_dir() -> Iterator[None]:
-    folder = data_dir()
-    with contextlib.chdir(folder) if folder is not None else contextlib.nullcontext():
-        yield
-'''
-
 
 def _render_pipeline(
     graph: StepGraph,
     name: str,
     header: str,
     functions: dict[str, tuple[str, str]],
+    types: dict[str, ValueType],
     secret: frozenset[str] = frozenset(),
 ) -> str:
     results = _result_names(graph)
@@ -498,7 +523,12 @@ def _render_pipeline(
             + (f" as {alias['common']}" if alias["common"] != "common" else "")
         )
     imports.append("from .params import Params")
-    fields = "".join(f"    {r}: Any\n" for r in [*results, *kept.values()]) or "    pass\n"
+    needs = sorted({n for r in results for n in types.get(r, ANY).needs})
+    if needs:  # the notebook's imports the Results annotations read
+        imports[imports.index("") : imports.index("")] = _import_lines(graph, needs)
+    field_types = {r: types.get(r, ANY).text for r in results}
+    field_types.update({field: field_types[value] for (_, value), field in kept.items()})
+    fields = "".join(f"    {r}: {t}\n" for r, t in field_types.items()) or "    pass\n"
     calls = []
     if has_configure_code(graph):
         calls.append(f"    {alias['common']}.configure()\n")
@@ -558,29 +588,35 @@ def _render_pipeline(
         + f"{fields}\n\n"
         f"def run({params_var}: Params | None = None, /, **overrides: Any) -> Results:\n"
         '    """Run every step with these parameters (defaults: the notebook\'s), in order.\n\n'
-        "    Keyword arguments override single parameters: `run(test_size=0.3)`.\n"
-        "    Relative paths in the steps are read from the notebook's folder, as the notebook\n"
+        + _override_example(graph, secret)
+        + "    Relative paths in the steps are read from the notebook's folder, as the notebook\n"
         "    read them (see `data_dir`).\n"
         '    """\n'
         + validate
         + "    with _in_data_dir():\n"
         + ("".join(calls) or "        pass\n")
         + f"    return Results({ret})\n\n\n"
-        f"{_DATA_DIR_CODE}\n\n"
+        + _HELPERS_NOTE
+        + template("data_dir.py.tmpl")
+        + "\n\n"
         "def collect_metrics(results: Results) -> dict[str, float]:\n"
         '    """The metrics the steps computed, as `nbops run` records them and\n'
         "    `python -m " + name + "` reports them (dicts of numbers are flattened as\n"
         '    `name.key`)."""\n'
-        f"    return _numbers({metric_dict})\n\n\n"
-        'def _numbers(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:\n'
-        "    found: dict[str, float] = {}\n"
-        "    for key, value in values.items():\n"
-        "        if isinstance(value, numbers.Real) and not isinstance(value, bool):\n"
-        '            found[f"{prefix}{key}"] = float(value)\n'
-        "        elif isinstance(value, Mapping):\n"
-        '            found.update(_numbers(value, f"{prefix}{key}."))\n'
-        "    return found\n"
+        f"    return _numbers({metric_dict})\n\n\n" + template("numbers.py.tmpl")
     )
+
+
+def _override_example(graph: StepGraph, secret: frozenset[str]) -> str:
+    """The docstring line showing a keyword override, with one of the notebook's own
+    parameters and its default; none when it has no parameter to show."""
+    numbers_first = sorted(graph.parameters, key=lambda p: not isinstance(p.default, int | float))
+    for p in numbers_first:
+        text = p.default_source
+        if p.name in secret or len(p.name + text) > 32 or any(c in text for c in '\\\n"`'):
+            continue
+        return f"    Keyword arguments override single parameters: `run({p.name}={text})`.\n"
+    return ""
 
 
 # -- __main__.py and the generated test ------------------------------------------------------
@@ -603,71 +639,7 @@ def _render_main(
 
 
 def _main_code(name: str, header: str) -> str:
-    return f'''{header}"""Run the pipeline: `python -m {name} [--param KEY=VALUE ...]`.
-
-Prints the metrics as JSON on standard output; what the steps print goes to standard error.
-"""
-
-import argparse
-import contextlib
-import json
-import sys
-from typing import Any
-
-from pydantic import ValidationError
-
-from .params import Params
-from .pipeline import collect_metrics, run
-
-
-def _value(field: str, text: str) -> Any:
-    """A parameter value from the command line: JSON when it parses, else the text."""
-    if Params.model_fields[field].annotation is str:
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m {name}", description="Run the {name} pipeline and print its metrics."
-    )
-    parser.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a parameter (repeatable); known: " + ", ".join(Params.model_fields),
-    )
-    args = parser.parse_args(argv)
-    overrides: dict[str, Any] = {{}}
-    for item in args.param:
-        key, sep, text = item.partition("=")
-        if not sep:
-            parser.error(f"--param {{item!r}}: expected KEY=VALUE")
-        if key not in Params.model_fields:
-            known = ", ".join(Params.model_fields) or "none"
-            parser.error(f"unknown parameter {{key!r}} (known: {{known}})")
-        overrides[key] = _value(key, text)
-    try:
-        params = Params(**overrides)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        parser.error(f"parameter {{where}}: {{error['msg']}}")
-    with contextlib.redirect_stdout(sys.stderr):
-        results = run(params)
-    json.dump(collect_metrics(results), sys.stdout, indent=2, sort_keys=True)
-    sys.stdout.write("\\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-'''
+    return header + template("__main__.py.tmpl", name=name)
 
 
 def _render_tests(

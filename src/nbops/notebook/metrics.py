@@ -19,7 +19,9 @@ call are both read from `metric_sources(graph)` on the same analysis, so a run a
   (`accuracy_score(`, `mean_squared_error(`), `.score(`, `best_score_`, the `.mean()` of
   cross-validation scores, or named like one (`acc`, `f1_macro`, `val_loss`, `r2`).
 - Only numbers count when the values are read (a dict of numbers is flattened as
-  `name.key`): a value that turns out to be an array or a string is no metric.
+  `name.key`): a value that turns out to be an array or a string is no metric. A dict
+  literal that only gathers the step's other metrics under their own names
+  (`scores = {"mae": mae, "r2": r2}`) is not reported again as `scores.mae`.
 - A metric name that two steps report is kept once per step, qualified by the step's name
   (`knn.accuracy`, `logreg.accuracy`); gates and MLflow accept such names as they are.
 - A metric an evaluate cell only prints with a top-level `print`
@@ -446,12 +448,27 @@ def step_metric_values(step: Step) -> list[str]:
     headlines = {c.headline.variable for c in step.cells if c.headline is not None}
     headlines |= {p.variable for c in step.cells for p in c.printed}
     defines = step.defines()
-    return [
+    found = [
         name
         for name in step.outputs
         if defines.get(name) == "value"
         and (name in headlines or is_metric_value(name, bound.get(name), step.role))
     ]
+    return [name for name in found if not _repeats_metrics(bound.get(name), found)]
+
+
+def _repeats_metrics(value: ast.expr | None, metrics: list[str]) -> bool:
+    """Whether a value is a dict literal of the step's other metrics under their own names
+    (`scores = {"mae": mae, "r2": r2}`): reporting it would report each of them twice."""
+    if not isinstance(value, ast.Dict) or not value.values:
+        return False
+    return all(
+        isinstance(k, ast.Constant)
+        and isinstance(v, ast.Name)
+        and k.value == v.id
+        and v.id in metrics
+        for k, v in zip(value.keys, value.values, strict=True)
+    )
 
 
 def metric_sources(graph: StepGraph) -> list[MetricSource]:
