@@ -107,7 +107,7 @@ def export(
     ] = None,
     base_image: Annotated[
         str | None,
-        typer.Option("--base-image", help="kfp: the components' image (or [tool.nbops])."),
+        typer.Option("--base-image", help="kfp: the components' image (or \\[tool.nbops])."),
     ] = None,
     install: Annotated[
         bool,
@@ -441,7 +441,7 @@ ParamFile = Annotated[
 Tracking = Annotated[
     str | None,
     typer.Option(
-        "--tracking", help="Also log the run to: mlflow (default: [tool.nbops] tracking)."
+        "--tracking", help="Also log the run to: mlflow (default: \\[tool.nbops] tracking)."
     ),
 ]
 Timeout = Annotated[
@@ -692,7 +692,7 @@ def sweep(
         bool, typer.Option("--ascending", help="Smallest first (losses).")
     ] = False,
     executor: Annotated[
-        str, typer.Option("--executor", help="Where runs execute: local, or dask (nbops[dask]).")
+        str, typer.Option("--executor", help="Where runs execute: local, or dask (nbops\\[dask]).")
     ] = "local",
     scheduler: Annotated[
         str | None,
@@ -787,7 +787,7 @@ def ci(
     parameters_file: ParamFile = None,
     gate: Annotated[
         list[str] | None,
-        typer.Option("--gate", help="A gate besides [tool.nbops] gates, e.g. 'accuracy >= 0.9'."),
+        typer.Option("--gate", help="A gate besides \\[tool.nbops] gates, e.g. 'accuracy >= 0.9'."),
     ] = None,
     baseline: Annotated[
         str | None, typer.Option("--baseline", help="Run id that baseline.NAME in gates refers to.")
@@ -803,7 +803,7 @@ def ci(
     tracking: Tracking = None,
     all_cells: AllCells = False,
 ) -> None:
-    """Run NOTEBOOK and check the gates declared in pyproject.toml ([tool.nbops] gates).
+    """Run NOTEBOOK and check the gates declared in pyproject.toml (\\[tool.nbops] gates).
 
     Writes JUnit XML and a Markdown summary (also to $GITHUB_STEP_SUMMARY when set). Exit
     codes: 0 passed, 21 a cell raised, 22 the kernel died, 23 timeout, 24 a gate failed.
@@ -950,7 +950,7 @@ TrustedKeys = Annotated[
     typer.Option(
         "--trusted-key",
         help="A public key whose bundle signatures are trusted (repeatable); added to "
-        "[tool.nbops] trusted_keys and $NBOPS_TRUSTED_KEYS.",
+        "\\[tool.nbops] trusted_keys and $NBOPS_TRUSTED_KEYS.",
     ),
 ]
 RequireSignature = Annotated[
@@ -958,7 +958,7 @@ RequireSignature = Annotated[
     typer.Option(
         "--require-signature",
         help="Refuse a bundle not signed by a trusted key (also: require_signature in "
-        "[tool.nbops], NBOPS_REQUIRE_SIGNATURE=1).",
+        "\\[tool.nbops], NBOPS_REQUIRE_SIGNATURE=1).",
     ),
 ]
 
@@ -1095,7 +1095,7 @@ def bundle_compare(
     champion: Annotated[Path, typer.Argument(help="The bundle in production.")],
     challenger: Annotated[Path, typer.Argument(help="The candidate.")],
     gate: Annotated[
-        list[str] | None, typer.Option("--gate", help="Gates besides [tool.nbops] gates.")
+        list[str] | None, typer.Option("--gate", help="Gates besides \\[tool.nbops] gates.")
     ] = None,
     trusted_key: TrustedKeys = None,
     require_signature: RequireSignature = False,
