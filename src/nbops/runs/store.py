@@ -82,14 +82,8 @@ class RunStore:
         except sqlite3.Error as exc:
             if disk_full(exc):
                 raise self._disk_full(exc) from None
-            if _damaged(exc):
-                raise StoreError(
-                    f"the run store is damaged ({exc})", location=str(self.db_path), fix=REPAIR_FIX
-                ) from None
-            raise StoreError(
-                f"cannot open the run store ({exc})",
-                location=str(self.db_path),
-                fix="check that the folder and runs.db are writable",
+            raise self._sqlite_error(
+                exc, "open", "check that the folder and runs.db are writable"
             ) from None
         except OSError as exc:
             if disk_full(exc):
@@ -166,15 +160,20 @@ class RunStore:
             with self._connect() as db:
                 yield db
         except sqlite3.Error as exc:
-            if _damaged(exc):
-                raise StoreError(
-                    f"the run store is damaged ({exc})", location=str(self.db_path), fix=REPAIR_FIX
-                ) from None
-            raise StoreError(
-                f"cannot read the run store ({exc})",
-                location=str(self.db_path),
-                fix="check that runs.db is readable, then try again",
+            raise self._sqlite_error(
+                exc, "read", "check that runs.db is readable, then try again"
             ) from None
+
+    def _sqlite_error(self, exc: sqlite3.Error, doing: str, fix: str) -> StoreError:
+        """A StoreError for SQLite's error: a damaged database suggests `nbops runs repair`;
+        anything else says what could not be done to the store and `fix`."""
+        if _damaged(exc):
+            return StoreError(
+                f"the run store is damaged ({exc})", location=str(self.db_path), fix=REPAIR_FIX
+            )
+        return StoreError(
+            f"cannot {doing} the run store ({exc})", location=str(self.db_path), fix=fix
+        )
 
     def run_dir(self, run_id: str) -> Path:
         return self.directory / "runs" / run_id
