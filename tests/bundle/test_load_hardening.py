@@ -33,7 +33,7 @@ from nbops.bundle.archive import check_members, unpack
 from nbops.bundle.load import load_bundle
 from nbops.bundle.manifest import json_depth
 from nbops.errors import BundleIntegrityError
-from tests.e2e.conftest import run_nbops
+from tests.helpers import run_nbops
 
 
 def _rewrite(folder: Path, change: Callable[[dict[str, Any]], None]) -> None:

@@ -9,7 +9,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -17,7 +16,6 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
 from pydantic import BaseModel, ValidationError
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -28,6 +26,7 @@ from nbops.bundle.load import load_bundle
 from nbops.bundle.serve import create_app, request_model
 from nbops.errors import BundleError
 from nbops.quality.schema import Schema, infer_schema
+from tests.helpers import running
 
 from .conftest import Built
 from .conftest import rows as records_from
@@ -129,28 +128,6 @@ def churn_pipeline(frame: pd.DataFrame) -> Pipeline:
 @pytest.fixture(scope="module")
 def schema(frame: pd.DataFrame) -> Schema:
     return infer_schema(frame[COLUMNS], name="churn")
-
-
-@contextmanager
-def running(app: Any) -> Iterator[str]:
-    """A real uvicorn server for `app` on a free loopback port, in a background thread."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120  # generous: a loaded machine starts slowly
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-        assert not thread.is_alive()
 
 
 @pytest.fixture(scope="module")

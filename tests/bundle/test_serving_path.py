@@ -33,8 +33,7 @@ from nbops.config import load_project
 from nbops.errors import BundleError
 from nbops.export.exporter import export_notebook
 from tests.bundle.conftest import import_package
-from tests.bundle.test_serve import running
-from tests.e2e.conftest import run_nbops
+from tests.helpers import run_nbops, running
 
 CELLS: list[tuple[str, str | None]] = [
     ("import numpy as np\nimport pandas as pd\nfrom sklearn.linear_model import Ridge\n"

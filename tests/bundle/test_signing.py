@@ -39,7 +39,7 @@ from nbops.bundle.signing import (
     verify_bundle,
 )
 from nbops.errors import BundleIntegrityError, BundleSignatureError, ConfigError, KeyFileError
-from tests.e2e.conftest import run_nbops
+from tests.helpers import run_nbops
 
 from .conftest import Built, rows
 

@@ -19,8 +19,7 @@ from nbops.bundle.make import build_from
 from nbops.bundle.serve import create_app
 from nbops.config import load_project
 from nbops.errors import BundleError
-from tests.bundle.test_serve import running
-from tests.e2e.conftest import build_notebook, run_nbops
+from tests.helpers import build_notebook, run_nbops, running
 
 pytestmark = pytest.mark.slow
 

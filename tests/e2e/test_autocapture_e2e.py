@@ -18,7 +18,7 @@ from nbops.bundle.load import load_bundle
 from nbops.runs.gates import evaluate_gates, parse_gate
 from nbops.runs.record import RunRecord
 from nbops.runs.store import RunStore
-from tests.e2e.conftest import build_notebook, run_nbops
+from tests.helpers import build_notebook, run_nbops
 
 pytestmark = pytest.mark.slow
 

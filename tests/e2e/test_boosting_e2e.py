@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from nbops.bundle.load import load_bundle
-from tests.e2e.conftest import build_notebook, run_nbops
+from tests.helpers import build_notebook, run_nbops
 
 pytestmark = pytest.mark.slow
 

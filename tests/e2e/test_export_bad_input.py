@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nbops import errors
-from tests.e2e.conftest import run_nbops
+from tests.helpers import run_nbops
 
 
 def _write(path: Path, text: str) -> Path:

@@ -13,12 +13,10 @@ import sys
 from pathlib import Path
 
 import nbformat
-import papermill
 import pytest
-from nbformat.v4 import new_code_cell
 
 from nbops.export.exporter import export_notebook
-from tests.e2e.conftest import EXAMPLES, SMALL, build_notebook
+from tests.helpers import EXAMPLES, SMALL, build_notebook, notebook_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -27,36 +25,6 @@ OVERRIDES = {
     "synthetic_regression": {"n_rows": 800, "alpha": 0.5},
     "passengers": {"n_estimators": 50, "max_depth": 4},
 }
-
-
-def notebook_metrics(
-    notebook: Path, folder: Path, name: str, params: dict[str, object], tmp: Path
-) -> dict[str, float]:
-    """Run the notebook with papermill and collect the evaluate-step values as metrics,
-    flattened by the exported package's own rule."""
-    manifest = json.loads((folder / name / "manifest.json").read_text())
-    nb = nbformat.read(notebook, as_version=4)
-    nb.cells.append(
-        new_code_cell(
-            "import json, sys\n"
-            f"sys.path.insert(0, {str(folder)!r})\n"
-            f"from {name}.pipeline import _numbers\n"
-            f"_values = {{n: globals()[n] for n in {manifest['metrics_from']!r}}}\n"
-            "print('NBOPS-METRICS ' + json.dumps(_numbers(_values)))"
-        )
-    )
-    source = tmp / f"{name}-with-probe.ipynb"
-    nbformat.write(nb, source)
-    executed = papermill.execute_notebook(
-        str(source),
-        str(tmp / f"{name}-executed.ipynb"),
-        parameters=params,
-        kernel_name="python3",
-        progress_bar=False,
-        cwd=str(notebook.parent),
-    )
-    text = "".join(o.get("text", "") for o in executed.cells[-1].outputs)
-    return json.loads(text.split("NBOPS-METRICS ", 1)[1])
 
 
 def package_metrics(folder: Path, name: str, params: dict[str, object]) -> dict[str, float]:

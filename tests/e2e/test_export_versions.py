@@ -11,7 +11,7 @@ import pytest
 
 from nbops import errors
 from nbops.export.exporter import export_notebook
-from tests.e2e.conftest import SMALL, run_nbops
+from tests.helpers import SMALL, run_nbops
 
 
 def _tree(folder: Path) -> dict[str, bytes]:

@@ -11,7 +11,7 @@ import pytest
 
 from nbops import errors
 from nbops.runs.store import RunStore
-from tests.e2e.conftest import run_nbops
+from tests.helpers import run_nbops
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from tests.e2e.conftest import Cells, build_notebook, run_nbops
-from tests.e2e.test_export_fidelity import notebook_metrics
+from tests.helpers import Cells, build_notebook, notebook_metrics, run_nbops
 
 IRIS: Cells = [
     "# Install necessary packages",

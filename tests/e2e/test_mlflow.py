@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nbops.runs.store import RunStore
-from tests.e2e.conftest import run_nbops
+from tests.helpers import run_nbops
 
 mlflow = pytest.importorskip("mlflow")
 pytestmark = pytest.mark.slow

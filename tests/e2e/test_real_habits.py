@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nbops import errors
-from tests.e2e.conftest import run_nbops
+from tests.helpers import run_nbops
 
 # -- a parameter set again: `-p` would do nothing ---------------------------------------------
 
@@ -80,7 +80,7 @@ def write_tutorial(folder: Path) -> Path:
     import numpy as np
     import pandas as pd
 
-    from tests.e2e.conftest import build_notebook
+    from tests.helpers import build_notebook
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pyproject.toml").write_text("[tool.nbops]\n")

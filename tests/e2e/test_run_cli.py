@@ -15,7 +15,7 @@ import pytest
 
 from nbops import errors
 from nbops.runs.store import RunStore
-from tests.e2e.conftest import build_notebook, run_nbops
+from tests.helpers import build_notebook, run_nbops
 
 pytestmark = pytest.mark.slow
 
@@ -314,7 +314,7 @@ def test_running_the_example_records_its_data_model_and_export_version(
 ) -> None:
     import shutil
 
-    from tests.e2e.conftest import EXAMPLES
+    from tests.helpers import EXAMPLES
 
     shutil.copy(EXAMPLES / "penguins.ipynb", project / "penguins.ipynb")
     assert run_nbops("export", "penguins.ipynb", cwd=project).returncode == 0

@@ -15,7 +15,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from nbops import errors
 from nbops.runs.record import RunRecord
 from nbops.runs.store import RunStore
-from tests.e2e.conftest import run_nbops
+from tests.helpers import run_nbops
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ from nbops.runs import files
 from nbops.runs.execute import run_notebook
 from nbops.runs.record import RunRecord
 from nbops.runs.store import RunStore
-from tests.e2e.conftest import run_nbops
+from tests.helpers import run_nbops
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ import pytest
 
 from nbops import errors
 from nbops.runs.store import RunStore
-from tests.e2e.conftest import build_notebook, run_nbops
+from tests.helpers import build_notebook, run_nbops
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from nbformat.v4 import new_code_cell
 from nbops import errors
 from nbops.bundle.load import load_bundle
 from nbops.runs.store import RunStore
-from tests.e2e.conftest import EXAMPLES, run_nbops
+from tests.helpers import EXAMPLES, run_nbops
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import pytest
 from nbops import errors
 from nbops.runs.store import RunStore
 from nbops.runs.sweep import worker_error
-from tests.e2e.conftest import run_nbops
+from tests.helpers import run_nbops
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow

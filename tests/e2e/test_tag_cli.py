@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.e2e.conftest import build_notebook, run_nbops
+from tests.helpers import build_notebook, run_nbops
 
 IRIS_TUTORIAL: list[tuple[str, list[str]] | str] = [
     "# Iris: nearest neighbours, then PCA and a logistic regression",

@@ -24,15 +24,15 @@ from nbops.errors import ArtifactTypeError, ConfigError, MissingExtraError, Targ
 from nbops.export.exporter import ExportResult, export_notebook
 from nbops.export.formatting import lint_problems
 from nbops.export.targets import TargetOptions
-from tests.e2e.conftest import (
+from tests.helpers import (
     EXAMPLES,
     TWO_MODELS,
     build_notebook,
+    notebook_metrics,
     package_metric_names,
     reported_metric_names,
     run_nbops,
 )
-from tests.e2e.test_export_fidelity import notebook_metrics
 
 yaml = pytest.importorskip("yaml")
 pytest.importorskip("kfp")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from nbops import errors
-from tests.e2e.conftest import run_nbops
+from tests.helpers import run_nbops
 
 
 @pytest.fixture

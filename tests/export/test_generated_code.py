@@ -13,7 +13,7 @@ import pytest
 
 from nbops.export.exporter import ExportResult, export_notebook
 from nbops.export.formatting import lint_problems
-from tests.e2e.conftest import EXAMPLES, SMALL, build_notebook
+from tests.helpers import EXAMPLES, SMALL, build_notebook
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from nbops.export.exporter import export_notebook
 from nbops.notebook.read import read_notebook
 from nbops.notebook.suggest import suggest_roles
 from nbops.notebook.tagwrite import write_suggestion
-from tests.e2e.conftest import EXAMPLES, REPO, SMALL, build_notebook
+from tests.helpers import EXAMPLES, REPO, SMALL, build_notebook
 
 TUTORIALS = REPO / "tests" / "fixtures" / "tutorials"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nbops.export.exporter import export_notebook
-from tests.e2e.conftest import build_notebook
+from tests.helpers import build_notebook
 
 SECRET = "hunter2-in-the-notebook"
 

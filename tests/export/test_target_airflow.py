@@ -28,15 +28,15 @@ from nbops.export.exporter import ExportResult, export_notebook
 from nbops.export.formatting import lint_problems
 from nbops.export.manifest import ParameterEntry
 from nbops.export.targets import TargetContext, TargetOptions
-from tests.e2e.conftest import (
+from tests.helpers import (
     EXAMPLES,
     TWO_MODELS,
     build_notebook,
+    notebook_metrics,
     package_metric_names,
     reported_metric_names,
     run_nbops,
 )
-from tests.e2e.test_export_fidelity import notebook_metrics
 
 # Not pytest.importorskip: importing airflow here would create ~/airflow in the test process.
 if importlib.util.find_spec("airflow") is None:

@@ -153,7 +153,7 @@ def test_an_executed_notebook_exports_the_same_content(tmp_path: Path) -> None:
 
 
 def test_nbops_tags_labels_the_injected_cell_as_ignored(tmp_path: Path) -> None:
-    from tests.e2e.conftest import run_nbops
+    from tests.helpers import run_nbops
 
     path = write(executed(build_notebook(CELLS)), tmp_path / "out.ipynb")
     proc = run_nbops("tags", str(path), cwd=tmp_path)

@@ -12,7 +12,7 @@ import pytest
 from nbops import errors
 from nbops.errors import StoreError
 from nbops.runs.store import RunStore
-from tests.e2e.conftest import run_nbops
+from tests.helpers import run_nbops
 
 from .conftest import make_record
 
