@@ -23,7 +23,7 @@ import contextlib
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 __all__ = ["atomic_directory", "atomic_path", "atomic_write_bytes", "atomic_write_text"]
@@ -34,14 +34,22 @@ def _temp_name(target: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str], *, mode: int | None = None) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike[str],
+    *,
+    mode: int | None = None,
+    temp_name: Callable[[Path], Path] | None = None,
+) -> Iterator[Path]:
     """An empty temporary file beside `path`, created exclusively; renamed over `path` when
-    the block ends without error (after a sync to disk), removed when it raises."""
+    the block ends without error (after a sync to disk), removed when it raises.
+
+    `temp_name(target)` names the temporary file when the caller must find leftovers of a
+    killed process by name (a run folder's `.nbops-tmp-` files, runs/files.py)."""
     target = Path(path)
     if mode is None:
         with contextlib.suppress(OSError):
             mode = target.stat().st_mode & 0o7777
-    tmp = _temp_name(target)
+    tmp = (temp_name or _temp_name)(target)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600)
     try:
         try:
@@ -57,7 +65,8 @@ def atomic_path(path: str | os.PathLike[str], *, mode: int | None = None) -> Ite
             os.close(fd)
         os.replace(tmp, target)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the first error is the one to report
+            tmp.unlink(missing_ok=True)
         raise
 
 

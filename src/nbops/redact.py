@@ -23,11 +23,12 @@ by a run that died (`redact_notebook(path, names)`, safe to call twice).
 from __future__ import annotations
 
 import ast
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from nbops._atomic import atomic_path, atomic_write_text
 
 REDACTED = "***"
 
@@ -316,12 +317,7 @@ def _redact_script_text(text: str, names: set[str]) -> str:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.redact.tmp")
-    try:
-        tmp.write_text(text, "utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(path, text)  # keeps the file's mode
 
 
 # -- a run's secrets: in the kernel's environment, not in its notebook -----------------------
@@ -379,16 +375,12 @@ def write_redacted_copy(source: Path, target: Path, names: Iterable[str]) -> Non
     import shutil
 
     wanted = set(names)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        text = _redacted_text(source, wanted) if wanted else None
-        if text is None:  # no secrets, or nothing nbops can read as a notebook
-            shutil.copyfile(source, tmp)
-        else:
-            tmp.write_text(text, "utf-8")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = _redacted_text(source, wanted) if wanted else None
+    if text is not None:
+        atomic_write_text(target, text)
+        return
+    with atomic_path(target) as tmp:  # no secrets, or nothing nbops can read as a notebook
+        shutil.copyfile(source, tmp)
 
 
 def _redacted_text(source: Path, names: set[str]) -> str | None:

@@ -22,6 +22,7 @@ exported with ``--target`` as ``_nbops_io.py``, so orchestrator workers need no 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import numbers
 import os
@@ -118,29 +119,40 @@ def describe(value: Any) -> dict[str, Any]:
 
 
 def save(value: Any, path: str, codec: str) -> None:
-    """Write `value` to `path` (a file) with `codec`, through a temporary file."""
+    """Write `value` to `path` (a file) with `codec`, through a temporary file renamed over
+    it: a reader sees the old file or the whole new one, and a failed write leaves neither
+    a truncated file nor the temporary one.
+
+    Its own temp + rename, not nbops._atomic: this file is copied into exported packages,
+    whose workers have no nbops to import (see the module docstring).
+    """
     tmp = f"{path}.tmp-{os.getpid()}"
-    if codec == "parquet":
-        value.to_parquet(tmp)
-    elif codec == "parquet-series":
-        column = value.name if isinstance(value.name, str) else _SERIES_COLUMN
-        value.to_frame(name=column).to_parquet(tmp)
-    elif codec == "npy":
-        import numpy as np
+    try:
+        if codec == "parquet":
+            value.to_parquet(tmp)
+        elif codec == "parquet-series":
+            column = value.name if isinstance(value.name, str) else _SERIES_COLUMN
+            value.to_frame(name=column).to_parquet(tmp)
+        elif codec == "npy":
+            import numpy as np
 
-        array = value.astype(str) if value.dtype.kind == "O" else value
-        with open(tmp, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-    elif codec == "json":
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(_to_json(value), f)
-    elif codec == "skops":
-        import skops.io as sio
+            array = value.astype(str) if value.dtype.kind == "O" else value
+            with open(tmp, "wb") as f:
+                np.save(f, array, allow_pickle=False)
+        elif codec == "json":
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(_to_json(value), f)
+        elif codec == "skops":
+            import skops.io as sio
 
-        sio.dump(value, tmp)
-    else:
-        raise ValueError(f"unknown serialisation {codec!r}; known: {', '.join(CODECS)}")
-    os.replace(tmp, path)
+            sio.dump(value, tmp)
+        else:
+            raise ValueError(f"unknown serialisation {codec!r}; known: {', '.join(CODECS)}")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def load(path: str, codec: str, trusted: list[str] | tuple[str, ...] = ()) -> Any:

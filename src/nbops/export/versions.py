@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from nbops._atomic import atomic_write_text
 from nbops.errors import ExportError, VersionNotFoundError
 
 INDEX_FILE = "index.json"
@@ -83,7 +84,7 @@ def record_version(out_dir: Path, index: VersionIndex, entry: VersionEntry, fold
     replace_dir(folder, hdir / f"v{entry.version}", copy=True)
     versions = [e for e in index.versions if e.version != entry.version] + [entry]
     index.versions = sorted(versions, key=lambda e: e.version)
-    write_text_atomic(hdir / INDEX_FILE, index.model_dump_json(indent=2) + "\n")
+    atomic_write_text(hdir / INDEX_FILE, index.model_dump_json(indent=2) + "\n")
 
 
 def list_versions(out_dir: Path, name: str) -> list[VersionEntry]:
@@ -138,17 +139,13 @@ def _python_files(folder: Path) -> dict[str, str]:
     }
 
 
-# -- writing folders and files atomically ------------------------------------------------------
+# -- writing folders atomically -----------------------------------------------------------------
+# Files go through nbops._atomic. A folder that replaces an existing one is swapped here:
+# _atomic.atomic_directory only publishes a folder that does not exist yet.
 
 
 def _scratch(target: Path) -> Path:
     return target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = _scratch(path)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def write_tree(files: dict[str, str], target: Path) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbops._atomic import atomic_write_text
 from nbops.config import Project, load_project
 from nbops.errors import GateFailedError, RunError
 from nbops.runs.gates import GateResult, evaluate_gates, parse_gate
@@ -190,7 +191,6 @@ def _xml_text(text: str) -> str:
 
 
 def _write(path: Path, text: str) -> None:
+    """Write a report whole or not at all (no temporary file left when the write fails)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, text)

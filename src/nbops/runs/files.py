@@ -20,8 +20,9 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
+
+from nbops import _atomic
 
 TEMP_MARK = ".nbops-tmp-"  # in every temporary name: `name.nbops-tmp-1a2b3c.suffix`
 
@@ -55,20 +56,11 @@ def _temp_name(target: Path) -> Path:
     return target.with_name(f"{target.stem}{TEMP_MARK}{uuid.uuid4().hex[:6]}{target.suffix}")
 
 
-@contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
+def atomic_path(target: Path) -> contextlib.AbstractContextManager[Path]:
     """A temporary path to write `target` through: renamed over it when the block ends
-    without error, removed otherwise."""
-    temp = _temp_name(target)
-    try:
-        yield temp
-        with open(temp, "rb") as handle:  # flushed to disk before the rename makes it visible
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
+    without error, removed otherwise (nbops._atomic, with the run folder's temporary names,
+    which keep the suffix and carry TEMP_MARK so `leftover_temporaries` finds them)."""
+    return _atomic.atomic_path(target, temp_name=_temp_name)
 
 
 def write_bytes(target: Path, data: bytes) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 import json
 import os
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nbops._atomic import atomic_write_text
 from nbops.errors import QualityInputError, SchemaVersionError
 from nbops.quality.schema.expressions import expression_names, parse_expression
 
@@ -235,13 +235,10 @@ class Schema(_Model):
         """Write the schema as JSON (indent 2), atomically: a temporary file, then a rename."""
         target = Path(path)
         text = self.to_json()
-        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, target)
+            atomic_write_text(target, text)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             raise QualityInputError(f"cannot write the schema to {target}: {e}") from e
         return target
 
