@@ -27,9 +27,7 @@ could not resolve in `problems`; `POST suggest` writes the accepted proposals in
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.client import responses
@@ -41,16 +39,38 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
-from nbops._jsonsafe import json_safe as _json_safe
-from nbops.errors import NbopsError, TagError
-from nbops.labserver.jobs import (
-    ExclusiveLock,
-    RunJobs,
-    error_fields,
-    find_run_output,
-    relative_to_root,
-    run_target,
+from nbops.errors import NbopsError
+from nbops.labserver.confine import confine_to_root
+from nbops.labserver.jobs import ExclusiveLock, RunJobs, relative_to_root, run_target
+from nbops.labserver.panel import analyse_for_panel, panel_warning, run_form_parameters
+from nbops.labserver.requests import (
+    KINDS,
+    MAX_JSON_DEPTH,
+    ApiError,
+    json_safe,
+    nbops_error,
+    refuse_deep_or_broken_text,
+    resolve_in_root,
+    shown_value,
+    too_deep,
 )
+
+# Re-exported: the request checks and the panel's reading lived here before they had modules
+# of their own (requests.py, confine.py, panel.py).
+__all__ = [
+    "API",
+    "MAX_JSON_DEPTH",
+    "ApiError",
+    "LabState",
+    "NbopsHandler",
+    "analyse_for_panel",
+    "confine_to_root",
+    "handlers",
+    "json_safe",
+    "nbops_error",
+    "resolve_in_root",
+    "shown_value",
+]
 
 if TYPE_CHECKING:
     from nbops.config import Project
@@ -67,157 +87,6 @@ class LabState:
     root: Path  # the server's root folder, resolved
     export_lock: ExclusiveLock = field(default_factory=ExclusiveLock)
     runs: RunJobs = field(default_factory=RunJobs)
-
-
-class ApiError(tornado.web.HTTPError):
-    """A refusal with the contract's JSON body."""
-
-    def __init__(self, status: int, message: str, *, fix: str | None = None, **extra: Any):
-        # tornado formats log_message with %-args: keep a literal % literal.
-        super().__init__(status, log_message=message.replace("%", "%%"))
-        self.body: dict[str, Any] = {
-            "message": message,
-            "fix": fix,
-            "kind": extra.pop("kind", _KINDS.get(status, "Error")),
-            **extra,
-        }
-
-
-_KINDS = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
-          409: "Busy", 500: "InternalError"}  # fmt: skip
-
-
-def nbops_error(exc: NbopsError, root: Path, notebook: Path | None = None) -> ApiError:
-    """An NbopsError as a 422 with the error's kind, fix and cell."""
-    body = error_fields(exc, root, notebook)
-    return ApiError(422, body.pop("message"), fix=body.pop("fix"), **body)
-
-
-def json_safe(value: Any) -> Any:
-    """`value` made strict JSON (`nbops._jsonsafe`): NaN and infinities become null, tuples and
-    sets lists, keys text, anything else unknown its repr (a parameter default can be any
-    Python literal)."""
-    return _json_safe(value, fallback=repr)
-
-
-# How deep a request body may nest: far more than any request of the panel needs, far less
-# than what would exhaust the interpreter's recursion limit further on.
-MAX_JSON_DEPTH = 64
-
-
-def shown_value(raw: Any, limit: int = 80) -> str:
-    """`raw` quoted for a message: its repr (one line), shortened when long."""
-    text = repr(raw)
-    if len(text) <= limit:
-        return text
-    size = f" ({len(raw)} characters)" if isinstance(raw, str) else ""
-    return f"{text[: limit - 20]}...{text[-8:]}{size}"
-
-
-def resolve_in_root(root: Path, raw: Any, *, what: str = "path") -> Path:
-    """A request's path, relative to the server root, resolved (symlinks followed).
-
-    Raises ApiError 400 when it is missing, not text (a NUL, a lone surrogate) or too long
-    for the system, 403 when it is absolute, leads outside the root or cannot be read.
-    """
-    if not isinstance(raw, str) or not raw.strip():
-        raise ApiError(
-            400,
-            f"{what!r} is missing",
-            fix=f"give {what!r} as a path relative to the Jupyter server's root folder",
-        )
-    if "\0" in raw:
-        raise ApiError(400, f"{what!r} holds a NUL character", fix="give a plain file path")
-    if not _is_unicode(raw):
-        raise ApiError(
-            400,
-            f"{what!r} holds text that is not valid Unicode: {shown_value(raw)}",
-            fix="give the file's name as plain text",
-        )
-    shown = shown_value(raw)
-    outside = ApiError(
-        403,
-        f"{shown} is outside the Jupyter server's root folder",
-        fix="open a notebook inside the folder Jupyter was started in; paths are relative "
-        "to it and may not leave it (no '..', absolute paths or symlinks pointing outside)",
-    )
-    # Absolute (on this system), or rooted with a slash or backslash.
-    if Path(raw).is_absolute() or Path(raw).drive or raw.startswith(("/", "\\")):
-        raise outside
-    try:
-        resolved = (root / raw).resolve()
-    except OSError as exc:
-        raise _unreadable(exc, what, shown) or outside from None
-    except RuntimeError:  # a symlink loop
-        raise outside from None
-    if not resolved.is_relative_to(root):
-        raise outside
-    try:
-        os.stat(resolved)
-    except (FileNotFoundError, NotADirectoryError):
-        pass  # a missing file is the caller's to judge (404, or a folder to create)
-    except OSError as exc:
-        raise _unreadable(exc, what, shown) or outside from None
-    return resolved
-
-
-def _unreadable(exc: OSError, what: str, shown: str) -> ApiError | None:
-    """The refusal for a path the system will not look up; None for a symlink loop (which
-    is refused as leading outside)."""
-    if exc.errno == errno.ELOOP:
-        return None
-    if exc.errno == errno.ENAMETOOLONG:
-        return ApiError(
-            400,
-            f"{what!r} is too long for this system: {shown}",
-            fix="give a shorter path (each name at most 255 bytes, the whole a few thousand)",
-        )
-    return ApiError(
-        403,
-        f"{what!r} {shown} cannot be read: {exc.strerror or type(exc).__name__}",
-        fix="check the file's permissions, or give another path",
-    )
-
-
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate, such as "\ud800"
-        return False
-    return True
-
-
-def _refuse_deep_or_broken_text(data: Any) -> None:
-    """ApiError 400 when a parsed body nests deeper than MAX_JSON_DEPTH or holds a string
-    that is not valid Unicode; iterative, so any depth is judged without recursion."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, str):
-            if not _is_unicode(value):
-                raise ApiError(
-                    400,
-                    f"the request body holds text that is not valid Unicode: {shown_value(value)}",
-                    fix="send text as UTF-8, without lone surrogates such as \\ud800",
-                )
-            continue
-        if isinstance(value, dict):
-            children = [*value.keys(), *value.values()]
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
-        if depth > MAX_JSON_DEPTH:
-            raise _too_deep()
-        stack.extend((child, depth + 1) for child in children)
-
-
-def _too_deep() -> ApiError:
-    return ApiError(
-        400,
-        f"the request body is nested more than {MAX_JSON_DEPTH} levels deep",
-        fix="send a JSON object of plain values, as the panel does",
-    )
 
 
 class NbopsHandler(APIHandler):
@@ -249,7 +118,7 @@ class NbopsHandler(APIHandler):
                 "fix": "check the request's URL, arguments and body"
                 if status_code == 400
                 else None,
-                "kind": _KINDS.get(status_code, "Error"),
+                "kind": KINDS.get(status_code, "Error"),
             }
         else:
             body = {
@@ -270,10 +139,10 @@ class NbopsHandler(APIHandler):
                 400, "the request body is not valid JSON", fix="send a JSON object"
             ) from None
         except RecursionError:  # the parser's own limit, far below 100,000 levels
-            raise _too_deep() from None
+            raise too_deep() from None
         if not isinstance(data, dict):
             raise ApiError(400, "the request body must be a JSON object", fix="send {...}")
-        _refuse_deep_or_broken_text(data)
+        refuse_deep_or_broken_text(data)
         return data
 
     def notebook(self, raw: Any) -> Path:
@@ -339,7 +208,7 @@ class ParametersHandler(NbopsHandler):
         path = self.notebook(raw)
         project = self.project(path)
         try:
-            specs = await self.in_thread(_parameters, path, project.config.secret_params)
+            specs = await self.in_thread(run_form_parameters, path, project.config.secret_params)
         except NbopsError as exc:
             raise nbops_error(exc, self.root, path) from None
         self.reply({"path": raw, "parameters": specs})
@@ -378,7 +247,7 @@ class ExportHandler(NbopsHandler):
                 "package": self.shown(result.package_dir),
                 "new_version": result.new_version,
                 "steps": len(result.manifest.steps),
-                "warnings": [_warning(d) for d in result.diagnostics],
+                "warnings": [panel_warning(d) for d in result.diagnostics],
             }
         )
 
@@ -523,299 +392,6 @@ class NotFoundHandler(NbopsHandler):
         raise ApiError(404, f"no nbops API endpoint {shown_value(rest)}", fix="see nbops.labserver")
 
     post = put = delete = patch = get
-
-
-# -- where a project writes ---------------------------------------------------------------
-
-
-def project_folders(project: Project) -> dict[str, Path]:
-    """The folders a project's runs, exports and bundles write to, by setting: `store`,
-    `export_dir`, `bundles` (not a setting: the fixed folder `nbops bundle` writes to) and
-    `tracking_uri` when it names a local file or folder (MLflow's `file:`/`sqlite:` URIs or
-    a plain path; relative ones are relative to the server's working folder, as MLflow
-    reads them)."""
-    from nbops.bundle.make import DEFAULT_OUT
-
-    folders = {
-        "store": project.root / project.config.store,
-        "export_dir": project.root / project.config.export_dir,
-        "bundles": project.root / DEFAULT_OUT,
-    }
-    local = _local_tracking_path(project)
-    if local is not None:
-        folders["tracking_uri"] = local
-    return folders
-
-
-def _local_tracking_path(project: Project) -> Path | None:
-    uri = project.config.tracking_uri
-    if project.tracking != "mlflow" or not uri:
-        return None
-    from urllib.parse import unquote, urlsplit
-
-    scheme = urlsplit(uri).scheme.lower()
-    if scheme == "file":
-        path = unquote(uri[len("file:") :])
-        path = "/" + path.lstrip("/") if path.startswith("//") else path
-    elif scheme.startswith("sqlite"):
-        path = unquote(uri.split(":///", 1)[1]) if ":///" in uri else ""
-    elif len(scheme) <= 1:  # a plain path (a one-letter scheme is a Windows drive)
-        path = uri
-    else:  # a tracking server (http, databricks, ...): nothing is written here
-        return None
-    return Path(path) if path else None  # `sqlite://` alone is in memory
-
-
-# How deep into a folder it writes to nbops looks for a symlink leading out: deep enough for
-# what it writes there by name (`.nbops/runs.db`, `.nbops/runs/<id>`, `pipelines/<name>/
-# <name>/`, `bundles/<name>-v<N>/`), shallow enough to stay quick in a store of many runs.
-LINK_DEPTH = {"store": 2, "export_dir": 3, "bundles": 2, "tracking_uri": 1}
-
-
-def confine_to_root(project: Project, root: Path, settings: tuple[str, ...]) -> None:
-    """ApiError 403 naming the setting and its pyproject.toml when a folder the request
-    writes to resolves outside the server root (`../..`, an absolute path, a symlink), or
-    holds a symlink leading out where nbops writes (see LINK_DEPTH)."""
-    folders = project_folders(project)
-    pyproject = project.root / "pyproject.toml"
-    where = relative_to_root(pyproject, root) if pyproject.is_file() else None
-    for setting in settings:
-        folder = folders.get(setting)
-        if folder is None:
-            continue
-        if not _resolves_inside(folder, root):
-            raise _leads_outside(project, root, setting, folder, where)
-        link = _link_leading_out(folder.resolve(), root, LINK_DEPTH[setting])
-        if link is not None:
-            raise _leads_outside(project, root, setting, link, where)
-
-
-def _link_leading_out(folder: Path, root: Path, depth: int) -> Path | None:
-    """The first symlink within `depth` levels of `folder` (a folder inside the root) whose
-    target lies outside the root; None when there is none (or the folder does not exist)."""
-    level = [folder]
-    for _ in range(depth):
-        below: list[Path] = []
-        for current in level:
-            try:
-                entries = list(os.scandir(current))
-            except OSError:  # not a folder, missing, unreadable: nothing written through it
-                continue
-            for entry in entries:
-                path = Path(entry.path)
-                if entry.is_symlink():
-                    if not _resolves_inside(path, root):
-                        return path
-                elif entry.is_dir(follow_symlinks=False):
-                    below.append(path)
-        level = below
-    return None
-
-
-def _resolves_inside(folder: Path, root: Path) -> bool:
-    try:
-        return folder.resolve().is_relative_to(root)
-    except (OSError, RuntimeError):  # a symlink loop, a name too long
-        return False
-
-
-def _leads_outside(
-    project: Project, root: Path, setting: str, folder: Path, where: str | None
-) -> ApiError:
-    """The refusal of a folder outside the root: the setting, where it is set, and why it
-    leads out (written so, or a symlink on the way)."""
-    by_link = Path(os.path.normpath(folder.absolute())).is_relative_to(root)
-    link = relative_to_root(folder.parent, root)
-    link_name = f"{link}/{folder.name}" if link not in (None, ".") else folder.name
-    if setting == "bundles":
-        told = "the bundles folder 'bundles'"
-    else:
-        given = setting in project.config.model_fields_set
-        told = f"{setting} = {shown_value(getattr(project.config, setting))}" + (
-            f" (set in [tool.nbops] of {where or 'pyproject.toml'})"
-            if given
-            else " (the default" + (f", not set in {where})" if where else ")")
-        )
-    reason = f" ({link_name} resolves outside through a symlink)" if by_link else ""
-    change = (
-        f"replace the symlink on the way to {link_name} with a folder"
-        if by_link
-        else f"set {setting} in [tool.nbops] of {where or 'the project pyproject.toml'} to a "
-        "folder inside the root"
-    )
-    return ApiError(
-        403,
-        f"{told} leads outside the Jupyter server's root folder{reason}; the nbops panel "
-        "writes only inside it",
-        fix=f"{change}, or start Jupyter in a folder that holds it (the nbops command line "
-        "is not confined)",
-        setting=setting,
-        file=where,
-    )
-
-
-# -- analysis for the panel ---------------------------------------------------------------
-
-
-def analyse_for_panel(path: Path, root: Path) -> dict[str, Any]:
-    """The cells, parameters, steps, problems and warnings of a notebook, as far as they can
-    be read: a problem in the notebook is reported in `problems`, never raised.
-
-    `run_output` is null for a source notebook; for a run's output notebook (see
-    find_run_output) it is `{"run_id", "source"}`, the source relative to the server root
-    (null when unknown or outside the root): the panel exports and runs the source instead.
-    """
-    from nbops.notebook.analysis import analyse
-    from nbops.notebook.read import read_notebook
-
-    result: dict[str, Any] = {
-        "cells": [],
-        "parameters": [],
-        "steps": [],
-        "problems": [],
-        "warnings": [],
-        "tagged": False,
-        "run_output": _run_output(path, root),
-    }
-    try:
-        nb = read_notebook(path)
-    except TagError:
-        # A cell's tags cannot be understood: list the cells anyway, each bad one a problem.
-        cells, problems = _cells_leniently(path, root)
-        result.update(cells=cells, problems=problems, tagged=True)
-        return result
-    except NbopsError as exc:
-        result["problems"] = [_problem(exc, root, path)]
-        return result
-    result["cells"] = [
-        {
-            "index": c.index,
-            "id": c.cell_id,
-            "type": c.cell_type,
-            "role": c.role.value if c.role else None,
-            "tag": str(c.tag.step_tag) if c.tag else None,
-        }
-        for c in nb.cells
-    ]
-    result["tagged"] = bool(nb.tagged_cells)
-    try:
-        graph = analyse(nb)
-    except NbopsError as exc:
-        result["problems"] = [_problem(exc, root, path)]
-        result["parameters"] = _parameters_if_readable(nb)
-        return result
-    result["parameters"] = [
-        {"name": p.name, "type": p.type_source, "default": p.default, "description": p.description}
-        for p in graph.parameters
-    ]
-    result["steps"] = [
-        {
-            "key": s.key,
-            "role": s.role.value,
-            "name": s.name,
-            "cells": [{"index": a.cell.index, "id": a.cell.cell_id} for a in s.cells],
-            "inputs": [{"name": i.name, "source": i.source, "step": i.step} for i in s.inputs],
-            "outputs": list(s.outputs),
-        }
-        for s in graph.steps
-    ]
-    result["warnings"] = [_warning(d) for d in graph.diagnostics]
-    return result
-
-
-def _run_output(path: Path, root: Path) -> dict[str, Any] | None:
-    output = find_run_output(path, root)
-    if output is None:
-        return None
-    source = relative_to_root(output.source, root) if output.source else None
-    return {"run_id": output.run_id, "source": source}
-
-
-def _problem(exc: NbopsError, root: Path, notebook: Path) -> dict[str, Any]:
-    return error_fields(exc, root, notebook)
-
-
-def _warning(diagnostic: Any) -> dict[str, Any]:
-    location = diagnostic.location
-    number = getattr(location, "number", None)
-    return {
-        "message": diagnostic.message,
-        "cell_index": number - 1 if number is not None else None,
-        "cell_id": getattr(location, "cell_id", None) or None,
-        "line": getattr(location, "line", None),
-    }
-
-
-def _parameters_if_readable(nb: Any) -> list[dict[str, Any]]:
-    from nbops.runs.parameters import parameter_specs
-
-    try:
-        specs = parameter_specs(nb)
-    except NbopsError:
-        return []
-    return [
-        {"name": s.name, "type": s.type, "default": s.default, "description": s.description}
-        for s in specs
-    ]
-
-
-def _parameters(path: Path, secret_names: list[str]) -> list[dict[str, Any]]:
-    """The run form's parameters; a secret's default is not sent (null): leave it empty to
-    use the notebook's value."""
-    from nbops.notebook.read import read_notebook
-    from nbops.runs.parameters import parameter_specs
-
-    specs = parameter_specs(read_notebook(path), secret_names)
-    return [
-        {
-            "name": s.name,
-            "type": s.type,
-            "default": None if s.secret else s.default,
-            "description": s.description,
-            "secret": s.secret,
-        }
-        for s in specs
-    ]
-
-
-def _cells_leniently(path: Path, root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every cell with its role where its tags can be read, and a problem for each cell
-    whose tags cannot (read_notebook stops at the first)."""
-    from nbops.errors import CellLocation
-    from nbops.notebook import read as reading
-    from nbops.notebook.tags import cell_tag
-
-    try:
-        raw = path.read_bytes()
-        nb = (
-            reading._read_percent_script(raw, path)
-            if path.suffix == ".py"
-            else reading._read_ipynb(raw, path)
-        )
-    except (OSError, NbopsError) as exc:
-        error = exc if isinstance(exc, NbopsError) else NbopsError(str(exc))
-        return [], [_problem(error, root, path)]
-    cells: list[dict[str, Any]] = []
-    problems: list[dict[str, Any]] = []
-    for index, c in enumerate(nb.cells):
-        cid = str(c.get("id") or "")
-        tag = None
-        if c.cell_type == "code":
-            tags = [str(t) for t in c.get("metadata", {}).get("tags", [])]
-            try:
-                tag = cell_tag(tags, CellLocation(str(path), index + 1, cid))
-            except TagError as exc:
-                problems.append(_problem(exc, root, path))
-        cells.append(
-            {
-                "index": index,
-                "id": cid,
-                "type": c.cell_type,
-                "role": tag.role.value if tag else None,
-                "tag": str(tag.step_tag) if tag else None,
-            }
-        )
-    return cells, problems
 
 
 def handlers(base_url: str, state: LabState) -> list[tuple[str, type, dict[str, Any]]]:
