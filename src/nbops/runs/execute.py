@@ -9,7 +9,7 @@ cells without outputs, marked `"nbops": {"skipped": true}` in their metadata.
 A run is recorded whatever happens to it. The record is saved as `running` before the kernel
 starts, with its owner (this process: pid, host, start time; liveness.py), and saved again
 with its final status (`completed`, `failed`, `killed`, `timeout`, `interrupted`, or
-`terminated` when SIGTERM reached the process, see `terminate_on_sigterm`), the partial
+`terminated` when SIGTERM reached the process, see signals.py), the partial
 output notebook with its secret parameters redacted, and everything the capture API logged.
 While the record is finished, SIGINT and SIGTERM wait, so a second signal cannot cut the
 save short. A run whose process is killed outright is found by the store's readers.
@@ -27,15 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
-import signal
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from nbops.config import Project, load_project
 from nbops.errors import (
@@ -67,6 +63,8 @@ from nbops.runs.files import (
     reserve_space,
     write_text,
 )
+from nbops.runs.kernels import forget, kernel_manager, stop_requested
+from nbops.runs.kernels import interrupt_runs as interrupt_runs  # the sweep's import
 from nbops.runs.liveness import heartbeat, this_process
 from nbops.runs.parameters import (
     REDACTED,
@@ -77,6 +75,8 @@ from nbops.runs.parameters import (
     secrets_from_environment,
 )
 from nbops.runs.record import CellRun, Failure, ParameterSchema, RunRecord, RunStatus
+from nbops.runs.signals import signals_held
+from nbops.runs.signals import terminate_on_sigterm as terminate_on_sigterm  # the cli's import
 from nbops.runs.store import RunStore, now
 from nbops.runs.tracking import make_tracker, mirror_run
 
@@ -253,7 +253,7 @@ def execute_prepared(
     except KeyboardInterrupt as exc:
         record.status, error = "terminated" if isinstance(exc, Terminated) else "interrupted", exc
     except Exception as exc:  # classified below; anything unknown is a failed run
-        if _stopped(run_id):  # interrupt_runs() interrupted its kernel
+        if stop_requested(run_id):  # interrupt_runs() interrupted its kernel
             record.status, error = "interrupted", KeyboardInterrupt()
         elif isinstance(exc, OSError | DiskFullError) and disk_full(exc):  # nbops's writes
             record.status, error = "failed", exc
@@ -262,8 +262,8 @@ def execute_prepared(
             record.status, record.failure = _classify(exc)
             error = exc
     finally:
-        with _signals_held():
-            _forget(run_id)
+        with signals_held():
+            forget(run_id)
             record.duration_s = round(time.perf_counter() - started, 3)
             record.ended_at = now()
             output = run_dir / OUTPUT_NOTEBOOK
@@ -304,48 +304,6 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-# -- signals -------------------------------------------------------------------------------
-
-
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated()
-
-
-@contextlib.contextmanager
-def terminate_on_sigterm() -> Iterator[None]:
-    """While the block runs (in the main thread), SIGTERM raises Terminated, a
-    KeyboardInterrupt: the run in progress stops as on Ctrl-C (its kernel shut down, its
-    partial output kept and redacted) and is recorded as `terminated`."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM wait until the block ends (main thread only), then are delivered
-    to the handlers they would have met."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-    # a handler installed outside Python (getsignal gives None) cannot be put back: left alone
-    held = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not None]
-    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in held}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    for signum in dict.fromkeys(pending):
-        signal.raise_signal(signum)
-
-
 def _papermill(prepared: PreparedRun, run_dir: Path, run_id: str, timeout: float | None) -> None:
     import papermill
 
@@ -368,7 +326,7 @@ def _papermill(prepared: PreparedRun, run_dir: Path, run_id: str, timeout: float
             execution_timeout=timeout,
             progress_bar=False,
             cwd=str(nb.path.resolve().parent),
-            kernel_manager_class=_kernel_manager(env, kernel_log),
+            kernel_manager_class=kernel_manager(env, kernel_log),
         )
 
 
@@ -445,59 +403,6 @@ def _quiet_papermill_logs() -> None:
     if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
         logger.addHandler(logging.NullHandler())
         logger.propagate = False
-
-
-def _kernel_manager(env: dict[str, str], log: IO[bytes]) -> type:
-    """A kernel manager that starts the kernel with these extra environment variables, its
-    output and errors going to the run's kernel.log.
-
-    Per run, not through os.environ, so runs in parallel threads each get their own.
-    """
-    from jupyter_client.manager import AsyncKernelManager
-
-    class RunKernelManager(AsyncKernelManager):
-        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
-            kw["env"] = {**os.environ, **kw.get("env", {}), **env}
-            kw.setdefault("stdout", log)
-            kw.setdefault("stderr", log)
-            await super().start_kernel(**kw)
-            with _running_lock:
-                _running[env[RUN_ID_ENV]] = self
-
-    return RunKernelManager
-
-
-# The runs this process is executing (run id -> kernel manager), for interrupt_runs(): runs in
-# worker threads (a Dask LocalCluster) cannot be reached by a signal to the process.
-_running: dict[str, Any] = {}
-_stop_requested: set[str] = set()
-_running_lock = threading.Lock()
-
-
-def interrupt_runs() -> list[str]:
-    """Interrupt every run this process is executing, in any thread: each kernel gets SIGINT
-    (the running cell raises KeyboardInterrupt) and the run is recorded as interrupted.
-    Returns their run ids."""
-    with _running_lock:
-        running = list(_running.items())
-        _stop_requested.update(run_id for run_id, _ in running)
-    for _, manager in running:
-        pid = getattr(getattr(manager, "provisioner", None), "pid", None)
-        if pid:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGINT)
-    return [run_id for run_id, _ in running]
-
-
-def _stopped(run_id: str) -> bool:
-    with _running_lock:
-        return run_id in _stop_requested
-
-
-def _forget(run_id: str) -> None:
-    with _running_lock:
-        _running.pop(run_id, None)
-        _stop_requested.discard(run_id)
 
 
 def _classify(exc: BaseException) -> tuple[RunStatus, Failure | None]:
