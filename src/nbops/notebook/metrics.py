@@ -1,5 +1,5 @@
-"""Which values of a notebook's steps are its metrics, and which is its model: one rule for
-the exported package and for the run.
+"""Which values of a notebook's steps are its metrics: one rule for the exported package and
+for the run.
 
 The exported package's `collect_metrics` and what `nbops run` records without any logging
 call are both read from `metric_sources(graph)` on the same analysis, so a run and
@@ -32,9 +32,8 @@ call are both read from `metric_sources(graph)` on the same analysis, so a run a
   an evaluate cell whose printed metric cannot be kept (its inputs change later in the cell,
   the print sits in a loop), gets a warning naming the cell (`unkept_prints`).
 
-The model a run records without `nbops.log_model` is the value the last evaluate step that
-predicts with an earlier step's value predicts with (`.predict(`, `.predict_proba(`,
-`.score(`; `.transform(` when nothing predicts), else the only estimator a train step fits.
+The model a run records without `nbops.log_model` is found by model.py (`model_source`,
+re-exported here).
 
 Pure functions of the syntax trees: nothing here runs notebook code.
 """
@@ -49,6 +48,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from nbops.notebook.cellcode import Diagnostic, is_display_only
+from nbops.notebook.model import ModelSource as ModelSource  # re-exported
+from nbops.notebook.model import model_source as model_source  # re-exported
 from nbops.notebook.tags import Role
 
 if TYPE_CHECKING:
@@ -99,7 +100,6 @@ _PLOT_ROOTS = frozenset({"plt", "pyplot", "sns", "px", "go", "ax", "axes", "axs"
 # Builtins and numpy functions that wrap a value without changing what it is.
 _WRAPPERS = frozenset({"round", "float", "int", "abs", "asarray", "array", "float64", "item"})
 _REDUCTIONS = frozenset({"mean", "median", "std", "sum", "average", "var", "nanmean"})
-_PREDICTING = ("predict", "predict_proba", "predict_log_proba", "decision_function", "score")
 
 
 @dataclass(frozen=True)
@@ -121,14 +121,6 @@ class MetricSource:
     headline: int | None = None  # the cell index, when the value is that cell's headline
     expression: str | None = None  # the headline's (or printed value's) source text
     printed: int | None = None  # the cell index, when the value is a metric that cell prints
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """The value a run records as its model, and the step after which it is read."""
-
-    step: str
-    value: str
 
 
 # -- words -----------------------------------------------------------------------------------
@@ -512,63 +504,6 @@ def _qualified(name: str, step: Step, sharing: list[Step]) -> str:
     if [s.name for s in sharing].count(step.name) > 1:
         return f"{step.role.value}_{step.name}.{name}"
     return f"{step.name}.{name}"
-
-
-# -- the model -------------------------------------------------------------------------------
-
-
-def model_source(graph: StepGraph) -> ModelSource | None:
-    """The value a run records as its model when the notebook does not call log_model
-    (see the module docstring), or None when the notebook shows none."""
-    for step in reversed([s for s in graph.steps if s.role is Role.EVALUATE]):
-        inputs = {i.name for i in step.inputs if i.source == "step"}
-        for methods in (_PREDICTING, ("transform",)):
-            used = [n for n in _method_bases(step, methods) if n in inputs]
-            if used:
-                return ModelSource(step=step.key, value=used[-1])
-    fitted: dict[str, str] = {}
-    for step in graph.steps:
-        if step.role is Role.TRAIN:
-            for name in _method_bases(step, ("fit",)):
-                fitted[name] = step.key
-    if len(fitted) == 1:
-        ((name, key),) = fitted.items()
-        return ModelSource(step=key, value=name)
-    return None
-
-
-def _method_bases(step: Step, methods: tuple[str, ...]) -> list[str]:
-    """The names whose methods `methods` a step calls, in order: `knn` for `knn.predict(X)`,
-    and `model` for `model = Est().fit(X, y)`."""
-    names: dict[str, None] = {}
-    for cell in step.cells:
-        for node in ast.walk(cell.code.tree):
-            if isinstance(node, ast.Assign) and len(node.targets) == 1:
-                target, value = node.targets[0], node.value
-                if (
-                    isinstance(target, ast.Name)
-                    and isinstance(value, ast.Call)
-                    and isinstance(value.func, ast.Attribute)
-                    and value.func.attr in methods
-                    and "fit" in methods
-                ):
-                    names.setdefault(target.id, None)
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr in methods
-            ):
-                base = _root(node.func.value)
-                if base is not None and isinstance(_base_node(node.func.value), ast.Name):
-                    names.pop(base, None)
-                    names[base] = None
-    return list(names)
-
-
-def _base_node(node: ast.expr) -> ast.expr:
-    while isinstance(node, ast.Attribute | ast.Subscript):
-        node = node.value
-    return node
 
 
 # -- printed, not kept ------------------------------------------------------------------------
