@@ -33,6 +33,7 @@ from nbops.errors import NbopsError
 from nbops.notebook.metrics import metric_sources, model_source
 from nbops.notebook.read import NotebookModel
 from nbops.notebook.tags import NBOPS_CAPTURE_TAG
+from nbops.runs.files import write_text
 
 CAPTURED_INPUT = "input.ipynb"
 
@@ -133,7 +134,7 @@ def add_capture_cells(source: Path, notebook: NotebookModel, run_dir: Path) -> P
         if position is not None:
             nb.cells.insert(position + 1, _capture_cell(call, nb))
     target = run_dir / CAPTURED_INPUT
-    nbformat.write(nb, target)
+    write_text(target, nbformat.writes(nb))  # atomic, as every file of a run (files.py)
     return target
 
 

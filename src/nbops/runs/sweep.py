@@ -28,6 +28,7 @@ from nbops.config import Project, load_project
 from nbops.errors import ConfigError, NbopsError
 from nbops.runs.capture import new_run_id
 from nbops.runs.execute import prepare_run
+from nbops.runs.files import write_bytes
 from nbops.runs.parameters import read_parameter_file
 
 
@@ -399,7 +400,7 @@ def store_detached(payload: dict[str, Any], task: SweepTask, store: Any) -> Task
     for rel, data in payload["files"].items():
         target = folder / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        write_bytes(target, data)  # atomic, as every file of a run (files.py)
     store.save(record)
     return TaskResult(
         task.index,
