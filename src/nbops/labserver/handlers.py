@@ -23,6 +23,10 @@ Analysis problems are not failed requests: `GET analysis` answers 200 with the p
 `problems`, so the panel can show it beside the cell. Likewise `GET suggest` (the tags nbops
 proposes, as `nbops tag --suggest --json` prints them) answers 200 with what the proposal
 could not resolve in `problems`; `POST suggest` writes the accepted proposals into the file.
+
+This module holds the handlers; the request checks are in requests.py, the confinement of a
+project's folders in confine.py, what the panel reads of a notebook in panel.py, and the
+run jobs in jobs.py.
 """
 
 from __future__ import annotations
