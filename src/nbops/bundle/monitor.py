@@ -53,7 +53,7 @@ class MonitorReport:
         return found
 
     def to_html(self) -> str:
-        from nbops.quality.inspector import InspectionReport
+        from nbops.quality.report import InspectionReport
 
         rows = "".join(
             f"<tr><td>{html.escape(s.slice)}</td><td>{s.rows}</td><td>{s.reference_rows}</td>"

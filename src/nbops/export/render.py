@@ -18,7 +18,7 @@ from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
-from nbops import __version__ as nbops_version
+from nbops._version import __version__ as nbops_version
 from nbops.export.types import ANY, ValueType, value_types
 from nbops.export.vendor import localised_import
 from nbops.notebook.analysis import AnalysedCell, Step, StepGraph, StepInput

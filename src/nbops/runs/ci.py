@@ -15,7 +15,7 @@ from typing import Any
 
 from nbops.config import Project, load_project
 from nbops.errors import GateFailedError, RunError
-from nbops.runs.gates import GateResult, evaluate_gates, parse_gate
+from nbops.gates import GateResult, evaluate_gates, parse_gate
 from nbops.runs.record import RunRecord
 from nbops.runs.store import RunStore
 

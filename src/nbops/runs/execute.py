@@ -56,9 +56,10 @@ from nbops.redact import (
     run_secrets_environment,
     write_redacted_copy,
 )
-from nbops.runs.capture import RUN_DIR_ENV, RUN_ID_ENV, new_run_id, read_events
+from nbops.runs.capture import RUN_DIR_ENV, RUN_ID_ENV, new_run_id
 from nbops.runs.capture_plan import add_capture_cells, capture_warnings
 from nbops.runs.environment import environment_info, git_info
+from nbops.runs.events import read_events
 from nbops.runs.files import (
     atomic_notebook_writes,
     clear_mark,

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from nbops.errors import DiskFullError, RunNotFoundError, StoreError
-from nbops.runs.capture import read_events
+from nbops.runs.events import read_events
 from nbops.runs.files import clear_mark, disk_full, release_space, write_text
 from nbops.runs.liveness import owner_gone
 from nbops.runs.record import RunRecord
