@@ -148,8 +148,35 @@ def layer(module: str) -> int:
     raise KeyError(f"{module} has no layer in LAYERS")
 
 
+def unit(module: str) -> str:
+    """The LAYERS entry a module belongs to: `nbops.runs.store` -> `nbops.runs`."""
+    probe = module
+    while probe and probe not in LAYERS:
+        probe = probe.rpartition(".")[0]
+    return probe
+
+
+# Layers whose packages are independent of one another: runs, export and quality do not import
+# each other (nor notebook and gates), except these edges, each with its reason.
+INDEPENDENT_LAYERS = {1, 2}
+SIBLING_IMPORTS: dict[tuple[str, str], str] = {
+    ("nbops.runs", "nbops.export"): "a run records the export version made from its notebook",
+}
+
+
 def upward(imports: list[Import]) -> list[Import]:
     return [i for i in imports if layer(i.target) > layer(i.source)]
+
+
+def sideways(imports: list[Import]) -> list[Import]:
+    """Imports between independent packages of one layer that SIBLING_IMPORTS does not allow."""
+    return [
+        i
+        for i in imports
+        if layer(i.source) == layer(i.target) in INDEPENDENT_LAYERS
+        and unit(i.source) != unit(i.target)
+        and (unit(i.source), unit(i.target)) not in SIBLING_IMPORTS
+    ]
 
 
 def cycles(imports: list[Import], wheres: tuple[str, ...] = ("top",)) -> list[list[str]]:
@@ -201,6 +228,11 @@ def redundant_function_imports(imports: list[Import]) -> list[Import]:
     return [i for i in imports if i.where == "function" and (i.source, i.target) in top]
 
 
+def _unique(imports: list[Import]) -> list[Import]:
+    """One entry per import statement and target (`from x import a, b` counts once)."""
+    return sorted(set(imports), key=lambda i: (i.source, i.line, i.target))
+
+
 def figures(src: Path = SRC) -> None:
     mods = modules(src)
     sizes = sorted(
@@ -221,13 +253,17 @@ def figures(src: Path = SRC) -> None:
     print(f"cycles counting function-level imports too: {len(cyc_all)}")
     for c in cyc_all:
         print("   ", " <-> ".join(c))
-    up = upward(imports)
+    up = _unique(upward(imports))
     print(
         f"upward imports: {len(up)} ({sum(i.where == 'top' for i in up)} top-level, "
         f"{sum(i.where == 'function' for i in up)} in functions, "
         f"{sum(i.where == 'typing' for i in up)} under TYPE_CHECKING)"
     )
     for i in up:
+        print(f"    {i.source}:{i.line} -> {i.target} ({i.where})")
+    side = _unique(sideways(imports))
+    print(f"imports between independent packages of a layer: {len(side)}")
+    for i in side:
         print(f"    {i.source}:{i.line} -> {i.target} ({i.where})")
     red = redundant_function_imports(imports)
     red_statements = {(i.source, i.line) for i in red}

@@ -42,7 +42,7 @@ from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
 from nbops._jsonsafe import json_safe as _json_safe
-from nbops.errors import NbopsError, TagError
+from nbops.errors import CellLocation, NbopsError, TagError
 from nbops.labserver.jobs import (
     ExclusiveLock,
     RunJobs,
@@ -781,7 +781,6 @@ def _parameters(path: Path, secret_names: list[str]) -> list[dict[str, Any]]:
 def _cells_leniently(path: Path, root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every cell with its role where its tags can be read, and a problem for each cell
     whose tags cannot (read_notebook stops at the first)."""
-    from nbops.errors import CellLocation
     from nbops.notebook import read as reading
     from nbops.notebook.tags import cell_tag
 

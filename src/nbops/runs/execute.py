@@ -64,6 +64,7 @@ from nbops.runs.files import (
     atomic_notebook_writes,
     clear_mark,
     disk_full,
+    leftover_temporaries,
     release_space,
     reserve_space,
     write_text,
@@ -578,8 +579,6 @@ def redact_left_output(record: RunRecord, run_dir: Path) -> None:
     (liveness.py), as the process would have, and remove the temporary files it left. The
     secret values are gone with the process: the redaction goes by the secret names."""
     import nbformat
-
-    from nbops.runs.files import leftover_temporaries
 
     for temp in leftover_temporaries(run_dir):  # half-written, and may hold a secret
         with contextlib.suppress(OSError):

@@ -25,7 +25,7 @@ from nbops.notebook.cellcode import translate
 from nbops.notebook.parameters import split_parameters
 from nbops.notebook.read import Cell, NotebookModel
 from nbops.notebook.tags import Role
-from nbops.redact import is_secret_parameter
+from nbops.redact import is_secret_parameter, secret_env_var
 
 REDACTED = "***"
 
@@ -111,8 +111,6 @@ def secrets_from_environment(specs: list[ParameterSpec], given: dict[str, Any]) 
     """Values for the secret parameters not given otherwise, from their environment
     variables (`NBOPS_PARAM_<NAME>`, nbops.redact.secret_env_var), as text to convert."""
     import os
-
-    from nbops.redact import secret_env_var
 
     found = {}
     for spec in specs:

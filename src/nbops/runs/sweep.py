@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nbops.config import Project, load_project
-from nbops.errors import ConfigError, NbopsError
+from nbops.errors import ConfigError, NbopsError, RunError, require_extra
 from nbops.runs.capture import new_run_id
-from nbops.runs.execute import prepare_run
+from nbops.runs.execute import interrupt_runs, prepare_run, run_notebook
 from nbops.runs.parameters import read_parameter_file
 
 
@@ -159,9 +159,6 @@ def run_sweep(
 
 def execute_task(task: SweepTask) -> TaskResult:
     """Run one task in this process (what every executor's worker calls)."""
-    from nbops.errors import RunError
-    from nbops.runs.execute import run_notebook
-
     project = load_project(Path(task.project_root))
     try:
         record = run_notebook(
@@ -343,8 +340,6 @@ def execute_task_detached(task: SweepTask) -> dict[str, Any]:
 def _execute_detached(task: SweepTask) -> dict[str, Any]:
     import tempfile
 
-    from nbops.errors import RunError
-    from nbops.runs.execute import run_notebook
     from nbops.runs.record import RunRecord
     from nbops.runs.store import RunStore
 
@@ -429,8 +424,6 @@ class DaskExecutor:
     records, so workers need no access to the store. Ctrl-C cancels the tasks not started."""
 
     def __init__(self, jobs: int = 2, scheduler: str | None = None) -> None:
-        from nbops.errors import require_extra
-
         require_extra("distributed", "dask")
         self.jobs = max(1, jobs)
         self.scheduler = scheduler
@@ -516,8 +509,6 @@ class DaskExecutor:
     ) -> None:
         """Interrupt the runs in progress in this process's worker threads and keep their
         records; a run whose kernel was still starting is interrupted once it has one."""
-        from nbops.runs.execute import interrupt_runs
-
         _STOPPING.set()
         deadline = time.monotonic() + 60
         running = list(futures)
