@@ -23,6 +23,7 @@ from types import ModuleType
 
 from nbops._paths import find_root
 from nbops._version import __version__ as nbops_version
+from nbops.config import load_project
 from nbops.errors import ExportError, StaleExportError
 from nbops.export.formatting import format_files
 from nbops.export.manifest import (
@@ -156,8 +157,6 @@ def _secret_parameters(
     `secret_params` lists (default: the notebook's project's `[tool.nbops]`), and those whose
     comment says `secret`."""
     if secret_params is None:
-        from nbops.config import load_project
-
         secret_params = load_project(notebook.resolve().parent).config.secret_params
     return frozenset(
         p.name

@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbops._atomic import atomic_path
+from nbops._paths import find_root
 from nbops.errors import CellLocation, NbopsError, RunError
+
+# Deferred imports, inside the functions that use them: config, runs.store and runs.execute
+# (pydantic, papermill) load with the first job or run listing, not with the server extension.
 
 if TYPE_CHECKING:
     from nbops.config import Project
@@ -407,8 +411,6 @@ def _project_store(notebook: Path, root: Path | None = None) -> tuple[Path, Path
     try:
         project = load_project(notebook.parent, stop=root)
     except NbopsError:
-        from nbops._paths import find_root
-
         return find_root(notebook.parent, stop=root), None
     return project.root, project.store_dir
 

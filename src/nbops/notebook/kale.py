@@ -44,6 +44,9 @@ from nbops.errors import CellLocation, ExportError, NotebookReadError, TagError
 from nbops.notebook.cellcode import Diagnostic, translate
 from nbops.notebook.tags import CellTag, Role
 
+# Deferred import: config (pydantic), only for a step's resources: reading a notebook
+# (read.py imports this module) loads no pydantic.
+
 if TYPE_CHECKING:
     from nbops.config import StepResources
     from nbops.notebook.analysis import StepGraph

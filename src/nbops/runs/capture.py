@@ -27,6 +27,9 @@ from typing import Any
 from nbops.runs.events import EVENTS_FILE
 from nbops.runs.files import atomic_path, copy_file
 
+# Deferred import: runs.store (SQLite, pydantic) only when an interactive run starts: this
+# module loads only the standard library in the user's kernel.
+
 RUN_DIR_ENV = "NBOPS_RUN_DIR"
 RUN_ID_ENV = "NBOPS_RUN_ID"
 

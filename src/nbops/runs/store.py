@@ -26,11 +26,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nbops.config import load_project
 from nbops.errors import DiskFullError, RunNotFoundError, StoreError
 from nbops.runs.events import read_events
 from nbops.runs.files import clear_mark, disk_full, release_space, write_text
 from nbops.runs.liveness import owner_gone
 from nbops.runs.record import RunRecord
+
+# Deferred import: runs.execute.redact_left_output, in RunStore._live: execute imports this
+# module at the top, so importing it here would be a cycle at import time.
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -139,8 +143,6 @@ class RunStore:
 
     @classmethod
     def for_project(cls, start: Path | None = None) -> RunStore:
-        from nbops.config import load_project
-
         return cls(load_project(start).store_dir)
 
     @contextmanager

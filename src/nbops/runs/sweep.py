@@ -29,6 +29,8 @@ from nbops.errors import ConfigError, NbopsError, RunError, require_extra
 from nbops.runs.capture import new_run_id
 from nbops.runs.execute import interrupt_runs, prepare_run, run_notebook
 from nbops.runs.parameters import read_parameter_file
+from nbops.runs.record import RunRecord
+from nbops.runs.store import RunStore
 
 
 @dataclass(frozen=True)
@@ -340,9 +342,6 @@ def execute_task_detached(task: SweepTask) -> dict[str, Any]:
 def _execute_detached(task: SweepTask) -> dict[str, Any]:
     import tempfile
 
-    from nbops.runs.record import RunRecord
-    from nbops.runs.store import RunStore
-
     root = Path(task.project_root)
     project = load_project(root if root.is_dir() else None)
     with tempfile.TemporaryDirectory(prefix="nbops-task-") as tmp:
@@ -385,8 +384,6 @@ def _execute_detached(task: SweepTask) -> dict[str, Any]:
 
 def store_detached(payload: dict[str, Any], task: SweepTask, store: Any) -> TaskResult:
     """Write what a worker sent back into the client's store; the TaskResult for it."""
-    from nbops.runs.record import RunRecord
-
     if payload.get("record") is None:
         return TaskResult(task.index, task.parameters, "failed", error=payload.get("error"))
     record = RunRecord.model_validate_json(payload["record"])
@@ -432,8 +429,6 @@ class DaskExecutor:
         self, tasks: list[SweepTask], on_done: Callable[[TaskResult], None]
     ) -> tuple[list[TaskResult], bool]:
         from distributed import Client, LocalCluster, as_completed
-
-        from nbops.runs.store import RunStore
 
         if not tasks:
             return [], False

@@ -17,8 +17,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from nbops.errors import QualityInputError
 from nbops.gates import GateResult, evaluate_gate, parse_gate
+from nbops.notebook.read import read_notebook
+from nbops.quality.plots import distribution_plot, slice_plots
 from nbops.quality.report import InspectionReport
+from nbops.runs.capture import log_report
+from nbops.runs.parameters import parameter_specs
+from nbops.workbench.api import slice_metrics, validate
+
+# Deferred imports, inside the functions that use them: quality.schema and quality.driftview
+# (pandas, numpy), config (pydantic) and bundle.make (the bundle builder): `import nbops`
+# stays light and `nbops.inspect` loads only what the call needs.
 
 if TYPE_CHECKING:
     from nbops.quality.slices import Task
@@ -61,9 +71,6 @@ def inspection(
     `gates` default to `[tool.nbops] gates` of the project. A gate naming a value this
     inspection does not compute (a metric only the notebook logs) is skipped, with why.
     """
-    from nbops.runs.capture import log_report
-    from nbops.workbench.api import slice_metrics, validate
-
     report = InspectionReport(title=title)
     if data is not None and (schema is not None or reference is not None):
         if schema is None:
@@ -124,8 +131,6 @@ def _slice_frame(slices: Any, X: Any, data: Any) -> Any:
     for frame in (X, data):
         if isinstance(frame, pd.DataFrame) and all(n in frame.columns for n in names):
             return frame[names].reset_index(drop=True)
-    from nbops.errors import QualityInputError
-
     raise QualityInputError(
         f"slice columns {names} are not all in X (or data)",
         fix="pass slices= as column names of X, or as a DataFrame aligned with y",
@@ -157,7 +162,6 @@ def _project_gates() -> list[str]:
 
 def _drift_plots(validation: Any, schema: Any, data: Any) -> list[tuple[str, bytes]]:
     from nbops.quality.driftview import drift_distributions
-    from nbops.quality.plots import distribution_plot
 
     plots = []
     for column in sorted(
@@ -181,8 +185,6 @@ def _drift_plots(validation: Any, schema: Any, data: Any) -> list[tuple[str, byt
 
 
 def _slice_plots(report: InspectionReport) -> list[tuple[str, bytes]]:
-    from nbops.quality.plots import slice_plots
-
     return slice_plots(report.slices, _thresholds(report.gates))  # type: ignore[arg-type]
 
 
@@ -289,8 +291,6 @@ def export_bundle(request: ExportRequest) -> str:
     from pathlib import Path
 
     from nbops.bundle.make import build_from
-    from nbops.notebook.read import read_notebook
-    from nbops.runs.parameters import parameter_specs
 
     try:
         defaults = {s.name: s.default for s in parameter_specs(read_notebook(notebook))}
