@@ -125,6 +125,18 @@ def test_each_module_deferring_imports_says_why() -> None:
     assert silent == DEFERRED_COMMENT_PENDING
 
 
+def test_the_readme_architecture_draws_every_package() -> None:
+    readme = (SRC.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Architecture\n", 1)[1].split("\n## ", 1)[0]
+    diagram = section.split("```")[1]
+    packages = {
+        path.stem if path.is_file() else path.name
+        for path in (SRC / "nbops").iterdir()
+        if not path.name.startswith(("_", ".")) and (path.suffix == ".py" or path.is_dir())
+    } - {"labextension"}
+    assert {p for p in packages if p.removesuffix(".py") not in diagram} == set()
+
+
 def test_the_version_has_one_home_the_build_reads() -> None:
     assert nbops.__version__ == nbops._version.__version__
     project = tomllib.loads((SRC.parent / "pyproject.toml").read_text(encoding="utf-8"))
