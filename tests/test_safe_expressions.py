@@ -1,5 +1,5 @@
 """The two small expression languages nbops reads and never evaluates as code: CI gates
-(`nbops.runs.gates`) and schema custom checks (`nbops.quality.schema`). They share their
+(`nbops.gates`) and schema custom checks (`nbops.quality.schema`). They share their
 checker core (`nbops._safe_expr`) but not their grammar; these tests pin what each accepts
 and refuses."""
 
@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nbops.errors import GateError
+from nbops.gates import evaluate_gate, parse_gate
 from nbops.quality.schema import parse_expression
-from nbops.runs.gates import evaluate_gate, parse_gate
 
 GATES_ACCEPTED = {
     "accuracy >= 0.9": ("accuracy",),

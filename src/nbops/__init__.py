@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from nbops._version import __version__
 
 __all__ = [
     "CellLocation",
@@ -57,11 +57,11 @@ _LAZY = {
     "log_params": "nbops.runs.capture",
     "track_data": "nbops.runs.capture",
     # Data validation, slice metrics and the inspector.
-    "infer_schema": "nbops.quality.api",
-    "validate": "nbops.quality.api",
-    "slice_metrics": "nbops.quality.api",
-    "inspect": "nbops.quality.inspector",
-    "inspection": "nbops.quality.inspector",
+    "infer_schema": "nbops.workbench.api",
+    "validate": "nbops.workbench.api",
+    "slice_metrics": "nbops.workbench.api",
+    "inspect": "nbops.workbench.inspector",
+    "inspection": "nbops.workbench.inspector",
     "load_bundle": "nbops.bundle.load",
 }
 
@@ -71,8 +71,6 @@ if TYPE_CHECKING:
     from nbops.export.exporter import ExportResult, check_export, export_notebook
     from nbops.notebook.analysis import StepGraph, analyse
     from nbops.notebook.read import read_notebook
-    from nbops.quality.api import infer_schema, slice_metrics, validate
-    from nbops.quality.inspector import inspect, inspection
     from nbops.runs.capture import (
         log_artifact,
         log_metric,
@@ -83,6 +81,8 @@ if TYPE_CHECKING:
         track_data,
     )
     from nbops.runs.execute import run_notebook
+    from nbops.workbench.api import infer_schema, slice_metrics, validate
+    from nbops.workbench.inspector import inspect, inspection
 
 
 def __getattr__(name: str) -> Any:

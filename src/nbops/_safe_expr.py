@@ -1,5 +1,5 @@
 """The core of nbops' two small expression languages, which are parsed and never evaluated
-as code: CI gates (`nbops.runs.gates`: one comparison over numbers and dotted metric names)
+as code: CI gates (`nbops.gates`: one comparison over numbers and dotted metric names)
 and schema custom checks (`nbops.quality.schema.expressions`: conditions over columns, with
 `and`/`or`/`not`, `in` a literal list, strings).
 

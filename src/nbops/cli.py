@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
-from nbops import __version__
+from nbops._version import __version__
 from nbops.errors import NbopsError, Terminated
 
 app = typer.Typer(
@@ -903,7 +903,7 @@ def validate_command(
     Exits 0 when no check fails (warnings allowed), 1 when one does.
     """
     from nbops.errors import ValidationFailedError
-    from nbops.quality.inspector import InspectionReport
+    from nbops.quality.report import InspectionReport
     from nbops.quality.schema import Schema
     from nbops.quality.validate import validate
 

@@ -9,7 +9,7 @@ Two kinds of secret:
   well-known keys (AWS access key ids, GitHub, Slack, OpenAI-style `sk-` tokens). Environment
   variables captured with a run go through it (`redact_environment`), whatever their name;
   variables whose *name* looks secret, and every `NBOPS_PARAM_*`, are left out altogether.
-- secret parameters: a parameter whose name looks secret (`runs.parameters.looks_secret`),
+- secret parameters: a parameter whose name looks secret (`looks_secret`),
   that `secret_params` in `[tool.nbops]` lists, or whose comment says `secret`. Its literal
   default is never written by nbops: the exported package reads it from the environment
   variable `secret_env_var(name)` (`NBOPS_PARAM_<NAME>`), and the copies of a notebook a run
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,31 @@ def secret_env_var(name: str) -> str:
     `NBOPS_PARAM_DB_PASSWORD` (by the exported package, and by `nbops run`/`rerun` when no
     value is given on the command line)."""
     return SECRET_ENV_PREFIX + name.upper()
+
+
+# -- which names are secret ---------------------------------------------------------------
+
+_SECRET_WORDS = frozenset(
+    {"token", "key", "secret", "password", "passwd", "pwd", "credential", "credentials",
+     "private", "apikey", "auth"}
+)  # fmt: skip
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a name has a word that marks secrets: `api_token`, `AWS_SECRET_ACCESS_KEY`,
+    `dbPassword` (but not `max_tokens` or `keyring`)."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    return any(word in _SECRET_WORDS for word in re.split(r"[^A-Za-z0-9]+", spaced.lower()))
+
+
+def is_secret_parameter(name: str, description: str, secret_names: Sequence[str]) -> bool:
+    """Whether a parameter is secret: its name looks secret, `secret_params` lists it, or its
+    comment says `secret`."""
+    return bool(
+        looks_secret(name)
+        or name in secret_names
+        or re.search(r"\bsecret\b", description, re.IGNORECASE)
+    )
 
 
 # -- credentials inside text ---------------------------------------------------------------
@@ -146,8 +171,6 @@ def redact_environment(variables: Mapping[str, str]) -> dict[str, str]:
     """Environment variables fit to record: names that look secret (TOKEN, KEY, PASSWORD...)
     and `NBOPS_PARAM_*` (secret parameters' values) left out, credentials in the other
     values redacted (`DATABASE_URL=postgres://user:***@host/db`)."""
-    from nbops.runs.parameters import looks_secret
-
     return {
         name: redact_value(value)
         for name, value in sorted(variables.items())

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from nbops.bundle.load import load_bundle
-from nbops.runs.gates import evaluate_gates, parse_gate
+from nbops.gates import evaluate_gates, parse_gate
 from nbops.runs.record import RunRecord
 from nbops.runs.store import RunStore
 from tests.helpers import build_notebook, run_nbops

@@ -16,12 +16,12 @@ import pandas as pd
 from markdown_it import MarkdownIt
 
 from nbops.bundle.monitor import MonitorReport, PredictionShift
-from nbops.quality.inspector import InspectionReport
+from nbops.gates import GateResult
+from nbops.quality.report import InspectionReport
 from nbops.quality.schema import infer_schema
 from nbops.quality.slices import slice_metrics
 from nbops.quality.validate import validate
 from nbops.runs.ci import CiReport, summary_markdown
-from nbops.runs.gates import GateResult
 from nbops.runs.record import MetricPoint, RunRecord
 
 SCRIPT = "<script>alert(1)</script>"

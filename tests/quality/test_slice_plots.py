@@ -5,11 +5,11 @@ metric, a bar per slice, the overall value as a line; the inspector adds the thr
 from __future__ import annotations
 
 from nbops.bundle.make import _slice_plots as bundle_slice_plots
-from nbops.quality.inspector import InspectionReport
-from nbops.quality.inspector import _slice_plots as inspector_slice_plots
+from nbops.gates import evaluate_gate, parse_gate
 from nbops.quality.plots import slice_bar_chart
+from nbops.quality.report import InspectionReport
 from nbops.quality.slices import SliceReport, slice_metrics
-from nbops.runs.gates import evaluate_gate, parse_gate
+from nbops.workbench.inspector import _slice_plots as inspector_slice_plots
 
 from .conftest import Predictions
 

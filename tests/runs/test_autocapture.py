@@ -19,8 +19,9 @@ from nbops.notebook.analysis import analyse
 from nbops.notebook.read import read_notebook
 from nbops.notebook.tags import NBOPS_CAPTURE_TAG
 from nbops.runs.autocapture import metric_numbers, record
-from nbops.runs.capture import log_metric, log_model, read_events
+from nbops.runs.capture import log_metric, log_model
 from nbops.runs.capture_plan import add_capture_cells, capture_calls, capture_warnings
+from nbops.runs.events import read_events
 from tests.runs.conftest import make_record, write_notebook
 
 CELLS = [

@@ -11,16 +11,15 @@ import pytest
 
 import nbops.runs.capture as capture
 from nbops.runs.capture import (
-    EVENTS_FILE,
     log_artifact,
     log_metric,
     log_metrics,
     log_model,
     log_param,
     log_params,
-    read_events,
     track_data,
 )
+from nbops.runs.events import EVENTS_FILE, read_events
 from nbops.runs.store import RunStore
 
 

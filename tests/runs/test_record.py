@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from nbops.runs.capture import log_artifact, log_metric, read_events, track_data
+from nbops.runs.capture import log_artifact, log_metric, track_data
+from nbops.runs.events import read_events
 from nbops.runs.record import RunRecord
 
 from .conftest import make_record

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from nbops.errors import RunNotFoundError, StoreError
-from nbops.runs.capture import EVENTS_FILE
+from nbops.runs.events import EVENTS_FILE
 from nbops.runs.files import leftover_temporaries
 from nbops.runs.record import RunRecord
 from nbops.runs.store import RunStore

@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from nbops import __version__ as nbops_version
 from nbops._atomic import atomic_directory
 from nbops._jsonsafe import json_safe
 from nbops._markdown import inline, plain
 from nbops._requirements import pin_installed
+from nbops._version import __version__ as nbops_version
 from nbops.bundle.allowlist import BOOSTING_TYPES, SUPPORTED_MODELS, disallowed
 from nbops.bundle.archive import pack
 from nbops.bundle.boosters import check_boosters

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbops.runs.gates import GateResult, evaluate_gate, parse_gate
+from nbops.gates import GateResult, evaluate_gate, parse_gate
 
 
 @dataclass

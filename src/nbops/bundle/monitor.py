@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import MonitorAlertError, QualityInputError
+from nbops.quality.report import InspectionReport
+
+# Deferred imports, inside the functions that use them: quality.validate (pandas) and
+# bundle.assemble (pydantic). Importing this module, or rendering a MonitorReport, needs neither.
 
 MIN_ROWS = 30
 
@@ -53,8 +57,6 @@ class MonitorReport:
         return found
 
     def to_html(self) -> str:
-        from nbops.quality.inspector import InspectionReport
-
         rows = "".join(
             f"<tr><td>{html.escape(s.slice)}</td><td>{s.rows}</td><td>{s.reference_rows}</td>"
             f"<td>{html.escape(s.measure)}</td><td>{s.shift:.4f}</td><td>{html.escape(s.status)}</td></tr>"

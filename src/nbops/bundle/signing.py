@@ -54,8 +54,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from nbops._atomic import atomic_path, atomic_write_bytes
-from nbops.bundle.manifest import MANIFEST_FILE
-from nbops.errors import BundleError, BundleSignatureError, ConfigError, KeyFileError
+from nbops.bundle.manifest import MANIFEST_FILE, BundleManifest
+from nbops.errors import (
+    BundleError,
+    BundleIntegrityError,
+    BundleSignatureError,
+    ConfigError,
+    KeyFileError,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -537,8 +543,6 @@ def _read_manifest(folder: Path) -> bytes:
     try:
         return (folder / MANIFEST_FILE).read_bytes()
     except OSError:
-        from nbops.errors import BundleIntegrityError
-
         raise BundleIntegrityError(
             "the bundle has no manifest.json", location=str(folder), fix="rebuild the bundle"
         ) from None
@@ -586,7 +590,6 @@ def verify_bundle(
     the model's types against the allow-list by name). Raises BundleSignatureError,
     BundleIntegrityError, BundleError."""
     from nbops.bundle.load import check_readable, verify_files
-    from nbops.bundle.manifest import BundleManifest
 
     policy = trust_policy(trusted_keys, require_signature)
     with _bundle_folder(Path(path)) as folder:
@@ -599,7 +602,6 @@ def verify_bundle(
 
 def _sign_folder(folder: Path, key: Ed25519PrivateKey) -> str:
     from nbops.bundle.load import verify_files
-    from nbops.bundle.manifest import BundleManifest
 
     manifest_bytes = _read_manifest(folder)
     manifest = BundleManifest.from_json(manifest_bytes, location=str(folder / MANIFEST_FILE))

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from nbops import __version__ as nbops_version
 from nbops._paths import find_root
+from nbops._version import __version__ as nbops_version
+from nbops.config import load_project
 from nbops.errors import ExportError, StaleExportError
 from nbops.export.formatting import format_files
 from nbops.export.manifest import (
@@ -70,7 +71,7 @@ from nbops.notebook.cellcode import Diagnostic
 from nbops.notebook.kale import step_resources
 from nbops.notebook.metrics import metric_sources
 from nbops.notebook.read import read_notebook
-from nbops.redact import secret_env_var
+from nbops.redact import is_secret_parameter, secret_env_var
 
 DEFAULT_OUT_DIR = Path("pipelines")
 
@@ -155,11 +156,7 @@ def _secret_parameters(
     """The parameters whose defaults stay out of the package: names that look secret, those
     `secret_params` lists (default: the notebook's project's `[tool.nbops]`), and those whose
     comment says `secret`."""
-    from nbops.runs.parameters import is_secret_parameter
-
     if secret_params is None:
-        from nbops.config import load_project
-
         secret_params = load_project(notebook.resolve().parent).config.secret_params
     return frozenset(
         p.name

@@ -18,13 +18,14 @@ from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
-from nbops import __version__ as nbops_version
+from nbops._version import __version__ as nbops_version
 from nbops.export.types import ANY, ValueType, value_types
 from nbops.export.vendor import localised_import
 from nbops.notebook.analysis import AnalysedCell, Step, StepGraph, StepInput
 from nbops.notebook.cellcode import is_display_only, slice_statements
 from nbops.notebook.metrics import metric_sources
 from nbops.notebook.tags import Role
+from nbops.redact import secret_env_var
 
 VERSION_PLACEHOLDER = "0+nbops.version.placeholder"
 _HELPERS_NOTE = (
@@ -264,8 +265,6 @@ def _render_init(graph: StepGraph, name: str, header: str) -> str:
 
 
 def _render_params(graph: StepGraph, header: str, secret: frozenset[str] = frozenset()) -> str:
-    from nbops.redact import secret_env_var
-
     cell = graph.parameters_cell
     origin = f"cell {cell.cell.cell_id}" if cell else "no parameters cell"
     fields = []
@@ -658,8 +657,6 @@ def _render_tests(
     )
     skip = ""
     if secret:
-        from nbops.redact import secret_env_var
-
         variables = sorted(secret_env_var(n) for n in secret)
         skip = (
             f"@pytest.mark.skipif(\n    not all(v in os.environ for v in {variables!r}),\n"

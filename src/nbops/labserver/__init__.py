@@ -11,6 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# Deferred import: the handlers (jupyter_server, tornado) load when the server loads the
+# extension, not when jupyter_server or a test imports nbops.labserver to find it.
+
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     """Register the API handlers with the server (called by jupyter_server)."""

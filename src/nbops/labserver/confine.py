@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING
 from nbops.labserver.jobs import relative_to_root
 from nbops.labserver.requests import ApiError, shown_value
 
+# Deferred import: nbops.bundle (DEFAULT_OUT) loads on the first confinement check, not when
+# Jupyter loads the extension at every server start.
+
 if TYPE_CHECKING:
     from nbops.config import Project
 

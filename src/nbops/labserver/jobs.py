@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbops._atomic import atomic_path
+from nbops._paths import find_root
 from nbops.errors import CellLocation, NbopsError, RunError
+
+# Deferred imports, inside the functions that use them: config, runs.store and runs.execute
+# (pydantic, papermill) load with the first job or run listing, not with the server extension.
 
 if TYPE_CHECKING:
     from nbops.config import Project
@@ -342,7 +346,7 @@ def find_run_output(notebook: Path, root: Path | None = None) -> RunOutput | Non
     store_dir: Path | None = None
     # papermill wrote the output into the store: <store>/runs/<run id>/output.ipynb.
     if output_path is not None and output_path.parent.parent.name == "runs":
-        from nbops.runs.execute import OUTPUT_NOTEBOOK
+        from nbops.runs.output import OUTPUT_NOTEBOOK
 
         if output_path.name == OUTPUT_NOTEBOOK and output_path.parent.name:
             run_id = output_path.parent.name
@@ -407,8 +411,6 @@ def _project_store(notebook: Path, root: Path | None = None) -> tuple[Path, Path
     try:
         project = load_project(notebook.parent, stop=root)
     except NbopsError:
-        from nbops._paths import find_root
-
         return find_root(notebook.parent, stop=root), None
     return project.root, project.store_dir
 

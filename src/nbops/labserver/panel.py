@@ -8,8 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nbops.errors import NbopsError, TagError
+from nbops.errors import CellLocation, NbopsError, TagError
 from nbops.labserver.jobs import error_fields, find_run_output, relative_to_root
+
+# Deferred imports: the notebook analysis and the run parameters load when the panel first
+# asks, not when Jupyter loads the extension at every server start.
 
 
 def analyse_for_panel(path: Path, root: Path) -> dict[str, Any]:
@@ -136,7 +139,6 @@ def run_form_parameters(path: Path, secret_names: list[str]) -> list[dict[str, A
 def _cells_leniently(path: Path, root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every cell with its role where its tags can be read, and a problem for each cell
     whose tags cannot (read_notebook stops at the first)."""
-    from nbops.errors import CellLocation
     from nbops.notebook import read as reading
     from nbops.notebook.tags import cell_tag
 

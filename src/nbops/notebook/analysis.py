@@ -69,6 +69,7 @@ from nbops.notebook.names import CellNames, cell_names
 from nbops.notebook.parameters import Parameter, read_parameters
 from nbops.notebook.read import Cell, NotebookModel
 from nbops.notebook.reassign import parameter_reassignments
+from nbops.notebook.slicing import check_label
 from nbops.notebook.tags import Role
 
 _BUILTINS = frozenset(dir(builtins)) | {"__name__", "__file__", "display", "get_ipython"}
@@ -340,8 +341,6 @@ def _check_imported_modules(graph: StepGraph, analysed: list[AnalysedCell]) -> l
 
 def _check_serving_rule(graph: StepGraph) -> None:
     """The serving path must not read the label (nbops.notebook.slicing.check_label)."""
-    from nbops.notebook.slicing import check_label
-
     try:
         check_label(graph)
     except ServingPathError:

@@ -41,8 +41,11 @@ from typing import TYPE_CHECKING, Any
 
 from nbops._atomic import atomic_write_text
 from nbops.errors import CellLocation, ExportError, NotebookReadError, TagError
-from nbops.notebook.cellcode import Diagnostic
+from nbops.notebook.cellcode import Diagnostic, translate
 from nbops.notebook.tags import CellTag, Role
+
+# Deferred import: config (pydantic), only for a step's resources: reading a notebook
+# (read.py imports this module) loads no pydantic.
 
 if TYPE_CHECKING:
     from nbops.config import StepResources
@@ -231,8 +234,6 @@ def _unique(name: str, taken: set[str]) -> str:
 
 
 def _tree(source: str) -> ast.Module | None:
-    from nbops.notebook.cellcode import translate
-
     try:
         return translate(source, CellLocation("")).tree
     except Exception:  # a cell nbops cannot read gets its error from the analysis

@@ -22,6 +22,7 @@ from typing import Any
 
 from nbops.errors import CellLocation, NotebookReadError
 from nbops.notebook.cellcode import Diagnostic
+from nbops.notebook.kale import apply_kale
 from nbops.notebook.tags import NBOPS_CAPTURE_TAG, PAPERMILL_INJECTED_TAG, CellTag, Role, cell_tag
 
 
@@ -114,8 +115,6 @@ def read_notebook(path: str | Path) -> NotebookModel:
         nb, derived = _read_ipynb_ids(raw, path)
         fmt = "ipynb"
     kernel = nb.get("metadata", {}).get("kernelspec", {}).get("name") or "python3"
-    from nbops.notebook.kale import apply_kale
-
     cells, kale, notes = apply_kale(_cells(nb, str(path), derived))
     return NotebookModel(
         path=path,

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from nbops.errors import NbopsError
+from nbops.notebook.cellcode import translate
 from nbops.notebook.read import Cell, NotebookModel
 from nbops.notebook.tags import Role
 
@@ -124,8 +125,6 @@ def reassigned_after_parameters(
     """Code cells after the parameters cell that set one of `names` again when the notebook
     runs top to bottom (skip cells and papermill's injected cell left out; cells whose code
     cannot be read are left to the run to report)."""
-    from nbops.notebook.cellcode import translate
-
     wanted = set(names)
     params_index = next((c.index for c in nb.code_cells if c.role is Role.PARAMETERS), None)
     if params_index is None or not wanted:

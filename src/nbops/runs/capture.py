@@ -24,11 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbops.runs.events import EVENTS_FILE
 from nbops.runs.files import atomic_path, copy_file
+
+# Deferred import: runs.store (SQLite, pydantic) only when an interactive run starts: this
+# module loads only the standard library in the user's kernel.
 
 RUN_DIR_ENV = "NBOPS_RUN_DIR"
 RUN_ID_ENV = "NBOPS_RUN_ID"
-EVENTS_FILE = "events.jsonl"
 
 
 @dataclass(frozen=True)
@@ -266,17 +269,3 @@ def _file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def read_events(directory: Path) -> list[dict[str, Any]]:
-    """The events a run's sidecar holds, in order; a torn last line is skipped."""
-    path = directory / EVENTS_FILE
-    if not path.exists():
-        return []
-    events = []
-    for line in path.read_text("utf-8").splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a run killed mid-write leaves at most one partial line
-    return events

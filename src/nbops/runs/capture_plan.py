@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import NbopsError
+from nbops.notebook.analysis import analyse
 from nbops.notebook.metrics import metric_sources, model_source
 from nbops.notebook.read import NotebookModel
 from nbops.notebook.tags import NBOPS_CAPTURE_TAG
@@ -72,8 +73,6 @@ class CaptureCall:
 def capture_calls(notebook: NotebookModel) -> list[CaptureCall]:
     """The capture cells a run of this notebook gets, in notebook order (see the module
     docstring); none when the notebook cannot be analysed."""
-    from nbops.notebook.analysis import analyse
-
     try:
         graph = analyse(notebook)
     except NbopsError:
@@ -101,8 +100,6 @@ def capture_calls(notebook: NotebookModel) -> list[CaptureCall]:
 def capture_warnings(notebook: NotebookModel) -> list[str]:
     """One warning when the notebook's analysis fails, so the run records no metric or model
     by itself: the analysis error, with its cell and fix; none otherwise."""
-    from nbops.notebook.analysis import analyse
-
     try:
         analyse(notebook)
     except NbopsError as e:

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from nbops._atomic import atomic_write_text
+from nbops._markdown import inline
 from nbops.config import Project, load_project
 from nbops.errors import GateFailedError, RunError
-from nbops.runs.gates import GateResult, evaluate_gates, parse_gate
+from nbops.gates import GateResult, evaluate_gates, parse_gate
+from nbops.runs.execute import run_notebook
 from nbops.runs.record import RunRecord
 from nbops.runs.store import RunStore
 
@@ -56,8 +58,6 @@ def run_ci(
     Gates are parsed before the kernel starts (GateError). Never raises for a failed run or
     gate: the report says, and `raise_for_status` turns it into the exit code.
     """
-    from nbops.runs.execute import run_notebook
-
     project = project or load_project()
     texts = [*project.config.gates, *(extra_gates or [])]
     gates = [parse_gate(t) for t in texts]
@@ -156,8 +156,6 @@ def junit_xml(report: CiReport, notebook: str) -> str:
 def summary_markdown(report: CiReport, notebook: str) -> str:
     """A Markdown summary for a CI job page; the notebook's name, the error, the gates and
     the metric names are escaped (nbops._markdown.inline), so none becomes HTML or a cell."""
-    from nbops._markdown import inline
-
     verdict = "passed" if report.passed else "failed"
     lines = [f"## nbops ci: {inline(notebook, code=True)} {verdict}", ""]
     if report.record:

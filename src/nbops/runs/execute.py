@@ -25,7 +25,6 @@ through papermill's parameters (written into the output notebook as it runs).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import time
@@ -52,9 +51,10 @@ from nbops.redact import (
     run_secrets_environment,
     write_redacted_copy,
 )
-from nbops.runs.capture import RUN_DIR_ENV, RUN_ID_ENV, new_run_id, read_events
+from nbops.runs.capture import RUN_DIR_ENV, RUN_ID_ENV, new_run_id
 from nbops.runs.capture_plan import add_capture_cells, capture_warnings
 from nbops.runs.environment import environment_info, git_info
+from nbops.runs.events import read_events
 from nbops.runs.files import (
     atomic_notebook_writes,
     clear_mark,
@@ -66,6 +66,7 @@ from nbops.runs.files import (
 from nbops.runs.kernels import forget, kernel_manager, stop_requested
 from nbops.runs.kernels import interrupt_runs as interrupt_runs  # the sweep's import
 from nbops.runs.liveness import heartbeat, this_process
+from nbops.runs.output import OUTPUT_NOTEBOOK, SKIPPED, restore_skipped
 from nbops.runs.parameters import (
     REDACTED,
     ParameterSpec,
@@ -80,7 +81,6 @@ from nbops.runs.signals import terminate_on_sigterm as terminate_on_sigterm  # t
 from nbops.runs.store import RunStore, now
 from nbops.runs.tracking import make_tracker, mirror_run
 
-OUTPUT_NOTEBOOK = "output.ipynb"
 KERNEL_LOG = "kernel.log"
 SOURCE_COPY = "source"
 
@@ -348,7 +348,6 @@ def _tag_parameters_cell(source: Path, nb: NotebookModel, run_dir: Path) -> Path
 
 
 INPUT_NOTEBOOK = "input.ipynb"
-SKIPPED = "skipped"  # the key in a cell's `nbops` metadata that marks it not executed
 
 
 def _prepare_cells(prepared: PreparedRun, run_dir: Path) -> Path:
@@ -384,17 +383,6 @@ def _prepare_cells(prepared: PreparedRun, run_dir: Path) -> Path:
     path = run_dir / INPUT_NOTEBOOK
     write_text(path, nbformat.writes(executable))
     return path
-
-
-def _restore_skipped(executed: Any) -> bool:
-    """Turn the skipped cells of an output notebook back into (unexecuted) code cells.
-    Returns whether there were any."""
-    restored = False
-    for cell in executed.cells:
-        if cell.cell_type == "raw" and cell.get("metadata", {}).get("nbops", {}).get(SKIPPED):
-            cell.cell_type, cell.outputs, cell.execution_count = "code", [], None
-            restored = True
-    return restored
 
 
 def _quiet_papermill_logs() -> None:
@@ -435,7 +423,7 @@ def _read_output(record: RunRecord, prepared: PreparedRun, output: Path, secrets
         executed = nbformat.read(output, as_version=4)
     except Exception:  # a run killed while papermill wrote it; the record says so already
         return
-    restored = _restore_skipped(executed)
+    restored = restore_skipped(executed)
     source_cells = {c.cell_id: c for c in prepared.notebook.cells}
     cells: list[CellRun] = []
     for cell in executed.cells:
@@ -471,35 +459,6 @@ def _read_output(record: RunRecord, prepared: PreparedRun, output: Path, secrets
         record.failure.cell_index, record.failure.cell_id = last.index, last.id
         record.failure.role = last.role
     record.cells = cells
-    if secrets:
-        redact_notebook_node(executed, secrets)
-    if secrets or restored:
-        write_text(output, nbformat.writes(executed))
-
-
-def redact_left_output(record: RunRecord, run_dir: Path) -> None:
-    """Redact the partial output notebook of a run whose process died without finishing it
-    (liveness.py), as the process would have, and remove the temporary files it left. The
-    secret values are gone with the process: the redaction goes by the secret names."""
-    import nbformat
-
-    from nbops.runs.files import leftover_temporaries
-
-    for temp in leftover_temporaries(run_dir):  # half-written, and may hold a secret
-        with contextlib.suppress(OSError):
-            temp.unlink()
-    output = run_dir / (record.output_notebook or OUTPUT_NOTEBOOK)
-    if not output.exists():
-        return
-    secrets = {p.name for p in record.parameter_schema if p.secret}
-    secrets |= {name for name, value in record.parameters.items() if value == REDACTED}
-    try:
-        executed = nbformat.read(output, as_version=4)
-    except Exception:  # written by an nbops without atomic writes: it cannot be redacted
-        output.unlink(missing_ok=True)
-        record.warnings.append(f"the partial {output.name} was unreadable and is removed")
-        return
-    restored = _restore_skipped(executed)
     if secrets:
         redact_notebook_node(executed, secrets)
     if secrets or restored:

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from nbops.config import Project, load_project
+from nbops.errors import ParameterValueError
 from nbops.notebook.read import read_notebook
 from nbops.redact import secret_env_var
 from nbops.runs.capture import fingerprint_data
 from nbops.runs.execute import SOURCE_COPY, execute_prepared, prepare_run
-from nbops.runs.parameters import REDACTED
+from nbops.runs.parameters import REDACTED, parameter_specs
 from nbops.runs.record import RunRecord
 from nbops.runs.store import RunStore
 
@@ -118,9 +119,6 @@ def _current_secrets(original: RunRecord, names: list[str], project: Project) ->
     """The secret parameters' values a rerun takes from the run's notebook as it is now,
     since the copy kept with the run holds none. Raises ParameterValueError naming the
     environment variable to set when the notebook no longer gives one."""
-    from nbops.errors import ParameterValueError
-    from nbops.runs.parameters import parameter_specs
-
     try:
         specs = parameter_specs(read_notebook(original.notebook), project.config.secret_params)
     except Exception:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 import typing
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,19 +25,7 @@ from nbops.notebook.cellcode import translate
 from nbops.notebook.parameters import split_parameters
 from nbops.notebook.read import Cell, NotebookModel
 from nbops.notebook.tags import Role
-
-_SECRET_WORDS = frozenset(
-    {"token", "key", "secret", "password", "passwd", "pwd", "credential", "credentials",
-     "private", "apikey", "auth"}
-)  # fmt: skip
-
-
-def looks_secret(name: str) -> bool:
-    """Whether a name has a word that marks secrets: `api_token`, `AWS_SECRET_ACCESS_KEY`,
-    `dbPassword` (but not `max_tokens` or `keyring`)."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
-    return any(word in _SECRET_WORDS for word in re.split(r"[^A-Za-z0-9]+", spaced.lower()))
-
+from nbops.redact import is_secret_parameter, secret_env_var
 
 REDACTED = "***"
 
@@ -54,20 +40,6 @@ class ParameterSpec:
     description: str
     secret: bool
     computed: str | None = None  # the expression, for a name a computed line assigns
-
-
-def is_secret_parameter(name: str, description: str, secret_names: Sequence[str]) -> bool:
-    """Whether a parameter is secret: its name looks secret, `secret_params` lists it, or its
-    comment says `secret`."""
-    return _is_secret(name, description, secret_names)
-
-
-def _is_secret(name: str, description: str, secret_names: Sequence[str]) -> bool:
-    return bool(
-        looks_secret(name)
-        or name in secret_names
-        or re.search(r"\bsecret\b", description, re.IGNORECASE)
-    )
 
 
 def parameter_specs(
@@ -93,7 +65,7 @@ def parameter_specs(
             type=p.type_source,
             default=p.default,
             description=p.description,
-            secret=_is_secret(p.name, p.description, secret_names),
+            secret=is_secret_parameter(p.name, p.description, secret_names),
         )
         for p in params
     ]
@@ -106,7 +78,7 @@ def parameter_specs(
                         type=line.annotation or "Any",
                         default=None,
                         description="",
-                        secret=_is_secret(line.name, "", secret_names),
+                        secret=is_secret_parameter(line.name, "", secret_names),
                         computed=line.value,
                     )
                 )
@@ -139,8 +111,6 @@ def secrets_from_environment(specs: list[ParameterSpec], given: dict[str, Any]) 
     """Values for the secret parameters not given otherwise, from their environment
     variables (`NBOPS_PARAM_<NAME>`, nbops.redact.secret_env_var), as text to convert."""
     import os
-
-    from nbops.redact import secret_env_var
 
     found = {}
     for spec in specs:

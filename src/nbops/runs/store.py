@@ -26,10 +26,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nbops.config import load_project
 from nbops.errors import DiskFullError, RunNotFoundError, StoreError
-from nbops.runs.capture import read_events
+from nbops.runs.events import read_events
 from nbops.runs.files import clear_mark, disk_full, release_space, write_text
 from nbops.runs.liveness import owner_gone
+from nbops.runs.output import redact_left_output
 from nbops.runs.record import RunRecord
 
 _SCHEMA = """
@@ -139,8 +141,6 @@ class RunStore:
 
     @classmethod
     def for_project(cls, start: Path | None = None) -> RunStore:
-        from nbops.config import load_project
-
         return cls(load_project(start).store_dir)
 
     @contextmanager
@@ -244,8 +244,6 @@ class RunStore:
         gone = owner_gone(record, folder)
         if gone is None:
             return record
-        from nbops.runs.execute import redact_left_output
-
         redact_left_output(gone, folder)
         try:
             self.save(gone)

@@ -25,11 +25,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nbops.config import Project, load_project
-from nbops.errors import ConfigError, NbopsError
+from nbops.errors import ConfigError, NbopsError, RunError, require_extra
 from nbops.runs.capture import new_run_id
-from nbops.runs.execute import prepare_run
+from nbops.runs.execute import prepare_run, run_notebook
 from nbops.runs.files import write_bytes
+from nbops.runs.kernels import interrupt_runs
 from nbops.runs.parameters import read_parameter_file
+from nbops.runs.record import RunRecord
+from nbops.runs.store import RunStore
 
 
 @dataclass(frozen=True)
@@ -160,9 +163,6 @@ def run_sweep(
 
 def execute_task(task: SweepTask) -> TaskResult:
     """Run one task in this process (what every executor's worker calls)."""
-    from nbops.errors import RunError
-    from nbops.runs.execute import run_notebook
-
     project = load_project(Path(task.project_root))
     try:
         record = run_notebook(
@@ -344,11 +344,6 @@ def execute_task_detached(task: SweepTask) -> dict[str, Any]:
 def _execute_detached(task: SweepTask) -> dict[str, Any]:
     import tempfile
 
-    from nbops.errors import RunError
-    from nbops.runs.execute import run_notebook
-    from nbops.runs.record import RunRecord
-    from nbops.runs.store import RunStore
-
     root = Path(task.project_root)
     project = load_project(root if root.is_dir() else None)
     with tempfile.TemporaryDirectory(prefix="nbops-task-") as tmp:
@@ -391,8 +386,6 @@ def _execute_detached(task: SweepTask) -> dict[str, Any]:
 
 def store_detached(payload: dict[str, Any], task: SweepTask, store: Any) -> TaskResult:
     """Write what a worker sent back into the client's store; the TaskResult for it."""
-    from nbops.runs.record import RunRecord
-
     if payload.get("record") is None:
         return TaskResult(task.index, task.parameters, "failed", error=payload.get("error"))
     record = RunRecord.model_validate_json(payload["record"])
@@ -430,8 +423,6 @@ class DaskExecutor:
     records, so workers need no access to the store. Ctrl-C cancels the tasks not started."""
 
     def __init__(self, jobs: int = 2, scheduler: str | None = None) -> None:
-        from nbops.errors import require_extra
-
         require_extra("distributed", "dask")
         self.jobs = max(1, jobs)
         self.scheduler = scheduler
@@ -440,8 +431,6 @@ class DaskExecutor:
         self, tasks: list[SweepTask], on_done: Callable[[TaskResult], None]
     ) -> tuple[list[TaskResult], bool]:
         from distributed import Client, LocalCluster, as_completed
-
-        from nbops.runs.store import RunStore
 
         if not tasks:
             return [], False
@@ -517,8 +506,6 @@ class DaskExecutor:
     ) -> None:
         """Interrupt the runs in progress in this process's worker threads and keep their
         records; a run whose kernel was still starting is interrupted once it has one."""
-        from nbops.runs.execute import interrupt_runs
-
         _STOPPING.set()
         deadline = time.monotonic() + 60
         running = list(futures)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
+from nbops._requirements import pin_installed
 from nbops.config import StepResources
 from nbops.errors import ConfigError, MissingExtraError
 from nbops.export.manifest import ArtifactEntry, ExportManifest, StepEntry
@@ -136,7 +137,5 @@ def artifact_io_source() -> str:
 def pinned_requirements(modules: list[str]) -> list[str]:
     """`distribution==version`, as installed here, of the modules the steps import (a
     module that is not installed here is kept by name)."""
-    from nbops._requirements import pin_installed
-
     pins, missing = pin_installed(modules)
     return sorted([*pins, *missing], key=str.lower)

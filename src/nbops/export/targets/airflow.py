@@ -19,7 +19,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from nbops import __version__
+from nbops._version import __version__
 from nbops.errors import TargetBuildError
 from nbops.export.manifest import ParameterEntry, StepEntry
 from nbops.export.targets import TargetContext

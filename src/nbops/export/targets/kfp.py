@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nbops import __version__
+from nbops._version import __version__
 from nbops.errors import TargetBuildError
 from nbops.export.manifest import StepEntry
 from nbops.export.targets import TargetContext

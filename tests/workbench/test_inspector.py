@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbops.quality.inspector import ExportRequest, Inspector, inspection
+from nbops.workbench.inspector import ExportRequest, Inspector, inspection
 
 
 class Threshold:

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from nbops.runs.capture import log_report
 
+# Deferred imports: the quality implementations (pandas, numpy, pydantic) load on the first
+# call, so `import nbops` stays light (tests/test_public_api.py holds it).
+
 if TYPE_CHECKING:
     import numpy.typing as npt
     import pandas as pd

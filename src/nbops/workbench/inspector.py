@@ -1,26 +1,37 @@
 """The inspector: data validation, slice metrics and gates, as a report and as a widget.
 
 `inspection(...)` computes everything with plain library functions and returns an
-InspectionReport — testable without a browser, and `report.to_html()` renders the same
+InspectionReport (nbops.quality.report) — testable without a browser, and `report.to_html()` renders the same
 content as a static page for CI. `inspect(...)` shows it in the notebook as an ipywidgets
 widget with Data, Slices and Gates tabs and an "Export bundle" button, disabled while a gate
 fails unless the override box is ticked (the override is recorded in the bundle).
+
+It combines quality (checks, slices), runs (the report is recorded in the current run) and
+bundle (the button builds one), so it sits in the workbench layer above all three.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from nbops.runs.gates import GateResult, evaluate_gate, parse_gate
+from nbops.errors import QualityInputError
+from nbops.gates import GateResult, evaluate_gate, parse_gate
+from nbops.notebook.read import read_notebook
+from nbops.quality.plots import distribution_plot, slice_plots
+from nbops.quality.report import InspectionReport
+from nbops.runs.capture import log_report
+from nbops.runs.parameters import parameter_specs
+from nbops.workbench.api import slice_metrics, validate
+
+# Deferred imports, inside the functions that use them: quality.schema and quality.driftview
+# (pandas, numpy), config (pydantic) and bundle.make (the bundle builder): `import nbops`
+# stays light and `nbops.inspect` loads only what the call needs.
 
 if TYPE_CHECKING:
     from nbops.quality.slices import Task
-
-_STATUS_COLOUR = {"pass": "#d1fae5", "warn": "#fef3c7", "fail": "#fee2e2", "skipped": "#f3f4f6"}
 
 
 @dataclass
@@ -31,136 +42,6 @@ class ExportRequest:
     model: Any
     override: bool
     failed_gates: list[str]
-
-
-@dataclass
-class InspectionReport:
-    """Validation, slice metrics and gate results for one model and data set."""
-
-    validation: Any | None = None  # nbops.quality.validate.ValidationReport
-    slices: Any | None = None  # nbops.quality.slices.SliceReport
-    gates: list[GateResult] = field(default_factory=list)
-    skipped_gates: list[tuple[str, str]] = field(default_factory=list)
-    drift_plots: list[tuple[str, bytes]] = field(default_factory=list)
-    slice_plots: list[tuple[str, bytes]] = field(default_factory=list)
-    title: str = "nbops inspection"
-
-    @property
-    def failed_gates(self) -> list[GateResult]:
-        return [g for g in self.gates if not g.passed]
-
-    @property
-    def verdict(self) -> str:
-        """`pass`, `fail`, or `no gates` when nothing was checked."""
-        if not self.gates:
-            return "no gates"
-        return "fail" if self.failed_gates else "pass"
-
-    def export_state(self, override: bool = False) -> tuple[bool, str]:
-        """Whether the Export bundle button is enabled, and the reason shown beside it."""
-        failed = self.failed_gates
-        if not failed:
-            return True, "all gates pass" if self.gates else "no gates to check"
-        names = "; ".join(f"{g.gate} ({g.reason})" for g in failed)
-        if override:
-            return True, f"override: exporting although {len(failed)} gate(s) fail: {names}"
-        return False, f"blocked by {len(failed)} failing gate(s): {names}"
-
-    # -- HTML fragments, shared by the widget and the static page --------------------------
-
-    def data_html(self) -> str:
-        if self.validation is None:
-            return (
-                "<p>No data was validated (pass <code>data=</code> and a schema or reference).</p>"
-            )
-        rows = []
-        for check in self.validation.checks:
-            colour = _STATUS_COLOUR.get(check.status, "#ffffff")
-            examples = ", ".join(html.escape(repr(v)) for v in (check.examples or [])[:5])
-            fraction = f"{check.fraction:.2%}" if check.fraction is not None else ""
-            rows.append(
-                f"<tr style='background:{colour}'><td>{html.escape(check.status)}</td>"
-                f"<td>{html.escape(check.kind)}</td><td>{html.escape(check.column or '')}</td>"
-                f"<td>{check.count if check.count is not None else ''}</td><td>{fraction}</td>"
-                f"<td>{html.escape(check.message)}</td><td>{examples}</td></tr>"
-            )
-        head = "<tr><th>status</th><th>check</th><th>column</th><th>rows</th><th>share</th><th>detail</th><th>examples</th></tr>"
-        summary = (
-            f"<p>{len(self.validation.checks)} checks: "
-            f"{self.validation.gate_values()['data.failed_checks']:.0f} failed, "
-            f"{self.validation.gate_values()['data.warned_checks']:.0f} warned; "
-            f"{self.validation.gate_values()['data.drifted_columns']:.0f} drifted columns.</p>"
-        )
-        return summary + _table(head, rows) + _images(self.drift_plots)
-
-    def slices_html(self) -> str:
-        if self.slices is None:
-            return "<p>No slice metrics (pass <code>model=</code>, <code>X=</code>, <code>y=</code> and <code>slices=</code>).</p>"
-        frame = self.slices.to_frame()
-        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-        rows = []
-        for record in frame.to_dict("records"):
-            small = bool(record.get("too_small"))
-            colour = "#f3f4f6" if small else "#ffffff"
-            cells = "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in record.values())
-            rows.append(f"<tr style='background:{colour}'>{cells}</tr>")
-        return _table(f"<tr>{head}</tr>", rows) + _images(self.slice_plots)
-
-    def gates_html(self) -> str:
-        colour = {"pass": "#059669", "fail": "#dc2626"}.get(self.verdict, "#6b7280")
-        parts = [f"<h3 style='color:{colour}'>Verdict: {html.escape(self.verdict)}</h3>"]
-        rows = []
-        for g in self.gates:
-            status = "pass" if g.passed else "fail"
-            rows.append(
-                f"<tr style='background:{_STATUS_COLOUR[status]}'><td>{status}</td>"
-                f"<td><code>{html.escape(g.gate)}</code></td><td>{html.escape(g.reason)}</td></tr>"
-            )
-        for text, reason in self.skipped_gates:
-            rows.append(
-                f"<tr style='background:{_STATUS_COLOUR['skipped']}'><td>skipped</td>"
-                f"<td><code>{html.escape(text)}</code></td><td>{html.escape(reason)}</td></tr>"
-            )
-        if rows:
-            parts.append(_table("<tr><th>result</th><th>gate</th><th>why</th></tr>", rows))
-        else:
-            parts.append(
-                "<p>No gates: add them to [tool.nbops] gates or pass <code>gates=</code>.</p>"
-            )
-        return "".join(parts)
-
-    def to_html(self) -> str:
-        """A self-contained HTML page (plots inlined) with the Data, Slices and Gates sections."""
-        return (
-            "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(self.title)}</title>"
-            "<style>body{font-family:system-ui,sans-serif;margin:2em}"
-            "table{border-collapse:collapse;font-size:13px;margin:.5em 0}"
-            "td,th{border:1px solid #d1d5db;padding:3px 6px;text-align:left}"
-            "img{margin:4px}</style></head><body>"
-            f"<h1>{html.escape(self.title)}</h1>"
-            f"<h2>Gates</h2>{self.gates_html()}"
-            f"<h2>Data</h2>{self.data_html()}"
-            f"<h2>Slices</h2>{self.slices_html()}"
-            "</body></html>\n"
-        )
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
-
-
-def _table(head: str, rows: Sequence[str]) -> str:
-    return f"<table>{head}{''.join(rows)}</table>"
-
-
-def _images(plots: Sequence[tuple[str, bytes]]) -> str:
-    return "".join(
-        f"<img alt='{html.escape(name)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
-        for name, png in plots
-    )
 
 
 # -- computing a report ------------------------------------------------------------------------
@@ -190,9 +71,6 @@ def inspection(
     `gates` default to `[tool.nbops] gates` of the project. A gate naming a value this
     inspection does not compute (a metric only the notebook logs) is skipped, with why.
     """
-    from nbops.quality.api import slice_metrics, validate
-    from nbops.runs.capture import log_report
-
     report = InspectionReport(title=title)
     if data is not None and (schema is not None or reference is not None):
         if schema is None:
@@ -253,8 +131,6 @@ def _slice_frame(slices: Any, X: Any, data: Any) -> Any:
     for frame in (X, data):
         if isinstance(frame, pd.DataFrame) and all(n in frame.columns for n in names):
             return frame[names].reset_index(drop=True)
-    from nbops.errors import QualityInputError
-
     raise QualityInputError(
         f"slice columns {names} are not all in X (or data)",
         fix="pass slices= as column names of X, or as a DataFrame aligned with y",
@@ -286,7 +162,6 @@ def _project_gates() -> list[str]:
 
 def _drift_plots(validation: Any, schema: Any, data: Any) -> list[tuple[str, bytes]]:
     from nbops.quality.driftview import drift_distributions
-    from nbops.quality.plots import distribution_plot
 
     plots = []
     for column in sorted(
@@ -310,8 +185,6 @@ def _drift_plots(validation: Any, schema: Any, data: Any) -> list[tuple[str, byt
 
 
 def _slice_plots(report: InspectionReport) -> list[tuple[str, bytes]]:
-    from nbops.quality.plots import slice_plots
-
     return slice_plots(report.slices, _thresholds(report.gates))  # type: ignore[arg-type]
 
 
@@ -418,8 +291,6 @@ def export_bundle(request: ExportRequest) -> str:
     from pathlib import Path
 
     from nbops.bundle.make import build_from
-    from nbops.notebook.read import read_notebook
-    from nbops.runs.parameters import parameter_specs
 
     try:
         defaults = {s.name: s.default for s in parameter_specs(read_notebook(notebook))}

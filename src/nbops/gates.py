@@ -1,4 +1,7 @@
-"""CI gates: one comparison per gate, over a run's metrics and a baseline's.
+"""Gates: one comparison per gate, over a run's metrics and a baseline's.
+
+Used by `nbops ci` (runs), the inspector (workbench) and `nbops bundle compare` (bundle), so
+it sits below all three and imports only errors and the safe-expression core.
 
     accuracy >= 0.90
     f1 >= 0.85

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nbops.errors import GateError
-from nbops.runs.gates import evaluate_gate, parse_gate
+from nbops.gates import evaluate_gate, parse_gate
 
 
 def check(text: str, **values: float):  # type: ignore[no-untyped-def]
