@@ -163,7 +163,7 @@ def export(
         made = sorted(str(p) for p in result.folder.glob(f"{done}_*"))
         out.print(f"{done}: {', '.join(made)}", markup=False)
     if bundle:
-        from nbops.bundle.make import bundle_from_run
+        from nbops.bundle.from_run import bundle_from_run
         from nbops.runs.execute import run_notebook
 
         record = run_notebook(notebook)
@@ -1026,7 +1026,7 @@ def bundle(
     if run_id is None:
         raise typer.BadParameter("give --run RUN_ID (see nbops runs list)", param_hint="--run")
     from nbops.bundle.archive import pack
-    from nbops.bundle.make import bundle_from_run
+    from nbops.bundle.from_run import bundle_from_run
 
     if sign_key is not None:
         from nbops.bundle.signing import read_private_key

@@ -125,7 +125,7 @@ def monitor(
     reference = reference if reference is not None else prediction_reference(bundle)
     if not reference:
         return report
-    from nbops.bundle.assemble import prediction_distribution
+    from nbops.bundle.plan import prediction_distribution
 
     current = prediction_distribution(data[bundle.request_columns], np.asarray(predictions))
     for name, ref in [("overall", reference["overall"]), *reference.get("slices", {}).items()]:

@@ -441,7 +441,7 @@ class BundleHandler(NbopsHandler):
         if not isinstance(run_id, str) or not run_id.strip():
             raise ApiError(400, "'run_id' is missing", fix="give the id of a completed run")
         project = self.project(path, writes=("store", "export_dir", "bundles"))
-        from nbops.bundle.make import bundle_from_run
+        from nbops.bundle.from_run import bundle_from_run
 
         try:
             folder = await self.in_thread(lambda: bundle_from_run(run_id.strip(), project=project))
@@ -534,7 +534,7 @@ def project_folders(project: Project) -> dict[str, Path]:
     `tracking_uri` when it names a local file or folder (MLflow's `file:`/`sqlite:` URIs or
     a plain path; relative ones are relative to the server's working folder, as MLflow
     reads them)."""
-    from nbops.bundle.make import DEFAULT_OUT
+    from nbops.bundle.from_run import DEFAULT_OUT
 
     folders = {
         "store": project.root / project.config.store,

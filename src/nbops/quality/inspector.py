@@ -417,7 +417,7 @@ def export_bundle(request: ExportRequest) -> str:
         )
     from pathlib import Path
 
-    from nbops.bundle.make import build_from
+    from nbops.bundle.from_run import build_from
     from nbops.notebook.read import read_notebook
     from nbops.runs.parameters import parameter_specs
 

@@ -1,4 +1,5 @@
-"""Gathering what a bundle needs from a notebook, a model and (optionally) a run.
+"""Planning a bundle's serving path: which code turns a request into the model's input, and
+what else the bundle needs from a notebook, a model and (optionally) a run (`gather`).
 
 The serving rule, for data scientists, in the order nbops applies it:
 

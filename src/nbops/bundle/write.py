@@ -381,7 +381,7 @@ def _derived_info(
     if module_file not in files or VALUES_FILE not in files or not spec.input:
         raise BundleError(
             "a sliced serving path needs its module, its values file and its input",
-            fix="build it with nbops.bundle.make.build_from",
+            fix="build it with nbops.bundle.from_run.build_from",
         )
     return ServingInfo(
         step=spec.step,
