@@ -103,8 +103,8 @@ def build_from(
 ) -> Path:
     """Build a bundle of `model` with the serving path of `notebook` (see nbops.bundle.plan);
     `workdir`: where the notebook's relative data paths are read from (its own folder)."""
-    from nbops.bundle.write import build_bundle
     from nbops.bundle.manifest import ServingSpec
+    from nbops.bundle.write import build_bundle
     from nbops.quality.schema import infer_schema
 
     project = project or load_project()
