@@ -25,8 +25,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from nbops.bundle.load import Bundle, load_bundle
 from nbops.bundle.from_run import build_from
+from nbops.bundle.load import Bundle, load_bundle
 from nbops.bundle.serve import create_app
 from nbops.bundle.serving_path import _decode, _encode
 from nbops.config import load_project
