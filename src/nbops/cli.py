@@ -1103,7 +1103,7 @@ def bundle_compare(
     """Metrics and slice metrics of two bundles side by side, and the gates' verdict on the
     challenger with the champion as baseline (`baseline.NAME`). Exits 24 when it fails."""
     from nbops.bundle.compare import compare_bundles
-    from nbops.errors import GateFailedError
+    from nbops.errors import BundleGateFailedError as GateFailedError
 
     trust = _trust(trusted_key, require_signature)
     result = compare_bundles(champion, challenger, extra_gates=gate or [], **trust)
