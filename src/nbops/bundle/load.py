@@ -669,7 +669,7 @@ def _derived_serve(
 ) -> Callable[[Any], Any]:
     """The serving function of a path sliced from the notebook, with its frozen values read
     from the verified bytes (skops files trusting only allow-listed types)."""
-    from nbops.bundle.serving_path import VALUES_DIR, decode_values
+    from nbops.bundle.frozen_values import VALUES_DIR, decode_values
 
     if serving.values not in contents:
         raise BundleIntegrityError(f"{serving.values} is missing", fix="rebuild the bundle")

@@ -371,7 +371,8 @@ def _derived_info(
     label: str | None,
 ) -> ServingInfo:
     """The ServingInfo of a serving path sliced from the notebook (nbops.bundle.serving_path)."""
-    from nbops.bundle.serving_path import SERVING_FUNCTION, SERVING_MODULE, VALUES_FILE
+    from nbops.bundle.frozen_values import VALUES_FILE
+    from nbops.bundle.serving_path import SERVING_FUNCTION, SERVING_MODULE
 
     if export_folder is None:
         raise BundleError("a sliced serving path needs the exported package")
