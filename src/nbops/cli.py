@@ -1029,7 +1029,7 @@ def bundle(
     from nbops.bundle.from_run import bundle_from_run
 
     if sign_key is not None:
-        from nbops.bundle.signing import read_private_key
+        from nbops.bundle.keys import read_private_key
 
         read_private_key(sign_key)  # a bad key is refused before the bundle is built
     folder = bundle_from_run(run_id, out=out_dir, model_name=model_name, override=override)
@@ -1143,7 +1143,7 @@ def keygen(
 ) -> None:
     """Make an ed25519 key pair for signing bundles: the private key (mode 0600; keep it
     secret, off the servers) and the public key servers trust (--trusted-key)."""
-    from nbops.bundle.signing import generate_keypair
+    from nbops.bundle.keys import generate_keypair
 
     pair = generate_keypair(key, public, force=force)
     out.print(f"Private key {pair.private_path} (keep it secret)", markup=False)
