@@ -79,9 +79,9 @@ def notebook(folder: Path) -> Path:
 def main() -> int:
     import skops.io
 
-    from nbops.bundle.assemble import import_exported_package
+    from nbops.bundle.from_run import build_from
     from nbops.bundle.load import load_bundle
-    from nbops.bundle.make import build_from
+    from nbops.bundle.plan import import_exported_package
     from nbops.config import load_project
     from nbops.export.exporter import export_notebook
 

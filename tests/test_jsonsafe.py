@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbops.bundle.build import json_safe as build_json_safe
 from nbops.bundle.serve.frame import _json_safe as serve_json_safe
+from nbops.bundle.write import json_safe as build_json_safe
 
 
 class Thing:

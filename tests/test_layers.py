@@ -56,13 +56,15 @@ REDUNDANT_EXEMPT = {"nbops.cli"}
 # there, and this set shrinks to nothing as they merge. It must match exactly.
 DEFERRED_COMMENT_PENDING = {
     "nbops.cli",
-    "nbops.bundle.assemble",
-    "nbops.bundle.build",
+    "nbops.bundle.bundled_code",
     "nbops.bundle.compare",
+    "nbops.bundle.from_run",
+    "nbops.bundle.frozen_values",
     "nbops.bundle.load",
-    "nbops.bundle.make",
-    "nbops.bundle.serving_path",
+    "nbops.bundle.plan",
+    "nbops.bundle.serving_info",
     "nbops.bundle.signing",
+    "nbops.bundle.write",
     "nbops.labserver.handlers",
     "nbops.runs.execute",
 }

@@ -163,7 +163,7 @@ def export(
         made = sorted(str(p) for p in result.folder.glob(f"{done}_*"))
         out.print(f"{done}: {', '.join(made)}", markup=False)
     if bundle:
-        from nbops.bundle.make import bundle_from_run
+        from nbops.bundle.from_run import bundle_from_run
         from nbops.runs.execute import run_notebook
 
         record = run_notebook(notebook)
@@ -1026,10 +1026,10 @@ def bundle(
     if run_id is None:
         raise typer.BadParameter("give --run RUN_ID (see nbops runs list)", param_hint="--run")
     from nbops.bundle.archive import pack
-    from nbops.bundle.make import bundle_from_run
+    from nbops.bundle.from_run import bundle_from_run
 
     if sign_key is not None:
-        from nbops.bundle.signing import read_private_key
+        from nbops.bundle.keys import read_private_key
 
         read_private_key(sign_key)  # a bad key is refused before the bundle is built
     folder = bundle_from_run(run_id, out=out_dir, model_name=model_name, override=override)
@@ -1103,7 +1103,7 @@ def bundle_compare(
     """Metrics and slice metrics of two bundles side by side, and the gates' verdict on the
     challenger with the champion as baseline (`baseline.NAME`). Exits 24 when it fails."""
     from nbops.bundle.compare import compare_bundles
-    from nbops.errors import GateFailedError
+    from nbops.errors import BundleGateFailedError as GateFailedError
 
     trust = _trust(trusted_key, require_signature)
     result = compare_bundles(champion, challenger, extra_gates=gate or [], **trust)
@@ -1143,7 +1143,7 @@ def keygen(
 ) -> None:
     """Make an ed25519 key pair for signing bundles: the private key (mode 0600; keep it
     secret, off the servers) and the public key servers trust (--trusted-key)."""
-    from nbops.bundle.signing import generate_keypair
+    from nbops.bundle.keys import generate_keypair
 
     pair = generate_keypair(key, public, force=force)
     out.print(f"Private key {pair.private_path} (keep it secret)", markup=False)

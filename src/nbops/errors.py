@@ -32,7 +32,8 @@
     ├── BundleError                 a bundle cannot be built (28)
     │   ├── BundleIntegrityError    a bundle file differs from its manifest, or is unsafe (29)
     │   ├── BundleVersionError      a bundle from a newer nbops (30)
-    │   └── BundleSignatureError    unsigned when required, a bad or untrusted signature (37)
+    │   ├── BundleSignatureError    unsigned when required, a bad or untrusted signature (37)
+    │   └── BundleGateFailedError   `bundle compare`: the challenger fails a gate (40)
     ├── KeyFileError                a signing or trusted key file is unreadable or not ed25519 (38)
     ├── MonitorAlertError           `nbops monitor`: drift or shift past the thresholds (31)
     └── RunError                    a run did not complete (21)
@@ -360,6 +361,14 @@ class BundleSignatureError(BundleError):
     a signature is required."""
 
     exit_code = 37
+
+
+class BundleGateFailedError(BundleError):
+    """`nbops bundle compare`: the challenger bundle fails at least one gate, with the
+    champion as baseline (a verdict on two bundles, not on a run: GateFailedError is `nbops
+    ci`'s)."""
+
+    exit_code = 40
 
 
 class KeyFileError(NbopsError):

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from nbops.bundle.build import build_bundle
 from nbops.bundle.manifest import ServingSpec
+from nbops.bundle.write import build_bundle
 from nbops.export.exporter import ExportResult, export_notebook
 from nbops.quality.schema import Schema, infer_schema
 

@@ -23,10 +23,10 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from nbops.bundle.build import build_bundle
+from nbops.bundle.from_run import _run_model
 from nbops.bundle.load import load_bundle
-from nbops.bundle.make import _run_model
 from nbops.bundle.serve import create_app
+from nbops.bundle.write import build_bundle
 from nbops.errors import BundleError, BundleIntegrityError
 from nbops.quality.schema import Schema, infer_schema
 from nbops.runs.record import RunRecord

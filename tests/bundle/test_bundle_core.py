@@ -233,6 +233,20 @@ def test_pack_is_deterministic(bundle_copy: Path) -> None:
     assert pack(bundle_copy).read_bytes() == first
 
 
+def test_pack_leaves_only_the_archive_beside_the_folder(bundle_copy: Path) -> None:
+    """Packing again replaces the archive whole; no temporary file stays beside it."""
+    first = pack(bundle_copy)
+    (bundle_copy / "MODEL_CARD.md").write_text("changed\n")
+    second = pack(bundle_copy)
+    assert second == first
+    assert sorted(p.name for p in bundle_copy.parent.iterdir()) == sorted(
+        [bundle_copy.name, first.name]
+    )
+    assert unpack(second, bundle_copy.parent / "x").joinpath("MODEL_CARD.md").read_text() == (
+        "changed\n"
+    )
+
+
 def _tar_with(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
     with tarfile.open(path, "w:gz") as tar:
         for info, data in members:

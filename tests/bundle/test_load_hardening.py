@@ -376,7 +376,7 @@ def test_sigterm_while_extracting_removes_the_temporary_folder(tmp_path: Path) -
     )
     try:
         deadline = time.monotonic() + 120
-        while not any(scratch.glob("nbops-bundle-*/.b.unpack-*/b/f00000")):
+        while not any(scratch.glob("nbops-bundle-*/.b.*.tmp/f00000")):
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "extraction never started"
             time.sleep(0.005)

@@ -25,10 +25,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from nbops.bundle.from_run import build_from
+from nbops.bundle.frozen_values import _decode, _encode
 from nbops.bundle.load import Bundle, load_bundle
-from nbops.bundle.make import build_from
 from nbops.bundle.serve import create_app
-from nbops.bundle.serving_path import _decode, _encode
 from nbops.config import load_project
 from nbops.errors import BundleError
 from nbops.export.exporter import export_notebook

@@ -28,16 +28,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbops.bundle.archive import pack
+from nbops.bundle.keys import generate_keypair, read_private_key, read_public_key
 from nbops.bundle.load import load_bundle
-from nbops.bundle.signing import (
-    SIGNATURE_FILE,
-    generate_keypair,
-    read_private_key,
-    read_public_key,
-    sign_bundle,
-    trust_policy,
-    verify_bundle,
-)
+from nbops.bundle.signing import SIGNATURE_FILE, sign_bundle, trust_policy, verify_bundle
 from nbops.errors import BundleIntegrityError, BundleSignatureError, ConfigError, KeyFileError
 from tests.helpers import run_nbops
 
@@ -187,7 +180,7 @@ def test_a_signing_key_that_is_not_an_ed25519_private_key_is_one_line_exit_38(
 )
 @given(text=st.text(max_size=200) | st.sampled_from(["ed25519 ", "ssh-ed25519 AAAA", "-----BEGIN"]))
 def test_any_public_key_text_is_read_or_refused_as_a_key_file_error(text: str) -> None:
-    from nbops.bundle.signing import _public_from_text
+    from nbops.bundle.keys import _public_from_text
 
     try:
         raw = _public_from_text(text, "inline")

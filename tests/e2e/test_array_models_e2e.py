@@ -14,8 +14,8 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.neighbors import KNeighborsClassifier
 
+from nbops.bundle.from_run import build_from
 from nbops.bundle.load import load_bundle
-from nbops.bundle.make import build_from
 from nbops.bundle.serve import create_app
 from nbops.config import load_project
 from nbops.errors import BundleError

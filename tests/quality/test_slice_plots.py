@@ -4,7 +4,7 @@ metric, a bar per slice, the overall value as a line; the inspector adds the thr
 
 from __future__ import annotations
 
-from nbops.bundle.make import _slice_plots as bundle_slice_plots
+from nbops.bundle.from_run import _slice_plots as bundle_slice_plots
 from nbops.gates import evaluate_gate, parse_gate
 from nbops.quality.plots import slice_bar_chart
 from nbops.quality.report import InspectionReport

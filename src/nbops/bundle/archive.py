@@ -25,13 +25,12 @@ import gzip
 import io
 import os
 import re
-import shutil
 import tarfile
-import uuid
 import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from nbops._atomic import atomic_directory, atomic_path
 from nbops.errors import BundleError, BundleIntegrityError
 
 DEFAULT_MAX_BYTES = 1024**3
@@ -77,9 +76,9 @@ def pack(folder: str | os.PathLike[str]) -> Path:
                 )
             files.append(path.relative_to(root).as_posix())
     target = archive_path(root)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         with (
+            atomic_path(target) as tmp,
             open(tmp, "wb") as raw,
             gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
@@ -94,11 +93,8 @@ def pack(folder: str | os.PathLike[str]) -> Path:
                 info.uname = info.gname = ""
                 with open(data_path, "rb") as handle:
                     tar.addfile(info, handle)
-        os.replace(tmp, target)
     except OSError as e:
         raise BundleError(f"cannot write {target}: {e}", location=str(root)) from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 
@@ -355,19 +351,16 @@ def unpack(
             if final.exists() or final.is_symlink():
                 raise BundleError(f"{final} already exists", fix="unpack into an empty folder")
             target_dir.mkdir(parents=True, exist_ok=True)
-            scratch = target_dir / f".{top}.unpack-{uuid.uuid4().hex[:8]}"
-            scratch.mkdir()
             try:
-                _extract(tar, members, scratch, source, metered, limit, ratio)
-                os.rename(scratch / top, final)
+                # removed with what it holds on any exception, SIGTERM's Terminated included
+                with atomic_directory(final) as scratch:
+                    _extract(tar, members, scratch, source, metered, limit, ratio)
             except (OSError, EOFError, zlib.error, tarfile.TarError) as e:
                 raise BundleIntegrityError(
                     f"cannot extract the archive ({e})",
                     location=str(source),
                     fix="pack it again",
                 ) from None
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
     return final
 
 
@@ -380,14 +373,15 @@ def _extract(
     max_bytes: int,
     max_ratio: float,
 ) -> None:
-    """Write the checked members under `scratch`, counting every chunk (module docstring)."""
+    """Write the checked members under `scratch` (the top-level folder's contents: `scratch`
+    becomes that folder), counting every chunk (module docstring)."""
     written = 0
     for member, parts in members:
         try:
             tarfile.data_filter(member, str(scratch))  # a second guard on the path and type
         except tarfile.FilterError as e:
             raise _refuse(source, str(e)) from None
-        target = scratch.joinpath(*parts)
+        target = scratch.joinpath(*parts[1:])
         if member.isdir():
             target.mkdir(parents=True, exist_ok=True)
             continue

@@ -16,12 +16,21 @@ class BundleComparison:
 
 
 def gate_values(manifest: Any) -> dict[str, float]:
-    """What gates can name for a bundle: its run's metrics and its slice metrics' values."""
+    """What gates can name for a bundle: its run's metrics and its slice metrics' values.
+
+    Slice metrics that are not an nbops slice report (`build_bundle` takes any mapping, and
+    the model card shows it as given) add no values: a gate naming one fails as unknown."""
     values = dict(manifest.source.metrics)
     if manifest.source.slice_metrics:
+        from pydantic import ValidationError
+
         from nbops.quality.slices import SliceReport
 
-        values.update(SliceReport.model_validate(manifest.source.slice_metrics).gate_values())
+        try:
+            report = SliceReport.model_validate(manifest.source.slice_metrics)
+        except ValidationError:
+            return values
+        values.update(report.gate_values())
     return values
 
 

@@ -21,7 +21,7 @@ from nbops.errors import MonitorAlertError, QualityInputError
 from nbops.quality.report import InspectionReport
 
 # Deferred imports, inside the functions that use them: quality.validate (pandas) and
-# bundle.assemble (pydantic). Importing this module, or rendering a MonitorReport, needs neither.
+# bundle.plan (pydantic). Importing this module, or rendering a MonitorReport, needs neither.
 
 MIN_ROWS = 30
 
@@ -127,7 +127,7 @@ def monitor(
     reference = reference if reference is not None else prediction_reference(bundle)
     if not reference:
         return report
-    from nbops.bundle.assemble import prediction_distribution
+    from nbops.bundle.plan import prediction_distribution
 
     current = prediction_distribution(data[bundle.request_columns], np.asarray(predictions))
     for name, ref in [("overall", reference["overall"]), *reference.get("slices", {}).items()]:

@@ -28,7 +28,7 @@ def project_folders(project: Project) -> dict[str, Path]:
     `tracking_uri` when it names a local file or folder (MLflow's `file:`/`sqlite:` URIs or
     a plain path; relative ones are relative to the server's working folder, as MLflow
     reads them)."""
-    from nbops.bundle.make import DEFAULT_OUT
+    from nbops.bundle.from_run import DEFAULT_OUT
 
     folders = {
         "store": project.root / project.config.store,

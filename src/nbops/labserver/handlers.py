@@ -314,7 +314,7 @@ class BundleHandler(NbopsHandler):
         if not isinstance(run_id, str) or not run_id.strip():
             raise ApiError(400, "'run_id' is missing", fix="give the id of a completed run")
         project = self.project(path, writes=("store", "export_dir", "bundles"))
-        from nbops.bundle.make import bundle_from_run
+        from nbops.bundle.from_run import bundle_from_run
 
         try:
             folder = await self.in_thread(lambda: bundle_from_run(run_id.strip(), project=project))

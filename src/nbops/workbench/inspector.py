@@ -27,7 +27,7 @@ from nbops.runs.parameters import parameter_specs
 from nbops.workbench.api import slice_metrics, validate
 
 # Deferred imports, inside the functions that use them: quality.schema and quality.driftview
-# (pandas, numpy), config (pydantic) and bundle.make (the bundle builder): `import nbops`
+# (pandas, numpy), config (pydantic) and bundle.from_run (the bundle builder): `import nbops`
 # stays light and `nbops.inspect` loads only what the call needs.
 
 if TYPE_CHECKING:
@@ -290,7 +290,7 @@ def export_bundle(request: ExportRequest) -> str:
         )
     from pathlib import Path
 
-    from nbops.bundle.make import build_from
+    from nbops.bundle.from_run import build_from
 
     try:
         defaults = {s.name: s.default for s in parameter_specs(read_notebook(notebook))}

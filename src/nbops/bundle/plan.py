@@ -1,4 +1,5 @@
-"""Gathering what a bundle needs from a notebook, a model and (optionally) a run.
+"""Planning a bundle's serving path: which code turns a request into the model's input, and
+what else the bundle needs from a notebook, a model and (optionally) a run (`gather`).
 
 The serving rule, for data scientists, in the order nbops applies it:
 
@@ -353,6 +354,7 @@ def _gather_derived(
     workdir: Path,
 ) -> BundleInputs | None:
     """BundleInputs for a serving path sliced from the notebook; None when it has none."""
+    from nbops.bundle import frozen_values as fv
     from nbops.bundle import serving_path as sp
     from nbops.bundle.manifest import CODE_DIR
     from nbops.notebook.analysis import analyse
@@ -377,8 +379,8 @@ def _gather_derived(
     common = importlib.import_module(f"{package.__name__}.common")
     captured = sp.run_capture(path, graph, common, values, workdir=workdir)
     source = sp.serving_source(path, graph, f"{export.name} notebook")
-    data, files, types = sp.encode_values(captured, path)
-    frozen = sp.decode_values(data, files, types)  # served as a bundle will read them back
+    data, files, types = fv.encode_values(captured, path)
+    frozen = fv.decode_values(data, files, types)  # served as a bundle will read them back
     module = sp.import_serving_module(package, source)
 
     def transform(frame: Any) -> Any:
@@ -412,7 +414,7 @@ def _gather_derived(
         nullable=nullable_columns(transform, model, requests),
         serving_files={
             f"{CODE_DIR}/{export.name}/{sp.SERVING_MODULE}.py": source.encode("utf-8"),
-            sp.VALUES_FILE: data,
+            fv.VALUES_FILE: data,
             **files,
         },
         value_types=types,

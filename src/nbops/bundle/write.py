@@ -22,7 +22,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
@@ -35,7 +34,6 @@ from pydantic import ValidationError
 
 from nbops._atomic import atomic_directory
 from nbops._jsonsafe import json_safe
-from nbops._markdown import inline, plain
 from nbops._requirements import pin_installed
 from nbops._version import __version__ as nbops_version
 from nbops.bundle.allowlist import BOOSTING_TYPES, SUPPORTED_MODELS, disallowed
@@ -56,16 +54,16 @@ from nbops.bundle.manifest import (
     ModelInfo,
     OutputInfo,
     OverrideInfo,
-    ServingInfo,
     ServingSpec,
     SourceInfo,
 )
+from nbops.bundle.model_card import model_card
+from nbops.bundle.serving_info import check_serving
 from nbops.errors import BundleError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nbops.export.manifest import ExportManifest
     from nbops.quality.schema import Schema
 
 __all__ = ["BASE_REQUIREMENTS", "ServingSpec", "build_bundle", "lock_requirements"]
@@ -135,7 +133,7 @@ def build_bundle(
     _check_name(name)
     model_bytes, types = _dump_model(model)
     extra_files = _checked_files(serving_files or {})
-    serving_info = _serving_info(serving, export_folder, schema, extra_files)
+    serving_info = check_serving(serving, export_folder, schema, extra_files)
     lock = lock_requirements([*requirements, *model_libraries(types)])
     source_info = _source_info(source, metrics, slice_metrics)
     output = _output_info(model)
@@ -331,178 +329,12 @@ def model_libraries(types: list[str]) -> list[str]:
     return sorted({t.partition(".")[0] for t in types if t in BOOSTING_TYPES} - {"collections"})
 
 
-def _package_of(export_folder: Path) -> tuple[str, ExportManifest]:
-    from nbops.export.manifest import MANIFEST_FILE as EXPORT_MANIFEST
-    from nbops.export.manifest import ExportManifest
-
-    folder = Path(export_folder)
-    if not folder.is_dir():
-        raise BundleError(f"{folder} is not an exported package folder", fix="export it first")
-    candidate = folder / folder.name / EXPORT_MANIFEST
-    if not candidate.is_file():
-        found = sorted(p for p in folder.glob(f"*/{EXPORT_MANIFEST}") if p.is_file())
-        if len(found) != 1:
-            raise BundleError(
-                f"{folder} holds no single exported package (a NAME/manifest.json)",
-                fix="pass the folder `nbops export` wrote (OUT/NAME)",
-            )
-        candidate = found[0]
-    try:
-        manifest = ExportManifest.model_validate_json(candidate.read_text("utf-8"))
-    except (OSError, ValueError) as e:
-        raise BundleError(
-            f"cannot read the export manifest ({e})", location=str(candidate)
-        ) from None
-    return candidate.parent.name, manifest
-
-
 def _checked_files(files: dict[str, bytes]) -> dict[str, bytes]:
     for rel in files:
         parts = Path(rel).parts
         if not rel or Path(rel).is_absolute() or ".." in parts or rel == MANIFEST_FILE:
             raise BundleError(f"{rel!r} is not a usable path inside a bundle")
     return dict(files)
-
-
-def _derived_info(
-    spec: ServingSpec,
-    export_folder: Path | None,
-    files: dict[str, bytes],
-    columns: list[str],
-    label: str | None,
-) -> ServingInfo:
-    """The ServingInfo of a serving path sliced from the notebook (nbops.bundle.serving_path)."""
-    from nbops.bundle.serving_path import SERVING_FUNCTION, SERVING_MODULE, VALUES_FILE
-
-    if export_folder is None:
-        raise BundleError("a sliced serving path needs the exported package")
-    package, _ = _package_of(export_folder)
-    module_file = f"{CODE_DIR}/{package}/{SERVING_MODULE}.py"
-    if module_file not in files or VALUES_FILE not in files or not spec.input:
-        raise BundleError(
-            "a sliced serving path needs its module, its values file and its input",
-            fix="build it with nbops.bundle.make.build_from",
-        )
-    return ServingInfo(
-        step=spec.step,
-        package=package,
-        module=SERVING_MODULE,
-        function=SERVING_FUNCTION,
-        input=spec.input,
-        request_columns=columns,
-        label=label,
-        values=VALUES_FILE,
-        value_types=list(spec.value_types),
-        cells=list(spec.cells),
-        request_array=spec.request_array,
-    )
-
-
-def _serving_info(
-    spec: ServingSpec | None,
-    export_folder: Path | None,
-    schema: Schema,
-    files: dict[str, bytes] | None = None,
-) -> ServingInfo:
-    serving_env = schema.environments.get("serving")
-    absent = set(serving_env.absent) if serving_env else set()
-    label = spec.label if spec is not None and spec.label is not None else schema.label
-    if spec is not None and spec.request_columns:
-        columns = [str(c) for c in spec.request_columns]
-    else:
-        columns = [c for c in schema.column_names if c not in absent and c != label]
-    known = set(schema.column_names)
-    for column in columns:
-        if column not in known:
-            raise BundleError(
-                f"request column {column!r} is not in the schema",
-                fix="infer the schema from the frame the serving step takes",
-            )
-        if column in absent or (label is not None and column == label):
-            raise BundleError(
-                f"request column {column!r} is the label or absent when serving",
-                fix="leave the label out of the request columns",
-            )
-    if len(set(columns)) != len(columns) or not columns:
-        raise BundleError("the request columns must be distinct and at least one")
-    from nbops.bundle.serving_path import SERVING_STEP as DERIVED_STEP
-
-    if spec is not None and spec.step == DERIVED_STEP:
-        return _derived_info(spec, export_folder, files or {}, columns, label)
-    if spec is None or spec.step is None:
-        if export_folder is not None:
-            _package_of(export_folder)  # a folder that is not an export is refused all the same
-        array = spec is not None and spec.request_array
-        return ServingInfo(step=None, request_columns=columns, label=label, request_array=array)
-    if export_folder is None:
-        raise BundleError(
-            f"serving step {spec.step!r} needs the exported package",
-            fix="pass export_folder (the folder `nbops export` wrote)",
-        )
-    package, export = _package_of(export_folder)
-    entry = next((s for s in export.steps if s.key == spec.step), None)
-    if entry is None:
-        raise BundleError(
-            f"the export has no step {spec.step!r}",
-            location=str(export_folder),
-            fix="tag the cell mapping raw records to features as transform:features",
-        )
-    module, _, function = entry.function.partition(":")
-    given_module = (spec.module or module).removeprefix(f"{package}.")
-    if given_module != module or (spec.function or function) != function:
-        raise BundleError(
-            f"serving step {spec.step!r} is {module}:{function} in the export, "
-            f"not {spec.module}:{spec.function}",
-            fix="build the ServingSpec from the export manifest (ServingSpec.from_export)",
-        )
-    inputs = {i.name: i for i in entry.inputs}
-    frame_input = spec.input
-    if frame_input is None:
-        frames = [i.name for i in entry.inputs if i.source == "step"]
-        frame_input = frames[0] if len(frames) == 1 else None
-    if frame_input is None or frame_input not in inputs:
-        raise BundleError(
-            f"serving step {spec.step!r} has no frame input {frame_input!r} "
-            f"(its inputs: {', '.join(inputs) or 'none'})",
-            fix="set ServingSpec.input to the argument that takes the request frame",
-        )
-    defaults = {p.name: p.default for p in export.parameters}
-    parameters: dict[str, Any] = {}
-    setup: list[str] = []
-    for input_name, entry_input in inputs.items():
-        if input_name == frame_input:
-            continue
-        if entry_input.source == "setup":
-            setup.append(input_name)
-        elif input_name in spec.parameters:
-            parameters[input_name] = spec.parameters[input_name]
-        elif entry_input.source == "parameter":
-            parameters[input_name] = defaults.get(input_name)
-        else:
-            raise BundleError(
-                f"serving step {spec.step!r} also needs {input_name!r} from step "
-                f"{entry_input.step!r}, which a request cannot provide",
-                fix="make the step take only the request frame and parameters",
-            )
-    unknown = [k for k in spec.parameters if k not in inputs or k == frame_input]
-    if unknown:
-        raise BundleError(f"serving step {spec.step!r} takes no argument {unknown[0]!r}")
-    try:
-        json.dumps(parameters, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise BundleError(f"serving parameters must be JSON values ({e})") from None
-    return ServingInfo(
-        step=spec.step,
-        package=package,
-        module=module,
-        function=function,
-        input=frame_input,
-        parameters=parameters,
-        setup=setup,
-        request_columns=columns,
-        label=label,
-        request_array=spec.request_array,
-    )
 
 
 def _source_info(
@@ -625,214 +457,6 @@ def reference_stats(schema: Schema, reference: pd.DataFrame | None) -> dict[str,
         "rows": rows,
         "columns": columns,
     }
-
-
-# -- model card ----------------------------------------------------------------------------------
-
-
-def model_card(
-    *,
-    name: str,
-    version: int,
-    created_at: str,
-    source: SourceInfo,
-    model_class: str,
-    output: OutputInfo,
-    model_format: str = "skops format",
-    serving: ServingInfo,
-    gates: list[dict[str, Any]],
-    override: OverrideInfo,
-    plots: list[str],
-) -> str:
-    """MODEL_CARD.md: purpose, model, serving, data, metrics, slices, plots, gates.
-
-    Every text that comes from the data, the notebook or the run (column names, class
-    labels, slice predicates, metric and parameter names and values, gate expressions, the
-    notebook's name) goes through `inline` (nbops._markdown), so none of it can become HTML or Markdown structure
-    (a `<script>` element, a table cell of its own, a heading)."""
-    notebook = source.notebook
-    origin = (
-        f"the notebook {inline(notebook, code=True)} ({inline(Path(notebook).stem)})"
-        if notebook
-        else "a notebook"
-    )
-    target = inline(serving.label, code=True) if serving.label else "its target"
-    what = {"class": "classifies", "number": "predicts"}.get(output.prediction, "predicts")
-    columns = ", ".join(inline(c, code=True) for c in serving.request_columns)
-    lines = [
-        f"# {inline(name)} — model card (bundle v{version})",
-        "",
-        "## Purpose",
-        "",
-        f"This model {what} {target} from {columns}. It was built from {origin}"
-        + (f", export version {inline(source.export_version)}" if source.export_version else "")
-        + (f", run {inline(source.run_id, code=True)}" if source.run_id else "")
-        + ".",
-        "",
-        "## Model",
-        "",
-        f"- class: {inline(model_class, code=True)} ({inline(model_format)}, `{MODEL_FILE}`)",
-        f"- output: {inline(output.prediction)}"
-        + (f"; classes {', '.join(inline(c) for c in output.classes)}" if output.classes else "")
-        + ("; probabilities available" if output.proba else ""),
-    ]
-    if serving.step:
-        function = f"{serving.package}.{serving.module}.{serving.function}"
-        lines.append(
-            f"- serving path: step {inline(serving.step, code=True)} ({inline(function, code=True)}, "
-            f"request frame as {inline(serving.input, code=True)}), then the model"
-        )
-    else:
-        lines.append("- serving path: the model alone, on the request columns")
-    if serving.request_array:
-        lines.append("- requests become a numpy array (request columns in order), as trained")
-    if serving.parameters:
-        lines.append(
-            "- serving parameters: "
-            + ", ".join(inline(f"{k}={plain(v)}", code=True) for k, v in serving.parameters.items())
-        )
-    lines += [
-        f"- requests: JSON records with {columns}, checked against `{SCHEMA_FILE}`",
-        "",
-        "## Data",
-        "",
-    ]
-    if source.data:
-        keys = ["name", "type", "sha256", "rows", "columns"]
-        lines += _table(
-            ["data", "type", "sha256", "rows", "columns"],
-            [[_fingerprint_cell(d, k) for k in keys] for d in source.data],
-        )
-    else:
-        lines.append("No data fingerprints were recorded.")
-    lines += ["", "## Metrics", ""]
-    if source.metrics:
-        lines += _table(
-            ["metric", "value"], [[inline(k), _number(v)] for k, v in source.metrics.items()]
-        )
-    else:
-        lines.append("No metrics were recorded.")
-    if source.slice_metrics:
-        lines += ["", "## Slice metrics", "", *_slice_tables(source.slice_metrics)]
-    if plots:
-        lines += ["", "## Plots", ""]
-        # The file names are made of [A-Za-z0-9_.-] by _plot_files: no escape needed.
-        lines += [f"![{Path(p).stem}]({p})" for p in plots]
-    lines += ["", "## Quality gates", ""]
-    if gates:
-        lines += _table(
-            ["gate", "result", "reason"],
-            [
-                [
-                    inline(g.get("gate", "")),
-                    "skipped" if g.get("skipped") else ("pass" if g.get("passed") else "**FAIL**"),
-                    inline(g.get("reason", "")),
-                ]
-                for g in gates
-            ],
-        )
-    else:
-        lines.append("No gates were checked.")
-    if override.applied:
-        failed = ", ".join(inline(g, code=True) for g in override.failed_gates) or "(none listed)"
-        lines += ["", f"**Override**: this bundle was built although gates failed: {failed}."]
-    lines += ["", "## Provenance", ""]
-    lines += [
-        f"- notebook: {inline(notebook, code=True)}"
-        + (
-            f" (sha256 {inline(source.notebook_sha256, code=True)})"
-            if source.notebook_sha256
-            else ""
-        )
-        if notebook
-        else "- notebook: unknown",
-        f"- git commit: {inline(source.git_commit, code=True)}"
-        + (" (uncommitted changes)" if source.git_dirty else "")
-        if source.git_commit
-        else "- git commit: unknown",
-        f"- python {inline(source.python)}, nbops {inline(nbops_version)}, built {inline(created_at)}",
-    ]
-    if source.parameters:
-        lines += ["", "Parameters:", ""]
-        lines += _table(
-            ["parameter", "value"], [[inline(k), inline(v)] for k, v in source.parameters.items()]
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _slice_tables(slices: Mapping[str, Any]) -> list[str]:
-    if isinstance(slices.get("rows"), list):
-        return _slice_report_table(slices)
-    reports = {k: v for k, v in slices.items() if isinstance(v, Mapping) and "rows" in v}
-    if reports:
-        lines: list[str] = []
-        for title, report in reports.items():
-            lines += [f"### {inline(title)}", "", *_slice_report_table(report), ""]
-        return lines[:-1]
-    flat = _flatten(slices)
-    return _table(["slice metric", "value"], [[inline(k), inline(v)] for k, v in flat.items()])
-
-
-def _slice_report_table(report: Mapping[str, Any]) -> list[str]:
-    rows = []
-    for name, value in (report.get("overall") or {}).items():
-        rows.append(
-            ["(overall)", inline(name), _number(value), inline(report.get("n_rows", "")), "", ""]
-        )
-    for row in report.get("rows") or []:
-        if not isinstance(row, Mapping):
-            continue
-        low, high = row.get("ci_low"), row.get("ci_high")
-        ci = f"[{_number(low)}, {_number(high)}]" if low is not None and high is not None else ""
-        note = "too small" if row.get("too_small") else inline(row.get("reason") or "")
-        rows.append(
-            [
-                inline(row.get("name", "")),
-                inline(row.get("metric", "")),
-                _number(row.get("value")),
-                inline(row.get("count", "")),
-                ci,
-                note or (_number(row.get("gap")) if row.get("gap") is not None else ""),
-            ]
-        )
-    return _table(["slice", "metric", "value", "rows", "CI", "gap / note"], rows)
-
-
-def _flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in value.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, f"{key}."))
-        else:
-            out[key] = v
-    return out
-
-
-def _fingerprint_cell(d: Mapping[str, Any], key: str) -> str:
-    value = d.get(key)
-    if value is None:
-        return ""
-    if key == "sha256":
-        return inline(str(value)[:12], code=True)
-    if isinstance(value, list | tuple):
-        return str(len(value))
-    return inline(value)
-
-
-def _number(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
-    return inline(value)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A Markdown table; the cells are Markdown already made safe (see nbops._markdown.inline)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
 
 
 # -- JSON ----------------------------------------------------------------------------------------

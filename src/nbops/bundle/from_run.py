@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nbops.bundle.assemble import gather
+from nbops.bundle.plan import gather
 from nbops.config import Project, load_project
 from nbops.errors import BundleError
 from nbops.runs.record import RunRecord
@@ -101,10 +101,10 @@ def build_from(
     export_dir: Path | None = None,
     workdir: Path | None = None,
 ) -> Path:
-    """Build a bundle of `model` with the serving path of `notebook` (see assemble.py);
+    """Build a bundle of `model` with the serving path of `notebook` (see nbops.bundle.plan);
     `workdir`: where the notebook's relative data paths are read from (its own folder)."""
-    from nbops.bundle.build import build_bundle
     from nbops.bundle.manifest import ServingSpec
+    from nbops.bundle.write import build_bundle
     from nbops.quality.schema import infer_schema
 
     project = project or load_project()
