@@ -39,35 +39,20 @@ from .layers_graph import (
 )
 
 # Cycles that only close through an import inside a function, each with why it stays. The
-# set must match exactly: a new one fails, and so does one that is gone (drop it here).
-KNOWN_FUNCTION_CYCLES = {
-    # load verifies signatures; signing reads the bundle's files through load.
-    frozenset({"nbops.bundle.load", "nbops.bundle.signing"}),
-}
+# set must match exactly: a new one fails, and so does one that is gone (drop it here). The
+# last one (bundle.load <-> bundle.signing) went when both began reading the bundle's files
+# through nbops.bundle.contents.
+KNOWN_FUNCTION_CYCLES: set[frozenset[str]] = set()
 
 # Function-level imports of a module the file already imports at the top are dropped, except
 # in cli, which is being split into a package on its own branch (it drops its own).
 REDUNDANT_EXEMPT = {"nbops.cli"}
 
 # A module that imports nbops modules inside functions says why in a `# Deferred import...`
-# comment (what is deferred, and what stays light or which cycle it avoids). These modules are
-# being renamed or split on other branches of issue 13 (cli/; bundle's make, assemble, build
-# and its large modules; labserver/handlers.py and runs/execute.py): they add their comments
-# there, and this set shrinks to nothing as they merge. It must match exactly.
-DEFERRED_COMMENT_PENDING = {
-    "nbops.cli",
-    "nbops.bundle.bundled_code",
-    "nbops.bundle.compare",
-    "nbops.bundle.from_run",
-    "nbops.bundle.frozen_values",
-    "nbops.bundle.load",
-    "nbops.bundle.plan",
-    "nbops.bundle.serving_info",
-    "nbops.bundle.signing",
-    "nbops.bundle.write",
-    "nbops.labserver.handlers",
-    "nbops.runs.execute",
-}
+# comment (what is deferred, and what stays light or which cycle it avoids). cli is being
+# split into a package on its own branch of issue 13: it adds its comments there, and this set
+# is empty once it merges. It must match exactly.
+DEFERRED_COMMENT_PENDING = {"nbops.cli"}
 
 
 def _describe(found: list[Import]) -> list[str]:

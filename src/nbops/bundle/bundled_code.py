@@ -25,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from nbops.bundle.frozen_values import VALUES_DIR, decode_values
 from nbops.bundle.manifest import CODE_DIR, MANIFEST_FILE, BundleManifest
 from nbops.errors import BundleError, BundleIntegrityError
 
@@ -212,8 +213,6 @@ def _derived_serve(
 ) -> Callable[[Any], Any]:
     """The serving function of a path sliced from the notebook, with its frozen values read
     from the verified bytes (skops files trusting only allow-listed types)."""
-    from nbops.bundle.frozen_values import VALUES_DIR, decode_values
-
     if serving.values not in contents:
         raise BundleIntegrityError(f"{serving.values} is missing", fix="rebuild the bundle")
     files = {k: v for k, v in contents.items() if k.startswith(f"{VALUES_DIR}/")}

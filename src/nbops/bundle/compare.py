@@ -6,7 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbops.bundle.load import load_bundle
+from nbops.config import load_project
 from nbops.gates import GateResult, evaluate_gate, parse_gate
+
+# Deferred import: quality.slices (pandas) in gate_values, only for a bundle that holds slice
+# metrics, so `nbops bundle compare` reports a missing bundle before pandas loads.
 
 
 @dataclass
@@ -40,9 +45,6 @@ def compare_bundles(
     """Load (and verify) both bundles; check the project's gates (plus `extra_gates`) on the
     challenger, with the champion's values as `baseline.NAME`. `trust`: load_bundle's
     `trusted_keys` and `require_signature`."""
-    from nbops.bundle.load import load_bundle
-    from nbops.config import load_project
-
     a = gate_values(load_bundle(champion, **trust).manifest)
     b = gate_values(load_bundle(challenger, **trust).manifest)
     rows = [(name, a.get(name), b.get(name)) for name in sorted(set(a) | set(b))]

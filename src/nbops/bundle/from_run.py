@@ -9,11 +9,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nbops.bundle.allowlist import SUPPORTED_MODELS, check_tree_bounds, disallowed, trusted_types
+from nbops.bundle.boosters import check_boosters
+from nbops.bundle.manifest import ServingSpec
 from nbops.bundle.plan import gather
+from nbops.bundle.write import build_bundle
 from nbops.config import Project, load_project
 from nbops.errors import BundleError
+from nbops.export.render import default_package_name
+from nbops.notebook.read import read_notebook
+from nbops.quality.plots import slice_plots
+from nbops.redact import secret_env_var
+from nbops.runs.parameters import REDACTED, convert, parameter_specs
 from nbops.runs.record import RunRecord
 from nbops.runs.store import RunStore
+
+# Deferred imports: quality.schema and quality.slices (pandas, numpy) load when a bundle is
+# built, so `nbops bundle --run` reports a missing or unfinished run before pandas does.
 
 DEFAULT_OUT = "bundles"
 
@@ -47,8 +59,6 @@ def bundle_from_run(
         )
     run_dir = store.run_dir(record.run_id)
     model = _run_model(record, run_dir, model_name)
-    from nbops.export.render import default_package_name
-
     return build_from(
         _run_notebook_source(record, run_dir),
         model,
@@ -103,8 +113,6 @@ def build_from(
 ) -> Path:
     """Build a bundle of `model` with the serving path of `notebook` (see nbops.bundle.plan);
     `workdir`: where the notebook's relative data paths are read from (its own folder)."""
-    from nbops.bundle.manifest import ServingSpec
-    from nbops.bundle.write import build_bundle
     from nbops.quality.schema import infer_schema
 
     project = project or load_project()
@@ -193,10 +201,6 @@ def _secret_values(notebook: Path, parameters: dict[str, Any], project: Project)
     """The secret parameters' values for building a bundle, kept in memory: as given, else
     from their environment variable (NBOPS_PARAM_<NAME>), else the notebook's default.
     Raises BundleError naming the variable when a run's copy of the notebook kept none."""
-    from nbops.notebook.read import read_notebook
-    from nbops.redact import secret_env_var
-    from nbops.runs.parameters import REDACTED, convert, parameter_specs
-
     specs = parameter_specs(read_notebook(notebook), project.config.secret_params)
     values: dict[str, Any] = {}
     for spec in specs:
@@ -233,14 +237,6 @@ def with_nullability(schema: Any, accepted: dict[str, bool]) -> Any:
 
 def _run_model(record: RunRecord, run_dir: Path, name: str | None) -> Any:
     import skops.io
-
-    from nbops.bundle.allowlist import (
-        SUPPORTED_MODELS,
-        check_tree_bounds,
-        disallowed,
-        trusted_types,
-    )
-    from nbops.bundle.boosters import check_boosters
 
     models = [m for m in record.models if name is None or m.get("name") == name]
     if not models:
@@ -287,7 +283,6 @@ def _recorded_gates(record: RunRecord) -> list[dict[str, Any]]:
 def _slice_plots(report: dict[str, Any] | None) -> list[tuple[str, bytes]]:
     if not report:
         return []
-    from nbops.quality.plots import slice_plots
     from nbops.quality.slices import SliceReport
 
     return slice_plots(SliceReport.model_validate(report))

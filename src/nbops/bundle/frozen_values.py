@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from nbops.bundle.allowlist import check_tree_bounds, disallowed, trusted_types
 from nbops.errors import BundleError
 
 if TYPE_CHECKING:
@@ -193,8 +194,6 @@ def _skops_file(
 ) -> str:
     import skops.io as sio
 
-    from nbops.bundle.allowlist import disallowed
-
     try:
         data = sio.dumps(value)
         held = sorted(sio.get_untrusted_types(data=data))
@@ -325,8 +324,6 @@ def _array(spec: dict[str, Any], again: Callable[[Any], Any]) -> Any:
 
 def _load_skops(name: str, files: dict[str, bytes], trusted: list[str]) -> Any:
     import skops.io as sio
-
-    from nbops.bundle.allowlist import check_tree_bounds, trusted_types
 
     if name not in files:
         raise BundleError(f"{name} is missing from the bundle", fix="rebuild the bundle")

@@ -9,7 +9,8 @@ What loading checks, in order, before any bundled code runs or any model object 
 1. an archive is unpacked only if every member is safe (`nbops.bundle.archive.unpack`);
 2. the manifest parses, and is not from a newer nbops (BundleVersionError);
 3. every file the manifest lists has its sha256, and no file it does not list is present
-   (manifest.json and `__pycache__` folders aside) — BundleIntegrityError naming the file;
+   (manifest.json and `__pycache__` folders aside) — BundleIntegrityError naming the file
+   (`nbops.bundle.contents`, which `verify_bundle` shares);
 4. the model is read with skops, trusting only the types `trusted_types` allows (nbops's
    allow-list, narrowed by the manifest), the trees of its XGBoost and LightGBM boosters are
    checked before their libraries parse them, and its decision trees' indices after —
@@ -32,22 +33,22 @@ imported on first use.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import shutil
 import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbops.bundle.allowlist import check_tree_bounds, trusted_types
+from nbops.bundle.archive import unpack
 from nbops.bundle.boosters import check_boosters
 from nbops.bundle.bundled_code import import_serving
-from nbops.bundle.manifest import MANIFEST_FILE, BundleManifest, load_json
+from nbops.bundle.contents import read_schema, verify_files
+from nbops.bundle.manifest import MANIFEST_FILE, BundleManifest
 from nbops.bundle.signing import (
-    SIGNATURE_FILE,
     KeySource,
     SignatureCheck,
     TrustPolicy,
@@ -63,6 +64,10 @@ if TYPE_CHECKING:
     from nbops.quality.schema import Schema
 
 __all__ = ["Bundle", "load_bundle"]
+
+# Deferred import: quality.validate (pandas) in Bundle.check, with the first request checked,
+# so importing this module (`nbops bundle compare` reporting a missing bundle,
+# `nbops.load_bundle`) loads no pandas; the schema is read through nbops.bundle.contents.
 
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 
@@ -299,8 +304,6 @@ def load_bundle(
 
 
 def _load_archive(source: Path, policy: TrustPolicy) -> Bundle:
-    from nbops.bundle.archive import unpack
-
     tmp = tempfile.mkdtemp(prefix="nbops-bundle-")
     try:
         bundle = _load_folder(unpack(source, tmp), policy)
@@ -350,107 +353,12 @@ def _load_folder(folder: Path, policy: TrustPolicy) -> Bundle:
     signature = check_signature(folder, text, policy)  # before anything reads the manifest
     manifest = BundleManifest.from_json(text, location=str(manifest_path))
     contents = verify_files(folder, manifest)
-    schema = _schema(contents, manifest)
+    schema = read_schema(contents, manifest)
     model = _model(contents, manifest)
     serve = import_serving(folder, contents, manifest)
     bundle = Bundle(folder, manifest, schema, model, serve)
     bundle.signature = signature
     return bundle
-
-
-def _safe_rel(rel: str) -> bool:
-    p = PurePosixPath(rel)
-    return (
-        bool(rel)
-        and "\\" not in rel
-        and not p.is_absolute()
-        and ".." not in p.parts
-        and rel == p.as_posix()
-    )
-
-
-def verify_files(folder: Path, manifest: BundleManifest) -> dict[str, bytes]:
-    """Every listed file's bytes, each checked against its sha256; BundleIntegrityError naming
-    the first file that is missing, changed, a link, or present but not listed."""
-    listed = manifest.files
-    for rel in listed:
-        if not _safe_rel(rel) or rel in (MANIFEST_FILE, SIGNATURE_FILE):
-            raise BundleIntegrityError(
-                f"the manifest lists an unsafe path {rel!r}",
-                location=str(folder / MANIFEST_FILE),
-                fix="rebuild the bundle",
-            )
-    for current, dirs, names in os.walk(folder):
-        here = Path(current)
-        for d in list(dirs):
-            if (here / d).is_symlink():
-                raise _integrity(folder, (here / d).relative_to(folder).as_posix(), "is a link")
-        dirs[:] = [d for d in dirs if d != "__pycache__"]
-        for file_name in names:
-            rel = (here / file_name).relative_to(folder).as_posix()
-            if rel in (MANIFEST_FILE, SIGNATURE_FILE):
-                continue
-            if rel not in listed:
-                raise _integrity(folder, rel, "is not listed in the manifest")
-            if (here / file_name).is_symlink():
-                raise _integrity(folder, rel, "is a link")
-    contents: dict[str, bytes] = {}
-    for rel, expected in listed.items():
-        target = folder / rel
-        if target.is_symlink():
-            raise _integrity(folder, rel, "is a link")
-        try:
-            data = target.read_bytes()
-        except OSError:
-            raise _integrity(folder, rel, "is missing") from None
-        if hashlib.sha256(data).hexdigest() != expected:
-            raise _integrity(folder, rel, "differs from the manifest (sha256 mismatch)")
-        contents[rel] = data
-    model = manifest.model
-    if model.file not in listed or listed[model.file] != model.sha256:
-        raise _integrity(folder, model.file, "does not match the manifest's model entry")
-    return contents
-
-
-def check_readable(contents: dict[str, bytes], manifest: BundleManifest) -> None:
-    """What loading would refuse before it runs anything, checked without running anything:
-    the schema (read, bounded in depth) and every type the manifest and the model file name,
-    judged against the allow-list by name alone (nothing is imported, the model not read).
-    For `verify_bundle`, so a bundle it passes is one `load_bundle` does not refuse on those
-    grounds."""
-    import skops.io as sio
-
-    _schema(contents, manifest)
-    info = manifest.model
-    try:
-        untrusted = sio.get_untrusted_types(data=contents[info.file])
-    except Exception as e:
-        raise BundleIntegrityError(
-            f"{info.file} is not a readable skops file ({type(e).__name__})",
-            fix="rebuild the bundle",
-        ) from None
-    trusted_types(untrusted, info.types)
-
-
-def _integrity(folder: Path, rel: str, what: str) -> BundleIntegrityError:
-    return BundleIntegrityError(
-        f"{rel} {what}",
-        location=str(folder),
-        fix="the bundle was changed after it was built; rebuild it (nbops bundle)",
-    )
-
-
-def _schema(contents: dict[str, bytes], manifest: BundleManifest) -> Schema:
-    from nbops.quality.schema import Schema
-
-    name = manifest.input.schema_file
-    if name not in contents:
-        raise BundleIntegrityError(f"{name} is missing", fix="rebuild the bundle")
-    data = load_json(contents[name], what="the bundle's schema", location=name)
-    try:
-        return Schema.from_dict(data, source=name)
-    except (ValueError, RecursionError, NbopsError) as e:
-        raise BundleError(f"the bundle's schema cannot be read: {e}", location=name) from None
 
 
 def _model(contents: dict[str, bytes], manifest: BundleManifest) -> Any:

@@ -46,6 +46,7 @@ from nbops.errors import BundleError, BundleIntegrityError, BundleVersionError
 
 BUNDLE_SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
+SIGNATURE_FILE = "manifest.sig"  # beside the manifest, not in `files` (nbops.bundle.signing)
 MODEL_FILE = "model.skops"
 SCHEMA_FILE = "schema.json"
 REFERENCE_STATS_FILE = "reference_stats.json"

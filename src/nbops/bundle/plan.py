@@ -43,8 +43,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from nbops.bundle import frozen_values as fv
+from nbops.bundle import serving_path as sp
+from nbops.bundle.manifest import CODE_DIR
 from nbops.config import Project, load_project
 from nbops.errors import BundleError, NbopsError
+from nbops.export.exporter import export_notebook
+from nbops.notebook.analysis import analyse
+from nbops.notebook.read import read_notebook
+from nbops.notebook.slicing import derive_serving_path
 
 SERVING_STEP = "transform:features"
 _PROBE_ROWS = 200
@@ -286,8 +293,6 @@ def gather(
     """Export the notebook (as it is) to `export_dir` (default: the project's), then work out
     the serving path (module docstring), its reference request frame and request columns.
     `workdir`: the folder relative data paths are read from (default: the notebook's)."""
-    from nbops.export.exporter import export_notebook
-
     project = project or load_project()
     folder = export_dir if export_dir is not None else project.root / project.config.export_dir
     export = export_notebook(notebook, folder, name=name)
@@ -354,13 +359,6 @@ def _gather_derived(
     workdir: Path,
 ) -> BundleInputs | None:
     """BundleInputs for a serving path sliced from the notebook; None when it has none."""
-    from nbops.bundle import frozen_values as fv
-    from nbops.bundle import serving_path as sp
-    from nbops.bundle.manifest import CODE_DIR
-    from nbops.notebook.analysis import analyse
-    from nbops.notebook.read import read_notebook
-    from nbops.notebook.slicing import derive_serving_path
-
     graph = analyse(read_notebook(notebook))
     try:
         path = derive_serving_path(graph)

@@ -15,20 +15,21 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbops.bundle.frozen_values import VALUES_FILE
 from nbops.bundle.manifest import CODE_DIR, ServingInfo, ServingSpec
+from nbops.bundle.serving_path import SERVING_FUNCTION, SERVING_MODULE
+from nbops.bundle.serving_path import SERVING_STEP as DERIVED_STEP
 from nbops.errors import BundleError
+from nbops.export.manifest import MANIFEST_FILE as EXPORT_MANIFEST
+from nbops.export.manifest import ExportManifest
 
 if TYPE_CHECKING:
-    from nbops.export.manifest import ExportManifest
     from nbops.quality.schema import Schema
 
 __all__ = ["check_serving"]
 
 
 def _package_of(export_folder: Path) -> tuple[str, ExportManifest]:
-    from nbops.export.manifest import MANIFEST_FILE as EXPORT_MANIFEST
-    from nbops.export.manifest import ExportManifest
-
     folder = Path(export_folder)
     if not folder.is_dir():
         raise BundleError(f"{folder} is not an exported package folder", fix="export it first")
@@ -58,9 +59,6 @@ def _derived_info(
     label: str | None,
 ) -> ServingInfo:
     """The ServingInfo of a serving path sliced from the notebook (nbops.bundle.serving_path)."""
-    from nbops.bundle.frozen_values import VALUES_FILE
-    from nbops.bundle.serving_path import SERVING_FUNCTION, SERVING_MODULE
-
     if export_folder is None:
         raise BundleError("a sliced serving path needs the exported package")
     package, _ = _package_of(export_folder)
@@ -112,8 +110,6 @@ def check_serving(
             )
     if len(set(columns)) != len(columns) or not columns:
         raise BundleError("the request columns must be distinct and at least one")
-    from nbops.bundle.serving_path import SERVING_STEP as DERIVED_STEP
-
     if spec is not None and spec.step == DERIVED_STEP:
         return _derived_info(spec, export_folder, files or {}, columns, label)
     if spec is None or spec.step is None:

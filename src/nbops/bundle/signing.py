@@ -50,6 +50,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from nbops._atomic import atomic_write_bytes
+from nbops.bundle.archive import archive_path, pack, unpack
+from nbops.bundle.contents import check_readable, verify_files
 from nbops.bundle.keys import (  # KeyPair, TrustedKey, generate_keypair, read_public_key:
     KeyPair,  # re-exported, the names this module had before keys.py (the README's import)
     TrustedKey,
@@ -60,7 +62,7 @@ from nbops.bundle.keys import (  # KeyPair, TrustedKey, generate_keypair, read_p
     read_public_key,
     trusted_key_from,
 )
-from nbops.bundle.manifest import MANIFEST_FILE, BundleManifest
+from nbops.bundle.manifest import MANIFEST_FILE, SIGNATURE_FILE, BundleManifest
 from nbops.errors import (
     BundleError,
     BundleIntegrityError,
@@ -89,7 +91,6 @@ __all__ = [
     "verify_bundle",
 ]
 
-SIGNATURE_FILE = "manifest.sig"
 SIGNED_PREFIX = b"nbops-bundle-manifest-v1\x00"
 ENV_TRUSTED_KEYS = "NBOPS_TRUSTED_KEYS"
 ENV_REQUIRE_SIGNATURE = "NBOPS_REQUIRE_SIGNATURE"
@@ -296,8 +297,6 @@ def _bundle_folder(path: Path, scratch_parent: Path | None = None) -> Any:
         raise BundleError(
             f"no bundle at {path}", fix="give a bundle folder or its .tar.gz (nbops bundle)"
         )
-    from nbops.bundle.archive import unpack
-
     tmp = tempfile.mkdtemp(prefix=".nbops-bundle-", dir=scratch_parent)
     try:
         yield unpack(path, tmp)
@@ -316,8 +315,6 @@ def verify_bundle(
     the signed manifest, then what loading would refuse before running anything (the schema,
     the model's types against the allow-list by name). Raises BundleSignatureError,
     BundleIntegrityError, BundleError."""
-    from nbops.bundle.load import check_readable, verify_files
-
     policy = trust_policy(trusted_keys, require_signature)
     with _bundle_folder(Path(path)) as folder:
         manifest_bytes = _read_manifest(folder)
@@ -328,8 +325,6 @@ def verify_bundle(
 
 
 def _sign_folder(folder: Path, key: Ed25519PrivateKey) -> str:
-    from nbops.bundle.load import verify_files
-
     manifest_bytes = _read_manifest(folder)
     manifest = BundleManifest.from_json(manifest_bytes, location=str(folder / MANIFEST_FILE))
     verify_files(folder, manifest)  # sign only files that match the manifest
@@ -373,8 +368,6 @@ def sign_bundle(path: str | os.PathLike[str], key: str | os.PathLike[str]) -> Si
     signed). A folder gets `manifest.sig`, and its `.tar.gz` beside it, if any, is packed again
     from it; an archive is unpacked (safely), signed and packed again in place, atomically.
     An earlier signature is replaced."""
-    from nbops.bundle.archive import archive_path, pack
-
     private = read_private_key(key)
     source = Path(path)
     if source.is_dir():

@@ -68,6 +68,9 @@ if TYPE_CHECKING:
 
 __all__ = ["BASE_REQUIREMENTS", "ServingSpec", "build_bundle", "lock_requirements"]
 
+# Deferred import: quality.schema (pandas, numpy) in reference_stats, only for a reference
+# frame, so importing this module (nbops.bundle.from_run does) loads no pandas.
+
 BASE_REQUIREMENTS = (
     "numpy",
     "pandas",

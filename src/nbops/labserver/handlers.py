@@ -58,6 +58,7 @@ from nbops.labserver.requests import (
     shown_value,
     too_deep,
 )
+from nbops.notebook.tags import vocabulary
 
 # Re-exported: the request checks and the panel's reading lived here before they had modules
 # of their own (requests.py, confine.py, panel.py).
@@ -78,6 +79,12 @@ __all__ = [
 
 if TYPE_CHECKING:
     from nbops.config import Project
+
+# Deferred imports, inside the handlers that use them: config (pydantic), export.exporter,
+# runs.execute and bundle.from_run (pydantic, SQLite, the notebook analysis), and
+# notebook.read, suggest and tagwrite (the notebook analysis, some twenty modules): they load
+# with the first request that needs them, not when Jupyter loads the extension at every
+# server start.
 
 T = TypeVar("T")
 
@@ -190,8 +197,6 @@ class NbopsHandler(APIHandler):
 class VocabularyHandler(NbopsHandler):
     @tornado.web.authenticated
     def get(self) -> None:
-        from nbops.notebook.tags import vocabulary
-
         self.reply(vocabulary())
 
 

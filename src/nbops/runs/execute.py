@@ -43,7 +43,10 @@ from nbops.errors import (
     RunTimeoutError,
     Terminated,
 )
+from nbops.export.render import default_package_name
+from nbops.export.versions import read_index
 from nbops.notebook.read import NotebookModel, read_notebook
+from nbops.notebook.reassign import reassigned_after_parameters
 from nbops.notebook.tags import Role
 from nbops.redact import (
     parameters_from_environment,
@@ -128,8 +131,6 @@ def prepare_run(
 
 def _refuse_lost_overrides(nb: NotebookModel, overrides: dict[str, Any]) -> None:
     """A value given for a parameter that a later cell always sets again would be lost."""
-    from nbops.notebook.reassign import reassigned_after_parameters
-
     for cell, r in reassigned_after_parameters(nb, overrides):
         if not r.conditional:
             raise ParameterValueError(
@@ -546,9 +547,6 @@ def _full_folder(evalue: str, store_dir: Path) -> Path:
 
 def _export_version(nb: NotebookModel, project: Project) -> int | None:
     """The export version made from exactly this notebook file, if there is one."""
-    from nbops.export.render import default_package_name
-    from nbops.export.versions import read_index
-
     try:
         index = read_index(project.root / project.config.export_dir, default_package_name(nb.path))
     except Exception:
