@@ -1,0 +1,94 @@
+"""The `nbops` application: the Typer app, the two consoles, the error handler every command
+wears, the top-level callback (--version) and `main` (papermill's `-p NAME VALUE` pairs joined
+before parsing). The commands live in one module per group beside it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from nbops import __version__
+from nbops.errors import NbopsError, Terminated
+
+app = typer.Typer(
+    name="nbops",
+    help="From a tagged notebook to a versioned pipeline package, tracked runs and a bundle.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _handles_errors(func: F) -> F:
+    """Turn NbopsError into one line on stderr and its exit code; Ctrl-C into 130, and
+    SIGTERM (where a command turns it into Terminated) into 143."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except NbopsError as exc:
+            err.print(f"nbops: error: {exc}", markup=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except Terminated as exc:
+            recorded = f": run {exc.run_id} recorded as terminated" if exc.run_id else ""
+            err.print(f"nbops: terminated{recorded}", markup=False)
+            raise typer.Exit(Terminated.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("nbops: interrupted", markup=False)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _warn(messages: list[Any]) -> None:
+    for message in messages:
+        err.print(f"nbops: warning: {message}", markup=False, soft_wrap=True)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        out.print(f"nbops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version."
+        ),
+    ] = False,
+) -> None:
+    """nbops turns tagged notebook cells into a pipeline package (see `nbops export --help`)."""
+
+
+def main() -> None:
+    app(args=_join_param_pairs(sys.argv[1:]), prog_name="nbops")
+
+
+def _join_param_pairs(argv: list[str]) -> list[str]:
+    """Turn papermill's `-p NAME VALUE` into `-p NAME=VALUE`, which the parser takes."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in ("-p", "--param") and i + 2 < len(argv) + 1 and i + 1 < len(argv):
+            name = argv[i + 1]
+            if "=" not in name and i + 2 < len(argv):
+                out += [token, f"{name}={argv[i + 2]}"]
+                i += 3
+                continue
+        out.append(token)
+        i += 1
+    return out
