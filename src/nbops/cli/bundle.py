@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from nbops.cli.common import _handles_errors, _warn, app, out
-from nbops.cli.quality import _read_frame
 
 TrustedKeys = Annotated[
     list[Path] | None,
@@ -236,8 +235,10 @@ def predict(
     require_signature: RequireSignature = False,
 ) -> None:
     """Score a file of records with a bundle (verified on load), in batch."""
+    from nbops.quality.validate import read_frame
+
     bundle = _load(bundle_path, _trust(trusted_key, require_signature))
-    frame = _read_frame(data)
+    frame = read_frame(data)
     predictions = bundle.predict(frame)
     result = frame.copy()
     result["prediction"] = predictions

@@ -4,37 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from nbops.cli.common import _handles_errors, app, out
-
-
-def _read_frame(path: Path) -> Any:
-    import pandas as pd
-
-    from nbops.errors import QualityInputError
-
-    readers = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
-    reader = readers.get(path.suffix.lower())
-    if reader is None:
-        raise QualityInputError(
-            f"unsupported data file type {path.suffix!r}",
-            location=str(path),
-            fix="use a .csv or .parquet file",
-        )
-    try:
-        return reader(path)
-    except FileNotFoundError:
-        raise QualityInputError("no such file", location=str(path), fix="check the path") from None
-    except Exception as exc:
-        raise QualityInputError(
-            f"cannot read it as {path.suffix[1:]} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
-            location=str(path),
-            fix="check that the file is complete and in that format",
-        ) from None
 
 
 @app.command("infer-schema")
@@ -51,8 +26,9 @@ def infer_schema_command(
 ) -> None:
     """Learn a schema with reference statistics from DATA and write it as JSON (editable)."""
     from nbops.quality.schema import infer_schema
+    from nbops.quality.validate import read_frame
 
-    schema = infer_schema(_read_frame(data), label=label, key=key or None)
+    schema = infer_schema(read_frame(data), label=label, key=key or None)
     schema.save(output)
     out.print(f"Wrote {output}: {len(schema.columns)} columns", markup=False)
 

@@ -10,7 +10,6 @@ from rich.table import Table
 
 from nbops.cli.bundle import RequireSignature, TrustedKeys, _load, _trust
 from nbops.cli.common import _handles_errors, app, err, out
-from nbops.cli.quality import _read_frame
 
 
 @app.command()
@@ -63,6 +62,7 @@ def monitor(
     thresholds, so a scheduler can alert or retrain."""
     from nbops.bundle.monitor import monitor as run_monitor
     from nbops.bundle.monitor import raise_for_alerts, read_request_log
+    from nbops.quality.validate import read_frame
 
     if (data is None) == (log is None):
         raise typer.BadParameter("give one of --data FILE or --log FILE")
@@ -70,7 +70,7 @@ def monitor(
     if log is not None:
         frame, predictions = read_request_log(log)
     else:
-        frame, predictions = _read_frame(data), None  # type: ignore[arg-type]
+        frame, predictions = read_frame(data), None  # type: ignore[arg-type]
     report = run_monitor(bundle, frame, predictions)
     table = Table(title=f"Predictions of {bundle.name} v{bundle.version}", title_justify="left")
     for column in ("slice", "rows", "measure", "shift", "status"):
