@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from nbops._atomic import atomic_path
 from nbops.cli.common import _handles_errors, _warn, app, out
 
 TrustedKeys = Annotated[
@@ -243,7 +244,6 @@ def predict(
     result = frame.copy()
     result["prediction"] = predictions
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    result.to_csv(tmp, index=False)
-    tmp.replace(output)
+    with atomic_path(output) as tmp:
+        result.to_csv(tmp, index=False)
     out.print(f"Wrote {len(result)} predictions to {output}", markup=False)

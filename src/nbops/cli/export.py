@@ -102,14 +102,16 @@ def export(
         made = sorted(str(p) for p in result.folder.glob(f"{done}_*"))
         out.print(f"{done}: {', '.join(made)}", markup=False)
     if bundle:
-        from nbops.bundle.make import bundle_from_run
-        from nbops.runs.execute import run_notebook
+        from nbops.bundle.from_notebook import bundle_exported
 
-        record = run_notebook(notebook)
-        out.print(f"Run {record.run_id} completed in {record.duration_s:.1f} s", markup=False)
-        # The same folder and name as the export above: no second version, nothing stale.
-        folder = bundle_from_run(record.run_id, export_dir=out_dir, name=result.name)
-        out.print(f"Bundle {folder}", markup=False)
+        bundled = bundle_exported(
+            notebook,
+            result,
+            on_run=lambda record: out.print(
+                f"Run {record.run_id} completed in {record.duration_s:.1f} s", markup=False
+            ),
+        )
+        out.print(f"Bundle {bundled.folder}", markup=False)
 
 
 @app.command()

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from nbops._atomic import atomic_write_text
 from nbops.cli.common import _handles_errors, app, out
 
 
@@ -81,9 +82,7 @@ def validate_command(
     if html_report is not None:
         page = InspectionReport(validation=report, title=f"Validation of {data}").to_html()
         html_report.parent.mkdir(parents=True, exist_ok=True)
-        tmp = html_report.with_name(html_report.name + ".tmp")
-        tmp.write_text(page, encoding="utf-8")
-        tmp.replace(html_report)
+        atomic_write_text(html_report, page)
     if not report.passed:
         values = report.gate_values()
         raise ValidationFailedError(

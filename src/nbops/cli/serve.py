@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from nbops._atomic import atomic_write_text
 from nbops.cli.bundle import RequireSignature, TrustedKeys, _load, _trust
 from nbops.cli.common import _handles_errors, app, err, out
 
@@ -85,5 +86,6 @@ def monitor(
         markup=False,
     )
     if html_report is not None:
-        html_report.write_text(report.to_html(), encoding="utf-8")
+        html_report.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(html_report, report.to_html())
     raise_for_alerts(report, str(data or log))
