@@ -10,7 +10,13 @@ import typer
 from rich.table import Table
 
 from nbops._atomic import atomic_path
-from nbops.cli.common import _handles_errors, _warn, app, out
+from nbops.bundle.locate import require_bundle_path
+from nbops.cli.common import _handles_errors, _require_file, _warn, app, out
+from nbops.errors import GateFailedError
+
+# Deferred imports: each command imports the library it calls inside its body, so that
+# `nbops --help` and every other command start without loading it (pandas, papermill, the
+# bundle machinery); tests/test_cli_startup.py holds this.
 
 TrustedKeys = Annotated[
     list[Path] | None,
@@ -94,18 +100,15 @@ def bundle(
         raise typer.BadParameter("give --run RUN_ID (see nbops runs list)", param_hint="--run")
     from nbops.bundle.archive import pack
     from nbops.bundle.make import bundle_from_run
+    from nbops.bundle.signing import read_private_key, sign_bundle
 
     if sign_key is not None:
-        from nbops.bundle.signing import read_private_key
-
         read_private_key(sign_key)  # a bad key is refused before the bundle is built
     folder = bundle_from_run(run_id, out=out_dir, model_name=model_name, override=override)
     archive = folder.with_name(folder.name + ".tar.gz")
     if not archive.exists():
         archive = pack(folder)
     if sign_key is not None:
-        from nbops.bundle.signing import sign_bundle
-
         signed = sign_bundle(folder, sign_key)
         out.print(f"Signed with {signed.fingerprint}", markup=False)
     out.print(f"Bundle {folder} (and {archive.name})", markup=False)
@@ -124,6 +127,7 @@ def bundle_sign(
 ) -> None:
     """Sign a bundle: an ed25519 signature over its manifest (which holds every file's
     sha256), in manifest.sig. A folder's .tar.gz beside it is packed again, signed."""
+    require_bundle_path(bundle_path)
     from nbops.bundle.signing import sign_bundle
 
     signed = sign_bundle(bundle_path, key)
@@ -144,6 +148,7 @@ def bundle_verify(
 ) -> None:
     """Check a bundle without running any of it: its signature against the trusted keys,
     then every file's sha256 against the signed manifest."""
+    require_bundle_path(bundle_path)
     from nbops.bundle.signing import verify_bundle
 
     result = verify_bundle(bundle_path, **_trust(trusted_key, require_signature))
@@ -169,8 +174,9 @@ def bundle_compare(
 ) -> None:
     """Metrics and slice metrics of two bundles side by side, and the gates' verdict on the
     challenger with the champion as baseline (`baseline.NAME`). Exits 24 when it fails."""
+    require_bundle_path(champion)
+    require_bundle_path(challenger)
     from nbops.bundle.compare import compare_bundles
-    from nbops.errors import GateFailedError
 
     trust = _trust(trusted_key, require_signature)
     result = compare_bundles(champion, challenger, extra_gates=gate or [], **trust)
@@ -236,6 +242,8 @@ def predict(
     require_signature: RequireSignature = False,
 ) -> None:
     """Score a file of records with a bundle (verified on load), in batch."""
+    require_bundle_path(bundle_path)
+    _require_file(data)
     from nbops.quality.validate import read_frame
 
     bundle = _load(bundle_path, _trust(trusted_key, require_signature))

@@ -7,13 +7,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from nbops import __version__
-from nbops.errors import NbopsError, Terminated
+from nbops.errors import NbopsError, QualityInputError, Terminated
 
 app = typer.Typer(
     name="nbops",
@@ -53,6 +54,14 @@ def _handles_errors(func: F) -> F:
 def _warn(messages: list[Any]) -> None:
     for message in messages:
         err.print(f"nbops: warning: {message}", markup=False, soft_wrap=True)
+
+
+def _require_file(path: Path) -> Path:
+    """Refuse a data file that is not there as `read_frame` would, before a command imports
+    pandas or loads a bundle."""
+    if not path.exists():
+        raise QualityInputError("no such file", location=str(path), fix="check the path")
+    return path
 
 
 def _version_callback(value: bool) -> None:

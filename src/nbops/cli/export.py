@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,6 +12,10 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from nbops.cli.common import _handles_errors, _warn, app, err, out
+
+# Deferred imports: each command imports the library it calls inside its body, so that
+# `nbops --help` and every other command start without loading it (pandas, papermill, the
+# bundle machinery); tests/test_cli_startup.py holds this.
 
 OutDir = Annotated[
     Path,
@@ -216,8 +221,6 @@ def tag(
 
         written = write_suggestion(suggestion)
     if as_json:
-        import json
-
         sys.stdout.write(json.dumps({**suggestion.to_json(), "written": written}, indent=2) + "\n")
         return
     _print_suggestion(suggestion, notebook)

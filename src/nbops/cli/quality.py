@@ -11,6 +11,11 @@ from rich.table import Table
 
 from nbops._atomic import atomic_write_text
 from nbops.cli.common import _handles_errors, app, out
+from nbops.errors import ValidationFailedError
+
+# Deferred imports: each command imports the library it calls inside its body, so that
+# `nbops --help` and every other command start without loading it (pandas, papermill, the
+# bundle machinery); tests/test_cli_startup.py holds this.
 
 
 @app.command("infer-schema")
@@ -53,7 +58,6 @@ def validate_command(
 
     Exits 0 when no check fails (warnings allowed), 1 when one does.
     """
-    from nbops.errors import ValidationFailedError
     from nbops.quality.inspector import InspectionReport
     from nbops.quality.schema import Schema
     from nbops.quality.validate import validate

@@ -11,6 +11,11 @@ import typer
 from rich.table import Table
 
 from nbops.cli.common import _handles_errors, _warn, app, err, out
+from nbops.errors import RunFailedError
+
+# Deferred imports: each command imports the library it calls inside its body, so that
+# `nbops --help` and every other command start without loading it (pandas, papermill, the
+# bundle machinery); tests/test_cli_startup.py holds this.
 
 runs_app = typer.Typer(help="Look at recorded runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
@@ -309,7 +314,6 @@ def sweep(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from nbops.errors import RunFailedError
     from nbops.runs.sweep import parse_grid, plan_sweep, run_sweep
 
     tasks = plan_sweep(

@@ -9,8 +9,13 @@ import typer
 from rich.table import Table
 
 from nbops._atomic import atomic_write_text
+from nbops.bundle.locate import require_bundle_path
 from nbops.cli.bundle import RequireSignature, TrustedKeys, _load, _trust
-from nbops.cli.common import _handles_errors, app, err, out
+from nbops.cli.common import _handles_errors, _require_file, app, err, out
+
+# Deferred imports: each command imports the library it calls inside its body, so that
+# `nbops --help` and every other command start without loading it (pandas, papermill, the
+# bundle machinery); tests/test_cli_startup.py holds this.
 
 
 @app.command()
@@ -34,6 +39,7 @@ def serve(
     require_signature: RequireSignature = False,
 ) -> None:
     """Serve a bundle over HTTP: POST /predict, GET /health, /metadata, /metrics, /docs."""
+    require_bundle_path(bundle_path)
     from nbops.bundle.serve import serve as run_server
 
     bundle = _load(bundle_path, _trust(trusted_key, require_signature))
@@ -61,12 +67,15 @@ def monitor(
 ) -> None:
     """Compare recent data (and predictions) with the bundle's reference; exits 31 past the
     thresholds, so a scheduler can alert or retrain."""
+    if (data is None) == (log is None):
+        raise typer.BadParameter("give one of --data FILE or --log FILE")
+    require_bundle_path(bundle_path)
+    if data is not None:
+        _require_file(data)
     from nbops.bundle.monitor import monitor as run_monitor
     from nbops.bundle.monitor import raise_for_alerts, read_request_log
     from nbops.quality.validate import read_frame
 
-    if (data is None) == (log is None):
-        raise typer.BadParameter("give one of --data FILE or --log FILE")
     bundle = _load(bundle_path, _trust(trusted_key, require_signature))
     if log is not None:
         frame, predictions = read_request_log(log)
