@@ -11,7 +11,7 @@ from rich.table import Table
 
 from nbops._atomic import atomic_path
 from nbops.bundle.locate import require_bundle_path
-from nbops.cli.common import _handles_errors, _require_file, _warn, app, out
+from nbops.cli.common import ReadableGroup, _handles_errors, _require_file, _warn, app, out
 from nbops.errors import GateFailedError
 
 # Deferred imports: each command imports the library it calls inside its body, so that
@@ -22,6 +22,7 @@ TrustedKeys = Annotated[
     list[Path] | None,
     typer.Option(
         "--trusted-key",
+        metavar="KEY",
         help="A public key whose bundle signatures are trusted (repeatable); added to "
         "\\[tool.nbops] trusted_keys and $NBOPS_TRUSTED_KEYS.",
     ),
@@ -59,6 +60,7 @@ def _load(bundle_path: Path, trust: dict[str, Any]) -> Any:
 
 
 bundle_app = typer.Typer(
+    cls=ReadableGroup,
     help="Build a deployable bundle from a run (nbops bundle --run ID), or compare two.",
     invoke_without_command=True,
 )
@@ -167,7 +169,8 @@ def bundle_compare(
     champion: Annotated[Path, typer.Argument(help="The bundle in production.")],
     challenger: Annotated[Path, typer.Argument(help="The candidate.")],
     gate: Annotated[
-        list[str] | None, typer.Option("--gate", help="Gates besides \\[tool.nbops] gates.")
+        list[str] | None,
+        typer.Option("--gate", metavar="GATE", help="Gates besides \\[tool.nbops] gates."),
     ] = None,
     trusted_key: TrustedKeys = None,
     require_signature: RequireSignature = False,

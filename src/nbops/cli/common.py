@@ -8,15 +8,57 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 import typer
 from rich.console import Console
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from nbops import __version__
 from nbops.errors import NbopsError, QualityInputError, Terminated
 
+
+class _ListArgument(TyperArgument):
+    """An argument taking several values, shown as `<str>...` rather than `<list[str]>`."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        (item,) = get_args(self.type_descriptor.annotation) or (str,)
+        return f"<{self._bare_type(item)}>..."
+
+
+def _readable(param: Any) -> None:
+    """One convention for every command's usage and help: arguments are named in capitals
+    as the help texts name them (`nbops run [OPTIONS] {NOTEBOOK}`), flags show no `<bool>`,
+    an argument taking several values shows its item type."""
+    if isinstance(param, TyperArgument):
+        if param.metavar is None and param.name:
+            param.metavar = param.name.upper()
+        if param.nargs != 1 and type(param) is TyperArgument:
+            param.__class__ = _ListArgument
+    elif isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+        param.metavar = ""
+
+
+class ReadableGroup(TyperGroup):
+    """A command group whose own options and whose commands' parameters read as `_readable`
+    says (the group sees each command before its help or its parsing)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:
+            _readable(param)
+        return params
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and not isinstance(command, TyperGroup):
+            for param in command.get_params(ctx):
+                _readable(param)
+        return command
+
+
 app = typer.Typer(
+    cls=ReadableGroup,
     name="nbops",
     help="From a tagged notebook to a versioned pipeline package, tracked runs and a bundle.",
     no_args_is_help=True,

@@ -46,6 +46,7 @@ def export(
         typer.Option(
             "--target",
             "-t",
+            metavar="kfp|airflow",
             help="Also write the pipeline for an orchestrator: kfp or airflow (repeatable).",
         ),
     ] = None,

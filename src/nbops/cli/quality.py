@@ -27,7 +27,8 @@ def infer_schema_command(
     ] = Path("schema.json"),
     label: Annotated[str | None, typer.Option("--label", help="The label column.")] = None,
     key: Annotated[
-        list[str] | None, typer.Option("--key", help="Key column(s) that must be unique.")
+        list[str] | None,
+        typer.Option("--key", metavar="COLUMN", help="Key column(s) that must be unique."),
     ] = None,
 ) -> None:
     """Learn a schema with reference statistics from DATA and write it as JSON (editable)."""

@@ -3,6 +3,7 @@ compare): executing notebooks and looking at recorded runs."""
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,14 +11,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from nbops.cli.common import _handles_errors, _warn, app, err, out
+from nbops.cli.common import ReadableGroup, _handles_errors, _warn, app, err, out
 from nbops.errors import RunFailedError
 
 # Deferred imports: each command imports the library it calls inside its body, so that
 # `nbops --help` and every other command start without loading it (pandas, papermill, the
 # bundle machinery); tests/test_cli_startup.py holds this.
 
-runs_app = typer.Typer(help="Look at recorded runs.", no_args_is_help=True)
+runs_app = typer.Typer(cls=ReadableGroup, help="Look at recorded runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
 ParamOption = Annotated[
@@ -50,8 +51,35 @@ Tracking = Annotated[
         "--tracking", help="Also log the run to: mlflow (default: \\[tool.nbops] tracking)."
     ),
 ]
+
+
+def _checked_timeout(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value}: give a number of seconds above 0")
+    return value
+
+
+def _installed_kernel(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from nbops.runs.environment import installed_kernels
+
+    names = installed_kernels()
+    if value not in names:
+        raise typer.BadParameter(
+            f"no kernel named {value!r} is installed; installed: {', '.join(names) or 'none'} "
+            "(jupyter kernelspec list)"
+        )
+    return value
+
+
 Timeout = Annotated[
-    float | None, typer.Option("--timeout", help="Seconds a cell may run before the run stops.")
+    float | None,
+    typer.Option(
+        "--timeout",
+        callback=_checked_timeout,
+        help="Seconds a cell may run before the run stops (a fraction rounds up to whole seconds).",
+    ),
 ]
 AllCells = Annotated[
     bool,
@@ -87,7 +115,12 @@ def run(
     param: ParamOption = None,
     parameters_file: ParamFile = None,
     timeout: Timeout = None,
-    kernel: Annotated[str | None, typer.Option("--kernel", "-k", help="Kernel name.")] = None,
+    kernel: Annotated[
+        str | None,
+        typer.Option(
+            "--kernel", "-k", callback=_installed_kernel, help="Kernel name (an installed one)."
+        ),
+    ] = None,
     tracking: Tracking = None,
     all_cells: AllCells = False,
 ) -> None:
@@ -258,9 +291,11 @@ def runs_repair() -> None:
 @runs_app.command("compare")
 @_handles_errors
 def runs_compare(
-    run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids.")],
+    run_ids: Annotated[list[str], typer.Argument(metavar="RUN_ID", help="Two or more run ids.")],
 ) -> None:
     """Parameters and metrics of runs side by side; differences marked with *."""
+    if len(run_ids) < 2:
+        raise typer.BadParameter("give two or more run ids to compare", param_hint="RUN_ID...")
     from nbops.runs.history import compare
     from nbops.runs.store import RunStore
 
@@ -287,7 +322,12 @@ def sweep(
     notebook: Annotated[Path, typer.Argument(help="The notebook to run for every combination.")],
     grid: Annotated[
         list[str],
-        typer.Option("--grid", "-g", help="An axis of the grid: NAME=V1,V2,... (repeatable)."),
+        typer.Option(
+            "--grid",
+            "-g",
+            metavar="NAME=V1,V2",
+            help="An axis of the grid: NAME=V1,V2,... (repeatable).",
+        ),
     ],
     parameters_file: ParamFile = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Runs at a time.")] = 2,
@@ -392,7 +432,11 @@ def ci(
     parameters_file: ParamFile = None,
     gate: Annotated[
         list[str] | None,
-        typer.Option("--gate", help="A gate besides \\[tool.nbops] gates, e.g. 'accuracy >= 0.9'."),
+        typer.Option(
+            "--gate",
+            metavar="GATE",
+            help="A gate besides \\[tool.nbops] gates, e.g. 'accuracy >= 0.9'.",
+        ),
     ] = None,
     baseline: Annotated[
         str | None, typer.Option("--baseline", help="Run id that baseline.NAME in gates refers to.")
