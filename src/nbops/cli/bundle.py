@@ -73,7 +73,15 @@ def bundle(
     ctx: typer.Context,
     run_id: Annotated[
         str | None,
-        typer.Option("--run", help="The run whose logged model to bundle (id or 'latest')."),
+        typer.Option(
+            "--run",
+            help="The run whose logged model to bundle (id, id prefix or 'latest': the newest "
+            "run of any notebook, or of --notebook).",
+        ),
+    ] = None,
+    notebook: Annotated[
+        str | None,
+        typer.Option("--notebook", help="Bundle the latest run of this notebook."),
     ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", "-o", help="Where bundles go (default: bundles/).")
@@ -98,14 +106,31 @@ def bundle(
     every file's sha256 — as a folder and a .tar.gz."""
     if ctx.invoked_subcommand is not None:
         return
-    if run_id is None:
-        raise typer.BadParameter("give --run RUN_ID (see nbops runs list)", param_hint="--run")
+    if run_id is None and notebook is None:
+        raise typer.BadParameter(
+            "give --run RUN_ID or --notebook PATH (see nbops runs list)", param_hint="--run"
+        )
+    if notebook is not None and run_id not in (None, "latest"):
+        raise typer.BadParameter(
+            "--notebook takes that notebook's latest run: give it without --run, or with "
+            "--run latest",
+            param_hint="--notebook",
+        )
     from nbops.bundle.archive import pack
     from nbops.bundle.make import bundle_from_run
     from nbops.bundle.signing import read_private_key, sign_bundle
+    from nbops.runs.store import RunStore
 
     if sign_key is not None:
         read_private_key(sign_key)  # a bad key is refused before the bundle is built
+    store = RunStore.for_project()
+    record = store.latest(notebook) if notebook is not None else store.load(str(run_id))
+    if record.run_id != run_id:
+        out.print(
+            f"Bundling run {record.run_id} of {record.notebook} (started {record.started_at})",
+            markup=False,
+        )
+    run_id = record.run_id
     folder = bundle_from_run(run_id, out=out_dir, model_name=model_name, override=override)
     archive = folder.with_name(folder.name + ".tar.gz")
     if not archive.exists():

@@ -242,6 +242,16 @@ class RunStore:
                         rows.append((record,))
         return [self._live(RunRecord.model_validate_json(r[0])) for r in rows]
 
+    def latest(self, notebook: str) -> RunRecord:
+        """The newest run of `notebook` (any path form; see `list`)."""
+        found = self.list(limit=1, notebook=notebook)
+        if not found:
+            raise RunNotFoundError(
+                f"no run of {notebook} in {self.db_path}",
+                fix=f"run it first (nbops run {notebook}), or see `nbops runs list`",
+            )
+        return found[0]
+
     def _notebook_keys(self, notebook: str, *, cwd: bool = True) -> set[str]:
         """The absolute paths `notebook` may name: itself when absolute; else taken from the
         working folder (`cwd`) and from the project root (the folder holding the store)."""
