@@ -78,8 +78,12 @@ def test_a_missing_bundle_is_refused_before_any_heavy_import(
 
 @pytest.mark.parametrize(
     "args",
-    [["predict", "here", "gone.csv"], ["monitor", "here", "--data", "gone.csv"]],
-    ids=lambda args: args[0],
+    [
+        ["predict", "here", "gone.csv"],
+        ["monitor", "here", "--data", "gone.csv"],
+        ["monitor", "here", "--log", "gone.csv"],
+    ],
+    ids=lambda args: " ".join(args[:3:2]),
 )
 def test_a_missing_data_file_is_refused_before_any_heavy_import(
     tmp_path: Path, args: list[str]

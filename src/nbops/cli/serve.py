@@ -70,8 +70,9 @@ def monitor(
     if (data is None) == (log is None):
         raise typer.BadParameter("give one of --data FILE or --log FILE")
     require_bundle_path(bundle_path)
-    if data is not None:
-        _require_file(data)
+    for given in (data, log):
+        if given is not None:
+            _require_file(given)
     from nbops.bundle.monitor import monitor as run_monitor
     from nbops.bundle.monitor import raise_for_alerts, read_request_log
     from nbops.quality.validate import read_frame
