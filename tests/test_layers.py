@@ -45,9 +45,8 @@ KNOWN_FUNCTION_CYCLES = {
     frozenset({"nbops.bundle.load", "nbops.bundle.signing"}),
 }
 
-# Function-level imports of a module the file already imports at the top are dropped, except
-# in cli, which is being split into a package on its own branch (it drops its own).
-REDUNDANT_EXEMPT = {"nbops.cli"}
+# Function-level imports of a module the file already imports at the top are dropped.
+REDUNDANT_EXEMPT: set[str] = set()
 
 # A module that imports nbops modules inside functions says why in a `# Deferred import...`
 # comment (what is deferred, and what stays light or which cycle it avoids). These modules are
@@ -55,7 +54,6 @@ REDUNDANT_EXEMPT = {"nbops.cli"}
 # and its large modules; labserver/handlers.py and runs/execute.py): they add their comments
 # there, and this set shrinks to nothing as they merge. It must match exactly.
 DEFERRED_COMMENT_PENDING = {
-    "nbops.cli",
     "nbops.bundle.bundled_code",
     "nbops.bundle.compare",
     "nbops.bundle.from_run",
