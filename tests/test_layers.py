@@ -44,15 +44,8 @@ from .layers_graph import (
 # through nbops.bundle.contents.
 KNOWN_FUNCTION_CYCLES: set[frozenset[str]] = set()
 
-# Function-level imports of a module the file already imports at the top are dropped, except
-# in cli, which is being split into a package on its own branch (it drops its own).
-REDUNDANT_EXEMPT = {"nbops.cli"}
-
-# A module that imports nbops modules inside functions says why in a `# Deferred import...`
-# comment (what is deferred, and what stays light or which cycle it avoids). cli is being
-# split into a package on its own branch of issue 13: it adds its comments there, and this set
-# is empty once it merges. It must match exactly.
-DEFERRED_COMMENT_PENDING = {"nbops.cli"}
+# Function-level imports of a module the file already imports at the top are dropped.
+REDUNDANT_EXEMPT: set[str] = set()
 
 
 def _describe(found: list[Import]) -> list[str]:
@@ -102,10 +95,12 @@ def test_no_function_imports_a_module_already_imported_at_the_top() -> None:
 
 
 def test_each_module_deferring_imports_says_why() -> None:
+    """A module that imports nbops modules inside functions says why in a `# Deferred
+    import...` comment: what is deferred, and what stays light or which cycle it avoids."""
     paths = modules()
     deferring = {i.source for i in all_imports() if i.where == "function"}
     silent = {m for m in deferring if "# Deferred import" not in paths[m].read_text("utf-8")}
-    assert silent == DEFERRED_COMMENT_PENDING
+    assert silent == set()
 
 
 def test_the_readme_architecture_draws_every_package() -> None:

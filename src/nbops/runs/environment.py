@@ -60,3 +60,10 @@ def environment_info(kernel: str) -> EnvironmentInfo:
         packages=installed_packages(),
         variables=safe_environment(),
     )
+
+
+def installed_kernels() -> list[str]:
+    """The names of the Jupyter kernels installed here (what `--kernel` may name)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return sorted(KernelSpecManager().find_kernel_specs())

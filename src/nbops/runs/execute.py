@@ -26,6 +26,7 @@ through papermill's parameters (written into the output notebook as it runs).
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -324,7 +325,8 @@ def _papermill(prepared: PreparedRun, run_dir: Path, run_id: str, timeout: float
             str((run_dir / OUTPUT_NOTEBOOK).resolve()),
             parameters={k: v for k, v in prepared.overrides.items() if k not in secret},
             kernel_name=prepared.kernel,
-            execution_timeout=timeout,
+            # nbclient counts whole seconds: a fraction rounds up, so 0.5 s still stops a cell.
+            execution_timeout=None if timeout is None else math.ceil(timeout),
             progress_bar=False,
             cwd=str(nb.path.resolve().parent),
             kernel_manager_class=kernel_manager(env, kernel_log),

@@ -223,16 +223,55 @@ class RunStore:
         return self._live(RunRecord.model_validate_json(rows[0][0]))
 
     def list(self, limit: int = 50, notebook: str | None = None) -> list[RunRecord]:
-        """The newest runs first."""
-        query, args = "SELECT record FROM runs", []
-        if notebook:
-            query += " WHERE notebook = ?"
-            args.append(notebook)
-        query += " ORDER BY started_at DESC LIMIT ?"
-        args.append(str(limit))
+        """The newest runs first; with `notebook`, only that notebook's runs, whatever path
+        form recorded them (relative to where the run started, or absolute)."""
         with self._reading() as db:
-            rows = db.execute(query, args).fetchall()
+            if not notebook:
+                rows = db.execute(
+                    "SELECT record FROM runs ORDER BY started_at DESC LIMIT ?", (str(limit),)
+                ).fetchall()
+            else:
+                wanted = {notebook, *self._notebook_keys(notebook)}
+                rows = []
+                for indexed, record in db.execute(
+                    "SELECT notebook, record FROM runs ORDER BY started_at DESC"
+                ):
+                    if 0 <= limit <= len(rows):
+                        break
+                    if indexed in wanted or self._notebook_keys(indexed, cwd=False) & wanted:
+                        rows.append((record,))
         return [self._live(RunRecord.model_validate_json(r[0])) for r in rows]
+
+    def latest(self, notebook: str) -> RunRecord:
+        """The newest run of `notebook` (any path form; see `list`)."""
+        found = self.list(limit=1, notebook=notebook)
+        if not found:
+            raise RunNotFoundError(
+                f"no run of {notebook} in {self.db_path}",
+                fix=f"run it first (nbops run {notebook}), or see `nbops runs list`",
+            )
+        return found[0]
+
+    def _notebook_keys(self, notebook: str, *, cwd: bool = True) -> set[str]:
+        """The absolute paths `notebook` may name: itself when absolute; else taken from the
+        working folder (`cwd`) and from the project root (the folder holding the store)."""
+        path = Path(notebook).expanduser()
+        if path.is_absolute():
+            return {str(path.resolve())}
+        bases = [Path.cwd(), self.directory.parent] if cwd else [self.directory.parent]
+        return {str((base / path).resolve()) for base in bases}
+
+    def _index_path(self, notebook: str) -> str:
+        """The path the runs table indexes a run under: the notebook's absolute path, read
+        from where the run is saved (the run's own folder on its first save, when a relative
+        path means what it meant when typed). Names that are no path ("(interactive)") stay."""
+        if notebook.startswith("(") or not notebook.strip():
+            return notebook
+        path = Path(notebook).expanduser()
+        if not path.is_absolute():
+            here, root = Path.cwd() / path, self.directory.parent / path
+            path = here if here.exists() or not root.exists() else root
+        return str(path.resolve())
 
     def _live(self, record: RunRecord) -> RunRecord:
         """An unfinished run's record with what its sidecar holds so far; a run whose process
@@ -306,12 +345,15 @@ class RunStore:
     def _insert(self, record: RunRecord) -> None:
         try:
             with self._connect() as db:
+                # The notebook column keeps what the first save indexed (see _index_path).
                 db.execute(
-                    "INSERT OR REPLACE INTO runs (run_id, notebook, status, started_at, record)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO runs (run_id, notebook, status, started_at, record)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET"
+                    " status = excluded.status, started_at = excluded.started_at,"
+                    " record = excluded.record",
                     (
                         record.run_id,
-                        record.notebook,
+                        self._index_path(record.notebook),
                         record.status,
                         record.started_at,
                         record.model_dump_json(),

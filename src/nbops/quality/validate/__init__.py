@@ -31,6 +31,7 @@ frames the columns are checked in threads (`workers=`); the report does not depe
 """
 
 from nbops.quality.validate.drift import PSI_EPSILON
+from nbops.quality.validate.files import read_frame
 from nbops.quality.validate.report import (
     DRIFT_KINDS,
     REPORT_VERSION,
@@ -56,5 +57,6 @@ __all__ = [
     "Status",
     "ValidationReport",
     "_workers",
+    "read_frame",
     "validate",
 ]

@@ -1,5 +1,9 @@
 """File inputs: a .csv/.csv.gz/.parquet/.pq file read into a frame, with its `file_size` and
 `file_format` checks (a bad file is a failed check, not a traceback).
+
+`read_frame` is the same reader for callers without a schema (`nbops predict`, `nbops
+monitor --data`, `nbops infer-schema`): the same suffixes, and a bad file is a
+QualityInputError naming the file.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from nbops.quality.validate.report import CheckResult
 from nbops.quality.validate.values import _one_line
 
 _FORMATS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_SUFFIXES = "a .csv, .csv.gz, .parquet or .pq file"
 
 
 def _read_file(path: Path, schema: Schema) -> tuple[pd.DataFrame | None, list[CheckResult]]:
@@ -35,8 +40,7 @@ def _read_file(path: Path, schema: Schema) -> tuple[pd.DataFrame | None, list[Ch
             stats={"bytes": size, "max_bytes": limit},
         )
     )
-    name = path.name.lower()
-    fmt = next((f for suffix, f in _FORMATS.items() if name.endswith(suffix)), None)
+    fmt = _format_of(path)
 
     def bad(message: str) -> tuple[None, list[CheckResult]]:
         checks.append(
@@ -66,9 +70,37 @@ def _read_file(path: Path, schema: Schema) -> tuple[pd.DataFrame | None, list[Ch
     return df, checks
 
 
-def _parse(path: Path, fmt: str, schema: Schema) -> pd.DataFrame:
+def read_frame(path: Path) -> pd.DataFrame:
+    """Read a .csv, .csv.gz, .parquet or .pq file into a frame; a missing file, another
+    suffix or a file that does not parse is a QualityInputError naming the file."""
+    if not path.exists():
+        raise QualityInputError("no such file", location=str(path), fix="check the path")
+    fmt = _format_of(path)
+    if fmt is None or not path.is_file():
+        what = "not a file" if not path.is_file() else f"unsupported data file type {path.suffix!r}"
+        raise QualityInputError(what, location=str(path), fix=f"use {_SUFFIXES}")
+    try:
+        return _parse(path, fmt, None)
+    except Exception as e:  # pandas' and pyarrow's parse errors, as in _read_file
+        if not isinstance(e, ValueError | OSError) and not type(e).__module__.startswith("pyarrow"):
+            raise
+        raise QualityInputError(
+            f"cannot read it as {fmt} ({_one_line(e)})",
+            location=str(path),
+            fix="check that the file is complete and in that format",
+        ) from None
+
+
+def _format_of(path: Path) -> str | None:
+    name = path.name.lower()
+    return next((f for suffix, f in _FORMATS.items() if name.endswith(suffix)), None)
+
+
+def _parse(path: Path, fmt: str, schema: Schema | None) -> pd.DataFrame:
     if fmt == "parquet":
         return pd.read_parquet(path)
+    if schema is None:
+        return pd.read_csv(path)
     text_columns = {c.name: "str" for c in schema.columns if c.kind in TEXT_KINDS}
     df = pd.read_csv(path, dtype=text_columns)
     for column in schema.columns:

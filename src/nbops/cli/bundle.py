@@ -1,0 +1,286 @@
+"""The `nbops bundle` group (build, sign, verify, compare), `nbops keygen` and
+`nbops predict`: making, signing and using bundles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from nbops._atomic import atomic_path
+from nbops.bundle.locate import require_bundle_path
+from nbops.cli.common import ReadableGroup, _handles_errors, _require_file, _warn, app, out
+from nbops.errors import BundleGateFailedError
+
+# Deferred imports: each command imports the library it calls inside its body, so that
+# `nbops --help` and every other command start without loading it (pandas, papermill, the
+# bundle machinery); tests/test_cli_startup.py holds this.
+
+TrustedKeys = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--trusted-key",
+        metavar="KEY",
+        help="A public key whose bundle signatures are trusted (repeatable); added to "
+        "\\[tool.nbops] trusted_keys and $NBOPS_TRUSTED_KEYS.",
+    ),
+]
+RequireSignature = Annotated[
+    bool,
+    typer.Option(
+        "--require-signature",
+        help="Refuse a bundle not signed by a trusted key (also: require_signature in "
+        "\\[tool.nbops], NBOPS_REQUIRE_SIGNATURE=1).",
+    ),
+]
+
+
+def _trust(trusted_key: list[Path] | None, require_signature: bool) -> dict[str, Any]:
+    """load_bundle's trust options: the flags, plus [tool.nbops] (the environment's keys are
+    added by load_bundle itself)."""
+    from nbops.config import load_project
+
+    project = load_project()
+    return {
+        "trusted_keys": [*(trusted_key or []), *project.trusted_key_paths],
+        "require_signature": require_signature or project.config.require_signature,
+    }
+
+
+def _load(bundle_path: Path, trust: dict[str, Any]) -> Any:
+    """Load a bundle with the trust options; say on stderr when its origin is unverified."""
+    from nbops.bundle.load import load_bundle
+
+    bundle = load_bundle(bundle_path, **trust)
+    if not bundle.signature.verified:
+        _warn([f"{bundle_path}: {bundle.signature.describe()}"])
+    return bundle
+
+
+bundle_app = typer.Typer(
+    cls=ReadableGroup,
+    help="Build a deployable bundle from a run (nbops bundle --run ID), or compare two.",
+    invoke_without_command=True,
+)
+app.add_typer(bundle_app, name="bundle")
+
+
+@bundle_app.callback()
+@_handles_errors
+def bundle(
+    ctx: typer.Context,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run",
+            help="The run whose logged model to bundle (id, id prefix or 'latest': the newest "
+            "run of any notebook, or of --notebook).",
+        ),
+    ] = None,
+    notebook: Annotated[
+        str | None,
+        typer.Option("--notebook", help="Bundle the latest run of this notebook."),
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Where bundles go (default: bundles/).")
+    ] = None,
+    model_name: Annotated[
+        str | None, typer.Option("--model", help="The logged model's name.")
+    ] = None,
+    override: Annotated[
+        bool,
+        typer.Option(
+            "--override", help="Bundle although a gate failed (recorded in the manifest)."
+        ),
+    ] = False,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option("--sign", metavar="KEY", help="Sign the bundle with this private key."),
+    ] = None,
+) -> None:
+    """Build a bundle from a finished run: its logged model, the notebook's exported code
+    (the transform:features step serves requests), the input schema and reference
+    statistics, a pinned requirements lock, a model card, a Dockerfile and a manifest with
+    every file's sha256 — as a folder and a .tar.gz."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if run_id is None and notebook is None:
+        raise typer.BadParameter(
+            "give --run RUN_ID or --notebook PATH (see nbops runs list)", param_hint="--run"
+        )
+    if notebook is not None and run_id not in (None, "latest"):
+        raise typer.BadParameter(
+            "--notebook takes that notebook's latest run: give it without --run, or with "
+            "--run latest",
+            param_hint="--notebook",
+        )
+    from nbops.bundle.archive import pack
+    from nbops.bundle.from_run import bundle_from_run
+    from nbops.bundle.keys import read_private_key
+    from nbops.bundle.signing import sign_bundle
+    from nbops.runs.store import RunStore
+
+    if sign_key is not None:
+        read_private_key(sign_key)  # a bad key is refused before the bundle is built
+    store = RunStore.for_project()
+    record = store.latest(notebook) if notebook is not None else store.load(str(run_id))
+    if record.run_id != run_id:
+        out.print(
+            f"Bundling run {record.run_id} of {record.notebook} (started {record.started_at})",
+            markup=False,
+        )
+    run_id = record.run_id
+    folder = bundle_from_run(run_id, out=out_dir, model_name=model_name, override=override)
+    archive = folder.with_name(folder.name + ".tar.gz")
+    if not archive.exists():
+        archive = pack(folder)
+    if sign_key is not None:
+        signed = sign_bundle(folder, sign_key)
+        out.print(f"Signed with {signed.fingerprint}", markup=False)
+    out.print(f"Bundle {folder} (and {archive.name})", markup=False)
+    out.print(f"Serve it: nbops serve {folder}", markup=False)
+
+
+@bundle_app.command("sign")
+@_handles_errors
+def bundle_sign(
+    bundle_path: Annotated[
+        Path, typer.Argument(metavar="BUNDLE", help="A bundle folder or .tar.gz.")
+    ],
+    key: Annotated[
+        Path, typer.Option("--key", help="The ed25519 private key (from nbops keygen).")
+    ],
+) -> None:
+    """Sign a bundle: an ed25519 signature over its manifest (which holds every file's
+    sha256), in manifest.sig. A folder's .tar.gz beside it is packed again, signed."""
+    require_bundle_path(bundle_path)
+    from nbops.bundle.signing import sign_bundle
+
+    signed = sign_bundle(bundle_path, key)
+    out.print(
+        f"Signed {' and '.join(str(p) for p in signed.paths)} with {signed.fingerprint}",
+        markup=False,
+    )
+
+
+@bundle_app.command("verify")
+@_handles_errors
+def bundle_verify(
+    bundle_path: Annotated[
+        Path, typer.Argument(metavar="BUNDLE", help="A bundle folder or .tar.gz.")
+    ],
+    trusted_key: TrustedKeys = None,
+    require_signature: RequireSignature = False,
+) -> None:
+    """Check a bundle without running any of it: its signature against the trusted keys,
+    then every file's sha256 against the signed manifest."""
+    require_bundle_path(bundle_path)
+    from nbops.bundle.signing import verify_bundle
+
+    result = verify_bundle(bundle_path, **_trust(trusted_key, require_signature))
+    out.print(
+        f"{result.name} v{result.version}: {result.files} files match the manifest; "
+        f"{result.signature.describe()}",
+        markup=False,
+    )
+    if not result.signature.verified:
+        _warn([f"{bundle_path}: {result.signature.describe()}"])
+
+
+@bundle_app.command("compare")
+@_handles_errors
+def bundle_compare(
+    champion: Annotated[Path, typer.Argument(help="The bundle in production.")],
+    challenger: Annotated[Path, typer.Argument(help="The candidate.")],
+    gate: Annotated[
+        list[str] | None,
+        typer.Option("--gate", metavar="GATE", help="Gates besides \\[tool.nbops] gates."),
+    ] = None,
+    trusted_key: TrustedKeys = None,
+    require_signature: RequireSignature = False,
+) -> None:
+    """Metrics and slice metrics of two bundles side by side, and the gates' verdict on the
+    challenger with the champion as baseline (`baseline.NAME`). Exits 40 when it fails."""
+    require_bundle_path(champion)
+    require_bundle_path(challenger)
+    from nbops.bundle.compare import compare_bundles
+
+    trust = _trust(trusted_key, require_signature)
+    result = compare_bundles(champion, challenger, extra_gates=gate or [], **trust)
+    table = Table(title="Champion vs challenger", title_justify="left")
+    for column in ("", "value", str(champion), str(challenger)):
+        table.add_column(column)
+    for name, a, b in result.rows:
+        differs = "*" if a != b else ""
+        table.add_row(
+            differs, name, "" if a is None else f"{a:.4g}", "" if b is None else f"{b:.4g}"
+        )
+    out.print(table)
+    for g in result.gates:
+        out.print(f"{'PASS' if g.passed else 'FAIL'}  {g.gate}  ({g.reason})", markup=False)
+    failed = [g for g in result.gates if not g.passed]
+    if failed:
+        raise BundleGateFailedError(
+            f"the challenger fails {len(failed)} of {len(result.gates)} gates",
+            fix="keep the champion",
+        )
+    out.print(f"Verdict: the challenger passes all {len(result.gates)} gates.", markup=False)
+
+
+@app.command()
+@_handles_errors
+def keygen(
+    key: Annotated[
+        Path, typer.Argument(metavar="KEY", help="Where to write the private key.")
+    ] = Path("nbops-signing.key"),
+    public: Annotated[
+        Path | None,
+        typer.Option("--public", help="Where to write the public key (default: KEY as .pub)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace key files that already exist.")
+    ] = False,
+) -> None:
+    """Make an ed25519 key pair for signing bundles: the private key (mode 0600; keep it
+    secret, off the servers) and the public key servers trust (--trusted-key)."""
+    from nbops.bundle.keys import generate_keypair
+
+    pair = generate_keypair(key, public, force=force)
+    out.print(f"Private key {pair.private_path} (keep it secret)", markup=False)
+    out.print(f"Public key {pair.public_path} ({pair.fingerprint})", markup=False)
+    out.print(f"Sign: nbops bundle sign BUNDLE --key {pair.private_path}", markup=False)
+    out.print(
+        f"Serve: nbops serve BUNDLE --trusted-key {pair.public_path} --require-signature",
+        markup=False,
+    )
+
+
+@app.command()
+@_handles_errors
+def predict(
+    bundle_path: Annotated[
+        Path, typer.Argument(metavar="BUNDLE", help="A bundle folder or .tar.gz.")
+    ],
+    data: Annotated[Path, typer.Argument(help="Records to score: .csv or .parquet.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write predictions (.csv).")
+    ] = Path("predictions.csv"),
+    trusted_key: TrustedKeys = None,
+    require_signature: RequireSignature = False,
+) -> None:
+    """Score a file of records with a bundle (verified on load), in batch."""
+    require_bundle_path(bundle_path)
+    _require_file(data)
+    from nbops.quality.validate import read_frame
+
+    bundle = _load(bundle_path, _trust(trusted_key, require_signature))
+    frame = read_frame(data)
+    predictions = bundle.predict(frame)
+    result = frame.copy()
+    result["prediction"] = predictions
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(output) as tmp:
+        result.to_csv(tmp, index=False)
+    out.print(f"Wrote {len(result)} predictions to {output}", markup=False)
