@@ -16,7 +16,6 @@ from nbops.bundle.plan import gather
 from nbops.bundle.write import build_bundle
 from nbops.config import Project, load_project
 from nbops.errors import BundleError
-from nbops.export.render import default_package_name
 from nbops.notebook.read import read_notebook
 from nbops.quality.plots import slice_plots
 from nbops.redact import secret_env_var
@@ -24,8 +23,9 @@ from nbops.runs.parameters import REDACTED, convert, parameter_specs
 from nbops.runs.record import RunRecord
 from nbops.runs.store import RunStore
 
-# Deferred imports: quality.schema and quality.slices (pandas, numpy) load when a bundle is
-# built, so `nbops bundle --run` reports a missing or unfinished run before pandas does.
+# Deferred imports: quality.schema and quality.slices (pandas, numpy), and export.render (with
+# the notebook analysis it reads), load when a bundle is built, so `nbops bundle --run`
+# reports a missing or unfinished run without them.
 
 DEFAULT_OUT = "bundles"
 
@@ -59,6 +59,8 @@ def bundle_from_run(
         )
     run_dir = store.run_dir(record.run_id)
     model = _run_model(record, run_dir, model_name)
+    from nbops.export.render import default_package_name
+
     return build_from(
         _run_notebook_source(record, run_dir),
         model,

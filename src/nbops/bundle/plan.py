@@ -48,10 +48,12 @@ from nbops.bundle import serving_path as sp
 from nbops.bundle.manifest import CODE_DIR
 from nbops.config import Project, load_project
 from nbops.errors import BundleError, NbopsError
-from nbops.export.exporter import export_notebook
-from nbops.notebook.analysis import analyse
 from nbops.notebook.read import read_notebook
-from nbops.notebook.slicing import derive_serving_path
+
+# Deferred imports: export.exporter, notebook.analysis and notebook.slicing (the export
+# machinery and the notebook analysis, about a third of a second to import) load when a
+# bundle's serving path is worked out, so `nbops bundle --run` reports a missing or
+# unfinished run (nbops.bundle.from_run imports this module) without them.
 
 SERVING_STEP = "transform:features"
 _PROBE_ROWS = 200
@@ -293,6 +295,8 @@ def gather(
     """Export the notebook (as it is) to `export_dir` (default: the project's), then work out
     the serving path (module docstring), its reference request frame and request columns.
     `workdir`: the folder relative data paths are read from (default: the notebook's)."""
+    from nbops.export.exporter import export_notebook
+
     project = project or load_project()
     folder = export_dir if export_dir is not None else project.root / project.config.export_dir
     export = export_notebook(notebook, folder, name=name)
@@ -359,6 +363,9 @@ def _gather_derived(
     workdir: Path,
 ) -> BundleInputs | None:
     """BundleInputs for a serving path sliced from the notebook; None when it has none."""
+    from nbops.notebook.analysis import analyse
+    from nbops.notebook.slicing import derive_serving_path
+
     graph = analyse(read_notebook(notebook))
     try:
         path = derive_serving_path(graph)
