@@ -42,6 +42,8 @@ export interface IDagEdge {
   from: string;
   to: string;
   names: string[];
+  /** For an edge past a layer's nodes: the x of its detour, right of those nodes. */
+  via?: number;
 }
 
 export interface IDagLayout {
@@ -163,8 +165,24 @@ export function layoutDag(analysis: IAnalysis): IDagLayout {
       x += nodeWidth + H_GAP;
     }
   });
+  // An edge skipping layers would run under their nodes: it goes round them on the right,
+  // each such edge a little further out, and the picture widens to hold it and its label.
+  let right = width;
+  let detours = 0;
+  for (const edge of edges) {
+    const a = byKey.get(edge.from)!;
+    const b = byKey.get(edge.to)!;
+    const between = nodes.filter(n => n.layer > a.layer && n.layer < b.layer);
+    if (!between.length) {
+      continue;
+    }
+    const past = Math.max(...between.map(n => n.x + nodeWidth));
+    edge.via = past + 10 + 8 * detours++;
+    const label = Math.min(edge.names.join(', ').length * CHAR_PX, 90);
+    right = Math.max(right, edge.via + 4 + label + PAD);
+  }
   const height = PAD * 2 + layers.length * nodeHeight + Math.max(0, layers.length - 1) * V_GAP;
-  return { nodes, edges, width, height, nodeWidth, nodeHeight };
+  return { nodes, edges, width: Math.ceil(right), height, nodeWidth, nodeHeight };
 }
 
 function svg(tag: string, attrs: Record<string, string | number> = {}, ...children: (Node | string)[]): SVGElement {
@@ -238,19 +256,27 @@ export function renderDag(analysis: IAnalysis, options: IDagOptions): HTMLElemen
     const y2 = b.y;
     const bend = Math.max(14, (y2 - y1) / 2);
     const label = edge.names.join(', ');
+    const v = edge.via;
+    const r = 12; // the detour's corner
+    const d =
+      v === undefined
+        ? `M ${x1} ${y1} C ${x1} ${y1 + bend}, ${x2} ${y2 - bend}, ${x2} ${y2 - 1}`
+        : `M ${x1} ${y1} C ${x1} ${y1 + r}, ${v} ${y1 + r}, ${v} ${y1 + 2 * r} ` +
+          `L ${v} ${y2 - 2 * r} C ${v} ${y2 - r}, ${x2} ${y2 - r}, ${x2} ${y2 - 1}`;
+    const labelAt =
+      v === undefined
+        ? { x: (x1 + x2) / 2 + 4, y: (y1 + y2) / 2 + 4, width: Math.max(60, Math.abs(x2 - x1) + 60) }
+        : { x: v + 4, y: (y1 + y2) / 2 + 4, width: layout.width - v - 4 };
     edgeLayer.append(
       svg(
         'g',
         { class: 'nbops-dag-edge', 'data-from': edge.from, 'data-to': edge.to, 'data-names': label },
         svg('title', {}, `${edge.from} → ${edge.to}: ${label}`),
-        svg('path', {
-          d: `M ${x1} ${y1} C ${x1} ${y1 + bend}, ${x2} ${y2 - bend}, ${x2} ${y2 - 1}`,
-          'marker-end': `url(#${markerId})`
-        }),
+        svg('path', { d, 'marker-end': `url(#${markerId})` }),
         svg(
           'text',
-          { x: (x1 + x2) / 2 + 4, y: (y1 + y2) / 2 + 4, class: 'nbops-dag-edge-label' },
-          fit(label, Math.max(60, Math.abs(x2 - x1) + 60))
+          { x: labelAt.x, y: labelAt.y, class: 'nbops-dag-edge-label' },
+          fit(label, labelAt.width)
         )
       )
     );
