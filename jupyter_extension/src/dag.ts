@@ -265,7 +265,7 @@ export function renderDag(analysis: IAnalysis, options: IDagOptions): HTMLElemen
           `L ${v} ${y2 - 2 * r} C ${v} ${y2 - r}, ${x2} ${y2 - r}, ${x2} ${y2 - 1}`;
     const labelAt =
       v === undefined
-        ? { x: (x1 + x2) / 2 + 4, y: (y1 + y2) / 2 + 4, width: Math.max(60, Math.abs(x2 - x1) + 60) }
+        ? { x: (x1 + x2) / 2 + 4, y: (y1 + y2) / 2 + 4, width: layout.width - (x1 + x2) / 2 - 8 }
         : { x: v + 4, y: (y1 + y2) / 2 + 4, width: layout.width - v - 4 };
     edgeLayer.append(
       svg(
