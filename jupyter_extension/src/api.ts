@@ -51,6 +51,12 @@ export interface IStep {
   outputs: (IStepInput | string)[];
 }
 
+/** A cell by index (from 0) and id. */
+export interface ICellRef {
+  cell_index?: number | null;
+  cell_id?: string | null;
+}
+
 export interface IProblem {
   kind?: string | null;
   message: string;
@@ -58,6 +64,8 @@ export interface IProblem {
   cell_index?: number | null;
   cell_id?: string | null;
   exit_code?: number | null;
+  /** The other cells the problem concerns: the cell defining a name the problem's cell uses. */
+  related?: ICellRef[];
 }
 
 export interface IWarning {
@@ -94,6 +102,15 @@ export interface IExportResult {
   warnings: (IWarning | string)[];
 }
 
+/** One code cell of a finished run: its step tag (`role`), duration and outcome. */
+export interface IRunCell {
+  index: number;
+  id: string;
+  role: string | null;
+  duration_s: number | null;
+  status: string;
+}
+
 export interface IRunJob {
   job: string;
   status: string;
@@ -101,6 +118,7 @@ export interface IRunJob {
   metrics?: Record<string, unknown> | null;
   output_notebook?: string | null;
   error?: IApiErrorBody | string | null;
+  cells?: IRunCell[] | null;
 }
 
 export interface IBundleResult {

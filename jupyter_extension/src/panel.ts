@@ -17,6 +17,8 @@ import {
   IStepInput,
   api
 } from './api';
+import { renderDag, stepRuns } from './dag';
+import { markProblemCells, problemsByCell, relatedLabel } from './problems';
 import { ROLES, roleSpec } from './tags';
 
 const PIPELINE_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
@@ -216,6 +218,7 @@ export class PipelinePanel extends Widget {
       if (seq === state.seq) {
         state.analysis = analysis;
         state.analysisError = null;
+        markProblemCells(panel, analysis);
       }
     } catch (error) {
       if (seq === state.seq) {
@@ -330,6 +333,7 @@ export class PipelinePanel extends Widget {
           h('p', { class: 'nbops-hint' }, 'The steps and parameters appear once the problems above are fixed and the notebook saved.')
         );
       } else if (analysis.tagged) {
+        body.push(this._dag(analysis, state));
         body.push(this._steps(analysis));
         body.push(this._parameters(analysis));
       }
@@ -540,7 +544,13 @@ export class PipelinePanel extends Widget {
             p.fix ? h('div', { class: 'nbops-fix' }, `Fix: ${p.fix}`) : null,
             p.cell_index !== null && p.cell_index !== undefined || p.cell_id
               ? this._cellLink(p.cell_index, p.cell_id, p.cell_index !== null && p.cell_index !== undefined ? `Go to cell ${p.cell_index + 1}` : 'Go to cell')
-              : null
+              : null,
+            (p.related ?? [])
+              .filter(r => r.cell_index !== null && r.cell_index !== undefined)
+              .map(r => [
+                h('span', { class: 'nbops-related-label' }, ` · ${relatedLabel(p)} `),
+                this._cellLink(r.cell_index, r.cell_id, `cell ${(r.cell_index as number) + 1}`)
+              ])
           )
         )
       )
@@ -595,6 +605,27 @@ export class PipelinePanel extends Widget {
           from && kind === 'in' ? h('span', { class: 'nbops-from' }, ` ← ${from}`) : null
         );
       })
+    );
+  }
+
+  /** The steps as a DAG (dag.ts), with each step's outcome in the panel's last run. */
+  private _dag(analysis: IAnalysis, state: INotebookState): HTMLElement | string {
+    if (!analysis.steps.length) {
+      return '';
+    }
+    const job = state.run.job;
+    const runs = job && FINISHED.has(job.status) ? stepRuns(job.cells) : null;
+    return this._section(
+      'Pipeline',
+      'nbops-dag-section',
+      renderDag(analysis, {
+        onCell: (index, id) => this.jumpToCell(index, id),
+        runs,
+        problems: problemsByCell(analysis.problems)
+      }),
+      runs && runs.size
+        ? h('div', { class: 'nbops-hint nbops-dag-caption' }, `Durations and status from run ${job?.run_id ?? ''}`)
+        : null
     );
   }
 

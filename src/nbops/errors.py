@@ -81,11 +81,19 @@ class NbopsError(Exception):
     exit_code = 1
 
     def __init__(
-        self, message: str, *, location: CellLocation | str | None = None, fix: str | None = None
+        self,
+        message: str,
+        *,
+        location: CellLocation | str | None = None,
+        fix: str | None = None,
+        related: tuple[CellLocation, ...] = (),
     ) -> None:
         self.message = message
         self.location = location
         self.fix = fix
+        # Other cells the error concerns, e.g. the cell defining a name the located cell
+        # uses, so a reader (the JupyterLab panel) can link both. Not part of str().
+        self.related = related
         super().__init__(str(self))
 
     def __str__(self) -> str:

@@ -520,6 +520,15 @@ def test_runs_are_recorded_in_the_store(server: Server) -> None:
     assert "ZeroDivisionError" in failed["error"]["message"]
     assert (server.root / failed["output_notebook"]).is_file()
 
+    # Each cell's duration and status, for the panel's picture of the steps.
+    cells = {c["role"]: c for c in job["cells"] if c["role"]}
+    assert set(cells) == {"setup", "parameters", "transform:load", "transform:scale", "train",
+                          "evaluate"}  # fmt: skip
+    assert all(c["status"] == "ok" and c["duration_s"] >= 0 for c in cells.values())
+    assert {c["role"]: c["status"] for c in failed["cells"]} == {
+        "parameters": "ok", "transform": "error", "train": "not run",
+    }  # fmt: skip
+
 
 def test_a_run_output_notebook_opens_through_the_contents_api(server: Server) -> None:
     """The output notebook the job names is a visible copy next to the notebook, which the

@@ -127,6 +127,8 @@ class RunJob:
     # to the server root; the store's own path when the copy could not be made.
     output_notebook: str | None = None
     error: dict[str, Any] | None = None
+    # Each code cell of the finished run: index, id, role (the step tag), duration_s, status.
+    cells: list[dict[str, Any]] = field(default_factory=list)
     submitted_at: float = field(default_factory=time.time)
     ended_at: float | None = None
     store_dir: Path | None = None  # the project's run store, for live metrics
@@ -147,6 +149,7 @@ class RunJob:
             "metrics": metrics,
             "output_notebook": self.output_notebook,
             "error": self.error,
+            "cells": self.cells,
         }
 
 
@@ -246,6 +249,7 @@ def run_target(prepared: PreparedRun, project: Project, root: Path) -> JobTarget
             job.status = "failed"
             return
         job.metrics = record.latest_metrics()
+        job.cells = [c.model_dump() for c in record.cells]
         if record.output_notebook:
             output = store.run_dir(record.run_id) / record.output_notebook
             if output.exists():

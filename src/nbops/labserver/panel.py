@@ -1,14 +1,21 @@
 """What the panel shows of a notebook: its cells, parameters, steps, problems and warnings,
 read as far as they can be (a problem in the notebook is reported, never raised), and the
 parameters of the run form.
+
+Problems never hide the rest: the analysis runs in partial mode (nbops.notebook.analysis),
+so every step is listed, those that analyse cleanly with all their inputs and outputs. A
+problem names cells by number (`cell 5`, never the raw id, which the problem's `cell_id`
+carries for linking), and lists in `related` the other cells it concerns (the cell defining
+a name the problem's cell uses), each as `{"cell_index", "cell_id"}`.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from nbops.errors import CellLocation, NbopsError, TagError
+from nbops.errors import NbopsError, TagError
 from nbops.labserver.jobs import error_fields, find_run_output, relative_to_root
 
 # Deferred imports: the notebook analysis and the run parameters load when the panel first
@@ -35,13 +42,9 @@ def analyse_for_panel(path: Path, root: Path) -> dict[str, Any]:
         "tagged": False,
         "run_output": _run_output(path, root),
     }
+    tag_problems: list[TagError] = []
     try:
-        nb = read_notebook(path)
-    except TagError:
-        # A cell's tags cannot be understood: list the cells anyway, each bad one a problem.
-        cells, problems = _cells_leniently(path, root)
-        result.update(cells=cells, problems=problems, tagged=True)
-        return result
+        nb = read_notebook(path, tag_problems=tag_problems)
     except NbopsError as exc:
         result["problems"] = [_problem(exc, root, path)]
         return result
@@ -55,13 +58,18 @@ def analyse_for_panel(path: Path, root: Path) -> dict[str, Any]:
         }
         for c in nb.cells
     ]
-    result["tagged"] = bool(nb.tagged_cells)
+    # A cell whose tags cannot be understood is read as untagged, its tags a problem.
+    result["tagged"] = bool(nb.tagged_cells or tag_problems)
+    problems: list[NbopsError] = [*tag_problems]
     try:
-        graph = analyse(nb)
+        graph = analyse(nb, problems=problems)
     except NbopsError as exc:
-        result["problems"] = [_problem(exc, root, path)]
+        if not tag_problems:  # else nothing tagged is left but the bad tags: those say it
+            problems.append(exc)
+        result["problems"] = [_problem(p, root, path) for p in problems]
         result["parameters"] = _parameters_if_readable(nb)
         return result
+    result["problems"] = [_problem(p, root, path) for p in problems]
     result["parameters"] = [
         {"name": p.name, "type": p.type_source, "default": p.default, "description": p.description}
         for p in graph.parameters
@@ -72,7 +80,9 @@ def analyse_for_panel(path: Path, root: Path) -> dict[str, Any]:
             "role": s.role.value,
             "name": s.name,
             "cells": [{"index": a.cell.index, "id": a.cell.cell_id} for a in s.cells],
-            "inputs": [{"name": i.name, "source": i.source, "step": i.step} for i in s.inputs],
+            "inputs": [{"name": i.name, "source": i.source, "step": i.step} for i in s.inputs]
+            # A name a cell that cannot be read may define (partial analysis).
+            + [{"name": n, "source": "unknown", "step": None} for n in s.unknown_inputs],
             "outputs": list(s.outputs),
         }
         for s in graph.steps
@@ -89,8 +99,23 @@ def _run_output(path: Path, root: Path) -> dict[str, Any] | None:
     return {"run_id": output.run_id, "source": source}
 
 
+# `cell 5 (id 3f2a...)` in a message: the panel names the cell by number only.
+_CELL_WITH_ID = re.compile(r"\b(cells? \d+) \(id [^()\s]*\)")
+
+
 def _problem(exc: NbopsError, root: Path, notebook: Path) -> dict[str, Any]:
-    return error_fields(exc, root, notebook)
+    fields = error_fields(exc, root, notebook)
+    fields["message"] = _CELL_WITH_ID.sub(r"\1", fields["message"])
+    if fields.get("fix"):
+        fields["fix"] = _CELL_WITH_ID.sub(r"\1", fields["fix"])
+    fields["related"] = [
+        {
+            "cell_index": loc.number - 1 if loc.number is not None else None,
+            "cell_id": loc.cell_id or None,
+        }
+        for loc in exc.related
+    ]
+    return fields
 
 
 def panel_warning(diagnostic: Any) -> dict[str, Any]:
@@ -134,42 +159,3 @@ def run_form_parameters(path: Path, secret_names: list[str]) -> list[dict[str, A
         }
         for s in specs
     ]
-
-
-def _cells_leniently(path: Path, root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every cell with its role where its tags can be read, and a problem for each cell
-    whose tags cannot (read_notebook stops at the first)."""
-    from nbops.notebook import read as reading
-    from nbops.notebook.tags import cell_tag
-
-    try:
-        raw = path.read_bytes()
-        nb = (
-            reading._read_percent_script(raw, path)
-            if path.suffix == ".py"
-            else reading._read_ipynb(raw, path)
-        )
-    except (OSError, NbopsError) as exc:
-        error = exc if isinstance(exc, NbopsError) else NbopsError(str(exc))
-        return [], [_problem(error, root, path)]
-    cells: list[dict[str, Any]] = []
-    problems: list[dict[str, Any]] = []
-    for index, c in enumerate(nb.cells):
-        cid = str(c.get("id") or "")
-        tag = None
-        if c.cell_type == "code":
-            tags = [str(t) for t in c.get("metadata", {}).get("tags", [])]
-            try:
-                tag = cell_tag(tags, CellLocation(str(path), index + 1, cid))
-            except TagError as exc:
-                problems.append(_problem(exc, root, path))
-        cells.append(
-            {
-                "index": index,
-                "id": cid,
-                "type": c.cell_type,
-                "role": tag.role.value if tag else None,
-                "tag": str(tag.step_tag) if tag else None,
-            }
-        )
-    return cells, problems

@@ -24,6 +24,12 @@ Rules, in the user's words:
 - the serving path (the `transform:features` step, or the statements sliced from the
   notebook that prepare the test frame, nbops.notebook.slicing) must not read the label
   given to `fit`: a ServingPathError naming the cell.
+
+Partial mode (`analyse(nb, problems=[])`, what the JupyterLab panel shows): an error about
+one cell or one step is kept in the list instead of raised and the analysis goes on, so the
+steps that analyse cleanly are still there. A cell whose code cannot be read joins its step
+with no code; a name such a cell may define is one of a step's `unknown_inputs`, not a
+second problem. Such a graph is for showing, never for exporting.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from nbops.errors import (
     CellLocation,
     DependencyError,
     LaterStepError,
+    NbopsError,
     NoStepsError,
     NoTaggedCellsError,
     ParameterError,
@@ -97,6 +104,7 @@ class AnalysedCell:
     names: CellNames
     headline: Headline | None = None  # the kept last expression, in train and evaluate cells
     printed: list[Headline] = field(default_factory=list)  # printed metrics kept, evaluate cells
+    unreadable: bool = False  # partial mode: the code could not be read; kept empty
 
 
 @dataclass
@@ -111,6 +119,8 @@ class Step:
     outputs: list[str] = field(default_factory=list)
     uses_setup: list[str] = field(default_factory=list)
     uses_imports: list[str] = field(default_factory=list)
+    # Partial mode only: names read that a cell which cannot be read may define.
+    unknown_inputs: list[str] = field(default_factory=list)
     input_names: set[str] = field(default_factory=set, repr=False)
     _defines: dict[str, str] | None = field(default=None, repr=False)
 
@@ -169,12 +179,31 @@ class StepGraph:
         ]
 
 
-def analyse(notebook: NotebookModel) -> StepGraph:
+class _Report:
+    """Raises an error, or in partial mode (a list given) keeps it so the analysis goes on."""
+
+    def __init__(self, problems: list[NbopsError] | None) -> None:
+        self.problems = problems
+
+    @property
+    def partial(self) -> bool:
+        return self.problems is not None
+
+    def __call__(self, error: NbopsError) -> None:
+        if self.problems is None:
+            raise error
+        self.problems.append(error)
+
+
+def analyse(notebook: NotebookModel, *, problems: list[NbopsError] | None = None) -> StepGraph:
     """Analyse a notebook's tagged cells into a StepGraph.
 
     Raises NoTaggedCellsError, TagError, CellCodeError (syntax, magics, parameters) and
-    DependencyError subclasses naming the cell and the name at fault.
+    DependencyError subclasses naming the cell and the name at fault. With `problems`
+    (partial mode, see the module docstring) only NoTaggedCellsError is raised: the others
+    are appended to the list, in notebook order of discovery, and the graph holds every step.
     """
+    report = _Report(problems)
     if not notebook.tagged_cells:
         raise NoTaggedCellsError(
             f"no cell is tagged for nbops, so there is nothing to export ({_tags_found(notebook)})",
@@ -182,22 +211,29 @@ def analyse(notebook: NotebookModel) -> StepGraph:
             fix="tag cells with setup, parameters, transform, train or evaluate "
             "(JupyterLab: the nbops cell toolbar, or View > Cell Toolbar > Tags)",
         )
-    analysed, untagged_defs, diagnostics = _analyse_cells(notebook)
+    analysed, untagged_defs, diagnostics = _analyse_cells(notebook, report)
     setup = [a for a in analysed if a.cell.role is Role.SETUP]
     params_cells = [a for a in analysed if a.cell.role is Role.PARAMETERS]
     if len(params_cells) > 1:
         first, second = params_cells[0].cell, params_cells[1].cell
-        raise TagError(
-            f"two cells are tagged parameters (cells {first.number} and {second.number})",
-            location=second.location,
-            fix="papermill reads only the first parameters cell: merge them into one",
+        report(
+            TagError(
+                f"two cells are tagged parameters (cells {first.number} and {second.number})",
+                location=second.location,
+                fix="papermill reads only the first parameters cell: merge them into one",
+                related=(first.location,),
+            )
         )
     params_cell = params_cells[0] if params_cells else None
-    parameters = (
-        read_parameters(params_cell.code.tree, params_cell.code.source, params_cell.cell.location)
-        if params_cell
-        else []
-    )
+    parameters: list[Parameter] = []
+    if params_cell is not None:
+        try:
+            parameters = read_parameters(
+                params_cell.code.tree, params_cell.code.source, params_cell.cell.location
+            )
+        except ParameterError as exc:
+            report(exc)
+            params_cell.unreadable = True
     imports, star = _collect_imports(analysed)
     _keep_headlines(analysed, imports)
     graph = StepGraph(
@@ -210,14 +246,15 @@ def analyse(notebook: NotebookModel) -> StepGraph:
         star_imports=star,
         diagnostics=[*notebook.notes, *diagnostics],
     )
-    _check_setup(graph)
-    graph.diagnostics.extend(_check_reassigned_parameters(graph))
-    _resolve(graph, untagged_defs)
+    _check_setup(graph, report)
+    graph.diagnostics.extend(_check_reassigned_parameters(graph, report))
+    unknown_ok = report.partial and any(a.unreadable for a in analysed)
+    _resolve(graph, untagged_defs, report, unknown_ok)
     graph.diagnostics.extend(_untagged_rebinds(graph, analysed))
     graph.diagnostics.extend(unkept_prints(graph))
     graph.diagnostics.extend(_check_imported_modules(graph, analysed))
     graph.diagnostics.extend(prev_disagreements(graph))
-    _check_serving_rule(graph)
+    _check_serving_rule(graph, report)
     return graph
 
 
@@ -339,12 +376,12 @@ def _check_imported_modules(graph: StepGraph, analysed: list[AnalysedCell]) -> l
     return warnings
 
 
-def _check_serving_rule(graph: StepGraph) -> None:
+def _check_serving_rule(graph: StepGraph, report: _Report) -> None:
     """The serving path must not read the label (nbops.notebook.slicing.check_label)."""
     try:
         check_label(graph)
-    except ServingPathError:
-        raise
+    except ServingPathError as exc:
+        report(exc)
     except Exception:  # a notebook shape the slicer does not follow
         return  # only a label read stops an export here; bundling reports the rest
 
@@ -383,10 +420,11 @@ def _untagged_rebinds(graph: StepGraph, analysed: list[AnalysedCell]) -> list[Di
 
 
 def _analyse_cells(
-    notebook: NotebookModel,
+    notebook: NotebookModel, report: _Report
 ) -> tuple[list[AnalysedCell], dict[str, Cell], list[Diagnostic]]:
     """Translate and name-analyse every code cell; untagged cells only for their names.
-    Papermill's injected-parameters cell is left out."""
+    Papermill's injected-parameters cell is left out. In partial mode a tagged cell that
+    cannot be translated is reported and kept with no code (`unreadable`)."""
     analysed: list[AnalysedCell] = []
     untagged_defs: dict[str, Cell] = {}
     diagnostics: list[Diagnostic] = []
@@ -396,10 +434,17 @@ def _analyse_cells(
         exported = cell.tag is not None and cell.role is not Role.SKIP
         try:
             code = translate(cell.source, cell.location)
+        except NbopsError as exc:
+            if not exported:
+                continue  # exploration code need not be exportable
+            report(exc)
+            empty = translate("", cell.location)
+            analysed.append(AnalysedCell(cell, empty, cell_names(empty.tree), unreadable=True))
+            continue
         except Exception:
             if exported:
                 raise
-            continue  # exploration code need not be exportable
+            continue
         names = cell_names(code.tree)
         if exported:
             analysed.append(AnalysedCell(cell, code, names))
@@ -439,23 +484,34 @@ def _group_steps(analysed: list[AnalysedCell]) -> list[Step]:
     return list(steps.values())
 
 
-def _check_setup(graph: StepGraph) -> None:
+def _check_setup(graph: StepGraph, report: _Report) -> None:
     """Setup code runs before the parameters and the steps, so it may not read them."""
     params = {p.name for p in graph.parameters}
-    step_names = {n for s in graph.steps for n in s.defines()}
+    definer: dict[str, Cell] = {}  # name -> the first step cell defining it
+    if graph.parameters_cell is not None:
+        definer.update(dict.fromkeys(params, graph.parameters_cell.cell))
+    for s in reversed(graph.steps):
+        for c in reversed(s.cells):
+            for n in c.names.defines:
+                if n not in params:
+                    definer[n] = c.cell
     for a in graph.setup:
         for name in a.names.uses:
-            if name in params or (name in step_names and name not in graph.setup_names):
+            if name in params or (name in definer and name not in graph.setup_names):
                 what = "a parameter" if name in params else "defined by a step"
-                raise DependencyError(
-                    f"setup code uses {name!r}, which is {what}",
-                    location=a.cell.location,
-                    fix="setup cells hold imports, helpers and constants; pass the value to "
-                    "the helper as an argument, or tag this cell as a transform step",
+                source = definer.get(name)
+                report(
+                    DependencyError(
+                        f"setup code uses {name!r}, which is {what}",
+                        location=a.cell.location,
+                        fix="setup cells hold imports, helpers and constants; pass the value "
+                        "to the helper as an argument, or tag this cell as a transform step",
+                        related=(source.location,) if source else (),
+                    )
                 )
 
 
-def _check_reassigned_parameters(graph: StepGraph) -> list[Diagnostic]:
+def _check_reassigned_parameters(graph: StepGraph, report: _Report) -> list[Diagnostic]:
     """A step that sets a parameter again makes `-p NAME=VALUE` do nothing: an error when it
     always does (see reassign.py), a warning when it may."""
     warnings: list[Diagnostic] = []
@@ -465,14 +521,19 @@ def _check_reassigned_parameters(graph: StepGraph) -> list[Diagnostic]:
             for r in parameter_reassignments(a.code.tree, a.code.source, params):
                 where = CellLocation(a.cell.path, a.cell.number, a.cell.own_id, r.line)
                 if not r.conditional:
-                    raise ParameterError(
-                        f"step {step.tag!r} sets the parameter {r.name!r} again "
-                        f"(`{r.statement}`), so a value given for it (-p {r.name}=...) "
-                        "would have no effect",
-                        location=where,
-                        fix=f"set {r.name!r} only in the parameters cell, or give this value "
-                        "another name",
+                    params_cell = graph.parameters_cell
+                    report(
+                        ParameterError(
+                            f"step {step.tag!r} sets the parameter {r.name!r} again "
+                            f"(`{r.statement}`), so a value given for it (-p {r.name}=...) "
+                            "would have no effect",
+                            location=where,
+                            fix=f"set {r.name!r} only in the parameters cell, or give this "
+                            "value another name",
+                            related=(params_cell.cell.location,) if params_cell else (),
+                        )
                     )
+                    continue
                 warnings.append(
                     Diagnostic(
                         f"step {step.tag!r} may set the parameter {r.name!r} again "
@@ -483,8 +544,11 @@ def _check_reassigned_parameters(graph: StepGraph) -> list[Diagnostic]:
     return warnings
 
 
-def _resolve(graph: StepGraph, untagged_defs: dict[str, Cell]) -> None:
-    """Fill each step's inputs and outputs (see the module docstring)."""
+def _resolve(
+    graph: StepGraph, untagged_defs: dict[str, Cell], report: _Report, unknown_ok: bool
+) -> None:
+    """Fill each step's inputs and outputs (see the module docstring). In partial mode a
+    name that cannot be resolved is reported and left out of the step's inputs."""
     params = {p.name for p in graph.parameters}
     setup_names = graph.setup_names
     producer: dict[str, str] = {}  # name -> key of the latest step defining it so far
@@ -497,10 +561,14 @@ def _resolve(graph: StepGraph, untagged_defs: dict[str, Cell]) -> None:
             for name in a.names.uses:
                 if name in bound:
                     continue
-                step_input = _resolve_name(
-                    name, a, step, producer, params, setup_names, graph, untagged_defs,
-                    later_defs[index],
-                )  # fmt: skip
+                try:
+                    step_input = _resolve_name(
+                        name, a, step, producer, params, setup_names, graph, untagged_defs,
+                        later_defs[index], unknown_ok,
+                    )  # fmt: skip
+                except DependencyError as exc:
+                    report(exc)
+                    continue
                 _record(step, step_input, name, readers)
             bound.update(n for n, k in a.names.defines.items() if k != "import")
         for name, kind in step.defines().items():
@@ -536,6 +604,8 @@ def _record(
         step.uses_setup.append(name)
     elif step_input == "import" and name not in step.uses_imports:
         step.uses_imports.append(name)
+    elif step_input == "unknown" and name not in step.unknown_inputs:
+        step.unknown_inputs.append(name)
 
 
 def _resolve_name(
@@ -548,8 +618,11 @@ def _resolve_name(
     graph: StepGraph,
     untagged_defs: dict[str, Cell],
     later: dict[str, Step],
+    unknown_ok: bool = False,
 ) -> StepInput | str | None:
-    """Where a name a step reads comes from: a StepInput, "setup", "import" or None (builtin)."""
+    """Where a name a step reads comes from: a StepInput, "setup", "import" or None (builtin).
+    With `unknown_ok` (partial mode, a cell could not be read), a name defined nowhere else
+    is "unknown" (Step.unknown_inputs)."""
     rebinds = name in step.defines()
     if name in producer:
         return StepInput(name, "step", producer[name])
@@ -571,6 +644,7 @@ def _resolve_name(
             f"{other.tag!r} ({first_cell.label})",
             location=cell.cell.location,
             fix=f"move the definition of {name!r} into this step or an earlier one",
+            related=(first_cell.location,),
         )
     if name in untagged_defs:
         source = untagged_defs[name]
@@ -580,6 +654,7 @@ def _resolve_name(
             location=cell.cell.location,
             fix=f"tag cell {source.number} (e.g. transform), or move the definition of "
             f"{name!r} into a tagged cell",
+            related=(source.location,),
         )
     if rebinds:
         first_cell = next(c.cell for c in step.cells if name in c.names.defines)
@@ -587,9 +662,12 @@ def _resolve_name(
             f"step {step.tag!r} uses {name!r} before it defines it (in {first_cell.label})",
             location=cell.cell.location,
             fix=f"define {name!r} before it is used, or in an earlier step",
+            related=(first_cell.location,) if first_cell is not cell.cell else (),
         )
     if graph.star_imports:
         return "import"  # may come from `from x import *`; nbops cannot tell
+    if unknown_ok:
+        return "unknown"
     raise UndefinedNameError(
         f"step {step.tag!r} uses {name!r}, which no cell of the notebook defines",
         location=cell.cell.location,

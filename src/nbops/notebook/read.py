@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbops.errors import CellLocation, NotebookReadError
+from nbops.errors import CellLocation, NotebookReadError, TagError
 from nbops.notebook.cellcode import Diagnostic
 from nbops.notebook.kale import apply_kale
 from nbops.notebook.tags import NBOPS_CAPTURE_TAG, PAPERMILL_INJECTED_TAG, CellTag, Role, cell_tag
@@ -92,11 +92,13 @@ class NotebookModel:
         return [c for c in self.code_cells if c.tag is not None and not c.injected]
 
 
-def read_notebook(path: str | Path) -> NotebookModel:
+def read_notebook(path: str | Path, *, tag_problems: list[TagError] | None = None) -> NotebookModel:
     """Read and validate a notebook. `.py` files are read as jupytext percent notebooks.
 
     Raises NotebookReadError when the file is missing, not JSON, not a notebook, or invalid
-    against the nbformat schema; TagError when a cell's tags cannot be understood.
+    against the nbformat schema; TagError when a cell's tags cannot be understood, unless
+    `tag_problems` is given (the panel's partial reading): each such error is then appended
+    there and its cell read as untagged.
     """
     path = Path(path)
     try:
@@ -115,7 +117,7 @@ def read_notebook(path: str | Path) -> NotebookModel:
         nb, derived = _read_ipynb_ids(raw, path)
         fmt = "ipynb"
     kernel = nb.get("metadata", {}).get("kernelspec", {}).get("name") or "python3"
-    cells, kale, notes = apply_kale(_cells(nb, str(path), derived))
+    cells, kale, notes = apply_kale(_cells(nb, str(path), derived, tag_problems))
     return NotebookModel(
         path=path,
         format=fmt,
@@ -254,13 +256,22 @@ def _read_percent_script(raw: bytes, path: Path) -> Any:
     return nb
 
 
-def _cells(nb: Any, path: str, derived: set[int]) -> list[Cell]:
+def _cells(
+    nb: Any, path: str, derived: set[int], tag_problems: list[TagError] | None = None
+) -> list[Cell]:
     cells = []
     for index, c in enumerate(nb.cells):
         cid = str(c.get("id") or "")
         tags = tuple(str(t) for t in c.get("metadata", {}).get("tags", []))
         location = CellLocation(path, index + 1, cid)
-        tag = cell_tag(list(tags), location) if c.cell_type == "code" else None
+        tag = None
+        if c.cell_type == "code":
+            try:
+                tag = cell_tag(list(tags), location)
+            except TagError as exc:
+                if tag_problems is None:
+                    raise
+                tag_problems.append(exc)
         cells.append(
             Cell(
                 index=index,
