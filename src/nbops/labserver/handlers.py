@@ -252,6 +252,7 @@ class ExportHandler(NbopsHandler):
                 "name": result.name,
                 "version": result.version,
                 "content_hash": result.content_hash,
+                "source_sha256": result.manifest.source.sha256,
                 "folder": self.shown(result.folder),
                 "package": self.shown(result.package_dir),
                 "new_version": result.new_version,

@@ -17,12 +17,16 @@ from nbops.labserver.jobs import error_fields, find_run_output, relative_to_root
 
 def analyse_for_panel(path: Path, root: Path) -> dict[str, Any]:
     """The cells, parameters, steps, problems and warnings of a notebook, as far as they can
-    be read: a problem in the notebook is reported in `problems`, never raised.
+    be read: a problem in the notebook is reported in `problems`, never raised. A problem
+    with a one-click fix carries it in `quick_fix`; `fixes` holds the fixes not tied to a
+    problem (see fixes.py); `sha256` is the file's, to tell an export of it from one of an
+    older notebook (the export's manifest records its source's).
 
     `run_output` is null for a source notebook; for a run's output notebook (see
     find_run_output) it is `{"run_id", "source"}`, the source relative to the server root
     (null when unknown or outside the root): the panel exports and runs the source instead.
     """
+    from nbops.labserver.fixes import constant_fixes, problem_fix
     from nbops.notebook.analysis import analyse
     from nbops.notebook.read import read_notebook
 
@@ -34,6 +38,8 @@ def analyse_for_panel(path: Path, root: Path) -> dict[str, Any]:
         "warnings": [],
         "tagged": False,
         "run_output": _run_output(path, root),
+        "sha256": None,  # the saved file's, as an export's manifest records its source's
+        "fixes": [],  # one-click fixes not tied to a problem (labserver/fixes.py)
     }
     try:
         nb = read_notebook(path)
@@ -56,10 +62,15 @@ def analyse_for_panel(path: Path, root: Path) -> dict[str, Any]:
         for c in nb.cells
     ]
     result["tagged"] = bool(nb.tagged_cells)
+    result["sha256"] = nb.sha256
     try:
         graph = analyse(nb)
     except NbopsError as exc:
-        result["problems"] = [_problem(exc, root, path)]
+        problem = _problem(exc, root, path)
+        quick_fix = problem_fix(exc, nb)
+        if quick_fix is not None:
+            problem["quick_fix"] = quick_fix
+        result["problems"] = [problem]
         result["parameters"] = _parameters_if_readable(nb)
         return result
     result["parameters"] = [
@@ -78,6 +89,7 @@ def analyse_for_panel(path: Path, root: Path) -> dict[str, Any]:
         for s in graph.steps
     ]
     result["warnings"] = [panel_warning(d) for d in graph.diagnostics]
+    result["fixes"] = constant_fixes(nb, graph)
     return result
 
 
