@@ -17,6 +17,7 @@ import {
   IStepInput,
   api
 } from './api';
+import { FixesView, outdatedNote } from './fixes';
 import { ROLES, roleSpec } from './tags';
 
 const PIPELINE_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
@@ -131,6 +132,10 @@ interface INotebookState {
   bundling: boolean;
   bundleFolder: string | null;
   bundleError: IApiErrorBody | null;
+  // The notebook (its signature) each result was made from: it is outdated when that changes.
+  exportSignature: string | null;
+  runSignature: string | null;
+  bundleSignature: string | null;
 }
 
 function newState(): INotebookState {
@@ -154,7 +159,10 @@ function newState(): INotebookState {
     },
     bundling: false,
     bundleFolder: null,
-    bundleError: null
+    bundleError: null,
+    exportSignature: null,
+    runSignature: null,
+    bundleSignature: null
   };
 }
 
@@ -264,7 +272,10 @@ export class PipelinePanel extends Widget {
           }
         }, 300);
       });
-      panel.disposed.connect(() => this._states.delete(panel.id));
+      panel.disposed.connect(() => {
+        this._states.delete(panel.id);
+        this._fixes.forget(panel);
+      });
     }
     if (!panel) {
       this.render();
@@ -311,12 +322,16 @@ export class PipelinePanel extends Widget {
       body.push(this._errorBox(state.analysisError, 'Cannot read the pipeline'));
     }
     if (analysis) {
+      this._fixes.sync(panel, analysis);
       if (analysis.run_output) {
         body.push(this._runOutputBanner(analysis.run_output));
       }
       if (!analysis.tagged) {
         // The only problem of an untagged notebook is that it is untagged: say how to start.
         body.push(this._howToStart());
+        if (!analysis.run_output) {
+          body.push(h('div', { class: 'nbops-suggest-start' }, this._fixes.suggestButton(panel, 'Suggest roles for the cells…')));
+        }
         analysis = {
           ...analysis,
           problems: analysis.problems.filter(
@@ -325,6 +340,8 @@ export class PipelinePanel extends Widget {
         };
       }
       body.push(this._problems(analysis));
+      body.push(this._fixes.suggestions(panel));
+      body.push(this._fixes.fixList(panel, analysis));
       if (analysis.tagged && analysis.problems.length && !analysis.steps.length) {
         body.push(
           h('p', { class: 'nbops-hint' }, 'The steps and parameters appear once the problems above are fixed and the notebook saved.')
@@ -340,6 +357,7 @@ export class PipelinePanel extends Widget {
     } else if (!state.analysisError) {
       body.push(h('div', { class: 'nbops-loading' }, 'Press Refresh to read the pipeline.'));
     }
+    this._renderedOutdated = this._outdatedKey(panel);
     this.node.replaceChildren(
       this._header(panel),
       h(
@@ -396,6 +414,31 @@ export class PipelinePanel extends Widget {
     if (note && this._panel) {
       note.hidden = !this._stale(this._panel);
     }
+    if (this._panel && this._outdatedKey(this._panel) !== this._renderedOutdated) {
+      this.render(); // a result box turned outdated (or current again, after an undo)
+    }
+  }
+
+  /** Whether a result made from the notebook with `made` (its signature) is outdated. */
+  private _outdated(panel: NotebookPanel, made: string | null): boolean {
+    return made !== null && made !== signature(panel);
+  }
+
+  /** Whether the export is of an older notebook: the open notebook changed since, or the
+   * saved file differs from the one the export read (its manifest's sha256). */
+  private _exportOutdated(panel: NotebookPanel, state: INotebookState): boolean {
+    const saved = state.analysis?.sha256;
+    const read = state.exported?.source_sha256;
+    return this._outdated(panel, state.exportSignature) || (!!saved && !!read && saved !== read);
+  }
+
+  private _outdatedKey(panel: NotebookPanel): string {
+    const state = this._state(panel);
+    return [
+      this._exportOutdated(panel, state),
+      this._outdated(panel, state.runSignature),
+      this._outdated(panel, state.bundleSignature)
+    ].join();
   }
 
   /** Whether the cells' sources, types or tags differ from the saved file. */
@@ -540,7 +583,8 @@ export class PipelinePanel extends Widget {
             p.fix ? h('div', { class: 'nbops-fix' }, `Fix: ${p.fix}`) : null,
             p.cell_index !== null && p.cell_index !== undefined || p.cell_id
               ? this._cellLink(p.cell_index, p.cell_id, p.cell_index !== null && p.cell_index !== undefined ? `Go to cell ${p.cell_index + 1}` : 'Go to cell')
-              : null
+              : null,
+            this._panel ? this._fixes.problemFix(this._panel, p) : null
           )
         )
       )
@@ -717,7 +761,10 @@ export class PipelinePanel extends Widget {
         state.exported
           ? h(
               'div',
-              { class: 'nbops-result nbops-export-result' },
+              {
+                class: `nbops-result nbops-export-result${this._exportOutdated(panel, state) ? ' nbops-outdated' : ''}`
+              },
+              this._exportOutdated(panel, state) ? outdatedNote('Export again to include the changes.') : null,
               h('strong', {}, `${state.exported.name} v${state.exported.version}`),
               state.exported.new_version ? ' (new version)' : ' (unchanged)',
               h('div', {}, 'in ', h('code', { class: 'nbops-folder' }, state.exported.folder)),
@@ -746,7 +793,7 @@ export class PipelinePanel extends Widget {
         ),
         run.formOpen && !isOutput ? this._runForm(panel, state) : null,
         run.error ? this._errorBox(run.error, 'Run not started') : null,
-        job ? this._runStatus(job) : null
+        job ? this._runStatus(job, this._outdated(panel, state.runSignature)) : null
       ),
       // Bundle
       h(
@@ -767,7 +814,12 @@ export class PipelinePanel extends Widget {
         state.bundleFolder
           ? h(
               'div',
-              { class: 'nbops-result nbops-bundle-result' },
+              {
+                class: `nbops-result nbops-bundle-result${this._outdated(panel, state.bundleSignature) ? ' nbops-outdated' : ''}`
+              },
+              this._outdated(panel, state.bundleSignature)
+                ? outdatedNote('Run the notebook again, then build a new bundle.')
+                : null,
               'Bundle in ',
               h('code', { class: 'nbops-folder' }, state.bundleFolder)
             )
@@ -835,7 +887,7 @@ export class PipelinePanel extends Widget {
     );
   }
 
-  private _runStatus(job: IRunJob): HTMLElement {
+  private _runStatus(job: IRunJob, outdated = false): HTMLElement {
     const metrics = Object.entries(job.metrics ?? {});
     const error =
       job.error && typeof job.error === 'object'
@@ -845,7 +897,8 @@ export class PipelinePanel extends Widget {
           : null;
     return h(
       'div',
-      { class: `nbops-result nbops-run-result nbops-status-${job.status}` },
+      { class: `nbops-result nbops-run-result nbops-status-${job.status}${outdated ? ' nbops-outdated' : ''}` },
+      outdated ? outdatedNote('Run again to use the changes.') : null,
       h(
         'div',
         {},
@@ -932,9 +985,15 @@ export class PipelinePanel extends Widget {
     this.render();
     try {
       await this._saveIfDirty(panel);
+      const made = signature(panel);
       state.exported = await api.exportNotebook(panel.context.localPath);
+      state.exportSignature = made;
+      if (state.analysis?.sha256 !== state.exported.source_sha256) {
+        void this.refresh(); // the file changed since the panel read it
+      }
     } catch (error) {
       state.exported = null;
+      state.exportSignature = null;
       state.exportError = errorBody(error);
     } finally {
       state.exporting = false;
@@ -1015,8 +1074,11 @@ export class PipelinePanel extends Widget {
     run.error = null;
     this.render();
     try {
+      // The run reads the saved file: what it was when last saved is what the run runs.
+      const made = state.savedSignature;
       const started = await api.startRun(panel.context.localPath, this._changedParameters(run));
       run.job = { job: started.job, status: 'running' };
+      state.runSignature = made;
       run.formOpen = false;
       state.bundleFolder = null;
       state.bundleError = null;
@@ -1067,6 +1129,7 @@ export class PipelinePanel extends Widget {
     try {
       const answer = await api.bundle(runId, panel.context.localPath);
       state.bundleFolder = answer.folder;
+      state.bundleSignature = state.runSignature; // a bundle is of its run's notebook
     } catch (error) {
       state.bundleError = errorBody(error);
     } finally {
@@ -1080,4 +1143,9 @@ export class PipelinePanel extends Widget {
   private _connected = new WeakSet<NotebookPanel>();
   private _timers: number[] = [];
   private _outputError: IApiErrorBody | null = null;
+  private _renderedOutdated = '';
+  private _fixes = new FixesView(
+    () => this.render(),
+    (index, id) => this.jumpToCell(index, id)
+  );
 }
