@@ -130,6 +130,17 @@ export interface IAnalysis {
   sha256?: string | null;
   /** One-click fixes not tied to a problem (moves of constants into the parameters cell). */
   fixes?: IQuickFix[];
+  /** The notebook's export in its project's export folder; `current`: made from the
+   * notebook as saved now. */
+  last_export?: ILastExport | null;
+}
+
+export interface ILastExport {
+  name: string;
+  version: number;
+  folder: string;
+  source_sha256: string;
+  current: boolean;
 }
 
 export interface IExportResult {

@@ -11,7 +11,16 @@ import { showErrorMessage } from '@jupyterlab/apputils';
 import { Cell, ICellModel } from '@jupyterlab/cells';
 import { Notebook, NotebookPanel } from '@jupyterlab/notebook';
 
-import { ApiError, IAnalysis, IApiErrorBody, IProblem, IQuickFix, ISuggestedCell, ISuggestion, api } from './api';
+import {
+  ApiError,
+  IAnalysis,
+  IApiErrorBody,
+  IProblem,
+  IQuickFix,
+  ISuggestedCell,
+  ISuggestion,
+  api
+} from './api';
 import { cellRole, replaceRoleTag, roleSpec } from './tags';
 
 type Child = Node | string | null | undefined | false;
@@ -537,5 +546,22 @@ export function outdatedNote(what: string): HTMLElement {
     'div',
     { class: 'nbops-outdated-note', role: 'note' },
     `Outdated: made from an older version of the notebook. ${what}`
+  );
+}
+
+/** The notebook's export found on disk (after a reload, before any export here), and
+ * whether it was made from the notebook as saved now. */
+export function lastExportBox(analysis: IAnalysis): HTMLElement | null {
+  const last = analysis.last_export;
+  if (!last) {
+    return null;
+  }
+  return el(
+    'div',
+    { class: `nbops-result nbops-export-result nbops-last-export${last.current ? '' : ' nbops-outdated'}` },
+    last.current ? null : outdatedNote('Export again to include the changes.'),
+    'Last export: ',
+    el('strong', {}, `${last.name} v${last.version}`),
+    el('div', {}, 'in ', el('code', { class: 'nbops-folder' }, last.folder))
   );
 }

@@ -17,7 +17,7 @@ import {
   IStepInput,
   api
 } from './api';
-import { FixesView, outdatedNote } from './fixes';
+import { FixesView, lastExportBox, outdatedNote } from './fixes';
 import { ROLES, roleSpec } from './tags';
 
 const PIPELINE_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
@@ -773,6 +773,7 @@ export class PipelinePanel extends Widget {
                 : null
             )
           : null,
+        !state.exported && !state.exporting && state.analysis ? lastExportBox(state.analysis) : null,
         state.exportError ? this._errorBox(state.exportError, 'Export failed') : null
       ),
       // Run

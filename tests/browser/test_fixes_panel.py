@@ -305,3 +305,13 @@ def test_results_say_when_the_notebook_changed_after_them(page: Any, lab: Lab) -
     assert cell(page, 5).count() == 1
     assert panel.locator(f"{PANEL} .nbops-dirty:not([hidden])").count() == 0
     assert page.locator(VISIBLE).count() == 1
+
+    # After a reload the panel has forgotten its export, but finds it on disk and says it
+    # was made from an older notebook.
+    open_notebook(page, lab, "outdated.ipynb", cells=7)
+    panel = open_panel(page)
+    last = panel.locator(".nbops-last-export")
+    last.wait_for()
+    assert "nbops-outdated" in (last.get_attribute("class") or "")
+    assert "Last export: outdated v1" in last.inner_text()
+    assert "made from an older version of the notebook" in last.inner_text()

@@ -210,3 +210,35 @@ def test_the_analysis_names_the_saved_file_by_its_sha256(tmp_path: Path) -> None
     body = analysis(tmp_path, [("x = 1", ["train"])])
     digest = hashlib.sha256((tmp_path / "nb.ipynb").read_bytes()).hexdigest()
     assert body["sha256"] == digest
+
+
+def test_the_last_export_says_whether_it_is_of_the_saved_notebook(tmp_path: Path) -> None:
+    from nbops.export.exporter import export_notebook
+    from nbops.labserver.fixes import last_export
+
+    path = build_notebook(tmp_path / "nb.ipynb", [("x = 1", ["train"])])
+    out = tmp_path / "pipelines"
+    assert last_export(path, out) is None
+    export_notebook(path, out, secret_params=[])
+    found = last_export(path, out)
+    assert found is not None
+    assert (found["name"], found["version"], found["current"]) == ("nb", 1, True)
+    assert found["folder"] == out / "nb"
+    build_notebook(path, [("x = 2", ["train"])])  # edited and saved after the export
+    found = last_export(path, out)
+    assert found is not None
+    assert found["current"] is False
+    assert found["source_sha256"] != hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_an_export_of_another_notebook_of_the_same_name_is_not_its_last(tmp_path: Path) -> None:
+    from nbops.export.exporter import export_notebook
+    from nbops.labserver.fixes import last_export
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = build_notebook(tmp_path / "a" / "nb.ipynb", [("x = 1", ["train"])])
+    second = build_notebook(tmp_path / "b" / "nb.ipynb", [("x = 1", ["train"])])
+    out = tmp_path / "pipelines"
+    export_notebook(first, out, secret_params=[])
+    assert last_export(second, out) is None

@@ -410,6 +410,12 @@ def test_export_and_analysis_name_the_notebook_by_the_same_sha256(server: Server
         analysed = client.get(server.api("analysis"), params={"path": "small.ipynb"}).json()
     digest = hashlib.sha256((server.root / "small.ipynb").read_bytes()).hexdigest()
     assert exported["source_sha256"] == analysed["sha256"] == digest
+    last = analysed["last_export"]
+    assert (last["folder"], last["version"], last["current"]) == (
+        "pipelines/small",
+        exported["version"],
+        True,
+    )
 
 
 def test_export_into_a_chosen_folder(server: Server) -> None:

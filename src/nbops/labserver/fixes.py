@@ -21,12 +21,19 @@ stops at a different problem in a cell the fix did not touch. Every fix is an ob
 
 `problem_fix(exc, notebook)` is the fix of one analysis problem (or None);
 `constant_fixes(notebook, graph)` lists the moves of constants of a notebook that analyses.
-Nothing here raises for a notebook's content.
+`last_export(notebook, out_dir)` is the export of the notebook in its project's export
+folder, with whether it was made from the notebook as saved now (the manifest's source
+sha256): the panel says when an export is of an older notebook. Nothing here raises for a
+notebook's content.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from nbops.errors import (
@@ -243,3 +250,36 @@ def _checks(changed: NotebookModel, before: NbopsError, touched: set[int]) -> bo
         )
         return index is not None and index not in touched
     return True
+
+
+# -- the notebook's last export -----------------------------------------------------------
+
+
+def last_export(notebook: Path, out_dir: Path) -> dict[str, Any] | None:
+    """The current export of `notebook` in `out_dir` (`<out_dir>/<name>/<name>/manifest.json`,
+    the package name from the notebook's file name), or None when there is none, it is of
+    another notebook of the same name, or its manifest cannot be read.
+
+    `{"name", "version", "folder" (out_dir/name), "source_sha256", "current"}`: `current`
+    says whether the notebook file is byte for byte the one the export read.
+    """
+    from nbops.export.render import default_package_name
+
+    try:
+        name = default_package_name(notebook)
+        folder = out_dir / name
+        manifest = json.loads((folder / name / "manifest.json").read_text("utf-8"))
+        source = manifest["source"]
+        read = (folder / source["path"]).resolve()
+        if os.path.normcase(read) != os.path.normcase(notebook.resolve()):
+            return None  # another notebook with the same file name
+        digest = hashlib.sha256(notebook.read_bytes()).hexdigest()
+        return {
+            "name": name,
+            "version": int(manifest["version"]),
+            "folder": folder,
+            "source_sha256": str(source["sha256"]),
+            "current": digest == source["sha256"],
+        }
+    except (OSError, ValueError, KeyError, TypeError, NbopsError):
+        return None
