@@ -43,6 +43,7 @@ from nbops.errors import (
     TagError,
     UntaggedDefinitionError,
 )
+from nbops.export.render import default_package_name
 from nbops.notebook.analysis import StepGraph, analyse
 from nbops.notebook.cellwork import Work, read_work
 from nbops.notebook.read import Cell, NotebookModel
@@ -263,8 +264,6 @@ def last_export(notebook: Path, out_dir: Path) -> dict[str, Any] | None:
     `{"name", "version", "folder" (out_dir/name), "source_sha256", "current"}`: `current`
     says whether the notebook file is byte for byte the one the export read.
     """
-    from nbops.export.render import default_package_name
-
     try:
         name = default_package_name(notebook)
         folder = out_dir / name

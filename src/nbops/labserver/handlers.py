@@ -84,9 +84,9 @@ if TYPE_CHECKING:
 
 # Deferred imports, inside the handlers that use them: config (pydantic), export.exporter,
 # runs.execute and bundle.from_run (pydantic, SQLite, the notebook analysis), and
-# notebook.read, suggest and tagwrite (the notebook analysis, some twenty modules): they load
-# with the first request that needs them, not when Jupyter loads the extension at every
-# server start.
+# notebook.read, suggest and tagwrite, and labserver.fixes (the notebook analysis, some twenty
+# modules): they load with the first request that needs them, not when Jupyter loads the
+# extension at every server start.
 
 T = TypeVar("T")
 
