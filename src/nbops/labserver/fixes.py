@@ -29,6 +29,7 @@ notebook's content.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -174,6 +175,8 @@ def _constant_fixes(notebook: NotebookModel, graph: StepGraph) -> list[dict[str,
     params_cell = graph.parameters_cell.cell if graph.parameters_cell else None
     if params_cell is None:
         return []
+    if not any(_sets_a_literal(a.code.tree) for step in graph.steps for a in step.cells):
+        return []  # nothing to move: spare reading every cell's work (large notebooks)
     known = {p.name for p in graph.parameters}
     cells = [c for c in notebook.code_cells if not c.injected]
     works = read_work(cells)
@@ -226,6 +229,17 @@ def _constant_fixes(notebook: NotebookModel, graph: StepGraph) -> list[dict[str,
         if len(fixes) >= MAX_CONSTANT_FIXES:
             break
     return fixes
+
+
+def _sets_a_literal(tree: ast.Module) -> bool:
+    """Whether a cell's code has a top-level `NAME = <number, text or bool>`."""
+    for stmt in tree.body:
+        value = stmt.value if isinstance(stmt, ast.Assign | ast.AnnAssign) else None
+        if isinstance(value, ast.Constant) and not isinstance(value.value, bytes):
+            return True
+        if isinstance(value, ast.UnaryOp) and isinstance(value.operand, ast.Constant):
+            return True  # -1, -0.5
+    return False
 
 
 # -- checking a fix -----------------------------------------------------------------------
