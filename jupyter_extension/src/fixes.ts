@@ -99,6 +99,12 @@ function roleTag(model: ICellModel): string | null {
   return cellRole(model.getMetadata('tags'))?.tag.trim() ?? null;
 }
 
+/** Whether a cell's nbops tag is still `expected` (as the server wrote it: the role in
+ * lower case), so a fix read from the saved file still fits the open notebook. */
+function tagIs(model: ICellModel, expected: string | null | undefined): boolean {
+  return (roleTag(model)?.toLowerCase() ?? null) === (expected?.toLowerCase() ?? null);
+}
+
 function setTag(model: ICellModel, tag: string | null): void {
   const after = replaceRoleTag(model.getMetadata('tags'), tag);
   if (after.length) {
@@ -133,7 +139,7 @@ export function applyFix(panel: NotebookPanel, fix: IQuickFix): number {
   switch (fix.kind) {
     case 'tag-cell': {
       const cell = codeCell(panel, fix.cell_index, fix.cell_id);
-      if (roleTag(cell.model) !== (fix.current ?? null)) {
+      if (!tagIs(cell.model, fix.current)) {
         throw new FixError(`cell ${cell.index + 1} is now tagged ${roleTag(cell.model) ?? '(none)'}: ${CHANGED}`);
       }
       transact(panel, () => setTag(cell.model, fix.tag ?? null));
@@ -258,7 +264,7 @@ export class FixesView {
     state.errors.clear();
     state.acceptError = null;
     const changes = state.suggestion?.cells.filter(c => c.changes) ?? [];
-    if (state.suggestion && changes.every(c => state.accepted.has(c.index))) {
+    if (changes.length && changes.every(c => state.accepted.has(c.index))) {
       state.suggestion = null;
       state.accepted.clear();
     }
@@ -497,7 +503,7 @@ export class FixesView {
     try {
       const targets = cells.map(c => {
         const found = codeCell(panel, c.index, c.id);
-        if (roleTag(found.model) !== (c.current ?? null)) {
+        if (!tagIs(found.model, c.current)) {
           throw new FixError(`cell ${found.index + 1} is now tagged ${roleTag(found.model) ?? '(none)'}: ${CHANGED}`);
         }
         return { cell: c, model: found.model };
