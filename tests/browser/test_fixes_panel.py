@@ -106,6 +106,7 @@ def test_each_fix_button_changes_the_notebook(page: Any, lab: Lab) -> None:
     panel.locator(".nbops-applied").wait_for()
     panel.locator(".nbops-dirty:not([hidden])").wait_for()
     # Undo (Z in command mode) takes the whole fix back; redo (Shift+Z) applies it again.
+    select_cell(page, 1)
     page.keyboard.press("z")
     wait_for(lambda: page.locator(CELLS).count() == 7, what="undo to restore the cell")
     assert role_of(page, 4) == "parameters"
