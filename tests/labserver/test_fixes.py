@@ -242,3 +242,17 @@ def test_an_export_of_another_notebook_of_the_same_name_is_not_its_last(tmp_path
     out = tmp_path / "pipelines"
     export_notebook(first, out, secret_params=[])
     assert last_export(second, out) is None
+
+
+def test_no_merge_when_the_second_parameters_cell_is_not_plain_values(tmp_path: Path) -> None:
+    body = analysis(
+        tmp_path,
+        [
+            ("size = 3", ["parameters"]),
+            ("factor = len('abc')", ["parameters"]),
+            ("total = size * factor", ["train"]),
+        ],
+    )
+    [problem] = body["problems"]
+    assert "two cells are tagged parameters" in problem["message"]
+    assert "quick_fix" not in problem
