@@ -289,8 +289,19 @@ export class FixesView {
   /** The fixes not tied to a problem (constants to move into the parameters cell). */
   fixList(panel: NotebookPanel, analysis: IAnalysis): HTMLElement | string {
     const fixes = analysis.fixes ?? [];
+    const state = this._state(panel);
+    const untagged = analysis.cells.filter(c => c.type === 'code' && !c.role).length;
+    const more =
+      analysis.tagged && untagged && !analysis.run_output && !state.suggestion
+        ? el(
+            'div',
+            { class: 'nbops-hint nbops-suggest-more' },
+            `${untagged} code cell(s) untagged. `,
+            this.suggestButton(panel, 'Suggest roles for them…')
+          )
+        : null;
     if (!fixes.length) {
-      return '';
+      return more ?? '';
     }
     return el(
       'section',
@@ -307,7 +318,8 @@ export class FixesView {
             this._fixButton(panel, fix)
           )
         )
-      )
+      ),
+      more
     );
   }
 
