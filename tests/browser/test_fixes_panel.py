@@ -27,6 +27,7 @@ from tests.browser.test_lab import (
     open_notebook,
     open_panel,
     role_of,
+    run_from_palette,
     select_cell,
     wait_for,
     wait_role,
@@ -199,6 +200,11 @@ def test_suggested_roles_are_accepted_one_by_one_or_all(page: Any, lab: Lab) -> 
         wait_role(page, index, proposed[index])
     page.mouse.move(5, 5)
     panel.screenshot(path=str(ARTIFACTS / "lab-suggested-roles.png"))
+    run_from_palette(page, "Use Theme: JupyterLab Dark")
+    page.wait_for_selector("body[data-jp-theme-light='false']", state="attached")
+    panel.screenshot(path=str(ARTIFACTS / "lab-suggested-roles-dark.png"))
+    run_from_palette(page, "Use Theme: JupyterLab Light")
+    page.wait_for_selector("body[data-jp-theme-light='true']", state="attached")
 
     before = path.read_text()
     select_cell(page, first)
