@@ -66,6 +66,50 @@ export interface IProblem {
   exit_code?: number | null;
   /** The other cells the problem concerns: the cell defining a name the problem's cell uses. */
   related?: ICellRef[];
+  /** A one-click fix (labserver/fixes.py), when the problem has a mechanical one. */
+  quick_fix?: IQuickFix | null;
+}
+
+/** A one-click fix the server checked (labserver/fixes.py); fixes.ts applies it to the
+ * open notebook. `kind`: tag-cell, merge-parameters, move-to-parameters, suggest-roles. */
+export interface IQuickFix {
+  kind: string;
+  label: string;
+  message?: string;
+  cell_index?: number;
+  cell_id?: string | null;
+  tag?: string;
+  current?: string | null;
+  from_index?: number;
+  from_id?: string | null;
+  name?: string;
+  line?: number;
+  end_line?: number;
+  source?: string;
+  parameters_index?: number;
+  parameters_id?: string | null;
+}
+
+/** One code cell of `nbops tag --suggest --json` (GET /nbops/api/suggest). */
+export interface ISuggestedCell {
+  index: number;
+  number: number;
+  id: string | null;
+  tag: string | null;
+  role: string | null;
+  reason: string;
+  kept: boolean;
+  current: string | null;
+  changes: boolean;
+}
+
+export interface ISuggestion {
+  notebook: string;
+  exports: boolean;
+  cells: ISuggestedCell[];
+  problems: { message: string; kind: string; fix?: string | null; index?: number | null }[];
+  steps: string[];
+  warnings: string[];
 }
 
 export interface IWarning {
@@ -90,12 +134,29 @@ export interface IAnalysis {
   warnings: IWarning[];
   tagged: boolean;
   run_output?: IRunOutput | null;
+  /** The saved file's sha256 (an export's manifest records its source's). */
+  sha256?: string | null;
+  /** One-click fixes not tied to a problem (moves of constants into the parameters cell). */
+  fixes?: IQuickFix[];
+  /** The notebook's export in its project's export folder; `current`: made from the
+   * notebook as saved now. */
+  last_export?: ILastExport | null;
+}
+
+export interface ILastExport {
+  name: string;
+  version: number;
+  folder: string;
+  source_sha256: string;
+  current: boolean;
 }
 
 export interface IExportResult {
   name: string;
   version: string | number;
   content_hash: string;
+  /** The sha256 of the notebook file the export read. */
+  source_sha256?: string;
   folder: string;
   new_version: boolean;
   steps: unknown[];
@@ -181,6 +242,8 @@ export const api = {
       body: JSON.stringify({ path, parameters })
     }),
   run: (job: string) => requestAPI<IRunJob>(`runs/${encodeURIComponent(job)}`),
+  suggest: (path: string) =>
+    requestAPI<ISuggestion>(`suggest?path=${encodeURIComponent(path)}`),
   bundle: (runId: string, path: string) =>
     requestAPI<IBundleResult>('bundle', {
       method: 'POST',

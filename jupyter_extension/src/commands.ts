@@ -8,6 +8,7 @@ import { INotebookTracker, Notebook } from '@jupyterlab/notebook';
 import { LabIcon, tagIcon } from '@jupyterlab/ui-components';
 import { Menu } from '@lumino/widgets';
 
+import { refuseSecondParameters } from './fixes';
 import { ROLES, SEPARATOR, cellRole, normaliseStepTag, replaceRoleTag } from './tags';
 
 export namespace CommandIDs {
@@ -132,6 +133,9 @@ export function addTaggingCommands(
         if (!notebook) {
           return;
         }
+        if (role.name === 'parameters' && refuseSecondParameters(notebook, selectedCells(notebook))) {
+          return;
+        }
         setRoleTag(notebook, role.name);
         changed();
       }
@@ -174,6 +178,9 @@ export function addTaggingCommands(
       const checked = normaliseStepTag(result.value, defaultRole);
       if ('error' in checked) {
         await showErrorMessage('nbops: cannot set the step', checked.error);
+        return;
+      }
+      if (checked.tag === 'parameters' && refuseSecondParameters(notebook, selectedCells(notebook))) {
         return;
       }
       setRoleTag(notebook, checked.tag);

@@ -19,6 +19,7 @@ import {
 } from './api';
 import { renderDag, stepRuns } from './dag';
 import { markProblemCells, problemsByCell, relatedLabel } from './problems';
+import { FixesView, lastExportBox, outdatedNote } from './fixes';
 import { ROLES, roleSpec } from './tags';
 
 const PIPELINE_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
@@ -133,6 +134,10 @@ interface INotebookState {
   bundling: boolean;
   bundleFolder: string | null;
   bundleError: IApiErrorBody | null;
+  // The notebook (its signature) each result was made from: it is outdated when that changes.
+  exportSignature: string | null;
+  runSignature: string | null;
+  bundleSignature: string | null;
 }
 
 function newState(): INotebookState {
@@ -156,7 +161,10 @@ function newState(): INotebookState {
     },
     bundling: false,
     bundleFolder: null,
-    bundleError: null
+    bundleError: null,
+    exportSignature: null,
+    runSignature: null,
+    bundleSignature: null
   };
 }
 
@@ -267,7 +275,10 @@ export class PipelinePanel extends Widget {
           }
         }, 300);
       });
-      panel.disposed.connect(() => this._states.delete(panel.id));
+      panel.disposed.connect(() => {
+        this._states.delete(panel.id);
+        this._fixes.forget(panel);
+      });
     }
     if (!panel) {
       this.render();
@@ -314,12 +325,16 @@ export class PipelinePanel extends Widget {
       body.push(this._errorBox(state.analysisError, 'Cannot read the pipeline'));
     }
     if (analysis) {
+      this._fixes.sync(panel, analysis);
       if (analysis.run_output) {
         body.push(this._runOutputBanner(analysis.run_output));
       }
       if (!analysis.tagged) {
         // The only problem of an untagged notebook is that it is untagged: say how to start.
         body.push(this._howToStart());
+        if (!analysis.run_output) {
+          body.push(h('div', { class: 'nbops-suggest-start' }, this._fixes.suggestButton(panel, 'Suggest roles for the cells…')));
+        }
         analysis = {
           ...analysis,
           problems: analysis.problems.filter(
@@ -328,6 +343,8 @@ export class PipelinePanel extends Widget {
         };
       }
       body.push(this._problems(analysis));
+      body.push(this._fixes.suggestions(panel));
+      body.push(this._fixes.fixList(panel, analysis));
       if (analysis.tagged && analysis.problems.length && !analysis.steps.length) {
         body.push(
           h('p', { class: 'nbops-hint' }, 'The steps and parameters appear once the problems above are fixed and the notebook saved.')
@@ -344,6 +361,7 @@ export class PipelinePanel extends Widget {
     } else if (!state.analysisError) {
       body.push(h('div', { class: 'nbops-loading' }, 'Press Refresh to read the pipeline.'));
     }
+    this._renderedOutdated = this._outdatedKey(panel);
     this.node.replaceChildren(
       this._header(panel),
       h(
@@ -400,6 +418,31 @@ export class PipelinePanel extends Widget {
     if (note && this._panel) {
       note.hidden = !this._stale(this._panel);
     }
+    if (this._panel && this._outdatedKey(this._panel) !== this._renderedOutdated) {
+      this.render(); // a result box turned outdated (or current again, after an undo)
+    }
+  }
+
+  /** Whether a result made from the notebook with `made` (its signature) is outdated. */
+  private _outdated(panel: NotebookPanel, made: string | null): boolean {
+    return made !== null && made !== signature(panel);
+  }
+
+  /** Whether the export is of an older notebook: the open notebook changed since, or the
+   * saved file differs from the one the export read (its manifest's sha256). */
+  private _exportOutdated(panel: NotebookPanel, state: INotebookState): boolean {
+    const saved = state.analysis?.sha256;
+    const read = state.exported?.source_sha256;
+    return this._outdated(panel, state.exportSignature) || (!!saved && !!read && saved !== read);
+  }
+
+  private _outdatedKey(panel: NotebookPanel): string {
+    const state = this._state(panel);
+    return [
+      this._exportOutdated(panel, state),
+      this._outdated(panel, state.runSignature),
+      this._outdated(panel, state.bundleSignature)
+    ].join();
   }
 
   /** Whether the cells' sources, types or tags differ from the saved file. */
@@ -550,7 +593,8 @@ export class PipelinePanel extends Widget {
               .map(r => [
                 h('span', { class: 'nbops-related-label' }, ` · ${relatedLabel(p)} `),
                 this._cellLink(r.cell_index, r.cell_id, `cell ${(r.cell_index as number) + 1}`)
-              ])
+              ]),
+            this._panel ? this._fixes.problemFix(this._panel, p) : null
           )
         )
       )
@@ -748,7 +792,10 @@ export class PipelinePanel extends Widget {
         state.exported
           ? h(
               'div',
-              { class: 'nbops-result nbops-export-result' },
+              {
+                class: `nbops-result nbops-export-result${this._exportOutdated(panel, state) ? ' nbops-outdated' : ''}`
+              },
+              this._exportOutdated(panel, state) ? outdatedNote('Export again to include the changes.') : null,
               h('strong', {}, `${state.exported.name} v${state.exported.version}`),
               state.exported.new_version ? ' (new version)' : ' (unchanged)',
               h('div', {}, 'in ', h('code', { class: 'nbops-folder' }, state.exported.folder)),
@@ -757,6 +804,7 @@ export class PipelinePanel extends Widget {
                 : null
             )
           : null,
+        !state.exported && !state.exporting && state.analysis ? lastExportBox(state.analysis) : null,
         state.exportError ? this._errorBox(state.exportError, 'Export failed') : null
       ),
       // Run
@@ -777,7 +825,7 @@ export class PipelinePanel extends Widget {
         ),
         run.formOpen && !isOutput ? this._runForm(panel, state) : null,
         run.error ? this._errorBox(run.error, 'Run not started') : null,
-        job ? this._runStatus(job) : null
+        job ? this._runStatus(job, this._outdated(panel, state.runSignature)) : null
       ),
       // Bundle
       h(
@@ -798,7 +846,12 @@ export class PipelinePanel extends Widget {
         state.bundleFolder
           ? h(
               'div',
-              { class: 'nbops-result nbops-bundle-result' },
+              {
+                class: `nbops-result nbops-bundle-result${this._outdated(panel, state.bundleSignature) ? ' nbops-outdated' : ''}`
+              },
+              this._outdated(panel, state.bundleSignature)
+                ? outdatedNote('Run the notebook again, then build a new bundle.')
+                : null,
               'Bundle in ',
               h('code', { class: 'nbops-folder' }, state.bundleFolder)
             )
@@ -866,7 +919,7 @@ export class PipelinePanel extends Widget {
     );
   }
 
-  private _runStatus(job: IRunJob): HTMLElement {
+  private _runStatus(job: IRunJob, outdated = false): HTMLElement {
     const metrics = Object.entries(job.metrics ?? {});
     const error =
       job.error && typeof job.error === 'object'
@@ -876,7 +929,8 @@ export class PipelinePanel extends Widget {
           : null;
     return h(
       'div',
-      { class: `nbops-result nbops-run-result nbops-status-${job.status}` },
+      { class: `nbops-result nbops-run-result nbops-status-${job.status}${outdated ? ' nbops-outdated' : ''}` },
+      outdated ? outdatedNote('Run again to use the changes.') : null,
       h(
         'div',
         {},
@@ -963,9 +1017,15 @@ export class PipelinePanel extends Widget {
     this.render();
     try {
       await this._saveIfDirty(panel);
+      const made = signature(panel);
       state.exported = await api.exportNotebook(panel.context.localPath);
+      state.exportSignature = made;
+      if (state.analysis?.sha256 !== state.exported.source_sha256) {
+        void this.refresh(); // the file changed since the panel read it
+      }
     } catch (error) {
       state.exported = null;
+      state.exportSignature = null;
       state.exportError = errorBody(error);
     } finally {
       state.exporting = false;
@@ -1046,8 +1106,11 @@ export class PipelinePanel extends Widget {
     run.error = null;
     this.render();
     try {
+      // The run reads the saved file: what it was when last saved is what the run runs.
+      const made = state.savedSignature;
       const started = await api.startRun(panel.context.localPath, this._changedParameters(run));
       run.job = { job: started.job, status: 'running' };
+      state.runSignature = made;
       run.formOpen = false;
       state.bundleFolder = null;
       state.bundleError = null;
@@ -1098,6 +1161,7 @@ export class PipelinePanel extends Widget {
     try {
       const answer = await api.bundle(runId, panel.context.localPath);
       state.bundleFolder = answer.folder;
+      state.bundleSignature = state.runSignature; // a bundle is of its run's notebook
     } catch (error) {
       state.bundleError = errorBody(error);
     } finally {
@@ -1111,4 +1175,9 @@ export class PipelinePanel extends Widget {
   private _connected = new WeakSet<NotebookPanel>();
   private _timers: number[] = [];
   private _outputError: IApiErrorBody | null = null;
+  private _renderedOutdated = '';
+  private _fixes = new FixesView(
+    () => this.render(),
+    (index, id) => this.jumpToCell(index, id)
+  );
 }

@@ -166,6 +166,10 @@ class DependencyError(NbopsError):
     """A step uses a name that neither a parameter nor an earlier step provides."""
 
     exit_code = 9
+    # Set where the analysis knows them: the name at fault and the cell defining it (an
+    # UntaggedDefinitionError's untagged cell), so the panel can offer to tag that cell.
+    name: str | None = None
+    defined_in: CellLocation | None = None
 
 
 class UntaggedDefinitionError(DependencyError):

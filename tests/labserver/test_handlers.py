@@ -9,6 +9,7 @@ checked in-process.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -400,6 +401,21 @@ def test_export_writes_the_package(server: Server) -> None:
     assert manifest["content_hash"] == body["content_hash"]
     assert again["version"] == body["version"]
     assert again["new_version"] is False
+
+
+def test_export_and_analysis_name_the_notebook_by_the_same_sha256(server: Server) -> None:
+    # The panel marks an export made from an older notebook by comparing the two.
+    with server.client() as client:
+        exported = client.post(server.api("export"), json={"path": "small.ipynb"}).json()
+        analysed = client.get(server.api("analysis"), params={"path": "small.ipynb"}).json()
+    digest = hashlib.sha256((server.root / "small.ipynb").read_bytes()).hexdigest()
+    assert exported["source_sha256"] == analysed["sha256"] == digest
+    last = analysed["last_export"]
+    assert (last["folder"], last["version"], last["current"]) == (
+        "pipelines/small",
+        exported["version"],
+        True,
+    )
 
 
 def test_export_into_a_chosen_folder(server: Server) -> None:

@@ -390,6 +390,15 @@ def test_name_defined_only_in_an_untagged_cell_raises_untagged_definition_error(
     assert info.value.location.number == 3
 
 
+def test_untagged_definition_error_carries_the_name_and_its_defining_cell(analyse_cells):
+    # The panel's one-click fix tags that cell (labserver/fixes.py).
+    with pytest.raises(UntaggedDefinitionError) as info:
+        analyse_cells([("n = 1", ["parameters"]), ("df = load()", []), ("m = df", ["train"])])
+    assert info.value.name == "df"
+    assert info.value.defined_in is not None
+    assert info.value.defined_in.number == 2
+
+
 def test_untagged_definition_error_names_the_cell_id(make_notebook):
     path = make_notebook([("df = 1", []), ("m = df", ["train"])])
     model = read_notebook(path)

@@ -494,3 +494,22 @@ def test_metrics_collected_in_a_list_make_the_summary_cells_evaluate(
         "evaluate", "evaluate", None, "evaluate",
     ]  # fmt: skip
     assert "best_accuracy" in analyse(s.applied()).steps[-1].outputs
+
+
+def test_hyper_constants_are_the_constants_later_code_passes_as_hyper_parameters(
+    make_notebook: MakeNotebook,
+) -> None:
+    from nbops.notebook.cellwork import read_work
+    from nbops.notebook.suggest import hyper_constants
+
+    path = make_notebook(
+        [
+            ("k = 5\nlabel = 'knn'\nrounds = 1\nrounds = 2", []),
+            ("model = KNeighborsClassifier(n_neighbors=k)\nprint(label)", []),
+            ("fit(rounds=rounds)", []),
+        ]
+    )
+    works = read_work(read_notebook(path).code_cells)
+    found = [(i, c.name, c.line, use) for i, c, use in hyper_constants(works)]
+    # `label` is only printed; `rounds` is set twice, so which value is the parameter is unclear.
+    assert found == [(0, "k", 1, "n_neighbors=")]

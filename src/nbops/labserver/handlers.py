@@ -20,7 +20,9 @@ MAX_JSON_DEPTH or holding lone surrogates. A value the request sent back in a me
 shortened.
 
 Analysis problems are not failed requests: `GET analysis` answers 200 with the problem in
-`problems`, so the panel can show it beside the cell. Likewise `GET suggest` (the tags nbops
+`problems`, so the panel can show it beside the cell, with its one-click fix where it has
+one (fixes.py), and the notebook's last export (`last_export`, null when none) saying
+whether it was made from the notebook as saved now. Likewise `GET suggest` (the tags nbops
 proposes, as `nbops tag --suggest --json` prints them) answers 200 with what the proposal
 could not resolve in `problems`; `POST suggest` writes the accepted proposals into the file.
 
@@ -82,9 +84,9 @@ if TYPE_CHECKING:
 
 # Deferred imports, inside the handlers that use them: config (pydantic), export.exporter,
 # runs.execute and bundle.from_run (pydantic, SQLite, the notebook analysis), and
-# notebook.read, suggest and tagwrite (the notebook analysis, some twenty modules): they load
-# with the first request that needs them, not when Jupyter loads the extension at every
-# server start.
+# notebook.read, suggest and tagwrite, and labserver.fixes (the notebook analysis, some twenty
+# modules): they load with the first request that needs them, not when Jupyter loads the
+# extension at every server start.
 
 T = TypeVar("T")
 
@@ -207,7 +209,23 @@ class AnalysisHandler(NbopsHandler):
         path = self.notebook(raw)
         result = await self.in_thread(analyse_for_panel, path, self.root)
         result["path"] = raw  # as the client named it
+        result["last_export"] = await self.in_thread(self._last_export, path)
         self.reply(result)
+
+    def _last_export(self, path: Path) -> dict[str, Any] | None:
+        """The notebook's export in its project's export folder, if any (fixes.last_export):
+        the panel says when it was made from an older notebook. None when the project cannot
+        be read (the export itself reports that)."""
+        from nbops.labserver.fixes import last_export
+
+        try:
+            project = self.project(path)
+        except ApiError:
+            return None
+        found = last_export(path, (project.root / project.config.export_dir).resolve())
+        if found is not None:
+            found["folder"] = self.shown(found["folder"])
+        return found
 
 
 class ParametersHandler(NbopsHandler):
@@ -252,6 +270,7 @@ class ExportHandler(NbopsHandler):
                 "name": result.name,
                 "version": result.version,
                 "content_hash": result.content_hash,
+                "source_sha256": result.manifest.source.sha256,
                 "folder": self.shown(result.folder),
                 "package": self.shown(result.package_dir),
                 "new_version": result.new_version,

@@ -24,12 +24,16 @@ from nbops.labserver.jobs import error_fields, find_run_output, relative_to_root
 
 def analyse_for_panel(path: Path, root: Path) -> dict[str, Any]:
     """The cells, parameters, steps, problems and warnings of a notebook, as far as they can
-    be read: a problem in the notebook is reported in `problems`, never raised.
+    be read: a problem in the notebook is reported in `problems`, never raised. A problem
+    with a one-click fix carries it in `quick_fix`; `fixes` holds the fixes not tied to a
+    problem (see fixes.py); `sha256` is the file's, to tell an export of it from one of an
+    older notebook (the export's manifest records its source's).
 
     `run_output` is null for a source notebook; for a run's output notebook (see
     find_run_output) it is `{"run_id", "source"}`, the source relative to the server root
     (null when unknown or outside the root): the panel exports and runs the source instead.
     """
+    from nbops.labserver.fixes import constant_fixes
     from nbops.notebook.analysis import analyse
     from nbops.notebook.read import read_notebook
 
@@ -41,6 +45,8 @@ def analyse_for_panel(path: Path, root: Path) -> dict[str, Any]:
         "warnings": [],
         "tagged": False,
         "run_output": _run_output(path, root),
+        "sha256": None,  # the saved file's, as an export's manifest records its source's
+        "fixes": [],  # one-click fixes not tied to a problem (labserver/fixes.py)
     }
     tag_problems: list[TagError] = []
     try:
@@ -60,16 +66,17 @@ def analyse_for_panel(path: Path, root: Path) -> dict[str, Any]:
     ]
     # A cell whose tags cannot be understood is read as untagged, its tags a problem.
     result["tagged"] = bool(nb.tagged_cells or tag_problems)
+    result["sha256"] = nb.sha256
     problems: list[NbopsError] = [*tag_problems]
     try:
         graph = analyse(nb, problems=problems)
     except NbopsError as exc:
         if not tag_problems:  # else nothing tagged is left but the bad tags: those say it
             problems.append(exc)
-        result["problems"] = [_problem(p, root, path) for p in problems]
+        result["problems"] = _problems_with_fixes(problems, nb, root, path)
         result["parameters"] = _parameters_if_readable(nb)
         return result
-    result["problems"] = [_problem(p, root, path) for p in problems]
+    result["problems"] = _problems_with_fixes(problems, nb, root, path)
     result["parameters"] = [
         {"name": p.name, "type": p.type_source, "default": p.default, "description": p.description}
         for p in graph.parameters
@@ -88,7 +95,26 @@ def analyse_for_panel(path: Path, root: Path) -> dict[str, Any]:
         for s in graph.steps
     ]
     result["warnings"] = [panel_warning(d) for d in graph.diagnostics]
+    # Moving constants is offered once the notebook analyses (each move is checked so).
+    result["fixes"] = [] if problems else constant_fixes(nb, graph)
     return result
+
+
+def _problems_with_fixes(
+    problems: list[NbopsError], nb: Any, root: Path, path: Path
+) -> list[dict[str, Any]]:
+    """The problems as the panel shows them, each with its one-click fix when it has one
+    (checked against the notebook's other problems: see fixes.py)."""
+    from nbops.labserver.fixes import problem_fix
+
+    shown = []
+    for exc in problems:
+        problem = _problem(exc, root, path)
+        quick_fix = problem_fix(exc, nb, known=problems)
+        if quick_fix is not None:
+            problem["quick_fix"] = quick_fix
+        shown.append(problem)
+    return shown
 
 
 def _run_output(path: Path, root: Path) -> dict[str, Any] | None:

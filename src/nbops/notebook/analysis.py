@@ -649,13 +649,15 @@ def _resolve_name(
     if name in untagged_defs:
         source = untagged_defs[name]
         kind = "a cell tagged skip" if source.role is Role.SKIP else "an untagged cell"
-        raise UntaggedDefinitionError(
+        error = UntaggedDefinitionError(
             f"step {step.tag!r} uses {name!r}, which is defined only in {kind}: {source.label}",
             location=cell.cell.location,
             fix=f"tag cell {source.number} (e.g. transform), or move the definition of "
             f"{name!r} into a tagged cell",
             related=(source.location,),
         )
+        error.name, error.defined_in = name, source.location
+        raise error
     if rebinds:
         first_cell = next(c.cell for c in step.cells if name in c.names.defines)
         raise LaterStepError(

@@ -32,6 +32,7 @@ code cells. Nothing here reads or writes a file; see `tagwrite.py` for writing t
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -435,7 +436,7 @@ def _preprocess_name(cls: str | None) -> str:
 
 def _choose_parameters(plans: list[_Plan]) -> tuple[int | None, list[GatherLine]]:
     """Pick the parameters cell and list the hyper-parameter constants outside it."""
-    hyper = _hyper_constants(plans)
+    hyper = hyper_constants([p.work for p in plans])
     kept = next((p for p in plans if p.kept and p.role is Role.PARAMETERS), None)
     chosen = kept
     if chosen is None:
@@ -462,25 +463,25 @@ def _choose_parameters(plans: list[_Plan]) -> tuple[int | None, list[GatherLine]
     return index, gather
 
 
-def _hyper_constants(plans: list[_Plan]) -> list[tuple[int, Constant, str]]:
-    """(plan position, constant, use) for each scalar constant defined once in the notebook
-    and passed by later code (its own cell or a later one) as a hyper-parameter, size, seed
-    or input path."""
+def hyper_constants(works: Sequence[CellWork]) -> list[tuple[int, Constant, str]]:
+    """(position in `works`, constant, use) for each scalar constant defined once in the
+    notebook and passed by later code (its own cell or a later one) as a hyper-parameter,
+    size, seed or input path: what belongs in the parameters cell."""
     defined_in: dict[str, int] = {}
-    for p in plans:
-        for name in p.work.value_defines():
+    for w in works:
+        for name in w.value_defines():
             defined_in[name] = defined_in.get(name, 0) + 1
     found = []
-    for i, p in enumerate(plans):
-        if not p.work.exportable:
+    for i, w in enumerate(works):
+        if not w.exportable:
             continue
-        for c in p.work.constants:
+        for c in w.constants:
             if not c.scalar or defined_in.get(c.name) != 1:
                 continue
-            if sum(1 for k in p.work.constants if k.name == c.name) != 1:
+            if sum(1 for k in w.constants if k.name == c.name) != 1:
                 continue
             use = next(
-                (q.work.hyper_uses[c.name] for q in plans[i:] if c.name in q.work.hyper_uses),
+                (q.hyper_uses[c.name] for q in works[i:] if c.name in q.hyper_uses),
                 None,
             )
             if use is not None:
