@@ -24,9 +24,13 @@ Analysis problems are not failed requests: `GET analysis` answers 200 with the p
 proposes, as `nbops tag --suggest --json` prints them) answers 200 with what the proposal
 could not resolve in `problems`; `POST suggest` writes the accepted proposals into the file.
 
-This module holds the handlers; the request checks are in requests.py, the confinement of a
-project's folders in confine.py, what the panel reads of a notebook in panel.py, and the
-run jobs in jobs.py.
+The Runs section's endpoints (`history`: a notebook's runs from the run store, compared,
+their output notebooks, re-run) are in history.py. `POST bundle` for a run that already has
+a bundle answers that bundle (`existing: true`) instead of building a new version.
+
+This module holds the handlers; their base is in base.py, the request checks in requests.py,
+the confinement of a project's folders in confine.py, what the panel reads of a notebook in
+panel.py, and the run jobs in jobs.py.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from jupyter_server.utils import url_path_join
 from nbops.errors import NbopsError
 from nbops.labserver.base import LabState, NbopsHandler
 from nbops.labserver.confine import confine_to_root
+from nbops.labserver.history import ROUTES as HISTORY_ROUTES
+from nbops.labserver.history import existing_bundle
 from nbops.labserver.jobs import run_target
 from nbops.labserver.panel import analyse_for_panel, panel_warning, run_form_parameters
 from nbops.labserver.requests import (
@@ -202,6 +208,10 @@ class BundleHandler(NbopsHandler):
         if not isinstance(run_id, str) or not run_id.strip():
             raise ApiError(400, "'run_id' is missing", fix="give the id of a completed run")
         project = self.project(path, writes=("store", "export_dir", "bundles"))
+        built = await self.in_thread(existing_bundle, project, self.root, run_id.strip())
+        if built is not None:  # a second click shows the bundle, not a new version of it
+            self.reply({**built, "run_id": run_id.strip(), "existing": True})
+            return
         from nbops.bundle.from_run import bundle_from_run
 
         try:
@@ -298,6 +308,7 @@ def handlers(base_url: str, state: LabState) -> list[tuple[str, type, dict[str, 
         (r"runs/(?P<job_id>[A-Za-z0-9_-]+)", RunJobHandler),
         ("bundle", BundleHandler),
         ("suggest", SuggestHandler),
+        *HISTORY_ROUTES,  # the Runs section: history, history/compare, /output, /rerun
         (r"(?P<rest>.*)", NotFoundHandler),
     ]
     return [(url_path_join(base_url, API, pattern), cls, kwargs) for pattern, cls in routes]
