@@ -17,6 +17,7 @@ import {
   IStepInput,
   api
 } from './api';
+import { RunsSection } from './runs';
 import { ROLES, roleSpec } from './tags';
 
 const PIPELINE_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
@@ -189,6 +190,10 @@ export class PipelinePanel extends Widget {
     this.title.icon = pipelineIcon;
     this.title.caption = 'nbops pipeline';
     this.node.tabIndex = -1;
+    this._runs = new RunsSection(app, {
+      render: () => this.render(),
+      jumpToCell: (index, id) => this.jumpToCell(index, id)
+    });
     tracker.currentChanged.connect(this._onCurrentChanged, this);
     this._onCurrentChanged();
   }
@@ -197,6 +202,7 @@ export class PipelinePanel extends Widget {
     for (const timer of this._timers) {
       window.clearTimeout(timer);
     }
+    this._runs.dispose();
     super.dispose();
   }
 
@@ -227,8 +233,14 @@ export class PipelinePanel extends Widget {
         if (this._panel === panel) {
           this.render();
         }
+        void this._runs.load(this._runsPath(panel));
       }
     }
+  }
+
+  /** Whose runs the Runs section lists: the notebook's, or for a run's output its source's. */
+  private _runsPath(panel: NotebookPanel): string {
+    return this._state(panel).analysis?.run_output?.source ?? panel.context.localPath;
   }
 
   protected onAfterShow(): void {
@@ -335,6 +347,7 @@ export class PipelinePanel extends Widget {
       }
       body.push(this._warnings(analysis));
       body.push(this._actions(panel, state));
+      body.push(this._runs.render(this._runsPath(panel)));
     } else if (state.loading) {
       body.push(h('div', { class: 'nbops-loading' }, 'Reading the notebook…'));
     } else if (!state.analysisError) {
@@ -1049,6 +1062,8 @@ export class PipelinePanel extends Widget {
       }
       if (state.run.job && !FINISHED.has(state.run.job.status)) {
         this._timers.push(window.setTimeout(() => void tick(), POLL_MS));
+      } else {
+        void this._runs.load(this._runsPath(panel)); // the finished run, in the Runs list
       }
     };
     this._timers.push(window.setTimeout(() => void tick(), POLL_MS / 2));
@@ -1080,4 +1095,5 @@ export class PipelinePanel extends Widget {
   private _connected = new WeakSet<NotebookPanel>();
   private _timers: number[] = [];
   private _outputError: IApiErrorBody | null = null;
+  private _runs: RunsSection;
 }
