@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import pytest
 from nbops.config import load_project
 from nbops.runs.record import Failure, MetricPoint, ParameterSchema, RunRecord
 from nbops.runs.store import RunStore
+
+from .test_handlers import SMALL, Server, build_notebook, error_of, poll, running_server
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning:jupyter_server.*"),
@@ -300,3 +303,155 @@ def test_a_run_without_its_output_notebook_is_404(project_root: Path) -> None:
         output_notebook(store, rec, notebook, project_root)
     assert refused.value.status_code == 404
     assert "gone" in refused.value.body["message"]
+
+
+# -- through a real `jupyter server` ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    base = tmp_path_factory.mktemp("history").resolve()
+    root = base / "root"
+    root.mkdir()
+    (root / "pyproject.toml").write_text("[tool.nbops]\n", encoding="utf-8")
+    build_notebook(root / "small.ipynb", SMALL)
+    build_notebook(root / "quiet.ipynb", [("x = 1", ["transform"])])
+    (root / "up").mkdir()
+    (root / "up" / "pyproject.toml").write_text('[tool.nbops]\nstore = "../../up-store"\n')
+    build_notebook(root / "up" / "nb.ipynb", SMALL)
+    with running_server(base, root) as srv:
+        yield srv
+
+
+@pytest.mark.slow
+def test_history_lists_the_stores_runs_of_the_notebook(server: Server) -> None:
+    notebook = server.root / "small.ipynb"
+    store = RunStore(server.root / ".nbops")
+    store.save(record("20261129-090000-cccc01", "small.ipynb", parameters={"n_rows": 5}))
+    store.save(record("20261129-090100-cccc02", str(notebook), status="failed"))
+    store.save(record("20261129-090200-cccc03", str(server.root / "quiet.ipynb")))
+    with server.client() as client:
+        r = client.get(server.api("history"), params={"path": "small.ipynb"})
+        limited = client.get(server.api("history"), params={"path": "small.ipynb", "limit": 1})
+        bad_limit = client.get(server.api("history"), params={"path": "small.ipynb", "limit": 0})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    ids = [run["run_id"] for run in body["runs"]]
+    assert ids[:2] == ["20261129-090100-cccc02", "20261129-090000-cccc01"]
+    assert "20261129-090200-cccc03" not in ids
+    assert body["store"] == ".nbops"
+    assert body["runs"][1]["parameters"] == {"n_rows": 5}
+    assert len(limited.json()["runs"]) == 1
+    assert bad_limit.status_code == 400
+    assert "limit" in error_of(bad_limit)["message"]
+
+
+@pytest.mark.slow
+def test_history_of_a_store_outside_the_root_is_403_and_creates_nothing(server: Server) -> None:
+    with server.client() as client:
+        r = client.get(server.api("history"), params={"path": "up/nb.ipynb"})
+    assert r.status_code == 403, r.text
+    assert error_of(r)["setting"] == "store"
+    assert not (server.root.parent / "up-store").exists()
+
+
+@pytest.mark.slow
+def test_compare_answers_what_nbops_runs_compare_prints(server: Server) -> None:
+    store = RunStore(server.root / ".nbops")
+    store.save(record("20261129-080000-dddd01", "small.ipynb", metrics={"score": [1.5]}))
+    store.save(record("20261129-080100-dddd02", "small.ipynb", parameters={"scale": 3.0}))
+    with server.client() as client:
+        r = client.get(
+            server.api("history/compare"),
+            params=[("path", "small.ipynb"), ("run", "dddd01"), ("run", "dddd02")],
+        )
+        one = client.get(
+            server.api("history/compare"), params=[("path", "small.ipynb"), ("run", "dddd01")]
+        )
+        unknown = client.get(
+            server.api("history/compare"),
+            params=[("path", "small.ipynb"), ("run", "dddd01"), ("run", "nosuch")],
+        )
+    assert r.status_code == 200, r.text
+    rows = {(row["kind"], row["name"]): row for row in r.json()["rows"]}
+    assert rows["param", "scale"]["shown"] == ["2", "3"]
+    assert rows["param", "scale"]["differs"] is True
+    assert rows["metric", "score"]["shown"] == ["1.5", ""]
+    assert one.status_code == 400
+    assert "2 to" in error_of(one)["message"]
+    assert unknown.status_code == 422
+    assert error_of(unknown)["kind"] == "RunNotFoundError"
+
+
+@pytest.mark.slow
+def test_a_second_bundle_request_for_a_run_answers_the_bundle_built(server: Server) -> None:
+    store = RunStore(server.root / ".nbops")
+    models = [{"name": "model", "path": "models/model.skops"}]
+    store.save(record("20261129-070000-eeee01", "small.ipynb", models=models))
+    write_manifest(server.root / "bundles" / "small-v4", "20261129-070000-eeee01", 4)
+    with server.client() as client:
+        r = client.post(server.api("bundle"), json={"path": "small.ipynb", "run_id": "eeee01"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "folder": "bundles/small-v4",
+        "name": "train",
+        "version": 4,
+        "run_id": "eeee01",
+        "existing": True,
+    }
+    assert sorted(p.name for p in (server.root / "bundles").iterdir()) == ["small-v4"]
+
+
+@pytest.mark.slow
+def test_a_run_is_rerun_and_its_output_opened_from_the_history(server: Server) -> None:
+    with server.client() as client:
+        started = client.post(
+            server.api("runs"), json={"path": "small.ipynb", "parameters": {"factor": 2}}
+        )
+        assert started.status_code == 202, started.text
+        original = poll(client, server, started.json()["job"])
+        assert original["status"] == "completed", (original, server.log.read_text()[-3000:])
+        run_id = original["run_id"]
+        # The panel's copy exists already: the same one is answered.
+        output = client.post(
+            server.api("history/output"), json={"path": "small.ipynb", "run_id": run_id}
+        )
+        elsewhere = client.post(
+            server.api("history/output"), json={"path": "quiet.ipynb", "run_id": run_id}
+        )
+        rerun = client.post(
+            server.api("history/rerun"), json={"path": "small.ipynb", "run_id": run_id}
+        )
+        assert rerun.status_code == 202, rerun.text
+        job = poll(client, server, rerun.json()["job"])
+        listing = client.get(server.api("history"), params={"path": "small.ipynb"}).json()
+    assert output.status_code == 200, output.text
+    assert output.json() == {"run_id": run_id, "output_notebook": original["output_notebook"]}
+    assert elsewhere.status_code == 404
+    assert "quiet.ipynb" in error_of(elsewhere)["message"]
+    assert rerun.json()["rerun_of"] == run_id
+    assert job["status"] == "completed", (job, server.log.read_text()[-3000:])
+    assert job["run_id"] != run_id
+    assert job["metrics"] == original["metrics"]
+    assert (server.root / job["output_notebook"]).is_file()
+    newest = listing["runs"][0]
+    assert newest["run_id"] == job["run_id"]
+    assert newest["rerun_of"] == run_id
+    assert newest["parameters"] == {"factor": 2}
+    assert newest["has_output"] is True
+
+
+@pytest.mark.slow
+def test_history_requests_are_checked(server: Server) -> None:
+    with server.client() as client:
+        no_path = client.get(server.api("history"))
+        outside = client.get(server.api("history"), params={"path": "../x.ipynb"})
+        no_run = client.post(server.api("history/rerun"), json={"path": "small.ipynb"})
+        not_text = client.post(
+            server.api("history/output"), json={"path": "small.ipynb", "run_id": 7}
+        )
+    assert no_path.status_code == 400
+    assert outside.status_code == 403
+    for r in (no_run, not_text):
+        assert r.status_code == 400, r.text
+        assert "'run_id'" in error_of(r)["message"]
