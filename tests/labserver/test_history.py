@@ -412,6 +412,10 @@ def test_a_run_is_rerun_and_its_output_opened_from_the_history(server: Server) -
         original = poll(client, server, started.json()["job"])
         assert original["status"] == "completed", (original, server.log.read_text()[-3000:])
         run_id = original["run_id"]
+        # As `nbops run small.ipynb` records it in the project: a path relative to a folder
+        # that is not the server's working folder (the re-run must still find the notebook).
+        store = RunStore(server.root / ".nbops")
+        store.save(store.load(run_id).model_copy(update={"notebook": "small.ipynb"}))
         # The panel's copy exists already: the same one is answered.
         output = client.post(
             server.api("history/output"), json={"path": "small.ipynb", "run_id": run_id}
@@ -430,6 +434,7 @@ def test_a_run_is_rerun_and_its_output_opened_from_the_history(server: Server) -
     assert elsewhere.status_code == 404
     assert "quiet.ipynb" in error_of(elsewhere)["message"]
     assert rerun.json()["rerun_of"] == run_id
+    assert rerun.json()["warnings"] == []  # the notebook is found, unchanged
     assert job["status"] == "completed", (job, server.log.read_text()[-3000:])
     assert job["run_id"] != run_id
     assert job["metrics"] == original["metrics"]
@@ -439,6 +444,9 @@ def test_a_run_is_rerun_and_its_output_opened_from_the_history(server: Server) -
     assert newest["rerun_of"] == run_id
     assert newest["parameters"] == {"factor": 2}
     assert newest["has_output"] is True
+    assert RunStore(server.root / ".nbops").load(job["run_id"]).notebook == str(
+        server.root / "small.ipynb"
+    )
 
 
 @pytest.mark.slow

@@ -322,7 +322,16 @@ def rerun_target(run_id: str, project: Project, notebook: Path, root: Path) -> A
         from nbops.runs.store import RunStore
 
         class JobStore(RunStore):
-            """The project's store, telling the job the new run's id as soon as it exists."""
+            """The project's store, telling the job the new run's id as soon as it exists.
+            The run re-run names its notebook as the panel does (absolute): `nbops run
+            NB.ipynb` records the path as typed, relative to a folder that is not the
+            server's working folder."""
+
+            def load(self, ref: str) -> RunRecord:
+                found = super().load(ref)
+                if found.run_id != run_id:
+                    return found
+                return found.model_copy(update={"notebook": str(notebook)})
 
             def save(self, record: RunRecord) -> None:
                 if record.run_id != run_id:
@@ -433,7 +442,9 @@ class RerunHandler(NbopsHandler):
             from nbops.runs.history import rerun_warnings
 
             record = notebook_run(project, path, ref)
-            return record.run_id, rerun_warnings(record)
+            # As the rerun reads it (see rerun_target): the notebook by its absolute path.
+            absolute = record.model_copy(update={"notebook": str(path)})
+            return record.run_id, rerun_warnings(absolute)
 
         try:
             run_id, warnings = await self.in_thread(check)
