@@ -290,11 +290,7 @@ export class RunsSection {
         : runs.length
           ? [
               this._selection(path, state),
-              h(
-                'ul',
-                { class: 'nbops-runs-list', role: 'listbox', 'aria-multiselectable': 'true' },
-                runs.map(run => this._row(path, state, run))
-              )
+              this._list(path, state, runs)
             ]
           : h(
               'p',
@@ -305,6 +301,25 @@ export class RunsSection {
   }
 
   // -- rows ---------------------------------------------------------------------------------
+
+  /** The list, scrolled where the user left it (the panel re-renders while runs run). */
+  private _list(path: string, state: IRunsState, runs: IRunSummary[]): HTMLElement {
+    const list = h(
+      'ul',
+      {
+        class: 'nbops-runs-list',
+        role: 'listbox',
+        'aria-multiselectable': 'true',
+        onscroll: (e: Event) => this._scroll.set(path, (e.target as HTMLElement).scrollTop)
+      },
+      runs.map(run => this._row(path, state, run))
+    );
+    const top = this._scroll.get(path);
+    if (top) {
+      requestAnimationFrame(() => (list.scrollTop = top));
+    }
+    return list;
+  }
 
   private _row(path: string, state: IRunsState, run: IRunSummary): HTMLElement {
     const selected = state.selected.includes(run.run_id);
@@ -678,13 +693,15 @@ export class RunsSection {
       if (this._disposed || state.job?.job !== jobId) {
         return;
       }
+      let job: IRunJob;
       try {
-        state.job = await api.run(jobId);
+        job = await api.run(jobId);
       } catch (error) {
-        state.job = { job: jobId, status: 'error', error: errorBody(error) };
+        job = { job: jobId, status: 'error', error: errorBody(error) };
       }
-      const done = FINISHED.has(state.job.status);
-      if (done || (state.job.run_id && !state.runs?.some(r => r.run_id === state.job?.run_id))) {
+      state.job = job;
+      const done = FINISHED.has(job.status);
+      if (done || (job.run_id && !state.runs?.some(r => r.run_id === job.run_id))) {
         await this.load(path); // the new run shows (running, then finished) in the list
       } else {
         this._render(path);
@@ -749,4 +766,5 @@ export class RunsSection {
   private _disposed = false;
   private _states = new Map<string, IRunsState>();
   private _timers = new Map<string, number>();
+  private _scroll = new Map<string, number>();
 }
