@@ -291,6 +291,25 @@ def test_the_output_copy_is_made_once_and_reused(project_root: Path) -> None:
     assert taken.read_text(encoding="utf-8") == "{}"
 
 
+def test_an_output_copy_never_writes_over_other_files(project_root: Path) -> None:
+    from nbops.labserver.history import output_notebook
+    from nbops.labserver.requests import ApiError
+
+    notebook = project_root / "sub" / "train.ipynb"
+    store = RunStore(project_root / ".nbops")
+    rec = record("20261129-100000-aaaa01", str(notebook), output_notebook="output.ipynb")
+    store.save(rec)
+    (store.run_dir(rec.run_id) / "output.ipynb").write_text("{}", encoding="utf-8")
+    copies = project_root / "sub" / "nbops-runs"
+    copies.mkdir()
+    for name in ("train-aaaa01.ipynb", "train-20261129-100000-aaaa01.ipynb"):
+        (copies / name).write_text("mine", encoding="utf-8")
+    with pytest.raises(ApiError) as refused:
+        output_notebook(store, rec, notebook, project_root)
+    assert refused.value.status_code == 409
+    assert [p.read_text(encoding="utf-8") for p in copies.iterdir()] == ["mine", "mine"]
+
+
 def test_a_run_without_its_output_notebook_is_404(project_root: Path) -> None:
     from nbops.labserver.history import output_notebook
     from nbops.labserver.requests import ApiError

@@ -161,8 +161,8 @@ def bundles_by_run(project: Project, root: Path) -> dict[str, dict[str, Any]]:
     for manifest in folder.glob("*/manifest.json"):
         bundle = manifest.parent
         shown = relative_to_root(bundle, root)
-        if shown is None:  # a bundle folder that is a symlink leading out
-            continue
+        if shown is None or relative_to_root(manifest, root) is None:
+            continue  # a symlink leading out
         try:
             data = json.loads(manifest.read_bytes())
             run_id = data["source"]["run_id"]
@@ -271,8 +271,9 @@ def notebook_run(project: Project, notebook: Path, ref: str) -> RunRecord:
 def output_notebook(store: RunStore, record: RunRecord, notebook: Path, root: Path) -> str:
     """The visible copy of the run's output notebook, relative to the server root: the copy
     already in `<notebook folder>/nbops-runs/` when there is one of this run (by its name and
-    papermill's record of the run), else a new one (publish_output_notebook). ApiError 404
-    when the run kept no output notebook, 409 when no copy can be made inside the root."""
+    papermill's record of the run), else a new one (publish_output_notebook), never written
+    over another file. ApiError 404 when the run kept no output notebook, 409 when no copy
+    can be made inside the root."""
     if not record.output_notebook:
         raise ApiError(404, f"run {record.run_id} kept no output notebook",
                        fix="a run that failed before its kernel started has none")  # fmt: skip
@@ -285,10 +286,18 @@ def output_notebook(store: RunStore, record: RunRecord, notebook: Path, root: Pa
         )
     in_copies = notebook.parent.name == RUN_OUTPUTS_FOLDER
     folder = notebook.parent if in_copies else notebook.parent / RUN_OUTPUTS_FOLDER
-    for full in (False, True):
-        copy = folder / output_copy_name(notebook, record.run_id, full=full)
-        if _is_copy_of(copy, record.run_id) and relative_to_root(copy, root) is not None:
-            return relative_to_root(copy, root) or ""
+    names = [folder / output_copy_name(notebook, record.run_id, full=f) for f in (False, True)]
+    for copy in names:
+        shown_copy = relative_to_root(copy, root)
+        if shown_copy is not None and _is_copy_of(copy, record.run_id):
+            return shown_copy
+    if all(copy.exists() for copy in names):  # never written over
+        raise ApiError(
+            409,
+            f"{folder.name}/{names[0].name} and {names[1].name} exist and are not copies of "
+            f"run {record.run_id}",
+            fix="move or rename one of them, then open the run's output again",
+        )
     made = publish_output_notebook(output, notebook, record.run_id, root)
     shown = relative_to_root(made, root) if made is not None else None
     if shown is None:
