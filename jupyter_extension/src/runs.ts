@@ -171,6 +171,7 @@ export interface IRunsHost {
 interface IMessage {
   text: string;
   folder?: string;
+  warning?: boolean;
 }
 
 /** What the section remembers per notebook (by path). */
@@ -529,7 +530,11 @@ export class RunsSection {
       state.message
         ? h(
             'div',
-            { class: 'nbops-result nbops-runs-message' },
+            {
+              class: state.message.warning
+                ? 'nbops-warning nbops-runs-message'
+                : 'nbops-result nbops-runs-message'
+            },
             state.message.text,
             state.message.folder ? [' ', h('code', { class: 'nbops-folder' }, state.message.folder)] : null
           )
@@ -560,7 +565,7 @@ export class RunsSection {
           h(
             'tr',
             {},
-            h('th', {}, ''),
+            h('th', { class: 'nbops-differs-mark' }, ''),
             h('th', {}, 'name'),
             runs.map(r => h('th', { title: r.run_id }, h('code', {}, r.short_id)))
           )
@@ -649,7 +654,7 @@ export class RunsSection {
       state.job = { job: answer.job, status: 'running' };
       state.jobOf = run.run_id;
       state.message = answer.warnings.length
-        ? { text: answer.warnings.join(' · ') }
+        ? { text: answer.warnings.join(' · '), warning: true }
         : null;
       this._pollJob(path, answer.job);
     });

@@ -249,6 +249,8 @@ def test_runs_persist_and_are_opened_compared_rerun_and_bundled(page: Any, lab: 
     newest = rows(panel).first
     assert "re-run" in newest.inner_text()
     assert "n_neighbors=5" in newest.inner_text()
+    # What the section says names files as the lab does, never by the server's paths.
+    assert str(lab.root) not in panel.locator(".nbops-runs").inner_text()
     rerun = runs_in_store(lab)[0]
     assert rerun.rerun_of == cli_run.run_id
     assert rerun.parameters["n_neighbors"] == 5

@@ -464,6 +464,8 @@ class RerunHandler(NbopsHandler):
             rerun_target(run_id, project, path, self.root),
             store_dir=project.store_dir,
         )
+        # The notebook as the client names it, not the server's absolute path.
+        warnings = [w.replace(str(path), data["path"]) for w in warnings]
         self.reply(
             {"job": job.id, "path": job.notebook, "rerun_of": run_id, "warnings": warnings},
             status=202,
