@@ -583,7 +583,7 @@ export class RunsSection {
               },
               h('td', { class: 'nbops-differs-mark', title: row.differs ? 'the runs differ' : undefined }, row.differs ? '*' : ''),
               h('td', {}, h('span', { class: 'nbops-hint' }, `${row.kind} `), h('code', {}, row.name)),
-              row.shown.map(text => h('td', {}, h('code', {}, text)))
+              row.shown.map(text => h('td', { class: 'nbops-compare-value' }, h('code', {}, text)))
             )
           )
         )

@@ -255,16 +255,20 @@ def test_runs_persist_and_are_opened_compared_rerun_and_bundled(page: Any, lab: 
     assert rerun.rerun_of == cli_run.run_id
     assert rerun.parameters["n_neighbors"] == 5
 
+    # Screenshots of the section with a comparison, light and dark.
+    select_only(panel, [cli_run.run_id, panel_run])
+    section = panel.locator(".nbops-runs")
+    section.locator(".nbops-compare-table").wait_for()
     page.mouse.move(5, 5)
+    section.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "lab-runs.png"))
-    panel.screenshot(path=str(ARTIFACTS / "lab-runs-panel.png"))
+    section.screenshot(path=str(ARTIFACTS / "lab-runs-section.png"))
     run_from_palette(page, "Use Theme: JupyterLab Dark")
     page.wait_for_selector("body[data-jp-theme-light='false']", state="attached")
-    select_only(panel, [cli_run.run_id, panel_run])
-    panel.locator(".nbops-compare-table").wait_for()
     page.mouse.move(5, 5)
     page.wait_for_timeout(500)  # the theme's stylesheet applied
-    panel.screenshot(path=str(ARTIFACTS / "lab-runs-panel-dark.png"))
+    section.scroll_into_view_if_needed()
+    section.screenshot(path=str(ARTIFACTS / "lab-runs-section-dark.png"))
     run_from_palette(page, "Use Theme: JupyterLab Light")
     page.wait_for_selector("body[data-jp-theme-light='true']", state="attached")
 
