@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import tornado.web
 
-from nbops.errors import NbopsError, RunError
+from nbops.errors import NbopsError, RunError, RunNotFoundError
 from nbops.labserver.base import NbopsHandler
 from nbops.labserver.jobs import (
     RUN_OUTPUTS_FOLDER,
@@ -213,8 +213,6 @@ def compare_runs(project: Project, refs: list[str]) -> dict[str, Any]:
 
     store = _existing_store(project)
     if store is None:
-        from nbops.errors import RunNotFoundError
-
         raise RunNotFoundError(f"no run store in {project.store_dir}", fix="run the notebook first")
     records = [store.load(ref) for ref in refs]
     return {
