@@ -184,6 +184,7 @@ export interface IRunJob {
 
 export interface IBundleResult {
   folder: string;
+  existing?: boolean; // the bundle built before from the same run (no new version)
 }
 
 export async function requestAPI<T>(

@@ -20,6 +20,7 @@ import {
 import { renderDag, stepRuns } from './dag';
 import { markProblemCells, problemsByCell, relatedLabel } from './problems';
 import { FixesView, lastExportBox, outdatedNote } from './fixes';
+import { RunsSection } from './runs';
 import { ROLES, roleSpec } from './tags';
 
 const PIPELINE_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
@@ -199,6 +200,10 @@ export class PipelinePanel extends Widget {
     this.title.icon = pipelineIcon;
     this.title.caption = 'nbops pipeline';
     this.node.tabIndex = -1;
+    this._runs = new RunsSection(app, {
+      render: () => this.render(),
+      jumpToCell: (index, id) => this.jumpToCell(index, id)
+    });
     tracker.currentChanged.connect(this._onCurrentChanged, this);
     this._onCurrentChanged();
   }
@@ -207,6 +212,7 @@ export class PipelinePanel extends Widget {
     for (const timer of this._timers) {
       window.clearTimeout(timer);
     }
+    this._runs.dispose();
     super.dispose();
   }
 
@@ -238,8 +244,14 @@ export class PipelinePanel extends Widget {
         if (this._panel === panel) {
           this.render();
         }
+        void this._runs.load(this._runsPath(panel));
       }
     }
+  }
+
+  /** Whose runs the Runs section lists: the notebook's, or for a run's output its source's. */
+  private _runsPath(panel: NotebookPanel): string {
+    return this._state(panel).analysis?.run_output?.source ?? panel.context.localPath;
   }
 
   protected onAfterShow(): void {
@@ -356,6 +368,7 @@ export class PipelinePanel extends Widget {
       }
       body.push(this._warnings(analysis));
       body.push(this._actions(panel, state));
+      body.push(this._runs.render(this._runsPath(panel)));
     } else if (state.loading) {
       body.push(h('div', { class: 'nbops-loading' }, 'Reading the notebook…'));
     } else if (!state.analysisError) {
@@ -1143,6 +1156,8 @@ export class PipelinePanel extends Widget {
       }
       if (state.run.job && !FINISHED.has(state.run.job.status)) {
         this._timers.push(window.setTimeout(() => void tick(), POLL_MS));
+      } else {
+        void this._runs.load(this._runsPath(panel)); // the finished run, in the Runs list
       }
     };
     this._timers.push(window.setTimeout(() => void tick(), POLL_MS / 2));
@@ -1180,4 +1195,5 @@ export class PipelinePanel extends Widget {
     () => this.render(),
     (index, id) => this.jumpToCell(index, id)
   );
+  private _runs: RunsSection;
 }

@@ -1,2 +1,3 @@
 import './base.css';
 import './fixes.css';
+import './runs.css';

@@ -26,44 +26,42 @@ whether it was made from the notebook as saved now. Likewise `GET suggest` (the 
 proposes, as `nbops tag --suggest --json` prints them) answers 200 with what the proposal
 could not resolve in `problems`; `POST suggest` writes the accepted proposals into the file.
 
-This module holds the handlers; the request checks are in requests.py, the confinement of a
-project's folders in confine.py, what the panel reads of a notebook in panel.py, and the
-run jobs in jobs.py.
+The Runs section's endpoints (`history`: a notebook's runs from the run store, compared,
+their output notebooks, re-run) are in history.py. `POST bundle` for a run that already has
+a bundle answers that bundle (`existing: true`) instead of building a new version.
+
+This module holds the handlers; their base is in base.py, the request checks in requests.py,
+the confinement of a project's folders in confine.py, what the panel reads of a notebook in
+panel.py, and the run jobs in jobs.py.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.client import responses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import tornado.web
-from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
-from tornado.ioloop import IOLoop
 
 from nbops.errors import NbopsError
+from nbops.labserver.base import LabState, NbopsHandler
 from nbops.labserver.confine import confine_to_root
-from nbops.labserver.jobs import ExclusiveLock, RunJobs, relative_to_root, run_target
+from nbops.labserver.history import ROUTES as HISTORY_ROUTES
+from nbops.labserver.history import existing_bundle
+from nbops.labserver.jobs import run_target
 from nbops.labserver.panel import analyse_for_panel, panel_warning, run_form_parameters
 from nbops.labserver.requests import (
-    KINDS,
     MAX_JSON_DEPTH,
     ApiError,
     json_safe,
     nbops_error,
-    refuse_deep_or_broken_text,
     resolve_in_root,
     shown_value,
-    too_deep,
 )
 from nbops.notebook.tags import vocabulary
 
-# Re-exported: the request checks and the panel's reading lived here before they had modules
-# of their own (requests.py, confine.py, panel.py).
+# Re-exported: the request checks, the panel's reading and the handlers' base lived here
+# before they had modules of their own (requests.py, confine.py, panel.py, base.py).
 __all__ = [
     "API",
     "MAX_JSON_DEPTH",
@@ -79,121 +77,13 @@ __all__ = [
     "shown_value",
 ]
 
-if TYPE_CHECKING:
-    from nbops.config import Project
-
-# Deferred imports, inside the handlers that use them: config (pydantic), export.exporter,
-# runs.execute and bundle.from_run (pydantic, SQLite, the notebook analysis), and
-# notebook.read, suggest and tagwrite, and labserver.fixes (the notebook analysis, some twenty
-# modules): they load with the first request that needs them, not when Jupyter loads the
-# extension at every server start.
-
-T = TypeVar("T")
+# Deferred imports, inside the handlers that use them: export.exporter, runs.execute and
+# bundle.from_run (pydantic, SQLite, the notebook analysis), and notebook.read, suggest and
+# tagwrite, and labserver.fixes (the notebook analysis, some twenty modules): they load with
+# the first request that needs them, not when Jupyter loads the extension at every server
+# start.
 
 API = "nbops/api"
-
-
-@dataclass
-class LabState:
-    """What the handlers of one server share."""
-
-    root: Path  # the server's root folder, resolved
-    export_lock: ExclusiveLock = field(default_factory=ExclusiveLock)
-    runs: RunJobs = field(default_factory=RunJobs)
-
-
-class NbopsHandler(APIHandler):
-    """Shared by every nbops handler: the state, JSON replies and JSON errors."""
-
-    state: LabState
-
-    def initialize(self, state: LabState) -> None:
-        self.state = state
-
-    @property
-    def root(self) -> Path:
-        return self.state.root
-
-    def reply(self, data: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.finish(json.dumps(json_safe(data), allow_nan=False))
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Every error as `{"error": {...}}`, never a page or a traceback (those go to the
-        server log, which tornado writes before calling this)."""
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ApiError):
-            body = exc.body
-        elif isinstance(exc, tornado.web.HTTPError):
-            message = exc.log_message % exc.args if exc.log_message else None
-            body = {
-                "message": message or exc.reason or responses.get(status_code, "error"),
-                "fix": "check the request's URL, arguments and body"
-                if status_code == 400
-                else None,
-                "kind": KINDS.get(status_code, "Error"),
-            }
-        else:
-            body = {
-                "message": "the nbops server extension met an unexpected error"
-                + (f": {type(exc).__name__}: {exc}" if exc is not None else ""),
-                "fix": "see the Jupyter server log for the traceback",
-                "kind": "InternalError",
-            }
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"error": json_safe(body)}, allow_nan=False))
-
-    def body(self) -> dict[str, Any]:
-        """The request's JSON body, which must be an object."""
-        try:
-            data = json.loads(self.request.body or b"{}")
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ApiError(
-                400, "the request body is not valid JSON", fix="send a JSON object"
-            ) from None
-        except RecursionError:  # the parser's own limit, far below 100,000 levels
-            raise too_deep() from None
-        if not isinstance(data, dict):
-            raise ApiError(400, "the request body must be a JSON object", fix="send {...}")
-        refuse_deep_or_broken_text(data)
-        return data
-
-    def notebook(self, raw: Any) -> Path:
-        """The notebook a request names: inside the root, and an existing file."""
-        path = resolve_in_root(self.root, raw)
-        if not path.is_file():
-            raise ApiError(
-                404,
-                f"no notebook {shown_value(raw)}",
-                fix="give the path of a notebook file, relative to the server's root folder",
-            )
-        return path
-
-    def shown(self, path: Path) -> str:
-        """A path for the client: relative to the server root (POSIX), or absolute when it
-        lies outside (a project whose pyproject.toml sits above the root)."""
-        return relative_to_root(path, self.root) or path.resolve().as_posix()
-
-    def project(self, notebook: Path, *, writes: tuple[str, ...] = ()) -> Project:
-        """The nbops project of the notebook's folder, as the command line finds it (its
-        store and export folder are where `nbops run` and `nbops export` put them), except
-        that it is looked for no higher than the server root.
-
-        `writes`: the folders the request will write to (see project_folders); ApiError 403
-        when one of them leads outside the root.
-        """
-        from nbops.config import load_project
-
-        try:
-            project = load_project(notebook.parent, stop=self.root)
-        except NbopsError as exc:
-            raise nbops_error(exc, self.root, notebook) from None
-        confine_to_root(project, self.root, writes)
-        return project
-
-    async def in_thread(self, func: Callable[..., T], *args: Any) -> T:
-        """Run blocking nbops work off the IOLoop, so the server stays responsive."""
-        return await IOLoop.current().run_in_executor(None, func, *args)
 
 
 class VocabularyHandler(NbopsHandler):
@@ -338,6 +228,10 @@ class BundleHandler(NbopsHandler):
         if not isinstance(run_id, str) or not run_id.strip():
             raise ApiError(400, "'run_id' is missing", fix="give the id of a completed run")
         project = self.project(path, writes=("store", "export_dir", "bundles"))
+        built = await self.in_thread(existing_bundle, project, self.root, run_id.strip())
+        if built is not None:  # a second click shows the bundle, not a new version of it
+            self.reply({**built, "run_id": run_id.strip(), "existing": True})
+            return
         from nbops.bundle.from_run import bundle_from_run
 
         try:
@@ -434,6 +328,7 @@ def handlers(base_url: str, state: LabState) -> list[tuple[str, type, dict[str, 
         (r"runs/(?P<job_id>[A-Za-z0-9_-]+)", RunJobHandler),
         ("bundle", BundleHandler),
         ("suggest", SuggestHandler),
+        *HISTORY_ROUTES,  # the Runs section: history, history/compare, /output, /rerun
         (r"(?P<rest>.*)", NotFoundHandler),
     ]
     return [(url_path_join(base_url, API, pattern), cls, kwargs) for pattern, cls in routes]
