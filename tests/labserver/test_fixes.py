@@ -85,6 +85,27 @@ def test_a_name_from_an_untagged_cell_offers_to_tag_that_cell(tmp_path: Path) ->
     assert [s.key for s in graph.steps] == ["transform:rows", "train"]
 
 
+def test_each_of_several_problems_gets_its_own_checked_fix(tmp_path: Path) -> None:
+    # Partial analysis lists every problem: each is offered its fix, checked while the other
+    # problem is still there, and applying both leaves a notebook that analyses.
+    body = analysis(
+        tmp_path,
+        [
+            ("rows = [1.0, 4.0]", []),
+            ("scale = 3", []),
+            ("doubled = [r * 2 for r in rows]", ["transform"]),
+            ("total = sum(doubled) * scale", ["train"]),
+        ],
+    )
+    fixes = [p["quick_fix"] for p in body["problems"]]
+    assert len(fixes) == 2
+    assert {(f["kind"], f["cell_index"]) for f in fixes} == {("tag-cell", 0), ("tag-cell", 1)}
+    path = tmp_path / "nb.ipynb"
+    for fix in fixes:
+        apply_fix(path, fix)
+    analyse(read_notebook(path))
+
+
 def test_a_defining_cell_of_constants_and_functions_is_offered_setup(tmp_path: Path) -> None:
     body = analysis(
         tmp_path,
