@@ -26,9 +26,10 @@ from typing import Any
 import httpx
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_notebook
 
 from nbops.errors import CellLocation, CellSyntaxError, ParameterValueError
+from tests.helpers import build_notebook
 
 pytestmark = [
     pytest.mark.slow,
@@ -53,24 +54,6 @@ SMALL = [
     ("total = sum(scaled)", ["train"]),
     ("score = math.sqrt(total)\nnbops.log_metric('score', score)", ["evaluate"]),
 ]
-
-
-def build_notebook(path: Path, cells: list[tuple[str, list[str]] | str]) -> Path:
-    nb = new_notebook(
-        metadata={
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
-        }
-    )
-    for cell in cells:
-        if isinstance(cell, str):
-            nb.cells.append(new_markdown_cell(cell))
-        else:
-            code = new_code_cell(cell[0])
-            if cell[1]:
-                code.metadata["tags"] = list(cell[1])
-            nb.cells.append(code)
-    nbformat.write(nb, path)
-    return path
 
 
 def large_cells(n: int) -> list[tuple[str, list[str]] | str]:
