@@ -26,6 +26,7 @@ from nbops.errors import CellLocation, NbopsError, RunError
 
 if TYPE_CHECKING:
     from nbops.config import Project
+    from nbops.labserver.progress import PlannedCell
     from nbops.runs.execute import PreparedRun
     from nbops.runs.record import RunRecord
 
@@ -132,6 +133,15 @@ class RunJob:
     submitted_at: float = field(default_factory=time.time)
     ended_at: float | None = None
     store_dir: Path | None = None  # the project's run store, for live metrics
+    # The code cells the run executes (progress.py): set, the job reports its progress.
+    plan: list[PlannedCell] | None = None
+    # Once the run ended (progress.py): the gate verdicts, whether it recorded a model, why
+    # no bundle can be built from it (None: one can), what it could not do (its warnings).
+    gates: dict[str, Any] | None = None
+    has_model: bool | None = None
+    bundle_blocked: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    _progress: tuple[Any, dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def done(self) -> bool:
@@ -150,7 +160,36 @@ class RunJob:
             "output_notebook": self.output_notebook,
             "error": self.error,
             "cells": self.cells,
+            "progress": self.progress(),
+            "gates": self.gates,
+            "has_model": self.has_model,
+            "bundle_blocked": self.bundle_blocked,
+            "warnings": self.warnings,
         }
+
+    def progress(self) -> dict[str, Any] | None:
+        """Cell by cell (progress.py): from the output notebook while the run goes (read
+        again only when the file changed), from the record's cells once it ended; None
+        without a plan."""
+        from nbops.labserver.progress import finished_progress, pending, run_progress
+
+        if self.plan is None:
+            return None
+        if self.done:
+            return finished_progress(self.plan, self.cells)
+        if not self.run_id or self.store_dir is None:
+            return pending(self.plan)  # waiting for a free slot
+        from nbops.runs.output import OUTPUT_NOTEBOOK
+
+        output = self.store_dir / "runs" / self.run_id / OUTPUT_NOTEBOOK
+        try:
+            stat = output.stat()
+        except OSError:  # papermill has not written it yet
+            return pending(self.plan)
+        key = (output, stat.st_mtime_ns, stat.st_size)
+        if self._progress is None or self._progress[0] != key:
+            self._progress = (key, run_progress(self.plan, output))
+        return self._progress[1]
 
 
 def _live_metrics(store_dir: Path, run_id: str) -> dict[str, float]:
@@ -233,6 +272,9 @@ def run_target(prepared: PreparedRun, project: Project, root: Path) -> JobTarget
                 job.run_id = job.run_id or record.run_id
                 super().save(record)
 
+        from nbops.labserver.progress import run_plan
+
+        job.plan = run_plan(prepared.notebook, all_cells=prepared.all_cells)
         store = JobStore(project.store_dir)
         notebook = prepared.notebook.path
         record: RunRecord | None
@@ -250,6 +292,8 @@ def run_target(prepared: PreparedRun, project: Project, root: Path) -> JobTarget
             return
         job.metrics = record.latest_metrics()
         job.cells = [c.model_dump() for c in record.cells]
+        job.warnings = list(record.warnings)
+        _set_outcome(job, record, project)
         if record.output_notebook:
             output = store.run_dir(record.run_id) / record.output_notebook
             if output.exists():
@@ -262,6 +306,23 @@ def run_target(prepared: PreparedRun, project: Project, root: Path) -> JobTarget
         job.status = record.status
 
     return target
+
+
+def _set_outcome(job: RunJob, record: RunRecord, project: Project) -> None:
+    """What the run form shows when the run ended: gates (a completed run's; a failed run
+    has none, as in `nbops ci`), the model, and why no bundle can be built."""
+    from nbops.labserver.history import bundle_blocked, gate_verdicts
+    from nbops.labserver.progress import run_gates
+
+    job.has_model = bool(record.models)
+    job.bundle_blocked = bundle_blocked(record, gate_verdicts(record))
+    if record.status != "completed":
+        return
+    try:
+        job.gates = run_gates(record, project)
+    except Exception as exc:  # the run completed: a fault checking gates must not hide that
+        log.exception("nbops: cannot check the gates of run %s", record.run_id)
+        job.gates = {"source": "config", "gates": [], "error": unexpected_error_fields(exc)}
 
 
 # The folder, next to the run notebook, that receives the copies of the runs' output notebooks.
