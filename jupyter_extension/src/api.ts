@@ -180,6 +180,36 @@ export interface IRunJob {
   output_notebook?: string | null;
   error?: IApiErrorBody | string | null;
   cells?: IRunCell[] | null;
+  // The run form's (labserver/progress.py): progress cell by cell, and once it ended the
+  // gate verdicts, the model, why no bundle, the run's warnings.
+  progress?: IRunProgress | null;
+  gates?: IRunGates | null;
+  has_model?: boolean | null;
+  bundle_blocked?: string | null;
+  warnings?: string[];
+}
+
+/** A cell of a run's plan: `position` counts the cells the run executes, from 1. */
+export interface IProgressCell {
+  index: number;
+  position: number;
+  step: string | null;
+}
+
+export interface IRunProgress {
+  total: number;
+  done: number;
+  current: IProgressCell | null;
+  failed: IProgressCell | null;
+  cells: { index: number; step: string | null; status: string }[];
+  steps: { step: string; cells: number; done: number; status: string }[];
+}
+
+/** `source`: the run's own verdicts (record), the project's gates checked (config), none. */
+export interface IRunGates {
+  source: 'record' | 'config' | 'none';
+  gates: { gate: string; passed: boolean; reason?: string | null }[];
+  error: IApiErrorBody | null;
 }
 
 export interface IBundleResult {

@@ -21,6 +21,14 @@ import { renderDag, stepRuns } from './dag';
 import { markProblemCells, problemsByCell, relatedLabel } from './problems';
 import { FixesView, lastExportBox, outdatedNote } from './fixes';
 import { RunsSection } from './runs';
+import {
+  bundleAvailability,
+  formParameters,
+  outcomeView,
+  parameterInput,
+  progressView,
+  reveal
+} from './runform';
 import { ROLES, roleSpec } from './tags';
 
 const PIPELINE_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
@@ -116,6 +124,7 @@ interface IRunState {
   parameters: IParameter[] | null;
   parametersError: IApiErrorBody | null;
   values: Record<string, string | boolean>;
+  invalid: { error: string; name: string } | null; // a value the form refused (runform.ts)
   starting: boolean;
   job: IRunJob | null;
   error: IApiErrorBody | null;
@@ -156,6 +165,7 @@ function newState(): INotebookState {
       parameters: null,
       parametersError: null,
       values: {},
+      invalid: null,
       starting: false,
       job: null,
       error: null
@@ -384,6 +394,17 @@ export class PipelinePanel extends Widget {
       ),
       h('div', { class: 'nbops-panel-body' }, body)
     );
+    this._revealPending();
+  }
+
+  /** Scroll the panel to what was just opened (the run form, the run's progress) once it is
+   * drawn, so it is not left below the fold. */
+  private _revealPending(): void {
+    const target = this._reveal ? (this.node.querySelector(this._reveal) as HTMLElement | null) : null;
+    if (target) {
+      this._reveal = null;
+      reveal(this.node, target);
+    }
   }
 
   /** A run's output notebook (papermill's executed copy): say whose, and link the source,
@@ -779,7 +800,8 @@ export class PipelinePanel extends Widget {
     const run = state.run;
     const job = run.job;
     const running = !!job && !FINISHED.has(job.status);
-    const canBundle = !!job && job.status === 'completed' && !!job.run_id && !state.bundling;
+    const bundleable = bundleAvailability(job);
+    const canBundle = bundleable.enabled && !state.bundling;
     // A run's output notebook is not exported or run: its source is (see the banner).
     const isOutput = !!state.analysis?.run_output;
     const onSource = 'This is a run\'s output notebook: export and run its source notebook';
@@ -851,11 +873,16 @@ export class PipelinePanel extends Widget {
             disabled: !canBundle,
             title: canBundle
               ? 'Build a deployable bundle from the last run'
-              : 'Build a bundle: needs a completed run first',
+              : bundleable.reason
+                ? `No bundle from this run: ${bundleable.reason}`
+                : 'Build a bundle: needs a completed run with a model first',
             onclick: () => void this._bundle(panel)
           },
           state.bundling ? 'Building…' : 'Build bundle'
         ),
+        bundleable.reason && !state.bundleFolder
+          ? h('div', { class: 'nbops-hint nbops-bundle-blocked' }, `No bundle from this run: ${bundleable.reason}`)
+          : null,
         state.bundleFolder
           ? h(
               'div',
@@ -884,27 +911,15 @@ export class PipelinePanel extends Widget {
     }
     const rows = run.parameters.map(p => {
       const id = `nbops-param-${p.name}`;
-      const current = run.values[p.name];
-      let input: HTMLElement;
-      if (p.type === 'bool') {
-        input = h('input', {
-          id,
-          type: 'checkbox',
-          name: p.name,
-          class: 'nbops-param-input',
-          checked: current === true,
-          onchange: (e: Event) => (run.values[p.name] = (e.target as HTMLInputElement).checked)
-        });
-      } else {
-        input = h('input', {
-          id,
-          type: p.secret ? 'password' : 'text',
-          name: p.name,
-          class: 'jp-mod-styled nbops-param-input',
-          placeholder: p.secret ? '(secret: empty keeps the notebook value)' : undefined,
-          oninput: (e: Event) => (run.values[p.name] = (e.target as HTMLInputElement).value)
-        });
-        (input as HTMLInputElement).value = String(current ?? '');
+      const input = parameterInput(p, id, run.values[p.name], value => {
+        run.values[p.name] = value;
+        if (run.invalid?.name === p.name) {
+          run.invalid = null;
+          this.node.querySelector('.nbops-run-invalid')?.remove();
+        }
+      });
+      if (run.invalid?.name === p.name) {
+        input.setAttribute('aria-invalid', 'true');
       }
       return h(
         'div',
@@ -918,12 +933,16 @@ export class PipelinePanel extends Widget {
       'form',
       {
         class: 'nbops-run-form',
+        novalidate: true,
         onsubmit: (e: Event) => {
           e.preventDefault();
           void this._startRun(panel);
         }
       },
       rows.length ? rows : h('p', { class: 'nbops-hint' }, 'This notebook has no parameters.'),
+      run.invalid
+        ? h('div', { class: 'nbops-run-invalid', role: 'alert' }, `Not started: ${run.invalid.error}`)
+        : null,
       h(
         'button',
         { type: 'submit', class: 'jp-Button jp-mod-styled jp-mod-accept nbops-run-start', disabled: run.starting },
@@ -952,6 +971,7 @@ export class PipelinePanel extends Widget {
         ': ',
         h('strong', { class: 'nbops-run-status' }, job.status)
       ),
+      progressView(job, FINISHED.has(job.status), index => this.jumpToCell(index, null)),
       metrics.length
         ? h(
             'table',
@@ -963,6 +983,7 @@ export class PipelinePanel extends Widget {
             )
           )
         : null,
+      FINISHED.has(job.status) ? outcomeView(job) : null,
       job.output_notebook
         ? h(
             'a',
@@ -1056,6 +1077,8 @@ export class PipelinePanel extends Widget {
     }
     run.parameters = null;
     run.parametersError = null;
+    run.invalid = null;
+    this._reveal = '.nbops-run-form';
     this.render();
     try {
       await this._saveIfDirty(panel);
@@ -1074,55 +1097,34 @@ export class PipelinePanel extends Widget {
     } catch (error) {
       run.parametersError = errorBody(error);
     }
+    this._reveal = run.parametersError ? '.nbops-action .nbops-error' : '.nbops-run-form';
     this.render();
-  }
-
-  /** The parameters the user changed, as typed JSON values. */
-  private _changedParameters(run: IRunState): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    for (const p of run.parameters ?? []) {
-      const value = run.values[p.name];
-      if (p.type === 'bool') {
-        if (value !== (p.default === true)) {
-          out[p.name] = value;
-        }
-        continue;
-      }
-      const text = String(value ?? '');
-      if (p.secret) {
-        if (text) {
-          out[p.name] = text;
-        }
-        continue;
-      }
-      const initial = formText(p);
-      if (text === initial) {
-        continue;
-      }
-      if (p.type === 'str') {
-        out[p.name] = text;
-        continue;
-      }
-      try {
-        out[p.name] = JSON.parse(text);
-      } catch {
-        out[p.name] = text; // the server validates and names the parameter
-      }
-    }
-    return out;
   }
 
   private async _startRun(panel: NotebookPanel): Promise<void> {
     const state = this._state(panel);
     const run = state.run;
+    const checked = formParameters(run.parameters ?? [], run.values, formText, name => {
+      const field = this.node.querySelector(`.nbops-run-form input[name="${CSS.escape(name)}"]`);
+      return !!(field as HTMLInputElement | null)?.validity?.badInput;
+    });
+    if ('error' in checked) {
+      run.invalid = checked; // refused here, in one line: no run is asked for
+      this._reveal = '.nbops-run-invalid';
+      this.render();
+      (this.node.querySelector(`.nbops-run-form input[name="${CSS.escape(checked.name)}"]`) as HTMLInputElement | null)?.focus();
+      return;
+    }
+    run.invalid = null;
     run.starting = true;
     run.error = null;
     this.render();
     try {
       // The run reads the saved file: what it was when last saved is what the run runs.
       const made = state.savedSignature;
-      const started = await api.startRun(panel.context.localPath, this._changedParameters(run));
+      const started = await api.startRun(panel.context.localPath, checked.parameters);
       run.job = { job: started.job, status: 'running' };
+      this._reveal = '.nbops-run-result';
       state.runSignature = made;
       run.formOpen = false;
       state.bundleFolder = null;
@@ -1190,6 +1192,7 @@ export class PipelinePanel extends Widget {
   private _connected = new WeakSet<NotebookPanel>();
   private _timers: number[] = [];
   private _outputError: IApiErrorBody | null = null;
+  private _reveal: string | null = null; // a selector to scroll to once drawn (runform.ts)
   private _renderedOutdated = '';
   private _fixes = new FixesView(
     () => this.render(),
