@@ -260,15 +260,12 @@ def test_panel_shows_steps_exports_runs_and_bundles(page: Any, lab: Lab) -> None
     page.screenshot(path=str(ARTIFACTS / "lab-panel.png"))
     panel.screenshot(path=str(ARTIFACTS / "lab-panel-only.png"))
 
-    # Build bundle is enabled by the completed run; this run logged no model, so the
-    # panel shows the library's refusal and its fix.
+    # This run recorded no model (nothing it trains is an estimator), so Build bundle stays
+    # disabled and says why, with the fix (test_run_form.py: enabled for a run with one).
     bundle = panel.locator("button.nbops-bundle")
-    assert bundle.is_enabled()
-    bundle.click()
-    error = panel.locator(".nbops-action .nbops-error")
-    error.wait_for(timeout=60_000)
-    assert "model" in error.inner_text()
-    assert "log_model" in error.inner_text()
+    assert bundle.is_disabled()
+    assert "no model" in (bundle.get_attribute("title") or "")
+    assert "log_model" in panel.locator(".nbops-bundle-blocked").inner_text()
 
     # The output notebook opens from the link, in a tab of its own, although the lab hides
     # hidden files (the store's .nbops/): the link names the visible copy next to the
