@@ -227,7 +227,7 @@ def _record(**fields: Any) -> Any:
 
 def test_gates_of_a_run_its_own_first_else_the_projects(tmp_path: Path) -> None:
     from nbops.config import load_project
-    from nbops.labserver.progress import run_gates
+    from nbops.labserver.outcome import run_gates
 
     (tmp_path / "pyproject.toml").write_text('[tool.nbops]\ngates = ["acc >= 0.5"]\n')
     project = load_project(tmp_path, stop=tmp_path)
@@ -243,7 +243,7 @@ def test_gates_of_a_run_its_own_first_else_the_projects(tmp_path: Path) -> None:
 
 def test_a_gate_that_does_not_parse_is_the_answers_error_not_the_runs(tmp_path: Path) -> None:
     from nbops.config import load_project
-    from nbops.labserver.progress import run_gates
+    from nbops.labserver.outcome import run_gates
 
     (tmp_path / "pyproject.toml").write_text('[tool.nbops]\ngates = ["acc >= import os"]\n')
     project = load_project(tmp_path, stop=tmp_path)

@@ -32,7 +32,8 @@ a bundle answers that bundle (`existing: true`) instead of building a new versio
 
 This module holds the handlers; their base is in base.py, the request checks in requests.py,
 the confinement of a project's folders in confine.py, what the panel reads of a notebook in
-panel.py, and the run jobs in jobs.py.
+panel.py, and the run jobs in jobs.py (their progress in progress.py, what the run form shows
+when they end in outcome.py).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from nbops.labserver.confine import confine_to_root
 from nbops.labserver.history import ROUTES as HISTORY_ROUTES
 from nbops.labserver.history import existing_bundle
 from nbops.labserver.jobs import run_target
+from nbops.labserver.outcome import set_outcome
 from nbops.labserver.panel import analyse_for_panel, panel_warning, run_form_parameters
 from nbops.labserver.requests import (
     MAX_JSON_DEPTH,
@@ -196,7 +198,7 @@ class RunsHandler(NbopsHandler):
             raise nbops_error(exc, self.root, path) from None
         job = self.state.runs.submit(
             data["path"],
-            run_target(prepared, project, self.root),
+            run_target(prepared, project, self.root, lambda j, r: set_outcome(j, r, project)),
             store_dir=project.store_dir,
         )
         self.reply({"job": job.id, "path": job.notebook}, status=202)

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from nbops._atomic import atomic_path
 from nbops._paths import find_root
 from nbops.errors import CellLocation, NbopsError, RunError
+from nbops.labserver.progress import PlannedCell, finished_progress, pending, run_plan, run_progress
 
 # Deferred imports, inside the functions that use them: config, runs.store and runs.execute
 # (pydantic, papermill) load with the first job or run listing, not with the server extension.
 
 if TYPE_CHECKING:
     from nbops.config import Project
-    from nbops.labserver.progress import PlannedCell
     from nbops.runs.execute import PreparedRun
     from nbops.runs.record import RunRecord
 
@@ -171,8 +171,6 @@ class RunJob:
         """Cell by cell (progress.py): from the output notebook while the run goes (read
         again only when the file changed), from the record's cells once it ended; None
         without a plan."""
-        from nbops.labserver.progress import finished_progress, pending, run_progress
-
         if self.plan is None:
             return None
         if self.done:
@@ -257,9 +255,16 @@ class RunJobs:
             del self._jobs[job.id]
 
 
-def run_target(prepared: PreparedRun, project: Project, root: Path) -> JobTarget:
+def run_target(
+    prepared: PreparedRun,
+    project: Project,
+    root: Path,
+    on_end: Callable[[RunJob, RunRecord], None] | None = None,
+) -> JobTarget:
     """The work of a run job: execute the prepared run into the project's store, then copy
-    the outcome (status, run id, metrics, output notebook, error) into the job."""
+    the outcome (status, run id, metrics, output notebook, error) into the job; `on_end`
+    adds more of the ended run's record (outcome.set_outcome) before the job says it ended.
+    The job knows the cells the run executes (its plan) from the start, for its progress."""
 
     def target(job: RunJob) -> None:
         from nbops.runs.execute import execute_prepared
@@ -271,8 +276,6 @@ def run_target(prepared: PreparedRun, project: Project, root: Path) -> JobTarget
             def save(self, record: RunRecord) -> None:
                 job.run_id = job.run_id or record.run_id
                 super().save(record)
-
-        from nbops.labserver.progress import run_plan
 
         job.plan = run_plan(prepared.notebook, all_cells=prepared.all_cells)
         store = JobStore(project.store_dir)
@@ -293,7 +296,8 @@ def run_target(prepared: PreparedRun, project: Project, root: Path) -> JobTarget
         job.metrics = record.latest_metrics()
         job.cells = [c.model_dump() for c in record.cells]
         job.warnings = list(record.warnings)
-        _set_outcome(job, record, project)
+        if on_end is not None:
+            on_end(job, record)
         if record.output_notebook:
             output = store.run_dir(record.run_id) / record.output_notebook
             if output.exists():
@@ -306,23 +310,6 @@ def run_target(prepared: PreparedRun, project: Project, root: Path) -> JobTarget
         job.status = record.status
 
     return target
-
-
-def _set_outcome(job: RunJob, record: RunRecord, project: Project) -> None:
-    """What the run form shows when the run ended: gates (a completed run's; a failed run
-    has none, as in `nbops ci`), the model, and why no bundle can be built."""
-    from nbops.labserver.history import bundle_blocked, gate_verdicts
-    from nbops.labserver.progress import run_gates
-
-    job.has_model = bool(record.models)
-    job.bundle_blocked = bundle_blocked(record, gate_verdicts(record))
-    if record.status != "completed":
-        return
-    try:
-        job.gates = run_gates(record, project)
-    except Exception as exc:  # the run completed: a fault checking gates must not hide that
-        log.exception("nbops: cannot check the gates of run %s", record.run_id)
-        job.gates = {"source": "config", "gates": [], "error": unexpected_error_fields(exc)}
 
 
 # The folder, next to the run notebook, that receives the copies of the runs' output notebooks.

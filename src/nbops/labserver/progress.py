@@ -1,5 +1,4 @@
-"""What the panel's run form shows of a run job: its progress cell by cell while it runs, and
-at the end the gate verdicts, whether it recorded a model, and why no bundle can be built.
+"""What the panel's run form shows of a run job while it runs: its progress cell by cell.
 
 Progress. A job knows its plan (`run_plan`): the code cells the run executes, in order, each
 with its index in the notebook (from 0) and its step tag (`transform:features`; None when
@@ -20,13 +19,9 @@ cell's status is `pending`, `running`, `ok`, `error`, or `not run` (the run ende
 step's is `pending`, `running`, `done`, `error` or `not run`. No output notebook yet (the
 kernel is starting) is all pending.
 
-Gates (`run_gates`): the run's own verdicts when it has some (`nbops ci`'s, the inspector's),
-else the project's `gates` (`[tool.nbops]`, with its `baseline`) checked against the run's
-values as `nbops ci` checks them; nothing is written to the record (the run stays a plain
-run, not a CI one). A gate that does not parse, or a baseline run that cannot be read, is
-the `error` of the answer, not of the run.
+The gates, the model and the bundle at the end are outcome.py's.
 
-Standard library at import; the record, the store and the gates load with the first call.
+Standard library only (jobs.py imports it at the top).
 """
 
 from __future__ import annotations
@@ -36,12 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbops.errors import NbopsError
-
 if TYPE_CHECKING:
-    from nbops.config import Project
     from nbops.notebook.read import NotebookModel
-    from nbops.runs.record import RunRecord
+
+# Deferred import: notebook.tags, in run_plan, so that jobs.py (and the server extension it
+# is part of) loads this module without the notebook package.
 
 # papermill's cell states (papermill.engines.NotebookExecutionManager) as the panel names them.
 _PAPERMILL_STATUS = {
@@ -163,34 +157,3 @@ def _step_status(states: list[str]) -> str:
     if all(s == "not run" for s in states):
         return "not run"
     return "pending"
-
-
-def run_gates(record: RunRecord, project: Project) -> dict[str, Any]:
-    """The run's gate verdicts: `{"source": "record"|"config"|"none", "gates": [{gate,
-    passed, reason}], "error": error fields or None}` (see the module docstring)."""
-    from nbops.labserver.history import gate_verdicts
-
-    recorded = gate_verdicts(record)
-    if recorded:
-        return {"source": "record", "gates": recorded, "error": None}
-    texts = list(project.config.gates)
-    if not texts:
-        return {"source": "none", "gates": [], "error": None}
-    from nbops.gates import evaluate_gates, parse_gate
-    from nbops.labserver.jobs import error_fields
-
-    try:
-        gates = [parse_gate(text) for text in texts]
-        values = dict(record.gate_values())
-        if project.config.baseline:
-            from nbops.runs.store import RunStore
-
-            baseline = RunStore(project.store_dir).load(project.config.baseline)
-            values.update({f"baseline.{k}": v for k, v in baseline.gate_values().items()})
-    except NbopsError as exc:
-        return {"source": "config", "gates": [], "error": error_fields(exc)}
-    verdicts = [
-        {"gate": r.gate, "passed": r.passed, "reason": r.reason}
-        for r in evaluate_gates(gates, values)
-    ]
-    return {"source": "config", "gates": verdicts, "error": None}
