@@ -874,14 +874,14 @@ export class PipelinePanel extends Widget {
             title: canBundle
               ? 'Build a deployable bundle from the last run'
               : bundleable.reason
-                ? `No bundle from this run: ${bundleable.reason}`
+                ? `No bundle: ${bundleable.reason}`
                 : 'Build a bundle: needs a completed run with a model first',
             onclick: () => void this._bundle(panel)
           },
           state.bundling ? 'Building…' : 'Build bundle'
         ),
         bundleable.reason && !state.bundleFolder
-          ? h('div', { class: 'nbops-hint nbops-bundle-blocked' }, `No bundle from this run: ${bundleable.reason}`)
+          ? h('div', { class: 'nbops-hint nbops-bundle-blocked' }, `No bundle: ${bundleable.reason}`)
           : null,
         state.bundleFolder
           ? h(

@@ -6,7 +6,8 @@ the run recorded no metrics, and offers Build bundle only for a run with a model
 The notebooks live in projects of their own (`formgates/`, with gates; `formplain/`, without),
 so the runs of the other browser tests do not mix with these. The waiting cells wait on files
 the test creates: the test sees the run inside each of them without timing guesses.
-Screenshots go to docs/screenshots/ (run-form-light.png, run-progress-dark.png).
+Screenshots go to docs/screenshots/ (run-form-light.png, run-progress-dark.png,
+run-result-light.png).
 """
 
 from __future__ import annotations
@@ -236,6 +237,8 @@ def test_a_run_shows_its_progress_cell_by_cell_then_the_gates(page: Any, lab: La
     assert "1 of 2 failed" in panel.locator(".nbops-gates-summary").inner_text()
     assert "needs >= 100" in gates.nth(1).inner_text()
     assert panel.locator(".nbops-no-metrics").count() == 0  # it logged its score
+    page.mouse.move(5, 5)
+    panel.locator(".nbops-actions").screenshot(path=str(SCREENSHOTS / "run-result-light.png"))
 
     # No model in this run: Build bundle is disabled, and says why.
     bundle = panel.locator("button.nbops-bundle")
