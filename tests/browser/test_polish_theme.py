@@ -367,6 +367,8 @@ SHORTCUTS = {
 
 
 def test_palette_lists_nbops_commands_first_with_their_shortcuts(page: Any, lab: Lab) -> None:
+    from playwright.sync_api import Error as PlaywrightError
+
     write_notebook(lab.root / "palette.ipynb", CHOOSING)
     open_notebook(page, lab, "palette.ipynb", cells=5)
     select_cell(page, 2)
@@ -392,7 +394,7 @@ def test_palette_lists_nbops_commands_first_with_their_shortcuts(page: Any, lab:
             wait_for(lambda: items.count() > 0, timeout=3, what="palette results")
             found = listed()
             break
-        except Exception:  # noqa: BLE001 - retried, reported below
+        except (PlaywrightError, AssertionError):  # retried, reported below
             page.wait_for_timeout(300)
     assert found, "the palette did not list anything for 'nbops'"
     commands = [c for c, _, _ in found]

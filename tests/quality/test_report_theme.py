@@ -42,7 +42,9 @@ def resolve(value: str, theme: dict[str, str]) -> str:
 
     def mix(m: re.Match[str]) -> str:
         a, share, b = rgb(m.group(1)), int(m.group(2)) / 100, rgb(m.group(3))
-        return "#" + "".join(f"{round(x * share + y * (1 - share)):02x}" for x, y in zip(a, b))
+        return "#" + "".join(
+            f"{round(x * share + y * (1 - share)):02x}" for x, y in zip(a, b, strict=True)
+        )
 
     return MIX.sub(mix, value).strip()
 
