@@ -4,11 +4,14 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette, InputDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { Cell } from '@jupyterlab/cells';
-import { INotebookTracker, Notebook } from '@jupyterlab/notebook';
+import { INotebookTracker, Notebook, NotebookPanel } from '@jupyterlab/notebook';
 import { LabIcon, tagIcon } from '@jupyterlab/ui-components';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { Menu } from '@lumino/widgets';
 
+import { BADGE_CLASS } from './display';
 import { refuseSecondParameters } from './fixes';
+import { paletteLabel } from './palette';
 import { ROLES, SEPARATOR, cellRole, normaliseStepTag, replaceRoleTag } from './tags';
 
 export namespace CommandIDs {
@@ -75,6 +78,16 @@ export function setRoleTag(notebook: Notebook, tag: string | null): number {
   return cells.length;
 }
 
+/** Give the keyboard back to a notebook: its active cell, in command mode. */
+export function focusNotebook(app: JupyterFrontEnd, panel: NotebookPanel): void {
+  if (panel.isDisposed) {
+    return;
+  }
+  panel.content.mode = 'command';
+  app.shell.activateById(panel.id);
+  panel.content.activate();
+}
+
 // Where the pointer last went down: a command run from a toolbar button has no event, and
 // the menu it opens belongs under the button.
 let lastPointer: { x: number; y: number; target: Element | null; time: number } | null = null;
@@ -124,7 +137,7 @@ export function addTaggingCommands(
 
   ROLES.forEach((role, i) => {
     commands.addCommand(setRoleCommand(role.name), {
-      label: args => (args.isPalette ? `Set cell role: ${role.label}` : role.label),
+      label: args => (args.isPalette ? paletteLabel(`Set cell role: ${role.label}`) : role.label),
       caption: `Tag the selected cells "${role.name}": ${role.description} (keeps other tags)`,
       isEnabled: editable,
       isToggled: args => !args.isPalette && activeRole()?.role.name === role.name,
@@ -150,46 +163,58 @@ export function addTaggingCommands(
     }
   });
 
+  /** Ask for a step tag (`transform:features`) and set it on the selected cells. */
+  const setStepFromDialog = async (notebook: Notebook, args: ReadonlyPartialJSONObject) => {
+    const existing = activeRole();
+    const defaultRole =
+      existing && existing.role.named ? existing.role.name : (args.role as string) || 'transform';
+    const named = ROLES.filter(r => r.named).map(r => r.name);
+    const result = await InputDialog.getText({
+      title: 'nbops step',
+      label: `Step tag for the selected cells (${named.join(', ')}; ${SEPARATOR}name is a lower-case identifier):`,
+      text: existing?.name
+        ? `${existing.role.name}${SEPARATOR}${existing.name}`
+        : `${defaultRole}${SEPARATOR}`,
+      placeholder: `transform${SEPARATOR}features`,
+      okLabel: 'Set'
+    });
+    if (!result.button.accept || result.value === null) {
+      return;
+    }
+    const checked = normaliseStepTag(result.value, defaultRole);
+    if ('error' in checked) {
+      await showErrorMessage('nbops: cannot set the step', checked.error);
+      return;
+    }
+    if (checked.tag === 'parameters' && refuseSecondParameters(notebook, selectedCells(notebook))) {
+      return;
+    }
+    setRoleTag(notebook, checked.tag);
+    changed();
+  };
+
   commands.addCommand(CommandIDs.setStep, {
-    label: args => (args.isPalette ? 'Set cell step (role:name)…' : 'Named step…'),
+    label: args => (args.isPalette ? paletteLabel('Set cell step (role:name)…') : 'Named step…'),
     caption: `Tag the selected cells with a named step, e.g. transform${SEPARATOR}features`,
     isEnabled: editable,
     execute: async args => {
+      const panel = tracker.currentWidget;
       const notebook = current();
-      if (!notebook) {
+      if (!panel || !notebook) {
         return;
       }
-      const existing = activeRole();
-      const defaultRole =
-        existing && existing.role.named ? existing.role.name : (args.role as string) || 'transform';
-      const named = ROLES.filter(r => r.named).map(r => r.name);
-      const result = await InputDialog.getText({
-        title: 'nbops step',
-        label: `Step tag for the selected cells (${named.join(', ')}; ${SEPARATOR}name is a lower-case identifier):`,
-        text: existing?.name
-          ? `${existing.role.name}${SEPARATOR}${existing.name}`
-          : `${defaultRole}${SEPARATOR}`,
-        placeholder: `transform${SEPARATOR}features`,
-        okLabel: 'Set'
-      });
-      if (!result.button.accept || result.value === null) {
-        return;
+      try {
+        await setStepFromDialog(notebook, args);
+      } finally {
+        // The dialog gives the focus back to what had it before (the palette's input, gone
+        // by now): give it to the notebook, so the keys work on the cells again.
+        focusNotebook(app, panel);
       }
-      const checked = normaliseStepTag(result.value, defaultRole);
-      if ('error' in checked) {
-        await showErrorMessage('nbops: cannot set the step', checked.error);
-        return;
-      }
-      if (checked.tag === 'parameters' && refuseSecondParameters(notebook, selectedCells(notebook))) {
-        return;
-      }
-      setRoleTag(notebook, checked.tag);
-      changed();
     }
   });
 
   commands.addCommand(CommandIDs.clearRole, {
-    label: args => (args.isPalette ? 'Clear cell role' : 'Clear role'),
+    label: args => (args.isPalette ? paletteLabel('Clear cell role') : 'Clear role'),
     caption: 'Remove the nbops role tag from the selected cells (other tags are kept)',
     isEnabled: editable,
     execute: () => {
@@ -232,7 +257,7 @@ export function addTaggingCommands(
   commands.addCommand(CommandIDs.roleMenu, {
     label: args => {
       if (args.isPalette) {
-        return 'Choose cell role…';
+        return paletteLabel('Choose cell role…');
       }
       const found = activeRole();
       return found ? found.tag.trim() : 'role';
@@ -257,7 +282,9 @@ export function addTaggingCommands(
       }
       let rect: DOMRect | null = null;
       const recent = lastPointer && Date.now() - lastPointer.time < 1500 ? lastPointer : null;
-      const button = recent?.target?.closest(`[data-command="${CommandIDs.roleMenu}"]`);
+      const button = recent?.target?.closest(
+        `[data-command="${CommandIDs.roleMenu}"], .${BADGE_CLASS}`
+      );
       if (button) {
         rect = button.getBoundingClientRect();
       } else {

@@ -1,6 +1,7 @@
 // Role display: every cell with an nbops role tag gets the classes `nbops-tagged` and
 // `nbops-role-ROLE` (which set `--nbops-role-color`: a coloured left bar) and a badge in the
-// prompt column. Updated whenever the cell's metadata or the notebook's cell list changes.
+// prompt column (a click on it opens the role menu: badgemenu.ts). Updated whenever the
+// cell's metadata or the notebook's cell list changes.
 
 import { Cell, ICellModel } from '@jupyterlab/cells';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
@@ -8,7 +9,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ROLES, cellRole } from './tags';
 
 export const TAGGED_CLASS = 'nbops-tagged';
-const BADGE_CLASS = 'nbops-role-badge';
+export const BADGE_CLASS = 'nbops-role-badge';
 
 export function roleClass(role: string): string {
   return `nbops-role-${role}`;
@@ -67,6 +68,7 @@ export function updateCell(cell: Cell): void {
   if (!badge) {
     badge = document.createElement('div');
     badge.className = BADGE_CLASS;
+    badge.setAttribute('aria-haspopup', 'menu');
     cell.node.appendChild(badge);
   }
   badge.replaceChildren(found.role.name);
@@ -77,7 +79,7 @@ export function updateCell(cell: Cell): void {
     badge.appendChild(name);
   }
   badge.dataset.role = found.role.name;
-  badge.title = `nbops ${found.role.label}${found.name ? ` step "${found.name}"` : ''}: ${found.role.description}`;
+  badge.title = `nbops ${found.role.label}${found.name ? ` step "${found.name}"` : ''}: ${found.role.description} (click to change the role)`;
 }
 
 const watched = new WeakSet<ICellModel>();

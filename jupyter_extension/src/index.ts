@@ -9,7 +9,9 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 
 import { CommandIDs, PALETTE_CATEGORY, addTaggingCommands } from './commands';
+import { activateBadgeMenu } from './badgemenu';
 import { activateRoleDisplay } from './display';
+import { mirrorShortcutsInPalette, paletteLabel } from './palette';
 import { PipelinePanel, pipelineIcon } from './panel';
 
 export { VOCABULARY } from './vocabulary';
@@ -37,7 +39,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
 
     app.commands.addCommand(CommandIDs.openPanel, {
-      label: args => (args.isPalette ? 'Open the pipeline panel' : 'Pipeline panel'),
+      label: args => (args.isPalette ? paletteLabel('Open the pipeline panel') : 'Pipeline panel'),
       caption: 'Show the nbops pipeline of this notebook: steps, parameters, problems; export and run',
       icon: args => (args.toolbar ? pipelineIcon : undefined),
       execute: () => {
@@ -46,11 +48,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
     app.commands.addCommand(CommandIDs.refreshPanel, {
-      label: 'Refresh the pipeline panel',
+      label: args =>
+        args.isPalette ? paletteLabel('Refresh the pipeline panel') : 'Refresh the pipeline panel',
       execute: () => panel.refresh()
     });
 
     addTaggingCommands(app, tracker, palette);
+    activateBadgeMenu(app, tracker);
     if (palette) {
       palette.addItem({
         command: CommandIDs.openPanel,
@@ -58,7 +62,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
         args: { isPalette: true },
         rank: 20
       });
-      palette.addItem({ command: CommandIDs.refreshPanel, category: PALETTE_CATEGORY, rank: 21 });
+      palette.addItem({
+        command: CommandIDs.refreshPanel,
+        category: PALETTE_CATEGORY,
+        args: { isPalette: true },
+        rank: 21
+      });
+      mirrorShortcutsInPalette(app.commands);
     }
   }
 };

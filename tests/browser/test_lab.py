@@ -137,7 +137,7 @@ def test_tag_cells_through_toolbar_context_menu_palette_and_keys(page: Any, lab:
     # Palette, on two selected cells at once.
     select_cell(page, 3)
     select_cell(page, 4, shift=True)
-    run_from_palette(page, "Set cell role: Transform")
+    run_from_palette(page, "nbops: Set cell role: Transform")
     wait_role(page, 3, "transform")
     wait_role(page, 4, "transform")
 
@@ -149,7 +149,7 @@ def test_tag_cells_through_toolbar_context_menu_palette_and_keys(page: Any, lab:
 
     # A named step, through the palette's prompt.
     select_cell(page, 5)
-    run_from_palette(page, "Set cell step (role:name)…")
+    run_from_palette(page, "nbops: Set cell step (role:name)…")
     dialog_input = page.locator(".jp-Dialog input")
     dialog_input.fill("evaluate:score")
     page.locator(".jp-Dialog .jp-mod-accept").click()
@@ -326,7 +326,7 @@ def test_panel_shows_steps_exports_runs_and_bundles(page: Any, lab: Lab) -> None
 def test_panel_links_problems_to_cells_and_explains_untagged(page: Any, lab: Lab) -> None:
     assert lab.server_api, f"the nbops API does not answer; server log:\n{lab.log.read_text()}"
     open_notebook(page, lab, "broken.ipynb", cells=4)
-    run_from_palette(page, "Open the pipeline panel")
+    run_from_palette(page, "nbops: Open the pipeline panel")
     panel = page.locator(PANEL)
     problem = panel.locator(".nbops-problem")
     problem.first.wait_for()

@@ -144,3 +144,19 @@ def test_the_default_export_says_why_it_cannot_bundle_outside_jupyter(
     assert "Cannot tell which notebook this kernel runs" in inspector.message.value
     tabs = inspector.widget.children[0]
     assert [tabs.get_title(i) for i in range(3)] == ["Data", "Slices", "Gates"]
+
+
+def test_the_export_reason_takes_the_theme_colour_of_its_state(frames) -> None:  # type: ignore[no-untyped-def]
+    """Blocked, overridden and clear read in JupyterLab's dark theme too: the theme's error,
+    warning and success colours, with the light ones outside JupyterLab."""
+    _reference, current, truth = frames
+    report = inspection(
+        model=Threshold(), X=current, y=truth, slices=["group"],
+        gates=["slices.accuracy.min >= 0.9"], plots=False,
+    )  # fmt: skip
+    inspector = Inspector(report, model="the model", on_export=lambda request: "")
+    assert "color:var(--jp-error-color1, #dc2626)" in inspector.reason.value
+    inspector.override.value = True
+    assert "color:var(--jp-warn-color1, #b45309)" in inspector.reason.value
+    passing = inspection(model=Threshold(), X=current, y=truth, gates=[], plots=False)
+    assert "color:var(--jp-success-color1, #059669)" in Inspector(passing).reason.value

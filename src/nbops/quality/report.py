@@ -3,19 +3,49 @@ data set, as HTML fragments and as a self-contained page.
 
 Pure data in, HTML out: the inspector (nbops.workbench.inspector) computes and shows it,
 `nbops validate --html` and the monitor report (nbops.bundle.monitor) render its Data section.
+
+The fragments carry their colours inline as JupyterLab theme variables with light fallbacks
+(`var(--jp-layout-color1, #ffffff)`): in JupyterLab they follow its light or dark theme (a
+row is the theme's background tinted by its status, its text the theme's text colour), and
+outside JupyterLab (a saved page, a CI artifact) the fallbacks give the light look.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from nbops.gates import GateResult
 
-_STATUS_COLOUR = {"pass": "#d1fae5", "warn": "#fef3c7", "fail": "#fee2e2", "skipped": "#f3f4f6"}
+# A row's status tint, mixed into the theme's background: pale on white, deep on dark grey.
+_STATUS_TINT = {"pass": "#10b981", "warn": "#f59e0b", "fail": "#ef4444", "skipped": "#6b7280"}
+# The light look without the theme variables (a browser without color-mix, a saved page).
+_STATUS_FALLBACK = {"pass": "#d1fae5", "warn": "#fef3c7", "fail": "#fee2e2", "skipped": "#f3f4f6"}
+_BACKGROUND = "var(--jp-layout-color1, #ffffff)"
+_TEXT = "var(--jp-content-font-color1, #111827)"
+_BORDER = "var(--jp-border-color1, #d1d5db)"
+_VERDICT_COLOUR = {
+    "pass": "var(--jp-success-color1, #059669)",
+    "fail": "var(--jp-error-color1, #dc2626)",
+}
+_TABLE_STYLE = f"border-collapse:collapse;margin:.5em 0;color:{_TEXT};background:{_BACKGROUND}"
+_CELL_STYLE = f"border:1px solid {_BORDER};padding:3px 6px;text-align:left;vertical-align:top"
+
+
+def _row_style(status: str | None) -> str:
+    """A row's inline style: the theme's text on the theme's background, tinted by status."""
+    if status is None:
+        return f"background:{_BACKGROUND};color:{_TEXT}"
+    tint = _STATUS_TINT.get(status, _STATUS_TINT["skipped"])
+    fallback = _STATUS_FALLBACK.get(status, _STATUS_FALLBACK["skipped"])
+    return (
+        f"background:{fallback};"
+        f"background:color-mix(in srgb, {tint} 18%, {_BACKGROUND});color:{_TEXT}"
+    )
 
 
 @dataclass
@@ -60,11 +90,10 @@ class InspectionReport:
             )
         rows = []
         for check in self.validation.checks:
-            colour = _STATUS_COLOUR.get(check.status, "#ffffff")
             examples = ", ".join(html.escape(repr(v)) for v in (check.examples or [])[:5])
             fraction = f"{check.fraction:.2%}" if check.fraction is not None else ""
             rows.append(
-                f"<tr style='background:{colour}'><td>{html.escape(check.status)}</td>"
+                f"<tr style='{_row_style(check.status)}'><td>{html.escape(check.status)}</td>"
                 f"<td>{html.escape(check.kind)}</td><td>{html.escape(check.column or '')}</td>"
                 f"<td>{check.count if check.count is not None else ''}</td><td>{fraction}</td>"
                 f"<td>{html.escape(check.message)}</td><td>{examples}</td></tr>"
@@ -86,24 +115,23 @@ class InspectionReport:
         rows = []
         for record in frame.to_dict("records"):
             small = bool(record.get("too_small"))
-            colour = "#f3f4f6" if small else "#ffffff"
             cells = "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in record.values())
-            rows.append(f"<tr style='background:{colour}'>{cells}</tr>")
+            rows.append(f"<tr style='{_row_style('skipped' if small else None)}'>{cells}</tr>")
         return _table(f"<tr>{head}</tr>", rows) + _images(self.slice_plots)
 
     def gates_html(self) -> str:
-        colour = {"pass": "#059669", "fail": "#dc2626"}.get(self.verdict, "#6b7280")
+        colour = _VERDICT_COLOUR.get(self.verdict, "var(--jp-ui-font-color2, #6b7280)")
         parts = [f"<h3 style='color:{colour}'>Verdict: {html.escape(self.verdict)}</h3>"]
         rows = []
         for g in self.gates:
             status = "pass" if g.passed else "fail"
             rows.append(
-                f"<tr style='background:{_STATUS_COLOUR[status]}'><td>{status}</td>"
+                f"<tr style='{_row_style(status)}'><td>{status}</td>"
                 f"<td><code>{html.escape(g.gate)}</code></td><td>{html.escape(g.reason)}</td></tr>"
             )
         for text, reason in self.skipped_gates:
             rows.append(
-                f"<tr style='background:{_STATUS_COLOUR['skipped']}'><td>skipped</td>"
+                f"<tr style='{_row_style('skipped')}'><td>skipped</td>"
                 f"<td><code>{html.escape(text)}</code></td><td>{html.escape(reason)}</td></tr>"
             )
         if rows:
@@ -138,7 +166,10 @@ def _fmt(value: Any) -> str:
 
 
 def _table(head: str, rows: Sequence[str]) -> str:
-    return f"<table>{head}{''.join(rows)}</table>"
+    """A table with its theme colours and cell borders inline (no page stylesheet needed)."""
+    body = head + "".join(rows)
+    body = re.sub(r"<(td|th)>", rf"<\1 style='{_CELL_STYLE}'>", body)
+    return f"<table style='{_TABLE_STYLE}'>{body}</table>"
 
 
 def _images(plots: Sequence[tuple[str, bytes]]) -> str:

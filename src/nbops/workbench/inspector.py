@@ -249,12 +249,13 @@ class Inspector:
     def _refresh(self) -> None:
         enabled, reason = self.report.export_state(self.override.value)
         self.button.disabled = not enabled
+        # JupyterLab's theme colours (the light ones outside JupyterLab): read in both themes.
         colour = (
-            "#059669"
+            "var(--jp-success-color1, #059669)"
             if enabled and not self.override.value
-            else "#b45309"
+            else "var(--jp-warn-color1, #b45309)"
             if enabled
-            else "#dc2626"
+            else "var(--jp-error-color1, #dc2626)"
         )
         self.reason.value = f"<span style='color:{colour}'>{html.escape(reason)}</span>"
 
