@@ -255,10 +255,7 @@ def analyse(notebook: NotebookModel, *, problems: list[NbopsError] | None = None
     # merges it into the first), not names "no cell defines": the TagError above is the
     # one problem. (The export stops at that TagError before resolving any name.)
     pending = {
-        name
-        for a in params_cells[1:]
-        for name, kind in a.names.defines.items()
-        if kind != "import"
+        name for a in params_cells[1:] for name, kind in a.names.defines.items() if kind != "import"
     }
     _resolve(graph, untagged_defs, report, unknown_ok, pending)
     graph.diagnostics.extend(_untagged_rebinds(graph, analysed))
