@@ -1,3 +1,4 @@
 import './base.css';
 import './fixes.css';
 import './runs.css';
+import './start.css';
