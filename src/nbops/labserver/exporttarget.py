@@ -12,7 +12,9 @@ refusal of nbops.
 The answer says where the files went (`written_files`): each file the target wrote,
 relative to the server root, with what it is for; `main` is the one to open or hand on (the
 compiled `kfp_pipeline.yaml` to upload, the `airflow_dag.py` for Airflow's DAG folder, the
-package's `pipeline.py`), and `next` the one line saying what to do with it.
+package's `pipeline.py`), `next` the one line saying what to do with it, and
+`target_warnings` the command line's warnings about values the orchestrator pipeline
+leaves out.
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ def written_files(
     result: ExportResult, target: str, shown: Callable[[Path], str]
 ) -> dict[str, Any]:
     """Where the target's files went (paths as `shown` gives them: relative to the server
-    root): `{target, label, files: [{path, what}], main, next}`; only files on disk."""
+    root): `{target, label, files: [{path, what}], main, next, target_warnings}`; only
+    files on disk."""
     from nbops.export.targets import airflow, kfp
 
     folder, package = result.folder, result.package_dir
@@ -106,4 +109,7 @@ def written_files(
         "files": files,
         "main": files[0]["path"] if files else None,
         "next": step,
+        # What the orchestrator pipeline leaves out: values no later step reads that have
+        # no safe serialisation (the command line's `warning:` lines).
+        "target_warnings": list(result.warnings),
     }

@@ -176,8 +176,7 @@ class ExportHandler(NbopsHandler):
                 "package": self.shown(result.package_dir),
                 "new_version": result.new_version,
                 "steps": len(result.manifest.steps),
-                "warnings": [panel_warning(d) for d in result.diagnostics]
-                + [{"message": w} for w in result.warnings],
+                "warnings": [panel_warning(d) for d in result.diagnostics],
                 **written_files(result, target, self.shown),
             }
         )
