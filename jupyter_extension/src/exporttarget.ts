@@ -126,6 +126,26 @@ export class ExportTargets {
   private _chosen = new Map<string, ExportTarget>();
 }
 
+/** A path that breaks only after a `/` when the panel is narrow, never inside a name. */
+function pathNode(path: string, cls: string): HTMLElement {
+  const node = el('code', { class: cls });
+  path.split('/').forEach((part, i, parts) => {
+    node.append(part + (i < parts.length - 1 ? '/' : ''));
+    if (i < parts.length - 1) {
+      node.append(document.createElement('wbr'));
+    }
+  });
+  return node;
+}
+
+/** Text with its paths (words holding a `/`) as pathNode's. */
+function withPaths(text: string): (Node | string)[] {
+  return text
+    .split(/(\S*\/\S*)/)
+    .filter(Boolean)
+    .map(part => (part.includes('/') && !/\s/.test(part) ? pathNode(part, 'nbops-export-path') : part));
+}
+
 /** Where the export's files went, each linked (`open`: open it in JupyterLab); the main
  * one first and marked; then what to do with it. Null for an answer without files. */
 export function exportFiles(result: ITargetExport, open: (path: string) => void): HTMLElement | null {
@@ -136,10 +156,14 @@ export function exportFiles(result: ITargetExport, open: (path: string) => void)
   const list = el('ul', { class: 'nbops-export-files' });
   for (const file of files) {
     const main = file.path === result.main;
+    // Named from the export folder (the box says where that is), the full path as the
+    // link's title: in a narrow panel a name then fits on its line.
+    const folder = `${result.folder}/`;
+    const shown = file.path.startsWith(folder) ? file.path.slice(folder.length) : file.path;
     const link = el(
       'a',
       { class: 'nbops-export-file', href: '#', title: `Open ${file.path} in JupyterLab`, 'data-path': file.path },
-      file.path
+      pathNode(shown, 'nbops-export-name')
     );
     link.addEventListener('click', (event: Event) => {
       event.preventDefault();
@@ -160,7 +184,7 @@ export function exportFiles(result: ITargetExport, open: (path: string) => void)
     { class: 'nbops-export-target-result', 'data-target': result.target ?? 'package' },
     el('div', { class: 'nbops-export-files-title' }, `${result.label ?? 'Package'}:`),
     list,
-    result.next ? el('div', { class: 'nbops-export-next' }, result.next) : null,
+    result.next ? el('div', { class: 'nbops-export-next' }, ...withPaths(result.next)) : null,
     ...warnings.map(w => el('div', { class: 'nbops-hint nbops-export-warning' }, `Warning: ${w}`))
   );
 }

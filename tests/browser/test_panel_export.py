@@ -20,10 +20,8 @@ import pytest
 from tests.browser.conftest import ARTIFACTS, REPO, UNTAGGED, Lab, has_labserver, write_notebook
 from tests.browser.test_lab import (
     PANEL,
-    VISIBLE,
     open_notebook,
     open_panel,
-    run_from_palette,
     wait_for,
 )
 
@@ -127,3 +125,208 @@ def test_the_start_legend_is_readable_at_a_narrow_panel(page: Any, lab: Lab) -> 
         # The description keeps a readable measure: not squeezed into a narrow column.
         assert desc["width"] >= 0.55 * body["width"], (i, desc, body)
     assert overflowing(page, f"{PANEL} .nbops-start, {PANEL} .nbops-start *") == []
+
+
+# Four steps, two transforms told apart by name; a run with n_rows=0 fails in the train step
+# (an empty mean), so the evaluate step does not run.
+FLOW = [
+    ("markdown", "# Export demo", []),
+    ("code", "import math\nimport random\n\nimport nbops", ["setup"]),
+    ("code", "n_rows = 30\nseed = 0\ntest_share = 0.25", ["parameters"]),
+    (
+        "code",
+        "random.seed(seed)\ndata = [random.random() for _ in range(n_rows)]",
+        ["transform:features"],
+    ),
+    (
+        "code",
+        "cut = int(len(data) * (1 - test_share))\ntrain_rows = data[:cut]\ntest_rows = data[cut:]",
+        ["transform:split"],
+    ),
+    ("code", "model = sum(train_rows) / len(train_rows)", ["train"]),
+    (
+        "code",
+        "error = sum(abs(v - model) for v in test_rows) / max(len(test_rows), 1)\n"
+        "nbops.log_metric('error', error)",
+        ["evaluate"],
+    ),
+]
+NODES = ".nbops-dag-node"
+
+
+def nbops_cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real command line in the notebook's project, as a user at a terminal."""
+    return subprocess.run(
+        [sys.executable, "-m", "nbops", *args],
+        cwd=project(lab),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def export_for(page: Any, panel: Any, label: str) -> Any:
+    """Choose the target beside Export, export, and wait for the result box."""
+    panel.locator("select.nbops-export-target").select_option(label=label)
+    panel.locator("button.nbops-export").click()
+    result = panel.locator(".nbops-export-result")
+    title = result.locator(".nbops-export-files-title")
+
+    def done() -> bool:
+        exported = bool(title.count()) and title.inner_text() == f"{label}:"
+        return exported or bool(panel.locator(".nbops-error").count())
+
+    wait_for(done, timeout=180, what=f"the export for {label}")
+    assert panel.locator(".nbops-error").count() == 0, panel.locator(".nbops-error").inner_text()
+    return result
+
+
+def links(result: Any) -> list[str]:
+    """The files the result links, by their paths relative to the server root."""
+    found = result.locator("a.nbops-export-file")
+    return [str(found.nth(i).get_attribute("data-path")) for i in range(found.count())]
+
+
+def open_tab(page: Any, name: str) -> None:
+    page.locator(".lm-TabBar-tab.lm-mod-current", has_text=name).wait_for(timeout=30_000)
+
+
+def back_to(page: Any, panel: Any, notebook: str) -> None:
+    page.locator(".lm-TabBar-tab", has_text=notebook.rsplit("/", 1)[-1]).first.click()
+    wait_for(lambda: panel.locator(".nbops-panel-path").inner_text() == notebook,
+             what="the panel back on the notebook")  # fmt: skip
+
+
+def test_export_for_kubeflow_and_airflow_links_the_files_it_wrote(page: Any, lab: Lab) -> None:
+    assert lab.server_api, f"the nbops API does not answer; server log:\n{lab.log.read_text()}"
+    write_notebook(project(lab) / "flow.ipynb", FLOW)
+    notebook = f"{FOLDER}/flow.ipynb"
+    open_notebook(page, lab, notebook, cells=len(FLOW))
+    panel = open_panel(page)
+    panel.locator(NODES).first.wait_for()
+    set_panel_width(page, NARROW)
+
+    # The choice sits beside Export: a package alone unless another target is picked.
+    picker = panel.locator("select.nbops-export-target")
+    assert picker.locator("option").all_inner_texts() == [
+        "Package", "Kubeflow Pipelines", "Airflow",
+    ]  # fmt: skip
+    assert picker.input_value() == "package"
+
+    # Kubeflow Pipelines: the compiled YAML first (the file to upload), then its source.
+    result = export_for(page, panel, "Kubeflow Pipelines")
+    folder = f"{FOLDER}/pipelines/flow"
+    assert links(result) == [f"{folder}/kfp_pipeline.yaml", f"{folder}/kfp_pipeline.py"]
+    main = result.locator(".nbops-export-main a.nbops-export-file")
+    assert main.get_attribute("data-path") == f"{folder}/kfp_pipeline.yaml"
+    # Named from the export folder, which the box names from the server root.
+    assert main.inner_text().strip() == "kfp_pipeline.yaml"
+    assert result.locator(".nbops-folder").inner_text().strip() == folder
+    for path in links(result):
+        assert (lab.root / path).is_file(), path
+    assert f"Upload {folder}/kfp_pipeline.yaml to Kubeflow Pipelines" in result.inner_text()
+    assert str(lab.root) not in result.inner_text()  # paths as the lab names them
+    assert overflowing(page, f"{PANEL} .nbops-actions, {PANEL} .nbops-actions *") == []
+    page.mouse.move(5, 5)
+    ARTIFACTS.mkdir(exist_ok=True)
+    panel.locator(".nbops-actions").screenshot(path=str(ARTIFACTS / "lab-export-kfp.png"))
+    # A link opens the file in the lab.
+    main.click()
+    open_tab(page, "kfp_pipeline.yaml")
+    back_to(page, panel, notebook)
+
+    # Airflow: the DAG file, and where to put the folder.
+    result = export_for(page, panel, "Airflow")
+    assert links(result) == [f"{folder}/airflow_dag.py"]
+    assert (lab.root / folder / "airflow_dag.py").is_file()
+    assert f"Put {folder} in Airflow's DAG folder" in result.inner_text()
+    assert overflowing(page, f"{PANEL} .nbops-actions, {PANEL} .nbops-actions *") == []
+    page.mouse.move(5, 5)
+    panel.locator(".nbops-actions").screenshot(path=str(ARTIFACTS / "lab-export-airflow.png"))
+    result.locator("a.nbops-export-file").first.click()
+    open_tab(page, "airflow_dag.py")
+    back_to(page, panel, notebook)
+    # The choice is kept for the notebook.
+    assert panel.locator("select.nbops-export-target").input_value() == "airflow"
+
+
+def step_seconds(record: Any) -> dict[str, float]:
+    """Each step's duration in a stored run: its cells' durations summed."""
+    sums: dict[str, float] = {}
+    for c in record.cells:
+        if c.role and c.duration_s is not None:
+            sums[c.role] = sums.get(c.role, 0.0) + c.duration_s
+    return sums
+
+
+def shown_seconds(value: float) -> str:
+    return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
+
+
+def test_the_dag_shows_the_durations_and_statuses_of_the_run_selected(page: Any, lab: Lab) -> None:
+    assert lab.server_api, f"the nbops API does not answer; server log:\n{lab.log.read_text()}"
+    from nbops.runs.store import RunStore
+
+    write_notebook(project(lab) / "runs.ipynb", FLOW)
+    notebook = f"{FOLDER}/runs.ipynb"
+    ok = nbops_cli(lab, "run", "runs.ipynb")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    failed = nbops_cli(lab, "run", "runs.ipynb", "-p", "n_rows", "0")
+    assert failed.returncode != 0, failed.stdout
+    records = {
+        r.status: r
+        for r in RunStore(project(lab) / ".nbops").list()
+        if r.notebook.endswith("runs.ipynb")
+    }
+    good, bad = records["completed"], records["failed"]
+
+    open_notebook(page, lab, notebook, cells=len(FLOW))
+    panel = open_panel(page)
+    panel.locator(NODES).first.wait_for()
+    items = panel.locator(".nbops-runs-item")
+    wait_for(lambda: items.count() == 2, timeout=30, what="the two runs listed")
+    # No run selected, none made here: the DAG shows no outcome.
+    assert panel.locator(f"{NODES} .nbops-dag-run").count() == 0
+    assert panel.locator(".nbops-dag-caption").count() == 0
+
+    def node(key: str) -> Any:
+        return panel.locator(f"{NODES}[data-step='{key}']")
+
+    def status_of(key: str) -> str:
+        found = [c for c in (node(key).get_attribute("class") or "").split() if "status" in c]
+        return found[0] if found else ""
+
+    # The failed run: the steps before the failure ok with their durations, train failed,
+    # evaluate not run.
+    panel.locator(f".nbops-runs-item[data-run-id='{bad.run_id}']").click(position={"x": 60, "y": 8})
+    wait_for(lambda: status_of("train") == "nbops-dag-status-error",
+             what="the selected run's statuses in the DAG")  # fmt: skip
+    assert status_of("transform:features") == "nbops-dag-status-ok"
+    assert status_of("evaluate") == "nbops-dag-status-not-run"
+    seconds = step_seconds(bad)
+    text = node("transform:features").locator(".nbops-dag-run").text_content()
+    assert text == f"✓ ok · {shown_seconds(seconds['transform:features'])}"
+    assert node("evaluate").locator(".nbops-dag-run").text_content() == "– not run"
+    caption = panel.locator(".nbops-dag-caption")
+    assert caption.inner_text() == (
+        f"Durations and status from run {bad.run_id.rsplit('-', 1)[-1]} (selected in Runs)"
+    )
+
+    # The completed run instead: every step ok, with that run's own durations.
+    panel.locator(f".nbops-runs-item[data-run-id='{bad.run_id}']").click(position={"x": 60, "y": 8})
+    panel.locator(f".nbops-runs-item[data-run-id='{good.run_id}']").click(
+        position={"x": 60, "y": 8}
+    )
+    wait_for(lambda: status_of("evaluate") == "nbops-dag-status-ok", what="the other run's DAG")
+    seconds = step_seconds(good)
+    for key in ("transform:features", "transform:split", "train", "evaluate"):
+        assert status_of(key) == "nbops-dag-status-ok", key
+        expected = f"✓ ok · {shown_seconds(seconds[key])}"
+        assert node(key).locator(".nbops-dag-run").text_content() == expected, key
+    assert good.run_id.rsplit("-", 1)[-1] in caption.inner_text()
+
+    # Two selected (a comparison): no single run to show.
+    panel.locator(f".nbops-runs-item[data-run-id='{bad.run_id}']").click(position={"x": 60, "y": 8})
+    wait_for(lambda: panel.locator(f"{NODES} .nbops-dag-run").count() == 0,
+             what="the DAG without a run's outcome")  # fmt: skip

@@ -64,7 +64,8 @@ def test_export_for_kubeflow_pipelines_writes_the_compiled_pipeline_and_names_it
         "pipelines/flow/kfp_pipeline.yaml",
         "pipelines/flow/kfp_pipeline.py",
     ]
-    assert "upload" in body["files"][0]["what"].lower()
+    assert "upload" in body["files"][0]["what"]
+    assert body["target_warnings"] == []
     assert "Upload pipelines/flow/kfp_pipeline.yaml" in body["next"]
     compiled = yaml.safe_load((server.root / body["main"]).read_text("utf-8"))
     assert compiled["pipelineInfo"]["name"]

@@ -86,8 +86,8 @@ def written_files(
     listed: list[tuple[Path, str]]
     if target == "kfp":
         listed = [
-            (folder / kfp.COMPILED_FILE, "the compiled pipeline: upload it to Kubeflow Pipelines"),
-            (folder / kfp.PIPELINE_FILE, "its source (python kfp_pipeline.py compiles it again)"),
+            (folder / kfp.COMPILED_FILE, "the compiled pipeline, to upload"),
+            (folder / kfp.PIPELINE_FILE, "its source: python kfp_pipeline.py compiles it again"),
         ]
         step = f"Upload {shown(listed[0][0])} to Kubeflow Pipelines (Pipelines > Upload pipeline)."
     elif target == "airflow":
