@@ -20,8 +20,10 @@ import pytest
 from tests.browser.conftest import ARTIFACTS, REPO, UNTAGGED, Lab, has_labserver, write_notebook
 from tests.browser.test_lab import (
     PANEL,
+    VISIBLE,
     open_notebook,
     open_panel,
+    run_from_palette,
     wait_for,
 )
 
@@ -35,6 +37,7 @@ pytestmark = [
 
 FOLDER = "exports"
 SCREENSHOTS = REPO / "docs" / "screenshots"
+WIDE = 1200  # px: the README screenshots' window, the notebook beside a 380 px panel
 NARROW = 300  # px: a right side panel as users leave it, about a fifth of a laptop screen
 
 
@@ -330,3 +333,55 @@ def test_the_dag_shows_the_durations_and_statuses_of_the_run_selected(page: Any,
     panel.locator(f".nbops-runs-item[data-run-id='{bad.run_id}']").click(position={"x": 60, "y": 8})
     wait_for(lambda: panel.locator(f"{NODES} .nbops-dag-run").count() == 0,
              what="the DAG without a run's outcome")  # fmt: skip
+
+
+def test_readme_screenshots_show_the_whole_panel_after_a_run(page: Any, lab: Lab) -> None:
+    """docs/screenshots/panel-light.png and panel-dark.png: the penguins example in the lab,
+    its panel whole (the DAG with each step's outcome, the run's metrics, the export's files,
+    the Runs list), light and dark."""
+    assert lab.server_api, f"the nbops API does not answer; server log:\n{lab.log.read_text()}"
+    source = REPO / "example_notebooks" / "penguins.ipynb"
+    (project(lab) / "penguins.ipynb").write_bytes(source.read_bytes())
+    notebook = f"{FOLDER}/penguins.ipynb"
+    page.set_viewport_size({"width": WIDE, "height": 1000})
+    open_notebook(page, lab, notebook, cells=10)
+    # The file browser folded away: the notebook beside the panel is the picture.
+    page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").click()
+    panel = open_panel(page)
+    panel.locator(NODES).first.wait_for()
+    set_panel_width(page, 380)
+
+    panel.locator("button.nbops-run-open").click()
+    panel.locator(".nbops-run-form input[name='n_estimators']").wait_for()
+    panel.locator("button.nbops-run-start").click()
+    status = panel.locator(".nbops-run-status")
+    wait_for(lambda: status.count() and status.inner_text() in {"completed", "failed"},
+             timeout=300, what="the penguins run to finish")  # fmt: skip
+    assert status.inner_text() == "completed", panel.inner_text()
+    nodes = panel.locator(NODES)
+    wait_for(lambda: panel.locator(f"{NODES}.nbops-dag-status-ok").count() == nodes.count(),
+             what="every step's outcome in the DAG")  # fmt: skip
+    wait_for(lambda: panel.locator(".nbops-runs-item").count() == 1, what="the run listed")
+    export_for(page, panel, "Kubeflow Pipelines")
+
+    # Tall enough that the whole panel shows, nothing scrolled out of sight.
+    # (the panel sits between the menu bar and the status bar).
+    height = panel.evaluate("(el) => el.scrollHeight + (innerHeight - el.clientHeight)")
+    page.set_viewport_size({"width": WIDE, "height": min(int(height) + 8, 2600)})
+    wait_for(lambda: panel.evaluate("(el) => el.scrollHeight <= el.clientHeight + 1"),
+             what="the whole panel in view")  # fmt: skip
+    page.locator(f"{VISIBLE} .jp-Notebook").evaluate("(el) => el.scrollTo(0, 0)")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator(f"{VISIBLE} .jp-Cell").nth(2).locator(".jp-InputPrompt").first.click()
+    page.mouse.move(5, 5)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SCREENSHOTS / "panel-light.png"))
+    run_from_palette(page, "Use Theme: JupyterLab Dark")
+    page.wait_for_selector("body[data-jp-theme-light='false']", state="attached")
+    page.mouse.move(5, 5)
+    page.wait_for_timeout(700)  # the theme's stylesheet applied
+    page.screenshot(path=str(SCREENSHOTS / "panel-dark.png"))
+    run_from_palette(page, "Use Theme: JupyterLab Light")
+    page.wait_for_selector("body[data-jp-theme-light='true']", state="attached")
+    for name in ("panel-light.png", "panel-dark.png"):
+        assert (SCREENSHOTS / name).stat().st_size > 50_000, name
