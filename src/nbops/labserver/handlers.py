@@ -26,6 +26,9 @@ whether it was made from the notebook as saved now. Likewise `GET suggest` (the 
 proposes, as `nbops tag --suggest --json` prints them) answers 200 with what the proposal
 could not resolve in `problems`; `POST suggest` writes the accepted proposals into the file.
 
+`POST export` takes the export's `target` (package, kfp or airflow: `nbops export --target`)
+and says where the files went; see exporttarget.py.
+
 The Runs section's endpoints (`history`: a notebook's runs from the run store, compared,
 their output notebooks, re-run) are in history.py. `POST bundle` for a run that already has
 a bundle answers that bundle (`existing: true`) instead of building a new version.
