@@ -19,6 +19,7 @@ import {
 } from './api';
 import { renderDag, stepRuns } from './dag';
 import { markProblemCells, problemsByCell, relatedLabel } from './problems';
+import { ExportTargets, exportFiles, exportTo } from './exporttarget';
 import { FixesView, lastExportBox, outdatedNote } from './fixes';
 import { RunsSection } from './runs';
 import {
@@ -691,8 +692,15 @@ export class PipelinePanel extends Widget {
     if (!analysis.steps.length) {
       return '';
     }
+    // The run selected in the Runs section, else the panel's last finished run.
+    const selected = this._panel ? this._runs.selectedRun(this._runsPath(this._panel)) : null;
     const job = state.run.job;
-    const runs = job && FINISHED.has(job.status) ? stepRuns(job.cells) : null;
+    const runs = selected
+      ? stepRuns(selected.cells)
+      : job && FINISHED.has(job.status)
+        ? stepRuns(job.cells)
+        : null;
+    const from = selected ? `${selected.short_id} (selected in Runs)` : job?.run_id ?? '';
     return this._section(
       'Pipeline',
       'nbops-dag-section',
@@ -702,7 +710,7 @@ export class PipelinePanel extends Widget {
         problems: problemsByCell(analysis.problems)
       }),
       runs && runs.size
-        ? h('div', { class: 'nbops-hint nbops-dag-caption' }, `Durations and status from run ${job?.run_id ?? ''}`)
+        ? h('div', { class: 'nbops-hint nbops-dag-caption' }, `Durations and status from run ${from}`)
         : null
     );
   }
@@ -808,22 +816,28 @@ export class PipelinePanel extends Widget {
     return this._section(
       'Actions',
       'nbops-actions',
-      // Export
+      // Export, for the target chosen beside it (exporttarget.ts)
       h(
         'div',
         { class: 'nbops-action' },
         h(
-          'button',
-          {
-            class: 'jp-Button jp-mod-styled jp-mod-accept nbops-export',
-            disabled: state.exporting || isOutput,
-            title: isOutput
-              ? onSource
-              : 'Export the tagged cells as a versioned pipeline package (nbops export)',
-            onclick: () => void this._export(panel)
-          },
-          state.exporting ? 'Exporting…' : 'Export'
+          'div',
+          { class: 'nbops-export-row' },
+          h(
+            'button',
+            {
+              class: 'jp-Button jp-mod-styled jp-mod-accept nbops-export',
+              disabled: state.exporting || isOutput,
+              title: isOutput ? onSource : this._targets.title(panel.context.localPath),
+              onclick: () => void this._export(panel)
+            },
+            state.exporting ? 'Exporting…' : 'Export'
+          ),
+          this._targets.picker(panel.context.localPath, state.exporting || isOutput)
         ),
+        state.exporting
+          ? h('div', { class: 'nbops-hint nbops-export-busy' }, this._targets.busy(panel.context.localPath))
+          : null,
         state.exported
           ? h(
               'div',
@@ -834,6 +848,7 @@ export class PipelinePanel extends Widget {
               h('strong', {}, `${state.exported.name} v${state.exported.version}`),
               state.exported.new_version ? ' (new version)' : ' (unchanged)',
               h('div', {}, 'in ', h('code', { class: 'nbops-folder' }, state.exported.folder)),
+              exportFiles(state.exported, path => void this.app.commands.execute('docmanager:open', { path })),
               state.exported.warnings?.length
                 ? h('div', { class: 'nbops-hint' }, `${state.exported.warnings.length} warning(s): see Warnings`)
                 : null
@@ -1052,7 +1067,8 @@ export class PipelinePanel extends Widget {
     try {
       await this._saveIfDirty(panel);
       const made = signature(panel);
-      state.exported = await api.exportNotebook(panel.context.localPath);
+      const path = panel.context.localPath;
+      state.exported = await exportTo(path, this._targets.get(path));
       state.exportSignature = made;
       if (state.analysis?.sha256 !== state.exported.source_sha256) {
         void this.refresh(); // the file changed since the panel read it
@@ -1199,4 +1215,5 @@ export class PipelinePanel extends Widget {
     (index, id) => this.jumpToCell(index, id)
   );
   private _runs: RunsSection;
+  private _targets = new ExportTargets(() => this.render());
 }

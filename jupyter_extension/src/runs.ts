@@ -5,7 +5,7 @@
 
 import { JupyterFrontEnd } from '@jupyterlab/application';
 
-import { ApiError, IApiErrorBody, IRunJob, api, requestAPI } from './api';
+import { ApiError, IApiErrorBody, IRunCell, IRunJob, api, requestAPI } from './api';
 
 export interface IRunGate {
   gate: string;
@@ -42,6 +42,9 @@ export interface IRunSummary {
   metrics: Record<string, number | null>;
   gates: IRunGate[];
   failure: IRunFailure | null;
+  /** Each code cell's step tag, duration and outcome: the DAG draws them for the run
+   * selected here. */
+  cells?: IRunCell[];
   has_model: boolean;
   has_output: boolean;
   bundle_blocked: string | null;
@@ -257,6 +260,17 @@ export class RunsSection {
         void this._compareIfTwo(path);
       }
     }
+  }
+
+  /** The one run selected (none when zero or two are) that recorded its cells: the panel's
+   * DAG shows its per-step durations and statuses. */
+  selectedRun(path: string): IRunSummary | null {
+    const state = this._state(path);
+    if (state.selected.length !== 1) {
+      return null;
+    }
+    const run = state.runs?.find(r => r.run_id === state.selected[0]);
+    return run && run.cells?.length ? run : null;
   }
 
   /** The Runs section for the notebook at `path` (the source, for a run's output). */

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from nbops.config import load_project
-from nbops.runs.record import Failure, MetricPoint, ParameterSchema, RunRecord
+from nbops.runs.record import CellRun, Failure, MetricPoint, ParameterSchema, RunRecord
 from nbops.runs.store import RunStore
 
 from .test_handlers import SMALL, Server, build_notebook, error_of, poll, running_server
@@ -164,6 +164,30 @@ def test_a_run_shows_changed_parameters_metrics_gates_and_failure(project_root: 
     }
     assert failed["parameters"] == {}
     assert "completed run" in failed["bundle_blocked"]
+
+
+def test_a_run_lists_each_cells_step_duration_and_status(project_root: Path) -> None:
+    # What the panel's DAG draws for a run selected in the Runs section.
+    from nbops.labserver.history import list_runs
+
+    notebook = project_root / "sub" / "train.ipynb"
+    cells = [
+        CellRun(index=1, id="c2", role="transform:load", duration_s=0.25, status="ok"),
+        CellRun(index=2, id="c3", role=None, duration_s=0.01, status="ok"),
+        CellRun(index=3, id="c4", role="train", duration_s=1.5, status="error"),
+        CellRun(index=4, id="c5", role="evaluate", duration_s=None, status="not run"),
+    ]
+    RunStore(project_root / ".nbops").save(
+        record("20261129-100000-aaaa01", str(notebook), status="failed", cells=cells)
+    )
+    [run] = list_runs(load_project(project_root), notebook, project_root, 50)
+    assert run["cells"] == [
+        {"index": 1, "id": "c2", "role": "transform:load", "duration_s": 0.25, "status": "ok"},
+        {"index": 2, "id": "c3", "role": None, "duration_s": 0.01, "status": "ok"},
+        {"index": 3, "id": "c4", "role": "train", "duration_s": 1.5, "status": "error"},
+        {"index": 4, "id": "c5", "role": "evaluate", "duration_s": None, "status": "not run"},
+    ]
+    json.dumps(run)  # as the handler sends it
 
 
 def test_bundle_is_blocked_without_a_model_and_open_with_one(project_root: Path) -> None:

@@ -129,6 +129,48 @@ def test_a_second_parameters_cell_links_the_first_and_keeps_its_parameters(
     ]
 
 
+def test_a_name_only_the_second_parameters_cell_defines_is_not_a_second_problem(
+    tmp_path: Path,
+) -> None:
+    # As when a cell gets the parameters tag outside the lab: the one problem is the second
+    # parameters cell (its fix merges it into the first), not "defined nowhere" for its names.
+    cells: Cells = [
+        ("n = 3", ["parameters"]),
+        ("m = 4\nscale = 0.5", ["parameters"]),
+        ("rows = [i * scale for i in range(n + m)]", ["transform"]),
+        ("total = sum(rows) * m", ["train"]),
+    ]
+    body = panel(tmp_path, cells)
+    assert [(p["kind"], p["cell_index"]) for p in body["problems"]] == [("TagError", 1)]
+    assert "two cells are tagged parameters" in body["problems"][0]["message"]
+    steps = steps_of(body)
+    assert sorted(steps["transform"]["inputs"], key=lambda i: i["name"]) == [
+        {"name": "m", "source": "parameter", "step": None},
+        {"name": "n", "source": "parameter", "step": None},
+        {"name": "scale", "source": "parameter", "step": None},
+    ]
+    assert sorted(steps["train"]["inputs"], key=lambda i: i["name"]) == [
+        {"name": "m", "source": "parameter", "step": None},
+        {"name": "rows", "source": "step", "step": "transform"},
+    ]
+
+
+def test_a_name_no_parameters_cell_defines_is_still_a_problem_beside_the_second_one(
+    tmp_path: Path,
+) -> None:
+    cells: Cells = [
+        ("n = 3", ["parameters"]),
+        ("m = 4", ["parameters"]),
+        ("rows = list(range(n + m + missing))", ["transform"]),
+    ]
+    body = panel(tmp_path, cells)
+    assert [(p["kind"], p["cell_index"]) for p in body["problems"]] == [
+        ("TagError", 1),
+        ("UndefinedNameError", 2),
+    ]
+    assert "'missing'" in body["problems"][1]["message"]
+
+
 def test_a_malformed_tag_leaves_the_other_steps_listed(tmp_path: Path) -> None:
     cells: Cells = [
         ("n = 3", ["parameters"]),

@@ -26,6 +26,9 @@ whether it was made from the notebook as saved now. Likewise `GET suggest` (the 
 proposes, as `nbops tag --suggest --json` prints them) answers 200 with what the proposal
 could not resolve in `problems`; `POST suggest` writes the accepted proposals into the file.
 
+`POST export` takes the export's `target` (package, kfp or airflow: `nbops export --target`)
+and says where the files went; see exporttarget.py.
+
 The Runs section's endpoints (`history`: a notebook's runs from the run store, compared,
 their output notebooks, re-run) are in history.py. `POST bundle` for a run that already has
 a bundle answers that bundle (`existing: true`) instead of building a new version.
@@ -47,6 +50,12 @@ from jupyter_server.utils import url_path_join
 from nbops.errors import NbopsError
 from nbops.labserver.base import LabState, NbopsHandler
 from nbops.labserver.confine import confine_to_root
+from nbops.labserver.exporttarget import (
+    engine_targets,
+    requested_target,
+    target_options,
+    written_files,
+)
 from nbops.labserver.history import ROUTES as HISTORY_ROUTES
 from nbops.labserver.history import existing_bundle
 from nbops.labserver.jobs import run_target
@@ -138,11 +147,14 @@ class ExportHandler(NbopsHandler):
     async def post(self) -> None:
         data = self.body()
         path = self.notebook(data.get("path"))
+        target = requested_target(data)  # package, kfp or airflow (exporttarget.py)
+        project = None
         if data.get("out_dir") is not None:
             out = resolve_in_root(self.root, data["out_dir"], what="out_dir")
         else:
             project = self.project(path, writes=("export_dir",))
             out = (project.root / project.config.export_dir).resolve()
+        options = target_options(lambda: project or self.project(path), target)
         if not self.state.export_lock.try_acquire():
             raise ApiError(
                 409,
@@ -152,7 +164,9 @@ class ExportHandler(NbopsHandler):
         try:
             from nbops.export.exporter import export_notebook
 
-            result = await self.in_thread(export_notebook, path, out)
+            result = await self.in_thread(
+                lambda: export_notebook(path, out, targets=engine_targets(target), options=options)
+            )
         except NbopsError as exc:
             raise nbops_error(exc, self.root, path) from None
         finally:
@@ -168,6 +182,7 @@ class ExportHandler(NbopsHandler):
                 "new_version": result.new_version,
                 "steps": len(result.manifest.steps),
                 "warnings": [panel_warning(d) for d in result.diagnostics],
+                **written_files(result, target, self.shown),
             }
         )
 

@@ -11,7 +11,8 @@
 
 Each run of the list (see `run_summary`) says its status, when, the parameters that differ
 from the notebook's defaults, the last value of each metric, the gate verdicts, the failing
-cell (0-based index) of a failed run, whether it has an output notebook, and whether a
+cell (0-based index) of a failed run, each code cell's step, duration and status (`cells`,
+for the DAG), whether it has an output notebook, and whether a
 bundle can be built from it (`bundle_blocked`: why not) or was already (`bundle`).
 
 Reads and writes stay inside the server's root: the store must lie inside it (403 as for a
@@ -89,6 +90,9 @@ def run_summary(
             "ename": failure.ename,
             "evalue": failure.evalue,
         },
+        # Each code cell's step tag (`role`), duration and outcome: the DAG's per-step
+        # durations and statuses for the selected run.
+        "cells": [c.model_dump() for c in record.cells],
         "has_model": bool(record.models),
         "has_output": has_output,
         "bundle_blocked": bundle_blocked(record, gates),

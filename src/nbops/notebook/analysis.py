@@ -29,7 +29,9 @@ Partial mode (`analyse(nb, problems=[])`, what the JupyterLab panel shows): an e
 one cell or one step is kept in the list instead of raised and the analysis goes on, so the
 steps that analyse cleanly are still there. A cell whose code cannot be read joins its step
 with no code; a name such a cell may define is one of a step's `unknown_inputs`, not a
-second problem. Such a graph is for showing, never for exporting.
+second problem. Likewise a name only a second `parameters` cell sets is read as a parameter
+(the problem is the second cell, whose fix merges it into the first), not as a name no cell
+defines. Such a graph is for showing, never for exporting.
 """
 
 from __future__ import annotations
@@ -249,7 +251,13 @@ def analyse(notebook: NotebookModel, *, problems: list[NbopsError] | None = None
     _check_setup(graph, report)
     graph.diagnostics.extend(_check_reassigned_parameters(graph, report))
     unknown_ok = report.partial and any(a.unreadable for a in analysed)
-    _resolve(graph, untagged_defs, report, unknown_ok)
+    # Partial mode: the names a second parameters cell sets are parameters-to-be (its fix
+    # merges it into the first), not names "no cell defines": the TagError above is the
+    # one problem. (The export stops at that TagError before resolving any name.)
+    pending = {
+        name for a in params_cells[1:] for name, kind in a.names.defines.items() if kind != "import"
+    }
+    _resolve(graph, untagged_defs, report, unknown_ok, pending)
     graph.diagnostics.extend(_untagged_rebinds(graph, analysed))
     graph.diagnostics.extend(unkept_prints(graph))
     graph.diagnostics.extend(_check_imported_modules(graph, analysed))
@@ -545,11 +553,16 @@ def _check_reassigned_parameters(graph: StepGraph, report: _Report) -> list[Diag
 
 
 def _resolve(
-    graph: StepGraph, untagged_defs: dict[str, Cell], report: _Report, unknown_ok: bool
+    graph: StepGraph,
+    untagged_defs: dict[str, Cell],
+    report: _Report,
+    unknown_ok: bool,
+    pending_params: set[str] | frozenset[str] = frozenset(),
 ) -> None:
     """Fill each step's inputs and outputs (see the module docstring). In partial mode a
-    name that cannot be resolved is reported and left out of the step's inputs."""
-    params = {p.name for p in graph.parameters}
+    name that cannot be resolved is reported and left out of the step's inputs;
+    `pending_params` (the names a second parameters cell sets) are read as parameters."""
+    params = {p.name for p in graph.parameters} | set(pending_params)
     setup_names = graph.setup_names
     producer: dict[str, str] = {}  # name -> key of the latest step defining it so far
     later_defs = _later_definitions(graph.steps)
