@@ -1120,6 +1120,9 @@ export class PipelinePanel extends Widget {
   private async _startRun(panel: NotebookPanel): Promise<void> {
     const state = this._state(panel);
     const run = state.run;
+    if (run.starting || (run.job && !FINISHED.has(run.job.status))) {
+      return; // one run at a time from the form: a second submit while one starts is dropped
+    }
     const checked = formParameters(run.parameters ?? [], run.values, formText, name => {
       const field = this.node.querySelector(`.nbops-run-form input[name="${CSS.escape(name)}"]`);
       return !!(field as HTMLInputElement | null)?.validity?.badInput;

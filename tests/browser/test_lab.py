@@ -250,8 +250,10 @@ def test_panel_shows_steps_exports_runs_and_bundles(page: Any, lab: Lab) -> None
 
     from nbops.runs.store import RunStore
 
-    runs = RunStore(lab.root / ".nbops").list()
-    assert len(runs) == 1
+    # The lab's root is shared by the session's browser tests (test_fixes_panel runs its own
+    # notebook there): this notebook's runs only.
+    runs = RunStore(lab.root / ".nbops").list(notebook=str(lab.root / "pipeline.ipynb"))
+    assert len(runs) == 1, [(r.run_id, r.notebook, r.status) for r in runs]
     assert runs[0].status == "completed"
     assert runs[0].parameters["n_rows"] == 25
     assert runs[0].latest_metrics()["rows"] == 25
