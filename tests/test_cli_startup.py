@@ -93,3 +93,55 @@ def test_a_missing_data_file_is_refused_before_any_heavy_import(
     assert code == errors.QualityInputError.exit_code
     assert "gone.csv" in stderr and "no such file" in stderr and len(stderr.splitlines()) == 1
     assert heavy == []
+
+
+_READ_NOTEBOOK = """
+import json, sys, time
+from nbops.cli import main
+sys.argv = ["nbops", "tags", sys.argv[1]]
+started = time.perf_counter()
+try:
+    main()
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "iri": sys.modules.get("rfc3987_syntax") is not None,
+                  "nbformat": "nbformat" in sys.modules}))
+"""
+
+
+def test_a_command_reading_a_notebook_skips_jsonschemas_iri_grammars(tmp_path: Path) -> None:
+    """rfc3987_syntax compiles ~30 Lark grammars on import (~2.7 s); no schema nbops validates
+    has an `iri` format, so a command's process never loads it, and still reads notebooks."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["train"]})]
+    )
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook, path)
+    done = subprocess.run(
+        [sys.executable, "-c", _READ_NOTEBOOK, str(path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"code": 0, "iri": False, "nbformat": True}, done.stderr
+    assert "train" in done.stdout
+
+
+def test_a_command_still_refuses_a_notebook_its_schema_rejects(tmp_path: Path) -> None:
+    """With the iri check left out, nbformat's schema validation still runs: a cell with an
+    invalid field is refused in one line, not read."""
+    path = tmp_path / "bad.ipynb"
+    path.write_text(
+        json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+                    "cells": [{"cell_type": "code", "source": 3, "metadata": {},
+                               "outputs": [], "execution_count": None, "id": "a"}]})
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "nbops", "tags", str(path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == errors.NotebookReadError.exit_code, done.stderr
+    assert "invalid notebook at cells/0/source" in done.stderr
+    assert "Traceback" not in done.stderr
