@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,14 +165,14 @@ def _settings(settings_dir: Path) -> None:
         path.write_text(json.dumps(value))
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if not (LABEXTENSION / "package.json").is_file():
-        missing(
-            f"the labextension is not built ({LABEXTENSION} is missing): run "
-            "`pip install -e .` or `cd jupyter_extension && jlpm install && jlpm build`"
-        )
-    base = tmp_path_factory.mktemp("lab")
+class LabStartError(RuntimeError):
+    """The lab exited or did not answer in time; the message holds its log."""
+
+
+@contextmanager
+def start_lab(base: Path) -> Iterator[Lab]:
+    """A running lab with the nbops extensions, its root `base/root` (a project: `.nbops/`),
+    its Jupyter folders under `base`; stopped on exit. Usable outside pytest (bench/)."""
     root = base / "root"
     root.mkdir()
     (root / ".nbops").mkdir()  # the project root: runs go to root/.nbops
@@ -186,11 +187,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if has_labserver():
         server_config["ServerApp"]["jpserver_extensions"]["nbops"] = True
     (dirs["config"] / "jupyter_server_config.json").write_text(json.dumps(server_config))
-
-    write_notebook(root / "untagged.ipynb", UNTAGGED)
-    write_notebook(root / "pipeline.ipynb", PIPELINE)
-    write_notebook(root / "broken.ipynb", BROKEN)
-    write_notebook(root / "fresh.ipynb", UNTAGGED)
 
     env = {
         **os.environ,
@@ -239,7 +235,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         deadline = time.monotonic() + 90
         while True:
             if process.poll() is not None:
-                pytest.fail(f"jupyter lab exited ({process.returncode}):\n{log.read_text()}")
+                raise LabStartError(
+                    f"jupyter lab exited ({process.returncode}):\n{log.read_text()}"
+                )
             try:
                 status, _ = lab.get("api/status")
                 if status == 200:
@@ -247,7 +245,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"jupyter lab did not start in 90 s:\n{log.read_text()}")
+                raise LabStartError(f"jupyter lab did not start in 90 s:\n{log.read_text()}")
             time.sleep(0.3)
         status, _ = lab.get("nbops/api/vocabulary")
         lab.server_api = status == 200
@@ -260,6 +258,21 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    if not (LABEXTENSION / "package.json").is_file():
+        missing(
+            f"the labextension is not built ({LABEXTENSION} is missing): run "
+            "`pip install -e .` or `cd jupyter_extension && jlpm install && jlpm build`"
+        )
+    with start_lab(tmp_path_factory.mktemp("lab")) as lab:
+        write_notebook(lab.root / "untagged.ipynb", UNTAGGED)
+        write_notebook(lab.root / "pipeline.ipynb", PIPELINE)
+        write_notebook(lab.root / "broken.ipynb", BROKEN)
+        write_notebook(lab.root / "fresh.ipynb", UNTAGGED)
+        yield lab
 
 
 @pytest.fixture(scope="session")
