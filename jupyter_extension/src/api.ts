@@ -263,8 +263,6 @@ export const api = {
   vocabulary: () => requestAPI<unknown>('vocabulary'),
   analysis: (path: string) =>
     requestAPI<IAnalysis>(`analysis?path=${encodeURIComponent(path)}`),
-  exportNotebook: (path: string) =>
-    requestAPI<IExportResult>('export', { method: 'POST', body: JSON.stringify({ path }) }),
   parameters: (path: string) =>
     requestAPI<{ parameters: IParameter[] }>(`parameters?path=${encodeURIComponent(path)}`),
   startRun: (path: string, parameters: Record<string, unknown>) =>
