@@ -18,6 +18,7 @@ PUBLIC = {
     "analyse",
     "check_export",
     "export_notebook",
+    "hash_split",
     "infer_schema",
     "inspect",
     "inspection",

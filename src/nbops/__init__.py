@@ -20,6 +20,7 @@ __all__ = [
     "analyse",
     "check_export",
     "export_notebook",
+    "hash_split",
     "infer_schema",
     "inspect",
     "inspection",
@@ -60,6 +61,7 @@ _LAZY = {
     "infer_schema": "nbops.workbench.api",
     "validate": "nbops.workbench.api",
     "slice_metrics": "nbops.workbench.api",
+    "hash_split": "nbops.quality.split",
     "inspect": "nbops.workbench.inspector",
     "inspection": "nbops.workbench.inspector",
     "load_bundle": "nbops.bundle.load",
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
     from nbops.export.exporter import ExportResult, check_export, export_notebook
     from nbops.notebook.analysis import StepGraph, analyse
     from nbops.notebook.read import read_notebook
+    from nbops.quality.split import hash_split
     from nbops.runs.capture import (
         log_artifact,
         log_metric,
