@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -56,3 +58,60 @@ def test_versions_are_content_addressed() -> None:
     )
     assert assign_version(index, "aaa") == (1, False)
     assert assign_version(index, "bbb") == (2, True)
+
+
+def _airflow_file_discovery() -> ModuleType:
+    """Airflow's own DAG-folder walk (the module its DagBag lists files with), loaded from its
+    file: it needs only pathspec, and importing the `airflow` package would create ~/airflow."""
+    spec = importlib.util.find_spec("airflow")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("apache-airflow is not installed")
+    path = Path(spec.submodule_search_locations[0]) / "_shared/module_loading/file_discovery.py"
+    if not path.is_file():
+        pytest.skip(f"this Airflow has no {path.name} to walk a DAG folder with")
+    loader = importlib.util.spec_from_file_location("_airflow_file_discovery", path)
+    assert loader is not None and loader.loader is not None
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    return module
+
+
+def _record(out: Path, name: str, version: int, dag_file: str) -> None:
+    """Record one export version whose folder holds an Airflow DAG file, as the target writes."""
+    folder = out / name
+    write_tree({"airflow_dag.py": dag_file, f"{name}/__init__.py": ""}, folder)
+    index = versions.read_index(out, name)
+    entry = versions.VersionEntry(
+        version=version,
+        content_hash=f"h{version}",
+        source_path="n.ipynb",
+        source_sha256="s",
+        created_at="t",
+        steps=1,
+    )
+    versions.record_version(out, index, entry, folder)
+
+
+# Airflow's walk builds pathspec's GitWildMatchPattern, which this pathspec deprecates.
+@pytest.mark.filterwarnings("ignore:GitWildMatchPattern:DeprecationWarning")
+def test_airflow_pointed_at_the_export_root_finds_only_the_current_dag_files(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "pipelines"
+    for version in (1, 2, 3):
+        _record(out, "penguins", version, f"# dag_id penguins, v{version}\n")
+    _record(out, "churn", 1, "# dag_id churn\n")
+    discovery = _airflow_file_discovery()
+    found = sorted(
+        Path(p).relative_to(out).as_posix()
+        for p in discovery.find_path_from_directory(out, ".airflowignore", "glob")
+        if p.endswith(".py")
+    )
+    assert "churn/airflow_dag.py" in found and "penguins/airflow_dag.py" in found
+    assert not [p for p in found if p.startswith(".versions/")], found
+
+
+def test_the_history_folder_carries_an_ignore_everything_file(tmp_path: Path) -> None:
+    _record(tmp_path, "p", 1, "x = 1\n")
+    assert (tmp_path / ".versions" / ".airflowignore").read_text("utf-8").splitlines()[-1] == "*"
+    assert [e.version for e in versions.list_versions(tmp_path, "p")] == [1]

@@ -5,6 +5,14 @@ Layout, beside the exported package folder:
     <out>/<name>/                  the current version (a folder you can install or test)
     <out>/.versions/<name>/index.json
     <out>/.versions/<name>/v1/     a full copy of each version, as it was written
+    <out>/.versions/.airflowignore `*`: Airflow skips the whole history
+
+Every kept copy of an `--target airflow` export holds its `airflow_dag.py` with the same
+dag_id, and Airflow walks every subfolder of its DAG folder, hidden ones too. So that a DAG
+folder pointed at `<out>` (where several pipelines live) loads each pipeline once, the
+history folder carries an `.airflowignore` ignoring everything below it (Airflow reads one in
+each folder it walks; glob syntax, Airflow's default `[core] dag_ignore_file_syntax`). It is
+written, atomically, before any version is copied in, whatever the export's targets.
 """
 
 from __future__ import annotations
@@ -25,6 +33,10 @@ from nbops._atomic import atomic_write_text
 from nbops.errors import ExportError, VersionNotFoundError
 
 INDEX_FILE = "index.json"
+AIRFLOW_IGNORE_FILE = ".airflowignore"
+AIRFLOW_IGNORE = (
+    "# Written by nbops: the kept versions of exports are not DAGs to load (nbops versions).\n*\n"
+)
 
 
 class VersionEntry(BaseModel):
@@ -81,10 +93,20 @@ def record_version(out_dir: Path, index: VersionIndex, entry: VersionEntry, fold
     """Copy a written export into the history and update the index (both atomically)."""
     hdir = history_dir(out_dir, index.name)
     hdir.mkdir(parents=True, exist_ok=True)
+    ignore_history_in_airflow(hdir.parent)
     replace_dir(folder, hdir / f"v{entry.version}", copy=True)
     versions = [e for e in index.versions if e.version != entry.version] + [entry]
     index.versions = sorted(versions, key=lambda e: e.version)
     atomic_write_text(hdir / INDEX_FILE, index.model_dump_json(indent=2) + "\n")
+
+
+def ignore_history_in_airflow(versions_dir: Path) -> None:
+    """Write `.versions/.airflowignore` (see the module) unless it is already there."""
+    path = versions_dir / AIRFLOW_IGNORE_FILE
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        if path.read_text("utf-8") == AIRFLOW_IGNORE:
+            return
+    atomic_write_text(path, AIRFLOW_IGNORE)
 
 
 def list_versions(out_dir: Path, name: str) -> list[VersionEntry]:
