@@ -347,3 +347,44 @@ def test_airflow_runs_the_dag_and_gives_the_notebooks_metrics(
     # every task ran in its own process and passed files on: the model is a skops file
     models = list(root.glob("penguins/*/train/model.skops"))
     assert len(models) == 1 and models[0].read_bytes()[:2] == b"PK"
+
+
+_LOAD_ROOT = r"""
+import json, os, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1], safe_mode=False)
+print("NBOPS-DAGBAG " + json.dumps({
+    "import_errors": {os.path.relpath(str(k), sys.argv[1]): v for k, v in bag.import_errors.items()},
+    "parsed": sorted(str(s.file) for s in bag.dagbag_stats),
+    "dags": {d: os.path.relpath(dag.fileloc, sys.argv[1]) for d, dag in bag.dags.items()},
+}))
+"""
+
+
+def test_a_dag_folder_at_the_export_root_loads_each_pipeline_once_not_its_kept_versions(
+    tmp_path: Path,
+) -> None:
+    notebook = tmp_path / "penguins.ipynb"
+    shutil.copy(PENGUINS, notebook)
+    out = tmp_path / "pipelines"
+    export_notebook(notebook, out, targets=["airflow"])
+    notebook.write_text(
+        notebook.read_text("utf-8").replace("n_estimators = 200", "n_estimators = 100"), "utf-8"
+    )
+    second = export_notebook(notebook, out, targets=["airflow"])
+    assert second.version == 2
+    assert (out / ".versions/penguins/v1/airflow_dag.py").is_file()
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOAD_ROOT, str(out)],
+        env=airflow_env(tmp_path / "home", out),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    found = json.loads(proc.stdout.split("NBOPS-DAGBAG ", 1)[1])
+    assert found["import_errors"] == {}
+    assert found["dags"] == {"penguins": "penguins/airflow_dag.py"}
+    assert len(found["parsed"]) == 1, found["parsed"]
