@@ -131,6 +131,14 @@ def test_dtypes_that_print_the_same_split_the_same() -> None:
     assert all(s == sides[0] for s in sides)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(-(2**53), 2**53), min_size=1, max_size=80))
+def test_int_and_float_columns_of_the_same_numbers_agree(values: list[int]) -> None:
+    as_int = pd.DataFrame({"id": np.array(values, dtype="int64")})
+    as_float = pd.DataFrame({"id": np.array(values, dtype="float64")})
+    assert list(hash_split(as_int, "id")[1].index) == list(hash_split(as_float, "id")[1].index)
+
+
 def test_float32_keys_split_as_the_decimals_they_print() -> None:
     values = [0.1, 2.5, 1e-10, 3.14159, -7.25]
     f32 = pd.DataFrame({"id": np.array(values, dtype="float32")})
@@ -196,6 +204,18 @@ def test_a_null_key_is_refused_naming_the_column_and_the_fix(null: object) -> No
     text = str(err.value)
     assert "'id' has 2 null value(s) (first at index 1)" in text
     assert "dropna(subset=['id'])" in text and "\n" not in text
+
+
+def test_text_with_a_lone_surrogate_still_hashes() -> None:
+    df = pd.DataFrame({"id": pd.Series(["ok", "bad\ud800", "also ok"], dtype=object)})
+    train, test = hash_split(df, "id", 0.5)
+    assert len(train) + len(test) == 3
+
+
+def test_a_key_naming_two_columns_of_the_same_name_is_refused() -> None:
+    df = pd.DataFrame([[1, 2]], columns=["id", "id"])
+    with pytest.raises(QualityInputError, match="2 columns named 'id'"):
+        hash_split(df, "id")
 
 
 def test_an_empty_key_list_and_an_empty_frame_are_refused() -> None:

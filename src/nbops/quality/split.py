@@ -6,6 +6,8 @@ its own row order (index kept). A row goes to test when
     int.from_bytes(blake2b((salt + text).encode("utf-8"), digest_size=8).digest(), "big")
         / 2**64 < test_size
 
+(encoded with "surrogatepass", so a lone surrogate in text data hashes rather than raising)
+
 where `text` is the row's key in canonical text form. So a row's side depends only on its key
 value(s), the salt and `test_size`: never on the other rows, their order, the process
 (PYTHONHASHSEED plays no part), the machine, or the pandas/numpy version. Appending rows never
@@ -70,11 +72,6 @@ def key_text(value: Any) -> str:
     return str(value)
 
 
-def _u64_share(text: str, salt: str) -> float:
-    digest = hashlib.blake2b((salt + text).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / _SCALE
-
-
 def hash_split(
     df: pd.DataFrame,
     key: Hashable | Sequence[Hashable],
@@ -131,13 +128,26 @@ def hash_split(
         # numpy scalars of a narrow float column so each prints as its own shortest decimal.
         narrow_float = getattr(dtype, "kind", "") == "f" and getattr(dtype, "itemsize", 8) < 8
         values = list(series.to_numpy()) if narrow_float else series.tolist()
-        texts.append([key_text(v) for v in values])
+        if getattr(dtype, "kind", "") in "iu":  # fast path, same text: tolist() gives ints
+            texts.append([str(v) for v in values])
+        else:
+            texts.append([key_text(v) for v in values])
     keys = (
         texts[0]
         if len(texts) == 1
         else [_SEPARATOR.join(parts) for parts in zip(*texts, strict=True)]
     )
-    is_test = [_u64_share(text, salt) < test_size for text in keys]
+    # "surrogatepass": a lone surrogate in text data hashes instead of raising (valid text
+    # encodes exactly as plain UTF-8).
+    blake2b, prefix = hashlib.blake2b, salt.encode("utf-8", "surrogatepass")
+    is_test = [
+        int.from_bytes(
+            blake2b(prefix + text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big"
+        )
+        / _SCALE
+        < test_size
+        for text in keys
+    ]
     mask = pd.Series(is_test, index=df.index, dtype=bool).to_numpy()
     return df.loc[~mask], df.loc[mask]
 
@@ -159,5 +169,10 @@ def _key_columns(df: pd.DataFrame, key: Hashable | Sequence[Hashable]) -> list[H
             raise QualityInputError(
                 f"hash_split: no key column {column!r} in the frame (columns: {shown}{more})",
                 fix="pass key= the name of the column(s) that identify a row",
+            )
+        if available.count(column) > 1:
+            raise QualityInputError(
+                f"hash_split: the frame has {available.count(column)} columns named {column!r}",
+                fix="rename or drop the duplicates first, so the key names one column",
             )
     return columns
