@@ -39,8 +39,14 @@ import numpy as np
 import numpy.typing as npt
 
 from nbops.errors import QualityInputError
+from nbops.quality.slices._common import REGRESSION_METRICS, Task
 from nbops.quality.slices.classification import _COUNT_REASONS, _count_metric, _encode_labels
-from nbops.quality.slices.inputs import _as_array, _no_missing, _same_length
+from nbops.quality.slices.inputs import (
+    _as_array,
+    _no_missing,
+    _regression_values,
+    _same_length,
+)
 
 PAIRED_METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")
 EXACT_BELOW = 25
@@ -114,7 +120,7 @@ class PairedResult:
 
     overall: dict[str, PairedMetric]
     slices: tuple[dict[str, PairedMetric], ...]
-    mcnemar: McNemar
+    mcnemar: McNemar | None
     classes: tuple[Any, ...]
     n_resamples: int
     confidence: float
@@ -128,7 +134,7 @@ class PairedResult:
             "slices": [
                 {name: value.to_dict() for name, value in one.items()} for one in self.slices
             ],
-            "mcnemar": self.mcnemar.to_dict(),
+            "mcnemar": None if self.mcnemar is None else self.mcnemar.to_dict(),
             "classes": [_json_scalar(value) for value in self.classes],
             "n_resamples": self.n_resamples,
             "confidence": self.confidence,
@@ -176,15 +182,28 @@ def _label_arrays(y_true: Any, pred_a: Any, pred_b: Any) -> tuple[_Array, _Array
     return true, a, b
 
 
-def _resolve(metrics: str | Sequence[str] | None) -> tuple[str, ...]:
+def _number_arrays(y_true: Any, pred_a: Any, pred_b: Any) -> tuple[_Array, _Array, _Array]:
+    arrays = _label_arrays(y_true, pred_a, pred_b)
+    return tuple(  # type: ignore[return-value]
+        _regression_values(name, array)
+        for name, array in zip(("y_true", "pred_a", "pred_b"), arrays, strict=True)
+    )
+
+
+def _resolve(task: str, metrics: str | Sequence[str] | None) -> tuple[str, ...]:
+    if task not in ("classification", "regression"):
+        raise QualityInputError(
+            f"unknown task {task!r}", fix="task is 'classification' or 'regression'"
+        )
+    valid = PAIRED_METRICS if task == "classification" else REGRESSION_METRICS
     if metrics is None:
-        return PAIRED_METRICS
+        return valid
     chosen = [metrics] if isinstance(metrics, str) else list(dict.fromkeys(metrics))
-    unknown = [name for name in chosen if name not in PAIRED_METRICS]
+    unknown = [name for name in chosen if name not in valid]
     if unknown or not chosen:
         what = f"unknown metric(s) {', '.join(map(repr, unknown))}" if unknown else "no metric"
         raise QualityInputError(
-            f"paired comparison: {what}", fix=f"choose from {', '.join(PAIRED_METRICS)}"
+            f"paired comparison: {what} for {task}", fix=f"choose from {', '.join(valid)}"
         )
     return tuple(chosen)
 
@@ -217,6 +236,7 @@ def paired_bootstrap(
     pred_a: Any,
     pred_b: Any,
     *,
+    task: Task = "classification",
     metrics: str | Sequence[str] | None = None,
     codes: Any = None,
     n_slices: int = 0,
@@ -226,85 +246,70 @@ def paired_bootstrap(
     labels: Sequence[Any] | None = None,
     pos_label: Any = None,
 ) -> PairedResult:
-    """Compare classifier B with A on the same rows by a paired bootstrap over rows.
+    """Compare model B with A on the same rows by a paired bootstrap over rows.
 
-    `metrics`: a name or names from PAIRED_METRICS (None: all). `codes` (one integer in
-    [0, n_slices) per row) adds the same comparison per slice. Returns a PairedResult;
-    see the module docstring for the definitions."""
-    chosen = _resolve(metrics)
-    true, a, b = _label_arrays(y_true, pred_a, pred_b)
+    `metrics`: a name or names of the task's metrics (None: all; classification:
+    PAIRED_METRICS, regression: mae, rmse, r2). `codes` (one integer in [0, n_slices) per
+    row) adds the same comparison per slice. Returns a PairedResult; see the module
+    docstring for the definitions."""
+    chosen = _resolve(task, metrics)
+    if task == "regression":
+        true, a, b = _number_arrays(y_true, pred_a, pred_b)
+    else:
+        true, a, b = _label_arrays(y_true, pred_a, pred_b)
     n = len(true)
     slice_codes = _check_options(n_resamples, confidence, codes, n_slices, n)
-    n_groups = max(n_slices, 1)
-    # one encoding for both models: classes from y_true and both predictions together
-    both_true, both_pred, classes, positive = _encode_labels(
-        np.concatenate([true, true]), np.concatenate([a, b]), labels, pos_label
-    )
-    k = len(classes)
-    code_true, code_a, code_b = both_true[:n], both_pred[:n], both_pred[n:]
-    joint = ((slice_codes * k + code_true) * k + code_a) * k + code_b
-    cells, row_cell = np.unique(joint, return_inverse=True)
-    row_cell = row_cell.reshape(-1)
-    cell_b = cells % k
-    cell_a = (cells // k) % k
-    cell_conf = cells // (k * k)  # slice * k + true class
-    to_a = cell_conf * k + cell_a  # index into a (slices, k, k) confusion
-    to_b = cell_conf * k + cell_b
-    width = n_groups * k * k
-
-    def confusions(counts: _Array) -> tuple[_Array, _Array]:
-        """(replicates, slices, k, k) confusions of A and B from per-cell counts."""
-        reps = counts.shape[0]
-        offsets = (np.arange(reps) * width)[:, None]
-        shape = (reps, n_groups, k, k)
-        conf_a = np.bincount((offsets + to_a).ravel(), counts.ravel(), reps * width)
-        conf_b = np.bincount((offsets + to_b).ravel(), counts.ravel(), reps * width)
-        return conf_a.reshape(shape), conf_b.reshape(shape)
-
-    full_a, full_b = confusions(np.bincount(row_cell, minlength=len(cells))[None, :])
-    # replicate differences, per metric: (n_resamples, 1 + n_slices); column 0 is overall
-    deltas = {name: np.empty((n_resamples, 1 + n_slices)) for name in chosen}
     rng = np.random.default_rng(seed)
     per_chunk = max(1, _CHUNK_DRAWS // n)
-    m = len(cells)
-    for start in range(0, n_resamples, per_chunk):
-        reps = min(per_chunk, n_resamples - start)
-        index = rng.integers(0, n, size=(reps, n))
-        drawn = row_cell[index]
-        drawn += (np.arange(reps) * m)[:, None]
-        counts = np.bincount(drawn.ravel(), minlength=reps * m).reshape(reps, m)
-        conf_a, conf_b = confusions(counts)
-        for name in chosen:
-            out = deltas[name][start : start + reps]
-            out[:, 0] = _difference(conf_a.sum(axis=1), conf_b.sum(axis=1), name, positive)
-            if n_slices:
-                out[:, 1:] = _difference(conf_a, conf_b, name, positive)
-
-    level = float(confidence)
-    overall = {}
-    slices: list[dict[str, PairedMetric]] = [{} for _ in range(n_slices)]
-    for name in chosen:
-        values_a = _count_metric(full_a[0], name, positive)
-        values_b = _count_metric(full_b[0], name, positive)
-        overall[name] = _summarise(
-            name,
-            _count_metric(full_a[0].sum(axis=0), name, positive),
-            _count_metric(full_b[0].sum(axis=0), name, positive),
-            deltas[name][:, 0],
-            n,
-            level,
-        )
-        rows = full_a[0].sum(axis=(1, 2))
-        for s in range(n_slices):
-            slices[s][name] = _summarise(
-                name, values_a[s], values_b[s], deltas[name][:, 1 + s], int(rows[s]), level
+    chunks = [
+        (start, min(per_chunk, n_resamples - start)) for start in range(0, n_resamples, per_chunk)
+    ]
+    # per metric: values of A and B, (1 + n_slices,), and replicate differences
+    # (n_resamples, 1 + n_slices); index 0 is overall, 1 + s is slice s
+    deltas = {name: np.empty((n_resamples, 1 + n_slices)) for name in chosen}
+    test: McNemar | None = None
+    classes: list[Any] = []
+    if task == "regression":
+        sums = _RegressionSums(true, a, b, slice_codes, max(n_slices, 1))
+        point, rows = sums.metrics(sums.sums(np.ones((1, n))), chosen)
+        for start, reps in chunks:
+            index = rng.integers(0, n, size=(reps, n))
+            weights = np.bincount(
+                (index + (np.arange(reps) * n)[:, None]).ravel(), minlength=reps * n
             )
-    correct_a = code_a == code_true
-    correct_b = code_b == code_true
-    test = _mcnemar_counts(int((correct_a & ~correct_b).sum()), int((~correct_a & correct_b).sum()))
+            values, _ = sums.metrics(sums.sums(weights.reshape(reps, n)), chosen)
+            for name in chosen:
+                value_a, value_b = values[name]
+                deltas[name][start : start + reps] = _keep_slices(value_b - value_a, n_slices)
+    else:
+        counts = _ClassCounts(true, a, b, slice_codes, max(n_slices, 1), labels, pos_label)
+        classes = counts.classes
+        point, rows = counts.metrics(counts.full(), chosen)
+        for start, reps in chunks:
+            index = rng.integers(0, n, size=(reps, n))
+            values, _ = counts.metrics(counts.resampled(index), chosen)
+            for name in chosen:
+                value_a, value_b = values[name]
+                deltas[name][start : start + reps] = _keep_slices(value_b - value_a, n_slices)
+        test = _mcnemar_counts(*counts.discordant())
+    level = float(confidence)
+    summaries = {
+        name: [
+            _summarise(
+                name,
+                point[name][0][0, j],
+                point[name][1][0, j],
+                deltas[name][:, j],
+                int(rows[0, j]),
+                level,
+            )
+            for j in range(1 + n_slices)
+        ]
+        for name in chosen
+    }
     return PairedResult(
-        overall=overall,
-        slices=tuple(slices),
+        overall={name: summaries[name][0] for name in chosen},
+        slices=tuple({name: summaries[name][1 + s] for name in chosen} for s in range(n_slices)),
         mcnemar=test,
         classes=tuple(classes),
         n_resamples=n_resamples,
@@ -314,9 +319,136 @@ def paired_bootstrap(
     )
 
 
-def _difference(conf_a: _Array, conf_b: _Array, metric: str, positive: int | None) -> _Array:
-    with np.errstate(invalid="ignore"):
-        return _count_metric(conf_b, metric, positive) - _count_metric(conf_a, metric, positive)
+def _keep_slices(values: _Array, n_slices: int) -> _Array:
+    """(replicates, 1 + groups) values: drop the one group column when there are no slices."""
+    return values[:, :1] if n_slices == 0 else values
+
+
+class _ClassCounts:
+    """Confusion counts of A and B per slice, from counts of the distinct (slice, true, A,
+    B) cells: a resample is one gather and one bincount."""
+
+    def __init__(
+        self,
+        true: _Array,
+        a: _Array,
+        b: _Array,
+        slice_codes: _Array,
+        n_groups: int,
+        labels: Sequence[Any] | None,
+        pos_label: Any,
+    ) -> None:
+        n = len(true)
+        # one encoding for both models: classes from y_true and both predictions together
+        both_true, both_pred, self.classes, self.positive = _encode_labels(
+            np.concatenate([true, true]), np.concatenate([a, b]), labels, pos_label
+        )
+        k = self.k = len(self.classes)
+        self.code_true, self.code_a, self.code_b = both_true[:n], both_pred[:n], both_pred[n:]
+        joint = ((slice_codes * k + self.code_true) * k + self.code_a) * k + self.code_b
+        cells, row_cell = np.unique(joint, return_inverse=True)
+        self.row_cell = row_cell.reshape(-1)
+        self.m = len(cells)
+        cell_conf = cells // (k * k)  # slice * k + true class
+        self.to_a = cell_conf * k + (cells // k) % k  # index into a (slices, k, k) confusion
+        self.to_b = cell_conf * k + cells % k
+        self.n_groups = n_groups
+
+    def full(self) -> _Array:
+        return np.bincount(self.row_cell, minlength=self.m)[None, :]
+
+    def resampled(self, index: _Array) -> _Array:
+        reps = index.shape[0]
+        drawn = self.row_cell[index]
+        drawn += (np.arange(reps) * self.m)[:, None]
+        return np.bincount(drawn.ravel(), minlength=reps * self.m).reshape(reps, self.m)
+
+    def metrics(
+        self, counts: _Array, chosen: Sequence[str]
+    ) -> tuple[dict[str, tuple[_Array, _Array]], _Array]:
+        """Per metric, A's and B's values (replicates, 1 + groups), and the rows counted."""
+        reps, k = counts.shape[0], self.k
+        width = self.n_groups * k * k
+        offsets = (np.arange(reps) * width)[:, None]
+        shape = (reps, self.n_groups, k, k)
+        conf_a = np.bincount((offsets + self.to_a).ravel(), counts.ravel(), reps * width)
+        conf_b = np.bincount((offsets + self.to_b).ravel(), counts.ravel(), reps * width)
+        conf_a, conf_b = conf_a.reshape(shape), conf_b.reshape(shape)
+        conf_a = np.concatenate([conf_a.sum(axis=1, keepdims=True), conf_a], axis=1)
+        conf_b = np.concatenate([conf_b.sum(axis=1, keepdims=True), conf_b], axis=1)
+        out = {}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for name in chosen:
+                out[name] = (
+                    _count_metric(conf_a, name, self.positive),
+                    _count_metric(conf_b, name, self.positive),
+                )
+        return out, conf_a.sum(axis=(-2, -1))
+
+    def discordant(self) -> tuple[int, int]:
+        right_a = self.code_a == self.code_true
+        right_b = self.code_b == self.code_true
+        return int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
+
+
+class _RegressionSums:
+    """Per-slice weighted sums for mae, rmse and r2 of A and B; a resample is the rows'
+    multiplicities as weights. Rows are sorted by slice so a slice's sums are one
+    `np.add.reduceat` segment; y is centred on its mean to keep r2's sums accurate."""
+
+    def __init__(
+        self, true: _Array, a: _Array, b: _Array, slice_codes: _Array, n_groups: int
+    ) -> None:
+        self.order = np.argsort(slice_codes, kind="stable")
+        per_group = np.bincount(slice_codes, minlength=n_groups)
+        self.present = np.flatnonzero(per_group)
+        self.starts = np.searchsorted(slice_codes[self.order], self.present)
+        self.n_groups = n_groups
+        centred = true - true.mean()
+        error_a, error_b = a - true, b - true
+        self.quantities = np.stack(
+            [
+                np.ones_like(true),
+                np.abs(error_a),
+                np.abs(error_b),
+                error_a**2,
+                error_b**2,
+                centred,
+                centred**2,
+            ],
+            axis=1,
+        )[self.order]
+
+    def sums(self, weights: _Array) -> _Array:
+        """(replicates, 1 + groups, 7) weighted sums; groups without rows are 0."""
+        weighted = weights[:, self.order]
+        out = np.zeros((weights.shape[0], 1 + self.n_groups, self.quantities.shape[1]))
+        for q in range(self.quantities.shape[1]):
+            per_slice = np.add.reduceat(weighted * self.quantities[:, q], self.starts, axis=1)
+            out[:, 1 + self.present, q] = per_slice
+        out[:, 0] = out[:, 1:].sum(axis=1)
+        return out
+
+    def metrics(
+        self, sums: _Array, chosen: Sequence[str]
+    ) -> tuple[dict[str, tuple[_Array, _Array]], _Array]:
+        count = sums[..., 0]
+        out: dict[str, tuple[_Array, _Array]] = {}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            total = sums[..., 6] - sums[..., 5] ** 2 / count
+            constant = (count < 2) | ~(total > 1e-10 * sums[..., 6])
+            for name in chosen:
+                pair = []
+                for absolute, squared in ((1, 3), (2, 4)):
+                    if name == "mae":
+                        value = sums[..., absolute] / count
+                    elif name == "rmse":
+                        value = np.sqrt(sums[..., squared] / count)
+                    else:
+                        value = np.where(constant, np.nan, 1.0 - sums[..., squared] / total)
+                    pair.append(np.where(count > 0, value, np.nan))
+                out[name] = (pair[0], pair[1])
+        return out, count
 
 
 def _summarise(
