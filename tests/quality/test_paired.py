@@ -293,3 +293,55 @@ def test_bad_input_is_one_clear_line(kwargs: dict[str, object], message: str) ->
 def test_mcnemar_refuses_mismatched_lengths() -> None:
     with pytest.raises(QualityInputError, match="pred_a has 2"):
         mcnemar([0, 1, 1], [0, 1], [0, 1, 1])
+
+
+# --- regression ----------------------------------------------------------------------------
+
+
+def test_regression_metrics_equal_sklearn_on_the_same_resamples() -> None:
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    rng = np.random.default_rng(12)
+    n, n_resamples = 150, 100
+    y = rng.normal(50, 10, n)
+    a = y + rng.normal(0, 4, n)
+    b = y + rng.normal(0.5, 3, n)
+    codes = rng.integers(0, 2, n)
+    ours = paired_bootstrap(
+        y, a, b, task="regression", codes=codes, n_slices=2, n_resamples=n_resamples, seed=3
+    )
+    index = np.random.default_rng(3).integers(0, n, size=(n_resamples, n))
+    scorers = {
+        "mae": mean_absolute_error,
+        "rmse": lambda t, p: float(np.sqrt(mean_squared_error(t, p))),
+        "r2": r2_score,
+    }
+    for name, scorer in scorers.items():
+        metric = ours.overall[name]
+        assert metric.diff == pytest.approx(scorer(y, b) - scorer(y, a), abs=1e-9), name
+        deltas = [scorer(y[i], b[i]) - scorer(y[i], a[i]) for i in index]
+        assert metric.ci_low == pytest.approx(np.percentile(deltas, 2.5), abs=1e-9), name
+        assert metric.ci_high == pytest.approx(np.percentile(deltas, 97.5), abs=1e-9), name
+        slice_deltas = []
+        for rows in index:
+            rows = rows[codes[rows] == 1]
+            slice_deltas.append(scorer(y[rows], b[rows]) - scorer(y[rows], a[rows]))
+        one = ours.slices[1][name]
+        assert one.ci_low == pytest.approx(np.percentile(slice_deltas, 2.5), abs=1e-9), name
+    assert ours.mcnemar is None
+
+
+def test_a_regressor_with_half_the_error_has_a_significantly_negative_rmse_diff() -> None:
+    rng = np.random.default_rng(4)
+    y = rng.normal(0, 1, 500)
+    noise = rng.normal(0, 1, 500)
+    metric = paired_bootstrap(
+        y, y + noise, y + noise / 2, task="regression", metrics="rmse", n_resamples=500
+    ).overall["rmse"]
+    assert metric.diff is not None and metric.diff < 0
+    assert metric.significant and metric.ci_high is not None and metric.ci_high < 0
+
+
+def test_regression_refuses_class_labels() -> None:
+    with pytest.raises(QualityInputError, match="y_true is not numeric"):
+        paired_bootstrap(["a", "b"], [1.0, 2.0], [1.0, 2.0], task="regression")

@@ -52,6 +52,7 @@ PAIRED_METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")
 EXACT_BELOW = 25
 """McNemar uses the exact binomial test when there are fewer discordant rows than this."""
 _CHUNK_DRAWS = 1 << 22  # row indices drawn per chunk (whole replicates, at least one)
+_MATMUL_SLICES = 64  # regression sums by matrix products up to this many slices
 _Array = npt.NDArray[Any]
 
 
@@ -421,11 +422,17 @@ class _RegressionSums:
 
     def sums(self, weights: _Array) -> _Array:
         """(replicates, 1 + groups, 7) weighted sums; groups without rows are 0."""
-        weighted = weights[:, self.order]
+        weights = weights.astype(np.float64)
+        weighted = weights[:, self.order] if len(self.present) > 1 else weights
         out = np.zeros((weights.shape[0], 1 + self.n_groups, self.quantities.shape[1]))
-        for q in range(self.quantities.shape[1]):
-            per_slice = np.add.reduceat(weighted * self.quantities[:, q], self.starts, axis=1)
-            out[:, 1 + self.present, q] = per_slice
+        if len(self.present) <= _MATMUL_SLICES:  # one matrix product per slice (BLAS)
+            ends = [*self.starts[1:], len(self.order)]
+            for group, start, end in zip(self.present, self.starts, ends, strict=True):
+                out[:, 1 + group] = weighted[:, start:end] @ self.quantities[start:end]
+        else:
+            for q in range(self.quantities.shape[1]):
+                per_slice = np.add.reduceat(weighted * self.quantities[:, q], self.starts, axis=1)
+                out[:, 1 + self.present, q] = per_slice
         out[:, 0] = out[:, 1:].sum(axis=1)
         return out
 
