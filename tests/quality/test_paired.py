@@ -345,3 +345,16 @@ def test_a_regressor_with_half_the_error_has_a_significantly_negative_rmse_diff(
 def test_regression_refuses_class_labels() -> None:
     with pytest.raises(QualityInputError, match="y_true is not numeric"):
         paired_bootstrap(["a", "b"], [1.0, 2.0], [1.0, 2.0], task="regression")
+
+
+def test_r2_on_a_slice_with_constant_y_is_undefined_with_a_reason() -> None:
+    y = np.array([1.0, 2.0, 3.0, 5.0, 5.0, 5.0])
+    a = y + 0.5
+    codes = np.array([0, 0, 0, 1, 1, 1])
+    result = paired_bootstrap(
+        y, a, a * 1.1, task="regression", metrics="r2", codes=codes, n_slices=2, n_resamples=50
+    )
+    metric = result.slices[1]["r2"]
+    assert metric.value_a is None and metric.ci_low is None and not metric.significant
+    assert "constant" in (metric.reason or "")
+    assert result.slices[0]["r2"].value_a is not None

@@ -1,4 +1,4 @@
-"""Paired comparison of two classifiers' predictions on the same rows: is B better than A?
+"""Paired comparison of two models' predictions on the same rows: is B better than A?
 
     result = paired_bootstrap(y_true, pred_a, pred_b, metrics=["accuracy", "f1"], seed=0)
     result.overall["accuracy"].diff        # accuracy(B) - accuracy(A) on all rows
@@ -11,7 +11,9 @@ Contract:
 - Metrics are slice_metrics' count metrics (accuracy, precision, recall, f1) with the same
   definitions: binary labels give the positive class's score (pos_label, else the larger
   class), multiclass gives the macro average over the classes present, computed by
-  `slices.classification._count_metric` from confusion counts.
+  `slices.classification._count_metric` from confusion counts. task="regression": mae,
+  rmse and r2 (better is lower for mae and rmse, so there an improvement is a negative
+  diff); r2 is undefined with fewer than two rows or a constant y_true.
 - The bootstrap resamples rows with `np.random.default_rng(seed).integers(0, n, (B, n))`,
   drawn in chunks of whole replicates (the stream does not depend on the chunk size), and
   scores A and B on the same resampled rows. This is the draw `scipy.stats.bootstrap(...,
@@ -54,6 +56,7 @@ EXACT_BELOW = 25
 _CHUNK_DRAWS = 1 << 22  # row indices drawn per chunk (whole replicates, at least one)
 _MATMUL_SLICES = 64  # regression sums by matrix products up to this many slices
 _Array = npt.NDArray[Any]
+_REASONS = {**_COUNT_REASONS, "r2": "fewer than two rows, or y_true is constant in the slice"}
 
 
 def _float(value: float) -> float | None:
@@ -473,7 +476,7 @@ def _summarise(
         "valid_resamples": len(valid),
     }
     if diff is None:
-        reason = _COUNT_REASONS[metric] if rows else "the slice is empty"
+        reason = _REASONS.get(metric, "") if rows else "the slice is empty"
         return PairedMetric(
             **common,
             ci_low=None,
