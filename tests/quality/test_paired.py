@@ -358,3 +358,30 @@ def test_r2_on_a_slice_with_constant_y_is_undefined_with_a_reason() -> None:
     assert metric.value_a is None and metric.ci_low is None and not metric.significant
     assert "constant" in (metric.reason or "")
     assert result.slices[0]["r2"].value_a is not None
+
+
+def test_binary_string_labels_use_pos_label_as_sklearn_does() -> None:
+    rng = np.random.default_rng(21)
+    y = rng.choice(["churn", "stay"], 200)
+    a = np.where(rng.random(200) < 0.75, y, rng.choice(["churn", "stay"], 200))
+    b = np.where(rng.random(200) < 0.85, y, rng.choice(["churn", "stay"], 200))
+    result = paired_bootstrap(
+        y, a, b, metrics=["precision", "recall"], pos_label="churn", n_resamples=np.int64(20)
+    )
+    for name, scorer in (("precision", precision_score), ("recall", recall_score)):
+        expected = scorer(y, b, pos_label="churn") - scorer(y, a, pos_label="churn")
+        assert result.overall[name].diff == pytest.approx(expected, abs=1e-12)
+    assert result.classes == ("churn", "stay")
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_many_classes_bound_the_chunk_memory_and_keep_the_results(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 40, 300)
+    a = np.where(rng.random(300) < 0.6, y, rng.integers(0, 40, 300))
+    b = np.where(rng.random(300) < 0.7, y, rng.integers(0, 40, 300))
+    whole = paired_bootstrap(y, a, b, metrics="f1", n_resamples=60, seed=5)
+    monkeypatch.setattr(paired, "_CHUNK_DRAWS", 40 * 40 * 3)  # 3 replicates' confusions
+    assert paired_bootstrap(y, a, b, metrics="f1", n_resamples=60, seed=5) == whole

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any, Literal
 
 import numpy as np
@@ -213,7 +214,7 @@ def _resolve(task: str, metrics: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _check_options(n_resamples: int, confidence: float, codes: Any, n_slices: int, n: int) -> Any:
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, Integral) or n_resamples < 1:
         raise QualityInputError(
             f"n_resamples must be a positive integer, not {n_resamples!r}", fix="e.g. 2000"
         )
@@ -263,11 +264,8 @@ def paired_bootstrap(
         true, a, b = _label_arrays(y_true, pred_a, pred_b)
     n = len(true)
     slice_codes = _check_options(n_resamples, confidence, codes, n_slices, n)
+    n_resamples = int(n_resamples)
     rng = np.random.default_rng(seed)
-    per_chunk = max(1, _CHUNK_DRAWS // n)
-    chunks = [
-        (start, min(per_chunk, n_resamples - start)) for start in range(0, n_resamples, per_chunk)
-    ]
     # per metric: values of A and B, (1 + n_slices,), and replicate differences
     # (n_resamples, 1 + n_slices); index 0 is overall, 1 + s is slice s
     deltas = {name: np.empty((n_resamples, 1 + n_slices)) for name in chosen}
@@ -276,7 +274,7 @@ def paired_bootstrap(
     if task == "regression":
         sums = _RegressionSums(true, a, b, slice_codes, max(n_slices, 1))
         point, rows = sums.metrics(sums.sums(np.ones((1, n))), chosen)
-        for start, reps in chunks:
+        for start, reps in _chunks(n_resamples, n):
             index = rng.integers(0, n, size=(reps, n))
             weights = np.bincount(
                 (index + (np.arange(reps) * n)[:, None]).ravel(), minlength=reps * n
@@ -289,7 +287,8 @@ def paired_bootstrap(
         counts = _ClassCounts(true, a, b, slice_codes, max(n_slices, 1), labels, pos_label)
         classes = counts.classes
         point, rows = counts.metrics(counts.full(), chosen)
-        for start, reps in chunks:
+        # confusions of a chunk hold replicates x slices x classes^2 counts: bound them too
+        for start, reps in _chunks(n_resamples, max(n, counts.n_groups * counts.k**2)):
             index = rng.integers(0, n, size=(reps, n))
             values, _ = counts.metrics(counts.resampled(index), chosen)
             for name in chosen:
@@ -318,9 +317,16 @@ def paired_bootstrap(
         classes=tuple(classes),
         n_resamples=n_resamples,
         confidence=level,
-        seed=seed,
+        seed=None if seed is None else int(seed),
         metrics=chosen,
     )
+
+
+def _chunks(n_resamples: int, per_replicate: int) -> list[tuple[int, int]]:
+    """(first replicate, replicates) of each chunk: whole replicates, about _CHUNK_DRAWS
+    values per chunk, at least one replicate."""
+    size = max(1, _CHUNK_DRAWS // per_replicate)
+    return [(start, min(size, n_resamples - start)) for start in range(0, n_resamples, size)]
 
 
 def _keep_slices(values: _Array, n_slices: int) -> _Array:
