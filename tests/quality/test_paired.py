@@ -385,3 +385,35 @@ def test_many_classes_bound_the_chunk_memory_and_keep_the_results(
     whole = paired_bootstrap(y, a, b, metrics="f1", n_resamples=60, seed=5)
     monkeypatch.setattr(paired, "_CHUNK_DRAWS", 40 * 40 * 3)  # 3 replicates' confusions
     assert paired_bootstrap(y, a, b, metrics="f1", n_resamples=60, seed=5) == whole
+
+
+@pytest.mark.parametrize(
+    ("block_values", "matmul_slices"),
+    [(0, 64), (0, 0)],  # sorted rows with one product per slice; np.add.reduceat
+)
+def test_regression_sums_agree_on_every_path(
+    monkeypatch: pytest.MonkeyPatch, block_values: int, matmul_slices: int
+) -> None:
+    rng = np.random.default_rng(30)
+    y = rng.normal(10, 2, 240)
+    a, b = y + rng.normal(0, 1, 240), y + rng.normal(0, 0.8, 240)
+    codes = rng.integers(0, 4, 240)
+    codes[codes == 2] = 3  # an empty slice among them
+    kwargs = {"task": "regression", "codes": codes, "n_slices": 4, "n_resamples": 80, "seed": 2}
+    block = paired_bootstrap(y, a, b, **kwargs).to_dict()  # type: ignore[arg-type]
+    monkeypatch.setattr(paired, "_BLOCK_VALUES", block_values)
+    monkeypatch.setattr(paired, "_MATMUL_SLICES", matmul_slices)
+    other = paired_bootstrap(y, a, b, **kwargs).to_dict()  # type: ignore[arg-type]
+    assert other["slices"][2]["mae"]["value_a"] is None
+    expected_all, got_all = (
+        [block["overall"], *block["slices"]],
+        [other["overall"], *other["slices"]],
+    )
+    pairs = zip(expected_all, got_all, strict=True)
+    for expected, got in pairs:
+        for name, metric in got.items():
+            for field in ("value_a", "value_b", "diff", "ci_low", "ci_high"):
+                if expected[name][field] is None:
+                    assert metric[field] is None
+                else:
+                    assert metric[field] == pytest.approx(expected[name][field], abs=1e-9)

@@ -55,6 +55,7 @@ PAIRED_METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")
 EXACT_BELOW = 25
 """McNemar uses the exact binomial test when there are fewer discordant rows than this."""
 _CHUNK_DRAWS = 1 << 22  # row indices drawn per chunk (whole replicates, at least one)
+_BLOCK_VALUES = 1 << 23  # regression: largest rows x 7 x slices block matrix (64 MiB)
 _MATMUL_SLICES = 64  # regression sums by matrix products up to this many slices
 _Array = npt.NDArray[Any]
 _REASONS = {**_COUNT_REASONS, "r2": "fewer than two rows, or y_true is constant in the slice"}
@@ -403,8 +404,10 @@ class _ClassCounts:
 
 class _RegressionSums:
     """Per-slice weighted sums for mae, rmse and r2 of A and B; a resample is the rows'
-    multiplicities as weights. Rows are sorted by slice so a slice's sums are one
-    `np.add.reduceat` segment; y is centred on its mean to keep r2's sums accurate."""
+    multiplicities as weights. Few slices: one matrix product with a block matrix (a
+    slice's quantities in its own columns); more: rows sorted by slice, one product (or
+    `np.add.reduceat`) per slice segment. y is centred on its mean to keep r2's sums
+    accurate."""
 
     def __init__(
         self, true: _Array, a: _Array, b: _Array, slice_codes: _Array, n_groups: int
@@ -416,7 +419,7 @@ class _RegressionSums:
         self.n_groups = n_groups
         centred = true - true.mean()
         error_a, error_b = a - true, b - true
-        self.quantities = np.stack(
+        quantities = np.stack(
             [
                 np.ones_like(true),
                 np.abs(error_a),
@@ -427,13 +430,25 @@ class _RegressionSums:
                 centred**2,
             ],
             axis=1,
-        )[self.order]
+        )
+        n, width = quantities.shape
+        self.block: _Array | None = None
+        if n * width * n_groups <= _BLOCK_VALUES:  # few slices: one product for all of them
+            self.block = np.zeros((n, n_groups * width))
+            columns = slice_codes[:, None] * width + np.arange(width)
+            self.block[np.arange(n)[:, None], columns] = quantities
+        self.quantities = quantities[self.order]
 
     def sums(self, weights: _Array) -> _Array:
         """(replicates, 1 + groups, 7) weighted sums; groups without rows are 0."""
         weights = weights.astype(np.float64)
-        weighted = weights[:, self.order] if len(self.present) > 1 else weights
-        out = np.zeros((weights.shape[0], 1 + self.n_groups, self.quantities.shape[1]))
+        reps, width = weights.shape[0], self.quantities.shape[1]
+        out = np.zeros((reps, 1 + self.n_groups, width))
+        if self.block is not None:
+            out[:, 1:] = (weights @ self.block).reshape(reps, self.n_groups, width)
+            out[:, 0] = out[:, 1:].sum(axis=1)
+            return out
+        weighted = weights[:, self.order]
         if len(self.present) <= _MATMUL_SLICES:  # one matrix product per slice (BLAS)
             ends = [*self.starts[1:], len(self.order)]
             for group, start, end in zip(self.present, self.starts, ends, strict=True):
