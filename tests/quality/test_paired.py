@@ -64,6 +64,14 @@ def test_mcnemar_equals_statsmodels(both: int, b: int, c: int, neither: int) -> 
     assert result.p_value == pytest.approx(float(reference.pvalue), rel=1e-12, abs=1e-300)
 
 
+@pytest.mark.parametrize(("b", "c", "method"), [(10, 14, "exact"), (10, 15, "chi2")])
+def test_mcnemar_switches_to_chi_square_at_25_discordant_rows(b: int, c: int, method: str) -> None:
+    result = mcnemar(*_from_table(30, b, c, 5))
+    reference = sm_mcnemar([[30, b], [c, 5]], exact=method == "exact", correction=True)
+    assert result.method == method
+    assert result.p_value == pytest.approx(float(reference.pvalue), rel=1e-12)
+
+
 def test_mcnemar_with_no_discordant_rows_has_p_one() -> None:
     assert mcnemar(*_from_table(10, 0, 0, 3)).p_value == 1.0
 
