@@ -64,6 +64,10 @@ class NbopsConfig(BaseModel):
         default_factory=list, description="public key files (relative to the project root)"
     )
     require_signature: bool = False
+    snapshot_data: bool = False
+    snapshot_max_bytes: int = Field(default=1 << 30, ge=0)
+    data_store_max_bytes: int = Field(default=20 << 30, ge=0)
+    promote_gates: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@
     │   └── BundleGateFailedError   `bundle compare`: the challenger fails a gate (40)
     ├── KeyFileError                a signing or trusted key file is unreadable or not ed25519 (38)
     ├── MonitorAlertError           `nbops monitor`: drift or shift past the thresholds (31)
+    ├── RegistryError               a model, version or alias is not in the registry (41)
+    ├── DataSnapshotError           a kept data snapshot is missing or changed (42)
     └── RunError                    a run did not complete (21)
         ├── RunFailedError          a cell raised an exception (21)
         ├── KernelDiedError         the kernel died during the run (22)
@@ -395,3 +397,18 @@ class MonitorAlertError(NbopsError):
     """`nbops monitor`: the recent data or predictions moved past the thresholds."""
 
     exit_code = 31
+
+
+class RegistryError(NbopsError):
+    """The model registry cannot do what was asked: no such model, version or alias, an alias
+    with no previous holder to roll back to, or a registered version whose bundle on disk
+    differs from the one registered."""
+
+    exit_code = 41
+
+
+class DataSnapshotError(NbopsError):
+    """A kept copy of a run's data (`track_data(..., snapshot=True)`) is missing or no longer
+    matches its hash, or a DVC-tracked file's cache is missing."""
+
+    exit_code = 42
