@@ -4,6 +4,7 @@ file exactly as the notebook predicted it. And the label check, from the command
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -61,6 +62,13 @@ def test_the_example_makes_no_nbops_call_and_its_run_still_records_metric_and_mo
     # the test accuracy (evaluate) and the training accuracy the train cell keeps and prints
     assert set(record.latest_metrics()) == {"accuracy", "train_accuracy"}
     assert [m.get("auto") for m in record.models] == [True]  # recorded by nbops itself
+    # the files its load cell reads (`train = pd.read_csv(train_path)`), fingerprinted
+    data = {d.name: d for d in record.data}
+    assert set(data) == {"train", "test"}
+    for name in ("train", "test"):
+        path = project / "data" / f"passengers_{name}.csv"
+        assert data[name].type == "file"
+        assert data[name].sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_nbops_tags_reports_a_label_read_by_the_serving_path(tmp_path: Path) -> None:

@@ -373,3 +373,78 @@ def test_the_classic_titanic_tutorial_shape(analyse_cells: Analyse) -> None:
     assert "test_df['Fare'].fillna(test_df['Fare'].dropna().median(), inplace=True)" in code
     assert frozen(path) == ["title_mapping", "freq_port"]
     assert (path.label, path.label_column) == ("Y_train", "Survived")
+
+
+def test_the_label_column_is_followed_through_train_test_split(analyse_cells: Analyse) -> None:
+    graph = analyse_cells(
+        [
+            (
+                "import pandas as pd\nfrom sklearn.model_selection import train_test_split\n"
+                "from sklearn.linear_model import LogisticRegression\n",
+                ["setup"],
+            ),
+            ('data_path = "churn.csv"\nseed = 0\n', ["parameters"]),
+            ("customers = pd.read_csv(data_path)\n", ["transform:load"]),
+            (
+                'X = customers[["tenure", "plan"]]\ny = customers["churned"]\n'
+                "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=seed)\n",
+                ["transform:split"],
+            ),
+            ("model = LogisticRegression()\nmodel.fit(X_train, y_train)\n", ["train"]),
+            ("predictions = model.predict(X_test)\n", ["evaluate"]),
+        ]
+    )
+    path = derive_serving_path(graph)
+    assert path is not None
+    assert (path.label, path.label_column) == ("y_train", "churned")
+
+
+def test_a_label_column_named_by_a_constant_is_the_label_column(analyse_cells: Analyse) -> None:
+    graph = analyse_cells(
+        [
+            (
+                "import pandas as pd\nfrom sklearn.model_selection import train_test_split\n"
+                "from sklearn.linear_model import LogisticRegression\n"
+                'TARGET = "species"\n',
+                ["setup"],
+            ),
+            ('data_path = "penguins.csv"\n', ["parameters"]),
+            ("penguins = pd.read_csv(data_path)\n", ["transform:load"]),
+            (
+                'features = penguins[["bill_length_mm"]]\n'
+                "X_train, X_test, y_train, y_test = train_test_split(\n"
+                "    features, penguins[TARGET], test_size=0.25\n)\n",
+                ["transform:split"],
+            ),
+            ("model = LogisticRegression()\nmodel.fit(X_train, y_train)\n", ["train"]),
+            ("predictions = model.predict(X_test)\n", ["evaluate"]),
+        ]
+    )
+    path = derive_serving_path(graph)
+    assert path is not None
+    assert (path.label, path.label_column) == ("y_train", "species")
+
+
+def test_a_split_that_does_not_pair_arrays_with_outputs_names_no_column(
+    analyse_cells: Analyse,
+) -> None:
+    graph = analyse_cells(
+        [
+            (
+                "import pandas as pd\nfrom sklearn.model_selection import train_test_split\n"
+                "from sklearn.linear_model import LogisticRegression\n",
+                ["setup"],
+            ),
+            ('data_path = "churn.csv"\n', ["parameters"]),
+            ("customers = pd.read_csv(data_path)\n", ["transform:load"]),
+            (
+                'X = customers[["tenure"]]\ny = customers["churned"]\n'
+                "X_train, X_test, y_train, y_test = train_test_split(X, random_state=0)\n",
+                ["transform:split"],
+            ),
+            ("model = LogisticRegression()\nmodel.fit(X_train, y_train)\n", ["train"]),
+            ("predictions = model.predict(X_test)\n", ["evaluate"]),
+        ]
+    )
+    path = derive_serving_path(graph)
+    assert path is None or path.label_column is None

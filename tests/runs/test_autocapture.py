@@ -3,6 +3,7 @@ record in the kernel, and how the record lets explicit calls win."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import sys
@@ -266,3 +267,68 @@ def test_a_notebook_without_cell_ids_gets_capture_cells_without_ids(tmp_path: Pa
     assert [("id" in c, NBOPS_CAPTURE_TAG in c.metadata.get("tags", [])) for c in nb.cells][5:] == [
         (False, False), (False, True), (False, False), (False, True),
     ]  # fmt: skip
+
+
+# -- data files a step reads -------------------------------------------------------------------
+
+
+def test_a_step_reading_a_file_named_by_a_parameter_fingerprints_it_as_the_frame_read(
+    tmp_path: Path,
+) -> None:
+    cells = [
+        ("import pandas as pd\nimport numpy as np", ["setup"]),
+        ('data_path = "data/churn.csv"', ["parameters"]),
+        ('customers = pd.read_csv(data_path, sep=",")\nlabels = np.loadtxt("data/y.txt")\n'
+         "extra = pd.read_parquet(path=data_path)\nprint(customers.shape)", ["transform:load"]),
+        ("total = len(customers) + len(labels) + len(extra)", ["train"]),
+    ]  # fmt: skip
+    notebook = read_notebook(write_notebook(tmp_path / "nb.ipynb", cells))
+
+    [call] = [c for c in capture_calls(notebook) if c.data or c.data_paths]
+
+    assert (call.after, call.step) == (2, "transform:load")
+    assert call.data == {"customers": "data_path", "extra": "data_path"}
+    assert call.data_paths == {"labels": "data/y.txt"}
+    assert "data={'customers': 'data_path', 'extra': 'data_path'}" in call.source()
+
+
+def test_a_notebook_that_tracks_its_data_itself_gets_no_data_capture(tmp_path: Path) -> None:
+    cells = [
+        ("import pandas as pd\nimport nbops", ["setup"]),
+        ('data_path = "data/churn.csv"', ["parameters"]),
+        ('customers = pd.read_csv(data_path)\nnbops.track_data(customers, "c")', ["transform"]),
+    ]
+    notebook = read_notebook(write_notebook(tmp_path / "nb.ipynb", cells))
+
+    assert not any(c.data or c.data_paths for c in capture_calls(notebook))
+
+
+def test_a_path_built_by_an_expression_is_not_guessed(tmp_path: Path) -> None:
+    cells = [
+        ("import pandas as pd", ["setup"]),
+        ('folder = "data"', ["parameters"]),
+        ('frame = pd.read_csv(f"{folder}/x.csv")\nother = pd.read_csv(folder + "/y.csv")', ["transform"]),
+    ]  # fmt: skip
+    notebook = read_notebook(write_notebook(tmp_path / "nb.ipynb", cells))
+
+    assert not any(c.data or c.data_paths for c in capture_calls(notebook))
+
+
+def test_record_fingerprints_the_files_read_and_skips_what_is_not_a_file(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "churn.csv"
+    data.write_text("id,churned\n1,0\n")
+    namespace = {"data_path": str(data), "url": "https://example.org/x.csv", "buffer": object()}
+
+    record(
+        namespace,
+        "transform:load",
+        data={"customers": "data_path", "remote": "url", "memory": "buffer", "gone": "nothing"},
+        data_paths={"missing": str(tmp_path / "absent.csv")},
+    )
+
+    events = [e for e in read_events(run_dir) if e["kind"] == "data"]
+    assert [(e["name"], e["type"], e["sha256"]) for e in events] == [
+        ("customers", "file", hashlib.sha256(data.read_bytes()).hexdigest())
+    ]

@@ -608,7 +608,7 @@ def _build(
     freezer.expression(call.first, call.stmt, set())
     capture = _backward(stmts, end, _loads(call.first), None)
     capture = sorted({*capture, *included, root}, key=lambda s: s.index)
-    label, column = _label_of(stmts, fit)
+    label, column = _label_of(stmts, fit, _string_constants(graph))
     return ServingPath(
         request=request,
         root=root,
@@ -783,34 +783,106 @@ _BUILTIN_NAMES: set[str] = set(dir(__import__("builtins")))
 # -- the label -----------------------------------------------------------------------------------
 
 
-def _label_of(stmts: list[ProgramStatement], fit: _Call) -> tuple[str | None, str | None]:
-    """The label given to `fit`: its name, and the column it was read from."""
+def _string_constants(graph: StepGraph) -> dict[str, str]:
+    """`NAME = "text"` at the top level of the setup and parameters cells (not in `program`)."""
+    cells = [*graph.setup, *([graph.parameters_cell] if graph.parameters_cell else [])]
+    found: dict[str, str] = {}
+    for analysed in cells:
+        for node in analysed.code.tree.body:
+            if (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+            ):
+                found[node.targets[0].id] = node.value.value
+    return found
+
+
+def _label_of(
+    stmts: list[ProgramStatement], fit: _Call, constants: dict[str, str] | None = None
+) -> tuple[str | None, str | None]:
+    """The label given to `fit`: its name, and the column it was read from. The column is
+    followed through plain assignments and `train_test_split` (`X_tr, X_te, y_tr, y_te =
+    train_test_split(X, y)`: `y_tr` is read from `y`), and a column named by a constant
+    (`df[TARGET]` with `TARGET = "species"`) counts as read."""
     y = fit.second
     if y is None:
         return None, None
+    consts = _Constants(stmts, constants or {})
     name = y.id if isinstance(y, ast.Name) else None
-    expr: ast.expr | None = y
-    if name is not None:
-        binder = _binder(stmts, name, fit.stmt.index)
-        expr = None
-        if binder is not None and isinstance(binder.node, ast.Assign):
-            target = binder.node.targets[0]
-            if isinstance(target, ast.Name):
-                expr = binder.node.value
-    return name, _column_read(expr) if expr is not None else None
+    if name is None:
+        return None, _column_read(y, consts, fit.stmt.index)
+    return name, _column_of_name(consts, name, fit.stmt.index, depth=0)
 
 
-def _column_read(expr: ast.expr) -> str | None:
-    if isinstance(expr, ast.Subscript) and isinstance(expr.slice, ast.Constant):
-        value = expr.slice.value
-        return value if isinstance(value, str) else None
+@dataclass
+class _Constants:
+    """String constants a label column may be named by: bound in the steps, or in setup."""
+
+    stmts: list[ProgramStatement]
+    outside: dict[str, str]
+
+    def value(self, name: str, before: int) -> str | None:
+        binder = _binder(self.stmts, name, before)
+        if binder is None:
+            return self.outside.get(name)
+        node = binder.node
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            return node.value.value
+        return None
+
+
+def _column_of_name(consts: _Constants, name: str, before: int, depth: int) -> str | None:
+    binder = _binder(consts.stmts, name, before)
+    if binder is None or not isinstance(binder.node, ast.Assign) or depth > 8:
+        return None
+    target, value = binder.node.targets[0], binder.node.value
+    if isinstance(target, ast.Name):
+        return _column_read(value, consts, binder.index)
+    source = _split_source(target, value, name)
+    if isinstance(source, ast.Name):
+        return _column_of_name(consts, source.id, binder.index, depth + 1)
+    return _column_read(source, consts, binder.index) if source is not None else None
+
+
+def _split_source(target: ast.expr, value: ast.expr, name: str) -> ast.expr | None:
+    """The array `name` is a part of in `a_train, a_test, b_train, b_test =
+    train_test_split(a, b, ...)`: each array passed gives two outputs, in order."""
+    if not (isinstance(target, ast.Tuple) and isinstance(value, ast.Call)):
+        return None
+    func = value.func
+    called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    names = [e.id if isinstance(e, ast.Name) else None for e in target.elts]
+    arrays = [a for a in value.args if not isinstance(a, ast.Starred)]
+    if called != "train_test_split" or name not in names or len(names) != 2 * len(arrays):
+        return None
+    return arrays[names.index(name) // 2]
+
+
+def _column_read(expr: ast.expr, consts: _Constants | None = None, before: int = 0) -> str | None:
+    if isinstance(expr, ast.Subscript):
+        key = expr.slice
+        if isinstance(key, ast.Name) and consts is not None:
+            return consts.value(key.id, before)
+        if isinstance(key, ast.Constant):
+            return key.value if isinstance(key.value, str) else None
+        return None
     if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name):
-        return expr.attr if expr.attr not in ("values", "copy") else _column_read(expr.value)
+        if expr.attr not in ("values", "copy"):
+            return expr.attr
+        return _column_read(expr.value, consts, before)
     if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute):
         if expr.func.attr == "pop" and expr.args and isinstance(expr.args[0], ast.Constant):
             value = expr.args[0].value
             return value if isinstance(value, str) else None
-        return _column_read(expr.func.value)
+        return _column_read(expr.func.value, consts, before)
     return None
 
 

@@ -21,6 +21,7 @@ imports only the standard library: it runs inside the user's kernel.
 from __future__ import annotations
 
 import numbers
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -39,6 +40,8 @@ def record(
     output: str | None = None,
     evaluate: Mapping[str, str] | None = None,
     model: str | None = None,
+    data: Mapping[str, str] | None = None,
+    data_paths: Mapping[str, str] | None = None,
 ) -> None:
     """Record what step `step` computed, reading the notebook's global `namespace`:
 
@@ -47,7 +50,11 @@ def record(
       expression), read from `Out`;
     - `evaluate`: metric name -> an expression the cell before printed without keeping it,
       evaluated again in `namespace` (one that fails is skipped, with a line on stderr);
-    - `model`: the global holding the model, saved with skops as the run's model.
+    - `model`: the global holding the model, saved with skops as the run's model;
+    - `data`: data set name -> the global holding the path of the file the step read, and
+      `data_paths`: data set name -> that path, written in the code: each file is
+      fingerprinted as `nbops.track_data(path, name)` does (a value that is not the path of
+      a file, such as a URL or a buffer, is skipped).
     """
     try:
         values = {name: namespace[var] for name, var in (metrics or {}).items() if var in namespace}
@@ -62,6 +69,11 @@ def record(
             capture._emit_metric(name, number, None, auto=True)
         if model is not None and model in namespace:
             capture._save_model(namespace[model], MODEL_NAME, MODEL_FILE, auto=True)
+        paths = {name: namespace.get(var) for name, var in (data or {}).items()}
+        paths.update(data_paths or {})
+        for name, path in paths.items():
+            if isinstance(path, str | os.PathLike) and os.path.isfile(path):
+                capture.track_data(path, name)
     except Exception as exc:  # a capture problem must not fail the user's run
         print(f"nbops: could not record step {step!r}: {exc}", file=sys.stderr)
 

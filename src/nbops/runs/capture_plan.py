@@ -13,7 +13,12 @@ the metrics `python -m PKG` reports, under the same names:
   metric-looking expressions, metric functions and `.score` being pure);
 - after the last cell of each train or evaluate step with metrics, a cell records them from
   the notebook's globals, as the step left them;
-- after the last cell of the step the model is read from, the same cell saves the model.
+- after the last cell of the step the model is read from, the same cell saves the model;
+- after a step cell that reads a data file (`pd.read_csv(data_path)`, `read_parquet`,
+  `np.load`, ... with a path that is a literal or a global name), a cell fingerprints that
+  file as the data set it is read into (`customers = pd.read_csv(...)` records
+  "customers"), as `nbops.track_data(path, name)` would; not when the notebook calls
+  `track_data` itself. A value that is not a file at run time is skipped.
 
 Each added cell is tagged `nbops-capture` (the analysis and the run record ignore it, as they
 ignore papermill's `injected-parameters` cell) and calls nbops.runs.autocapture.record; in a
@@ -25,6 +30,7 @@ captured (the run record keeps it and `nbops run` prints it as a warning).
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +55,8 @@ class CaptureCall:
     output: str | None = None  # the metric the previous cell's last expression holds
     evaluate: dict[str, str] = field(default_factory=dict)  # metric name -> printed expression
     model: str | None = None  # the global holding the model
+    data: dict[str, str] = field(default_factory=dict)  # data set name -> global holding a path
+    data_paths: dict[str, str] = field(default_factory=dict)  # data set name -> literal path
 
     def source(self) -> str:
         args = [repr(self.step)]
@@ -60,6 +68,10 @@ class CaptureCall:
             args.append(f"evaluate={self.evaluate!r}")
         if self.model is not None:
             args.append(f"model={self.model!r}")
+        if self.data:
+            args.append(f"data={self.data!r}")
+        if self.data_paths:
+            args.append(f"data_paths={self.data_paths!r}")
         call = f"record(globals(), {', '.join(args)})"
         return (
             f"# Added by `nbops run` to its copy of the notebook: records step {self.step!r}.\n"
@@ -94,7 +106,66 @@ def capture_calls(notebook: NotebookModel) -> list[CaptureCall]:
     model = model_source(graph)
     if model is not None and not _logs_model(notebook):
         call_after(steps[model.step].cells[-1].cell.index, model.step).model = model.value
+    if not any("track_data(" in c.source for c in notebook.code_cells):
+        for step in graph.steps:
+            for analysed in step.cells:
+                for read in data_reads(analysed.code.tree):
+                    call = call_after(analysed.cell.index, step.key)
+                    if read.global_name is not None:
+                        call.data.setdefault(read.name, read.global_name)
+                    elif read.path is not None:
+                        call.data_paths.setdefault(read.name, read.path)
     return [calls[i] for i in sorted(calls)]
+
+
+# Functions that read a whole data file from the path given first (pandas, numpy, polars).
+DATA_READERS = frozenset(
+    {
+        "read_csv", "read_table", "read_parquet", "read_feather", "read_json", "read_excel",
+        "read_orc", "read_sas", "read_stata", "read_spss", "read_fwf", "read_xml",
+        "read_ndjson", "read_ipc", "scan_csv", "scan_parquet", "loadtxt", "genfromtxt",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DataRead:
+    """A data file a statement reads: into `name`, from a global or a literal path."""
+
+    name: str
+    global_name: str | None = None
+    path: str | None = None
+
+
+def data_reads(tree: ast.Module) -> list[DataRead]:
+    """The data files the top-level statements of a cell read, in order (see the module
+    docstring). A read whose path is an expression (an f-string, a join) is not listed."""
+    found: list[DataRead] = []
+    for stmt in tree.body:
+        target = None
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target = stmt.targets[0]
+        for node in ast.walk(stmt):
+            if not (isinstance(node, ast.Call) and _reader(node.func) in DATA_READERS):
+                continue
+            arg = node.args[0] if node.args else None
+            if arg is None:
+                arg = next((k.value for k in node.keywords if k.arg in _PATH_KEYWORDS), None)
+            name = target.id if isinstance(target, ast.Name) else None
+            if isinstance(arg, ast.Name):
+                found.append(DataRead(name or arg.id, global_name=arg.id))
+            elif isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                found.append(DataRead(name or Path(arg.value).stem, path=arg.value))
+    return found
+
+
+_PATH_KEYWORDS = frozenset({"filepath_or_buffer", "path", "path_or_buf", "io", "fname", "source"})
+
+
+def _reader(func: ast.expr) -> str | None:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else None
 
 
 def capture_warnings(notebook: NotebookModel) -> list[str]:
