@@ -52,6 +52,10 @@ from typing import Any
 from nbops.errors import DataSnapshotError
 from nbops.runs.files import TEMP_MARK, atomic_path, write_text
 
+# Deferred imports: runs.store (SQLite, pydantic), nbops.config (pydantic) and nbops._paths
+# only in the functions that read the store or the project: the capture API imports this
+# module inside the kernel, where it loads only the standard library.
+
 DATA_DIR = "data"
 OBJECTS_DIR = "objects"
 SNAPSHOT_ENV = "NBOPS_SNAPSHOT_DATA"
@@ -268,8 +272,13 @@ def _keep_file(
     _write_meta(
         store_dir,
         sha,
-        {"kind": "file", "bytes": size, "file_sha256": sha, "format": fingerprint.get("format"),
-         "created_at": _now()},
+        {
+            "kind": "file",
+            "bytes": size,
+            "file_sha256": sha,
+            "format": fingerprint.get("format"),
+            "created_at": _now(),
+        },
     )
     return entry
 
@@ -289,8 +298,12 @@ def _keep_frame(
     sha = fingerprint["sha256"]
     existing = _existing(store_dir, sha, "parquet")
     if existing is not None:
-        return {"kind": "parquet", "sha256": sha, "bytes": existing,
-                "file_sha256": _meta_sha(store_dir, sha)}
+        return {
+            "kind": "parquet",
+            "sha256": sha,
+            "bytes": existing,
+            "file_sha256": _meta_sha(store_dir, sha),
+        }
     try:
         import pyarrow  # noqa: F401
     except ImportError:
@@ -315,8 +328,14 @@ def _keep_frame(
     _write_meta(
         store_dir,
         sha,
-        {"kind": "parquet", "bytes": size, "file_sha256": file_sha, "format": "parquet",
-         "rows": fingerprint.get("rows"), "created_at": _now()},
+        {
+            "kind": "parquet",
+            "bytes": size,
+            "file_sha256": file_sha,
+            "format": "parquet",
+            "rows": fingerprint.get("rows"),
+            "created_at": _now(),
+        },
     )
     return {"kind": "parquet", "sha256": sha, "bytes": size, "file_sha256": file_sha}
 
@@ -464,8 +483,7 @@ def _dvc_source(snapshot: dict[str, Any], name: str, run_id: str) -> Path:
         if candidate.is_file():
             if _file_md5(candidate) != md5:
                 raise DataSnapshotError(
-                    f"DVC's cached copy of {name!r} (run {run_id}) no longer matches its md5 "
-                    f"{md5}",
+                    f"DVC's cached copy of {name!r} (run {run_id}) no longer matches its md5 {md5}",
                     location=str(candidate),
                     fix=fix,
                 )
@@ -529,9 +547,7 @@ def load_snapshot(run_id: str, name: str) -> Any:
 
 def _store_dir() -> Path:
     """The store of the run in progress (inside `nbops run`), else the project's."""
-    from nbops.runs.capture import RUN_DIR_ENV
-
-    run_dir = os.environ.get(RUN_DIR_ENV)
+    run_dir = os.environ.get("NBOPS_RUN_DIR")  # capture.RUN_DIR_ENV (capture imports this)
     if run_dir:
         return Path(run_dir).parent.parent
     from nbops.config import load_project
@@ -635,3 +651,97 @@ def collect_garbage(
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty
     return GcResult(deleted, kept, sum(o.bytes for o in deleted), len(pins))
+
+
+# -- the store's view: what runs reference, listing, getting ----------------------------------
+
+
+def references(store: Any, keep_runs: int | None = None) -> dict[str, list[tuple[str, str]]]:
+    """sha -> the (run id, data name) pairs referencing it: every run's record (with
+    `keep_runs`, only the newest N runs'), and the events of runs still in progress (their
+    record lists their data only when they end)."""
+    from nbops.runs.events import read_events
+
+    refs: dict[str, list[tuple[str, str]]] = {}
+    for index, record in enumerate(store.list(limit=-1)):
+        entries: list[tuple[str, dict[str, Any]]] = [(d.name, snapshot_of(d)) for d in record.data]
+        if record.status == "running":
+            for event in read_events(store.run_dir(record.run_id)):
+                if event.get("kind") == "data" and isinstance(event.get("snapshot"), dict):
+                    entries.append((str(event.get("name")), event["snapshot"]))
+        elif keep_runs is not None and index >= keep_runs:
+            continue
+        for name, snapshot in entries:
+            sha = snapshot.get("sha256")
+            if isinstance(sha, str) and snapshot.get("kind") in ("file", "parquet"):
+                pair = (record.run_id, name)
+                if pair not in refs.setdefault(sha, []):
+                    refs[sha].append(pair)
+    return refs
+
+
+def list_rows(store: Any, run_ref: str | None = None) -> list[dict[str, Any]]:
+    """What `nbops data list` shows: one row per kept object (sha, kind, bytes, names, runs,
+    created); with `run_ref`, one row per data set that run tracked (DVC and skipped ones
+    included, with `status`)."""
+    if run_ref is not None:
+        record = store.load(run_ref)
+        rows = []
+        for entry in record.data:
+            snap = snapshot_of(entry)
+            kind = snap.get("kind")
+            status = "not kept"
+            if snap.get("skipped"):
+                status = "skipped: " + str(snap["skipped"])
+            elif kind in ("file", "parquet"):
+                present = object_path(store.directory, str(snap.get("sha256")), kind).is_file()
+                status = "kept" if present else "missing"
+            elif kind == "dvc":
+                status = "dvc: " + str(snap.get("dvc_file"))
+            rows.append(
+                {
+                    "run": record.run_id,
+                    "name": entry.name,
+                    "type": entry.type,
+                    "kind": kind,
+                    "sha256": snap.get("sha256", entry.sha256),
+                    "bytes": snap.get("bytes"),
+                    "status": status,
+                }
+            )
+        return rows
+    refs = references(store)
+    rows = []
+    for obj in stored_objects(store.directory):
+        pairs = refs.get(obj.sha256, [])
+        rows.append(
+            {
+                "sha256": obj.sha256,
+                "kind": obj.kind,
+                "bytes": obj.bytes,
+                "names": sorted({name for _, name in pairs}),
+                "runs": sorted({run for run, _ in pairs}),
+                "created_at": obj.meta.get("created_at"),
+            }
+        )
+    return rows
+
+
+def get_data(store: Any, run_ref: str, name: str, out: Path) -> Path:
+    """Write the data a run kept as `name` to `out` (checked against its hash first): the
+    file's bytes; a frame as Parquet, or as CSV when `out` ends in .csv. Raises
+    DataSnapshotError (exit 42)."""
+    record = store.load(run_ref)
+    entry = find_entry(record, name)
+    snapshot = snapshot_of(entry)
+    source = snapshot_source(store.directory, snapshot, name, record.run_id)
+    if snapshot.get("kind") == "parquet" and out.suffix.lower() == ".csv":
+        import pandas as pd
+
+        frame = pd.read_parquet(source)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out) as temp:
+            frame.to_csv(temp, index=False)
+        return out
+    materialise(source, out)
+    return out
