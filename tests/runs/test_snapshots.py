@@ -383,3 +383,16 @@ def test_data_list_json_names_each_object_with_its_runs(
     assert rows[old]["names"] == ["train"] and rows[old]["kind"] == "file"
     (row,) = json.loads(per_run.stdout)
     assert (row["name"], row["sha256"], row["status"]) == ("train", new, "kept")
+
+
+def test_a_frame_parquet_cannot_hold_is_skipped_and_the_cell_goes_on(
+    root: Path, store: RunStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = pd.DataFrame({"mixed": [1, "two", 3.0]})  # object column of mixed types
+    in_run(store, RUN_A, monkeypatch)
+
+    fingerprint = capture.track_data(frame, "odd", snapshot=True)
+
+    assert "Parquet cannot hold this frame" in fingerprint["snapshot"]["skipped"]
+    assert "'odd'" in capsys.readouterr().err
+    assert objects(store) == []

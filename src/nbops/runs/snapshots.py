@@ -229,6 +229,8 @@ def keep(
         reason, size = str(exc), exc.size
     except OSError as exc:  # a full disk or an unwritable store: the run goes on without it
         reason, size = f"the store could not take it ({exc})", None
+    except Exception as exc:  # never fail the notebook for a copy it did not ask to depend on
+        reason, size = f"keeping it failed ({type(exc).__name__}: {_first_line(exc)})", None
     sized = f" ({human_bytes(size)})" if size is not None else ""
     message = f"track_data: {name!r}{sized} not kept: {reason}"
     print(message, file=sys.stderr, flush=True)
@@ -319,9 +321,10 @@ def _keep_frame(
     with atomic_path(target) as temp:
         try:
             frame.to_parquet(temp, index=True)
-        except (ValueError, TypeError, ImportError) as exc:  # pyarrow's errors derive from these
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise _Skip(f"Parquet cannot hold this frame ({first})") from None
+        except OSError:
+            raise
+        except Exception as exc:  # pyarrow's ArrowInvalid, ArrowTypeError, NotImplemented...
+            raise _Skip(f"Parquet cannot hold this frame ({_first_line(exc)})") from None
         size = temp.stat().st_size
         _check_caps(name, size, store_dir, limits)
         file_sha = _file_sha256(temp)
@@ -338,6 +341,11 @@ def _keep_frame(
         },
     )
     return {"kind": "parquet", "sha256": sha, "bytes": size, "file_sha256": file_sha}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _meta_sha(store_dir: Path, sha: str) -> str | None:
