@@ -396,3 +396,18 @@ def test_a_frame_parquet_cannot_hold_is_skipped_and_the_cell_goes_on(
     assert "Parquet cannot hold this frame" in fingerprint["snapshot"]["skipped"]
     assert "'odd'" in capsys.readouterr().err
     assert objects(store) == []
+
+
+def test_a_record_naming_a_path_instead_of_a_hash_is_refused(
+    root: Path, store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (root / "d.csv").write_text("a\n1\n", "utf-8")
+    in_run(store, RUN_A, monkeypatch)
+    capture.track_data(root / "d.csv", "d", snapshot=True)
+    record = finish(store, RUN_A)
+    assert record.data[0].snapshot is not None
+    record.data[0].snapshot.sha256 = "../../../../etc/passwd"
+    store.save(record)
+
+    with pytest.raises(errors.DataSnapshotError, match="malformed hash"):
+        snapshots.get_data(store, RUN_A, "d", root / "out")

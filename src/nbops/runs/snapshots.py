@@ -40,6 +40,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -65,6 +66,8 @@ REGISTRY_JOURNAL = "registry.jsonl"
 DEFAULT_MAX_BYTES = 1 << 30
 DEFAULT_STORE_MAX_BYTES = 20 << 30
 _CHUNK = 1 << 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_MD5 = re.compile(r"[0-9a-f]{32}")
 
 
 # -- settings -------------------------------------------------------------------------------
@@ -464,6 +467,12 @@ def snapshot_source(store_dir: Path, snapshot: dict[str, Any], name: str, run_id
             "in [tool.nbops]) in a new run",
         )
     sha = snapshot["sha256"]
+    if not _SHA256.fullmatch(sha):  # a hand-edited record must not name a path outside
+        raise DataSnapshotError(
+            f"run {run_id} records {name!r} with a malformed hash {sha[:80]!r}",
+            location=str(objects_dir(store_dir)),
+            fix="the run record was edited; the data cannot be restored from it",
+        )
     path = object_path(store_dir, sha, kind)
     expected = sha if kind == "file" else snapshot.get("file_sha256") or _meta_sha(store_dir, sha)
     if not path.is_file():
@@ -484,9 +493,11 @@ def snapshot_source(store_dir: Path, snapshot: dict[str, Any], name: str, run_id
 
 def _dvc_source(snapshot: dict[str, Any], name: str, run_id: str) -> Path:
     md5, root = str(snapshot.get("md5", "")), snapshot.get("dvc_root")
+    if not _MD5.fullmatch(md5):
+        md5 = ""  # malformed: no cache path is built from it
     dvc_file = snapshot.get("dvc_file") or "the .dvc file"
     fix = f"run `dvc checkout {dvc_file}` (or `dvc pull {dvc_file}`) at that DVC version"
-    candidates = dvc_cache_paths(Path(root), md5) if root and len(md5) > 2 else []
+    candidates = dvc_cache_paths(Path(root), md5) if root and md5 else []
     for candidate in candidates:
         if candidate.is_file():
             if _file_md5(candidate) != md5:
@@ -622,7 +633,7 @@ class GcResult:
     deleted: list[StoredObject]
     kept: int
     freed_bytes: int
-    pinned: int
+    pinned: int  # kept objects a registry event pins
 
 
 def collect_garbage(
@@ -639,9 +650,10 @@ def collect_garbage(
     keep_shas = set(references)
     pins = registry_pins(store_dir)
     keep_shas |= pins
-    deleted, kept = [], 0
+    deleted, kept, pinned = [], 0, 0
     cutoff = time.time() - grace_s
     for obj in stored_objects(store_dir):
+        pinned += obj.sha256 in pins
         if obj.sha256 in keep_shas or obj.path.stat().st_mtime > cutoff:
             kept += 1
             continue
@@ -658,7 +670,7 @@ def collect_garbage(
         for folder in root.iterdir():
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty
-    return GcResult(deleted, kept, sum(o.bytes for o in deleted), len(pins))
+    return GcResult(deleted, kept, sum(o.bytes for o in deleted), pinned)
 
 
 # -- the store's view: what runs reference, listing, getting ----------------------------------
@@ -743,13 +755,20 @@ def get_data(store: Any, run_ref: str, name: str, out: Path) -> Path:
     entry = find_entry(record, name)
     snapshot = snapshot_of(entry)
     source = snapshot_source(store.directory, snapshot, name, record.run_id)
-    if snapshot.get("kind") == "parquet" and out.suffix.lower() == ".csv":
-        import pandas as pd
+    try:
+        if snapshot.get("kind") == "parquet" and out.suffix.lower() == ".csv":
+            import pandas as pd
 
-        frame = pd.read_parquet(source)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out) as temp:
-            frame.to_csv(temp, index=False)
-        return out
-    materialise(source, out)
+            frame = pd.read_parquet(source)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(out) as temp:
+                frame.to_csv(temp, index=False)
+        else:
+            materialise(source, out)
+    except OSError as exc:
+        raise DataSnapshotError(
+            f"cannot write the copy of {name!r} of run {record.run_id} ({_first_line(exc)})",
+            location=str(out),
+            fix="give -o a file path in a writable folder",
+        ) from None
     return out
