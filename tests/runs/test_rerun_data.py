@@ -131,3 +131,23 @@ def test_the_current_file_comes_back_when_the_restored_run_fails(tmp_path: Path)
 
     assert current.read_text("utf-8") == "now"
     assert [p.name for p in tmp_path.glob("fixed.csv*")] == ["fixed.csv"]
+
+
+def test_a_rerun_whose_kept_copy_is_gone_stops_with_42_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    from nbops.errors import DataSnapshotError
+    from nbops.runs.history import rerun
+    from nbops.runs.snapshots import stored_objects
+
+    root = _project(tmp_path)
+    store, run_id = _changed_run(root, {"data_path": "train.csv"})
+    (kept,) = stored_objects(store.directory)
+    kept.path.unlink()
+
+    with pytest.raises(DataSnapshotError) as raised:
+        rerun(run_id, store=store)
+
+    assert raised.value.exit_code == 42 and "is missing" in str(raised.value)
+    assert [r.run_id for r in store.list()] == [run_id]
+    assert sorted(p.name for p in (store.directory / "runs").iterdir()) == [run_id]

@@ -178,7 +178,9 @@ def rerun(
     source = copy if copy.exists() else Path(original.notebook)
     overrides = {k: v for k, v in original.parameters.items() if v != REDACTED}
     run_id = new_run_id()
-    in_place: list[tuple[Path, Path]] = []
+    # Every kept copy is checked before anything is written or started (exit 42).
+    redirected: list[tuple[Path, Path]] = []  # (kept copy, where the new run reads it)
+    in_place: list[tuple[Path, Path]] = []  # (the tracked path, kept copy)
     for change in data_changes(original):
         if not change.kept or not (change.parameter or restore_data):
             continue
@@ -186,10 +188,10 @@ def rerun(
             store.directory, snapshot_of(change.entry), change.entry.name, original.run_id
         )
         if change.parameter:
-            safe = re.sub(r"[^\w.-]", "_", change.entry.name) or "data"
-            target = store.run_dir(run_id) / "data" / f"{safe}{change.path.suffix}"
-            materialise(kept, target)
-            overrides[change.parameter] = str(target.resolve())
+            safe = re.sub(r"[^\w.-]", "_", change.entry.name).lstrip(".") or "data"
+            target = (store.run_dir(run_id) / "data" / f"{safe}{change.path.suffix}").resolve()
+            redirected.append((kept, target))
+            overrides[change.parameter] = str(target)
         else:
             in_place.append((change.path, kept))
     prepared = prepare_run(source, overrides, project=project, all_cells=original.all_cells)
@@ -205,6 +207,8 @@ def rerun(
         sha256=original.notebook_sha256 or prepared.notebook.sha256,
     )
     prepared = replace(prepared, notebook=nb, source=source)
+    for kept, target in redirected:
+        materialise(kept, target)
     with _restored_in_place(in_place):
         new = execute_prepared(
             prepared,
