@@ -19,16 +19,16 @@ from tests.helpers import build_notebook, run_nbops
 from tests.runs.conftest import make_record
 
 
-def _project(tmp_path: Path) -> Path:
-    (tmp_path / "pyproject.toml").write_text('[tool.nbops]\nstore = ".nbops"\n', "utf-8")
+def _project(tmp_path: Path, settings: str = "") -> Path:
+    (tmp_path / "pyproject.toml").write_text(f'[tool.nbops]\nstore = ".nbops"\n{settings}', "utf-8")
     return tmp_path
 
 
-def _work(read: str) -> tuple[str, list[str]]:
+def _work(read: str, snapshot: str = ", snapshot=True") -> tuple[str, list[str]]:
     return (
         "import nbops, pandas as pd\n"
         f"frame = pd.read_csv({read})\n"
-        f"nbops.track_data({read}, 'train', snapshot=True)\n"
+        f"nbops.track_data({read}, 'train'{snapshot})\n"
         "nbops.log_metric('mean', float(frame['v'].mean()))",
         ["train"],
     )
@@ -68,9 +68,12 @@ def test_rerun_passes_the_kept_copy_as_the_parameter_naming_the_changed_file(
 def test_rerun_with_restore_data_puts_a_hard_coded_file_back_for_the_run_only(
     tmp_path: Path,
 ) -> None:
-    root = _project(tmp_path)
+    """The copy is kept by `snapshot_data = true` (no argument in the notebook)."""
+    root = _project(tmp_path, "snapshot_data = true\n")
     (root / "fixed.csv").write_text("v\n4\n6\n", "utf-8")
-    build_notebook(root / "train.ipynb", [("seed = 0", ["parameters"]), _work("'fixed.csv'")])
+    build_notebook(
+        root / "train.ipynb", [("seed = 0", ["parameters"]), _work("'fixed.csv'", snapshot="")]
+    )
     store = RunStore(root / ".nbops")
     assert run_nbops("run", "train.ipynb", cwd=root).returncode == 0
     (original,) = store.list()
