@@ -178,8 +178,14 @@ def stored_objects(store_dir: Path) -> list[StoredObject]:
 
 
 def store_bytes(store_dir: Path) -> int:
-    """The size of every kept object."""
-    return sum(o.bytes for o in stored_objects(store_dir))
+    """The size of every kept object (their .json files and temporary files left out)."""
+    total = 0
+    root = objects_dir(store_dir)
+    for path in root.glob("*/*") if root.is_dir() else []:
+        if TEMP_MARK not in path.name and path.suffix != ".json":
+            with contextlib.suppress(OSError):
+                total += path.stat().st_size
+    return total
 
 
 def _existing(store_dir: Path, sha: str, kind: str) -> int | None:
