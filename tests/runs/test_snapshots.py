@@ -411,3 +411,20 @@ def test_a_record_naming_a_path_instead_of_a_hash_is_refused(
 
     with pytest.raises(errors.DataSnapshotError, match="malformed hash"):
         snapshots.get_data(store, RUN_A, "d", root / "out")
+
+
+def test_gc_keeps_the_data_of_a_run_still_in_progress(
+    root: Path, store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running run's record gets its data from the run's event sidecar as the store reads
+    it; with --keep-runs 0 it still counts."""
+    (root / "d.csv").write_text("v\n1\n", "utf-8")
+    store.save(make_record(RUN_A, status="running"))
+    in_run(store, RUN_A, monkeypatch)
+    sha = capture.track_data(root / "d.csv", "d", snapshot=True)["sha256"]
+    age(store)
+
+    result = snapshots.collect_garbage(store.directory, snapshots.references(store, keep_runs=0))
+
+    assert result.deleted == []
+    assert [o.sha256 for o in objects(store)] == [sha]

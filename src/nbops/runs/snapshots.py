@@ -684,23 +684,17 @@ def collect_garbage(
 
 def references(store: Any, keep_runs: int | None = None) -> dict[str, list[tuple[str, str]]]:
     """sha -> the (run id, data name) pairs referencing it: every run's record (with
-    `keep_runs`, only the newest N runs'), and the events of runs still in progress (their
-    record lists their data only when they end)."""
-    from nbops.runs.events import read_events
-
+    `keep_runs`, only the newest N runs', and the runs still in progress, whose records the
+    store reads with what their event sidecars hold so far)."""
     refs: dict[str, list[tuple[str, str]]] = {}
     for index, record in enumerate(store.list(limit=-1)):
-        entries: list[tuple[str, dict[str, Any]]] = [(d.name, snapshot_of(d)) for d in record.data]
-        if record.status == "running":
-            for event in read_events(store.run_dir(record.run_id)):
-                if event.get("kind") == "data" and isinstance(event.get("snapshot"), dict):
-                    entries.append((str(event.get("name")), event["snapshot"]))
-        elif keep_runs is not None and index >= keep_runs:
+        if keep_runs is not None and index >= keep_runs and record.status != "running":
             continue
-        for name, snapshot in entries:
+        for entry in record.data:
+            snapshot = snapshot_of(entry)
             sha = snapshot.get("sha256")
             if isinstance(sha, str) and snapshot.get("kind") in ("file", "parquet"):
-                pair = (record.run_id, name)
+                pair = (record.run_id, entry.name)
                 if pair not in refs.setdefault(sha, []):
                     refs[sha].append(pair)
     return refs
