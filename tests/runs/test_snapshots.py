@@ -80,9 +80,11 @@ def test_a_tracked_file_is_kept_once_however_often_it_is_tracked(
     in_run(store, RUN_A, monkeypatch)
 
     first = capture.track_data(data, "train", snapshot=True)
+    inode = objects(store)[0].path.stat().st_ino
     second = capture.track_data(str(data), "again", snapshot=True)
 
     (kept,) = objects(store)
+    assert kept.path.stat().st_ino == inode  # not written again
     assert kept.kind == "file" and kept.sha256 == sha256(data)
     assert kept.path.read_bytes() == data.read_bytes()
     assert (
