@@ -11,11 +11,11 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 
 from nbops.quality.estimate import (
     Slicer,
+    cbpe,
     estimate_performance,
     expected_confusion,
     realised_classification,
 )
-from nbops.quality.estimate import cbpe
 
 
 def test_four_rows_by_hand() -> None:

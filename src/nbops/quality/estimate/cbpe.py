@@ -20,6 +20,7 @@ calibration. Everything is vectorised: one `bincount` per block of replicates.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,7 +117,7 @@ class Slicer:
                 continue
             values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
             edges = [-np.inf, *inner, np.inf]
-            names = [_bin_name(column, lo, hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+            names = [_bin_name(column, lo, hi) for lo, hi in itertools.pairwise(edges)]
             codes = np.searchsorted(np.asarray(inner), values, side="left").astype(np.int64)
             missing = np.isnan(values)
             if missing.any():
@@ -206,9 +207,9 @@ def expected_confusion(probabilities: npt.ArrayLike, yhat: npt.ArrayLike) -> Flo
     """E[k, j] = sum of Q[i, k] over the rows predicted as j."""
     Q, codes = _classes(probabilities, yhat)
     k = Q.shape[1]
-    return np.stack(
-        [np.bincount(codes, weights=Q[:, t], minlength=k) for t in range(k)]
-    ).astype(np.float64)
+    return np.stack([np.bincount(codes, weights=Q[:, t], minlength=k) for t in range(k)]).astype(
+        np.float64
+    )
 
 
 def _positive(k: int, positive: int | None) -> int | None:

@@ -55,8 +55,10 @@ def realised_classification(
             name,
             int(groups.sizes[g]),
             int(groups.sizes[g]) < min_size,
-            {m: Interval(None if values[m][g] != values[m][g] else float(values[m][g]))
-             for m in metrics},  # fmt: skip
+            {
+                m: Interval(None if values[m][g] != values[m][g] else float(values[m][g]))
+                for m in metrics
+            },
         )
         for g, name in enumerate(groups.names)
     ]
@@ -91,8 +93,10 @@ def realised_regression(
             name,
             int(groups.sizes[g]),
             int(groups.sizes[g]) < min_size,
-            {m: Interval(None if values[m][g] != values[m][g] else float(values[m][g]))
-             for m in REGRESSION_METRICS},  # fmt: skip
+            {
+                m: Interval(None if values[m][g] != values[m][g] else float(values[m][g]))
+                for m in REGRESSION_METRICS
+            },
         )
         for g, name in enumerate(groups.names)
     ]
@@ -142,11 +146,16 @@ def compare_realised(
                 inside = interval.ci_low - 1e-12 <= value.value <= interval.ci_high + 1e-12
             rows.append(
                 Comparison(
-                    group.name, metric, group.rows, value.value, ref_value, diff,
+                    group.name,
+                    metric,
+                    group.rows,
+                    value.value,
+                    ref_value,
+                    diff,
                     interval.value if interval else None,
                     interval.ci_low if interval else None,
                     interval.ci_high if interval else None,
                     inside,
-                )  # fmt: skip
+                )
             )
     return rows
