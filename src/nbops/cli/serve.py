@@ -228,5 +228,8 @@ def _print_performance(perf: object) -> None:
             "without a label): " + ", ".join(f"{m} {cell(i)}" for m, i in overall.metrics.items()),
             markup=False,
         )
-    for caution in perf.cautions:
+    cautions = perf.cautions
+    for caution in cautions[:5]:
         err.print(f"warning: {caution}", markup=False)
+    if len(cautions) > 5:
+        err.print(f"warning: ... {len(cautions) - 5} more (see --json or --html)", markup=False)

@@ -19,6 +19,8 @@ from nbops.quality.estimate.cbpe import MIN_SIZE, GroupMetrics
 from nbops.quality.estimate.realised import Comparison
 from nbops.quality.report import _row_style, _table
 
+LOWER_IS_BETTER = ("mae", "rmse")
+
 
 @dataclass
 class Window:
@@ -81,6 +83,8 @@ class PerformanceReport:
                     continue
                 for metric, interval in group.metrics.items():
                     bound = self.threshold(metric)
+                    if metric in LOWER_IS_BETTER:
+                        continue  # an absolute drop means nothing in the label's units
                     if bound is not None and interval.value is not None and interval.value < bound:
                         found.append(
                             f"{kind} {metric} {interval.value:.3f} ({where}) is below the "
@@ -90,28 +94,31 @@ class PerformanceReport:
 
     @property
     def cautions(self) -> list[str]:
-        """Warnings: intervals reaching below the threshold, slices below their own."""
+        """Warnings: the overall (or a window's) interval reaching below the threshold, a
+        slice estimated below its own reference minus `max_drop`."""
         found = list(self.warnings)
-        for group in self.estimate:
+        overall = [("overall", g) for g in self.estimate[:1]]
+        overall += [(f"window {w.label}", w.estimate) for w in self.windows]
+        for where, group in overall:
+            for metric, interval in group.metrics.items():
+                bound = self.threshold(metric)
+                low = interval.ci_low
+                if bound is None or interval.value is None or interval.value < bound:
+                    continue
+                if low is not None and low < bound and not group.too_small:
+                    found.append(
+                        f"estimated {metric} ({where}) {interval.value:.3f}: its interval "
+                        f"reaches {low:.3f}, below {bound:.3f}"
+                    )
+        for group in self.estimate[1:]:
             if group.too_small:
                 continue
             for metric, interval in group.metrics.items():
                 bound = self.threshold(metric, group.name)
-                if bound is None or interval.value is None:
-                    continue
-                if group.name != "overall" and interval.value < bound:
+                if bound is not None and interval.value is not None and interval.value < bound:
                     found.append(
                         f"estimated {metric} on {group.name} {interval.value:.3f} is below its "
                         f"reference {bound + self.max_drop:.3f} - {self.max_drop}"
-                    )
-                elif (
-                    interval.value >= bound
-                    and interval.ci_low is not None
-                    and interval.ci_low < bound
-                ):
-                    found.append(
-                        f"estimated {metric} on {group.name}: the interval's low end "
-                        f"{interval.ci_low:.3f} is below {bound:.3f}"
                     )
         return found
 

@@ -1,0 +1,162 @@
+"""`nbops monitor` estimates performance without labels (CBPE) on a real bundle, per time
+window of the request log, and with labels joined by key gives the realised metrics."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nbops import errors
+from nbops.bundle.load import load_bundle
+from nbops.bundle.monitor import monitor, raise_for_alerts, read_log
+from nbops.bundle.performance import performance
+from tests.bundle.conftest import Built
+from tests.helpers import run_nbops
+
+
+def rows(n: int, seed: int, near_boundary: bool = False) -> pd.DataFrame:
+    """Rows from the tiny notebook's generator; `near_boundary` keeps only rows the model
+    finds hard (a covariate shift: P(label | a, b, c) is unchanged)."""
+    rng = np.random.default_rng(seed)
+    m = n * 8 if near_boundary else n
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=m),
+            "b": rng.uniform(1.0, 2.0, size=m),
+            "c": rng.choice(["x", "y", "z"], size=m),
+        }
+    )
+    score = frame.a / frame.b + (frame.c == "x") * 0.5
+    frame["label"] = (score + rng.normal(0, 0.3, m) > 0).astype(int)
+    if near_boundary:
+        frame = frame[np.abs(score) < 0.15].head(n)
+    frame.insert(0, "id", np.arange(len(frame)) + seed * 100_000)
+    return frame.reset_index(drop=True)
+
+
+def write_log(path: Path, frame: pd.DataFrame, bundle: object, per_line: int = 10) -> Path:
+    requests = frame[["a", "b", "c"]]
+    predictions = bundle.predict(requests).tolist()  # type: ignore[attr-defined]
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    lines = []
+    for i in range(0, len(frame), per_line):
+        part = requests.iloc[i : i + per_line]
+        lines.append(
+            json.dumps(
+                {
+                    "timestamp": (start + timedelta(minutes=6 * i // per_line)).isoformat(),
+                    "model": "tiny",
+                    "version": 1,
+                    "records": part.to_dict("records"),
+                    "predictions": predictions[i : i + per_line],
+                    "keys": {"id": frame["id"].iloc[i : i + per_line].tolist()},
+                }
+            )
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundle(built: Built):  # type: ignore[no-untyped-def]
+    with load_bundle(built.folder) as loaded:
+        yield loaded
+
+
+def test_an_undrifted_sample_is_estimated_near_the_reference_without_alerts(bundle) -> None:  # type: ignore[no-untyped-def]
+    reference, recent = rows(2000, 1), rows(1500, 2)
+    predictions = bundle.predict(recent[["a", "b", "c"]])
+    report = performance(bundle, recent, predictions, reference=reference, plots=False)
+    estimate = report.estimate[0].metrics["accuracy"]
+    realised = float(np.mean(predictions == recent.label))
+    assert estimate.value == pytest.approx(realised, abs=0.03)
+    assert report.calibration is not None and report.calibration.rows == 2000
+    assert report.alerts == []
+    assert {g.name for g in report.estimate} >= {"overall", "c == 'x'", "c == 'y'"}
+
+
+def test_a_shift_toward_the_boundary_is_estimated_close_to_the_realised_drop(bundle) -> None:  # type: ignore[no-untyped-def]
+    reference, recent = rows(2000, 1), rows(1000, 3, near_boundary=True)
+    predictions = bundle.predict(recent[["a", "b", "c"]])
+    report = performance(bundle, recent, predictions, reference=reference, plots=False)
+    estimated = report.estimate[0].metrics["accuracy"].value
+    realised = float(np.mean(predictions == recent.label))
+    print(f"tiny bundle, near-boundary rows: estimated {estimated:.4f}, realised {realised:.4f}")
+    assert realised < report.reference_value("accuracy") - 0.2  # type: ignore[operator]
+    assert estimated == pytest.approx(realised, abs=0.05)
+    assert any(a.startswith("estimated accuracy") for a in report.alerts)
+
+
+def test_log_windows_labels_joined_on_logged_keys_and_the_html_plot(
+    bundle,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    calm, shifted = rows(300, 4), rows(300, 5, near_boundary=True)
+    recent = pd.concat([calm, shifted], ignore_index=True)
+    logged = read_log(write_log(tmp_path / "requests.jsonl", recent, bundle))
+    assert logged.keys is not None and logged.keys["id"].tolist() == recent["id"].tolist()
+    labels = recent[["id", "label"]].iloc[::2]  # half the labels arrived
+    report = monitor(bundle, logged.frame, logged.predictions)
+    report.performance = performance(
+        bundle, logged.frame, logged.predictions, reference=rows(2000, 1),
+        timestamps=logged.timestamps, window="1h", labels=labels, key="id", keys=logged.keys,
+    )  # fmt: skip
+    perf = report.performance
+    assert [w.estimate.rows for w in perf.windows] == [100] * 6  # 10 rows per 6 minutes
+    first, last = perf.windows[0].estimate, perf.windows[-1].estimate
+    assert last.metrics["accuracy"].value < first.metrics["accuracy"].value - 0.2
+    assert (perf.labels_matched, perf.labels_unmatched) == (300, 300)
+    overall = next(c for c in perf.comparisons if c.name == "overall" and c.metric == "accuracy")
+    truth = recent.label.to_numpy()[::2]
+    assert overall.realised == pytest.approx(np.mean(np.asarray(logged.predictions)[::2] == truth))
+    assert overall.inside is not None and overall.diff == pytest.approx(
+        overall.realised - perf.reference_value("accuracy")
+    )
+    page = report.to_html()
+    assert "<h2>Performance</h2>" in page and page.count("<svg") == 4
+    json.dumps(report.to_dict(), allow_nan=False)  # the --json content serialises
+    with pytest.raises(errors.MonitorAlertError, match="estimated accuracy"):
+        raise_for_alerts(report, "requests.jsonl")
+
+
+def test_labels_whose_keys_match_no_logged_row_are_refused(bundle) -> None:  # type: ignore[no-untyped-def]
+    recent = rows(100, 6)
+    labels = pd.DataFrame({"id": [-1, -2], "label": [0, 1]})
+    with pytest.raises(errors.QualityInputError, match="matches a key"):
+        performance(
+            bundle, recent, bundle.predict(recent[["a", "b", "c"]]), labels=labels, key="id"
+        )
+
+
+def test_without_a_reference_the_section_says_to_give_one(bundle) -> None:  # type: ignore[no-untyped-def]
+    recent = rows(100, 7)
+    report = performance(bundle, recent, bundle.predict(recent[["a", "b", "c"]]))
+    assert report.estimate == [] and "give --reference" in report.notes[0]
+
+
+def test_cli_exits_31_on_an_estimated_drop_and_0_without_drift(
+    built: Built, bundle_copy: Path, tmp_path: Path
+) -> None:
+    rows(1000, 1).to_csv(tmp_path / "reference.csv", index=False)
+    built.requests.to_csv(tmp_path / "calm.csv", index=False)  # the training rows: no drift
+    hard = rows(2000, 9, near_boundary=True)
+    inside = hard.a.between(built.raw.a.min(), built.raw.a.max()) & hard.b.between(
+        built.raw.b.min(), built.raw.b.max()
+    )  # within the schema's ranges: only the estimate can alert
+    hard[inside].head(400)[["a", "b", "c"]].to_csv(tmp_path / "hard.csv", index=False)
+    common = ["monitor", str(bundle_copy), "--reference", "reference.csv", "--label", "label"]
+    calm = run_nbops(*common, "--data", "calm.csv", "--json", "calm.json", cwd=tmp_path)
+    assert calm.returncode == 0, calm.stdout + calm.stderr
+    assert "Estimated performance" in calm.stdout
+    stored = json.loads((tmp_path / "calm.json").read_text())
+    assert stored["performance"]["estimate"][0]["name"] == "overall"
+    hard = run_nbops(*common, "--data", "hard.csv", "--windows", "2", "--html", "m.html",
+                     cwd=tmp_path)  # fmt: skip
+    assert hard.returncode == errors.MonitorAlertError.exit_code, hard.stdout + hard.stderr
+    assert "estimated accuracy" in hard.stderr and "Traceback" not in hard.stderr
+    assert "<svg" in (tmp_path / "m.html").read_text()
