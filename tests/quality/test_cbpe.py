@@ -55,6 +55,7 @@ def test_realised_accuracy_falls_inside_the_interval_95_percent_of_the_time() ->
         interval = estimate.metrics["accuracy"]
         realised = float(np.mean(y == yhat))
         inside += interval.ci_low <= realised <= interval.ci_high  # type: ignore[operator]
+    print(f"coverage: {inside}/200")
     assert 0.93 <= inside / 200 <= 0.97, inside / 200
 
 

@@ -37,6 +37,9 @@ from nbops.quality.estimate.cbpe import METRICS
 from nbops.quality.estimate.performance import PerformanceReport, Window
 from nbops.quality.estimate.realised import REGRESSION_METRICS
 
+# Deferred import: nbops.quality.plots (matplotlib) inside `performance`, only when a report
+# wants its plots (--html).
+
 
 def _canon(value: Any) -> str:
     """A value's text for matching labels, classes and keys: 3, 3.0 and "3" alike."""
