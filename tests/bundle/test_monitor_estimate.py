@@ -160,3 +160,19 @@ def test_cli_exits_31_on_an_estimated_drop_and_0_without_drift(
     assert hard.returncode == errors.MonitorAlertError.exit_code, hard.stdout + hard.stderr
     assert "estimated accuracy" in hard.stderr and "Traceback" not in hard.stderr
     assert "<svg" in (tmp_path / "m.html").read_text()
+
+
+def test_windows_by_time_span_by_rows_and_a_bad_span_refused() -> None:
+    from nbops.bundle.performance import segments
+
+    stamps = [f"2026-11-01T00:{m:02d}:00+00:00" for m in range(0, 60, 5)] + [
+        "2026-11-01T02:10:00+00:00"
+    ]
+    by_time = segments(len(stamps), stamps, "30min", None)
+    assert [len(rows) for *_, rows in by_time] == [6, 6, 1]  # the empty hour is skipped
+    assert [len(rows) for *_, rows in segments(13, stamps, "5", None)] == [5, 5, 3]
+    assert [len(rows) for *_, rows in segments(13, None, None, 2)] == [7, 6]
+    with pytest.raises(errors.QualityInputError, match="neither a number of rows"):
+        segments(13, stamps, "fortnightly-ish", None)
+    with pytest.raises(errors.QualityInputError, match="needs timestamps"):
+        segments(13, None, "1h", None)

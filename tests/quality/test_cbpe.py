@@ -130,3 +130,20 @@ def test_realised_metrics_equal_scikit_learn_overall_and_per_slice() -> None:
                 assert group.metrics[name].value == pytest.approx(
                     score(truth, pred, average=average)
                 ), (k, name)
+
+
+def test_realised_regression_metrics_equal_scikit_learn() -> None:
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    from nbops.quality.estimate import realised_regression
+
+    rng = np.random.default_rng(6)
+    y, pred = rng.normal(size=300), rng.normal(size=300)
+    codes = rng.integers(0, 2, 300)
+    groups = realised_regression(y, pred, families=[(["a", "b"], codes)])
+    for group, rows in zip(groups, [np.ones(300, bool), codes == 0, codes == 1], strict=True):
+        assert group.metrics["mae"].value == pytest.approx(mean_absolute_error(y[rows], pred[rows]))
+        assert group.metrics["rmse"].value == pytest.approx(
+            mean_squared_error(y[rows], pred[rows]) ** 0.5
+        )
+        assert group.metrics["r2"].value == pytest.approx(r2_score(y[rows], pred[rows]))
