@@ -176,3 +176,26 @@ def test_windows_by_time_span_by_rows_and_a_bad_span_refused() -> None:
         segments(13, stamps, "fortnightly-ish", None)
     with pytest.raises(errors.QualityInputError, match="needs timestamps"):
         segments(13, None, "1h", None)
+
+
+def test_a_regressor_gets_a_note_and_realised_metrics_with_labels(
+    built: Built, tmp_path: Path
+) -> None:
+    from sklearn.base import clone
+    from sklearn.linear_model import Ridge
+
+    model = clone(built.model).set_params(clf=Ridge())
+    model.fit(built.features, built.raw["a"] * 2.0)
+    with load_bundle(built.build(tmp_path / "bundles", model=model)) as regressor:
+        recent = rows(200, 10)
+        predictions = regressor.predict(recent[["a", "b", "c"]])
+        labels = recent.assign(target=recent.a * 2.0)[["id", "target"]]
+        report = performance(
+            regressor, recent, predictions, reference=rows(300, 11).assign(target=lambda f: f.a * 2),
+            label="target", labels=labels, key="id",
+        )  # fmt: skip
+    assert report.task == "regression" and report.estimate == []
+    assert "estimation needs class probabilities" in report.notes[0]
+    mae = report.realised[0].metrics["mae"].value
+    assert mae == pytest.approx(np.mean(np.abs(predictions - recent.a * 2.0)))
+    assert report.alerts == []

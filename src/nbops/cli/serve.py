@@ -50,8 +50,11 @@ def serve(
 @app.command()
 @_handles_errors
 def monitor(
-    bundle_path: Annotated[
-        Path, typer.Argument(metavar="BUNDLE", help="A bundle folder or .tar.gz.")
+    bundle_ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="BUNDLE", help="A bundle folder or .tar.gz, or NAME@ALIAS / NAME@N."
+        ),
     ],
     data: Annotated[
         Path | None, typer.Option("--data", help="Recent records: .csv or .parquet.")
@@ -115,7 +118,9 @@ def monitor(
         raise typer.BadParameter("--labels needs --key COL to join the labels on")
     if not 0 <= max_drop <= 1:
         raise typer.BadParameter(f"--max-drop must be within 0-1, got {max_drop}")
-    require_bundle_path(bundle_path)
+    from nbops.bundle.refs import resolve_bundle
+
+    bundle_path = resolve_bundle(bundle_ref).path
     for given in (data, log, reference, labels):
         if given is not None:
             _require_file(given)
@@ -132,6 +137,13 @@ def monitor(
         logged = read_log(log)
         frame, predictions = logged.frame, logged.predictions
         timestamps, keys = logged.timestamps, logged.keys
+        others = sum(1 for v in logged.versions if v is not None and str(v) != str(bundle.version))
+        if others:
+            err.print(
+                f"warning: {others} of {len(logged.versions)} logged rows were answered by "
+                f"another version than v{bundle.version}; they are judged with v{bundle.version}",
+                markup=False,
+            )
     else:
         frame, predictions = read_frame(data), None  # type: ignore[arg-type]
     report = run_monitor(bundle, frame, predictions)
