@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nbops import errors
 from nbops.bundle.load import load_bundle
@@ -199,3 +201,42 @@ def test_a_regressor_gets_a_note_and_realised_metrics_with_labels(
     mae = report.realised[0].metrics["mae"].value
     assert mae == pytest.approx(np.mean(np.abs(predictions - recent.a * 2.0)))
     assert report.alerts == []
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    junk=st.lists(json_values, max_size=5), keys_form=st.sampled_from(["columns", "rows", "none"])
+)
+def test_the_log_reader_keeps_whole_lines_and_skips_any_other_json(
+    tmp_path: Path, junk: list[object], keys_form: str
+) -> None:
+    good = {"timestamp": "2026-11-01T00:00:00+00:00", "version": 1,
+            "records": [{"a": 1.0, "b": 1.5, "c": "x"}, {"a": 0.0, "b": 1.2, "c": "y"}],
+            "predictions": [1, 0]}  # fmt: skip
+    if keys_form == "columns":
+        good["keys"] = {"id": [7, 8]}
+    elif keys_form == "rows":
+        good["keys"] = [{"id": 7}, {"id": 8}]
+    odd = {"records": [1, "x"], "predictions": [0, 1]}  # records that are not objects
+    lines = [json.dumps(j) for j in [*junk, odd]] + [json.dumps(good), "{cut short"]
+    path = tmp_path / "log.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    try:
+        logged = read_log(path)
+    except errors.QualityInputError:
+        return  # junk that looked like records but was not: refused, one line
+    assert logged.frame.shape[0] == len(logged.predictions) == len(logged.timestamps)
+    assert logged.predictions[-2:] == [1, 0]
+    if keys_form != "none":
+        assert logged.keys is not None and logged.keys["id"].tolist()[-2:] == [7, 8]

@@ -164,6 +164,8 @@ def read_log(path: Path) -> RequestLog:
             continue
         if len(lines_records) != len(lines_predictions):
             continue  # a line that does not pair records with predictions
+        if not all(isinstance(r, dict) for r in lines_records):
+            continue
         records.extend(lines_records)
         predictions.extend(lines_predictions)
         timestamps.extend([entry.get("timestamp")] * len(lines_records))
