@@ -240,3 +240,21 @@ def test_the_log_reader_keeps_whole_lines_and_skips_any_other_json(
     assert logged.predictions[-2:] == [1, 0]
     if keys_form != "none":
         assert logged.keys is not None and logged.keys["id"].tolist()[-2:] == [7, 8]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.drop(columns=["b"]), "lacks the request column"),
+        (lambda f: f.assign(label="yes"), "not classes of the model"),
+        (lambda f: f.drop(columns=["label"]), "no label column 'label'"),
+    ],
+    ids=["no request column", "unknown classes", "no label"],
+)
+def test_an_unusable_reference_is_one_clear_error(bundle, change, message) -> None:  # type: ignore[no-untyped-def]
+    recent = rows(50, 12)
+    with pytest.raises(errors.QualityInputError, match=message):
+        performance(
+            bundle, recent, bundle.predict(recent[["a", "b", "c"]]),
+            reference=change(rows(100, 13)), label="label",
+        )  # fmt: skip

@@ -212,12 +212,19 @@ def performance(
         classes=list(classes) if classes is not None else None,
         max_drop=max_drop,
     )
-    slicer = Slicer.from_reference(
-        (reference if reference is not None else frame)[columns], columns
-    )
     y_label = None
     if reference is not None:
         y_label = _label_column(bundle, reference, label, "--reference")
+        missing = [c for c in bundle.request_columns if c not in reference.columns]
+        if missing:
+            raise QualityInputError(
+                f"the reference lacks the request column(s) {', '.join(missing)}",
+                location="--reference",
+                fix="give labelled rows with the columns a request carries",
+            )
+    slicer = Slicer.from_reference(
+        (reference if reference is not None else frame)[columns], columns
+    )
     pos = None
     if classes is not None and len(classes) == 2:
         pos = 1 if pos_label is None else int(_class_codes([pos_label], classes, "--pos-label")[0])

@@ -126,6 +126,7 @@ def monitor(
             _require_file(given)
     import json
 
+    from nbops._jsonsafe import json_safe
     from nbops.bundle.monitor import monitor as run_monitor
     from nbops.bundle.monitor import raise_for_alerts, read_log
     from nbops.bundle.performance import performance
@@ -184,7 +185,8 @@ def monitor(
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(
-            json_path, json.dumps(report.to_dict(), indent=2, default=str, allow_nan=False)
+            json_path,
+            json.dumps(json_safe(report.to_dict(), iso_dates=True, missing_as_null=True), indent=2),
         )
     if html_report is not None:
         html_report.parent.mkdir(parents=True, exist_ok=True)
