@@ -133,8 +133,8 @@ def segments(
     for start, group in keyed.resample(offset):
         if len(group):
             stamp = pd.Timestamp(start)
-            out.append((stamp.isoformat(), stamp.isoformat(), (stamp + offset).isoformat(),
-                        group.to_numpy()))  # fmt: skip
+            label = stamp.strftime("%Y-%m-%d %H:%M")
+            out.append((label, stamp.isoformat(), (stamp + offset).isoformat(), group.to_numpy()))
     return out
 
 
