@@ -395,7 +395,8 @@ def _planted(frame: pd.DataFrame, problem: str) -> pd.DataFrame:
     if problem == "wrong dtype":
         bad["age"] = bad["age"].astype(str)
     elif problem == "null in a non-nullable column":
-        bad["city"] = bad["city"].where(bad.index != 3, None)
+        # nulls in 2% of the rows: one null would be what sampling gives (a warning)
+        bad["city"] = bad["city"].where(bad.index % 50 != 3, None)
     elif problem == "out of range":
         bad.loc[5, "income"] = 10**9
     elif problem == "unknown category":

@@ -286,26 +286,67 @@ def learn_range_tolerance(values: np.ndarray) -> RangeTolerance:
     gap_low, gap_high = _tail_gaps(values)
     c_low, c_high = 1.0, 1.0
     if x.size >= 10:
-        lows, highs = [], []
-        for mask in rng.random((TOLERANCE_SPLITS, x.size)) < 0.5:
-            fit, held = x[mask], x[~mask]
-            if fit.size < 2 or held.size < 1:
-                continue
-            fit_low, fit_high = _tail_gaps(fit)
-            lows.append(_excess(fit[0] - held[0], fit_low or gap_low))
-            highs.append(_excess(held[-1] - fit[-1], fit_high or gap_high))
-        if highs:
-            c_low = max(1.0, float(np.percentile(lows, TOLERANCE_PERCENTILE)))
-            c_high = max(1.0, float(np.percentile(highs, TOLERANCE_PERCENTILE)))
+        masks = rng.random((TOLERANCE_SPLITS, x.size)) < 0.5
+        keep = (masks.sum(axis=1) >= 2) & ~masks.all(axis=1)
+        if keep.any():
+            low, high = _split_excess(x, masks[keep], gap_low, gap_high)
+            c_low = max(1.0, float(np.percentile(low, TOLERANCE_PERCENTILE)))
+            c_high = max(1.0, float(np.percentile(high, TOLERANCE_PERCENTILE)))
     factor = FALLBACK_TOLERANCE_FACTOR
     return RangeTolerance(
         low=_round_up(factor * c_low * gap_low), high=_round_up(factor * c_high * gap_high)
     )
 
 
-def _excess(beyond: float, gap: float) -> float:
-    """How many tail gaps the held-out extreme went past the fit's (0 when not past)."""
-    return max(0.0, beyond) / gap if gap > 0 else 0.0
+def _split_excess(
+    x: np.ndarray, masks: np.ndarray, gap_low: float, gap_high: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per split (a row of `masks`: True = fit, False = held out; `x` sorted): how many of
+    the fit's tail gaps the held-out min and max went past the fit's (0 when not past).
+    Vectorised over splits: the fit's k-th value is found by a search in its running count."""
+    splits, n = masks.shape
+    rows = np.arange(splits)
+    counts = np.cumsum(masks, axis=1)
+    sizes = counts[:, -1]
+    base = rows * (n + 1)  # each row's running counts shifted into a range of its own
+    flat = (counts + base[:, None]).ravel()
+
+    def fit_value(rank: np.ndarray) -> np.ndarray:  # the fit's rank-th value (from 0)
+        return x[np.searchsorted(flat, rank + 1 + base) - rows * n]
+
+    def fit_quantile(q: float) -> np.ndarray:  # linear interpolation, as `_quantiles`
+        position = q * (sizes - 1)
+        below = np.floor(position).astype(np.int64)
+        low, high = fit_value(below), fit_value(np.minimum(below + 1, sizes - 1))
+        return low + (position - below) * (high - low)
+
+    fit_min, fit_max = fit_value(np.zeros_like(sizes)), fit_value(sizes - 1)
+    held_min = x[np.argmin(masks, axis=1)]
+    held_max = x[n - 1 - np.argmin(masks[:, ::-1], axis=1)]
+    quantiles = {
+        key: fit_quantile(float(key)) for key in {*TAIL_QUANTILES_LOW, *TAIL_QUANTILES_HIGH}
+    }
+    return (
+        _excess(fit_min - held_min, _gaps(fit_min, quantiles, TAIL_QUANTILES_LOW), gap_low),
+        _excess(held_max - fit_max, _gaps(fit_max, quantiles, TAIL_QUANTILES_HIGH), gap_high),
+    )
+
+
+def _gaps(
+    extreme: np.ndarray, quantiles: dict[str, np.ndarray], keys: tuple[str, ...]
+) -> np.ndarray:
+    """`model.tail_gap`, per split."""
+    gaps = np.zeros_like(extreme)
+    for key in keys:
+        gaps = np.where(gaps > 0, gaps, np.abs(extreme - quantiles[key]))
+    return gaps
+
+
+def _excess(beyond: np.ndarray, gaps: np.ndarray, fallback: float) -> np.ndarray:
+    """`beyond` in tail gaps (the reference's gap where a split's is 0; 0 without any)."""
+    gaps = np.where(gaps > 0, gaps, fallback)
+    safe = np.where(gaps > 0, gaps, 1.0)
+    return np.where(gaps > 0, np.maximum(beyond, 0.0) / safe, 0.0)
 
 
 def _round_up(value: float) -> float:

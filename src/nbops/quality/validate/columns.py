@@ -162,16 +162,28 @@ class _ColumnChecks:
     def null_check(self) -> CheckResult:
         nulls, column = self.nulls, self.column
         fraction = nulls / self.n
+        status: Status = "pass"
+        message = f"{fraction:.2%} nulls"
         if nulls and not column.nullable:
-            status: Status = "fail"
-            message = f"{nulls} null(s) in a column that allows none"
+            status, message = "fail", f"{nulls} null(s) in a column that allows none"
         elif column.max_null_fraction is not None and fraction > column.max_null_fraction:
             status = "fail"
             message = (
                 f"{fraction:.2%} nulls, above max_null_fraction {column.max_null_fraction:.2%}"
             )
-        else:
-            status, message = "pass", f"{fraction:.2%} nulls"
+        reference = self._reference_nulls()
+        if status == "fail" and reference is not None:
+            # inferred limits: judge the excess by what sampling alone gives
+            n_ref, ref_nulls = reference
+            p = null_excess_pvalue(n_ref, ref_nulls, self.n, nulls)
+            had = f"{ref_nulls} in {n_ref} reference rows"
+            if p >= NULL_ALPHA:
+                status = "warn"
+                message += f" ({had}), as sampling alone gives (p={p:.2g})"
+            else:
+                message += (
+                    f" ({had}): sampling alone gives that with p={p:.2g}, below {NULL_ALPHA:g}"
+                )
         rows = _first_rows(np.asarray(self.s.isna())) if status == "fail" else []
         return self.result(
             "nulls",
@@ -181,6 +193,16 @@ class _ColumnChecks:
             example_rows=rows,
             stats={"null_fraction": fraction},
         )
+
+    def _reference_nulls(self) -> tuple[int, int] | None:
+        """(rows, nulls) of the reference the null limits were inferred from, when the schema
+        says (an observed `null_fraction` and reference statistics); None for hand-set limits."""
+        column, reference = self.column, self.column.reference
+        f = column.null_fraction
+        if reference is None or f is None or f >= 1:
+            return None
+        rows = round(reference.rows / (1 - f))
+        return rows, rows - reference.rows
 
     def range_check(self) -> list[CheckResult]:
         column, s = self.column, self.s
@@ -308,6 +330,19 @@ class _ColumnChecks:
             examples=[_json_value(v) for v in self.s.iloc[rows].to_numpy(dtype=object)],
             example_rows=rows,
         )
+
+
+NULL_ALPHA = 0.001  # null checks of inferred limits fail below this p-value, else warn
+
+
+def null_excess_pvalue(n: int, n_nulls: int, m: int, m_nulls: int) -> float:
+    """P(at least `m_nulls` of the m new rows are null) when the n + m rows are exchangeable
+    and n_nulls + m_nulls of them are null (hypergeometric; the count test when n_nulls = 0)."""
+    if n_nulls == 0:
+        return exceedance_pvalue(n, m, m_nulls)
+    from scipy.stats import hypergeom
+
+    return float(hypergeom(n + m, n_nulls + m_nulls, m).sf(m_nulls - 1))
 
 
 def exceedance_pvalue(n: int, m: int, k: int) -> float:
