@@ -6,7 +6,11 @@ errors still fail (power). Rates are printed (`pytest -s`) for the old rule (any
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -49,10 +53,10 @@ def synthetic(kind: str) -> pd.DataFrame:
     return pd.DataFrame({"id": np.arange(n), "x": values})
 
 
-DATASETS = {
+SYNTHETIC = ("normal", "lognormal", "poisson", "uniform")
+DATASETS: dict[str, Callable[[], pd.DataFrame]] = {
     "penguins": penguins,
-    **{kind: (lambda kind=kind: synthetic(kind)) for kind in ("normal", "lognormal", "poisson")},
-    "uniform": lambda: synthetic("uniform"),
+    **{kind: partial(synthetic, kind) for kind in SYNTHETIC},
 }
 
 
@@ -66,50 +70,63 @@ def range_checks(report: ValidationReport) -> list[CheckResult]:
     return [c for c in report.checks if c.kind == "range"]
 
 
+JUDGED = frozenset({"range", "nulls"})  # the checks judged by what sampling gives
+
+
 def old_rule_failed(report: ValidationReport) -> bool:
-    """The rule before range tolerance: any value outside [min, max] failed the check."""
-    others_failed = any(c.status == "fail" and c.kind != "range" for c in report.checks)
-    return others_failed or any(c.count > 0 for c in range_checks(report))
+    """The rule before: any value outside [min, max], or any null past the inferred limits,
+    failed (the new rules only turn some of those failures into warnings)."""
+    return any(c.kind in JUDGED and c.status != "pass" for c in report.checks)
 
 
-def failure_rates(name: str) -> tuple[float, float, list[str]]:
-    """The share of SPLITS random 70/30 splits failing, under the old rule and the new one,
-    with the failed checks' messages under the new rule."""
+class Rates(NamedTuple):
+    old: float  # splits failing a range or nulls check under the old rule
+    new: float  # ... under the learnt tolerance and the count test
+    whole: float  # splits failing any check of the report (drift included)
+    failures: list[str]
+
+
+def failure_rates(name: str) -> Rates:
+    """What share of SPLITS random 70/30 splits fail (infer on 70%, validate the other 30%)."""
     frame = DATASETS[name]()
-    old = new = 0
+    old = new = whole = 0
     failures: list[str] = []
     label = "species" if name == "penguins" else None
     for seed in range(SPLITS):
         train, test = split(frame, seed)
         report = validate(test, infer_schema(train, key="id", label=label))
         old += old_rule_failed(report)
-        new += not report.passed
+        new += any(c.kind in JUDGED for c in report.failed_checks)
+        whole += not report.passed
         failures += [f"split {seed}: {c.name}: {c.message}" for c in report.failed_checks]
-    return old / SPLITS, new / SPLITS, failures
+    return Rates(old / SPLITS, new / SPLITS, whole / SPLITS, failures)
 
 
 @pytest.fixture(scope="module")
-def rates() -> dict[str, tuple[float, float, list[str]]]:
+def rates() -> dict[str, Rates]:
     found = {name: failure_rates(name) for name in DATASETS}
-    print(f"\nfailed splits out of {SPLITS} random 70/30 splits (infer on 70%, validate 30%)")
-    for name, (old, new, _) in found.items():
-        print(f"  {name:10s} old rule {old:6.1%}   learnt tolerance {new:6.1%}")
+    print(f"\nsplits failed, of {SPLITS} random 70/30 splits (infer on 70%, validate 30%)")
+    print("             range/nulls: old rule   learnt   | any check (drift included)")
+    for name, r in found.items():
+        print(f"  {name:10s}             {r.old:6.1%}   {r.new:6.1%}   | {r.whole:6.1%}")
     return found
 
 
 @pytest.mark.parametrize("name", list(DATASETS))
-def test_random_splits_of_the_training_data_pass(
-    rates: dict[str, tuple[float, float, list[str]]], name: str
+def test_random_splits_raise_no_range_or_null_false_alarms(
+    rates: dict[str, Rates], name: str
 ) -> None:
-    _, new, failures = rates[name]
-    assert new <= MAX_FAILED_RATE, failures
+    assert rates[name].new <= MAX_FAILED_RATE, rates[name].failures
 
 
-def test_the_old_rule_failed_random_splits_often(
-    rates: dict[str, tuple[float, float, list[str]]],
-) -> None:
+@pytest.mark.parametrize("name", SYNTHETIC)
+def test_random_splits_of_one_column_pass_every_check(rates: dict[str, Rates], name: str) -> None:
+    assert rates[name].whole <= MAX_FAILED_RATE, rates[name].failures
+
+
+def test_the_old_rule_failed_random_splits_often(rates: dict[str, Rates]) -> None:
     # what the issue reported: single values just past the observed min or max failed
-    assert all(old >= 0.2 for old, _, _ in rates.values()), rates
+    assert all(r.old >= 0.2 for r in rates.values()), rates
 
 
 def test_the_issues_penguins_split_passes_with_warnings() -> None:
@@ -162,7 +179,7 @@ def test_a_fifth_of_the_rows_past_the_max_fails_on_their_number(name: str) -> No
     check = next(c for c in report.checks if c.name == f"{column}.range")
     assert check.status == "fail", check.message
     assert "sampling alone gives that with p=" in check.message
-    assert check.count == len(shifted)
+    assert check.count >= len(shifted)  # and any value of the split already past the range
 
 
 def test_range_alpha_is_the_columns_own() -> None:
@@ -197,9 +214,15 @@ def test_the_count_test_is_the_negative_hypergeometric_tail(
     n: int, m: int, data: st.DataObject
 ) -> None:
     k = data.draw(st.integers(1, m))
-    # K = new values drawn before the first reference value, from the top of the pooled data
+    exact = math.comb(m, k) / math.comb(n + m, k)  # Python's integers: exact, then rounded
+    # K = new values drawn before the first reference value, from the top of the pooled data;
+    # scipy's sf loses digits as p falls (measured: relative error up to 1e-8 at p ~ 1e-3,
+    # 2e-6 at p ~ 1e-6, 3e-2 at p ~ 1e-10, none left at 1e-13): compared where it has them
     reference = stats.nhypergeom(n + m, m, 1).sf(k - 1)
-    assert exceedance_pvalue(n, m, k) == pytest.approx(reference, rel=1e-9, abs=1e-300)
+    got = exceedance_pvalue(n, m, k)
+    assert got == pytest.approx(exact, rel=1e-11, abs=1e-300)
+    if exact > 1e-6:
+        assert got == pytest.approx(reference, rel=1e-5)
 
 
 @settings(max_examples=200, deadline=None)
