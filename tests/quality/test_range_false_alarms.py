@@ -267,7 +267,7 @@ def test_heavy_tails_learn_wider_bounds_than_light_ones() -> None:
     gap = {k: _tail_gaps(v)[1] for k, v in (("light", light), ("heavy", heavy))}
     light_c = learn_range_tolerance(light).high / gap["light"]
     heavy_c = learn_range_tolerance(heavy).high / gap["heavy"]
-    assert light_c == pytest.approx(2.0, rel=1e-6) and heavy_c > 2.5
+    assert light_c == pytest.approx(2.0, rel=1e-6) and heavy_c > 5
 
 
 def test_learning_is_seeded_and_samples_large_columns() -> None:
