@@ -172,6 +172,8 @@ class _ColumnChecks:
                 f"{fraction:.2%} nulls, above max_null_fraction {column.max_null_fraction:.2%}"
             )
         reference = self._reference_nulls()
+        if nulls and not column.nullable and column.null_fraction:
+            reference = None  # the reference had nulls: a non-nullable column is a hand-set rule
         if status == "fail" and reference is not None:
             # inferred limits: judge the excess by what sampling alone gives
             n_ref, ref_nulls = reference
@@ -243,8 +245,8 @@ class _ColumnChecks:
         if far_count:
             outer = f"[{_json_value(far_lo)}, {_json_value(far_hi)}]"
             message = (
-                f"{far_count} value(s) outside {outer}, beyond the learnt tolerance of "
-                f"the observed range {bounds}"
+                f"{far_count} value(s) outside {outer}, beyond the tolerance of the "
+                f"observed range {bounds}"
             )
             return [self._range_failure(far, x, message, stats, count=count)]
         alpha = DEFAULT_RANGE_ALPHA if column.range_alpha is None else column.range_alpha
