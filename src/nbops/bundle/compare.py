@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from nbops.bundle.load import load_bundle
 from nbops.config import load_project
@@ -28,6 +28,9 @@ from nbops.errors import (
     QualityInputError,
 )
 from nbops.gates import GateResult, evaluate_gate, parse_gate
+
+if TYPE_CHECKING:
+    from nbops.quality.slices import Task
 
 LOWER_IS_BETTER = frozenset({"mae", "rmse"})  # quality.slices' own, without loading pandas
 
@@ -563,10 +566,10 @@ def compare_on_data(
     y = frame[column].to_numpy()
     missing = np.flatnonzero(pd.isna(frame[column]).to_numpy())
     if len(missing):
-        rows = ", ".join(str(i + 1) for i in missing[:5])
+        first = ", ".join(str(i + 1) for i in missing[:5])
         raise QualityInputError(
             f"the label column {column!r} of {where} has {len(missing)} missing value(s) "
-            f"(rows {rows})",
+            f"(rows {first})",
             fix="drop the rows without a label",
         )
     pred_a = _predictions(a, frame, "champion", where)
@@ -675,26 +678,26 @@ def _weak(
     from nbops.quality.slices import slice_metrics
     from nbops.quality.slices.weak import weak_segments
 
-    chosen = {} if options is True else dict(options)  # type: ignore[arg-type]
+    chosen: dict[str, Any] = {} if isinstance(options, bool) else dict(options)
     key = list(getattr(champion.schema, "key", None) or [])
     chosen.setdefault("exclude", [label, *key])
-    labels = None
+    labels: list[Any] | None = None
     if task == "classification":
         labels = sorted(
             {*np.unique(y).tolist(), *np.unique(pred_a).tolist(), *np.unique(pred_b).tolist()}
         )
         chosen.setdefault("labels", labels)
-    found = weak_segments(y, pred_b, data=frame, task=task, **chosen)  # type: ignore[arg-type]
+    found = weak_segments(y, pred_b, data=frame, task=cast("Task", task), **chosen)
     champion_values: dict[str, float | None] = {}
     for row in found:
         mask = row.slice.mask(frame)
         report = slice_metrics(
             y[mask],
             pred_a[mask],
-            task=task,
+            task=cast("Task", task),
             metrics=[row.metric],
             ci=None,
-            labels=labels,  # type: ignore[arg-type]
+            labels=labels,
         )
         champion_values[row.name] = report.overall.get(row.metric)
     return list(found), champion_values

@@ -379,7 +379,8 @@ def weak_segments(
     if not math.isnan(overall):
         for number, item in enumerate(evaluated):
             single = number < len(singles)
-            for index in np.flatnonzero(item.counts >= support):
+            for found in np.flatnonzero(item.counts >= support):
+                index = int(found)
                 value = float(item.values[index])
                 if math.isnan(value) or not worse(value, overall):
                     continue
@@ -392,7 +393,7 @@ def weak_segments(
                         for p_value, p_count in parents
                     ):
                         continue
-                candidates.append((number, int(index), value))
+                candidates.append((number, index, value))
 
     sign = -1.0 if lower_better else 1.0
     ranked: list[tuple[tuple[float, float, int, str], SliceMetric]] = []
