@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from nbops._atomic import atomic_path
+from nbops._atomic import atomic_path, atomic_write_text
 from nbops.bundle.locate import require_bundle_path
 from nbops.cli.common import ReadableGroup, _handles_errors, _require_file, _warn, app, out
 from nbops.errors import BundleGateFailedError
@@ -307,14 +307,10 @@ def bundle_compare(
     if json_out is not None:
         import json
 
-        from nbops._atomic import atomic_write_text
-
         json_out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(json_out, json.dumps(result.to_dict(), indent=2) + "\n")
         out.print(f"Wrote {json_out}", markup=False)
     if html_out is not None:
-        from nbops._atomic import atomic_write_text
-
         html_out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(html_out, result.to_html())
         out.print(f"Wrote {html_out}", markup=False)
