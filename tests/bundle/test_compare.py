@@ -4,6 +4,7 @@ exit code (40), not a run's gate failure (`nbops ci`'s 24)."""
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -312,3 +313,50 @@ def test_cli_a_row_a_bundle_refuses_exits_28_naming_the_row(pair: Pair, tmp_path
     assert result.returncode == 28, result.stderr
     line = _error_line(result)
     assert f"the champion (tiny v1) refuses row 7 of {broken} (line 8)" in line, line
+
+
+def test_weak_segments_of_the_challenger_carry_the_champion_value(pair: Pair) -> None:
+    result = compare_on_data(
+        pair.champion, pair.challenger, pair.frame, n_resamples=100, weak={"top_k": 3}
+    )
+    assert len(result.weak) == 3
+    y, a, b = pair.y, pair.pred_a, pair.pred_b
+    for row in result.weak:
+        assert "label" not in row.slice.columns
+        mask = row.slice.mask(pair.frame)
+        assert row.value == pytest.approx(accuracy_score(y[mask], b[mask]), abs=1e-12)
+        champion = result.weak_champion[row.name]
+        assert champion == pytest.approx(accuracy_score(y[mask], a[mask]), abs=1e-12)
+    page = result.to_html()
+    assert "<h2>Weak segments of the challenger</h2>" in page
+    assert html.escape(result.weak[0].name) in page and "<h2>Metrics</h2>" in page
+
+
+def test_regressors_are_compared_on_mae_rmse_r2_with_the_rmse_default_gate(
+    built: Built, pair: Pair, tmp_path: Path
+) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.dummy import DummyRegressor
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    def fitted(model: Any) -> Any:
+        prep = ColumnTransformer(
+            [("num", StandardScaler(), ["a", "ratio"]), ("cat", OneHotEncoder(), ["c"])]
+        )
+        return Pipeline([("prep", prep), ("reg", model)]).fit(built.features, built.raw["a"])
+
+    worse, better = fitted(DummyRegressor()), fitted(LinearRegression())
+    champion = built.build(tmp_path / "a", model=worse)
+    challenger = built.build(tmp_path / "b", model=better)
+    result = compare_on_data(champion, challenger, pair.frame, label="a", n_resamples=200)
+    assert result.task == "regression" and list(result.metrics) == ["mae", "rmse", "r2"]
+    y = pair.frame["a"].to_numpy()
+    rmse = result.metrics["rmse"]
+    expected = np.sqrt(np.mean((better.predict(built.features) - y) ** 2)) - np.sqrt(
+        np.mean((worse.predict(built.features) - y) ** 2)
+    )
+    assert rmse.diff == pytest.approx(expected, abs=1e-12)
+    assert rmse.better is True
+    assert [g.gate for g in result.gates] == ["diff.rmse.ci_high < 0"] and result.passed
