@@ -360,3 +360,18 @@ def test_regressors_are_compared_on_mae_rmse_r2_with_the_rmse_default_gate(
     assert rmse.diff == pytest.approx(expected, abs=1e-12)
     assert rmse.better is True
     assert [g.gate for g in result.gates] == ["diff.rmse.ci_high < 0"] and result.passed
+
+
+def test_text_in_a_number_column_names_its_row_not_the_first(pair: Pair, tmp_path: Path) -> None:
+    """One "abc" makes a CSV column text for every row: halving the frame would blame row
+    1, so the row holding the text is named."""
+    broken = tmp_path / "text.csv"
+    frame = pair.frame.astype({"a": object})
+    frame.loc[9, "a"] = "abc"
+    frame.to_csv(broken, index=False)
+    with pytest.raises(BundleError) as caught:
+        compare_on_data(pair.champion, pair.challenger, broken, n_resamples=10)
+    assert f"refuses row 10 of {broken} (line 11): column 'a' holds 'abc', not a number" in str(
+        caught.value
+    )
+    assert caught.value.exit_code == 28
