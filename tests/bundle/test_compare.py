@@ -375,3 +375,19 @@ def test_text_in_a_number_column_names_its_row_not_the_first(pair: Pair, tmp_pat
         caught.value
     )
     assert caught.value.exit_code == 28
+
+
+def test_the_projects_promote_gates_replace_the_default(
+    pair: Pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "p"\n\n[tool.nbops]\n'
+        'promote_gates = ["diff.accuracy.ci_low > 0.5", "diff.f1.significant == 1"]\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    result = compare_on_data(pair.champion, pair.challenger, pair.frame, n_resamples=100)
+    assert [(g.gate, g.passed) for g in result.gates] == [
+        ("diff.accuracy.ci_low > 0.5", False),
+        ("diff.f1.significant == 1", True),
+    ]
+    assert not result.passed
