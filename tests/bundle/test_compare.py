@@ -258,9 +258,14 @@ def test_cli_compare_on_data_reports_the_sklearn_diffs_and_passes(
         str(report),
         "--gate",
         "slices.accuracy.min_diff >= -0.5",
+        "--weak",
+        "--html",
+        str(tmp_path / "comparison.html"),
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
+    assert "Weak segments of the challenger" in result.stdout
+    assert "<h2>Metrics</h2>" in (tmp_path / "comparison.html").read_text()
     assert "Challenger - champion" in result.stdout and "McNemar (accuracy)" in result.stdout
     assert "PASS  diff.accuracy.ci_low > 0" not in result.stdout  # a --gate replaces defaults
     assert "Verdict: the challenger passes all 1 gates." in result.stdout
@@ -273,6 +278,7 @@ def test_cli_compare_on_data_reports_the_sklearn_diffs_and_passes(
     assert written["metrics"]["accuracy"]["ci_low"] == pytest.approx(low, abs=1e-12)
     assert written["metrics"]["accuracy"]["ci_high"] == pytest.approx(high, abs=1e-12)
     assert {s["slice"] for s in written["slices"]} == {'c == "x"', 'c == "y"', 'c == "z"'}
+    assert written["weak"] and written["weak"][0]["champion"] is not None
 
 
 def test_cli_a_worse_challenger_exits_40(pair: Pair, tmp_path: Path) -> None:
