@@ -154,3 +154,43 @@ def test_a_rerun_whose_kept_copy_is_gone_stops_with_42_before_anything_runs(
     assert raised.value.exit_code == 42 and "is missing" in str(raised.value)
     assert [r.run_id for r in store.list()] == [run_id]
     assert sorted(p.name for p in (store.directory / "runs").iterdir()) == [run_id]
+
+
+@pytest.mark.slow
+def test_a_run_on_a_dask_worker_sends_its_kept_data_back_with_it(tmp_path: Path) -> None:
+    """A Dask sweep's run happens in a scratch store on the worker (runs/sweep.py): the
+    snapshots it keeps come back with its files, so a rerun finds them."""
+    import pickle
+    import subprocess
+    import sys
+
+    from nbops.runs.snapshots import object_path
+    from nbops.runs.sweep import SweepTask, store_detached
+
+    root = _project(tmp_path)
+    (root / "data.csv").write_text("v\n1\n2\n3\n", "utf-8")
+    build_notebook(
+        root / "train.ipynb", [("data_path = 'data.csv'", ["parameters"]), _work("data_path")]
+    )
+    task = SweepTask(0, str(root / "train.ipynb"), {}, str(root), "sweep-1", None)
+    sent = tmp_path / "payload.pickle"
+    worker = (  # what a Dask worker runs, in a process of its own
+        "import pickle, sys\nfrom nbops.runs.sweep import execute_task_detached\n"
+        "task = pickle.load(open(sys.argv[1], 'rb'))\n"
+        "pickle.dump(execute_task_detached(task), open(sys.argv[2], 'wb'))\n"
+    )
+    (tmp_path / "task.pickle").write_bytes(pickle.dumps(task))
+    done = subprocess.run(
+        [sys.executable, "-c", worker, str(tmp_path / "task.pickle"), str(sent)],
+        cwd=root, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    payload = pickle.loads(sent.read_bytes())
+    store = RunStore(root / ".nbops")
+    store_detached(payload, task, store)
+
+    [record] = store.list()
+    snapshot = record.data[0].snapshot
+    assert snapshot is not None and snapshot.sha256
+    kept = object_path(store.directory, snapshot.sha256, snapshot.kind)
+    assert kept.read_bytes() == b"v\n1\n2\n3\n"

@@ -32,6 +32,7 @@ from nbops.runs.files import write_bytes
 from nbops.runs.kernels import interrupt_runs
 from nbops.runs.parameters import read_parameter_file
 from nbops.runs.record import RunRecord
+from nbops.runs.snapshots import objects_dir
 from nbops.runs.store import RunStore
 
 
@@ -376,10 +377,19 @@ def _execute_detached(task: SweepTask) -> dict[str, Any]:
             for p in sorted(folder.rglob("*"))
             if p.is_file()
         }
+        # the data snapshots the run kept (track_data(..., snapshot=True)) live in the store,
+        # not the run folder: they go back too, or a rerun of this run finds them missing
+        kept = objects_dir(Path(tmp))
+        objects = {
+            p.relative_to(kept).as_posix(): p.read_bytes()
+            for p in sorted(kept.rglob("*"))
+            if p.is_file()
+        }
         return {
             "index": task.index,
             "record": record.model_dump_json(),
             "files": files,
+            "objects": objects,
             "error": error,
         }
 
@@ -394,6 +404,14 @@ def store_detached(payload: dict[str, Any], task: SweepTask, store: Any) -> Task
         target = folder / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(target, data)  # atomic, as every file of a run (files.py)
+    kept = objects_dir(store.directory).resolve()
+    for rel, data in payload.get("objects", {}).items():
+        target = kept / rel
+        if kept not in target.resolve().parents:  # a worker names paths inside the store only
+            continue
+        if not target.exists():  # content-addressed: the same name is the same bytes
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes(target, data)
     store.save(record)
     return TaskResult(
         task.index,
