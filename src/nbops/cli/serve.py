@@ -55,9 +55,7 @@ def serve(
         from nbops.bundle.serve import serve as run_server
 
         bundle = _load(Path(bundle_ref), _trust(trusted_key, require_signature))
-        err.print(
-            f"Serving {bundle.name} v{bundle.version} on http://{host}:{port}", markup=False
-        )
+        err.print(f"Serving {bundle.name} v{bundle.version} on http://{host}:{port}", markup=False)
         run_server(bundle, host=host, port=port, log_sample=log_sample, log_path=log_path)
         return
     import uvicorn
@@ -74,9 +72,7 @@ def serve(
     current = app.state.serving.current
     if current.signature_json and current.signature_json.get("status") != "verified":
         _warn([f"{bundle_ref}: {current.bundle.signature.describe()}"])
-    err.print(
-        f"Serving {bundle_ref} (v{current.version}) on http://{host}:{port}", markup=False
-    )
+    err.print(f"Serving {bundle_ref} (v{current.version}) on http://{host}:{port}", markup=False)
     uvicorn.run(app, host=host, port=port, log_level="warning", ws="none", lifespan="on")
 
 

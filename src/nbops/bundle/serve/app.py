@@ -13,7 +13,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -126,17 +126,18 @@ def create_app(
     max_batch: int = 64,
     log_sample: float = 0.0,
     log_path: str | Path | None = None,
+    log_keys: Sequence[str] = (),
     _swapper: _Swapper | None = None,
     _ref: str | None = None,
 ) -> FastAPI:
-    """A FastAPI app serving `bundle`: /predict, /health, /metadata, /metrics, /docs."""
+    """A FastAPI app serving `bundle`: /predict, /health, /metadata, /metrics, /docs.
+    `log_keys`: columns of the raw records the request log keeps under `keys` (besides the
+    schema's key), never given to the model: an id to join labels that arrive later."""
     _check_options(max_body_bytes, batch_wait_ms, max_batch, log_sample)
     metrics = _Metrics(_task_of(bundle), _value_buckets(bundle.schema))
-
-    def build(loaded: Any) -> _Generation:
-        return _Generation(loaded, metrics, max_batch=max_batch, batch_wait_ms=batch_wait_ms)
-
-    first = build(bundle)
+    first = _Generation(
+        bundle, metrics, max_batch=max_batch, batch_wait_ms=batch_wait_ms, log_keys=log_keys
+    )
     serving = _Serving(first, _ref)
     request_log: _RequestLog | None = None
     if log_sample > 0:
@@ -220,7 +221,9 @@ def create_app(
         if proba and not generation.predictor.has_proba:
             return _error(422, "this model gives no probabilities", kind="no_probabilities")
         records: list[BaseModel] = body.records  # type: ignore[attr-defined]
-        columns = {column: [getattr(r, attr) for r in records] for column, attr in generation.fields}
+        columns = {
+            column: [getattr(r, attr) for r in records] for column, attr in generation.fields
+        }
         try:
             outcome = await generation.batcher.submit(_Job(columns, len(records), proba))
         except RecordError as e:
@@ -325,9 +328,7 @@ def _keys(raw: Any, keys: list[str]) -> dict[str, list[Any]] | None:
     if not keys:
         return None
     records = raw.get("records", []) if isinstance(raw, dict) else []
-    return {
-        key: [r.get(key) if isinstance(r, dict) else None for r in records] for key in keys
-    }
+    return {key: [r.get(key) if isinstance(r, dict) else None for r in records] for key in keys}
 
 
 def create_registry_app(
@@ -369,6 +370,7 @@ def create_registry_app(
                 app.state.metrics,
                 max_batch=options.get("max_batch", 64),
                 batch_wait_ms=options.get("batch_wait_ms", 2.0),
+                log_keys=options.get("log_keys", ()),
             ),
         )
     app = create_app(bundle, _swapper=swapper, _ref=ref, **options)

@@ -25,7 +25,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,13 @@ class _Generation:
     """One bundle as served: built from the bundle alone (plus the app's shared metrics)."""
 
     def __init__(
-        self, bundle: Any, metrics: _Metrics, *, max_batch: int, batch_wait_ms: float
+        self,
+        bundle: Any,
+        metrics: _Metrics,
+        *,
+        max_batch: int,
+        batch_wait_ms: float,
+        log_keys: Sequence[str] = (),
     ) -> None:
         manifest = bundle.manifest
         self.bundle = bundle
@@ -80,7 +86,10 @@ class _Generation:
         self.classes_json = _json_safe(list(classes)) if classes is not None else None
         signature = getattr(bundle, "signature", None)  # nbops.bundle.signing.SignatureCheck
         self.signature_json = signature.as_dict() if signature is not None else None
-        self.keys: list[str] = list(getattr(schema, "key", None) or [])
+        # the key columns the request log keeps: the schema's key, then the server's own
+        self.keys: list[str] = list(
+            dict.fromkeys([*(getattr(schema, "key", None) or []), *log_keys])
+        )
         self.in_flight = 0
         self.retired = False
         self.since = _now()
