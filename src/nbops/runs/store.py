@@ -81,8 +81,8 @@ CREATE TABLE IF NOT EXISTS registry_events (
     detail TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS registry_events_alias ON registry_events (name, alias, id);
-PRAGMA user_version = 2;
 """
+SCHEMA_VERSION = 2  # PRAGMA user_version: 2 since the registry's tables
 REGISTRY_JOURNAL = "registry.jsonl"  # every registry change, replayed by `repair`
 
 
@@ -122,6 +122,8 @@ class RunStore:
                 if not _rebuilding:
                     self._refuse_lost_index(db)
                 db.executescript(_SCHEMA)
+                if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             if disk_full(exc):
                 raise self._disk_full(exc) from None

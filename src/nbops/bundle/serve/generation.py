@@ -95,6 +95,7 @@ class _Generation:
         )
         self.in_flight = 0
         self.retired = False
+        self.owned = False  # the server loaded the bundle, so it closes it (not a caller's)
         self.since = _now()
 
     def probe(self) -> str | None:
@@ -115,7 +116,7 @@ class _Generation:
     async def aclose(self) -> None:
         await self.batcher.aclose()
         close = getattr(self.bundle, "close", None)
-        if callable(close):
+        if self.owned and callable(close):
             await asyncio.get_running_loop().run_in_executor(None, close)
 
 
@@ -280,6 +281,7 @@ class _Swapper:
         bundle = load_bundle(path, **self.trust)
         try:
             generation = self.build(bundle)
+            generation.owned = True
             failure = generation.probe()
         except BaseException:
             bundle.close()
