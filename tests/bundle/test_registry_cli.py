@@ -4,8 +4,13 @@ each refuses (one line, exit 41), through the real CLI in a subprocess."""
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from sklearn.base import clone
 
@@ -13,7 +18,7 @@ from nbops.bundle.registration import promote
 from nbops.errors import RegistryError, StoreError
 from nbops.runs.registry import Registry
 from nbops.runs.store import RunStore
-from tests.bundle.conftest import Built
+from tests.bundle.conftest import Built, rows
 from tests.helpers import run_nbops
 
 
@@ -137,3 +142,44 @@ def test_the_registry_survives_a_zeroed_runs_db_through_runs_repair(project: Pat
         nbops(project, "registry", "history", "tiny", "--json"),
     ]
     assert after == before
+
+
+@pytest.mark.slow
+def test_nbops_serve_an_alias_answers_with_the_version_holding_it(
+    project: Path, built: Built
+) -> None:
+    promoted(project, "tiny-v1", "production")
+    promoted(project, "tiny-v2", "production")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(project / "serve.log", "wb")  # noqa: SIM115 - closed after the server stops
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbops", "serve", "tiny@production", "--port", str(port)],
+        cwd=project, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, (project / "serve.log").read_text()
+            assert time.monotonic() < deadline, "nbops serve did not answer /health"
+            try:
+                health = httpx.get(f"{url}/health", timeout=1).json()
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        answer = httpx.post(
+            f"{url}/predict", json={"records": rows(built.requests.head(2))}, timeout=30
+        )
+        metadata = httpx.get(f"{url}/metadata", timeout=30).json()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+    assert (health["ref"], health["version"], health["swap"]) == ("tiny@production", "2", None)
+    assert answer.json()["version"] == "2"
+    assert answer.headers["x-nbops-model-version"] == "2"
+    assert metadata["served"]["ref"] == "tiny@production" and metadata["version"] == 2
+    assert "Serving tiny@production (v2)" in (project / "serve.log").read_text()

@@ -203,3 +203,17 @@ def test_concurrent_promotions_each_record_the_holder_they_replaced(tmp_path: Pa
     promotions = [e for e in registry.history("penguins") if e.action == "promote"]
     assert len(promotions) == 8
     assert [e.previous for e in promotions[1:]] == [e.version for e in promotions[:-1]]
+
+
+def test_repair_skips_a_torn_last_journal_line(tmp_path: Path) -> None:
+    registry = _registry(tmp_path)
+    _register(registry, 1)
+    registry.set_alias("penguins", "production", 1)
+    with registry.journal.open("a") as f:
+        f.write('{"event": {"at": "2026')  # a write cut short by a crash
+    (tmp_path / ".nbops" / "runs.db").write_bytes(b"")
+
+    repaired = RunStore.repair(tmp_path / ".nbops")
+
+    assert repaired.registry_events == 2
+    assert Registry(RunStore(tmp_path / ".nbops")).get("penguins", "production").version == 1
