@@ -205,15 +205,19 @@ def test_concurrent_promotions_each_record_the_holder_they_replaced(tmp_path: Pa
     assert [e.previous for e in promotions[1:]] == [e.version for e in promotions[:-1]]
 
 
-def test_repair_skips_a_torn_last_journal_line(tmp_path: Path) -> None:
+def test_a_torn_journal_line_loses_neither_the_changes_before_nor_after_it(
+    tmp_path: Path,
+) -> None:
     registry = _registry(tmp_path)
     _register(registry, 1)
+    _register(registry, 2)
     registry.set_alias("penguins", "production", 1)
     with registry.journal.open("a") as f:
         f.write('{"event": {"at": "2026')  # a write cut short by a crash
+    registry.set_alias("penguins", "production", 2)
     (tmp_path / ".nbops" / "runs.db").write_bytes(b"")
 
     repaired = RunStore.repair(tmp_path / ".nbops")
 
-    assert repaired.registry_events == 2
-    assert Registry(RunStore(tmp_path / ".nbops")).get("penguins", "production").version == 1
+    assert repaired.registry_events == 4
+    assert Registry(RunStore(tmp_path / ".nbops")).get("penguins", "production").version == 2

@@ -206,11 +206,15 @@ class Registry:
         )
 
     def _append(self, entry: dict[str, Any]) -> None:
-        """Append one line to the journal, flushed to disk before the caller commits."""
+        """Append one line to the journal, flushed to disk before the caller commits (under
+        the write transaction's lock, so lines never interleave)."""
         line = (json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n").encode()
         try:
-            fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.journal, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line  # after a torn line (a crash mid-write): a line of its own
                 os.write(fd, line)
                 os.fsync(fd)
             finally:
