@@ -26,7 +26,7 @@ from typing import Any
 
 from nbops.bundle.manifest import BundleManifest
 from nbops.bundle.refs import check_registered, manifest_bytes, resolve_bundle
-from nbops.bundle.signing import verify_bundle
+from nbops.bundle.signing import TrustPolicy, check_signature, verify_bundle
 from nbops.config import Project
 from nbops.errors import RegistryError
 from nbops.runs.registry import AliasChange, ModelVersion, Registry, check_alias
@@ -41,15 +41,21 @@ def register_bundle(
     trust: dict[str, Any] | None = None,
     who: str | None = None,
     project: Project | None = None,
+    verify: bool = True,
 ) -> ModelVersion:
-    """Verify the bundle at `path` and register it (a no-op when it already is)."""
+    """Verify the bundle at `path` and register it (a no-op when it already is). `verify=False`
+    is for a bundle folder just built here (`nbops bundle --run`): its signer is read, but no
+    signature is required of it (promotion and serving require one when configured)."""
     source = Path(path)
     raw = manifest_bytes(source)
-    verification = verify_bundle(source, **(trust or {}))
-    if manifest_bytes(source) != raw:
-        raise RegistryError(
-            f"{source}: the manifest changed while it was verified", fix="try again"
-        )
+    if verify:
+        signer = verify_bundle(source, **(trust or {})).signature.fingerprint
+        if manifest_bytes(source) != raw:
+            raise RegistryError(
+                f"{source}: the manifest changed while it was verified", fix="try again"
+            )
+    else:
+        signer = check_signature(source, raw, TrustPolicy()).fingerprint
     manifest = BundleManifest.from_json(raw, location=str(source / "manifest.json"))
     registered = registry.register(
         name=manifest.name,
@@ -57,7 +63,7 @@ def register_bundle(
         bundle_path=source,
         manifest_sha256=hashlib.sha256(raw).hexdigest(),
         run_id=manifest.source.run_id,
-        signed_by=verification.signature.fingerprint,
+        signed_by=signer,
         metrics=dict(manifest.source.metrics),
         who=who,
     )

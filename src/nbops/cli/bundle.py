@@ -145,8 +145,7 @@ def bundle(
     from nbops.runs.registry import Registry
 
     project = load_project()
-    trust = {"trusted_keys": project.trusted_key_paths}
-    registered = register_bundle(folder, Registry(store), trust=trust, project=project)
+    registered = register_bundle(folder, Registry(store), project=project, verify=False)
     ref = f"{registered.name}@{registered.version}"
     out.print(f"Registered as {ref} (deploy: nbops promote {ref} --alias production)", markup=False)
     out.print(f"Serve it: nbops serve {folder}", markup=False)
