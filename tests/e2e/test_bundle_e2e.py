@@ -20,6 +20,7 @@ from nbformat.v4 import new_code_cell
 
 from nbops import errors
 from nbops.bundle.load import load_bundle
+from nbops.runs.registry import Registry
 from nbops.runs.store import RunStore
 from tests.helpers import EXAMPLES, run_nbops
 
@@ -67,6 +68,8 @@ def test_the_manifest_ties_the_model_to_its_run(project: Path) -> None:
     assert manifest.source.parameters["n_estimators"] == 60
     assert manifest.source.metrics == record.latest_metrics()
     assert manifest.serving.step == "transform:features"
+    registered = Registry(RunStore(project / ".nbops")).get("penguins", 1)  # every build is
+    assert (registered.run_id, registered.metrics) == (record.run_id, manifest.source.metrics)
     files = set(manifest.files)
     assert {
         "model.skops",

@@ -140,6 +140,14 @@ def bundle(
         signed = sign_bundle(folder, sign_key)
         out.print(f"Signed with {signed.fingerprint}", markup=False)
     out.print(f"Bundle {folder} (and {archive.name})", markup=False)
+    from nbops.bundle.registration import register_bundle  # every build is a version
+    from nbops.config import load_project
+    from nbops.runs.registry import Registry
+
+    project = load_project()
+    registered = register_bundle(folder, Registry(store), project=project, verify=False)
+    ref = f"{registered.name}@{registered.version}"
+    out.print(f"Registered as {ref} (deploy: nbops promote {ref} --alias production)", markup=False)
     out.print(f"Serve it: nbops serve {folder}", markup=False)
 
 
