@@ -140,6 +140,9 @@ def bundle(
         signed = sign_bundle(folder, sign_key)
         out.print(f"Signed with {signed.fingerprint}", markup=False)
     out.print(f"Bundle {folder} (and {archive.name})", markup=False)
+    from nbops.cli.registry import _register_build  # every build is a registered version
+
+    out.print(_register_build(folder, None), markup=False)
     out.print(f"Serve it: nbops serve {folder}", markup=False)
 
 

@@ -280,9 +280,10 @@ def runs_repair() -> None:
     extra = (
         f", {result.from_database} more from the damaged database" if result.from_database else ""
     )
+    registry = f"; {result.registry_events} registry events" if result.registry_events else ""
     out.print(
         f"Rebuilt runs.db: {result.runs} runs, {result.from_records} from record.json "
-        f"files{extra}{kept}",
+        f"files{extra}{registry}{kept}",
         markup=False,
     )
     _warn([f"{path}: not a readable run record; left in place" for path in result.unreadable])

@@ -11,7 +11,7 @@ from rich.table import Table
 from nbops._atomic import atomic_write_text
 from nbops.bundle.locate import require_bundle_path
 from nbops.cli.bundle import RequireSignature, TrustedKeys, _load, _trust
-from nbops.cli.common import _handles_errors, _require_file, app, err, out
+from nbops.cli.common import _handles_errors, _require_file, _warn, app, err, out
 
 # Deferred imports: each command imports the library it calls inside its body, so that
 # `nbops --help` and every other command start without loading it (pandas, papermill, the
@@ -21,8 +21,13 @@ from nbops.cli.common import _handles_errors, _require_file, app, err, out
 @app.command()
 @_handles_errors
 def serve(
-    bundle_path: Annotated[
-        Path, typer.Argument(metavar="BUNDLE", help="A bundle folder or .tar.gz.")
+    bundle_ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="BUNDLE",
+            help="A bundle folder or .tar.gz, or a registry reference: NAME@ALIAS (follows "
+            "the alias, switching to each newly promoted version) or NAME@N.",
+        ),
     ],
     host: Annotated[
         str, typer.Option("--host", help="Interface to bind (loopback by default).")
@@ -35,16 +40,40 @@ def serve(
     log_path: Annotated[
         Path | None, typer.Option("--log-path", help="Where the request log goes.")
     ] = None,
+    poll: Annotated[
+        float,
+        typer.Option("--poll", help="Seconds between looks at the registry alias (NAME@ALIAS)."),
+    ] = 1.0,
     trusted_key: TrustedKeys = None,
     require_signature: RequireSignature = False,
 ) -> None:
     """Serve a bundle over HTTP: POST /predict, GET /health, /metadata, /metrics, /docs."""
-    require_bundle_path(bundle_path)
-    from nbops.bundle.serve import serve as run_server
+    from nbops.bundle.refs import is_registry_ref
 
-    bundle = _load(bundle_path, _trust(trusted_key, require_signature))
-    err.print(f"Serving {bundle.name} v{bundle.version} on http://{host}:{port}", markup=False)
-    run_server(bundle, host=host, port=port, log_sample=log_sample, log_path=log_path)
+    if not is_registry_ref(bundle_ref):
+        require_bundle_path(bundle_ref)
+        from nbops.bundle.serve import serve as run_server
+
+        bundle = _load(Path(bundle_ref), _trust(trusted_key, require_signature))
+        err.print(f"Serving {bundle.name} v{bundle.version} on http://{host}:{port}", markup=False)
+        run_server(bundle, host=host, port=port, log_sample=log_sample, log_path=log_path)
+        return
+    import uvicorn
+
+    from nbops.bundle.serve.app import create_registry_app
+
+    app = create_registry_app(
+        bundle_ref,
+        trust=_trust(trusted_key, require_signature),
+        poll=poll,
+        log_sample=log_sample,
+        log_path=log_path,
+    )
+    current = app.state.serving.current
+    if current.signature_json and current.signature_json.get("status") != "verified":
+        _warn([f"{bundle_ref}: {current.bundle.signature.describe()}"])
+    err.print(f"Serving {bundle_ref} (v{current.version}) on http://{host}:{port}", markup=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", ws="none", lifespan="on")
 
 
 @app.command()

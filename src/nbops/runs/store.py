@@ -3,14 +3,18 @@
     .nbops/runs.db                 one row per run: id, notebook, status, start, the record
     .nbops/runs/<run id>/          output.ipynb, events.jsonl (the capture sidecar),
                                    artifacts/, models/, record.json (a copy of the record)
+    .nbops/registry.jsonl          the model registry's journal (nbops.runs.registry): its
+                                   tables (model_versions, model_aliases, registry_events)
+                                   live in runs.db, every change also appended here first
 
 The database runs in WAL mode with a busy timeout, and every write is one short transaction
 on its own connection, so many runs (threads or processes) can write at once.
 
 The database is an index: every run's record.json holds the same record, so a damaged
 runs.db (zero bytes, not a database, its table gone) is rebuilt from them by `repair`
-(`nbops runs repair`), which every damaged-store error suggests. An empty database next to
-run folders is damage too, never a fresh store: opening it would hide every run.
+(`nbops runs repair`), which every damaged-store error suggests; the registry's tables are
+rebuilt from its journal. An empty database next to run folders (or a registry journal) is
+damage too, never a fresh store: opening it would hide every run and model version.
 
 Readers judge runs still marked `running` (liveness.py): one whose process is gone is stored
 as `killed` (or `abandoned`), with its partial output notebook redacted.
@@ -43,7 +47,42 @@ CREATE TABLE IF NOT EXISTS runs (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+CREATE TABLE IF NOT EXISTS model_versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    bundle_path TEXT NOT NULL,
+    manifest_sha256 TEXT NOT NULL,
+    run_id TEXT,
+    signed_by TEXT,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    mlflow_version TEXT,
+    registered_at TEXT NOT NULL,
+    registered_by TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS model_aliases (
+    name TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    set_at TEXT NOT NULL,
+    PRIMARY KEY (name, alias)
+);
+CREATE TABLE IF NOT EXISTS registry_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    who TEXT NOT NULL,
+    action TEXT NOT NULL,
+    name TEXT NOT NULL,
+    alias TEXT,
+    version INTEGER,
+    previous INTEGER,
+    reason TEXT,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS registry_events_alias ON registry_events (name, alias, id);
+PRAGMA user_version = 2;
 """
+REGISTRY_JOURNAL = "registry.jsonl"  # every registry change, replayed by `repair`
 
 
 RECORD_FILE = "record.json"
@@ -66,6 +105,7 @@ class Repair:
     from_database: int  # of which only the damaged database still had
     unreadable: list[Path]  # record.json files that could not be read (left in place)
     damaged_copy: Path | None  # where the damaged database was moved
+    registry_events: int = 0  # registry events replayed from the journal
 
 
 class RunStore:
@@ -103,6 +143,14 @@ class RunStore:
         if "runs" in tables:
             return
         records = self.record_files()
+        journal = self.directory / REGISTRY_JOURNAL
+        if not records and journal.is_file() and journal.stat().st_size > 0:
+            raise StoreError(
+                f"the run store is damaged: runs.db has no runs table, but the model registry's "
+                f"journal {journal} holds changes",
+                location=str(self.db_path),
+                fix=REPAIR_FIX,
+            )
         if records:
             what = "is empty" if not tables else "has no runs table"
             raise StoreError(
@@ -297,7 +345,8 @@ class RunStore:
     @classmethod
     def repair(cls, directory: Path) -> Repair:
         """Rebuild runs.db from the record.json files of the run folders; runs only the old
-        database still holds (if it can be read at all) are kept too. The old database is
+        database still holds (if it can be read at all) are kept too; the registry's tables are
+        replayed from its journal (registry.jsonl). The old database is
         moved aside as runs.db.damaged-<time>, never deleted."""
         db_path = directory / "runs.db"
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -338,8 +387,11 @@ class RunStore:
                 continue
             store.save(record)  # writes its missing record.json too
             from_database += 1
+        from nbops.runs.registry import replay_journal  # deferred: registry imports this module
+
+        events = replay_journal(store)
         return Repair(
-            from_records + from_database, from_records, from_database, unreadable, damaged
+            from_records + from_database, from_records, from_database, unreadable, damaged, events
         )
 
     def _insert(self, record: RunRecord) -> None:

@@ -4,6 +4,12 @@ The embedded SQLite store always holds every run (it is what `nbops runs` reads)
 in this registry mirrors each finished run elsewhere; `mlflow` logs it to an MLflow tracking
 store (`pip install nbops[mlflow]`) with its params, metrics (with history), tags, the
 notebooks and the artifacts.
+
+The model registry (nbops.runs.registry) is mirrored to MLflow's model registry too, when the
+project's tracking is MLflow: `mirror_model_version` creates the registered model (once) and
+a model version whose source is the bundle (with the run it came from, when that run was
+logged to MLflow, and tags `nbops.version`, `nbops.manifest_sha256`); `mirror_alias` points
+an MLflow alias at it. A failure there is a StoreError saying the change is in the store.
 """
 
 from __future__ import annotations
@@ -11,11 +17,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nbops.config import Project
 from nbops.errors import ConfigError, StoreError, require_extra
 from nbops.runs.record import RunRecord
+
+if TYPE_CHECKING:
+    from nbops.runs.registry import ModelVersion
 
 
 class TrackingBackend(Protocol):
@@ -108,3 +117,62 @@ def mirror_run(record: RunRecord, run_dir: Path, tracker: TrackingBackend, backe
             f"run {record.run_id} is recorded, but logging it to {backend} failed: {exc}",
             fix="check tracking_uri in [tool.nbops]",
         ) from None
+
+
+# -- the model registry's mirror -------------------------------------------------------------
+
+
+def _mlflow_client(project: Project) -> Any:
+    require_extra("mlflow", "mlflow")
+    from mlflow.tracking import MlflowClient
+
+    for noisy in ("mlflow", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return MlflowClient(tracking_uri=MlflowBackend(project).uri)
+
+
+def _mirror_failed(what: str, exc: Exception) -> StoreError:
+    return StoreError(
+        f"{what} in the store; mirroring to MLflow failed: {exc}",
+        fix="check tracking_uri in [tool.nbops], then promote again (it is idempotent)",
+    )
+
+
+def mirror_model_version(project: Project, mv: ModelVersion) -> str:
+    """Create `mv` in MLflow's model registry; returns its MLflow version number."""
+    try:
+        client = _mlflow_client(project)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            client.get_registered_model(mv.name)
+        except MlflowException:
+            client.create_registered_model(mv.name, tags={"nbops": "bundle"})
+        mlflow_run = None
+        if mv.run_id:
+            from nbops.runs.store import RunStore
+
+            try:
+                record = RunStore(project.store_dir).load(mv.run_id)
+                mlflow_run = (record.tracking or {}).get("run_id")
+            except Exception:  # the run is not in this store: no link
+                mlflow_run = None
+        created = client.create_model_version(
+            mv.name,
+            source=Path(mv.bundle_path).resolve().as_uri(),
+            run_id=mlflow_run,
+            tags={"nbops.version": str(mv.version), "nbops.manifest_sha256": mv.manifest_sha256},
+            description=f"nbops bundle {mv.name} v{mv.version}",
+        )
+        return str(created.version)
+    except Exception as exc:
+        raise _mirror_failed(f"{mv.name} v{mv.version} is registered", exc) from None
+
+
+def mirror_alias(project: Project, mv: ModelVersion, alias: str) -> None:
+    """Point MLflow's alias `alias` of `mv.name` at `mv`'s MLflow version."""
+    try:
+        client = _mlflow_client(project)
+        client.set_registered_model_alias(mv.name, alias, str(mv.mlflow_version))
+    except Exception as exc:
+        raise _mirror_failed(f"{mv.name} v{mv.version} is {alias}", exc) from None

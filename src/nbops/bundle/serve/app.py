@@ -13,7 +13,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,9 +22,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, ValidationError
 
-from nbops.bundle.serve.batching import _Batcher
 from nbops.bundle.serve.body import (
     _JSON,
     RecordError,
@@ -37,15 +36,20 @@ from nbops.bundle.serve.body import (
 from nbops.bundle.serve.frame import _json_safe
 from nbops.bundle.serve.metrics import _Metrics, _task_of, _value_buckets
 from nbops.bundle.serve.middleware import DOCS_ASSETS, BodySizeLimitMiddleware, _ObserveMiddleware
-from nbops.bundle.serve.predict import _Job, _Predictor
-from nbops.bundle.serve.request import _fields_by_column, reference_record, request_model
+from nbops.bundle.serve.generation import (
+    GENERATION,
+    MAX_RECORDS,
+    _Generation,
+    _Serving,
+    _Swapper,
+)
+from nbops.bundle.serve.predict import _Job
 from nbops.bundle.serve.request_log import _RequestLog
 from nbops.errors import BundleError
 from nbops.quality.schema import Schema
 
 logger = logging.getLogger(__name__)
 
-MAX_RECORDS = 10_000
 _PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -122,62 +126,58 @@ def create_app(
     max_batch: int = 64,
     log_sample: float = 0.0,
     log_path: str | Path | None = None,
+    log_keys: Sequence[str] = (),
+    _swapper: _Swapper | None = None,
+    _ref: str | None = None,
 ) -> FastAPI:
-    """A FastAPI app serving `bundle`: /predict, /health, /metadata, /metrics, /docs."""
+    """A FastAPI app serving `bundle`: /predict, /health, /metadata, /metrics, /docs.
+    `log_keys`: columns of the raw records the request log keeps under `keys` (besides the
+    schema's key), never given to the model: an id to join labels that arrive later."""
     _check_options(max_body_bytes, batch_wait_ms, max_batch, log_sample)
-    manifest = bundle.manifest
-    name, version = str(manifest.name), str(manifest.version)
-    manifest_body = json.dumps(manifest.model_dump(mode="json"), ensure_ascii=False).encode()
-    schema = bundle.schema
-    record_model = request_model(schema, bundle.request_columns)
-    fields = _fields_by_column(record_model)
-    request_body = create_model(
-        "PredictRequest",
-        __config__=ConfigDict(extra="forbid"),
-        records=(
-            list[record_model],  # type: ignore[valid-type]
-            Field(min_length=1, max_length=MAX_RECORDS, description="the records to predict"),
-        ),
+    metrics = _Metrics(_task_of(bundle), _value_buckets(bundle.schema))
+    first = _Generation(
+        bundle, metrics, max_batch=max_batch, batch_wait_ms=batch_wait_ms, log_keys=log_keys
     )
-    metrics = _Metrics(_task_of(bundle), _value_buckets(schema))
-    predictor = _Predictor(bundle, metrics)
-    batcher = _Batcher(predictor.run, max_batch=max_batch, wait_seconds=batch_wait_ms / 1000)
+    serving = _Serving(first, _ref)
     request_log: _RequestLog | None = None
     if log_sample > 0:
-        path = Path(log_path) if log_path is not None else _default_log_path(bundle, name)
-        request_log = _RequestLog(path, metrics, name, version)
-    classes = getattr(bundle, "classes", None)
-    classes_json = _json_safe(list(classes)) if classes is not None else None
+        path = Path(log_path) if log_path is not None else _default_log_path(bundle, first.name)
+        request_log = _RequestLog(path, metrics)
     started = time.monotonic()
     health: dict[str, Any] = {"status": "starting"}
-    signature = getattr(bundle, "signature", None)  # nbops.bundle.signing.SignatureCheck
-    signature_json = signature.as_dict() if signature is not None else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        failure = await loop.run_in_executor(None, _probe, predictor, record_model, fields)
+        failure = await loop.run_in_executor(None, first.probe)
         if failure is None:
             health.update(status="ok")
         else:
             health.update(status="failing", reason=failure)
             logger.error("the bundle fails on a reference record: %s", failure)
-        yield
-        await batcher.aclose()
+        async with contextlib.AsyncExitStack() as stack:
+            if _swapper is not None:
+                await stack.enter_async_context(_swapper.running(serving))
+            yield
+        await serving.aclose()
         if request_log is not None:
             await loop.run_in_executor(None, request_log.close)
 
     from fastapi_offline import FastAPIOffline
 
+    name, version = first.name, first.version
     app = FastAPIOffline(
-        title=f"{name} {version}",
-        description=f"Predictions from the nbops bundle {name} {version}.",
+        title=f"{name} {version}" if _ref is None else _ref,
+        description=f"Predictions from the nbops bundle {name} {version}."
+        if _ref is None
+        else f"Predictions from the nbops bundle {_ref} points at (see /metadata).",
         version=version,
         lifespan=lifespan,
         redoc_url=None,
         static_url=DOCS_ASSETS,
     )
-    app.state.batcher = batcher
+    app.state.serving = serving
+    app.state.batcher = first.batcher  # the first bundle's (the only one without a registry)
     app.state.metrics = metrics
     app.state.request_log = request_log
     app.state.health = health
@@ -205,23 +205,27 @@ def create_app(
     )
     async def predict(request: Request, proba: bool = False) -> Response:
         """Predict the records, in order."""
+        generation: _Generation = request.scope.get(GENERATION) or serving.current
         kind = request.headers.get("content-type", _JSON).split(";")[0].strip().lower()
         if kind != _JSON and not kind.endswith("+json"):
             return _error(415, "send the body as JSON, with the content-type application/json")
         try:
-            body = request_body.model_validate(parse_body(await request.body()))
+            raw = parse_body(await request.body())
+            body = generation.request_body.model_validate(raw)
         except _BadBody as e:
             return _errors_response(422, e.errors)
         except ValidationError as e:
             errors = e.errors(include_url=False, include_context=False)
             return _errors_response(422, _validation_errors(errors, ("body",)))
-        batcher.arrived(request.scope)
-        if proba and not predictor.has_proba:
+        generation.batcher.arrived(request.scope)
+        if proba and not generation.predictor.has_proba:
             return _error(422, "this model gives no probabilities", kind="no_probabilities")
         records: list[BaseModel] = body.records  # type: ignore[attr-defined]
-        columns = {column: [getattr(r, attr) for r in records] for column, attr in fields}
+        columns = {
+            column: [getattr(r, attr) for r in records] for column, attr in generation.fields
+        }
         try:
-            outcome = await batcher.submit(_Job(columns, len(records), proba))
+            outcome = await generation.batcher.submit(_Job(columns, len(records), proba))
         except RecordError as e:
             return _errors_response(422, [e.detail()])
         except BundleError as e:
@@ -232,13 +236,18 @@ def create_app(
         payload: dict[str, Any] = {"predictions": outcome.predictions}
         if proba:
             payload["probabilities"] = outcome.probabilities
-            if classes_json is not None:
-                payload["classes"] = classes_json
-        payload["model"] = name
-        payload["version"] = version
+            if generation.classes_json is not None:
+                payload["classes"] = generation.classes_json
+        payload["model"] = generation.name
+        payload["version"] = generation.version
         if request_log is not None and random.random() < log_sample:
-            request_log.put(records, outcome)
-        return Response(json.dumps(payload, allow_nan=False), media_type=_JSON)
+            keys = _keys(raw, generation.keys)
+            request_log.put(records, outcome, generation.name, generation.version, keys)
+        return Response(
+            json.dumps(payload, allow_nan=False),
+            media_type=_JSON,
+            headers={"X-Nbops-Model-Version": generation.version},
+        )
 
     @app.get(
         "/health",
@@ -250,65 +259,122 @@ def create_app(
         },
     )
     async def health_check() -> Response:
-        """The server answers, with the model it serves; 503 when the model failed on a
-        reference record at start-up (`reason` says how)."""
+        """The server answers, with the model and version it serves; 503 when the model
+        failed on a reference record at start-up (`reason` says how). `swap` is the last
+        switch to a newly promoted bundle tried (status ok or failed, version, reason)."""
+        current = serving.current
         body = {
             **health,
-            "model": name,
-            "version": version,
+            "model": current.name,
+            "version": current.version,
             "uptime_seconds": round(time.monotonic() - started, 3),
-            "queued": batcher.queued,
-            "signature": signature_json,
+            "queued": current.batcher.queued,
+            "signature": current.signature_json,
         }
+        if _ref is not None:
+            body["ref"] = _ref
+            body["swap"] = serving.swap
         status = 503 if health["status"] == "failing" else 200
         return Response(json.dumps(body, ensure_ascii=False), status_code=status, media_type=_JSON)
 
     @app.get("/metadata")
     async def metadata() -> Response:
-        """The bundle's manifest."""
-        return Response(manifest_body, media_type=_JSON)
+        """The bundle's manifest; served through a registry alias, `served` says which
+        version answers, since when, and the swaps so far."""
+        current = serving.current
+        if _ref is None:
+            return Response(current.manifest_body, media_type=_JSON)
+        body = {**current.manifest, "served": serving.described()}
+        return Response(json.dumps(body, ensure_ascii=False), media_type=_JSON)
 
     @app.get("/metrics")
     async def prometheus() -> Response:
         """Counters and histograms in the Prometheus text format."""
-        return Response(metrics.render(), media_type=_PROMETHEUS)
+        text = metrics.render()
+        if _ref is not None:
+            text += serving.prometheus()
+        return Response(text, media_type=_PROMETHEUS)
+
+    described = {"generation": None}
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
+        current = serving.current
+        if app.openapi_schema is None or described["generation"] is not current:
             document = get_openapi(
                 title=app.title,
-                version=app.version,
+                version=current.version,
                 description=app.description,
                 routes=app.routes,
             )
-            body_schema = request_body.model_json_schema(
+            body_schema = current.request_body.model_json_schema(
                 ref_template="#/components/schemas/{model}"
             )
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
             schemas.update(body_schema.pop("$defs", {}))
             schemas["PredictRequest"] = body_schema
             app.openapi_schema = document
+            described["generation"] = current
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body_bytes)
-    app.add_middleware(_ObserveMiddleware, metrics=metrics, batcher=batcher)
+    app.add_middleware(_ObserveMiddleware, metrics=metrics, serving=serving)
     return app
 
 
-def _probe(predictor: _Predictor, record_model: type[BaseModel], fields: Any) -> str | None:
-    """Predict one reference record built from the schema: None, or why it fails."""
-    try:
-        record = record_model.model_validate(
-            reference_record(predictor.bundle.schema, [c.name for c in predictor.columns])
+def _keys(raw: Any, keys: list[str]) -> dict[str, list[Any]] | None:
+    """The schema's key columns of the raw records (the request model drops them), as
+    {column: [value per record]}; None when the schema names no key."""
+    if not keys:
+        return None
+    records = raw.get("records", []) if isinstance(raw, dict) else []
+    return {key: [r.get(key) if isinstance(r, dict) else None for r in records] for key in keys}
+
+
+def create_registry_app(
+    ref: str,
+    *,
+    store_dir: Path | None = None,
+    trust: dict[str, Any] | None = None,
+    poll: float = 1.0,
+    **options: Any,
+) -> FastAPI:
+    """A server of `NAME@ALIAS` (or `NAME@N`) from the registry of `store_dir` (default: the
+    project's): the version the reference points at now, and, for an alias, a switch to each
+    version promoted to it while it runs (load, verify, probe, then swap; see
+    nbops.bundle.serve.generation). `options` go to `create_app`."""
+    from nbops.bundle.load import load_bundle
+    from nbops.bundle.refs import resolve_bundle
+    from nbops.runs.registry import parse_ref
+
+    if not isinstance(poll, int | float) or not 0.05 <= poll <= 3600:
+        raise BundleError(f"poll must be from 0.05 to 3600 seconds, not {poll!r}")
+    if store_dir is None:
+        from nbops.config import load_project
+
+        store_dir = load_project().store_dir
+    trust = dict(trust or {})
+    resolved = resolve_bundle(ref, store_dir=store_dir)
+    name, _, alias = parse_ref(ref)
+    bundle = load_bundle(resolved.path, **trust)
+    swapper = None
+    if alias is not None:
+        swapper = _Swapper(
+            name=name,
+            alias=alias,
+            store_dir=store_dir,
+            trust=trust,
+            poll=poll,
+            build=lambda loaded: _Generation(
+                loaded,
+                app.state.metrics,
+                max_batch=options.get("max_batch", 64),
+                batch_wait_ms=options.get("batch_wait_ms", 2.0),
+                log_keys=options.get("log_keys", ()),
+            ),
         )
-        columns = {column: [getattr(record, attr)] for column, attr in fields}
-        [outcome] = predictor.run([_Job(columns, 1, False, probe=True)])
-    except Exception as e:
-        outcome = e
-    if isinstance(outcome, BaseException):
-        return _printable(f"{type(outcome).__name__}: {outcome}")[:500]
-    return None
+    app = create_app(bundle, _swapper=swapper, _ref=ref, **options)
+    return app
 
 
 async def _request_validation_error(request: Request, exc: Exception) -> Response:

@@ -2,7 +2,9 @@
 
 Both are pure ASGI: `BodySizeLimitMiddleware` reads the body itself (answering 413 when it is
 over the limit, declared or received), `_ObserveMiddleware` counts and times every request
-and marks `/predict` requests as arriving for the batcher.
+and pins each `/predict` request to the generation current when it arrives (marking it as
+arriving for that generation's batcher), releasing it once answered, so a model swap never
+splits a request between two bundles and an old bundle closes only when drained.
 """
 
 import json
@@ -11,8 +13,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nbops.bundle.serve.batching import _Batcher
 from nbops.bundle.serve.body import _JSON
+from nbops.bundle.serve.generation import _Serving
 from nbops.bundle.serve.metrics import _Metrics
 
 ENDPOINTS = frozenset({"/predict", "/health", "/metadata", "/metrics", "/docs", "/openapi.json"})
@@ -98,12 +100,12 @@ class BodySizeLimitMiddleware:
 
 
 class _ObserveMiddleware:
-    """Counts and times every HTTP request; marks /predict requests as arriving."""
+    """Counts and times every HTTP request; pins /predict requests to a generation."""
 
-    def __init__(self, app: ASGIApp, metrics: _Metrics, batcher: _Batcher) -> None:
+    def __init__(self, app: ASGIApp, metrics: _Metrics, serving: _Serving) -> None:
         self.app = app
         self.metrics = metrics
-        self.batcher = batcher
+        self.serving = serving
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -117,7 +119,7 @@ class _ObserveMiddleware:
         else:
             endpoint = "other"
         if endpoint == "/predict" and scope.get("method") == "POST":
-            self.batcher.arrival(scope)
+            self.serving.pin(scope)
         start = time.perf_counter()
         status = 500
         recorded = False
@@ -138,7 +140,7 @@ class _ObserveMiddleware:
         try:
             await self.app(scope, receive, observed_send)
         finally:
-            self.batcher.arrived(scope)
+            self.serving.release(scope)
             if not recorded:
                 recorded = True
                 self.metrics.observe_request(endpoint, status, time.perf_counter() - start)

@@ -1,5 +1,11 @@
 """The request log: a sample of successful requests appended as JSON lines.
 
+Each line: `timestamp`, `model`, `version` (the bundle version that answered: a server of a
+registry alias switches versions while it runs), `records` (the request columns),
+`predictions` (and `probabilities`), and `keys`, the schema's key columns taken from the raw
+records ({column: [value per record]}, never given to the model), so labels that arrive
+later can be joined to the predictions (`nbops monitor --labels`).
+
 A background thread writes the lines; a full queue or a failed write drops the line and
 counts it (`nbops_request_log_lines_total{outcome}`), never failing a request.
 """
@@ -22,23 +28,29 @@ logger = logging.getLogger(__name__)
 
 LOG_QUEUE_SIZE = 10_000
 
+# timestamp, records, outcome, model name, version, keys
+_Entry = tuple[str, list[BaseModel], _Outcome, str, str, dict[str, list[Any]] | None]
+
 
 class _RequestLog:
     """Appends sampled requests as JSON lines from a background thread."""
 
-    def __init__(self, path: Path, metrics: _Metrics, name: str, version: str) -> None:
+    def __init__(self, path: Path, metrics: _Metrics) -> None:
         self.path = path
         self.metrics = metrics
-        self.name = name
-        self.version = version
-        self._queue: queue.Queue[tuple[str, list[BaseModel], _Outcome] | None] = queue.Queue(
-            maxsize=LOG_QUEUE_SIZE
-        )
+        self._queue: queue.Queue[_Entry | None] = queue.Queue(maxsize=LOG_QUEUE_SIZE)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._warned = False
 
-    def put(self, records: list[BaseModel], outcome: _Outcome) -> None:
+    def put(
+        self,
+        records: list[BaseModel],
+        outcome: _Outcome,
+        name: str,
+        version: str,
+        keys: dict[str, list[Any]] | None = None,
+    ) -> None:
         if self._thread is None:
             with self._lock:
                 if self._thread is None:
@@ -47,7 +59,8 @@ class _RequestLog:
                     )
                     self._thread.start()
         try:
-            self._queue.put_nowait((datetime.now(UTC).isoformat(), records, outcome))
+            entry = (datetime.now(UTC).isoformat(), records, outcome, name, version, keys)
+            self._queue.put_nowait(entry)
         except queue.Full:
             self.metrics.count_log_lines("dropped")
 
@@ -60,16 +73,26 @@ class _RequestLog:
         thread.join(timeout)
         self._thread = None
 
-    def _line(self, timestamp: str, records: list[BaseModel], outcome: _Outcome) -> str:
+    def _line(
+        self,
+        timestamp: str,
+        records: list[BaseModel],
+        outcome: _Outcome,
+        name: str,
+        version: str,
+        keys: dict[str, list[Any]] | None,
+    ) -> str:
         entry: dict[str, Any] = {
             "timestamp": timestamp,
-            "model": self.name,
-            "version": self.version,
+            "model": name,
+            "version": version,
             "records": [r.model_dump(mode="json", by_alias=True) for r in records],
             "predictions": outcome.predictions,
         }
         if outcome.probabilities is not None:
             entry["probabilities"] = outcome.probabilities
+        if keys is not None:
+            entry["keys"] = keys
         return json.dumps(entry, allow_nan=False, default=str, ensure_ascii=False)
 
     def _write_loop(self) -> None:
