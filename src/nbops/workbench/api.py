@@ -97,6 +97,7 @@ def slice_metrics(
     labels: Sequence[Any] | None = None,
     pos_label: Any = None,
     confidence: float = 0.95,
+    weak_segments: bool | Mapping[str, Any] = False,
     name: str = "slices",
 ) -> SliceReport:
     """Metrics overall and per slice (see nbops.quality.slices); records the report in the
@@ -120,6 +121,7 @@ def slice_metrics(
         labels=labels,
         pos_label=pos_label,
         confidence=confidence,
+        weak_segments=weak_segments,
     )
     log_report("slices", name, report.model_dump(mode="json"), report.gate_values())
     return report

@@ -73,6 +73,7 @@ def slice_metrics(
     labels: Sequence[Any] | None = None,
     pos_label: Any = None,
     confidence: float = 0.95,
+    weak_segments: bool | Mapping[str, Any] = False,
 ) -> SliceReport:
     """Model metrics overall and on every slice of the data.
 
@@ -98,6 +99,11 @@ def slice_metrics(
     `ci` is set; a percentile bootstrap (n_boot resamples of the slice's rows, reproducible
     with `seed`) for the others when `ci="bootstrap"`. The bootstrap costs about n_boot
     passes over the data.
+
+    `weak_segments=True` (or a dict of quality.slices.weak.weak_segments options) also
+    searches every column of `data` (or of the slices frame; a `"data"` option gives another
+    frame) for the segments where the model does worst, singles and pairs, and stores them in
+    `report.weak` (see `report.weakest(k)`); the metric defaults to the report's first.
 
     Raises QualityInputError for unusable input: y_true, y_pred, y_score or the slice frame
     of different lengths, empty input, missing values in y_true, y_pred or y_score,
@@ -183,6 +189,11 @@ def slice_metrics(
                         too_small=count < min_size,
                     )
                 )
+    weak: list[SliceMetric] = []
+    if weak_segments is not False and weak_segments is not None:
+        weak = _weak(
+            weak_segments, true, pred, y_score, data, frame, task, metric_names, labels, pos_label
+        )
     return SliceReport(
         task=task,
         metrics=metric_names,
@@ -198,7 +209,43 @@ def slice_metrics(
         confidence=confidence,
         overall=overall,
         rows=rows,
+        weak=weak,
     )
+
+
+def _weak(
+    options: bool | Mapping[str, Any],
+    true: _Array,
+    pred: _Array,
+    y_score: Any,
+    data: pd.DataFrame | None,
+    frame: pd.DataFrame | None,
+    task: Task,
+    metric_names: list[str],
+    labels: Sequence[Any] | None,
+    pos_label: Any,
+) -> list[SliceMetric]:
+    from nbops.quality.slices.weak import weak_segments
+
+    if options is True:
+        chosen: dict[str, Any] = {}
+    elif isinstance(options, Mapping):
+        chosen = dict(options)
+    else:
+        raise QualityInputError(
+            f"weak_segments must be True, False or a dict of options, not {options!r}"
+        )
+    source = chosen.pop("data", None)
+    source = source if source is not None else data if data is not None else frame
+    if source is None:
+        raise QualityInputError(
+            "weak_segments needs the rows' columns to search",
+            fix="pass data= (or slices= as a frame, or weak_segments={'data': frame})",
+        )
+    chosen.setdefault("metric", metric_names[0])
+    chosen.setdefault("labels", labels)
+    chosen.setdefault("pos_label", pos_label)
+    return list(weak_segments(true, pred, y_score, data=source, task=task, **chosen))
 
 
 def _no_interval(n_slices: int) -> tuple[_Array, _Array]:

@@ -1,5 +1,9 @@
 """The slice report: one `SliceMetric` row per (slice, metric), and `SliceReport`'s views of
-them (`worst`, `to_frame`, `gate_values`, JSON round trip with its schema version).
+them (`worst`, `weakest`, `to_frame`, `gate_values`, JSON round trip with its schema version).
+
+`weak` holds the weak segments a search found (quality.slices.weak, `slice_metrics(...,
+weak_segments=True)`): SliceMetric rows too, worst first. Reports without it (older ones)
+load with an empty list; the schema version stays 1.
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ class SliceReport(_Model):
     confidence: float = 0.95
     overall: dict[str, float | None]
     rows: list[SliceMetric] = Field(default_factory=list)
+    weak: list[SliceMetric] = Field(
+        default_factory=list, description="weak segments found by a search, worst first"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -86,6 +93,37 @@ class SliceReport(_Model):
         if metric in LOWER_IS_BETTER:
             return max(rows, key=lambda row: row.value or 0.0)
         return min(rows, key=lambda row: row.value or 0.0)
+
+    def weakest(self, k: int = 5, metric: str | None = None) -> list[SliceMetric]:
+        """The k weakest slices for `metric` (default: the weak segments' metric, else the
+        report's first), over the named slices and the weak segments together: ranked by the
+        pessimistic end of the interval (the upper bound where higher is better, the lower
+        bound for mae and rmse; the value itself when there is no interval), then the value.
+        Slices that are too_small or without a value are left out; a slice found both ways
+        counts once."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise QualityInputError(f"k must be a whole number >= 1, not {k!r}")
+        if metric is None:
+            metric = self.weak[0].metric if self.weak else self.metrics[0]
+        found_metrics = {row.metric for row in self.weak}
+        if metric not in self.metrics and metric not in found_metrics:
+            raise QualityInputError(
+                f"the report has no metric {metric!r}", fix=f"it has {', '.join(self.metrics)}"
+            )
+        named = self._reliable(metric) if metric in self.metrics else []
+        found = [row for row in self.weak if row.metric == metric and row.value is not None]
+        lower_better = metric in LOWER_IS_BETTER
+        sign = -1.0 if lower_better else 1.0
+
+        def key(row: SliceMetric) -> tuple[float, float, int]:
+            value = row.value if row.value is not None else 0.0
+            bound = row.ci_low if lower_better else row.ci_high
+            return (sign * (value if bound is None else bound), sign * value, -row.count)
+
+        unique: dict[str, SliceMetric] = {}
+        for row in sorted([*named, *found], key=key):
+            unique.setdefault(row.name, row)
+        return list(unique.values())[:k]
 
     def max_gap(self, metric: str) -> float | None:
         """The largest |value - overall| over slices that are not too_small (None if none).
@@ -144,4 +182,13 @@ class SliceReport(_Model):
                 gap = self.max_gap(metric)
                 if gap is not None:
                     values[f"slices.{metric}.max_gap"] = gap
+        for metric in dict.fromkeys(row.metric for row in self.weak):
+            numbers = [
+                row.value for row in self.weak if row.metric == metric and row.value is not None
+            ]
+            if numbers:
+                if metric in LOWER_IS_BETTER:
+                    values[f"weak.{metric}.max"] = max(numbers)
+                else:
+                    values[f"weak.{metric}.min"] = min(numbers)
         return values
