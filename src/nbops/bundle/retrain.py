@@ -19,7 +19,9 @@ The steps, in order (`retrain`):
    `diff.rmse.ci_high < 0`) decide.
 5. Passed: the alias moves to the new version (reason: the comparison's headline). Failed:
    the refusal is recorded and BundleGateFailedError (40) raised, after the summary is
-   written. `promote=False` stops after the comparison.
+   written. `promote=False` stops after the comparison and records nothing in the registry
+   but the new version (a failed gate still raises 40: the Airflow loop's compare and
+   promote tasks take it from there).
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ def retrain(
     timeout: float | None = None,
     project: Project | None = None,
     progress: Callable[[str], None] | None = None,
+    json_out: str | os.PathLike[str] | None = None,
 ) -> RetrainResult:
     """Retrain `name` on `data` and promote the result to `alias` only when it is better (see
     the module docstring). Raises RegistryError (41) when `name@alias` is not held,
@@ -136,7 +139,7 @@ def retrain(
     rows, ParameterValueError (16) when no parameter (or more than one) names the training
     data, the run's errors (21-23) when the training run fails, and BundleGateFailedError
     (40) when the new version fails the gates. The summary is written in every case past
-    the split."""
+    the split (and copied to `json_out` when given)."""
     from nbops.runs.registry import Registry
     from nbops.runs.store import RunStore
 
@@ -188,6 +191,8 @@ def retrain(
         assert comparison is not None and result.challenger is not None
         if not comparison.passed:
             result.status = "refused"
+            if not promote:  # a dry evaluation: the registry's aliases and history untouched
+                raise _refused(result, comparison)
             registry.record_refusal(
                 name,
                 alias,
@@ -195,12 +200,7 @@ def retrain(
                 reason=reason or f"retrain {retrain_id}: {comparison.headline()}",
                 detail=_detail(result, comparison),
             )
-            failed = "; ".join(f"{g.gate} ({g.reason})" for g in comparison.failed_gates)
-            raise BundleGateFailedError(
-                f"retrain {retrain_id}: {name} v{result.challenger.version} is not promoted "
-                f"to {alias}: it fails {failed}",
-                fix=f"see {result.summary_path}; {name}@{alias} stays v{champion.version}",
-            )
+            raise _refused(result, comparison)
         if promote:
             from nbops.bundle.registration import promote as move_alias
 
@@ -225,7 +225,7 @@ def retrain(
         result.error = str(e)
         raise
     finally:
-        _write_summary(result)
+        _write_summary(result, json_out)
     return result
 
 
@@ -301,6 +301,17 @@ def _train_and_compare(
     say(
         f"Compared with v{result.champion.version}: {comparison.headline()} "
         f"({'passes' if comparison.passed else 'fails'} the gates)"
+    )
+
+
+def _refused(result: RetrainResult, comparison: DataComparison) -> BundleGateFailedError:
+    assert result.challenger is not None
+    failed = "; ".join(f"{g.gate} ({g.reason})" for g in comparison.failed_gates)
+    return BundleGateFailedError(
+        f"retrain {result.retrain_id}: {result.name} v{result.challenger.version} is not "
+        f"promoted to {result.alias}: it fails {failed}",
+        fix=f"see {result.summary_path}; {result.name}@{result.alias} stays "
+        f"v{result.champion.version}",
     )
 
 
@@ -450,11 +461,14 @@ def _write_parts(
     return paths[0], paths[1]
 
 
-def _write_summary(result: RetrainResult) -> None:
+def _write_summary(result: RetrainResult, json_out: str | os.PathLike[str] | None) -> None:
     from nbops._atomic import atomic_write_text
 
+    text = json.dumps(result.summary(), indent=2) + "\n"
     result.folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(result.summary_path, json.dumps(result.summary(), indent=2) + "\n")
+    atomic_write_text(result.summary_path, text)
+    if json_out is not None:
+        atomic_write_text(json_out, text)
 
 
 def _key_text(key: str | Sequence[str] | None) -> str:

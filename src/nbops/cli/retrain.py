@@ -78,6 +78,10 @@ def retrain(
         float | None,
         typer.Option("--timeout", min=0.001, help="Seconds a cell of the training run may take."),
     ] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option("--json", metavar="FILE", help="Also write the summary there (JSON)."),
+    ] = None,
     trusted_key: TrustedKeys = None,
     require_signature: RequireSignature = False,
 ) -> None:
@@ -103,6 +107,7 @@ def retrain(
         trust=_trust(trusted_key, require_signature),
         timeout=timeout,
         progress=lambda line: err.print(line, markup=False),
+        json_out=json_out,
     )
     if result.status == "compared":
         out.print(
