@@ -7,6 +7,13 @@ Two questions, each with thresholds, so a scheduler can alert or retrain on the 
   request column, is compared with the distribution on the training data kept in the bundle
   (class shares for classifiers: total-variation distance; the median for regressors, in
   units of the reference's interquartile range).
+
+And a third, when the bundle is a classifier with probabilities and a labelled reference is
+given (`performance`): how well does it do now? Confidence-based performance estimation
+(`nbops.quality.estimate`): calibration checked (and fixed) on the reference, expected
+accuracy / precision / recall / F1 with intervals, overall, per slice and per time window
+of the request log; with labels joined by a key, the realised metrics next to the
+reference's and the estimate's. An estimate below the reference minus `max_drop` alerts.
 """
 
 from __future__ import annotations
@@ -42,6 +49,23 @@ class PredictionShift:
 class MonitorReport:
     validation: Any
     shifts: list[PredictionShift] = field(default_factory=list)
+    performance: Any = None  # nbops.quality.estimate.performance.PerformanceReport
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, for `nbops monitor --json`."""
+        return {
+            "alerts": self.alerts,
+            "data": {
+                "checks": len(self.validation.checks),
+                "failed": [
+                    {"kind": c.kind, "column": c.column, "message": c.message}
+                    for c in self.validation.failed_checks
+                ],
+                "drifted_columns": list(self.validation.drifted_columns),
+            },
+            "predictions": [s.__dict__ for s in self.shifts],
+            "performance": self.performance.to_dict() if self.performance else None,
+        }
 
     @property
     def alerts(self) -> list[str]:
@@ -54,6 +78,8 @@ class MonitorReport:
             for s in self.shifts
             if s.status == "fail"
         ]
+        if self.performance is not None:
+            found += self.performance.alerts
         return found
 
     def to_html(self) -> str:
@@ -64,6 +90,9 @@ class MonitorReport:
         )
         alerts = "".join(f"<li>{html.escape(a)}</li>" for a in self.alerts) or "<li>none</li>"
         data = InspectionReport(validation=self.validation).data_html()
+        performance = (
+            f"<h2>Performance</h2>{self.performance.to_html()}" if self.performance else ""
+        )
         return (
             "<!DOCTYPE html><html><head><meta charset='utf-8'><title>nbops monitor</title>"
             "<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
@@ -71,16 +100,51 @@ class MonitorReport:
             f"<h1>nbops monitor</h1><h2>Alerts</h2><ul>{alerts}</ul>"
             "<h2>Predictions</h2><table><tr><th>slice</th><th>rows</th><th>reference rows</th>"
             f"<th>measure</th><th>shift</th><th>status</th></tr>{rows}</table>"
-            f"<h2>Data</h2>{data}</body></html>\n"
+            f"{performance}<h2>Data</h2>{data}</body></html>\n"
         )
 
 
 def read_request_log(path: Path) -> tuple[Any, list[Any]]:
     """The records and predictions a server logged (JSON lines), as a frame and a list."""
+    log = read_log(path)
+    return log.frame, log.predictions
+
+
+@dataclass
+class RequestLog:
+    """A request log's records (a frame), predictions, and per record the line's timestamp,
+    the answering version and the logged keys (a frame, when lines carry `keys`)."""
+
+    frame: Any
+    predictions: list[Any]
+    timestamps: list[Any]
+    versions: list[Any]
+    keys: Any = None
+
+
+def _line_keys(keys: Any, count: int) -> list[dict[str, Any]]:
+    """A line's `keys` as one dict per record: {"id": [1, 2]} or [{"id": 1}, {"id": 2}]."""
+    if isinstance(keys, list) and len(keys) == count:
+        return [k if isinstance(k, dict) else {} for k in keys]
+    if isinstance(keys, dict):
+        columns = {
+            name: values if isinstance(values, list) and len(values) == count else [values] * count
+            for name, values in keys.items()
+        }
+        return [{name: values[i] for name, values in columns.items()} for i in range(count)]
+    return [{} for _ in range(count)]
+
+
+def read_log(path: Path) -> RequestLog:
+    """The whole request log: records, predictions, timestamps, versions and keys."""
     import pandas as pd
 
     records: list[dict[str, Any]] = []
     predictions: list[Any] = []
+    timestamps: list[Any] = []
+    versions: list[Any] = []
+    keys: list[dict[str, Any]] = []
+    has_keys = False
     try:
         lines = path.read_text("utf-8").splitlines()
     except OSError as exc:
@@ -92,15 +156,32 @@ def read_request_log(path: Path) -> tuple[Any, list[Any]]:
             entry = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut short by a crash
-        records.extend(entry.get("records", []))
-        predictions.extend(entry.get("predictions", []))
+        if not isinstance(entry, dict):
+            continue
+        lines_records = entry.get("records", [])
+        lines_predictions = entry.get("predictions", [])
+        if not isinstance(lines_records, list) or not isinstance(lines_predictions, list):
+            continue
+        if len(lines_records) != len(lines_predictions):
+            continue  # a line that does not pair records with predictions
+        if not all(isinstance(r, dict) for r in lines_records):
+            continue
+        records.extend(lines_records)
+        predictions.extend(lines_predictions)
+        timestamps.extend([entry.get("timestamp")] * len(lines_records))
+        versions.extend([entry.get("version")] * len(lines_records))
+        has_keys = has_keys or "keys" in entry
+        keys.extend(_line_keys(entry.get("keys"), len(lines_records)))
     if not records or len(records) != len(predictions):
         raise QualityInputError(
             "the request log holds no complete records with predictions",
             location=str(path),
             fix="serve with request logging on (nbops serve --log-sample 0.1)",
         )
-    return pd.DataFrame.from_records(records), predictions
+    key_frame = pd.DataFrame.from_records(keys) if has_keys else None
+    return RequestLog(
+        pd.DataFrame.from_records(records), predictions, timestamps, versions, key_frame
+    )
 
 
 def monitor(

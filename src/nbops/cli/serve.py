@@ -79,8 +79,11 @@ def serve(
 @app.command()
 @_handles_errors
 def monitor(
-    bundle_path: Annotated[
-        Path, typer.Argument(metavar="BUNDLE", help="A bundle folder or .tar.gz.")
+    bundle_ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="BUNDLE", help="A bundle folder or .tar.gz, or NAME@ALIAS / NAME@N."
+        ),
     ],
     data: Annotated[
         Path | None, typer.Option("--data", help="Recent records: .csv or .parquet.")
@@ -88,30 +91,112 @@ def monitor(
     log: Annotated[
         Path | None, typer.Option("--log", help="A request log written by nbops serve.")
     ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference",
+            help="Labelled reference rows (.csv/.parquet, e.g. the held-out test data): "
+            "calibration and the estimate of performance without labels.",
+        ),
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option("--label", help="The label column of --reference and --labels."),
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option("--window", help="Estimate per time window (1h, 1d) or per ROWS rows."),
+    ] = None,
+    windows: Annotated[
+        int | None, typer.Option("--windows", help="Estimate over N equal-count windows.")
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option("--labels", help="Labels that arrived (.csv/.parquet), joined on --key."),
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option("--key", help="The key column joining --labels to the rows.")
+    ] = None,
+    pos_label: Annotated[
+        str | None, typer.Option("--pos-label", help="Binary: the positive class.")
+    ] = None,
+    max_drop: Annotated[
+        float,
+        typer.Option(
+            "--max-drop",
+            help="Alert when a metric is estimated below the reference's minus this.",
+        ),
+    ] = 0.05,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the whole report as JSON.")
+    ] = None,
     html_report: Annotated[
         Path | None, typer.Option("--html", help="Also write an HTML report.")
     ] = None,
     trusted_key: TrustedKeys = None,
     require_signature: RequireSignature = False,
 ) -> None:
-    """Compare recent data (and predictions) with the bundle's reference; exits 31 past the
+    """Compare recent data (and predictions) with the bundle's reference and, given a
+    labelled --reference, estimate performance without labels; exits 31 past the
     thresholds, so a scheduler can alert or retrain."""
     if (data is None) == (log is None):
         raise typer.BadParameter("give one of --data FILE or --log FILE")
-    require_bundle_path(bundle_path)
-    for given in (data, log):
+    if window is not None and windows is not None:
+        raise typer.BadParameter("give --window or --windows, not both")
+    if labels is not None and key is None:
+        raise typer.BadParameter("--labels needs --key COL to join the labels on")
+    if not 0 <= max_drop <= 1:
+        raise typer.BadParameter(f"--max-drop must be within 0-1, got {max_drop}")
+    from nbops.bundle.refs import resolve_bundle
+
+    bundle_path = resolve_bundle(bundle_ref).path
+    for given in (data, log, reference, labels):
         if given is not None:
             _require_file(given)
+    import json
+
+    from nbops._jsonsafe import json_safe
     from nbops.bundle.monitor import monitor as run_monitor
-    from nbops.bundle.monitor import raise_for_alerts, read_request_log
+    from nbops.bundle.monitor import raise_for_alerts, read_log
+    from nbops.bundle.performance import performance
     from nbops.quality.validate import read_frame
 
     bundle = _load(bundle_path, _trust(trusted_key, require_signature))
+    timestamps, keys = None, None
     if log is not None:
-        frame, predictions = read_request_log(log)
+        logged = read_log(log)
+        frame, predictions = logged.frame, logged.predictions
+        timestamps, keys = logged.timestamps, logged.keys
+        others = sum(1 for v in logged.versions if v is not None and str(v) != str(bundle.version))
+        if others:
+            err.print(
+                f"warning: {others} of {len(logged.versions)} logged rows were answered by "
+                f"another version than v{bundle.version}; they are judged with v{bundle.version}",
+                markup=False,
+            )
     else:
         frame, predictions = read_frame(data), None  # type: ignore[arg-type]
     report = run_monitor(bundle, frame, predictions)
+    wants_performance = reference is not None or labels is not None
+    if wants_performance or window is not None or windows is not None:
+        if predictions is None:
+            predictions = bundle.predict(frame[bundle.request_columns])
+        report.performance = performance(
+            bundle,
+            frame,
+            predictions,
+            reference=read_frame(reference) if reference is not None else None,
+            label=label,
+            timestamps=timestamps,
+            window=window,
+            windows=windows,
+            labels=read_frame(labels) if labels is not None else None,
+            key=key,
+            keys=keys,
+            pos_label=pos_label,
+            max_drop=max_drop,
+            plots=html_report is not None,
+        )
     table = Table(title=f"Predictions of {bundle.name} v{bundle.version}", title_justify="left")
     for column in ("slice", "rows", "measure", "shift", "status"):
         table.add_column(column)
@@ -124,7 +209,70 @@ def monitor(
         f"drifted columns: {', '.join(report.validation.drifted_columns) or 'none'}",
         markup=False,
     )
+    if report.performance is not None:
+        _print_performance(report.performance)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(
+            json_path,
+            json.dumps(json_safe(report.to_dict(), iso_dates=True, missing_as_null=True), indent=2),
+        )
     if html_report is not None:
         html_report.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(html_report, report.to_html())
     raise_for_alerts(report, str(data or log))
+
+
+def _print_performance(perf: object) -> None:
+    """The performance section of `nbops monitor`: notes, calibration, estimate table."""
+    from nbops.quality.estimate.performance import PerformanceReport
+
+    assert isinstance(perf, PerformanceReport)
+    for note in perf.notes:
+        out.print(f"Performance: {note}", markup=False)
+    if perf.calibration is not None:
+        c = perf.calibration
+        fixed = (
+            f"; {c.method} calibration, ECE after {c.ece_after:.4f} (cross-fitted)"
+            if c.ece_after is not None
+            else "; calibrated, used as is"
+        )
+        out.print(
+            f"Calibration on {c.rows} reference rows: ECE {c.ece_before:.4f} "
+            f"(p {c.p_before:.3f}){fixed}",
+            markup=False,
+        )
+
+    def cell(interval: object) -> str:
+        value = getattr(interval, "value", None)
+        low, high = getattr(interval, "ci_low", None), getattr(interval, "ci_high", None)
+        if value is None:
+            return "-"
+        return f"{value:.3f}" if low is None else f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+    rows = [(g.name, g) for g in perf.estimate[:1]]
+    rows += [(f"window {w.label}", w.estimate) for w in perf.windows]
+    if rows:
+        table = Table(title="Estimated performance (no labels)", title_justify="left")
+        for column in ("rows of", "rows", *perf.metrics):
+            table.add_column(column)
+        table.add_row(
+            "reference", "", *[f"{perf.reference_value(m) or 0:.3f}" for m in perf.metrics]
+        )
+        for name, group in rows:
+            table.add_row(
+                name, str(group.rows), *[cell(group.metrics.get(m)) for m in perf.metrics]
+            )
+        out.print(table)
+    if perf.realised:
+        overall = perf.realised[0]
+        out.print(
+            f"Realised on {perf.labels_matched} labelled rows ({perf.labels_unmatched} "
+            "without a label): " + ", ".join(f"{m} {cell(i)}" for m, i in overall.metrics.items()),
+            markup=False,
+        )
+    cautions = perf.cautions
+    for caution in cautions[:5]:
+        err.print(f"warning: {caution}", markup=False)
+    if len(cautions) > 5:
+        err.print(f"warning: ... {len(cautions) - 5} more (see --json or --html)", markup=False)

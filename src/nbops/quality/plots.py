@@ -105,3 +105,49 @@ def slice_plots(
         )
         plots.append((metric, chart))
     return plots
+
+
+def estimate_over_windows(
+    metric: str,
+    windows: Sequence[str],
+    values: Sequence[float | None],
+    ci_low: Sequence[float | None],
+    ci_high: Sequence[float | None],
+    reference: float | None,
+    threshold: float | None,
+    realised: Sequence[float | None] | None = None,
+) -> str:
+    """The estimate of one metric over time windows with its interval as a band, the
+    reference's value and the alert threshold as lines (and realised values as points when
+    labels came): an SVG document as text, for inlining in an HTML report."""
+    from matplotlib.figure import Figure
+
+    def nan(seq: Sequence[float | None]) -> list[float]:
+        return [float("nan") if v is None else float(v) for v in seq]
+
+    fig = Figure(figsize=(6.0, 2.6))
+    ax = fig.add_subplot()
+    x = list(range(len(windows)))
+    ax.fill_between(x, nan(ci_low), nan(ci_high), color=_PASS, alpha=0.18, label="95% interval")
+    ax.plot(x, nan(values), marker="o", color=_PASS, linewidth=1.4, label="estimate")
+    if realised is not None:
+        ax.plot(x, nan(realised), "D", color="#111827", markersize=4, label="realised")
+    if reference is not None:
+        ax.axhline(reference, color=_GREY, linewidth=1, label=f"reference {reference:.3g}")
+    if threshold is not None:
+        ax.axhline(
+            threshold,
+            color=_FAIL,
+            linestyle="--",
+            linewidth=1,
+            label=f"alert below {threshold:.3g}",
+        )
+    ax.set_xticks(x)
+    ax.set_xticklabels(windows, rotation=30, ha="right", fontsize=6)
+    ax.set_title(f"estimated {metric}", fontsize=9)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.legend(fontsize=6, frameon=False, loc="best")
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    text = buffer.getvalue()
+    return text[text.find("<svg") :]
