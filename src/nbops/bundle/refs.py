@@ -23,6 +23,9 @@ from pathlib import Path, PurePosixPath
 from nbops.bundle.locate import ARCHIVE_SUFFIXES, require_bundle_path
 from nbops.errors import BundleError, RegistryError
 
+# Deferred imports: the registry (sqlite3, the run store) and nbops.config, only for a
+# registry reference, so that resolving a path stays as light as `require_bundle_path`.
+
 MANIFEST = "manifest.json"
 _MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 

@@ -29,7 +29,9 @@ from nbops.bundle.refs import check_registered, manifest_bytes, resolve_bundle
 from nbops.bundle.signing import verify_bundle
 from nbops.config import Project
 from nbops.errors import RegistryError
-from nbops.runs.registry import AliasChange, ModelVersion, Registry
+from nbops.runs.registry import AliasChange, ModelVersion, Registry, check_alias
+
+# Deferred imports: nbops.runs.tracking (MLflow), only when the project mirrors to it.
 
 
 def register_bundle(
@@ -88,8 +90,6 @@ def promote(
     project: Project | None = None,
 ) -> AliasChange:
     """Point `alias` at the bundle `ref_or_path` names, once it is verified and registered."""
-    from nbops.runs.registry import check_alias
-
     check_alias(alias)
     registry = registry or Registry.for_project()
     resolved = resolve_bundle(ref_or_path, store_dir=registry.store.directory)

@@ -140,9 +140,15 @@ def bundle(
         signed = sign_bundle(folder, sign_key)
         out.print(f"Signed with {signed.fingerprint}", markup=False)
     out.print(f"Bundle {folder} (and {archive.name})", markup=False)
-    from nbops.cli.registry import _register_build  # every build is a registered version
+    from nbops.bundle.registration import register_bundle  # every build is a version
+    from nbops.config import load_project
+    from nbops.runs.registry import Registry
 
-    out.print(_register_build(folder, None), markup=False)
+    project = load_project()
+    trust = {"trusted_keys": project.trusted_key_paths}
+    registered = register_bundle(folder, Registry(store), trust=trust, project=project)
+    ref = f"{registered.name}@{registered.version}"
+    out.print(f"Registered as {ref} (deploy: nbops promote {ref} --alias production)", markup=False)
     out.print(f"Serve it: nbops serve {folder}", markup=False)
 
 

@@ -4,7 +4,6 @@ aliases (production, staging, ...), every change recorded with who, when and why
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -165,15 +164,3 @@ def rollback(
         project=_project(),
     )
     out.print(change.describe(), markup=False)
-
-
-def _register_build(folder: Path, trusted_key: list[Path] | None) -> str:
-    """Register a bundle just built (`nbops bundle --run`); the line to print."""
-    from nbops.bundle.registration import register_bundle
-    from nbops.runs.registry import Registry
-
-    project = _project()
-    trust = {"trusted_keys": [*(trusted_key or []), *project.trusted_key_paths]}
-    registered = register_bundle(folder, Registry.for_project(), trust=trust, project=project)
-    ref = f"{registered.name}@{registered.version}"
-    return f"Registered as {ref} (deploy it: nbops promote {ref} --alias production)"

@@ -40,6 +40,15 @@ def serve(
     log_path: Annotated[
         Path | None, typer.Option("--log-path", help="Where the request log goes.")
     ] = None,
+    log_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--log-key",
+            metavar="COLUMN",
+            help="A column of the requests (an id) the request log keeps under keys, to join "
+            "labels later; never given to the model (repeatable; the schema's key is kept too).",
+        ),
+    ] = None,
     poll: Annotated[
         float,
         typer.Option("--poll", help="Seconds between looks at the registry alias (NAME@ALIAS)."),
@@ -56,7 +65,14 @@ def serve(
 
         bundle = _load(Path(bundle_ref), _trust(trusted_key, require_signature))
         err.print(f"Serving {bundle.name} v{bundle.version} on http://{host}:{port}", markup=False)
-        run_server(bundle, host=host, port=port, log_sample=log_sample, log_path=log_path)
+        run_server(
+            bundle,
+            host=host,
+            port=port,
+            log_sample=log_sample,
+            log_path=log_path,
+            log_keys=log_key or [],
+        )
         return
     import uvicorn
 
@@ -68,6 +84,7 @@ def serve(
         poll=poll,
         log_sample=log_sample,
         log_path=log_path,
+        log_keys=log_key or [],
     )
     current = app.state.serving.current
     if current.signature_json and current.signature_json.get("status") != "verified":

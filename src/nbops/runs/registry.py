@@ -44,11 +44,24 @@ from typing import Any
 
 from nbops.errors import RegistryError, StoreError
 from nbops.runs.files import disk_full
+from nbops.runs.registry_journal import COLUMNS as _COLUMNS
+from nbops.runs.registry_journal import apply_entry as _apply
+from nbops.runs.registry_journal import replay_journal
 from nbops.runs.store import REGISTRY_JOURNAL, RunStore, now
 
 ALIAS_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 ACTOR_ENV = "NBOPS_ACTOR"
 ACTIONS = ("register", "promote", "rollback", "refused")
+__all__ = [
+    "AliasChange",
+    "ModelVersion",
+    "Registry",
+    "RegistryEvent",
+    "actor",
+    "check_alias",
+    "parse_ref",
+    "replay_journal",
+]
 
 
 @dataclass(frozen=True)
@@ -488,10 +501,6 @@ class Registry:
 
 
 _LIST = "see `nbops registry list`"
-_COLUMNS = (
-    "name, version, bundle_path, manifest_sha256, run_id, signed_by, metrics, mlflow_version,"
-    " registered_at, registered_by"
-)
 _ALIASES_OF = "SELECT alias FROM model_aliases WHERE name = ? ORDER BY alias"
 _VERSIONS_OF = "SELECT version FROM model_versions WHERE name = ? ORDER BY version"
 
@@ -522,76 +531,3 @@ def _holders(db: sqlite3.Connection, name: str, alias: str) -> list[int]:
         elif stack:
             stack.pop()
     return stack
-
-
-def _apply(db: sqlite3.Connection, entry: dict[str, Any]) -> None:
-    """Apply one journal entry to the tables (a new change, or a replayed one)."""
-    if "mlflow" in entry:
-        m = entry["mlflow"]
-        db.execute(
-            "UPDATE model_versions SET mlflow_version = ? WHERE name = ? AND version = ?",
-            (m["mlflow_version"], m["name"], m["version"]),
-        )
-        return
-    mv = entry.get("model_version")
-    if mv is not None:
-        db.execute(
-            f"INSERT OR REPLACE INTO model_versions ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                mv["name"],
-                mv["version"],
-                mv["bundle_path"],
-                mv["manifest_sha256"],
-                mv.get("run_id"),
-                mv.get("signed_by"),
-                json.dumps(mv.get("metrics") or {}),
-                mv.get("mlflow_version"),
-                mv["registered_at"],
-                mv["registered_by"],
-            ),
-        )
-    e = entry["event"]
-    db.execute(
-        "INSERT INTO registry_events (at, who, action, name, alias, version, previous, reason,"
-        " detail) VALUES (?,?,?,?,?,?,?,?,?)",
-        (
-            e["at"],
-            e["who"],
-            e["action"],
-            e["name"],
-            e.get("alias"),
-            e.get("version"),
-            e.get("previous"),
-            e.get("reason"),
-            json.dumps(e.get("detail") or {}, ensure_ascii=False),
-        ),
-    )
-    if e["action"] in ("promote", "rollback") and e.get("alias"):
-        db.execute(
-            "INSERT INTO model_aliases (name, alias, version, set_at) VALUES (?,?,?,?)"
-            " ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version,"
-            " set_at = excluded.set_at",
-            (e["name"], e["alias"], e["version"], e["at"]),
-        )
-
-
-def replay_journal(store: RunStore) -> int:
-    """Rebuild the registry's tables of `store` (a fresh database) from its journal; returns
-    the events replayed. Lines that cannot be read (a torn last line) are skipped."""
-    journal = store.directory / REGISTRY_JOURNAL
-    if not journal.is_file():
-        return 0
-    events = 0
-    with sqlite3.connect(store.db_path, timeout=60) as db:
-        db.execute("DELETE FROM registry_events")
-        db.execute("DELETE FROM model_aliases")
-        db.execute("DELETE FROM model_versions")
-        for line in journal.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-                _apply(db, entry)
-            except (ValueError, KeyError, TypeError, sqlite3.Error):
-                continue
-            events += "event" in entry
-    db.close()
-    return events

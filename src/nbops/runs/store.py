@@ -37,6 +37,7 @@ from nbops.runs.files import clear_mark, disk_full, release_space, write_text
 from nbops.runs.liveness import owner_gone
 from nbops.runs.output import redact_left_output
 from nbops.runs.record import RunRecord
+from nbops.runs.registry_journal import replay_journal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -387,9 +388,7 @@ class RunStore:
                 continue
             store.save(record)  # writes its missing record.json too
             from_database += 1
-        from nbops.runs.registry import replay_journal  # deferred: registry imports this module
-
-        events = replay_journal(store)
+        events = replay_journal(store.db_path, directory / REGISTRY_JOURNAL)
         return Repair(
             from_records + from_database, from_records, from_database, unreadable, damaged, events
         )

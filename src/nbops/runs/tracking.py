@@ -26,6 +26,9 @@ from nbops.runs.record import RunRecord
 if TYPE_CHECKING:
     from nbops.runs.registry import ModelVersion
 
+# Deferred imports: the run store, only to find the MLflow run of a mirrored model version
+# (the store imports this module's callers; a top-level import would load it for every run).
+
 
 class TrackingBackend(Protocol):
     def log_run(self, record: RunRecord, run_dir: Path) -> dict[str, Any]:

@@ -55,12 +55,18 @@ Serving behaviour:
   request fails alone: a `BundleError` is a 422 with its message (its record found by
   halving the request when one record alone fails), anything else a 500.
 - Request log: with `log_sample > 0`, that share of successful `/predict` requests is
-  appended as JSON lines (`timestamp`, `model`, `version`, `records`, `predictions`) to
+  appended as JSON lines (`timestamp`, `model`, `version` that answered, `records`,
+  `predictions`, and `keys`: the schema's key and `log_keys` columns of the raw records) to
   `log_path` by a background thread (default `<bundle.path>/../<name>-requests.jsonl`).
   A full queue or a failed write drops the line and counts it; it never fails a request.
+- Generations: every request is pinned on arrival to the bundle served then and answered by
+  it alone (answers carry the header `X-Nbops-Model-Version`). `create_registry_app(
+  "penguins@production")` follows a registry alias and swaps in each newly promoted bundle
+  once it is checked, loaded, verified and probed, the old one closing when drained; a
+  failed swap keeps the old one and shows in `/health` (`swap`). See `generation.py`.
 """
 
-from nbops.bundle.serve.app import ServableBundle, create_app, serve
+from nbops.bundle.serve.app import ServableBundle, create_app, create_registry_app, serve
 from nbops.bundle.serve.body import RecordError, _BadBody, parse_body
 from nbops.bundle.serve.middleware import BodySizeLimitMiddleware
 from nbops.bundle.serve.request import reference_record, request_model
@@ -71,6 +77,7 @@ __all__ = [
     "ServableBundle",
     "_BadBody",
     "create_app",
+    "create_registry_app",
     "parse_body",
     "reference_record",
     "request_model",

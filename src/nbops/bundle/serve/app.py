@@ -29,24 +29,24 @@ from nbops.bundle.serve.body import (
     RecordError,
     _BadBody,
     _errors_response,
-    _printable,
     _validation_errors,
     parse_body,
 )
-from nbops.bundle.serve.frame import _json_safe
-from nbops.bundle.serve.metrics import _Metrics, _task_of, _value_buckets
-from nbops.bundle.serve.middleware import DOCS_ASSETS, BodySizeLimitMiddleware, _ObserveMiddleware
 from nbops.bundle.serve.generation import (
     GENERATION,
-    MAX_RECORDS,
     _Generation,
     _Serving,
     _Swapper,
 )
+from nbops.bundle.serve.metrics import _Metrics, _task_of, _value_buckets
+from nbops.bundle.serve.middleware import DOCS_ASSETS, BodySizeLimitMiddleware, _ObserveMiddleware
 from nbops.bundle.serve.predict import _Job
 from nbops.bundle.serve.request_log import _RequestLog
 from nbops.errors import BundleError
 from nbops.quality.schema import Schema
+
+# Deferred imports: loading bundles, the registry and the project config, only for
+# create_registry_app (a plain create_app needs none of them).
 
 logger = logging.getLogger(__name__)
 
@@ -295,7 +295,7 @@ def create_app(
             text += serving.prometheus()
         return Response(text, media_type=_PROMETHEUS)
 
-    described = {"generation": None}
+    described: dict[str, _Generation | None] = {"generation": None}
 
     def openapi() -> dict[str, Any]:
         current = serving.current

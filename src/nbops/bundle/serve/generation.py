@@ -40,6 +40,9 @@ from nbops.bundle.serve.metrics import _Metrics
 from nbops.bundle.serve.predict import _Job, _Predictor
 from nbops.bundle.serve.request import _fields_by_column, reference_record, request_model
 
+# Deferred imports: the registry and bundle loading, only in the swapper (a server of a plain
+# bundle never loads another).
+
 logger = logging.getLogger(__name__)
 
 MAX_RECORDS = 10_000
