@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, recall_score
+from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score, recall_score
 from statsmodels.stats.proportion import proportion_confint
 
 from nbops.errors import QualityInputError
@@ -182,20 +182,23 @@ def test_the_ranking_equals_a_brute_force_groupby_over_singles_and_pairs(seed: i
         assert mine[1:3] == pytest.approx(theirs[1:3]) and mine[3] == theirs[3]
 
 
-def test_the_bootstrap_search_stops_early_without_changing_the_top_k() -> None:
-    """For bootstrap metrics candidates are bootstrapped from the worst value on until none
-    left can rank among the k weakest: the top 3 is the start of the full ranking."""
+@pytest.mark.parametrize("metric", ["mae", "r2"])
+def test_the_bootstrap_search_stops_early_without_changing_the_top_k(metric: str) -> None:
+    """r2: candidates are bootstrapped from the worst value on until none left can rank
+    among the k weakest; mae: the weakest by the normal approximation are bootstrapped.
+    Either way the top 3 is the start of the full ranking."""
     rng = np.random.default_rng(5)
     n = 1500
     frame = pd.DataFrame({"a": rng.choice(list("pqrs"), n), "b": rng.normal(size=n)})
     y = rng.normal(size=n)
     pred = y + rng.normal(size=n) * (1 + (frame.a == "p") * (frame.b > 0.5))
-    full = weak_segments(y, pred, data=frame, task="regression", top_k=1000)
-    top = weak_segments(y, pred, data=frame, task="regression", top_k=3)
+    full = weak_segments(y, pred, data=frame, task="regression", metric=metric, top_k=1000)
+    top = weak_segments(y, pred, data=frame, task="regression", metric=metric, top_k=3)
     assert [row.name for row in top] == [row.name for row in full[:3]]
-    assert top[0].metric == "mae" and top[0].ci_method == "bootstrap"
+    assert top[0].metric == metric and top[0].ci_method == "bootstrap"
     mask = top[0].slice.mask(frame)
-    assert top[0].value == pytest.approx(mean_absolute_error(y[mask], pred[mask]), abs=1e-12)
+    reference = mean_absolute_error if metric == "mae" else r2_score
+    assert top[0].value == pytest.approx(reference(y[mask], pred[mask]), abs=1e-12)
 
 
 def test_slice_metrics_stores_weak_segments_and_weakest_ranks_them_with_named_slices() -> None:

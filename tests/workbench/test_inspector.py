@@ -160,3 +160,21 @@ def test_the_export_reason_takes_the_theme_colour_of_its_state(frames) -> None: 
     assert "color:var(--jp-warn-color1, #b45309)" in inspector.reason.value
     passing = inspection(model=Threshold(), X=current, y=truth, gates=[], plots=False)
     assert "color:var(--jp-success-color1, #059669)" in Inspector(passing).reason.value
+
+
+def test_weak_true_shows_a_weak_segments_table_in_the_slices_tab(frames) -> None:  # type: ignore[no-untyped-def]
+    """Group b has 40% of its labels flipped: the search over X's columns finds it (or a
+    part of it) first, and the Slices tab shows it, ranked, in the theme's table style."""
+    _reference, current, truth = frames
+    report = inspection(
+        model=Threshold(), X=current, y=truth, slices=["group"], plots=False, weak=True
+    )
+    assert report.slices is not None and report.slices.weak
+    first = report.slices.weak[0]
+    assert 'group == "b"' in first.name
+    html = report.slices_html()
+    table = html[html.index("<h3>Weak segments</h3>") :]
+    assert "group == &quot;b&quot;" in table
+    assert "var(--jp-layout-color1" in table and "var(--jp-border-color1" in table
+    plain = inspection(model=Threshold(), X=current, y=truth, slices=["group"], plots=False)
+    assert "Weak segments" not in plain.slices_html()

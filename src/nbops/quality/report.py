@@ -117,7 +117,8 @@ class InspectionReport:
             small = bool(record.get("too_small"))
             cells = "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in record.values())
             rows.append(f"<tr style='{_row_style('skipped' if small else None)}'>{cells}</tr>")
-        return _table(f"<tr>{head}</tr>", rows) + _images(self.slice_plots)
+        table = _table(f"<tr>{head}</tr>", rows)
+        return table + weak_segments_html(self.slices.weak) + _images(self.slice_plots)
 
     def gates_html(self) -> str:
         colour = _VERDICT_COLOUR.get(self.verdict, "var(--jp-ui-font-color2, #6b7280)")
@@ -144,19 +145,65 @@ class InspectionReport:
 
     def to_html(self) -> str:
         """A self-contained HTML page (plots inlined) with the Data, Slices and Gates sections."""
-        return (
-            "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(self.title)}</title>"
-            "<style>body{font-family:system-ui,sans-serif;margin:2em}"
-            "table{border-collapse:collapse;font-size:13px;margin:.5em 0}"
-            "td,th{border:1px solid #d1d5db;padding:3px 6px;text-align:left}"
-            "img{margin:4px}</style></head><body>"
-            f"<h1>{html.escape(self.title)}</h1>"
+        return html_page(
+            self.title,
             f"<h2>Gates</h2>{self.gates_html()}"
             f"<h2>Data</h2>{self.data_html()}"
-            f"<h2>Slices</h2>{self.slices_html()}"
-            "</body></html>\n"
+            f"<h2>Slices</h2>{self.slices_html()}",
         )
+
+
+def html_page(title: str, body: str) -> str:
+    """A self-contained page: the title (escaped) as heading, then `body` (HTML)."""
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:system-ui,sans-serif;margin:2em}"
+        "table{border-collapse:collapse;font-size:13px;margin:.5em 0}"
+        "td,th{border:1px solid #d1d5db;padding:3px 6px;text-align:left}"
+        "img{margin:4px}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>{body}</body></html>\n"
+    )
+
+
+def html_table(header: Sequence[str], rows: Sequence[tuple[Sequence[str], str | None]]) -> str:
+    """A theme-aware table of text cells (escaped here): each row is (cells, status), the
+    status (pass, warn, fail, skipped or None) tinting the row as the report's tables do."""
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
+    body = [
+        f"<tr style='{_row_style(status)}'>"
+        + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells)
+        + "</tr>"
+        for cells, status in rows
+    ]
+    return _table(head, body)
+
+
+def weak_segments_html(weak: Sequence[Any]) -> str:
+    """The "Weak segments" table of a slice report's `weak` rows (nothing when empty)."""
+    if not weak:
+        return ""
+    rows = [
+        (
+            [
+                str(rank),
+                row.name,
+                row.metric,
+                _fmt(row.value),
+                f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]",
+                str(row.count),
+                _fmt(row.gap),
+            ],
+            "warn",
+        )
+        for rank, row in enumerate(weak, start=1)
+    ]
+    header = ["rank", "segment", "metric", "value", "interval", "rows", "gap"]
+    return (
+        "<h3>Weak segments</h3><p>Where the model does worst, searched over single columns "
+        "and pairs (numbers in quantile bins), ranked by the pessimistic end of the interval."
+        "</p>" + html_table(header, rows)
+    )
 
 
 def _fmt(value: Any) -> str:

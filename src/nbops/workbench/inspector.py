@@ -64,9 +64,14 @@ def inspection(
     min_size: int = 30,
     plots: bool = True,
     title: str = "nbops inspection",
+    weak: bool | dict[str, Any] = False,
 ) -> InspectionReport:
     """Validate `data` (against `schema`, or one inferred from `reference`), compute slice
     metrics of `model` on `X`/`y` (or of given predictions), and check the gates.
+
+    `weak=True` (or a dict of weak_segments options) also searches the columns of `X` (or of
+    `data`, when X is not a frame) for the segments where the model does worst, shown as a
+    "Weak segments" table in the Slices tab.
 
     `gates` default to `[tool.nbops] gates` of the project. A gate naming a value this
     inspection does not compute (a metric only the notebook logs) is skipped, with why.
@@ -96,6 +101,7 @@ def inspection(
             slices=slice_frame,
             task=cast("Task", task),  # an unknown task is refused by slice_metrics
             min_size=min_size,
+            weak_segments=_weak_options(weak, X, data),
         )
     values = _gate_values(report)
     for text in gates if gates is not None else _project_gates():
@@ -113,6 +119,24 @@ def inspection(
     if plots and report.slices is not None:
         report.slice_plots = _slice_plots(report)
     return report
+
+
+def _weak_options(weak: bool | dict[str, Any], X: Any, data: Any) -> bool | dict[str, Any]:
+    """slice_metrics' weak_segments option: the columns searched are X's (or data's)."""
+    import pandas as pd
+
+    if weak is False or weak is None:
+        return False
+    options = {} if weak is True else dict(weak)
+    if "data" not in options:
+        frame = X if isinstance(X, pd.DataFrame) else data
+        if not isinstance(frame, pd.DataFrame):
+            raise QualityInputError(
+                "weak=True needs the rows' columns to search",
+                fix="pass X as a DataFrame (or data=), or weak={'data': frame}",
+            )
+        options["data"] = frame
+    return options
 
 
 def _is_discrete(y: Any) -> bool:

@@ -44,6 +44,7 @@ from nbops.quality.slices.intervals import (
 )
 from nbops.quality.slices.regression import _Regression, _regression_metrics
 from nbops.quality.slices.report import SliceMetric, SliceReport
+from nbops.quality.slices.weak import weak_segments
 
 
 @dataclass
@@ -225,8 +226,6 @@ def _weak(
     labels: Sequence[Any] | None,
     pos_label: Any,
 ) -> list[SliceMetric]:
-    from nbops.quality.slices.weak import weak_segments
-
     if options is True:
         chosen: dict[str, Any] = {}
     elif isinstance(options, Mapping):
