@@ -187,7 +187,7 @@ def test_the_file_is_indented_json_with_only_the_fields_that_apply(
     schema: Schema, tmp_path: Path
 ) -> None:
     text = schema.save(tmp_path / "s.json").read_text()
-    assert text.startswith('{\n  "schema_version": 1,\n  "kind": "nbops.schema",')
+    assert text.startswith(f'{{\n  "schema_version": {SCHEMA_VERSION},\n  "kind": "nbops.schema",')
     data = json.loads(text)
     columns = {c["name"]: c for c in data["columns"]}
     assert "ks_pvalue" in columns["income"] and "new_category_share" not in columns["income"]
@@ -219,7 +219,7 @@ def test_a_newer_schema_version_is_refused(schema: Schema, tmp_path: Path) -> No
     path.write_text(json.dumps(data))
     with pytest.raises(SchemaVersionError, match="upgrade nbops") as info:
         Schema.load(path)
-    assert "schema_version 2" in str(info.value)
+    assert f"schema_version {SCHEMA_VERSION + 1}" in str(info.value)
 
 
 def test_invalid_json_is_reported_with_its_position(tmp_path: Path) -> None:
@@ -395,7 +395,8 @@ def _planted(frame: pd.DataFrame, problem: str) -> pd.DataFrame:
     if problem == "wrong dtype":
         bad["age"] = bad["age"].astype(str)
     elif problem == "null in a non-nullable column":
-        bad["city"] = bad["city"].where(bad.index != 3, None)
+        # nulls in 2% of the rows: one null would be what sampling gives (a warning)
+        bad["city"] = bad["city"].where(bad.index % 50 != 3, None)
     elif problem == "out of range":
         bad.loc[5, "income"] = 10**9
     elif problem == "unknown category":

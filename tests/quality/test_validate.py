@@ -490,7 +490,11 @@ def test_nullable_extension_dtypes_are_checked(schema: Schema) -> None:
     assert report.passed and not report.drifted_columns, report.to_frame()
     data.loc[3, "age"] = pd.NA
     data.loc[4, "age"] = 150
-    assert {"age.nulls", "age.range"} <= failed(validate(data, schema))
+    checks = {c.name: c for c in validate(data, schema).checks}
+    assert checks["age.range"].status == "fail"
+    # one null in 4000 rows where the 4000 reference rows had none: seen, but what sampling
+    # alone gives half the time, so a warning
+    assert (checks["age.nulls"].status, checks["age.nulls"].count) == ("warn", 1)
 
 
 def test_threads_give_the_same_report(schema: Schema) -> None:

@@ -9,7 +9,7 @@ A `Schema` holds one `ColumnSchema` per column: its kind ("integer", "float", "b
 (nullable and `max_null_fraction`, `min`/`max`, allowed `categories`, `unique`), the observed
 statistics they were inferred from, and the reference statistics drift is measured against,
 each with its own editable thresholds (`psi_warn`, `psi_fail`, `ks_pvalue`,
-`ks_statistic_fail`, `new_category_share`). Fields that do not apply to a column's kind are
+`ks_statistic_fail`, `new_category_share`, `range_alpha`, `range_tolerance`). Fields that do not apply to a column's kind are
 left out of the file; add them by hand to turn a check on (e.g. `"min"` on a datetime column,
 as an ISO timestamp).
 
@@ -20,8 +20,11 @@ What inference decides, from the reference frame:
   `categories` allowed, otherwise "string" (no value constraint, no drift);
 - nulls: a column without nulls is not `nullable`; one with a null fraction f may have up to
   `max_null_fraction = min(1, 1.5 f + 0.01)`;
-- range: numeric `min`/`max` are the observed extremes (finite values only); datetimes get
-  no range (time moves on: add one by hand if it should not);
+- range: numeric `min`/`max` are the observed extremes (finite values only), with a
+  `range_tolerance` learnt on random half splits of the reference (how far past them new
+  values may go before the check fails whatever their number; `infer` module docstring) and
+  `range_alpha` (0.001: the count test's level); datetimes get no range (time moves on: add
+  one by hand if it should not);
 - `unique` is never inferred (a column unique in a sample is often unique by chance); set it
   by hand, or give `key=` (the key must be unique in the reference, and is checked as a whole;
   key columns get no range, categories or drift reference, as new data brings new keys);

@@ -1,6 +1,14 @@
-"""Inference: `infer_schema` learns a Schema from a reference frame (kinds, nulls, ranges,
-categories, drift references), with the column statistics validation recomputes
-(`column_family`, `null_count`, `value_counts`, `reference_for`, ...).
+"""Inference: `infer_schema` learns a Schema from a reference frame (kinds, nulls, ranges
+and their tolerance, categories, drift references), with the column statistics validation
+recomputes (`column_family`, `null_count`, `value_counts`, `reference_for`, ...).
+
+Range tolerance (`learn_range_tolerance`): how far a new value may fall past the observed
+max before the range check fails whatever the number of such values. Measured in tail gaps
+(`max - q0.95`, or `max - q0.75`, `max - q0.5` when that is 0, as `model.tail_gap` says):
+on `TOLERANCE_SPLITS` random halves of the reference (at most `TOLERANCE_SAMPLE` of its
+values, drawn with seed `TOLERANCE_SEED`), c = (held-out max - fit max) / fit's tail gap;
+`high = 2 * max(1, 98th percentile of c) * the reference's tail gap`; the same for `low`
+with the min. Heavy tails give large c, so wide bounds; light ones the floor of 2 gaps.
 """
 
 from __future__ import annotations
@@ -19,17 +27,27 @@ from nbops.quality.schema.model import (
     DEFAULT_NEW_CATEGORY_SHARE,
     DEFAULT_PSI_FAIL,
     DEFAULT_PSI_WARN,
+    DEFAULT_RANGE_ALPHA,
+    FALLBACK_TOLERANCE_FACTOR,
     NUMERIC_KINDS,
+    TAIL_QUANTILES_HIGH,
+    TAIL_QUANTILES_LOW,
     ColumnSchema,
     Environment,
     Kind,
+    RangeTolerance,
     ReferenceStats,
     Schema,
+    tail_gap,
 )
 
 KS_POINTS = 1000
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 _ROUND = 8  # decimals kept for proportions and CDF values in the file
+TOLERANCE_SPLITS = 50
+TOLERANCE_SAMPLE = 20_000
+TOLERANCE_SEED = 0
+TOLERANCE_PERCENTILE = 98.0
 
 
 def _scalar_kind(dtype: Any) -> Literal["boolean", "integer", "float", "datetime"] | None:
@@ -170,6 +188,8 @@ def _infer_column(
         if values.size:
             lo, hi = values[0].item(), values[-1].item()
             base.update(min=lo, max=hi, quantiles=_quantiles(values))
+            base.update(range_tolerance=learn_range_tolerance(values))
+            base.update(range_alpha=DEFAULT_RANGE_ALPHA)
             base.update(reference=numeric_reference(values, bins), **_numeric_thresholds())
         return ColumnSchema(kind="integer" if family == "integer" else "float", **base)
     if family in ("boolean", "object-boolean"):
@@ -247,6 +267,95 @@ def _quantiles(values: np.ndarray) -> dict[str, float]:
     low, high = values[below].astype(np.float64), values[above].astype(np.float64)
     result = low + (positions - below) * (high - low)
     return {str(q): float(v) for q, v in zip(QUANTILES, result, strict=True)}
+
+
+def _tail_gaps(values: np.ndarray) -> tuple[float, float]:
+    """The low and high tail gaps of sorted values (see `model.tail_gap`)."""
+    q = _quantiles(values)
+    lo, hi = float(values[0]), float(values[-1])
+    return tail_gap(lo, q, TAIL_QUANTILES_LOW), tail_gap(hi, q, TAIL_QUANTILES_HIGH)
+
+
+def learn_range_tolerance(values: np.ndarray) -> RangeTolerance:
+    """The range tolerance of sorted finite values, learnt on random half splits (see the
+    module docstring); deterministic (seeded), and bounded in cost by `TOLERANCE_SAMPLE`."""
+    rng = np.random.default_rng(TOLERANCE_SEED)
+    x = values.astype(np.float64, copy=False)
+    if x.size > TOLERANCE_SAMPLE:
+        x = np.sort(x[rng.choice(x.size, TOLERANCE_SAMPLE, replace=False)])
+    gap_low, gap_high = _tail_gaps(values)
+    c_low, c_high = 1.0, 1.0
+    if x.size >= 10:
+        masks = rng.random((TOLERANCE_SPLITS, x.size)) < 0.5
+        keep = (masks.sum(axis=1) >= 2) & ~masks.all(axis=1)
+        if keep.any():
+            low, high = _split_excess(x, masks[keep], gap_low, gap_high)
+            c_low = max(1.0, float(np.percentile(low, TOLERANCE_PERCENTILE)))
+            c_high = max(1.0, float(np.percentile(high, TOLERANCE_PERCENTILE)))
+    factor = FALLBACK_TOLERANCE_FACTOR
+    return RangeTolerance(
+        low=_round_up(factor * c_low * gap_low), high=_round_up(factor * c_high * gap_high)
+    )
+
+
+def _split_excess(
+    x: np.ndarray, masks: np.ndarray, gap_low: float, gap_high: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per split (a row of `masks`: True = fit, False = held out; `x` sorted): how many of
+    the fit's tail gaps the held-out min and max went past the fit's (0 when not past).
+    Vectorised over splits: the fit's k-th value is found by a search in its running count."""
+    splits, n = masks.shape
+    rows = np.arange(splits)
+    counts = np.cumsum(masks, axis=1)
+    sizes = counts[:, -1]
+    base = rows * (n + 1)  # each row's running counts shifted into a range of its own
+    flat = (counts + base[:, None]).ravel()
+
+    def fit_value(rank: np.ndarray) -> np.ndarray:  # the fit's rank-th value (from 0)
+        return x[np.searchsorted(flat, rank + 1 + base) - rows * n]
+
+    def fit_quantile(q: float) -> np.ndarray:  # linear interpolation, as `_quantiles`
+        position = q * (sizes - 1)
+        below = np.floor(position).astype(np.int64)
+        low, high = fit_value(below), fit_value(np.minimum(below + 1, sizes - 1))
+        return low + (position - below) * (high - low)
+
+    fit_min, fit_max = fit_value(np.zeros_like(sizes)), fit_value(sizes - 1)
+    held_min = x[np.argmin(masks, axis=1)]
+    held_max = x[n - 1 - np.argmin(masks[:, ::-1], axis=1)]
+    quantiles = {
+        key: fit_quantile(float(key)) for key in {*TAIL_QUANTILES_LOW, *TAIL_QUANTILES_HIGH}
+    }
+    return (
+        _excess(fit_min - held_min, _gaps(fit_min, quantiles, TAIL_QUANTILES_LOW), gap_low),
+        _excess(held_max - fit_max, _gaps(fit_max, quantiles, TAIL_QUANTILES_HIGH), gap_high),
+    )
+
+
+def _gaps(
+    extreme: np.ndarray, quantiles: dict[str, np.ndarray], keys: tuple[str, ...]
+) -> np.ndarray:
+    """`model.tail_gap`, per split."""
+    gaps = np.zeros_like(extreme)
+    for key in keys:
+        gaps = np.where(gaps > 0, gaps, np.abs(extreme - quantiles[key]))
+    return gaps
+
+
+def _excess(beyond: np.ndarray, gaps: np.ndarray, fallback: float) -> np.ndarray:
+    """`beyond` in tail gaps (the reference's gap where a split's is 0; 0 without any)."""
+    gaps = np.where(gaps > 0, gaps, fallback)
+    safe = np.where(gaps > 0, gaps, 1.0)
+    return np.where(gaps > 0, np.maximum(beyond, 0.0) / safe, 0.0)
+
+
+def _round_up(value: float) -> float:
+    """8 significant digits, rounded away from zero (the bound never shrinks)."""
+    if value <= 0 or not np.isfinite(value):
+        return 0.0
+    digits = 7 - int(np.floor(np.log10(value)))
+    scale = 10.0**digits
+    return float(np.ceil(value * scale) / scale)
 
 
 def numeric_reference(values: np.ndarray, bins: int) -> ReferenceStats:

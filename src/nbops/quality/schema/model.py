@@ -1,6 +1,12 @@
 """The schema file's model: `Schema` (columns, key, label, environments, custom checks),
 `ColumnSchema` (kind, constraints, thresholds), `ReferenceStats` (what drift is measured
-against), `CustomCheck`; JSON load/save with its schema version, and the default thresholds.
+against), `RangeTolerance` (how far past its observed range a numeric column may go before
+its range check fails outright), `CustomCheck`; JSON load/save with its schema version, and
+the default thresholds.
+
+Schema versions: 1, and 2 (adds `range_tolerance` and `range_alpha` to numeric columns). Both
+are read; a schema from a newer nbops is refused (`SchemaVersionError`). A version-1 schema has
+no learnt tolerance: `ColumnSchema.tolerance()` falls back to one from its stored quantiles.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from nbops._atomic import atomic_write_text
 from nbops.errors import QualityInputError, SchemaVersionError
 from nbops.quality.schema.expressions import expression_names, parse_expression
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 Kind = Literal["integer", "float", "boolean", "string", "categorical", "datetime"]
 NUMERIC_KINDS: frozenset[str] = frozenset({"integer", "float"})
@@ -30,6 +36,11 @@ DEFAULT_PSI_FAIL = 0.25
 DEFAULT_KS_PVALUE = 0.001
 DEFAULT_KS_STATISTIC_FAIL = 0.2
 DEFAULT_NEW_CATEGORY_SHARE = 0.01
+DEFAULT_RANGE_ALPHA = 0.001
+# the tail gap a range tolerance is measured in: max - q(0.95), or further in when that is 0
+TAIL_QUANTILES_HIGH = ("0.95", "0.75", "0.5")
+TAIL_QUANTILES_LOW = ("0.05", "0.25", "0.5")
+FALLBACK_TOLERANCE_FACTOR = 2.0  # for schemas without a learnt tolerance: 2 tail gaps
 
 
 class _Model(BaseModel):
@@ -105,6 +116,23 @@ class ReferenceStats(_Model):
         return self
 
 
+class RangeTolerance(_Model):
+    """How far below `min` (`low`) and above `max` (`high`) values may fall, in the column's
+    units, before the range check fails whatever their number (see `nbops.quality.validate`)."""
+
+    low: float = Field(ge=0.0)
+    high: float = Field(ge=0.0)
+
+
+def tail_gap(extreme: float, quantiles: Mapping[str, float], keys: tuple[str, ...]) -> float:
+    """|extreme - q| for the first of `keys` whose quantile differs from the extreme; 0 if none."""
+    for key in keys:
+        q = quantiles.get(key)
+        if q is not None and q != extreme:
+            return abs(float(extreme) - float(q))
+    return 0.0
+
+
 class ColumnSchema(_Model):
     """One column: its kind, its constraints, what was observed, and its drift reference."""
 
@@ -124,7 +152,26 @@ class ColumnSchema(_Model):
     ks_statistic_fail: float | None = Field(default=None, ge=0.0, le=1.0)
     new_category_share: float | None = Field(default=None, ge=0.0, le=1.0)
     quantiles: dict[str, float] | None = Field(default=None, description="observed")
+    range_tolerance: RangeTolerance | None = Field(default=None, description="learnt")
+    range_alpha: float | None = Field(default=None, ge=0.0, le=1.0)
     reference: ReferenceStats | None = None
+
+    def tolerance(self) -> RangeTolerance | None:
+        """The learnt `range_tolerance`; for a schema without one, 2 tail gaps from the stored
+        quantiles (max - q0.95, min to q0.05); None without quantiles (the range is then hard)."""
+        if self.range_tolerance is not None:
+            return self.range_tolerance
+        q = self.quantiles
+        lo, hi = self.min, self.max
+        if self.kind not in NUMERIC_KINDS or not q:
+            return None
+        if not isinstance(lo, int | float) or not isinstance(hi, int | float):
+            return None
+        factor = FALLBACK_TOLERANCE_FACTOR
+        return RangeTolerance(
+            low=factor * tail_gap(lo, q, TAIL_QUANTILES_LOW),
+            high=factor * tail_gap(hi, q, TAIL_QUANTILES_HIGH),
+        )
 
     @model_validator(mode="after")
     def _coherent(self) -> ColumnSchema:
@@ -149,6 +196,10 @@ class ColumnSchema(_Model):
             raise ValueError(f"{self.name}: min is above max")
         if self.categories is not None and self.kind not in TEXT_KINDS:
             raise ValueError(f"{self.name}: categories apply to categorical and string columns")
+        if self.kind not in NUMERIC_KINDS:
+            for field in ("range_tolerance", "range_alpha"):
+                if getattr(self, field) is not None:
+                    raise ValueError(f"{self.name}: {field} applies to numeric columns")
         return self
 
 
@@ -186,6 +237,10 @@ class Schema(_Model):
 
     @model_validator(mode="after")
     def _names_resolve(self) -> Schema:
+        if self.schema_version < 2 and any(
+            c.range_tolerance is not None or c.range_alpha is not None for c in self.columns
+        ):
+            self.schema_version = 2  # a field of version 2 makes it a version-2 schema
         names = [c.name for c in self.columns]
         seen: set[str] = set()
         for name in names:

@@ -16,6 +16,17 @@ up to five example values (and row positions) and a message:
   whole, as CSV files with nulls hold them), `nulls` (`nullable`, `max_null_fraction`),
   `range` (`min`/`max`), `categories` (allowed values), `unique`; and the key as a whole
   (`duplicate_keys`); `custom` checks;
+- `range` on numbers, when the schema has a tolerance (learnt, or 2 tail gaps from the
+  quantiles of a version-1 schema): values within [min, max] pass; any value beyond
+  [min - tolerance.low, max + tolerance.high] fails; otherwise the k values past the max are
+  judged by the exact count test — with n reference and m new values drawn alike,
+  P(K >= k) = C(m, k) / C(n + m, k) — failing when p < range_alpha / 2 (each end gets half)
+  and warning otherwise (the same below the min). Without quantiles or reference statistics
+  (a hand-written range) and on datetimes, any value outside fails;
+- `nulls` past limits the schema inferred (it records the reference's null fraction and
+  rows) are judged the same way: nulls where the reference had none by the count test,
+  more nulls than `max_null_fraction` by the hypergeometric tail of the new rows' share of
+  all nulls; below `NULL_ALPHA` (0.001) fails, else warns. Hand-set limits stay hard;
 - drift, when the schema (or `reference=`) has reference statistics and `drift=True`:
   numbers get `drift_psi` (population stability index over the reference bins, each
   proportion floored at 1e-4) and `drift_ks` (Kolmogorov-Smirnov: the largest gap between

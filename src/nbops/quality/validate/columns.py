@@ -18,7 +18,12 @@ from nbops.quality.schema.infer import (
     null_count,
     value_counts,
 )
-from nbops.quality.schema.model import NUMERIC_KINDS, ColumnSchema, ReferenceStats
+from nbops.quality.schema.model import (
+    DEFAULT_RANGE_ALPHA,
+    NUMERIC_KINDS,
+    ColumnSchema,
+    ReferenceStats,
+)
 from nbops.quality.validate.drift import category_drift, numeric_drift
 from nbops.quality.validate.report import CheckKind, CheckResult, Status
 from nbops.quality.validate.values import (
@@ -157,16 +162,30 @@ class _ColumnChecks:
     def null_check(self) -> CheckResult:
         nulls, column = self.nulls, self.column
         fraction = nulls / self.n
+        status: Status = "pass"
+        message = f"{fraction:.2%} nulls"
         if nulls and not column.nullable:
-            status: Status = "fail"
-            message = f"{nulls} null(s) in a column that allows none"
+            status, message = "fail", f"{nulls} null(s) in a column that allows none"
         elif column.max_null_fraction is not None and fraction > column.max_null_fraction:
             status = "fail"
             message = (
                 f"{fraction:.2%} nulls, above max_null_fraction {column.max_null_fraction:.2%}"
             )
-        else:
-            status, message = "pass", f"{fraction:.2%} nulls"
+        reference = self._reference_nulls()
+        if nulls and not column.nullable and column.null_fraction:
+            reference = None  # the reference had nulls: a non-nullable column is a hand-set rule
+        if status == "fail" and reference is not None:
+            # inferred limits: judge the excess by what sampling alone gives
+            n_ref, ref_nulls = reference
+            p = null_excess_pvalue(n_ref, ref_nulls, self.n, nulls)
+            had = f"{ref_nulls} in {n_ref} reference rows"
+            if p >= NULL_ALPHA:
+                status = "warn"
+                message += f" ({had}), as sampling alone gives (p={p:.2g})"
+            else:
+                message += (
+                    f" ({had}): sampling alone gives that with p={p:.2g}, below {NULL_ALPHA:g}"
+                )
         rows = _first_rows(np.asarray(self.s.isna())) if status == "fail" else []
         return self.result(
             "nulls",
@@ -176,6 +195,16 @@ class _ColumnChecks:
             example_rows=rows,
             stats={"null_fraction": fraction},
         )
+
+    def _reference_nulls(self) -> tuple[int, int] | None:
+        """(rows, nulls) of the reference the null limits were inferred from, when the schema
+        says (an observed `null_fraction` and reference statistics); None for hand-set limits."""
+        column, reference = self.column, self.column.reference
+        f = column.null_fraction
+        if reference is None or f is None or f >= 1:
+            return None
+        rows = round(reference.rows / (1 - f))
+        return rows, rows - reference.rows
 
     def range_check(self) -> list[CheckResult]:
         column, s = self.column, self.s
@@ -196,34 +225,81 @@ class _ColumnChecks:
             high = np.fmax.reduce(x) if floats_with_nulls else x.max()
         else:
             low, high = s.min(), s.max()
-        stats = {"min": _json_value(low), "max": _json_value(high)}
+        stats: dict[str, JsonValue] = {"min": _json_value(low), "max": _json_value(high)}
         bounds = f"[{_json_value(lo)}, {_json_value(hi)}]"
         if (lo is None or low >= lo) and (hi is None or high <= hi):
             return [self.result("range", "pass", f"all values within {bounds}", stats=stats)]
-        if x is not None:
-            mask = np.zeros(self.n, dtype=bool)
-            if lo is not None:
-                np.less(x, lo, out=mask)
-            if hi is not None:
-                mask |= x > hi
-        else:
-            below = s < lo if lo is not None else pd.Series(False, index=s.index)
-            above = s > hi if hi is not None else pd.Series(False, index=s.index)
-            mask = (below | above).to_numpy(dtype=bool, na_value=False)
+        below = self._outside(x, lo, np.less)
+        above = self._outside(x, hi, np.greater)
+        mask = below | above
         count = int(np.count_nonzero(mask))
-        rows = _first_rows(mask)
-        values = x[rows] if x is not None else s.iloc[rows].to_numpy(dtype=object)
-        return [
-            self.result(
-                "range",
-                "fail",
-                f"{count} value(s) outside {bounds}",
-                count=count,
-                examples=[_json_value(v) for v in values],
-                example_rows=rows,
-                stats=stats,
+        tolerance = column.tolerance()
+        n_reference = column.reference.rows if column.reference is not None else None
+        if column.kind == "datetime" or tolerance is None or n_reference is None:
+            return [self._range_failure(mask, x, f"{count} value(s) outside {bounds}", stats)]
+        far_lo = None if lo is None else lo - tolerance.low
+        far_hi = None if hi is None else hi + tolerance.high
+        far = self._outside(x, far_lo, np.less) | self._outside(x, far_hi, np.greater)
+        stats |= {"tolerance_low": tolerance.low, "tolerance_high": tolerance.high}
+        far_count = int(np.count_nonzero(far))
+        if far_count:
+            outer = f"[{_json_value(far_lo)}, {_json_value(far_hi)}]"
+            message = (
+                f"{far_count} value(s) outside {outer}, beyond the tolerance of the "
+                f"observed range {bounds}"
             )
-        ]
+            return [self._range_failure(far, x, message, stats, count=count)]
+        alpha = DEFAULT_RANGE_ALPHA if column.range_alpha is None else column.range_alpha
+        m = self.n - self.nulls
+        ends = []
+        for k, end, bound in (
+            (int(np.count_nonzero(below)), "below the observed min", lo),
+            (int(np.count_nonzero(above)), "above the observed max", hi),
+        ):
+            if k:
+                p = exceedance_pvalue(n_reference, m, k)
+                ends.append((p, f"{k} value(s) just {end} {_json_value(bound)}"))
+                stats["p_" + end.split()[0]] = p
+        p_min, what = min(ends)
+        if p_min < alpha / 2:
+            message = (
+                f"{what}: sampling alone gives that with p={p_min:.2g}, below range_alpha "
+                f"{alpha:g} (halved per end) against {n_reference} reference values"
+            )
+            return [self._range_failure(mask, x, message, stats, count=count)]
+        message = "; ".join(f"{text}, as sampling alone gives (p={p:.2g})" for p, text in ends)
+        return [self._range_failure(mask, x, message, stats, count=count, status="warn")]
+
+    def _outside(self, x: np.ndarray | None, bound: Any, op: np.ufunc) -> np.ndarray:
+        """Rows whose value is `op` (less / greater) than `bound`; nulls never are."""
+        if bound is None:
+            return np.zeros(self.n, dtype=bool)
+        if x is not None:
+            return np.asarray(op(x, bound), dtype=bool)
+        found = self.s < bound if op is np.less else self.s > bound
+        return found.to_numpy(dtype=bool, na_value=False)
+
+    def _range_failure(
+        self,
+        mask: np.ndarray,
+        x: np.ndarray | None,
+        message: str,
+        stats: dict[str, JsonValue],
+        *,
+        count: int | None = None,
+        status: Status = "fail",
+    ) -> CheckResult:
+        rows = _first_rows(mask)
+        values = x[rows] if x is not None else self.s.iloc[rows].to_numpy(dtype=object)
+        return self.result(
+            "range",
+            status,
+            message,
+            count=int(np.count_nonzero(mask)) if count is None else count,
+            examples=[_json_value(v) for v in values],
+            example_rows=rows,
+            stats=stats,
+        )
 
     def categories_check(self) -> CheckResult:
         allowed = set(self.column.categories or [])
@@ -256,6 +332,36 @@ class _ColumnChecks:
             examples=[_json_value(v) for v in self.s.iloc[rows].to_numpy(dtype=object)],
             example_rows=rows,
         )
+
+
+NULL_ALPHA = 0.001  # null checks of inferred limits fail below this p-value, else warn
+
+
+def null_excess_pvalue(n: int, n_nulls: int, m: int, m_nulls: int) -> float:
+    """P(at least `m_nulls` of the m new rows are null) when the n + m rows are exchangeable
+    and n_nulls + m_nulls of them are null (hypergeometric; the count test when n_nulls = 0)."""
+    if n_nulls == 0:
+        return exceedance_pvalue(n, m, m_nulls)
+    from scipy.stats import hypergeom
+
+    return float(hypergeom(n + m, n_nulls + m_nulls, m).sf(m_nulls - 1))
+
+
+def exceedance_pvalue(n: int, m: int, k: int) -> float:
+    """P(K >= k), K the number of m new values above the max of n reference values, when all
+    n + m are exchangeable (drawn alike): C(m, k) / C(n + m, k), which equals
+    C(n + m - k, n) / C(n + m, n); computed as a product of min(k, n) factors, in logs."""
+    if k <= 0:
+        return 1.0
+    if k > m:
+        return 0.0
+    if k <= n:
+        i = np.arange(k, dtype=np.float64)
+        logs = np.log1p(-n / (n + m - i))
+    else:
+        j = np.arange(n, dtype=np.float64)
+        logs = np.log1p(-k / (n + m - j))
+    return float(np.exp(np.sum(logs)))
 
 
 def _arrow_known_counts(
