@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from nbops.runs.registry import AliasChange, Registry
 
 
+# Deferred imports: compare (pandas, scipy), the registry (sqlite3) and the bundle machinery
+# load when a promotion is asked for.
+
+
 @dataclass(frozen=True)
 class Promotion:
     """The comparison, and the alias change it allowed."""

@@ -42,6 +42,8 @@ from nbops.errors import (
     ParameterValueError,
     QualityInputError,
     RegistryError,
+    RunError,
+    RunNotFoundError,
 )
 
 if TYPE_CHECKING:
@@ -51,6 +53,9 @@ if TYPE_CHECKING:
     from nbops.runs.record import RunRecord
     from nbops.runs.registry import AliasChange, ModelVersion, Registry
     from nbops.runs.store import RunStore
+
+# Deferred imports: the run machinery, bundles, the registry and the statistics load when a
+# retrain starts, so that importing this module (the CLI does) stays light.
 
 RETRAIN_DIR = "retrain"
 SUMMARY = "summary.json"
@@ -248,7 +253,6 @@ def _train_and_compare(
     from nbops.bundle.compare import compare_on_data
     from nbops.bundle.from_run import bundle_from_run
     from nbops.bundle.registration import register_bundle
-    from nbops.errors import RunError
     from nbops.runs.execute import execute_prepared, prepare_run
 
     overrides = dict(original.parameters) if original is not None else {}
@@ -331,7 +335,6 @@ def _champion_source(
     champion: ModelVersion, store: RunStore, notebook: str | os.PathLike[str] | None
 ) -> tuple[Path, RunRecord | None]:
     """The notebook to run and the champion's run (None when it is not in this store)."""
-    from nbops.errors import RunNotFoundError
     from nbops.runs.execute import SOURCE_COPY
 
     original = None

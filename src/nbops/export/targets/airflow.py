@@ -400,7 +400,7 @@ def _save(values: dict[str, tuple[Any, str]]) -> dict[str, str]:
         f"{name}/\ntest_pipeline.py\n"
     )
     files = {DAG_FILE: text, IGNORE_FILE: ignore}
-    if ctx.options.loop is not None:
+    if ctx.options.loop is not None:  # Deferred import: only an export with --loop needs it
         from nbops.export.targets.airflow_loop import LOOP_FILE, render_loop
 
         files[LOOP_FILE] = render_loop(ctx, ctx.options.loop)
