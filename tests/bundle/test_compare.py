@@ -258,9 +258,14 @@ def test_cli_compare_on_data_reports_the_sklearn_diffs_and_passes(
         str(report),
         "--gate",
         "slices.accuracy.min_diff >= -0.5",
+        "--weak",
+        "--html",
+        str(tmp_path / "comparison.html"),
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
+    assert "Weak segments of the challenger" in result.stdout
+    assert "<h2>Metrics</h2>" in (tmp_path / "comparison.html").read_text()
     assert "Challenger - champion" in result.stdout and "McNemar (accuracy)" in result.stdout
     assert "PASS  diff.accuracy.ci_low > 0" not in result.stdout  # a --gate replaces defaults
     assert "Verdict: the challenger passes all 1 gates." in result.stdout
@@ -273,6 +278,7 @@ def test_cli_compare_on_data_reports_the_sklearn_diffs_and_passes(
     assert written["metrics"]["accuracy"]["ci_low"] == pytest.approx(low, abs=1e-12)
     assert written["metrics"]["accuracy"]["ci_high"] == pytest.approx(high, abs=1e-12)
     assert {s["slice"] for s in written["slices"]} == {'c == "x"', 'c == "y"', 'c == "z"'}
+    assert written["weak"] and written["weak"][0]["champion"] is not None
 
 
 def test_cli_a_worse_challenger_exits_40(pair: Pair, tmp_path: Path) -> None:
@@ -423,3 +429,34 @@ def test_promote_if_better_needs_data(pair: Pair, tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "go together" in " ".join(result.stderr.replace("│", " ").split())
+
+
+def test_text_in_a_number_column_names_its_row_not_the_first(pair: Pair, tmp_path: Path) -> None:
+    """One "abc" makes a CSV column text for every row: halving the frame would blame row
+    1, so the row holding the text is named."""
+    broken = tmp_path / "text.csv"
+    frame = pair.frame.astype({"a": object})
+    frame.loc[9, "a"] = "abc"
+    frame.to_csv(broken, index=False)
+    with pytest.raises(BundleError) as caught:
+        compare_on_data(pair.champion, pair.challenger, broken, n_resamples=10)
+    assert f"refuses row 10 of {broken} (line 11): column 'a' holds 'abc', not a number" in str(
+        caught.value
+    )
+    assert caught.value.exit_code == 28
+
+
+def test_the_projects_promote_gates_replace_the_default(
+    pair: Pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "p"\n\n[tool.nbops]\n'
+        'promote_gates = ["diff.accuracy.ci_low > 0.5", "diff.f1.significant == 1"]\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    result = compare_on_data(pair.champion, pair.challenger, pair.frame, n_resamples=100)
+    assert [(g.gate, g.passed) for g in result.gates] == [
+        ("diff.accuracy.ci_low > 0.5", False),
+        ("diff.f1.significant == 1", True),
+    ]
+    assert not result.passed

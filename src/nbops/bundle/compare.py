@@ -415,6 +415,19 @@ def _predictions(bundle: Any, frame: Any, role: str, where: str) -> Any:
             return e
         return None
 
+    where_line = where.lower().endswith((".csv", ".csv.gz"))
+
+    def place(row: int) -> str:
+        return f"row {row + 1} of {where}" + (f" (line {row + 2})" if where_line else "")
+
+    text = _text_in_number_column(bundle, frame)
+    if text is not None:
+        first, column, value = text
+        raise BundleError(
+            f"the {role} ({bundle.name} v{bundle.version}) refuses {place(first)}: column "
+            f"{column!r} holds {value!r}, not a number",
+            fix="fix or drop that row: both bundles must score every row",
+        )
     start, stop = 0, len(frame)
     while stop - start > 1:
         middle = (start + stop) // 2
@@ -427,14 +440,39 @@ def _predictions(bundle: Any, frame: Any, role: str, where: str) -> Any:
             break  # the rows are refused only together
         start, error = middle, right
     if stop - start == 1:
-        line = f" (line {start + 2})" if where.lower().endswith((".csv", ".csv.gz")) else ""
-        row = f"row {start + 1} of {where}{line}"
+        others = {len(frame) - 1, len(frame) // 2, min(start + 1, len(frame) - 1)} - {start}
+        if others and all(refuses(i, i + 1) is not None for i in others):
+            rows = f"every row of {where}"  # not one row's fault: a column's type, say
+        else:
+            rows = place(start)
     else:
-        row = f"rows {start + 1}-{stop} of {where} together"
+        rows = f"rows {start + 1}-{stop} of {where} together"
+    fix = "fix or drop that row: both bundles must score every row"
+    if rows.startswith("every row"):
+        fix = "give the columns as the bundle's schema.json describes them"
     raise BundleError(
-        f"the {role} ({bundle.name} v{bundle.version}) refuses {row}: {error.message}",
-        fix="fix or drop that row: both bundles must score every row",
+        f"the {role} ({bundle.name} v{bundle.version}) refuses {rows}: {error.message}",
+        fix=fix,
     ) from None
+
+
+def _text_in_number_column(bundle: Any, frame: Any) -> tuple[int, str, Any] | None:
+    """The first row whose value in a column the schema says is numeric is text that is not
+    a number ("abc" read from a CSV makes the whole column text), or None."""
+    import numpy as np
+    import pandas as pd
+
+    for column in bundle.schema.columns:
+        if column.kind not in ("integer", "float") or column.name not in frame.columns:
+            continue
+        values = frame[column.name]
+        if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values):
+            continue
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = np.flatnonzero((numbers.isna() & values.notna()).to_numpy())
+        if len(bad):
+            return int(bad[0]), column.name, values.iloc[int(bad[0])]
+    return None
 
 
 def _metric_diff(paired: Any, mcnemar_p: float | None, alpha: float) -> MetricDiff:
