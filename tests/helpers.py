@@ -48,13 +48,14 @@ def build_notebook(path: Path, cells: Cells) -> Path:
 
 
 def run_nbops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run the real command line, as a user would."""
+    """Run the real command line, as a user would. The timeout only stops a hung command: a
+    command that runs a kernel can take minutes on a loaded 2-core machine."""
     return subprocess.run(
         [sys.executable, "-m", "nbops", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         check=False,
     )
 

@@ -19,6 +19,7 @@ PUBLIC = {
     "check_export",
     "export_notebook",
     "hash_split",
+    "load_snapshot",
     "infer_schema",
     "inspect",
     "inspection",

@@ -25,6 +25,7 @@ __all__ = [
     "inspect",
     "inspection",
     "load_bundle",
+    "load_snapshot",
     "log_artifact",
     "log_metric",
     "log_metrics",
@@ -57,6 +58,7 @@ _LAZY = {
     "log_param": "nbops.runs.capture",
     "log_params": "nbops.runs.capture",
     "track_data": "nbops.runs.capture",
+    "load_snapshot": "nbops.runs.snapshots",
     # Data validation, slice metrics and the inspector.
     "infer_schema": "nbops.workbench.api",
     "validate": "nbops.workbench.api",
@@ -84,6 +86,7 @@ if TYPE_CHECKING:
         track_data,
     )
     from nbops.runs.execute import run_notebook
+    from nbops.runs.snapshots import load_snapshot
     from nbops.workbench.api import infer_schema, slice_metrics, validate
     from nbops.workbench.inspector import inspect, inspection
 

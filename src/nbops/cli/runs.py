@@ -157,8 +157,20 @@ def run(
 def rerun(
     run_id: Annotated[str, typer.Argument(help="The run to repeat (id or id prefix).")],
     timeout: Timeout = None,
+    restore_data: Annotated[
+        bool,
+        typer.Option(
+            "--restore-data",
+            help="Also put back kept data whose path the notebook hard-codes, for the run "
+            "(the current file is moved aside and put back after).",
+        ),
+    ] = False,
 ) -> None:
-    """Run a recorded run again: same parameters, same notebook version."""
+    """Run a recorded run again: same parameters, same notebook version, same data.
+
+    Data the run kept a copy of (track_data(..., snapshot=True)) and that changed since is
+    restored: passed as the parameter that names its path, or with --restore-data put in
+    place for the run."""
     from nbops.config import load_project
     from nbops.runs.execute import terminate_on_sigterm
     from nbops.runs.history import rerun as rerun_run
@@ -167,9 +179,11 @@ def rerun(
 
     project = load_project()
     store = RunStore(project.store_dir)
-    _warn(rerun_warnings(store.load(run_id)))
+    _warn(rerun_warnings(store.load(run_id), restore_data=restore_data))
     with terminate_on_sigterm():
-        _, record = rerun_run(run_id, store=store, project=project, timeout=timeout)
+        _, record = rerun_run(
+            run_id, store=store, project=project, timeout=timeout, restore_data=restore_data
+        )
     _run_summary(record, store)
 
 

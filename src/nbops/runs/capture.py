@@ -213,13 +213,27 @@ def _save_model(model: Any, name: str, file: str, *, auto: bool = False) -> Path
     return target
 
 
-def track_data(data: Any, name: str) -> dict[str, Any]:
+def track_data(data: Any, name: str, snapshot: bool | None = None) -> dict[str, Any]:
     """Record a fingerprint of a data set: a file (by path) or a pandas DataFrame/Series.
 
     Files get the sha256 of their full content; frames a content hash of their values and
     index, with the row count, columns and dtypes. Returns the fingerprint.
+
+    With `snapshot=True` (default: `snapshot_data` in `[tool.nbops]`) the data itself is
+    kept in the run store, content-addressed (a file's bytes; a frame as Parquet), so
+    `nbops rerun` and `nbops.load_snapshot` can use it after it changed; a DVC-tracked file
+    records its DVC hash instead. Data over the size caps is not kept: one line on stderr
+    and a warning in the run, never an error (runs/snapshots.py).
     """
     fingerprint = fingerprint_data(data)
+    run = active_run()
+    if run is not None:
+        from nbops.runs import snapshots
+
+        limits = snapshots.settings()
+        if limits.enabled if snapshot is None else snapshot:
+            store_dir = run.directory.parent.parent  # <store>/runs/<id>
+            fingerprint["snapshot"] = snapshots.keep(data, name, fingerprint, store_dir, limits)
     _emit({"kind": "data", "name": name, **fingerprint})
     return fingerprint
 

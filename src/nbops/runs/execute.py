@@ -82,6 +82,7 @@ from nbops.runs.parameters import (
 from nbops.runs.record import CellRun, Failure, ParameterSchema, RunRecord, RunStatus
 from nbops.runs.signals import signals_held
 from nbops.runs.signals import terminate_on_sigterm as terminate_on_sigterm  # the cli's import
+from nbops.runs.snapshots import SnapshotSettings
 from nbops.runs.store import RunStore, now
 from nbops.runs.tracking import make_tracker, mirror_run
 
@@ -194,12 +195,15 @@ def execute_prepared(
     sweep_id: str | None = None,
     rerun_of: str | None = None,
     tracking: str | None = None,
+    run_id: str | None = None,
 ) -> RunRecord:
-    """Start the kernel for a prepared run (see run_notebook)."""
+    """Start the kernel for a prepared run (see run_notebook). `run_id`: one chosen by the
+    caller (new_run_id), when it puts files in the run folder before the run (a rerun's
+    restored data)."""
     nb = prepared.notebook
     backend = tracking or project.tracking
     tracker = make_tracker(backend, project)  # a missing extra fails before the kernel starts
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     run_dir = store.run_dir(run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     secrets = {s.name for s in prepared.specs if s.secret}
@@ -250,7 +254,7 @@ def execute_prepared(
             write_redacted_copy(
                 prepared.source or nb.path, run_dir / f"{SOURCE_COPY}{nb.path.suffix}", secrets
             )
-            _papermill(prepared, run_dir, run_id, timeout)
+            _papermill(prepared, run_dir, run_id, timeout, _snapshot_env(project))
         record.status = "completed"
     except KeyboardInterrupt as exc:
         record.status, error = "terminated" if isinstance(exc, Terminated) else "interrupted", exc
@@ -306,7 +310,21 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _papermill(prepared: PreparedRun, run_dir: Path, run_id: str, timeout: float | None) -> None:
+def _snapshot_env(project: Project) -> dict[str, str]:
+    """`snapshot_data` and its caps, for track_data in the kernel (runs/snapshots.py)."""
+    config = project.config
+    return SnapshotSettings(
+        config.snapshot_data, config.snapshot_max_bytes, config.data_store_max_bytes
+    ).environment()
+
+
+def _papermill(
+    prepared: PreparedRun,
+    run_dir: Path,
+    run_id: str,
+    timeout: float | None,
+    extra_env: dict[str, str] | None = None,
+) -> None:
     import papermill
 
     nb = prepared.notebook
@@ -315,7 +333,7 @@ def _papermill(prepared: PreparedRun, run_dir: Path, run_id: str, timeout: float
         source = _tag_parameters_cell(source, nb, run_dir)
     source = add_capture_cells(source, nb, run_dir)  # metrics and model without nbops calls
     _quiet_papermill_logs()
-    env = {RUN_DIR_ENV: str(run_dir.resolve()), RUN_ID_ENV: run_id}
+    env = {RUN_DIR_ENV: str(run_dir.resolve()), RUN_ID_ENV: run_id, **(extra_env or {})}
     secret = _secret_values(prepared)
     env.update(run_secrets_environment(secret))  # not papermill's parameters: those go on disk
     atomic_notebook_writes(run_dir.parent)  # papermill saves the output after each cell

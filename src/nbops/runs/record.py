@@ -86,14 +86,31 @@ class EnvironmentInfo(_Record):
     )
 
 
+class DataSnapshot(BaseModel):
+    """The copy of a tracked data set kept in the store (runs/snapshots.py): `kind` "file"
+    (the file's bytes, sha256 of them), "parquet" (a frame, sha256 = the frame's fingerprint;
+    `file_sha256` of the Parquet bytes), or "dvc" (no copy: DVC's `md5` and `dvc_file`); or
+    only `skipped`, the line saying why no copy was kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["file", "parquet", "dvc"] | None = None
+    sha256: str | None = None
+    bytes: int | None = None
+    file_sha256: str | None = None
+    skipped: str | None = None
+
+
 class DataFingerprint(BaseModel):
-    """A tracked data set: a file (sha256 of its content) or a DataFrame (content hash)."""
+    """A tracked data set: a file (sha256 of its content) or a DataFrame (content hash),
+    with the copy kept of it when it was tracked with `snapshot=True`."""
 
     model_config = ConfigDict(extra="allow")
 
     name: str
     type: Literal["file", "dataframe"]
     sha256: str
+    snapshot: DataSnapshot | None = None
 
 
 class RunRecord(_Record):
@@ -179,6 +196,10 @@ class RunRecord(_Record):
             ):
                 self._apply_readable(event, data)
         self.data = list(data.values())
+        for entry in self.data:  # data not kept for a cap: the run says so
+            skipped = entry.snapshot.skipped if entry.snapshot else None
+            if skipped and skipped not in self.warnings:
+                self.warnings.append(skipped)
 
     def _apply_readable(self, event: dict[str, Any], data: dict[str, DataFingerprint]) -> None:
         # An event this version cannot read is skipped, not fatal.
