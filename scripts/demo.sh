@@ -48,3 +48,53 @@ import kfp_pipeline
 task = kfp_pipeline.penguins_pipeline(n_estimators=50)
 print('metrics of the pipeline on kfp:', task.output.metadata)
 " 2>&1 | grep -E "^metrics|finished with status")
+echo "== after the first deploy (churn example): registry, serving production, monitoring, retraining"
+.venv/bin/nbops run example_notebooks/churn.ipynb
+.venv/bin/nbops bundle --run latest
+bundle=$(ls -d bundles/churn-v* | grep -v tar.gz | sort -V | tail -1)
+.venv/bin/nbops promote "$bundle" --alias production --reason "first deploy"
+port=$(.venv/bin/python -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+rm -f bundles/churn-requests.jsonl
+.venv/bin/nbops serve churn@production --port "$port" --log-sample 1 --log-path bundles/churn-requests.jsonl \
+  --log-key id --poll 0.5 > bundles/churn-serve.log 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+served() {  # the version the server answers with now; waits (up to 2 min) for it to differ from $1
+  .venv/bin/python - "$port" "${1:-}" <<'PY'
+import json, sys, time, urllib.request
+port, old = sys.argv[1], sys.argv[2]
+deadline = time.monotonic() + 120
+while True:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metadata", timeout=5) as r:
+            version = str(json.load(r)["served"]["version"])
+        if version != old:
+            print(version)
+            break
+    except OSError:
+        pass
+    if time.monotonic() > deadline:
+        sys.exit(f"the server did not answer with a version other than {old!r} in 2 minutes")
+    time.sleep(0.2)
+PY
+}
+before=$(served)
+echo "serving churn@production: v$before; next quarter's customers arrive (a new region)"
+.venv/bin/python scripts/send_requests.py example_notebooks/data/churn_q2_requests.csv --url "http://127.0.0.1:$port"
+echo "-- monitor: drift, and the accuracy estimated without labels (exit 31 is an alert)"
+.venv/bin/nbops monitor churn@production --log bundles/churn-requests.jsonl \
+  --reference example_notebooks/data/churn_q1.csv --html bundles/churn-monitor.html | tail -8 \
+  || echo "monitor: exit ${PIPESTATUS[0]}"
+echo "-- once labels arrive: realised accuracy next to the estimate"
+.venv/bin/nbops monitor churn@production --log bundles/churn-requests.jsonl \
+  --reference example_notebooks/data/churn_q1.csv --labels example_notebooks/data/churn_q2_labels.csv \
+  --key id | grep -A8 -i "realised" || true
+echo "-- retrain on the new quarter, compare with production on held-out rows, promote if better"
+.venv/bin/nbops retrain churn --data example_notebooks/data/churn_q2.csv --key id
+after=$(served "$before")
+echo "the running server switched from v$before to v$after without a restart"
+.venv/bin/python scripts/send_requests.py example_notebooks/data/churn_q2_requests.csv --url "http://127.0.0.1:$port"
+.venv/bin/nbops registry history churn --alias production
+echo "-- the same loop for a scheduler: an Airflow DAG monitor -> retrain -> compare -> promote"
+.venv/bin/nbops export example_notebooks/churn.ipynb -o pipelines --target airflow --loop churn --schedule @daily
+kill "$server"

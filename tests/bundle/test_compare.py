@@ -368,6 +368,69 @@ def test_regressors_are_compared_on_mae_rmse_r2_with_the_rmse_default_gate(
     assert [g.gate for g in result.gates] == ["diff.rmse.ci_high < 0"] and result.passed
 
 
+# -- nbops promote --if-better ------------------------------------------------------------------
+
+
+def _project(tmp_path: Path) -> Path:
+    (tmp_path / "pyproject.toml").write_text("[tool.nbops]\n")
+    return tmp_path
+
+
+def test_promote_if_better_moves_the_alias_and_records_the_comparison(
+    pair: Pair, tmp_path: Path
+) -> None:
+    from nbops.runs.registry import Registry
+    from nbops.runs.store import RunStore
+
+    root = _project(tmp_path)
+    result = run_nbops(
+        "promote", str(pair.challenger), "--alias", "production",
+        "--if-better", str(pair.champion), "--data", str(pair.labelled), "--n-resamples", "200",
+        cwd=root,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    registry = Registry(RunStore(root / ".nbops"))
+    name = json.loads((pair.challenger / "manifest.json").read_text())["name"]
+    production = registry.get(name, "production")
+    assert Path(production.bundle_path).resolve() == pair.challenger.resolve()
+    [event] = [e for e in registry.history(name, "production") if e.action == "promote"]
+    accuracy = event.detail["comparison"]["metrics"]["accuracy"]
+    y, a, b = pair.y, pair.pred_a, pair.pred_b
+    assert accuracy["diff"] == pytest.approx(accuracy_score(y, b) - accuracy_score(y, a))
+    assert accuracy["ci_low"] > 0
+    assert event.reason is not None and event.reason.startswith("better than ")
+
+
+def test_promote_if_better_refuses_a_worse_bundle_and_leaves_the_alias(
+    pair: Pair, tmp_path: Path
+) -> None:
+    from nbops.runs.registry import Registry
+    from nbops.runs.store import RunStore
+
+    root = _project(tmp_path)
+    result = run_nbops(
+        "promote", str(pair.champion), "--alias", "production",
+        "--if-better", str(pair.challenger), "--data", str(pair.labelled), "--n-resamples", "200",
+        cwd=root,
+    )  # fmt: skip
+    assert result.returncode == 40, result.stderr
+    line = _error_line(result)
+    assert "is not promoted to production" in line and "diff.accuracy.ci_low > 0" in line
+    registry = Registry(RunStore(root / ".nbops"))
+    name = json.loads((pair.champion / "manifest.json").read_text())["name"]
+    assert [e.action for e in registry.history(name)] == ["register", "refused"]
+    assert registry.alias_version(name, "production") is None
+
+
+def test_promote_if_better_needs_data(pair: Pair, tmp_path: Path) -> None:
+    result = run_nbops(
+        "promote", str(pair.challenger), "--alias", "production", "--if-better",
+        str(pair.champion), cwd=_project(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "go together" in " ".join(result.stderr.replace("│", " ").split())
+
+
 def test_text_in_a_number_column_names_its_row_not_the_first(pair: Pair, tmp_path: Path) -> None:
     """One "abc" makes a CSV column text for every row: halving the frame would blame row
     1, so the row holding the text is named."""

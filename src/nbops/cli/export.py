@@ -62,6 +62,26 @@ def export(
             "(--no-install when the image has them).",
         ),
     ] = True,
+    schedule: Annotated[
+        str | None,
+        typer.Option(
+            "--schedule",
+            metavar="SCHEDULE",
+            help='airflow: the DAGs\' schedule, e.g. "@daily" or a cron expression (default: none).',
+        ),
+    ] = None,
+    loop: Annotated[
+        str | None,
+        typer.Option(
+            "--loop",
+            metavar="MODEL",
+            help="airflow: also write MODEL's retraining loop DAG "
+            "(monitor -> retrain -> compare -> promote).",
+        ),
+    ] = None,
+    loop_alias: Annotated[
+        str, typer.Option("--loop-alias", help="airflow --loop: the alias it watches.")
+    ] = "production",
 ) -> None:
     """Export the tagged cells of NOTEBOOK as a versioned pipeline package.
 
@@ -72,8 +92,9 @@ def export(
     Run the result from OUT/NAME with: python -m NAME --param KEY=VALUE
 
     With --target kfp, also OUT/NAME/kfp_pipeline.py and its compiled kfp_pipeline.yaml; with
-    --target airflow, OUT/NAME/airflow_dag.py. Both run the package once first, with the
-    default parameters, to learn how each value passes between steps.
+    --target airflow, OUT/NAME/airflow_dag.py (and with --loop MODEL, airflow_loop_dag.py:
+    monitor MODEL@production, retrain when it alerts, compare, promote). Both run the package
+    once first, with the default parameters, to learn how each value passes between steps.
     """
     from nbops.export.exporter import check_export, export_notebook
 
@@ -82,16 +103,32 @@ def export(
         _warn(result.diagnostics)
         out.print(f"{result.folder} is up to date (version {result.version}).")
         return
+    if (schedule or loop) and "airflow" not in (target or []):
+        raise typer.BadParameter(
+            "--schedule and --loop make Airflow DAGs: add --target airflow",
+            param_hint="--schedule/--loop",
+        )
     options = None
     if target:
         from nbops.config import load_project
-        from nbops.export.targets import DEFAULT_BASE_IMAGE, TargetOptions
+        from nbops.export.targets import DEFAULT_BASE_IMAGE, LoopOptions, TargetOptions
 
-        config = load_project(notebook.resolve().parent).config
+        project = load_project(notebook.resolve().parent)
+        config = project.config
+        loop_options = None
+        if loop is not None:
+            from nbops.runs.registry import check_alias
+
+            check_alias(loop_alias)
+            loop_options = LoopOptions(
+                model=loop, project_root=str(project.root.resolve()), alias=loop_alias
+            )
         options = TargetOptions(
             base_image=base_image or config.base_image or DEFAULT_BASE_IMAGE,
             install_packages=install,
             steps=config.steps,
+            schedule=schedule,
+            loop=loop_options,
         )
     result = export_notebook(notebook, out_dir, name=name, targets=target or (), options=options)
     _warn(result.diagnostics)

@@ -4,6 +4,7 @@ aliases (production, staging, ...), every change recorded with who, when and why
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -122,21 +123,71 @@ def promote(
     ],
     alias: Alias,
     reason: Reason = None,
+    if_better: Annotated[
+        str | None,
+        typer.Option(
+            "--if-better",
+            metavar="CHAMPION",
+            help="Only if BUNDLE passes the gates against CHAMPION (e.g. NAME@production) "
+            "on --data.",
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", metavar="FILE", help="--if-better: labelled rows to compare on."),
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option("--label", metavar="COL", help="--if-better: the label column."),
+    ] = None,
+    gate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--gate",
+            metavar="GATE",
+            help='--if-better: e.g. "diff.accuracy.ci_low > 0" (default: promote_gates).',
+        ),
+    ] = None,
+    n_resamples: Annotated[
+        int, typer.Option("--n-resamples", min=1, help="--if-better: bootstrap resamples.")
+    ] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="--if-better: bootstrap seed.")] = 0,
     trusted_key: TrustedKeys = None,
     require_signature: RequireSignature = False,
 ) -> None:
     """Point an alias at a bundle (registered first if it is not): verified as a server would
-    load it, then recorded with who, when and why. A server of NAME@ALIAS switches to it."""
+    load it, then recorded with who, when and why. A server of NAME@ALIAS switches to it.
+
+    With --if-better CHAMPION --data FILE, both bundles score FILE first (paired bootstrap,
+    McNemar) and the alias moves only when the gates pass; a refusal is recorded (exit 40)."""
     from nbops.bundle.registration import promote as run_promote
 
+    if (if_better is None) != (data is None):
+        raise typer.BadParameter(
+            "--if-better CHAMPION and --data FILE go together", param_hint="--if-better/--data"
+        )
     project = _project()
-    change = run_promote(
-        bundle,
-        alias,
-        reason=reason,
-        trust=_trust(trusted_key, require_signature),
-        project=project,
-    )
+    trust = _trust(trusted_key, require_signature)
+    if if_better is not None:
+        from nbops.bundle.champion import promote_if_better
+
+        promotion = promote_if_better(
+            bundle,
+            alias,
+            champion=if_better,
+            data=data,
+            label=label,
+            gates=gate or None,
+            n_resamples=n_resamples,
+            seed=seed,
+            reason=reason,
+            trust=trust,
+            project=project,
+        )
+        out.print(promotion.comparison.headline(), markup=False)
+        change = promotion.change
+    else:
+        change = run_promote(bundle, alias, reason=reason, trust=trust, project=project)
     if change.previous == change.current:
         out.print(f"{change.name}@{change.alias} is already v{change.current}", markup=False)
     else:

@@ -38,6 +38,18 @@ class TargetOptions:
     base_image: str = DEFAULT_BASE_IMAGE
     install_packages: bool = True  # components pip-install kfp and the requirements at start
     steps: dict[str, StepResources] = field(default_factory=dict)
+    schedule: str | None = None  # airflow: the DAGs' schedule ("@daily", a cron expression)
+    loop: LoopOptions | None = None  # airflow: also write the retraining loop DAG
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """The retraining loop DAG (`--loop NAME`): which registered model, which alias, and the
+    project folder whose store holds the registry (the tasks run the nbops CLI there)."""
+
+    model: str
+    project_root: str
+    alias: str = "production"
 
 
 @dataclass(frozen=True)
