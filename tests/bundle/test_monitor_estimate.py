@@ -119,8 +119,18 @@ def test_log_windows_labels_joined_on_logged_keys_and_the_html_plot(
     assert overall.inside is not None and overall.diff == pytest.approx(
         overall.realised - perf.reference_value("accuracy")
     )
+    # the weak segments of the labelled rows: values as the metric on each segment's rows
+    labelled = recent.iloc[::2].reset_index(drop=True)
+    predicted = np.asarray(logged.predictions)[::2]
+    assert perf.weak
+    for segment in perf.weak:
+        mask = np.asarray(segment.slice.mask(labelled[["a", "b", "c"]]))
+        assert segment.count == int(mask.sum())
+        assert segment.value == pytest.approx(np.mean(predicted[mask] == truth[mask]))
+        assert segment.value < overall.realised
     page = report.to_html()
     assert "<h2>Performance</h2>" in page and page.count("<svg") == 4
+    assert "Weak segments" in page
     json.dumps(report.to_dict(), allow_nan=False)  # the --json content serialises
     with pytest.raises(errors.MonitorAlertError, match="estimated accuracy"):
         raise_for_alerts(report, "requests.jsonl")

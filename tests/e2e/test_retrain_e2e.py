@@ -152,3 +152,18 @@ def test_bad_input_is_one_line_and_runs_nothing(
     [line] = done.stderr.strip().splitlines()
     assert words in line
     assert len(RunStore(project / ".nbops").list()) == runs_before
+
+
+def test_monitoring_the_retrained_version_takes_its_held_out_rows_as_reference(
+    project: Path,
+) -> None:
+    recent = project / "data" / "recent_q2.csv"
+    pd.read_csv(project / "data" / "churn_q2.csv").drop(columns=["churned"]).head(400).to_csv(
+        recent, index=False
+    )
+    done = nbops("monitor", "churn@production", "--data", str(recent), cwd=project)
+    assert done.returncode in (0, 31), done.stderr
+    holdout = summary_of(project, "promoted")["data"]["holdout"]
+    assert "reference: the held-out rows churn v2 was compared on" in done.stderr
+    assert holdout in done.stderr
+    assert "Calibration on" in done.stdout  # the performance estimate ran on that reference

@@ -294,6 +294,7 @@ def performance(
                     n_resamples=n_resamples, seed=seed,
                 )  # fmt: skip
             report.comparisons = compare_realised(report.realised, report.reference, estimated)
+            report.weak = _weak(frame, matched, y_new, yhat[matched], bundle, "classification")
             position = np.full(n, -1, dtype=np.int64)
             position[matched] = np.arange(len(matched))
             for w in report.windows:
@@ -307,6 +308,7 @@ def performance(
             y_num = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
             report.realised = realised_regression(y_num, yhat[matched], families=sub_families)
             report.comparisons = compare_realised(report.realised, report.reference)
+            report.weak = _weak(frame, matched, y_num, yhat[matched], bundle, "regression")
     if plots and report.windows:
         from nbops.quality.plots import estimate_over_windows
 
@@ -329,3 +331,21 @@ def performance(
             )
             report.plots.append((metric, svg))
     return report
+
+
+def _weak(
+    frame: pd.DataFrame, matched: Any, y_true: Any, y_pred: Any, bundle: Any, task: str
+) -> list[Any]:
+    """The weak segments of the labelled rows (quality.slices.weak): where the model does
+    worst on the request columns, single columns and pairs; none when the search cannot
+    run on these rows (too few, or no usable column)."""
+    from nbops.quality.slices.weak import weak_segments
+
+    columns = [c for c in bundle.request_columns if c in frame.columns]
+    data = frame.iloc[np.asarray(matched)][columns].reset_index(drop=True)
+    try:
+        return list(
+            weak_segments(y_true, y_pred, data=data, task=task, top_k=5)  # type: ignore[arg-type]
+        )
+    except QualityInputError:
+        return []

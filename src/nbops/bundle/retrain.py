@@ -308,6 +308,21 @@ def _train_and_compare(
     )
 
 
+def recorded_reference(name: str, version: int, store_dir: Path) -> Path | None:
+    """The held-out rows a retrain compared `name` v`version` on when it promoted it (the
+    registry event's detail), if the file is still there: labelled rows from the data that
+    version was trained on, which `nbops monitor NAME@ALIAS` takes as its reference."""
+    from nbops.runs.registry import Registry
+    from nbops.runs.store import RunStore
+
+    events = Registry(RunStore(store_dir)).history(name)
+    for event in reversed(events):
+        holdout = event.detail.get("holdout") if event.version == version else None
+        if event.action == "promote" and isinstance(holdout, str) and Path(holdout).is_file():
+            return Path(holdout)
+    return None
+
+
 def _refused(result: RetrainResult, comparison: DataComparison) -> BundleGateFailedError:
     assert result.challenger is not None
     failed = "; ".join(f"{g.gate} ({g.reason})" for g in comparison.failed_gates)

@@ -166,7 +166,19 @@ def monitor(
         raise typer.BadParameter(f"--max-drop must be within 0-1, got {max_drop}")
     from nbops.bundle.refs import resolve_bundle
 
-    bundle_path = resolve_bundle(bundle_ref).path
+    resolved = resolve_bundle(bundle_ref)
+    bundle_path = resolved.path
+    if reference is None and resolved.name is not None and resolved.version is not None:
+        from nbops.bundle.retrain import recorded_reference
+        from nbops.config import load_project
+
+        reference = recorded_reference(resolved.name, resolved.version, load_project().store_dir)
+        if reference is not None:
+            err.print(
+                f"reference: the held-out rows {resolved.name} v{resolved.version} was "
+                f"compared on when a retrain promoted it ({reference})",
+                markup=False,
+            )
     for given in (data, log, reference, labels):
         if given is not None:
             _require_file(given)
@@ -286,6 +298,18 @@ def _print_performance(perf: object) -> None:
         out.print(
             f"Realised on {perf.labels_matched} labelled rows ({perf.labels_unmatched} "
             "without a label): " + ", ".join(f"{m} {cell(i)}" for m, i in overall.metrics.items()),
+            markup=False,
+        )
+    for rank, segment in enumerate(perf.weak, start=1):
+        if rank == 1:
+            out.print("Weak segments of the labelled rows (worst first):", markup=False)
+        low, value, high = (
+            "n/a" if v is None else f"{v:.3f}"
+            for v in (segment.ci_low, segment.value, segment.ci_high)
+        )
+        out.print(
+            f"  {rank}. {segment.name}: {segment.metric} {value} [{low}, {high}] "
+            f"on {segment.count} rows",
             markup=False,
         )
     cautions = perf.cautions

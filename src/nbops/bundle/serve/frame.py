@@ -44,8 +44,11 @@ def _column_values(column: ColumnSchema, values: list[Any]) -> Any:
     if kind == "boolean":
         return np.array(values, dtype=object if has_null else bool)
     if kind in ("string", "categorical"):
-        if column.dtype == "category":
-            return pd.Categorical(values, categories=column.categories)
+        if column.dtype == "category":  # a category the training data lacked stays a value
+            known = list(column.categories or [])
+            seen = set(known)
+            extra = [v for v in dict.fromkeys(values) if v is not None and v not in seen]
+            return pd.Categorical(values, categories=known + extra)
         return values
     stamps = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
     reference = str(column.dtype or "")

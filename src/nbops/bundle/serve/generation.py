@@ -53,6 +53,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+UNSEEN_CATEGORY = "nbops-unseen-category"
+
+
 class _Generation:
     """One bundle as served: built from the bundle alone (plus the app's shared metrics)."""
 
@@ -71,7 +74,11 @@ class _Generation:
         self.manifest = manifest.model_dump(mode="json")
         self.manifest_body = json.dumps(self.manifest, ensure_ascii=False).encode()
         schema = bundle.schema
-        self.record_model = request_model(schema, bundle.request_columns)
+        self.predictor = _Predictor(bundle, metrics)
+        self.open_categories = self._open_categories()
+        self.record_model = request_model(
+            schema, bundle.request_columns, open_categories=self.open_categories
+        )
         self.fields = _fields_by_column(self.record_model)
         self.request_body: type[BaseModel] = create_model(
             "PredictRequest",
@@ -81,7 +88,6 @@ class _Generation:
                 Field(min_length=1, max_length=MAX_RECORDS, description="the records to predict"),
             ),
         )
-        self.predictor = _Predictor(bundle, metrics)
         self.batcher = _Batcher(
             self.predictor.run, max_batch=max_batch, wait_seconds=batch_wait_ms / 1000
         )
@@ -97,6 +103,31 @@ class _Generation:
         self.retired = False
         self.owned = False  # the server loaded the bundle, so it closes it (not a caller's)
         self.since = _now()
+
+    def _open_categories(self) -> set[str]:
+        """The categorical request columns whose unseen categories the model scores (a
+        OneHotEncoder(handle_unknown="ignore"), a model fit on category codes...): each is
+        tried once, on the schema's reference record with a category the training data
+        lacked, through the serving path. Those are served as `Bundle.predict` serves them
+        (the category is new, not wrong: `nbops monitor` reports it); a column whose
+        unseen categories the model refuses keeps its categories as the request contract."""
+        predictor = self.predictor
+        names = [c.name for c in predictor.columns]
+        closed = [c.name for c in predictor.columns if c.kind == "categorical" and c.categories]
+        if not closed:
+            return set()
+        base = reference_record(predictor.bundle.schema, names)
+        found: set[str] = set()
+        for name in closed:
+            columns = {c: [base[c]] for c in names}
+            columns[name] = [UNSEEN_CATEGORY]
+            try:
+                [outcome] = predictor.run([_Job(columns, 1, False, probe=True)])
+            except Exception:
+                continue
+            if not isinstance(outcome, BaseException):
+                found.add(name)
+        return found
 
     def probe(self) -> str | None:
         """Predict one reference record built from the schema: None, or why it fails."""

@@ -9,7 +9,7 @@ typical value of a column that both it and the OpenAPI examples show.
 
 import keyword
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -22,12 +22,19 @@ from nbops.quality.schema import ColumnSchema, Schema
 
 
 def request_model(
-    schema: Schema, columns: Sequence[str], *, name: str = "Record", strict: bool = True
+    schema: Schema,
+    columns: Sequence[str],
+    *,
+    name: str = "Record",
+    strict: bool = True,
+    open_categories: Collection[str] = (),
 ) -> type[BaseModel]:
     """A pydantic model of one request record: a field per column, typed from the schema.
 
     integer → int, float → float (integers accepted), boolean → bool, string → str,
-    categorical → `Literal[...]` of its categories (str when it has none), datetime →
+    categorical → `Literal[...]` of its categories (str when it has none, or when the column
+    is in `open_categories`: the model scores categories the training data lacked, as
+    `Bundle.predict` does; the schema lists the known ones), datetime →
     datetime (ISO 8601 text). A nullable column is optional (default None); any other is
     required. Fields that are not request columns are ignored (extra columns of raw records,
     as `Bundle.predict` ignores them); NaN and infinities are refused. With `strict` (the default)
@@ -48,8 +55,14 @@ def request_model(
                 f"request column {column_name!r} is not in the bundle's schema",
                 fix="rebuild the bundle so its schema covers every column the model reads",
             ) from e
-        python_type, constrained = _python_type(column)
+        is_open = column_name in open_categories
+        python_type, constrained = _python_type(column, is_open)
         options: dict[str, Any] = {"alias": column_name}
+        if is_open and column.categories:
+            options["description"] = (
+                f"seen in training: {', '.join(map(str, column.categories))} (others are "
+                "scored too, and reported by nbops monitor)"
+            )
         if strict and not constrained:
             options["strict"] = True
         if column.kind == "integer":  # what the frame's integer dtype holds
@@ -73,7 +86,7 @@ def request_model(
     return model
 
 
-def _python_type(column: ColumnSchema) -> tuple[Any, bool]:
+def _python_type(column: ColumnSchema, is_open: bool = False) -> tuple[Any, bool]:
     """The field type for a column, and whether it is a Literal (which takes no `strict`)."""
     kind = column.kind
     if kind == "integer":
@@ -82,7 +95,7 @@ def _python_type(column: ColumnSchema) -> tuple[Any, bool]:
         return float, False
     if kind == "boolean":
         return bool, False
-    if kind == "categorical" and column.categories:
+    if kind == "categorical" and column.categories and not is_open:
         return Literal.__getitem__(tuple(column.categories)), True
     if kind in ("string", "categorical"):
         return str, False

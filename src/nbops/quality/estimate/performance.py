@@ -17,7 +17,7 @@ from typing import Any
 from nbops.quality.estimate.calibration import CalibrationReport
 from nbops.quality.estimate.cbpe import MIN_SIZE, GroupMetrics
 from nbops.quality.estimate.realised import Comparison
-from nbops.quality.report import _row_style, _table
+from nbops.quality.report import _row_style, _table, weak_segments_html
 
 LOWER_IS_BETTER = ("mae", "rmse")
 
@@ -60,6 +60,7 @@ class PerformanceReport:
     labels_matched: int | None = None
     labels_unmatched: int | None = None
     plots: list[tuple[str, str]] = field(default_factory=list)  # (metric, SVG text)
+    weak: list[Any] = field(default_factory=list)  # weak segments on the labelled rows
 
     def reference_value(self, metric: str, group: str = "overall") -> float | None:
         for g in self.reference:
@@ -139,6 +140,7 @@ class PerformanceReport:
             "realised": [g.to_dict() for g in self.realised],
             "comparisons": [c.to_dict() for c in self.comparisons],
             "labels": {"matched": self.labels_matched, "unmatched": self.labels_unmatched},
+            "weak_segments": [w.model_dump(mode="json") for w in self.weak],
         }
 
     # -- HTML ------------------------------------------------------------------------------
@@ -204,6 +206,8 @@ class PerformanceReport:
                 f"{self.labels_unmatched} did not.</p>"
             )
             parts.append("<h3>Realised (with labels)</h3>" + labelled + _table(head, rows))
+        if self.weak:
+            parts.append(weak_segments_html(self.weak))
         return "".join(parts)
 
     def _status(self, group: GroupMetrics) -> str:
