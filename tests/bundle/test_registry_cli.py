@@ -67,6 +67,10 @@ def test_promote_registers_the_bundle_and_moves_the_alias_with_who_and_why(
         (2, 1, None),
     ]
     assert all("@" in e["who"] for e in history)  # user@host
+    text = nbops(project, "registry", "history", "tiny", "--alias", "production").splitlines()
+    assert text[0] == "History of tiny"
+    assert "promote  tiny@production none -> v1  by " in text[1] and text[2] == "    go"
+    assert "promote  tiny@production v1 -> v2  by " in text[3] and len(text) == 4
 
 
 def test_rollback_moves_the_alias_back_and_then_has_no_previous_holder(project: Path) -> None:

@@ -95,20 +95,17 @@ def registry_history(
     if as_json:
         out.print_json(json.dumps([asdict(e) for e in events]))
         return
-    table = Table(title=f"History of {name}", title_justify="left")
-    for column in ("at", "who", "action", "alias", "version", "previous", "reason"):
-        table.add_column(column)
-    for e in events:
-        table.add_row(
-            e.at,
-            e.who,
-            e.action,
-            e.alias or "",
-            "" if e.version is None else f"v{e.version}",
-            "" if e.previous is None else f"v{e.previous}",
-            e.reason or "",
+    out.print(f"History of {name}", markup=False)
+    for e in events:  # one event per line, the reason under it: readable at any width
+        what = "" if e.version is None else f"v{e.version}"
+        if e.action in ("promote", "rollback") and e.previous != e.version:
+            what = f"{'none' if e.previous is None else f'v{e.previous}'} -> {what}"
+        where = f"{name}@{e.alias}" if e.alias else name
+        out.print(
+            f"{e.at[:19].replace('T', ' ')}  {e.action:<8} {where} {what}  by {e.who}", markup=False
         )
-    out.print(table)
+        if e.reason:
+            out.print(f"    {e.reason}", markup=False)
 
 
 @app.command()
