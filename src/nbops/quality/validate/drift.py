@@ -8,7 +8,10 @@ judged together so that a random part of the reference data passes:
   small sample is what sampling gives, not a signal; the PSI (each proportion floored at
   `PSI_EPSILON`) is computed over the same merged bins and is the effect size;
 - `drift_categories` (categories, booleans): the same test over the reference's categories
-  in its order (most frequent first) plus one bucket for values it never had;
+  in its order (most frequent first), and one bucket for values it never had, judged apart
+  by the exact count test (k of m new values in categories none of n reference values had:
+  P = C(m, k) / C(n + m, k), as for the range); the two p-values are joined by Bonferroni
+  (twice the smaller). The PSI counts that bucket as its own bin;
 - `drift_ks` (numbers): the Kolmogorov-Smirnov gap between the data's and the reference's
   CDF at the reference's stored quantiles, and its asymptotic two-sample p-value (a gap seen
   at fewer points, or on tied values, only makes it conservative).
@@ -118,7 +121,12 @@ def category_drift(
     distance = float(0.5 * np.abs(new / total - old_share).sum())
     checks = [
         _binned_result(
-            checker, "drift_categories", new, old_share * ref_rows, {"total_variation": distance}
+            checker,
+            "drift_categories",
+            new,
+            old_share * ref_rows,
+            {"total_variation": distance},
+            apart=len(known),
         )
     ]
     if checker.column.kind == "categorical":
@@ -145,21 +153,33 @@ def _binned_result(
     new: np.ndarray,
     old: np.ndarray,
     stats: dict[str, JsonValue],
+    apart: int | None = None,
 ) -> CheckResult:
     """The chi-square test of `new` counts against `old` (reference) counts over merged bins,
-    the PSI over the same bins, and the status if the test turns out significant."""
-    groups = merge_bins(new, old)
-    new_m = np.array([new[g].sum() for g in groups])
-    old_m = np.array([old[g].sum() for g in groups])
-    pvalue = chi2_homogeneity_pvalue(new_m, old_m)
+    the PSI over the same bins (bin `apart`, values the reference never had, stays its own
+    there), and the status if the test turns out significant."""
+    if apart is None:
+        groups = merge_bins(new, old)
+        pvalue = chi2_homogeneity_pvalue(*_sums(new, old, groups))
+    else:  # the known bins by the chi-square test, the rest by the count test: Bonferroni
+        from nbops.quality.validate.columns import exceedance_pvalue
+
+        known = np.arange(len(new)) != apart
+        groups = merge_bins(new[known], old[known])
+        pvalue_known = chi2_homogeneity_pvalue(*_sums(new[known], old[known], groups))
+        unseen = exceedance_pvalue(int(round(old.sum())), int(new.sum()), int(new[apart]))
+        pvalue = min(1.0, 2.0 * min(pvalue_known, unseen))
+        stats = {**stats, "pvalue_unseen": unseen}
+    effect = groups if apart is None else [*groups, [apart]]  # known bins come first
+    new_m, old_m = _sums(new, old, effect)
     psi = _psi(new_m / max(new_m.sum(), 1.0), old_m / max(old_m.sum(), 1.0))
     warn = _or(checker.column.psi_warn, DEFAULT_PSI_WARN)
     fail = _or(checker.column.psi_fail, DEFAULT_PSI_FAIL)
     status: Status = "pass"
     if pvalue < DRIFT_ALPHA:
         status = "fail" if psi > fail else "warn" if psi > warn else "pass"
-    message = f"PSI {psi:.4f} over {len(groups)} bins, chi-square p-value {pvalue:.3g}"
-    if len(groups) < len(new):
+    message = f"PSI {psi:.4f} over {len(effect)} bins, chi-square p-value {pvalue:.3g}"
+    if len(effect) < len(new):
         message += f" ({len(new)} merged to expect {MIN_EXPECTED:g}+ rows each)"
     if status != "pass":
         message += f", PSI above {fail if status == 'fail' else warn:.3g}"
@@ -167,8 +187,14 @@ def _binned_result(
         kind,
         status,
         message,
-        stats={**stats, "psi": psi, "bins": len(groups), "pvalue": pvalue, "alpha": DRIFT_ALPHA},
+        stats={**stats, "psi": psi, "bins": len(effect), "pvalue": pvalue, "alpha": DRIFT_ALPHA},
     )
+
+
+def _sums(
+    new: np.ndarray, old: np.ndarray, groups: list[list[int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([new[g].sum() for g in groups]), np.array([old[g].sum() for g in groups])
 
 
 def merge_bins(new: np.ndarray, old: np.ndarray) -> list[list[int]]:
