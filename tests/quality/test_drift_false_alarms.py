@@ -11,6 +11,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from statsmodels.stats.multitest import multipletests
 
 from nbops.quality.schema import Schema, infer_schema
@@ -63,9 +65,9 @@ def _old_psi_failed(test: pd.DataFrame, schema: Schema, column: str) -> bool:
 
 def old_rule_failed(test: pd.DataFrame, schema: Schema, report: ValidationReport) -> bool:
     for check in report.checks:
-        if check.kind in ("drift_psi", "drift_categories") and check.column is not None:
-            if _old_psi_failed(test, schema, check.column):
-                return True
+        psi_kind = check.kind in ("drift_psi", "drift_categories") and check.column is not None
+        if psi_kind and _old_psi_failed(test, schema, str(check.column)):
+            return True
         if check.kind == "drift_ks":
             gap, pvalue = check.stats["statistic"], check.stats["pvalue"]
             assert isinstance(gap, float) and isinstance(pvalue, float)
@@ -221,3 +223,20 @@ def test_bins_are_merged_until_each_expects_five_rows() -> None:
         pooled = (new[g].sum() + old[g].sum()) / (n + m)
         assert pooled * min(n, m) >= MIN_EXPECTED
     assert groups == [[0, 1, 2, 3], [4, 5, 6]]  # 24 pooled rows of [5, 6] < 38: joined
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    new=st.lists(st.integers(0, 50), min_size=2, max_size=12),
+    old=st.lists(st.integers(0, 500), min_size=12, max_size=12),
+)
+def test_merged_bins_partition_the_bins_in_order_and_each_expects_five_rows(
+    new: list[int], old: list[int]
+) -> None:
+    a, b = np.asarray(new, dtype=float), np.asarray(old[: len(new)], dtype=float)
+    groups = merge_bins(a, b)
+    assert [i for g in groups for i in g] == list(range(len(new)))
+    if len(groups) > 1 and a.sum() > 0 and b.sum() > 0:
+        n, m = a.sum(), b.sum()
+        for g in groups:
+            assert (a[g].sum() + b[g].sum()) / (n + m) * min(n, m) >= MIN_EXPECTED - 1e-9

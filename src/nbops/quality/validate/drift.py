@@ -167,7 +167,7 @@ def _binned_result(
         known = np.arange(len(new)) != apart
         groups = merge_bins(new[known], old[known])
         pvalue_known = chi2_homogeneity_pvalue(*_sums(new[known], old[known], groups))
-        unseen = exceedance_pvalue(int(round(old.sum())), int(new.sum()), int(new[apart]))
+        unseen = exceedance_pvalue(round(float(old.sum())), int(new.sum()), int(new[apart]))
         pvalue = min(1.0, 2.0 * min(pvalue_known, unseen))
         stats = {**stats, "pvalue_unseen": unseen}
     effect = groups if apart is None else [*groups, [apart]]  # known bins come first
