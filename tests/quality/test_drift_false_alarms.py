@@ -17,12 +17,14 @@ from statsmodels.stats.multitest import multipletests
 
 from nbops.quality.schema import Schema, infer_schema
 from nbops.quality.validate import CheckResult, ValidationReport, validate
+from nbops.quality.validate.columns import exceedance_pvalue
 from nbops.quality.validate.drift import (
     DRIFT_ALPHA,
     MIN_EXPECTED,
     PSI_EPSILON,
     judge_drift_family,
     merge_bins,
+    unseen_pvalue,
 )
 from tests.quality.test_range_false_alarms import DATASETS, MAX_FAILED_RATE, SPLITS, split
 
@@ -240,3 +242,12 @@ def test_merged_bins_partition_the_bins_in_order_and_each_expects_five_rows(
         n, m = a.sum(), b.sum()
         for g in groups:
             assert (a[g].sum() + b[g].sum()) / (n + m) * min(n, m) >= MIN_EXPECTED - 1e-9
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 5000), m=st.integers(1, 5000), data=st.data())
+def test_the_unseen_category_test_is_the_ranges_count_test(
+    n: int, m: int, data: st.DataObject
+) -> None:
+    k = data.draw(st.integers(0, m + 1))
+    assert unseen_pvalue(n, m, k) == pytest.approx(exceedance_pvalue(n, m, k), rel=1e-9, abs=1e-300)

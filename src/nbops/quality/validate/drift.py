@@ -162,12 +162,10 @@ def _binned_result(
         groups = merge_bins(new, old)
         pvalue = chi2_homogeneity_pvalue(*_sums(new, old, groups))
     else:  # the known bins by the chi-square test, the rest by the count test: Bonferroni
-        from nbops.quality.validate.columns import exceedance_pvalue
-
         known = np.arange(len(new)) != apart
         groups = merge_bins(new[known], old[known])
         pvalue_known = chi2_homogeneity_pvalue(*_sums(new[known], old[known], groups))
-        unseen = exceedance_pvalue(round(float(old.sum())), int(new.sum()), int(new[apart]))
+        unseen = unseen_pvalue(round(float(old.sum())), int(new.sum()), int(new[apart]))
         pvalue = min(1.0, 2.0 * min(pvalue_known, unseen))
         stats = {**stats, "pvalue_unseen": unseen}
     effect = groups if apart is None else [*groups, [apart]]  # known bins come first
@@ -221,6 +219,17 @@ def merge_bins(new: np.ndarray, old: np.ndarray) -> list[list[int]]:
         else:
             groups.append(current)
     return groups
+
+
+def unseen_pvalue(n: int, m: int, k: int) -> float:
+    """P(K >= k), K the new values (of m) in categories none of n reference values had, when
+    all n + m are drawn alike: C(m, k) / C(n + m, k) (the range's count test), in logs."""
+    if k <= 0:
+        return 1.0
+    if k > m:
+        return 0.0
+    lg = math.lgamma
+    return math.exp(lg(m + 1) - lg(m - k + 1) - lg(n + m + 1) + lg(n + m - k + 1))
 
 
 def chi2_homogeneity_pvalue(new: np.ndarray, old: np.ndarray) -> float:
