@@ -28,13 +28,17 @@ up to five example values (and row positions) and a message:
   more nulls than `max_null_fraction` by the hypergeometric tail of the new rows' share of
   all nulls; below `NULL_ALPHA` (0.001) fails, else warns. Hand-set limits stay hard;
 - drift, when the schema (or `reference=`) has reference statistics and `drift=True`:
-  numbers get `drift_psi` (population stability index over the reference bins, each
-  proportion floored at 1e-4) and `drift_ks` (Kolmogorov-Smirnov: the largest gap between
-  the data's and the reference's CDF at the reference's stored quantiles, and its asymptotic
-  two-sample p-value; significant → warn, significant with a gap of `ks_statistic_fail` or
-  more → fail); categories and booleans get `drift_categories` (PSI over the categories,
-  total-variation distance alongside) and categories `new_categories` (share of values in a
-  category the reference never had: above `new_category_share` fails, any warns).
+  numbers get `drift_psi` (chi-square test of the counts in the reference bins, adjacent
+  bins merged until each expects 5 rows; PSI over those bins, each proportion floored at
+  1e-4, as the effect size) and `drift_ks` (Kolmogorov-Smirnov: the largest gap between the
+  data's and the reference's CDF at the reference's stored quantiles, and its asymptotic
+  two-sample p-value); categories and booleans get `drift_categories` (the chi-square test
+  over the categories and the count test for values never seen; PSI and total-variation
+  distance alongside) and categories `new_categories` (share of values in a category the
+  reference never had: above `new_category_share` fails, any warns). The drift tests of one
+  validation are judged together by Holm's step-down (family-wise alpha 0.001): significant
+  with a material effect (PSI above `psi_fail`, KS gap of `ks_statistic_fail` or more)
+  fails, significant with a smaller one warns, not significant passes (see `drift`).
 
 Everything is vectorised: one pass per column and check, masks built one column at a time,
 and the frame is never copied (drift sorts the column in chunks of 2**18 values). On large

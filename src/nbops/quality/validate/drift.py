@@ -1,11 +1,39 @@
-"""Drift checks of one column against its reference statistics: PSI over the reference bins
-(numbers) or categories, the Kolmogorov-Smirnov test at the reference's stored quantiles,
-the share of new categories; PSI is judged against what sampling alone produces.
+"""Drift checks of one column against its reference statistics, each a test with a p-value,
+judged together so that a random part of the reference data passes:
+
+- `drift_psi` (numbers): the column's counts in the reference bins against the reference's
+  (its proportions times its rows), Pearson's chi-square test of homogeneity on that 2 x k
+  table. Adjacent bins are merged first until each expects at least `MIN_EXPECTED` rows in
+  both samples (the pooled share times the smaller sample's size), so an empty bin on a
+  small sample is what sampling gives, not a signal; the PSI (each proportion floored at
+  `PSI_EPSILON`) is computed over the same merged bins and is the effect size;
+- `drift_categories` (categories, booleans): the same test over the reference's categories
+  in its order (most frequent first), and one bucket for values it never had, judged apart
+  by the exact count test (k of m new values in categories none of n reference values had:
+  P = C(m, k) / C(n + m, k), as for the range); the two p-values are joined by Bonferroni
+  (twice the smaller). The PSI counts that bucket as its own bin;
+- `drift_ks` (numbers): the Kolmogorov-Smirnov gap between the data's and the reference's
+  CDF at the reference's stored quantiles, and its asymptotic two-sample p-value (a gap seen
+  at fewer points, or on tied values, only makes it conservative).
+
+The rule: the drift tests of one validation are one family, judged by Holm's step-down with
+each test's own level alpha (`ks_pvalue` for KS, `DRIFT_ALPHA` = 0.001 for the chi-square
+tests): ordered by p / alpha, the j-th of m is significant when p <= alpha / (m - j + 1) and
+every one before it was. The chance that any drift check of a validation fails when nothing
+changed is then at most the largest alpha (0.001 by default), however many columns there
+are. A significant test reports its effect size: PSI above `psi_fail` fails, above `psi_warn`
+warns; a KS gap of `ks_statistic_fail` or more fails, less warns. A test that is not
+significant passes whatever its PSI (its message says what sampling alone gives). On large
+data every small shift is significant, so the PSI / gap thresholds decide, as before.
+
+`new_categories` (categoricals) stays a share rule: values in categories the reference never
+had above `new_category_share` fail, any warn.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,6 +56,9 @@ if TYPE_CHECKING:
 
 
 PSI_EPSILON = 1e-4
+DRIFT_ALPHA = 0.001  # the chi-square tests' level (KS: the column's ks_pvalue, same default)
+MIN_EXPECTED = 5.0  # rows each merged bin expects in each sample, for the chi-square test
+TESTED_KINDS = frozenset({"drift_psi", "drift_ks", "drift_categories"})
 
 
 def numeric_drift(checker: _ColumnChecks, ref: ReferenceStats) -> list[CheckResult]:
@@ -42,12 +73,10 @@ def numeric_drift(checker: _ColumnChecks, ref: ReferenceStats) -> list[CheckResu
     checks: list[CheckResult] = []
     if ref.bin_edges is not None and ref.proportions is not None:
         below = at_or_below[np.searchsorted(points, edges)]
-        new = np.diff(np.concatenate(([0], below, [n_new]))) / n_new
+        new = np.diff(np.concatenate(([0], below, [n_new]))).astype(np.float64)
         old = np.asarray(ref.proportions, dtype=np.float64)
-        old = old / old.sum() if old.sum() > 0 else old
-        psi = _psi(new, old)
-        noise = _psi_noise(len(old), n_new, ref.rows)
-        checks.append(_psi_result(checker, "drift_psi", psi, noise, {"psi": psi}))
+        old = old / old.sum() * ref.rows if old.sum() > 0 else old
+        checks.append(_binned_result(checker, "drift_psi", new, old, {}))
     if ref.cdf_values is not None and ref.cdf is not None:
         new_cdf = at_or_below[np.searchsorted(points, grid)] / n_new
         gap = float(np.max(np.abs(new_cdf - np.asarray(ref.cdf))))
@@ -61,9 +90,13 @@ def numeric_drift(checker: _ColumnChecks, ref: ReferenceStats) -> list[CheckResu
             checker.result(
                 "drift_ks",
                 status,
-                f"KS statistic {gap:.4f}, p-value {pvalue:.3g}"
-                + (f" (below {alpha:g})" if pvalue < alpha else ""),
-                stats={"statistic": gap, "pvalue": pvalue, "reference_rows": ref.rows},
+                f"KS statistic {gap:.4f}, p-value {pvalue:.3g}",
+                stats={
+                    "statistic": gap,
+                    "pvalue": pvalue,
+                    "alpha": alpha,
+                    "reference_rows": ref.rows,
+                },
             )
         )
     return checks
@@ -72,9 +105,9 @@ def numeric_drift(checker: _ColumnChecks, ref: ReferenceStats) -> list[CheckResu
 def category_drift(
     checker: _ColumnChecks, frequencies: dict[str, float], counts: dict[str, int], rest: int
 ) -> list[CheckResult]:
-    """PSI over the reference's categories plus one bucket for the rest (and, for a
-    categorical, the share of that bucket). `counts` may miss categories (zero) and
-    hold others; `rest` counts values in neither."""
+    """The chi-square test and PSI over the reference's categories plus one bucket for the
+    rest (and, for a categorical, the share of that bucket). `counts` may miss categories
+    (zero) and hold others; `rest` counts values in neither."""
     known = [k for k, f in frequencies.items() if f > 0]
     seen = set(known)
     new_rows = rest + sum(c for k, c in counts.items() if k not in seen)
@@ -82,15 +115,18 @@ def category_drift(
     if not total:
         return []
     ref_total = sum(frequencies[k] for k in known) or 1.0
-    old = np.array([frequencies[k] / ref_total for k in known] + [0.0])
-    new = np.array([counts.get(k, 0) / total for k in known] + [new_rows / total])
-    psi = _psi(new, old)
-    distance = float(0.5 * np.abs(new - old).sum())
     ref_rows = checker.column.reference.rows if checker.column.reference else total
-    noise = _psi_noise(len(known) + 1, total, ref_rows)
+    old_share = np.array([frequencies[k] / ref_total for k in known] + [0.0])
+    new = np.array([counts.get(k, 0) for k in known] + [new_rows], dtype=np.float64)
+    distance = float(0.5 * np.abs(new / total - old_share).sum())
     checks = [
-        _psi_result(
-            checker, "drift_categories", psi, noise, {"psi": psi, "total_variation": distance}
+        _binned_result(
+            checker,
+            "drift_categories",
+            new,
+            old_share * ref_rows,
+            {"total_variation": distance},
+            apart=len(known),
         )
     ]
     if checker.column.kind == "categorical":
@@ -111,38 +147,148 @@ def category_drift(
     return checks
 
 
-def _psi_result(
-    checker: _ColumnChecks, kind: CheckKind, psi: float, noise: float, stats: dict[str, JsonValue]
+def _binned_result(
+    checker: _ColumnChecks,
+    kind: CheckKind,
+    new: np.ndarray,
+    old: np.ndarray,
+    stats: dict[str, JsonValue],
+    apart: int | None = None,
 ) -> CheckResult:
-    """Judge a PSI against the thresholds, and against what sampling alone produces: on a
-    small sample PSI is large even when nothing changed, so it must also exceed the
-    level two samples of one distribution stay below 99% of the time."""
-    warn = max(_or(checker.column.psi_warn, DEFAULT_PSI_WARN), noise)
-    fail = max(_or(checker.column.psi_fail, DEFAULT_PSI_FAIL), noise)
-    status: Status = "fail" if psi > fail else "warn" if psi > warn else "pass"
-    limit = fail if status == "fail" else warn
-    message = f"PSI {psi:.4f}"
-    if math.isinf(noise):
-        message += ", not judged: fewer than 5 rows per bin (the KS test still applies)"
-    elif noise >= 0.01:
-        message += f" (sampling alone reaches {noise:.3f})"
+    """The chi-square test of `new` counts against `old` (reference) counts over merged bins,
+    the PSI over the same bins (bin `apart`, values the reference never had, stays its own
+    there), and the status if the test turns out significant."""
+    if apart is None:
+        groups = merge_bins(new, old)
+        pvalue = chi2_homogeneity_pvalue(*_sums(new, old, groups))
+    else:  # the known bins by the chi-square test, the rest by the count test: Bonferroni
+        known = np.arange(len(new)) != apart
+        groups = merge_bins(new[known], old[known])
+        pvalue_known = chi2_homogeneity_pvalue(*_sums(new[known], old[known], groups))
+        unseen = unseen_pvalue(round(float(old.sum())), int(new.sum()), int(new[apart]))
+        pvalue = min(1.0, 2.0 * min(pvalue_known, unseen))
+        stats = {**stats, "pvalue_unseen": unseen}
+    effect = groups if apart is None else [*groups, [apart]]  # known bins come first
+    new_m, old_m = _sums(new, old, effect)
+    psi = _psi(new_m / max(new_m.sum(), 1.0), old_m / max(old_m.sum(), 1.0))
+    warn = _or(checker.column.psi_warn, DEFAULT_PSI_WARN)
+    fail = _or(checker.column.psi_fail, DEFAULT_PSI_FAIL)
+    status: Status = "pass"
+    if pvalue < DRIFT_ALPHA:
+        status = "fail" if psi > fail else "warn" if psi > warn else "pass"
+    message = f"PSI {psi:.4f} over {len(effect)} bins, chi-square p-value {pvalue:.3g}"
+    if len(effect) < len(new):
+        message += f" ({len(new)} merged to expect {MIN_EXPECTED:g}+ rows each)"
     if status != "pass":
-        message += f", above {limit:.3g}"
-    judged = None if math.isinf(noise) else noise
-    return checker.result(kind, status, message, stats={**stats, "sampling_noise": judged})
+        message += f", PSI above {fail if status == 'fail' else warn:.3g}"
+    return checker.result(
+        kind,
+        status,
+        message,
+        stats={**stats, "psi": psi, "bins": len(effect), "pvalue": pvalue, "alpha": DRIFT_ALPHA},
+    )
 
 
-def _psi_noise(bins: int, rows: int, reference_rows: int) -> float:
-    """The PSI two samples of one distribution stay below 99% of the time, from their sizes:
-    n * PSI is about chi-square with bins - 1 degrees of freedom, so the 99th percentile of
-    that, times (1/rows + 1/reference_rows)."""
-    if rows <= 0 or reference_rows <= 0 or bins < 2:
+def _sums(
+    new: np.ndarray, old: np.ndarray, groups: list[list[int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([new[g].sum() for g in groups]), np.array([old[g].sum() for g in groups])
+
+
+def merge_bins(new: np.ndarray, old: np.ndarray) -> list[list[int]]:
+    """Adjacent bins grouped, in order, until each group expects at least MIN_EXPECTED rows
+    in the smaller sample under the pooled shares (what the chi-square approximation needs);
+    a short last group joins the one before. Empty bins of both samples go with a neighbour."""
+    n, m = float(new.sum()), float(old.sum())
+    if n <= 0 or m <= 0:
+        return [list(range(len(new)))]
+    need = MIN_EXPECTED * (n + m) / min(n, m)  # pooled rows a group needs
+    pooled = new + old
+    groups: list[list[int]] = []
+    current: list[int] = []
+    held = 0.0
+    for i, count in enumerate(pooled):
+        current.append(i)
+        held += count
+        if held >= need:
+            groups.append(current)
+            current, held = [], 0.0
+    if current:
+        if groups:
+            groups[-1].extend(current)
+        else:
+            groups.append(current)
+    return groups
+
+
+def unseen_pvalue(n: int, m: int, k: int) -> float:
+    """P(K >= k), K the new values (of m) in categories none of n reference values had, when
+    all n + m are drawn alike: C(m, k) / C(n + m, k) (the range's count test), in logs."""
+    if k <= 0:
+        return 1.0
+    if k > m:
         return 0.0
-    if rows < 5 * bins:  # the chi-square approximation needs about 5 expected rows per bin
-        return math.inf
+    lg = math.lgamma
+    return math.exp(lg(m + 1) - lg(m - k + 1) - lg(n + m + 1) + lg(n + m - k + 1))
+
+
+def chi2_homogeneity_pvalue(new: np.ndarray, old: np.ndarray) -> float:
+    """Pearson's chi-square test that two samples' counts over the same bins come from one
+    distribution (k - 1 degrees of freedom); 1.0 with fewer than two bins or an empty sample."""
+    n, m = float(new.sum()), float(old.sum())
+    if len(new) < 2 or n <= 0 or m <= 0:
+        return 1.0
+    pooled = (new + old) / (n + m)
+    keep = pooled > 0
+    if keep.sum() < 2:
+        return 1.0
+    statistic = 0.0
+    for counts, size in ((new, n), (old, m)):
+        expected = pooled[keep] * size
+        statistic += float(np.sum((counts[keep] - expected) ** 2 / expected))
     from scipy.stats import chi2
 
-    return float(chi2.ppf(0.99, bins - 1)) * (1.0 / rows + 1.0 / reference_rows)
+    return float(chi2.sf(statistic, int(keep.sum()) - 1))
+
+
+def judge_drift_family(checks: Sequence[CheckResult]) -> list[CheckResult]:
+    """Holm's step-down over the drift tests of one validation (see the module docstring):
+    a test not significant within the family passes, with its message saying why."""
+    tested = [
+        i
+        for i, c in enumerate(checks)
+        if c.kind in TESTED_KINDS
+        and isinstance(c.stats.get("pvalue"), float)
+        and isinstance(c.stats.get("alpha"), float)
+    ]
+    out = list(checks)
+    m = len(tested)
+
+    def ratio(i: int) -> float:
+        stats = checks[i].stats
+        return float(stats["pvalue"]) / max(float(stats["alpha"]), 1e-300)  # type: ignore[arg-type]
+
+    still = True
+    for j, i in enumerate(sorted(tested, key=ratio)):
+        check = checks[i]
+        pvalue, alpha = float(check.stats["pvalue"]), float(check.stats["alpha"])  # type: ignore[arg-type]
+        level = alpha / (m - j)
+        still = still and pvalue <= level
+        stats = {**check.stats, "level": level, "tests": m, "significant": still}
+        if still:
+            message = check.message
+            if check.status != "pass":
+                message += f"; significant among {m} drift tests (p <= {level:.3g})"
+            out[i] = check.model_copy(update={"stats": stats, "message": message})
+        else:
+            message = check.message + (
+                f"; within what sampling alone gives (needs p <= {level:.3g},"
+                f" Holm over {m} drift tests)"
+                if check.status != "pass" or pvalue < alpha
+                else ""
+            )
+            out[i] = check.model_copy(update={"status": "pass", "stats": stats, "message": message})
+    return out
 
 
 def _counts_at_or_below(s: pd.Series, points: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from nbops.errors import QualityInputError
 from nbops.quality.schema.infer import reference_for
 from nbops.quality.schema.model import TEXT_KINDS, ReferenceStats, Schema, _environment
 from nbops.quality.validate.columns import _ColumnChecks
+from nbops.quality.validate.drift import judge_drift_family
 from nbops.quality.validate.files import _read_file
 from nbops.quality.validate.frame_checks import _custom_check, _key_check, _presence_checks
 from nbops.quality.validate.report import CheckResult, ValidationReport
@@ -92,6 +93,7 @@ def validate(
         costs.append(5)
     for found in _run_tasks(tasks, costs, _workers(workers, len(df), len(tasks))):
         checks.extend(found)
+    checks[:] = judge_drift_family(checks)  # one family: Holm across the drift tests
     for custom in schema.checks:
         result = _custom_check(df, custom)
         if result is not None:
