@@ -67,7 +67,8 @@ def export(
         typer.Option(
             "--schedule",
             metavar="SCHEDULE",
-            help='airflow: the DAGs\' schedule, e.g. "@daily" or a cron expression (default: none).',
+            help="airflow: the DAGs' schedule; kfp: also write kfp_schedule.py (a recurring run). "
+            '"@daily" or a cron expression.',
         ),
     ] = None,
     loop: Annotated[
@@ -103,11 +104,24 @@ def export(
         _warn(result.diagnostics)
         out.print(f"{result.folder} is up to date (version {result.version}).")
         return
-    if (schedule or loop) and "airflow" not in (target or []):
+    targets = target or []
+    if loop and "airflow" not in targets:
         raise typer.BadParameter(
-            "--schedule and --loop make Airflow DAGs: add --target airflow",
-            param_hint="--schedule/--loop",
+            "--loop makes an Airflow DAG: add --target airflow", param_hint="--loop"
         )
+    if schedule and not {"airflow", "kfp"} & set(targets):
+        raise typer.BadParameter(
+            "--schedule sets an orchestrator's schedule: add --target airflow or kfp",
+            param_hint="--schedule",
+        )
+    if schedule and "kfp" in targets:
+        from nbops.errors import TargetBuildError
+        from nbops.export.targets.kfp_schedule import kfp_cron
+
+        try:
+            kfp_cron(schedule)
+        except TargetBuildError as e:
+            raise typer.BadParameter(f"{e.message}; {e.fix}", param_hint="--schedule") from None
     options = None
     if target:
         from nbops.config import load_project

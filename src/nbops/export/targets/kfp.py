@@ -212,7 +212,7 @@ def _pipeline(ctx: TargetContext) -> str:
 
 
 def render(ctx: TargetContext) -> dict[str, str]:
-    """`kfp_pipeline.py`, next to the package."""
+    """`kfp_pipeline.py`, next to the package (and `kfp_schedule.py` with --schedule)."""
     manifest, name = ctx.manifest, ctx.name
     packages = ctx.requirements if ctx.options.install_packages else []
     components = "\n\n".join(_component(step, ctx) for step in manifest.steps)
@@ -290,7 +290,12 @@ if __name__ == "__main__":
         text = text.replace(
             "from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output\n", imports
         )
-    return {PIPELINE_FILE: text}
+    files = {PIPELINE_FILE: text}
+    if ctx.options.schedule:  # Deferred import: only an export with --schedule needs it
+        from nbops.export.targets.kfp_schedule import SCHEDULE_FILE, render_schedule
+
+        files[SCHEDULE_FILE] = render_schedule(ctx, ctx.options.schedule)
+    return files
 
 
 def build(ctx: TargetContext, folder: Path) -> dict[str, str]:
