@@ -169,12 +169,18 @@ class Bundle:
         # null where none may be); values outside the training range or new categories are
         # served, and `nbops monitor` watches for them. A request is judged row by row: the
         # share of nulls in a nullable column (max_null_fraction) is a dataset-level check,
-        # for monitoring, or one record would pass among others and fail alone.
+        # for monitoring, or one record would pass among others and fail alone. And a null
+        # in a column that may hold none is refused even when validation only warns (a few
+        # nulls in a data set can be sampling; the model still cannot take them).
         nullable = {c.name for c in self.schema.columns if c.nullable}
         failed = [
             c
-            for c in report.failed_checks
-            if c.kind in _REFUSED and not (c.kind == "nulls" and c.column in nullable)
+            for c in report.checks
+            if c.kind in _REFUSED
+            and (
+                (c.status == "fail" and not (c.kind == "nulls" and c.column in nullable))
+                or (c.kind == "nulls" and c.status == "warn" and c.column not in nullable)
+            )
         ]
         if failed:
             columns: list[str] = []
