@@ -24,6 +24,7 @@ OVERRIDES = {
     "penguins": {"test_size": 0.3, "n_estimators": 50},
     "synthetic_regression": {"n_rows": 800, "alpha": 0.5},
     "passengers": {"n_estimators": 50, "max_depth": 4},
+    "churn": {"C": 0.5, "test_size": 0.3},
 }
 
 
