@@ -85,8 +85,21 @@ def timed(label: str, start: float) -> None:
 
 
 def save_and_wait(page: Any, path: Path, before: str) -> None:
+    """Save, and wait until the file holds a whole new notebook: one read while the server
+    writes it can see it empty (the full suite once failed on that, on a loaded machine)."""
     page.keyboard.press("Control+S")
-    wait_for(lambda: path.read_text() != before, what=f"{path.name} saved")
+
+    def saved() -> bool:
+        text = path.read_text()
+        if text == before:
+            return False
+        try:
+            json.loads(text)
+        except ValueError:
+            return False
+        return True
+
+    wait_for(saved, what=f"{path.name} saved")
 
 
 def test_each_fix_button_changes_the_notebook(page: Any, lab: Lab) -> None:
