@@ -35,6 +35,21 @@ RequireSignature = Annotated[
         "\\[tool.nbops], NBOPS_REQUIRE_SIGNATURE=1).",
     ),
 ]
+# The options of a champion/challenger verdict (`promote --if-better`, `retrain`).
+LabelColumn = Annotated[
+    str | None,
+    typer.Option("--label", metavar="COL", help="The label column (default: the bundle's)."),
+]
+PromoteGates = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--gate",
+        metavar="GATE",
+        help='e.g. "diff.accuracy.ci_low > 0" (default: \\[tool.nbops] promote_gates).',
+    ),
+]
+Resamples = Annotated[int, typer.Option("--n-resamples", min=1, help="Paired bootstrap resamples.")]
+BootstrapSeed = Annotated[int, typer.Option("--seed", help="The bootstrap's random seed.")]
 
 
 def _trust(trusted_key: list[Path] | None, require_signature: bool) -> dict[str, Any]:

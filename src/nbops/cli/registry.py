@@ -10,7 +10,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from nbops.cli.bundle import RequireSignature, TrustedKeys, _trust
+from nbops.cli.bundle import (
+    BootstrapSeed,
+    LabelColumn,
+    PromoteGates,
+    RequireSignature,
+    Resamples,
+    TrustedKeys,
+    _trust,
+)
 from nbops.cli.common import ReadableGroup, _handles_errors, app, out
 
 # Deferred imports: each command imports the library it calls inside its body (the registry
@@ -133,22 +141,10 @@ def promote(
         Path | None,
         typer.Option("--data", metavar="FILE", help="--if-better: labelled rows to compare on."),
     ] = None,
-    label: Annotated[
-        str | None,
-        typer.Option("--label", metavar="COL", help="--if-better: the label column."),
-    ] = None,
-    gate: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--gate",
-            metavar="GATE",
-            help='--if-better: e.g. "diff.accuracy.ci_low > 0" (default: promote_gates).',
-        ),
-    ] = None,
-    n_resamples: Annotated[
-        int, typer.Option("--n-resamples", min=1, help="--if-better: bootstrap resamples.")
-    ] = 2000,
-    seed: Annotated[int, typer.Option("--seed", help="--if-better: bootstrap seed.")] = 0,
+    label: LabelColumn = None,
+    gate: PromoteGates = None,
+    n_resamples: Resamples = 2000,
+    seed: BootstrapSeed = 0,
     trusted_key: TrustedKeys = None,
     require_signature: RequireSignature = False,
 ) -> None:

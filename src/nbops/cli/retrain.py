@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from nbops.cli.bundle import RequireSignature, TrustedKeys, _trust
+from nbops.cli.bundle import (
+    BootstrapSeed,
+    LabelColumn,
+    PromoteGates,
+    RequireSignature,
+    Resamples,
+    TrustedKeys,
+    _trust,
+)
 from nbops.cli.common import _handles_errors, app, err, out
 
 # Deferred imports: the retraining machinery (runs, bundles, statistics) loads in the body.
@@ -52,28 +60,16 @@ def retrain(
             help="Split by hashing this column (repeatable; default: the whole row).",
         ),
     ] = None,
-    label: Annotated[
-        str | None,
-        typer.Option("--label", metavar="COL", help="The label column (default: the bundle's)."),
-    ] = None,
-    gate: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--gate",
-            metavar="GATE",
-            help='e.g. "diff.accuracy.ci_low > 0" (default: [tool.nbops] promote_gates).',
-        ),
-    ] = None,
+    label: LabelColumn = None,
+    gate: PromoteGates = None,
     no_promote: Annotated[
         bool, typer.Option("--no-promote", help="Stop after the comparison.")
     ] = False,
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why: kept in the registry's history.")
     ] = None,
-    n_resamples: Annotated[
-        int, typer.Option("--n-resamples", min=1, help="Paired bootstrap resamples.")
-    ] = 2000,
-    seed: Annotated[int, typer.Option("--seed", help="The bootstrap's random seed.")] = 0,
+    n_resamples: Resamples = 2000,
+    seed: BootstrapSeed = 0,
     timeout: Annotated[
         float | None,
         typer.Option("--timeout", min=0.001, help="Seconds a cell of the training run may take."),
