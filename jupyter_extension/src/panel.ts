@@ -31,6 +31,7 @@ import {
   reveal
 } from './runform';
 import { ROLES, roleSpec } from './tags';
+import { Children, h } from './dom';
 
 const PIPELINE_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
   <g class="jp-icon3" fill="#616161">
@@ -46,38 +47,6 @@ export const pipelineIcon = new LabIcon({ name: 'nbops:pipeline', svgstr: PIPELI
 const FINISHED = new Set(['completed', 'failed', 'killed', 'timeout', 'interrupted', 'error']);
 const POLL_MS = 1000;
 
-type Child = Node | string | null | undefined | false;
-type Children = Child | Children[];
-
-/** A small DOM builder: h('div', {class: 'x'}, child, ...). */
-function h(
-  tag: string,
-  attrs: Record<string, string | boolean | ((e: Event) => void) | undefined> = {},
-  ...children: Children[]
-): HTMLElement {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === false) {
-      continue;
-    }
-    if (typeof value === 'function') {
-      el.addEventListener(key.replace(/^on/, ''), value);
-    } else if (key === 'class') {
-      el.className = value as string;
-    } else if (value === true) {
-      el.setAttribute(key, '');
-    } else {
-      el.setAttribute(key, value);
-    }
-  }
-  for (const child of (children as unknown[]).flat(Infinity) as Child[]) {
-    if (child === null || child === undefined || child === false) {
-      continue;
-    }
-    el.append(child);
-  }
-  return el;
-}
 
 /** A parameter value as Python writes it (`2.0` for a float, `True`, `None`). */
 function show(value: unknown, type = ''): string {

@@ -12,37 +12,8 @@
 // - whether Build bundle can be used for the run (a completed run with a model) and why not.
 
 import { IParameter, IRunJob } from './api';
+import { Children, h } from './dom';
 
-type Child = Node | string | null | undefined | false;
-type Children = Child | Children[];
-
-function h(
-  tag: string,
-  attrs: Record<string, string | boolean | ((e: Event) => void) | undefined> = {},
-  ...children: Children[]
-): HTMLElement {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === false) {
-      continue;
-    }
-    if (typeof value === 'function') {
-      el.addEventListener(key.replace(/^on/, ''), value);
-    } else if (key === 'class') {
-      el.className = value as string;
-    } else if (value === true) {
-      el.setAttribute(key, '');
-    } else {
-      el.setAttribute(key, value);
-    }
-  }
-  for (const child of (children as unknown[]).flat(Infinity) as Child[]) {
-    if (child !== null && child !== undefined && child !== false) {
-      el.append(child);
-    }
-  }
-  return el;
-}
 
 /** `int` and `float` parameters get number fields; others (str, bool, lists, unions) not. */
 export function numericKind(p: IParameter): 'int' | 'float' | null {

@@ -6,6 +6,7 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 
 import { ApiError, IApiErrorBody, IRunCell, IRunJob, api, requestAPI } from './api';
+import { h } from './dom';
 
 export interface IRunGate {
   gate: string;
@@ -91,34 +92,6 @@ const LIST_POLL_MS = 2000;
 const JOB_POLL_MS = 1000;
 const MAX_SELECTED = 2;
 
-type Child = Node | string | null | undefined | false;
-type Children = Child | Children[];
-
-function h(
-  tag: string,
-  attrs: Record<string, string | boolean | ((e: Event) => void) | undefined> = {},
-  ...children: Children[]
-): HTMLElement {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === false) {
-      continue;
-    }
-    if (typeof value === 'function') {
-      el.addEventListener(key.replace(/^on/, ''), value);
-    } else if (key === 'class') {
-      el.className = value as string;
-    } else {
-      el.setAttribute(key, value === true ? '' : value);
-    }
-  }
-  for (const child of (children as unknown[]).flat(Infinity) as Child[]) {
-    if (child !== null && child !== undefined && child !== false) {
-      el.append(child);
-    }
-  }
-  return el;
-}
 
 /** A value as Python writes it (`True`, `None`, `'text'`). */
 function pyValue(value: unknown): string {
