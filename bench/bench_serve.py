@@ -276,6 +276,15 @@ def load(
 
 
 def raw_p50_ms(pipeline: Any, rows: list[pd.DataFrame], repeat: int = 500) -> float:
+    """In-process one-row predict, on one OpenMP thread as the server runs a small batch
+    (a thread team for one row costs more than it saves, and spins on a loaded machine)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _raw_p50_ms(pipeline, rows, repeat)
+
+
+def _raw_p50_ms(pipeline: Any, rows: list[pd.DataFrame], repeat: int) -> float:
     for frame in rows[:20]:
         pipeline.predict(frame)
     times = []
@@ -317,28 +326,33 @@ def interleaved_p50_ms(
     size: int = 50,
 ) -> tuple[float, float]:
     """(raw p50, served p50) over alternating blocks of one-row predicts and requests."""
+    from threadpoolctl import threadpool_limits
+
     raw: list[float] = []
     served: list[float] = []
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"content-type": "application/json"}
-    try:
-        for block in range(blocks):
+    for block in range(blocks):
+        with threadpool_limits(1):  # as the server predicts a small batch
             for j in range(size):
                 i = (block * size + j) % len(rows)
                 t = time.perf_counter()
                 pipeline.predict(rows[i])
                 raw.append(time.perf_counter() - t)
-            for j in range(size):
-                i = (block * size + j) % len(bodies)
+        # a connection per block: on a slow machine the raw block outlasts keep-alive
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            for j in range(-1, size):  # the first request (untimed) opens the connection
+                i = (block * size + max(j, 0)) % len(bodies)
                 t = time.perf_counter()
                 conn.request("POST", "/predict", body=bodies[i], headers=headers)
                 response = conn.getresponse()
                 data = response.read()
-                served.append(time.perf_counter() - t)
+                if j >= 0:
+                    served.append(time.perf_counter() - t)
                 if response.status != 200 or not check(i, data):
                     raise RuntimeError(f"a request failed: {response.status}: {data[:200]!r}")
-    finally:
-        conn.close()
+        finally:
+            conn.close()
     return float(np.percentile(raw, 50) * 1000), float(np.percentile(served, 50) * 1000)
 
 
@@ -550,12 +564,26 @@ def main() -> None:
     seconds = min(max(args.seconds, 0.5), 30.0)
 
     import joblib
+    import sklearn
 
     from nbops.quality.schema import infer_schema
 
-    print(f"training on {ROWS:,} rows ...", flush=True)
     frame = build_frame()
-    pipeline = build_pipeline(frame)
+    # the trained pipeline is kept between runs (our own file, in the temp folder): training
+    # is not measured, and takes minutes on a loaded machine
+    cached = (
+        Path(tempfile.gettempdir())
+        / f"nbops-bench-serve-{sklearn.__version__}-{ROWS}-{SEED}.joblib"
+    )
+    if cached.exists():
+        print(f"the pipeline trained on {ROWS:,} rows, from {cached}", flush=True)
+        pipeline = joblib.load(cached)
+    else:
+        print(f"training on {ROWS:,} rows ...", flush=True)
+        pipeline = build_pipeline(frame)
+        partial = cached.with_name(cached.name + f".{os.getpid()}.tmp")
+        joblib.dump(pipeline, partial)
+        os.replace(partial, cached)
     test = build_frame(400, seed=SEED + 1)[COLUMNS]
     expected = pipeline.predict(test)
     rows = [test.iloc[[i]] for i in range(len(test))]
@@ -727,4 +755,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Exception as e:  # a report, not a test: say what failed, exit 0
+        print(f"the benchmark stopped: {type(e).__name__}: {e}")

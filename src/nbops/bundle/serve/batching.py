@@ -48,17 +48,15 @@ def batch_window(
     `call_seconds`: a model call's measured duration (None before the first); `interval`:
     the mean time between arrivals (None before two). Waiting costs every request in the
     batch the wait; it saves the next request a call of its own, so the window is at most
-    one call (`max_wait` before any call is measured), and never past `max_wait`.
+    one call, and never past `max_wait`; and none when fewer than one request arrives per
+    call (then waiting cannot pay off).
     """
     if records >= max_batch or requests >= clients:
         return 0.0  # full, or every client is in (a lone client never waits)
-    budget = max_wait if call_seconds is None else min(max_wait, call_seconds)
-    remaining = budget - waited
-    if remaining <= 0:
-        return 0.0
-    if interval is not None and interval > budget:
-        return 0.0  # the next request is not expected in time
-    return remaining
+    call = max_wait if call_seconds is None else call_seconds
+    if interval is not None and interval > call:
+        return 0.0  # the next request is not expected within a call
+    return max(min(max_wait, call) - waited, 0.0)
 
 
 class _Batcher:
