@@ -152,8 +152,10 @@ class _Batcher:
     def _window(self, batch: list[_Job], n: int, waited: float) -> float:
         if self._pending or n >= self.max_batch:
             return 0.0  # what is queued and does not fit goes next
-        if self.arriving:  # a request is being received: it is on its way
-            return max(self.wait_seconds - waited, 0.0)
+        if self.arriving:  # a request is being received: it is on its way (at most a call)
+            call = self.call_seconds
+            budget = self.wait_seconds if call is None else min(self.wait_seconds, call)
+            return max(budget - waited, 0.0)
         return batch_window(
             requests=len(batch),
             records=n,
