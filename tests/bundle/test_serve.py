@@ -451,9 +451,10 @@ def test_a_bad_request_in_a_batch_fails_alone(
     assert [good1.status_code, bad.status_code, good2.status_code] == [200, 422, 200]
     assert [good1.json()["predictions"][0], good2.json()["predictions"][0]] == expected
     assert "age cannot be negative" in bad.json()["detail"][0]["msg"]
-    # at start-up, one unseen category tried per categorical column (city, plan) and the
-    # reference record; then the first call, the merged call that failed, each request alone
-    assert bundle.calls == [1, 1, 1, 1, 3, 1, 1, 1]
+    # at start-up, one call trying an unseen category of each categorical column (city,
+    # plan: a record each), and the reference record; then the first call, the merged call
+    # that failed, each request alone
+    assert bundle.calls == [2, 1, 1, 3, 1, 1, 1]
 
 
 def test_options_are_checked(pipeline: Pipeline, schema: Schema, tmp_path: Path) -> None:

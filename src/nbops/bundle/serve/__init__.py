@@ -26,7 +26,8 @@ Endpoints:
   `nbops_request_latency_seconds{endpoint}` (histogram), the predictions — a count per
   predicted value, `nbops_predictions_total{value}`, for a classifier, a histogram
   `nbops_predicted_value` for a regressor — `nbops_batch_size` (records per `predict` call,
-  histogram) and the request log's `nbops_request_log_lines_total{outcome}`.
+  histogram), `nbops_batch_wait_seconds` (each batch's wait for more requests, 0 when
+  none) and the request log's `nbops_request_log_lines_total{outcome}`.
 - `/docs` (Swagger UI, its assets served under `/docs-assets` from the fastapi-offline
   package: no CDN), `/openapi.json`.
 
@@ -48,10 +49,12 @@ Serving behaviour:
 - Micro-batching: validated requests are queued; one worker task merges queued requests
   into one `bundle.predict` call on a DataFrame of all their records (at most `max_batch`
   records per call; a single request larger than that is predicted alone, in one call, not
-  split), run in a worker thread so the event loop keeps accepting. It waits up to
-  `batch_wait_ms` for more requests, but only while other `/predict` requests are being
-  received, so a lone client pays no wait. Requests that arrive while a batch is predicting
-  form the next one. If a merged call raises, each request is predicted alone, so one bad
+  split), run in a worker thread so the event loop keeps accepting. The wait for more
+  requests is adaptive (`batching.batch_window`): a batch waits only for clients seen in
+  flight recently that it does not hold, for at most one measured model call and at most
+  `batch_wait_ms`, and not at all when fewer than one request arrives per call, so a lone
+  client pays no wait. Requests that arrive while a batch is predicting form the next one.
+  If a merged call raises, each request is predicted alone, so one bad
   request fails alone: a `BundleError` is a 422 with its message (its record found by
   halving the request when one record alone fails), anything else a 500.
 - Request log: with `log_sample > 0`, that share of successful `/predict` requests is

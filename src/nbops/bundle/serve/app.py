@@ -51,6 +51,9 @@ from nbops.quality.schema import Schema
 logger = logging.getLogger(__name__)
 
 _PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+# the most a batch waits for more requests; the window itself is adaptive (batching.py):
+# at most one measured model call, none for a lone client
+DEFAULT_BATCH_WAIT_MS = 50.0
 
 
 class ServableBundle(Protocol):
@@ -122,7 +125,7 @@ def create_app(
     bundle: ServableBundle,
     *,
     max_body_bytes: int = 1_000_000,
-    batch_wait_ms: float = 2.0,
+    batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
     max_batch: int = 64,
     log_sample: float = 0.0,
     log_path: str | Path | None = None,
@@ -372,7 +375,7 @@ def create_registry_app(
                 loaded,
                 app.state.metrics,
                 max_batch=options.get("max_batch", 64),
-                batch_wait_ms=options.get("batch_wait_ms", 2.0),
+                batch_wait_ms=options.get("batch_wait_ms", DEFAULT_BATCH_WAIT_MS),
                 log_keys=options.get("log_keys", ()),
             ),
         )

@@ -89,7 +89,10 @@ class _Generation:
             ),
         )
         self.batcher = _Batcher(
-            self.predictor.run, max_batch=max_batch, wait_seconds=batch_wait_ms / 1000
+            self.predictor.run,
+            max_batch=max_batch,
+            wait_seconds=batch_wait_ms / 1000,
+            on_wait=metrics.observe_batch_wait,
         )
         classes = getattr(bundle, "classes", None)
         self.classes_json = _json_safe(list(classes)) if classes is not None else None
@@ -117,16 +120,20 @@ class _Generation:
         if not closed:
             return set()
         base = reference_record(predictor.bundle.schema, names)
-        found: set[str] = set()
+        jobs = []
         for name in closed:
             columns = {c: [base[c]] for c in names}
             columns[name] = [UNSEEN_CATEGORY]
-            try:
-                [outcome] = predictor.run([_Job(columns, 1, False, probe=True)])
-            except Exception:
-                continue
-            if not isinstance(outcome, BaseException):
-                found.add(name)
+            jobs.append(_Job(columns, 1, False, probe=True))
+        try:  # one call for all the columns; each alone only when that call fails
+            outcomes = predictor.run(jobs)
+        except Exception:
+            return set()
+        found = {
+            name
+            for name, outcome in zip(closed, outcomes, strict=True)
+            if not isinstance(outcome, BaseException)
+        }
         return found
 
     def probe(self) -> str | None:
@@ -174,7 +181,7 @@ class _Serving:
         generation = scope.pop(GENERATION, None)
         if generation is None:
             return
-        generation.batcher.arrived(scope)
+        generation.batcher.finished(scope)
         generation.in_flight -= 1
         if generation.retired and generation.in_flight == 0:
             self._close(generation)

@@ -19,6 +19,7 @@ from nbops.quality.schema import Schema
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = tuple(float(2**i) for i in range(15))  # 1, 2, 4, ... 16384
+WAIT_BUCKETS = (0.0, 0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1.0, 10.0)
 DEFAULT_VALUE_BUCKETS = (-1000.0, -100.0, -10.0, -1.0, 0.0, 1.0, 10.0, 100.0, 1000.0)
 MAX_PREDICTION_VALUES = 100  # distinct predicted values given their own series; then "__other__"
 
@@ -82,6 +83,7 @@ class _Metrics:
         self.errors = 0
         self.latency: dict[str, _Histogram] = {}
         self.batch = _Histogram(BATCH_BUCKETS)
+        self.batch_wait = _Histogram(WAIT_BUCKETS)
         self.predicted_counts: dict[str, int] = {}
         self.predicted_values = _Histogram(value_buckets)
         self.log_lines: dict[str, int] = {"written": 0, "dropped": 0, "failed": 0}
@@ -96,6 +98,10 @@ class _Metrics:
             if histogram is None:
                 histogram = self.latency[endpoint] = _Histogram(LATENCY_BUCKETS)
             histogram.observe(seconds)
+
+    def observe_batch_wait(self, seconds: float) -> None:
+        with self.lock:
+            self.batch_wait.observe(seconds)
 
     def observe_predictions(self, predictions: np.ndarray, *, has_proba: bool) -> None:
         with self.lock:
@@ -143,6 +149,10 @@ class _Metrics:
                 "# HELP nbops_batch_size Records per call of the model's predict.",
                 "# TYPE nbops_batch_size histogram",
                 *self.batch.lines("nbops_batch_size"),
+                "# HELP nbops_batch_wait_seconds Time a batch waited for more requests "
+                "(adaptive: 0 when no other client is expected).",
+                "# TYPE nbops_batch_wait_seconds histogram",
+                *self.batch_wait.lines("nbops_batch_wait_seconds"),
             ]
             if self.task == "regression":
                 out += [
