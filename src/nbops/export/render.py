@@ -178,7 +178,8 @@ def _indent(code: str, prefix: str = "    ") -> str:
 # Only these can make a string token span lines: triple quotes, a backslash before a line
 # break, and (Python 3.12+) an f-string whose replacement field spans lines.
 _MAY_SPAN_LINES = re.compile(
-    r'"""|' + r"'''|\\\r?\n"
+    r'"""|'
+    + r"'''|\\\r?\n"
     + (r"|[fFtT][rR]?['" + '"]|[rR][fFtT]["' + "']" if sys.version_info >= (3, 12) else "")
 )
 

@@ -21,6 +21,7 @@ import ast
 from dataclasses import dataclass
 
 from nbops.notebook.analysis import Step, StepGraph
+from nbops.notebook.cellcode import is_display_only
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ def _step_output_types(
     seen: dict[str, list[ValueType]] = {}
     for a in step.cells:
         if a.code.body not in trees:
-            trees[a.code.body] = _parsed(a.code.body)
+            trees[a.code.body] = _parsed(a.code.body, a.code.tree)
         parsed = trees[a.code.body]
         if parsed is None:
             return {}
@@ -281,22 +282,39 @@ class _Parsed:
     other_bindings: tuple[str, ...]
 
 
-def _parsed(body: str) -> _Parsed | None:
-    try:
-        tree = ast.parse(body)
-    except SyntaxError:
-        return None
+def _parsed(body: str, cell_tree: ast.Module) -> _Parsed | None:
+    """`body` parsed; the cell's own tree when the body is all of the cell (no import or
+    display-only statement was left out), since it has the same statements."""
+    if any(
+        isinstance(s, ast.Import | ast.ImportFrom) or is_display_only(s) for s in cell_tree.body
+    ):
+        try:
+            tree = ast.parse(body)
+        except SyntaxError:
+            return None
+    else:
+        tree = cell_tree
     plain = {id(t) for stmt in tree.body for t in _plain_targets(stmt)}
-    return _Parsed(
-        tree,
-        tuple(
-            node.id
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Name)
-            and isinstance(node.ctx, ast.Store | ast.Del)
-            and id(node) not in plain
-        ),
-    )
+    return _Parsed(tree, tuple(n.id for n in _bound_names(tree) if id(n) not in plain))
+
+
+def _bound_names(tree: ast.AST) -> list[ast.Name]:
+    """The Name nodes that bind or delete, in ast.walk's order (breadth first), found by a
+    walk that skips ast.walk's generator layers."""
+    found: list[ast.Name] = []
+    queue = [tree]
+    for node in queue:  # grows while it is read: breadth first
+        if type(node) is ast.Name:
+            if type(node.ctx) is not ast.Load:
+                found.append(node)
+            continue
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if isinstance(value, list):
+                queue.extend(v for v in value if isinstance(v, ast.AST))
+            elif isinstance(value, ast.AST):
+                queue.append(value)
+    return found
 
 
 def _plain_targets(stmt: ast.stmt) -> list[ast.Name]:
