@@ -170,12 +170,9 @@ def _read_ipynb_ids(raw: bytes, path: Path) -> tuple[Any, set[int]]:
     try:
         with warnings.catch_warnings():  # nbformat's upgrade notices are not the user's concern
             warnings.simplefilter("ignore")
-            if major == 4:
-                # What nbformat.reads does for a v4 document, without writing the JSON out and
-                # parsing it again, and validating once (reads validates, then logs failures).
-                nb = _v4_node(data)
-            else:
-                nb = nbformat.reads(json.dumps(data), as_version=4)
+            # A v4 document is built as nbformat.reads builds it, without writing the JSON out
+            # and parsing it again, and validated once below (reads validates too).
+            nb = _v4_node(data) if major == 4 else nbformat.reads(json.dumps(data), as_version=4)
             if major != 4:  # the upgrade makes up random ids; content ids keep exports stable
                 sources = [_text(c.get("source", "")) for c in nb.cells]
                 for c, cid in zip(nb.cells, _content_ids(sources), strict=True):
