@@ -10,6 +10,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -77,9 +78,18 @@ def installed_packages() -> dict[str, str]:
     packages = _read_packages_file(key)
     if packages is None:
         packages = _scan_packages()
+        if _racy(key):  # a change in the same clock tick would not change the key: not kept
+            return packages
         _write_packages_file(key, packages)
     _packages_cache[key[0]] = (key, packages)
     return dict(packages)
+
+
+def _racy(key: _PackagesKey) -> bool:
+    """Whether a folder on the path changed in the last two seconds: a file system's clock
+    is coarse, so a package installed right after this look could leave its mtime as is."""
+    now = time.time_ns()
+    return any(now - mtime < 2_000_000_000 for _, mtime in key[1])
 
 
 def _scan_packages() -> dict[str, str]:
