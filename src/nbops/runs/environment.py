@@ -68,8 +68,8 @@ def installed_packages() -> dict[str, str]:
     Reading every package's metadata takes about a second with a few hundred installed, on
     each run; the list is kept (in this process, and in a file in the user's cache folder
     for the next process) under a key that changes when a package is installed, upgraded
-    or removed: the interpreter, its search path, and the modification time of each folder
-    on it (pip adds and deletes `*.dist-info` folders there).
+    or removed: the interpreter, its search path, and the metadata folders on it (see
+    _packages_key). Saving a notebook beside them does not change it.
     """
     key = _packages_key()
     cached = _packages_cache.get(key[0])
@@ -86,10 +86,10 @@ def installed_packages() -> dict[str, str]:
 
 
 def _racy(key: _PackagesKey) -> bool:
-    """Whether a folder on the path changed in the last two seconds: a file system's clock
-    is coarse, so a package installed right after this look could leave its mtime as is."""
+    """Whether an `*.egg-info` folder changed in the last two seconds: a file system's clock
+    is coarse, so a change right after this look could leave its mtime as is."""
     now = time.time_ns()
-    return any(now - mtime < 2_000_000_000 for _, mtime in key[1])
+    return any(now - mtime < 2_000_000_000 for _, found in key[1] for _, mtime in found)
 
 
 def _scan_packages() -> dict[str, str]:
@@ -101,21 +101,35 @@ def _scan_packages() -> dict[str, str]:
     return dict(sorted(packages.items()))
 
 
-_PackagesKey = tuple[str, tuple[tuple[str, int], ...]]
+_Stamp = tuple[str, tuple[tuple[str, int], ...]]
+_PackagesKey = tuple[str, tuple[_Stamp, ...]]
 _packages_cache: dict[str, tuple[_PackagesKey, dict[str, str]]] = {}
 
 
 def _packages_key() -> _PackagesKey:
-    """(interpreter and search path, (folder, mtime) for each folder on the path)."""
+    """(interpreter and search path, what each folder on the path holds that
+    importlib.metadata reads: the names of its `*.dist-info` folders, which carry the
+    version, and its `*.egg-info` ones with their modification times, which may not)."""
     entries = [entry or "." for entry in sys.path]
-    stamps = []
-    for entry in entries:
-        try:
-            stamps.append((entry, os.stat(entry).st_mtime_ns))
-        except OSError:
-            stamps.append((entry, -1))
+    stamps = tuple((entry, _metadata_entries(entry)) for entry in entries)
     ident = json.dumps([sys.executable, os.path.abspath("."), entries])
-    return hashlib.sha256(ident.encode()).hexdigest()[:16], tuple(stamps)
+    return hashlib.sha256(ident.encode()).hexdigest()[:16], stamps
+
+
+def _metadata_entries(entry: str) -> tuple[tuple[str, int], ...]:
+    try:
+        if not os.path.isdir(entry):  # a zip file on the path, or nothing
+            return (("", os.stat(entry).st_mtime_ns),)
+        found = []
+        with os.scandir(entry) as listing:
+            for item in listing:
+                if item.name.endswith(".dist-info"):
+                    found.append((item.name, 0))
+                elif item.name.endswith(".egg-info"):
+                    found.append((item.name, item.stat().st_mtime_ns))
+        return tuple(sorted(found))
+    except OSError:
+        return ()
 
 
 def _packages_file(ident: str) -> Path:
@@ -126,7 +140,10 @@ def _packages_file(ident: str) -> Path:
 def _read_packages_file(key: _PackagesKey) -> dict[str, str] | None:
     try:
         data = json.loads(_packages_file(key[0]).read_text("utf-8"))
-        stamps = tuple((str(e), int(m)) for e, m in data["stamps"])
+        stamps = tuple(
+            (str(entry), tuple((str(n), int(m)) for n, m in found))
+            for entry, found in data["stamps"]
+        )
         packages = data["packages"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
