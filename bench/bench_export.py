@@ -17,7 +17,8 @@ fresh temporary folder) for 500 and 1000 cells, and a reference measured in the 
 - the export time for 500 cells (target: under 1 s);
 - the export time for 1000 cells;
 - the growth t(1000) / t(500) (target: at most 2.2, i.e. linear);
-- the export time relative to the reference (machine-independent, no target).
+- the export time relative to the reference, best over best, with the spread of the
+  interleaved pairs (target: at most 3x; machine-independent).
 
 Missed targets are marked MISSED. The script is a report, not a test: it always exits 0.
 
@@ -42,11 +43,12 @@ from nbformat.notebooknode import NotebookNode
 from nbops.export.exporter import export_notebook
 
 SIZES = (500, 1000)
-REPEATS = 3
+REPEATS = 5
 TRANSFORM_STEPS = 16
 EXPLORE_EVERY = 10  # every tenth body cell is an untagged exploration cell
 TARGET_500_S = 1.0
 TARGET_GROWTH = 2.2
+TARGET_RATIO = 3.0  # export of 500 cells against nbformat.read + ast.parse of them (issue 16)
 SEED = 20240501
 
 
@@ -121,17 +123,17 @@ def best_of(repeats: int, run: Callable[[], object]) -> float:
     return min(times)
 
 
-def time_export(notebook: Path) -> float:
+def time_export(notebook: Path, repeats: int = REPEATS) -> float:
     """Best export time of `notebook`, each repeat into a fresh temporary output folder."""
 
     def once() -> None:
         with tempfile.TemporaryDirectory(prefix="nbops-bench-out-") as out:
             export_notebook(notebook, out, name="bench")
 
-    return best_of(REPEATS, once)
+    return best_of(repeats, once)
 
 
-def time_reference(notebook: Path) -> float:
+def time_reference(notebook: Path, repeats: int = REPEATS) -> float:
     """Best time to read the notebook with nbformat and parse every cell with `ast`."""
 
     def once() -> None:
@@ -140,7 +142,7 @@ def time_reference(notebook: Path) -> float:
             if cell.cell_type == "code":
                 ast.parse(cell.source)
 
-    return best_of(REPEATS, once)
+    return best_of(repeats, once)
 
 
 def _verdict(ok: bool) -> str:
@@ -160,8 +162,18 @@ def main() -> int:
                 f"{len(result.manifest.files)} files, "
                 f"{sum(len(s.inputs) for s in result.manifest.steps)} step inputs"
             )
-        export_times = {n: time_export(paths[n]) for n in SIZES}
-        reference = time_reference(paths[SIZES[0]])
+        # The reference is timed between the export repeats, so load on this shared machine
+        # falls on both.
+        ratios = []
+        export_times: dict[int, float] = {}
+        reference = float("inf")
+        for _ in range(REPEATS):
+            t_ref = time_reference(paths[SIZES[0]], repeats=1)
+            t_exp = time_export(paths[SIZES[0]], repeats=1)
+            ratios.append(t_exp / t_ref)
+            reference = min(reference, t_ref)
+            export_times[SIZES[0]] = min(export_times.get(SIZES[0], t_exp), t_exp)
+        export_times[SIZES[1]] = time_export(paths[SIZES[1]])
 
     small, large = SIZES
     t_small, t_large = export_times[small], export_times[large]
@@ -177,7 +189,13 @@ def main() -> int:
         f"{_verdict(growth <= TARGET_GROWTH)}"
     )
     print(f"reference (nbformat.read + ast.parse, {small} cells): {reference * 1000:.1f} ms")
-    print(f"export / reference ({small} cells): {t_small / reference:.0f}x")
+    ratio = t_small / reference
+    spread = f"{min(ratios):.1f}-{max(ratios):.1f}x"
+    print(
+        f"export / reference ({small} cells): {ratio:.1f}x, best over best "
+        f"(interleaved pairs: {spread}) (target <= {TARGET_RATIO:g}x) "
+        f"{_verdict(ratio <= TARGET_RATIO)}"
+    )
     one_step_growth()
     return 0
 

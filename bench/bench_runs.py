@@ -4,7 +4,8 @@
 
 Prints three figures and whether each meets its target:
 - `nbops run` wall time / bare `papermill.execute_notebook` on the same notebook, capture
-  included (target <= 1.05x);
+  included (target <= 1.02x), with each interleaved pair's ratio and where the added
+  time goes (outside papermill's call; the capture cells in the kernel);
 - an 8-run sweep with 2 jobs against the same 8 runs one after another (target >= 1.7x
   faster), next to the most two CPU-bound processes gain on this machine (its 2 cores may
   share one physical core);
@@ -26,7 +27,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
-REPEATS = 3
+REPEATS = 5
+TARGET_RUN = 1.02  # issue 16
 WORK = """\
 import numpy as np
 from sklearn.ensemble import RandomForestRegressor
@@ -71,6 +73,7 @@ def run_overhead(notebook: Path) -> tuple[float, float]:
 
     from nbops.config import load_project
     from nbops.runs.execute import run_notebook
+    from nbops.runs.store import RunStore
 
     project = load_project(notebook.parent)
     out = notebook.parent / "papermill-out.ipynb"
@@ -84,8 +87,22 @@ def run_overhead(notebook: Path) -> tuple[float, float]:
             cwd=str(notebook.parent),
         )
 
+    outside: list[float] = []  # the part of an nbops run spent outside papermill's call
+    capture: list[float] = []  # the capture cells' time in the kernel
+
     def nbops_run() -> None:
-        run_notebook(notebook, project=project)
+        start = time.perf_counter()
+        record = run_notebook(notebook, project=project)
+        outside.append(time.perf_counter() - start - (record.duration_s or 0.0))
+        run_dir = RunStore(project.store_dir).run_dir(record.run_id)
+        executed = nbformat.read(run_dir / "output.ipynb", 4)
+        capture.append(
+            sum(
+                c.metadata.get("papermill", {}).get("duration") or 0.0
+                for c in executed.cells
+                if "nbops-capture" in c.metadata.get("tags", [])
+            )
+        )
 
     bare()  # warm both paths (imports, kernel spec lookup)
     nbops_run()
@@ -94,6 +111,15 @@ def run_overhead(notebook: Path) -> tuple[float, float]:
     for _ in range(REPEATS):
         bare_times.append(best_of(1, bare))
         nbops_times.append(best_of(1, nbops_run))
+    ratios = sorted(n / b for n, b in zip(nbops_times, bare_times, strict=True))
+    print(f"nbops run / papermill, each interleaved pair: {', '.join(f'{r:.3f}' for r in ratios)}")
+    print(
+        f"where nbops's time goes (median): outside papermill's call "
+        f"{statistics.median(outside[1:]) * 1000:.0f} ms (reading, analysing, the record, "
+        f"git, the environment), capture cells in the kernel "
+        f"{statistics.median(capture[1:]) * 1000:.0f} ms (of which importing skops to save "
+        "the model is most)"
+    )
     return statistics.median(bare_times), statistics.median(nbops_times)
 
 
@@ -159,7 +185,10 @@ def main() -> int:
         bare, ours = run_overhead(notebook)
         ratio = ours / bare
         print(f"bare papermill: {bare:.2f} s, nbops run: {ours:.2f} s (median of {REPEATS})")
-        print(f"nbops run / papermill: {ratio:.3f}x (target <= 1.05x) {verdict(ratio <= 1.05)}")
+        print(
+            f"nbops run / papermill: {ratio:.3f}x, median over median "
+            f"(target <= {TARGET_RUN:g}x) {verdict(ratio <= TARGET_RUN)}"
+        )
         sequential, parallel, on_dask = sweep_speedup(notebook)
         speedup = sequential / parallel
         ceiling = machine_ceiling()

@@ -202,3 +202,29 @@ def test_manifest_spans_are_exactly_the_cells_code(tmp_path: Path) -> None:
         "def clip(v):",
         "    return min(v, LIMIT)",
     ]
+
+
+def test_text_inside_strings_that_span_lines_keeps_its_lines_in_the_step(tmp_path: Path) -> None:
+    """Step code is indented into its function, but not the lines inside a string (their text
+    is data), whichever way the string spans lines; cells without such strings are indented
+    without tokenizing them, and must come out the same."""
+    cells = [
+        *SMALL[:2],
+        (
+            'doc = """first\n  second\nthird"""\n'
+            "joined = 'one\\\ntwo'\n"
+            "values = [len(doc), len(joined)]",
+            ["transform:load"],
+        ),
+        *SMALL[4:],
+    ]
+    result = export_notebook(build_notebook(tmp_path / "strs.ipynb", cells), tmp_path / "out")
+    sys.path.insert(0, str(result.folder))
+    try:
+        package = importlib.import_module("strs")
+        results = package.run()
+    finally:
+        sys.path.remove(str(result.folder))
+        for name in [m for m in sys.modules if m == "strs" or m.startswith("strs.")]:
+            del sys.modules[name]
+    assert results.scaled == [len("first\n  second\nthird") * 3, len("onetwo") * 3]

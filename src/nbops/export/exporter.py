@@ -209,7 +209,8 @@ def export_notebook(
     prep = _prepare(notebook, out_dir, name, secret_params)
     warnings: list[str] = []
     try:
-        version, manifest, is_new = _write(prep, modules, options or TargetOptions(), warnings)
+        with _gc_paused():  # the manifest parses the generated files again
+            version, manifest, is_new = _write(prep, modules, options or TargetOptions(), warnings)
     except OSError as exc:
         raise ExportError(
             f"cannot write the package ({exc.strerror or exc})",

@@ -12,6 +12,7 @@ import io
 import keyword
 import re
 import string
+import sys
 import tokenize
 from dataclasses import dataclass
 from functools import cache
@@ -155,7 +156,7 @@ def _indent(code: str, prefix: str = "    ") -> str:
     """Indent code, leaving lines inside multi-line strings alone (their text is data)."""
     in_string: set[int] = set()
     try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
+        tokens = _multiline_tokens(code)
     except (tokenize.TokenError, SyntaxError):
         tokens = []
     start_row = None
@@ -172,6 +173,23 @@ def _indent(code: str, prefix: str = "    ") -> str:
         line if (n in in_string or not line.strip()) else prefix + line
         for n, line in enumerate(lines, start=1)
     )
+
+
+# Only these can make a string token span lines: triple quotes, a backslash before a line
+# break, and (Python 3.12+) an f-string whose replacement field spans lines.
+_MAY_SPAN_LINES = re.compile(
+    r'"""|'
+    + r"'''|\\\r?\n"
+    + (r"|[fFtT][rR]?['" + '"]|[rR][fFtT]["' + "']" if sys.version_info >= (3, 12) else "")
+)
+
+
+def _multiline_tokens(code: str) -> list[tokenize.TokenInfo]:
+    """The tokens `_indent` reads, or none when no string can span lines: tokenizing every
+    cell was most of what rendering cost."""
+    if not _MAY_SPAN_LINES.search(code):
+        return []
+    return list(tokenize.generate_tokens(io.StringIO(code).readline))
 
 
 def _strip_blank_edges(code: str) -> str:

@@ -21,6 +21,7 @@ import ast
 from dataclasses import dataclass
 
 from nbops.notebook.analysis import Step, StepGraph
+from nbops.notebook.cellcode import is_display_only
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ _METRIC_FUNCTIONS = {"r2_score", "accuracy_score", "f1_score", "precision_score"
 def value_types(graph: StepGraph) -> dict[str, ValueType]:
     """The one type of each value the steps return, by name (ANY when not certain)."""
     constants = _setup_constants(graph)
-    trees: dict[str, ast.Module | None] = {}  # a step cell's exported code, parsed once
+    trees: dict[str, _Parsed | None] = {}  # a step cell's exported code, parsed once
     types: dict[str, ValueType] = {}
     for _ in range(3):  # a later producer can make an earlier inference uncertain
         found: dict[str, list[ValueType]] = {}
@@ -231,7 +232,7 @@ def _step_output_types(
     step: Step,
     known: dict[str, ValueType],
     constants: dict[str, object],
-    trees: dict[str, ast.Module | None],
+    trees: dict[str, _Parsed | None],
 ) -> dict[str, ValueType]:
     """The type of each output of this step, from every binding of it in the step's code."""
     infer = _Inference(graph, constants)
@@ -247,28 +248,20 @@ def _step_output_types(
     seen: dict[str, list[ValueType]] = {}
     for a in step.cells:
         if a.code.body not in trees:
-            try:
-                trees[a.code.body] = ast.parse(a.code.body)
-            except SyntaxError:
-                trees[a.code.body] = None
-        tree = trees[a.code.body]
-        if tree is None:
+            trees[a.code.body] = _parsed(a.code.body, a.code.tree)
+        parsed = trees[a.code.body]
+        if parsed is None:
             return {}
+        tree = parsed.tree
         infer.returns([tree])
         for stmt in tree.body:
             for name, kind in _assigned(infer, stmt, env).items():
                 seen.setdefault(name, []).append(kind)
                 env[name] = kind
         # A binding that is not a plain top-level assignment (loop, with, nested) is unknown.
-        plain = {id(t) for stmt in tree.body for t in _plain_targets(stmt)}
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Name)
-                and isinstance(node.ctx, ast.Store | ast.Del)
-                and id(node) not in plain
-            ):
-                seen.setdefault(node.id, []).append(ANY)
-                env[node.id] = ANY
+        for name in parsed.other_bindings:
+            seen.setdefault(name, []).append(ANY)
+            env[name] = ANY
     result: dict[str, ValueType] = {}
     for name in step.outputs:
         kinds = set(seen.get(name, []))
@@ -278,6 +271,50 @@ def _step_output_types(
         if name not in inputs or inputs[name] == kind:
             result[name] = kind
     return result
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A step cell's exported code, parsed, with the names it binds other than by a plain
+    top-level assignment (in walk order), found once for every pass of value_types."""
+
+    tree: ast.Module
+    other_bindings: tuple[str, ...]
+
+
+def _parsed(body: str, cell_tree: ast.Module) -> _Parsed | None:
+    """`body` parsed; the cell's own tree when the body is all of the cell (no import or
+    display-only statement was left out), since it has the same statements."""
+    if any(
+        isinstance(s, ast.Import | ast.ImportFrom) or is_display_only(s) for s in cell_tree.body
+    ):
+        try:
+            tree = ast.parse(body)
+        except SyntaxError:
+            return None
+    else:
+        tree = cell_tree
+    plain = {id(t) for stmt in tree.body for t in _plain_targets(stmt)}
+    return _Parsed(tree, tuple(n.id for n in _bound_names(tree) if id(n) not in plain))
+
+
+def _bound_names(tree: ast.AST) -> list[ast.Name]:
+    """The Name nodes that bind or delete, in ast.walk's order (breadth first), found by a
+    walk that skips ast.walk's generator layers."""
+    found: list[ast.Name] = []
+    queue = [tree]
+    for node in queue:  # grows while it is read: breadth first
+        if type(node) is ast.Name:
+            if type(node.ctx) is not ast.Load:
+                found.append(node)
+            continue
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if isinstance(value, list):
+                queue.extend(v for v in value if isinstance(v, ast.AST))
+            elif isinstance(value, ast.AST):
+                queue.append(value)
+    return found
 
 
 def _plain_targets(stmt: ast.stmt) -> list[ast.Name]:

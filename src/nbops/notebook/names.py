@@ -11,8 +11,9 @@ name, so they count as a use and a definition of it.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 DefinitionKind = Literal["value", "function", "class", "import"]
 
@@ -70,6 +71,32 @@ class _ModuleScope(ast.NodeVisitor):
 
     def __init__(self) -> None:
         self.names = CellNames()
+
+    # -- dispatch: ast.NodeVisitor's, with the method looked up once per node class --------
+    _methods: ClassVar[dict[type, Callable[[_ModuleScope, ast.AST], object]]] = {}
+
+    def visit(self, node: ast.AST) -> None:
+        method = self._methods.get(type(node))
+        if method is None:
+            found = getattr(type(self), "visit_" + type(node).__name__, None)
+            method = found if found is not None else type(self).generic_visit
+            self._methods[type(node)] = method
+        method(self, node)
+
+    def generic_visit(self, node: ast.AST) -> None:
+        for name in node._fields:  # what ast.iter_fields yields, in its order
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        self.visit(item)
+            elif isinstance(value, ast.AST):
+                self.visit(value)
+
+    def _leaf(self, node: ast.AST) -> None:  # nodes without child nodes
+        return
+
+    visit_Constant = visit_Load = visit_Store = visit_Del = _leaf
 
     # -- expressions -------------------------------------------------------------------
     def visit_Name(self, node: ast.Name) -> None:

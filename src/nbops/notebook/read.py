@@ -170,7 +170,9 @@ def _read_ipynb_ids(raw: bytes, path: Path) -> tuple[Any, set[int]]:
     try:
         with warnings.catch_warnings():  # nbformat's upgrade notices are not the user's concern
             warnings.simplefilter("ignore")
-            nb = nbformat.reads(json.dumps(data), as_version=4)
+            # A v4 document is built as nbformat.reads builds it, without writing the JSON out
+            # and parsing it again, and validated once below (reads validates too).
+            nb = _v4_node(data) if major == 4 else nbformat.reads(json.dumps(data), as_version=4)
             if major != 4:  # the upgrade makes up random ids; content ids keep exports stable
                 sources = [_text(c.get("source", "")) for c in nb.cells]
                 for c, cid in zip(nb.cells, _content_ids(sources), strict=True):
@@ -191,6 +193,18 @@ def _read_ipynb_ids(raw: bytes, path: Path) -> tuple[Any, set[int]]:
             fix="open it in Jupyter and save it again",
         ) from None
     return nb, derived
+
+
+def _v4_node(data: dict[str, Any]) -> Any:
+    """A v4 notebook's parsed JSON as nbformat's NotebookNode, as nbformat.reads builds it."""
+    import nbformat
+
+    try:
+        return nbformat.versions[4].to_notebook_json(data, minor=data.get("nbformat_minor", 0))
+    except AttributeError as e:  # as nbformat.reader.reads words it
+        raise nbformat.ValidationError(
+            f"The notebook is invalid and is missing an expected key: {e}"
+        ) from None
 
 
 def _fill_missing_ids(data: dict[str, Any]) -> set[int]:

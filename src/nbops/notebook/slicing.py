@@ -59,6 +59,7 @@ from __future__ import annotations
 import ast
 import copy
 import itertools
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -359,9 +360,18 @@ def _calls(stmts: list[ProgramStatement], methods: frozenset[str]) -> list[_Call
     return found
 
 
+def _may_call(graph: StepGraph, methods: frozenset[str]) -> bool:
+    """Whether a step cell's code names one of these methods at all: without that it cannot
+    call one, and building the program (every statement's names) is skipped."""
+    pattern = re.compile(r"\b(?:" + "|".join(sorted(methods)) + r")\b")
+    return any(pattern.search(a.code.source) for s in graph.steps for a in s.cells)
+
+
 def derive_serving_path(graph: StepGraph) -> ServingPath | None:
     """The serving path of a notebook with a test frame (module docstring), or None when it
     has none. Raises ServingPathError when a serving call is found but cannot be traced."""
+    if not _may_call(graph, FIT_METHODS):
+        return None
     stmts = program(graph)
     fits = _calls(stmts, FIT_METHODS)
     fitted = {f.model: f for f in fits}
@@ -931,7 +941,7 @@ def check_label(graph: StepGraph) -> None:
     """ServingPathError when the serving path reads the label given to `fit`, naming the
     cell: the path sliced from the notebook, or else the `transform:features` step (which
     serves when it reads one frame, or when nothing is sliced). Nothing without a fit."""
-    if not any(s.role is Role.TRAIN for s in graph.steps):
+    if not any(s.role is Role.TRAIN for s in graph.steps) or not _may_call(graph, FIT_METHODS):
         return
     features = next((s for s in graph.steps if s.key == "transform:features"), None)
     single = features is not None and len([i for i in features.inputs if i.source == "step"]) == 1

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import NbopsError
-from nbops.notebook.analysis import analyse
+from nbops.notebook.analysis import StepGraph, analyse
 from nbops.notebook.metrics import metric_sources, model_source
 from nbops.notebook.read import NotebookModel
 from nbops.notebook.tags import NBOPS_CAPTURE_TAG
@@ -85,9 +85,8 @@ class CaptureCall:
 def capture_calls(notebook: NotebookModel) -> list[CaptureCall]:
     """The capture cells a run of this notebook gets, in notebook order (see the module
     docstring); none when the notebook cannot be analysed."""
-    try:
-        graph = analyse(notebook)
-    except NbopsError:
+    graph = _analysed(notebook)
+    if isinstance(graph, NbopsError):
         return []
     steps = {s.key: s for s in graph.steps}
     calls: dict[int, CaptureCall] = {}
@@ -171,14 +170,33 @@ def _reader(func: ast.expr) -> str | None:
 def capture_warnings(notebook: NotebookModel) -> list[str]:
     """One warning when the notebook's analysis fails, so the run records no metric or model
     by itself: the analysis error, with its cell and fix; none otherwise."""
-    try:
-        analyse(notebook)
-    except NbopsError as e:
+    e = _analysed(notebook)
+    if isinstance(e, NbopsError):
         return [
             "metrics and the model are not captured automatically in this run (log them with "
             f"nbops.log_metric / nbops.log_model, or fix what stops the analysis): {e}"
         ]
     return []
+
+
+# The last notebook analysed and what came of it: a run asks twice (capture_warnings when it
+# starts, capture_calls to write its capture cells), and analysing is the most work nbops
+# does before the kernel starts. Held by identity, so a notebook read again is analysed again.
+_last_analysis: tuple[NotebookModel, StepGraph | NbopsError] | None = None
+
+
+def _analysed(notebook: NotebookModel) -> StepGraph | NbopsError:
+    global _last_analysis
+    last = _last_analysis
+    if last is not None and last[0] is notebook:
+        return last[1]
+    result: StepGraph | NbopsError
+    try:
+        result = analyse(notebook)
+    except NbopsError as e:
+        result = e
+    _last_analysis = (notebook, result)
+    return result
 
 
 def _logs_model(notebook: NotebookModel) -> bool:
@@ -187,15 +205,21 @@ def _logs_model(notebook: NotebookModel) -> bool:
     return any("log_model(" in c.source for c in notebook.code_cells)
 
 
-def add_capture_cells(source: Path, notebook: NotebookModel, run_dir: Path) -> Path:
+def add_capture_cells(
+    source: Path, notebook: NotebookModel, run_dir: Path, node: Any = None
+) -> Path:
     """The notebook papermill should execute: `source` (an .ipynb) itself when there is
-    nothing to record, else a copy with the capture cells, written into `run_dir`."""
+    nothing to record, else a copy with the capture cells, written into `run_dir`. `node`:
+    the notebook `source` holds, as nbformat read it, when the caller has it (it is copied,
+    not changed), so the file is not read again."""
     calls = capture_calls(notebook)
     if not calls:
         return source
+    import copy
+
     import nbformat
 
-    nb = nbformat.read(source, as_version=4)
+    nb = copy.deepcopy(node) if node is not None else nbformat.read(source, as_version=4)
     positions = _positions(nb.cells, notebook)
     for call in reversed(calls):
         position = positions.get(call.after)

@@ -328,10 +328,11 @@ def _papermill(
     import papermill
 
     nb = prepared.notebook
-    source = _prepare_cells(prepared, run_dir)
+    source, executable = _prepare_cells(prepared, run_dir)
     if nb.kale and prepared.overrides:
-        source = _tag_parameters_cell(source, nb, run_dir)
-    source = add_capture_cells(source, nb, run_dir)  # metrics and model without nbops calls
+        source, executable = _tag_parameters_cell(source, nb, run_dir), None
+    # metrics and model without nbops calls
+    source = add_capture_cells(source, nb, run_dir, executable)
     _quiet_papermill_logs()
     env = {RUN_DIR_ENV: str(run_dir.resolve()), RUN_ID_ENV: run_id, **(extra_env or {})}
     secret = _secret_values(prepared)
@@ -371,8 +372,9 @@ def _tag_parameters_cell(source: Path, nb: NotebookModel, run_dir: Path) -> Path
 INPUT_NOTEBOOK = "input.ipynb"
 
 
-def _prepare_cells(prepared: PreparedRun, run_dir: Path) -> Path:
-    """Write the notebook papermill executes (see the module docstring) and return its path.
+def _prepare_cells(prepared: PreparedRun, run_dir: Path) -> tuple[Path, Any]:
+    """Write the notebook papermill executes (see the module docstring); return its path and
+    the notebook written, as nbformat's node.
 
     papermill reads .ipynb only, so a percent script is converted here too.
     """
@@ -403,7 +405,7 @@ def _prepare_cells(prepared: PreparedRun, run_dir: Path) -> Path:
         executable.metadata.setdefault("language_info", {}).setdefault("name", "python")
     path = run_dir / INPUT_NOTEBOOK
     write_text(path, nbformat.writes(executable))
-    return path
+    return path, executable
 
 
 def _quiet_papermill_logs() -> None:
