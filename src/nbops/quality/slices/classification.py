@@ -125,6 +125,46 @@ _COUNT_REASONS = {
 }
 
 
+_SIGN = np.uint64(1 << 63)
+
+
+def _sort_by_score(
+    score: npt.NDArray[np.float64],
+) -> tuple[_Array, npt.NDArray[np.bool_] | None]:
+    """Rows in ascending score order, and which of them tie with the row before (None: no
+    ties), without an argsort of the floats: each score's bits, made to order as unsigned
+    integers do, keep their high bits and carry the row number in the low ones, and those
+    integers are sorted by value (a vectorised sort, several times faster than an argsort).
+    Rows whose kept bits are equal (a tie, or scores closer than the dropped bits tell
+    apart) are then put in exact order by an argsort of their scores alone: as the kept bits
+    order the runs, one argsort of all such rows places each in its run."""
+    n = len(score)
+    shift = max(1, (n - 1).bit_length())
+    bits = score.view(np.uint64)
+    key = (bits.view(np.int64) >> 63).view(np.uint64)  # all ones for a negative score
+    key |= _SIGN
+    np.bitwise_xor(bits, key, out=key)  # negatives: every bit flipped; others: the sign bit
+    key >>= shift
+    key <<= shift
+    key |= np.arange(n, dtype=np.uint64)
+    key.sort()
+    order = (key & np.uint64((1 << shift) - 1)).astype(np.intp)
+    key >>= shift
+    same = key[1:] == key[:-1]
+    at = np.flatnonzero(same)
+    if at.size == 0:
+        return order, None
+    member = np.zeros(n, dtype=bool)
+    member[at] = True
+    member[at + 1] = True
+    positions = np.flatnonzero(member)
+    rows = order[positions]
+    order[positions] = rows[np.argsort(score[rows], kind="stable")]
+    tie = np.zeros(n - 1, dtype=bool)
+    tie[at] = score[order[at + 1]] == score[order[at]]
+    return order, tie
+
+
 class _Ranking:
     """One binary ranking problem for roc_auc: which rows are positive, and how their scores
     order them. Few distinct scores are hashed to dense ranks (`key` = 2 * rank + positive,
@@ -144,10 +184,8 @@ class _Ranking:
             self._key = np.asarray(codes, dtype=np.int64) * 2 + positive
             self.sorted = False
             return
-        order = np.argsort(score)  # the one sort: every family of slices reuses it
-        ordered = score[order]
-        tie = ordered[1:] == ordered[:-1]  # row i + 1 in score order ties with row i
-        self.n_unique = len(score) - int(np.count_nonzero(tie))
+        order, tie = _sort_by_score(score)  # the one sort: every family of slices reuses it
+        self.n_unique = len(score) - (0 if tie is None else int(np.count_nonzero(tie)))
         self._order = order
         self._tie_in_order = tie if self.n_unique < len(score) else None
         self.positive_in_order = positive[order]
