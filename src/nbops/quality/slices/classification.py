@@ -28,6 +28,22 @@ def _sorted_classes(values: list[Any], what: str) -> list[Any]:
         ) from None
 
 
+def _factorize(values: _Array) -> tuple[_Array, _Array]:
+    """Codes and distinct values (in no particular order) of labels: integers (and booleans)
+    spanning a small range are counted (a few vectorised passes), others hashed."""
+    small = values.dtype.kind in "bi" or (values.dtype.kind == "u" and values.itemsize < 8)
+    if small and len(values):
+        numbers = values.view(np.uint8) if values.dtype.kind == "b" else values
+        low, high = int(numbers.min()), int(numbers.max())
+        if high - low < 1 << 16:
+            offset = np.subtract(numbers, low, dtype=np.intp)
+            present = np.flatnonzero(np.bincount(offset))
+            table = np.zeros(high - low + 1, dtype=np.int64)
+            table[present] = np.arange(len(present))
+            return table[offset], (present + low).astype(values.dtype)
+    return pd.factorize(values)
+
+
 def _encode_labels(
     y_true: _Array, y_pred: _Array, labels: Sequence[Any] | None, pos_label: Any
 ) -> tuple[_Array, _Array, list[Any], int | None]:
@@ -40,8 +56,8 @@ def _encode_labels(
                 fix="pass class labels as y_pred and scores or probabilities as y_score, "
                 "or task='regression'",
             )
-    codes_true, uniques_true = pd.factorize(y_true)
-    codes_pred, uniques_pred = pd.factorize(y_pred)
+    codes_true, uniques_true = _factorize(y_true)
+    codes_pred, uniques_pred = _factorize(y_pred)
     uniques_true = np.asarray(uniques_true, dtype=object)
     uniques_pred = np.asarray(uniques_pred, dtype=object)
     if labels is not None:
@@ -148,7 +164,7 @@ def _sort_by_score(
     key <<= shift
     key |= np.arange(n, dtype=np.uint64)
     key.sort()
-    order = (key & np.uint64((1 << shift) - 1)).astype(np.intp)
+    order = (key & np.uint64((1 << shift) - 1)).view(np.int64)  # row numbers < 2**63
     key >>= shift
     same = key[1:] == key[:-1]
     at = np.flatnonzero(same)
@@ -262,7 +278,7 @@ def _auc(
     # many slices times many distinct scores: sort rows by (slice, score) instead
     assert codes is not None
     order = ranking.order()
-    regroup, slice_of = _group_by_slice(codes[order], n_slices)
+    regroup, slice_of = _group_by_slice(_narrow(codes, n_slices)[order])
     if ranking.sorted:
         rank = ranking.ranks_in_order()[regroup]
         positive = ranking.positive_in_order[regroup]
@@ -272,16 +288,21 @@ def _auc(
     return _auc_of_groups(slice_of, rank, positive, n_slices, want_cells)
 
 
-def _group_by_slice(codes_in_order: _Array, n_slices: int) -> tuple[_Array, _Array]:
+def _group_by_slice(codes_in_order: _Array) -> tuple[_Array, _Array]:
     """The stable permutation that groups rows (given in score order) by slice, keeping score
     order within each slice, and the slice of each row after it."""
-    narrow = codes_in_order
+    regroup = np.argsort(codes_in_order, kind="stable")
+    return regroup, codes_in_order[regroup]
+
+
+def _narrow(codes: _Array, n_slices: int) -> _Array:
+    """Slice codes in the smallest unsigned type that holds them: gathered from a smaller
+    array, and stably sorted by a radix sort (8 or 16 bits)."""
     if n_slices <= 1 << 8:
-        narrow = codes_in_order.astype(np.uint8)  # a stable sort of 8 or 16 bits is a radix sort
-    elif n_slices <= 1 << 16:
-        narrow = codes_in_order.astype(np.uint16)
-    regroup = np.argsort(narrow, kind="stable")
-    return regroup, narrow[regroup]
+        return codes.astype(np.uint8)
+    if n_slices <= 1 << 16:
+        return codes.astype(np.uint16)
+    return codes
 
 
 def _auc_in_score_order(ranking: _Ranking, codes: _Array | None, n_slices: int) -> _Array:
@@ -297,7 +318,7 @@ def _auc_in_score_order(ranking: _Ranking, codes: _Array | None, n_slices: int) 
         counts = np.array([n_rows], dtype=np.int64)
         slice_of: _Array = np.zeros(n_rows, dtype=np.uint8) if ranking.ties else counts
     else:
-        regroup, slice_of = _group_by_slice(codes[ranking.order()], n_slices)
+        regroup, slice_of = _group_by_slice(_narrow(codes, n_slices)[ranking.order()])
         positive = in_order[regroup]
         counts = np.bincount(codes, minlength=n_slices)
     if ranking.ties:
