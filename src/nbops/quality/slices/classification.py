@@ -38,6 +38,8 @@ def _factorize(values: _Array) -> tuple[_Array, _Array]:
         if high - low < 1 << 16:
             offset = np.subtract(numbers, low, dtype=np.intp)
             present = np.flatnonzero(np.bincount(offset))
+            if len(present) == high - low + 1:  # every value of the range: codes as they are
+                return offset, (present + low).astype(values.dtype)
             table = np.zeros(high - low + 1, dtype=np.int64)
             table[present] = np.arange(len(present))
             return table[offset], (present + low).astype(values.dtype)
@@ -160,8 +162,7 @@ def _sort_by_score(
     key = (bits.view(np.int64) >> 63).view(np.uint64)  # all ones for a negative score
     key |= _SIGN
     np.bitwise_xor(bits, key, out=key)  # negatives: every bit flipped; others: the sign bit
-    key >>= shift
-    key <<= shift
+    key &= np.uint64(~((1 << shift) - 1) & ((1 << 64) - 1))
     key |= np.arange(n, dtype=np.uint64)
     key.sort()
     order = (key & np.uint64((1 << shift) - 1)).view(np.int64)  # row numbers < 2**63
