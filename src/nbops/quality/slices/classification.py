@@ -280,6 +280,7 @@ def _auc(
     assert codes is not None
     order = ranking.order()
     regroup, slice_of = _group_by_slice(_narrow(codes, n_slices)[order])
+    positive: _Array
     if ranking.sorted:
         rank = ranking.ranks_in_order()[regroup]
         positive = ranking.positive_in_order[regroup]
