@@ -5,7 +5,10 @@
 A ColumnTransformer + HistGradientBoosting pipeline trained on 100k synthetic rows, bundled
 with nbops (a notebook whose transform:features step derives one column). Prints:
 - batch `bundle.predict` throughput against the raw pipeline on the same rows (the raw
-  pipeline is given the step's output, so only nbops's own work differs) — target >= 0.9x;
+  pipeline is given the step's output, so only nbops's own work differs) — target >= 0.97x.
+  The two are timed in alternation (raw, bundle, bundle, raw, ...), best of each, so load
+  from other processes falls on both; the share of a bundle call spent before the model
+  (request checks and the serving step) is printed too;
 - `load_bundle` time, sha256 verification included (target <= 0.5 s), next to a bare
   `skops.io.load` of the same model file.
 """
@@ -24,6 +27,8 @@ import pandas as pd
 from nbformat.v4 import new_code_cell, new_notebook
 
 ROWS = 100_000
+TARGET = 0.97
+PAIRS = 6  # alternating timings of each side
 
 
 def best_of(repeats: int, run: Callable[[], object]) -> float:
@@ -33,6 +38,20 @@ def best_of(repeats: int, run: Callable[[], object]) -> float:
         run()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def alternating(
+    pairs: int, first: Callable[[], object], second: Callable[[], object]
+) -> tuple[float, float]:
+    """Best times of two calls timed in alternation, each going first every other pair."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for i in range(pairs):
+        for which in (0, 1) if i % 2 == 0 else (1, 0):
+            run = first if which == 0 else second
+            start = time.perf_counter()
+            run()
+            times[which].append(time.perf_counter() - start)
+    return min(times[0]), min(times[1])
 
 
 def notebook(folder: Path) -> Path:
@@ -98,15 +117,19 @@ def main() -> int:
         features = results.features
 
         bundle = load_bundle(folder)
-        raw_time = best_of(3, lambda: model.predict(features))
-        bundle_time = best_of(3, lambda: bundle.predict(raw))
         assert np.array_equal(bundle.predict(raw), model.predict(features))
+        raw_time, bundle_time = alternating(
+            PAIRS, lambda: model.predict(features), lambda: bundle.predict(raw)
+        )
+        before_model = best_of(PAIRS, lambda: bundle.transform(raw))
         ratio = raw_time / bundle_time
         print(
-            f"batch predict, {len(raw):,} rows: raw pipeline {raw_time * 1000:.0f} ms, bundle {bundle_time * 1000:.0f} ms"
+            f"batch predict, {len(raw):,} rows: raw pipeline {raw_time * 1000:.0f} ms, bundle "
+            f"{bundle_time * 1000:.0f} ms (of which checks + serving step {before_model * 1000:.1f} ms)"
         )
         print(
-            f"bundle throughput / raw: {ratio:.2f}x (target >= 0.9x) {'OK' if ratio >= 0.9 else 'MISSED'}"
+            f"bundle throughput / raw: {ratio:.2f}x (target >= {TARGET:.2f}x) "
+            f"{'OK' if ratio >= TARGET else 'MISSED'}"
         )
 
         load = best_of(5, lambda: load_bundle(folder))

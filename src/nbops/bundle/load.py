@@ -151,10 +151,12 @@ class Bundle:
 
     def check(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Validate a request frame against the schema ("serving" environment, no drift) and
-        keep the request columns; BundleError naming the columns of failing checks."""
+        keep the request columns; BundleError naming the columns of failing checks. Only the
+        checks that can refuse a request are computed (`request_checks`: columns present,
+        dtypes, nulls), as `validate` computes them."""
         import pandas as pd
 
-        from nbops.quality.validate import validate
+        from nbops.quality.validate.run import request_checks
 
         if not isinstance(frame, pd.DataFrame):
             raise BundleError(
@@ -162,7 +164,7 @@ class Bundle:
                 fix="or use predict_records for JSON records",
             )
         try:
-            report = validate(frame, self.schema, environment="serving", drift=False)
+            found = request_checks(frame, self.schema, environment="serving")
         except NbopsError as e:
             raise BundleError(f"the request cannot be checked: {e}") from None
         # Refuse only what the serving code cannot take (a missing column, a wrong type, a
@@ -175,7 +177,7 @@ class Bundle:
         nullable = {c.name for c in self.schema.columns if c.nullable}
         failed = [
             c
-            for c in report.checks
+            for c in found
             if c.kind in _REFUSED
             and (
                 (c.status == "fail" and not (c.kind == "nulls" and c.column in nullable))
@@ -195,7 +197,7 @@ class Bundle:
                 fix=f"send the columns {', '.join(self.request_columns)} as schema.json "
                 "describes them",
             )
-        return frame[self.request_columns]
+        return _request_columns(frame, self.request_columns)
 
     def transform(self, frame: pd.DataFrame) -> Any:
         """The model's input for a request frame: checked, then through the serving step
@@ -256,6 +258,25 @@ class Bundle:
 
     def predict_proba_records(self, records: Sequence[dict[str, Any]]) -> list[Any]:
         return json_values(self.predict_proba(self.records_frame(records)))
+
+
+def _request_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The request columns of a frame, as a new frame the serving code may change without
+    touching the caller's: when the frame holds exactly those columns in that order and
+    pandas copies on write, a shallow copy (no data copied, no column lookup); else the
+    selection (a lazy copy under copy-on-write, a copy before)."""
+    import pandas as pd
+
+    if list(frame.columns) == columns and _copy_on_write(pd):
+        return frame.copy(deep=False)
+    return frame[columns]
+
+
+def _copy_on_write(pd: Any) -> bool:
+    """Whether pandas copies on write (always from pandas 3; an option before)."""
+    if int(pd.__version__.split(".")[0]) >= 3:
+        return True
+    return bool(pd.options.mode.copy_on_write is True)
 
 
 def json_values(values: Any) -> list[Any]:

@@ -28,6 +28,24 @@ def _sorted_classes(values: list[Any], what: str) -> list[Any]:
         ) from None
 
 
+def _factorize(values: _Array) -> tuple[_Array, _Array]:
+    """Codes and distinct values (in no particular order) of labels: integers (and booleans)
+    spanning a small range are counted (a few vectorised passes), others hashed."""
+    small = values.dtype.kind in "bi" or (values.dtype.kind == "u" and values.itemsize < 8)
+    if small and len(values):
+        numbers = values.view(np.uint8) if values.dtype.kind == "b" else values
+        low, high = int(numbers.min()), int(numbers.max())
+        if high - low < 1 << 16:
+            offset = np.subtract(numbers, low, dtype=np.intp)
+            present = np.flatnonzero(np.bincount(offset))
+            if len(present) == high - low + 1:  # every value of the range: codes as they are
+                return offset, (present + low).astype(values.dtype)
+            table = np.zeros(high - low + 1, dtype=np.int64)
+            table[present] = np.arange(len(present))
+            return table[offset], (present + low).astype(values.dtype)
+    return pd.factorize(values)
+
+
 def _encode_labels(
     y_true: _Array, y_pred: _Array, labels: Sequence[Any] | None, pos_label: Any
 ) -> tuple[_Array, _Array, list[Any], int | None]:
@@ -40,8 +58,8 @@ def _encode_labels(
                 fix="pass class labels as y_pred and scores or probabilities as y_score, "
                 "or task='regression'",
             )
-    codes_true, uniques_true = pd.factorize(y_true)
-    codes_pred, uniques_pred = pd.factorize(y_pred)
+    codes_true, uniques_true = _factorize(y_true)
+    codes_pred, uniques_pred = _factorize(y_pred)
     uniques_true = np.asarray(uniques_true, dtype=object)
     uniques_pred = np.asarray(uniques_pred, dtype=object)
     if labels is not None:
@@ -125,31 +143,92 @@ _COUNT_REASONS = {
 }
 
 
-def _dense_ranks(
+_SIGN = np.uint64(1 << 63)
+
+
+def _sort_by_score(
     score: npt.NDArray[np.float64],
-) -> tuple[npt.NDArray[np.int64], int, _Array | None]:
-    """Each score's rank among the distinct scores (0 = lowest), how many there are, and the
-    rows in score order if they had to be sorted."""
-    sample = score[:: max(1, len(score) // 50_000)]
-    if len(np.unique(sample)) <= 5_000:  # few distinct scores: hashing beats sorting
-        codes, uniques = pd.factorize(score, sort=True)
-        return np.asarray(codes, dtype=np.int64), len(uniques), None
-    order = np.argsort(score)
-    ordered = score[order]
-    ranks_in_order = np.zeros(len(score), dtype=np.int64)
-    np.cumsum(ordered[1:] != ordered[:-1], out=ranks_in_order[1:])
-    ranks = np.empty_like(ranks_in_order)
-    ranks[order] = ranks_in_order
-    return ranks, int(ranks_in_order[-1]) + 1, order
+) -> tuple[_Array, npt.NDArray[np.bool_] | None]:
+    """Rows in ascending score order, and which of them tie with the row before (None: no
+    ties), without an argsort of the floats: each score's bits, made to order as unsigned
+    integers do, keep their high bits and carry the row number in the low ones, and those
+    integers are sorted by value (a vectorised sort, several times faster than an argsort).
+    Rows whose kept bits are equal (a tie, or scores closer than the dropped bits tell
+    apart) are then put in exact order by an argsort of their scores alone: as the kept bits
+    order the runs, one argsort of all such rows places each in its run."""
+    n = len(score)
+    shift = max(1, (n - 1).bit_length())
+    bits = score.view(np.uint64)
+    key = (bits.view(np.int64) >> 63).view(np.uint64)  # all ones for a negative score
+    key |= _SIGN
+    np.bitwise_xor(bits, key, out=key)  # negatives: every bit flipped; others: the sign bit
+    key &= np.uint64(~((1 << shift) - 1) & ((1 << 64) - 1))
+    key |= np.arange(n, dtype=np.uint64)
+    key.sort()
+    order = (key & np.uint64((1 << shift) - 1)).view(np.int64)  # row numbers < 2**63
+    key >>= shift
+    same = key[1:] == key[:-1]
+    at = np.flatnonzero(same)
+    if at.size == 0:
+        return order, None
+    member = np.zeros(n, dtype=bool)
+    member[at] = True
+    member[at + 1] = True
+    positions = np.flatnonzero(member)
+    rows = order[positions]
+    order[positions] = rows[np.argsort(score[rows], kind="stable")]
+    tie = np.zeros(n - 1, dtype=bool)
+    tie[at] = score[order[at + 1]] == score[order[at]]
+    return order, tie
 
 
 class _Ranking:
-    """One binary ranking problem for roc_auc: which rows are positive, and the rank of each
-    row's score. `key` = 2 * rank + positive, so one integer carries both."""
+    """One binary ranking problem for roc_auc: which rows are positive, and how their scores
+    order them. Few distinct scores are hashed to dense ranks (`key` = 2 * rank + positive,
+    one integer carrying both); many are sorted once (`order`, shared by every family of
+    slices), and the ranks are then derived from that order only if something asks for them."""
 
     def __init__(self, positive: npt.NDArray[np.bool_], score: npt.NDArray[np.float64]) -> None:
-        ranks, self.n_unique, self._order = _dense_ranks(score + 0.0)  # -0.0 becomes 0.0
-        self.key = ranks * 2 + positive
+        score = score + 0.0  # -0.0 becomes 0.0
+        self.positive = positive
+        self._key: _Array | None = None
+        self._order: _Array | None = None
+        self._tie_in_order: npt.NDArray[np.bool_] | None = None
+        sample = score[:: max(1, len(score) // 50_000)]
+        if len(np.unique(sample)) <= 5_000:  # few distinct scores: hashing beats sorting
+            codes, uniques = pd.factorize(score, sort=True)
+            self.n_unique = len(uniques)
+            self._key = np.asarray(codes, dtype=np.int64) * 2 + positive
+            self.sorted = False
+            return
+        order, tie = _sort_by_score(score)  # the one sort: every family of slices reuses it
+        self.n_unique = len(score) - (0 if tie is None else int(np.count_nonzero(tie)))
+        self._order = order
+        self._tie_in_order = tie if self.n_unique < len(score) else None
+        self.positive_in_order = positive[order]
+        self.sorted = True
+
+    @property
+    def ties(self) -> bool:
+        return self.n_unique < len(self.positive)
+
+    def ranks_in_order(self) -> _Array:
+        """The dense rank of each row in score order (sorted rankings only)."""
+        ranks = np.zeros(len(self.positive), dtype=np.int64)
+        if self._tie_in_order is not None:
+            np.cumsum(~self._tie_in_order, out=ranks[1:])
+        else:
+            ranks[1:] = np.arange(1, len(ranks))
+        return ranks
+
+    @property
+    def key(self) -> _Array:
+        """2 * dense rank + positive, per row (computed once, on demand)."""
+        if self._key is None:
+            ranks = np.empty(len(self.positive), dtype=np.int64)
+            ranks[self.order()] = self.ranks_in_order()
+            self._key = ranks * 2 + self.positive
+        return self._key
 
     def order(self) -> _Array:
         """Rows sorted by score (computed once)."""
@@ -182,8 +261,10 @@ def _auc(
 ) -> tuple[_Array, _AucCells | None]:
     """roc_auc of every slice (NaN where a slice has one class), and the cells a bootstrap
     resamples."""
+    if ranking.sorted and not want_cells:
+        return _auc_in_score_order(ranking, codes, n_slices), None
     width = 2 * ranking.n_unique
-    n_rows = len(ranking.key)
+    n_rows = len(ranking.positive)
     if n_slices * ranking.n_unique <= max(n_rows, 1 << 16):
         key = ranking.key if codes is None else codes * width + ranking.key
         histogram = np.bincount(key, minlength=n_slices * width).reshape(n_slices, -1, 2)
@@ -198,22 +279,82 @@ def _auc(
     # many slices times many distinct scores: sort rows by (slice, score) instead
     assert codes is not None
     order = ranking.order()
-    by_score = codes[order]
-    if n_slices < 1 << 16:
-        by_score = by_score.astype(np.uint16)  # a stable sort of uint16 is a radix sort
-    regroup = np.argsort(by_score, kind="stable")
-    slice_of = by_score[regroup].astype(np.int64)
-    key = ranking.key[order[regroup]]
-    rank = key >> 1
+    regroup, slice_of = _group_by_slice(_narrow(codes, n_slices)[order])
+    positive: _Array
+    if ranking.sorted:
+        rank = ranking.ranks_in_order()[regroup]
+        positive = ranking.positive_in_order[regroup]
+    else:
+        key = ranking.key[order[regroup]]
+        rank, positive = key >> 1, key & 1
+    return _auc_of_groups(slice_of, rank, positive, n_slices, want_cells)
+
+
+def _group_by_slice(codes_in_order: _Array) -> tuple[_Array, _Array]:
+    """The stable permutation that groups rows (given in score order) by slice, keeping score
+    order within each slice, and the slice of each row after it."""
+    regroup = np.argsort(codes_in_order, kind="stable")
+    return regroup, codes_in_order[regroup]
+
+
+def _narrow(codes: _Array, n_slices: int) -> _Array:
+    """Slice codes in the smallest unsigned type that holds them: gathered from a smaller
+    array, and stably sorted by a radix sort (8 or 16 bits)."""
+    if n_slices <= 1 << 8:
+        return codes.astype(np.uint8)
+    if n_slices <= 1 << 16:
+        return codes.astype(np.uint16)
+    return codes
+
+
+def _auc_in_score_order(ranking: _Ranking, codes: _Array | None, n_slices: int) -> _Array:
+    """roc_auc of every slice from the one sort by score: the rows grouped by slice with a
+    stable radix sort (score order kept within each slice). Without ties, a positive's
+    negatives below it in its slice are its position in the slice less the positives before
+    it, so U = (sum of the positives' positions) - n_pos (n_pos - 1) / 2; with ties, the rows
+    are grouped by (slice, score) and tied negatives count half (`_auc_of_groups`)."""
+    in_order = ranking.positive_in_order
+    n_rows = len(in_order)
+    if codes is None:
+        regroup, positive = None, in_order
+        counts = np.array([n_rows], dtype=np.int64)
+        slice_of: _Array = np.zeros(n_rows, dtype=np.uint8) if ranking.ties else counts
+    else:
+        regroup, slice_of = _group_by_slice(_narrow(codes, n_slices)[ranking.order()])
+        positive = in_order[regroup]
+        counts = np.bincount(codes, minlength=n_slices)
+    if ranking.ties:
+        ranks = ranking.ranks_in_order()
+        rank = ranks if regroup is None else ranks[regroup]
+        return _auc_of_groups(slice_of, rank, positive, n_slices, False)[0]
+    start = np.zeros(n_slices + 1, dtype=np.int64)
+    np.cumsum(counts, out=start[1:])
+    positions = np.flatnonzero(positive)
+    first = np.searchsorted(positions, start)
+    n_positive = np.diff(first)
+    running = np.zeros(len(positions) + 1, dtype=np.int64)
+    np.cumsum(positions, out=running[1:])
+    in_slice = running[first[1:]] - running[first[:-1]] - n_positive * start[:-1]
+    u = in_slice - n_positive * (n_positive - 1) // 2
+    return _divide(2 * u, 2 * n_positive * (counts - n_positive))
+
+
+def _auc_of_groups(
+    slice_of: _Array, rank: _Array, positive: _Array, n_slices: int, want_cells: bool
+) -> tuple[_Array, _AucCells | None]:
+    """roc_auc of every slice from rows grouped by slice, in score order within each (`rank`
+    the dense rank of the score, `positive` 1 for the positive class): one group per (slice,
+    distinct score), a positive counting the negatives below it plus half the tied ones."""
+    n_rows = len(slice_of)
     boundary = np.ones(n_rows, dtype=bool)
     boundary[1:] = (slice_of[1:] != slice_of[:-1]) | (rank[1:] != rank[:-1])
     start = np.flatnonzero(boundary)
     end = np.append(start[1:], n_rows)
     cumulative = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(key & 1, out=cumulative[1:])
+    np.cumsum(positive, out=cumulative[1:])
     positives = cumulative[end] - cumulative[start]
     negatives = (end - start) - positives
-    group_slice = slice_of[start]
+    group_slice = slice_of[start].astype(np.int64)
     negatives_before = np.cumsum(negatives) - negatives
     first = np.searchsorted(group_slice, np.arange(n_slices + 1))
     negatives_before -= negatives_before[first[:-1]][group_slice]

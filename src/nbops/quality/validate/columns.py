@@ -122,6 +122,14 @@ class _ColumnChecks:
                 checks.extend(category_drift(self, ref.frequencies, boolean_counts(self.s), 0))
         return checks
 
+    def serving_checks(self) -> list[CheckResult]:
+        """The dtype check and, when it passes, the null check, as `run` makes them."""
+        self.nulls = null_count(self.s)
+        dtype_check = self.dtype(column_family(self.s))
+        if dtype_check.status == "fail":
+            return [dtype_check]
+        return [dtype_check, self.null_check()]
+
     # dtype, nulls, range, categories, unique
 
     def dtype(self, family: str) -> CheckResult:

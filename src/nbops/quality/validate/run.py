@@ -101,6 +101,27 @@ def validate(
     return report(len(df), df.shape[1])
 
 
+def request_checks(
+    df: pd.DataFrame, schema: Schema, environment: str = "serving"
+) -> list[CheckResult]:
+    """The checks of `validate(df, schema, environment=..., drift=False)` that say whether a
+    request can be served at all — `missing_column`, each present column's `dtype` and, when
+    the dtype passes, its `nulls` — computed exactly as `validate` computes them, and nothing
+    else (no range, categories, uniqueness, key or custom checks: a served request is not
+    refused for those, so a per-request path need not pay for them). Raises
+    QualityInputError as `validate` does for an empty frame or a duplicated column."""
+    if not isinstance(df, pd.DataFrame):
+        raise QualityInputError(f"request_checks needs a DataFrame, not {type(df).__name__}")
+    env = _environment(schema, environment)
+    _usable_frame(df, "validate")
+    checks = [c for c in _presence_checks(df, schema, env) if c.kind == "missing_column"]
+    present = set(df.columns)
+    for column in schema.columns:
+        if column.name in present and column.name not in env.absent:
+            checks.extend(_ColumnChecks(column, df[column.name], None).serving_checks())
+    return checks
+
+
 PARALLEL_MIN_CELLS = 1_000_000
 
 
