@@ -12,4 +12,8 @@ fi
 .venv/bin/python -m ruff check src tests bench
 .venv/bin/python -m ruff format --check src tests bench
 .venv/bin/python -m mypy
-.venv/bin/python -m pytest "$@"
+# Four workers on two cores: much of a test's time is spent waiting on a kernel, a browser, a
+# lab or an engine it started. --dist loadfile keeps a file's tests on one worker: its module
+# fixtures (a run or bundle built once for the file) run once, and a browser file's tests
+# follow each other in one lab, as they do in a serial run. `-n 0` runs serially.
+.venv/bin/python -m pytest -n 4 --dist loadfile "$@"

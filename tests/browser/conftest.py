@@ -35,6 +35,9 @@ REPO = Path(__file__).resolve().parents[2]
 LABEXTENSION = REPO / "src" / "nbops" / "labextension"
 ARTIFACTS = REPO / "test-artifacts"
 EXTENSION_NAME = "nbops-jupyterlab"
+# Generous: the suite runs on several workers, and a loaded 2-core machine starts a lab in well
+# over a minute (the wait ends as soon as the lab answers).
+LAB_START_TIMEOUT_S = 180
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -232,7 +235,7 @@ def start_lab(base: Path) -> Iterator[Lab]:
         )
     lab = Lab(f"http://127.0.0.1:{port}", token, root, process, log, server_api=False)
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + LAB_START_TIMEOUT_S
         while True:
             if process.poll() is not None:
                 raise LabStartError(
@@ -245,7 +248,9 @@ def start_lab(base: Path) -> Iterator[Lab]:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise LabStartError(f"jupyter lab did not start in 90 s:\n{log.read_text()}")
+                raise LabStartError(
+                    f"jupyter lab did not start in {LAB_START_TIMEOUT_S} s:\n{log.read_text()}"
+                )
             time.sleep(0.3)
         status, _ = lab.get("nbops/api/vocabulary")
         lab.server_api = status == 200

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.syntax import Syntax
 from rich.table import Table
 
 from nbops.cli.common import _handles_errors, _warn, app, err, out
@@ -379,6 +378,8 @@ def diff(
         out.print("No code differences.")
         return
     if sys.stdout.isatty():
+        from rich.syntax import Syntax  # pygments: only a diff shown in colour needs it
+
         out.print(Syntax(text, "diff", background_color="default"))
     else:
         sys.stdout.write(text)
