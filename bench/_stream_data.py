@@ -65,7 +65,9 @@ def ensure(root: Path, rows: int, seed: int = 16) -> Path:
         n = min(FILE_ROWS, rows - start)
         part = folder / f"part={k:04d}"
         part.mkdir()
-        pq.write_table(part_frame(n, seed * 100_003 + k), part / "data.parquet", row_group_size=1 << 18)
+        pq.write_table(
+            part_frame(n, seed * 100_003 + k), part / "data.parquet", row_group_size=1 << 18
+        )
     (folder / "DONE").write_text(str(rows))
     return folder
 

@@ -185,8 +185,17 @@ def stream_slice_metrics(
     for item in cross or []:
         families_columns.append((item,) if isinstance(item, str) else tuple(item))
     source = open_source(data)
-    needed = list(dict.fromkeys([y_true, y_pred, *([y_score] if y_score else []), *names,
-                                 *(c for f in families_columns for c in f)]))
+    needed = list(
+        dict.fromkeys(
+            [
+                y_true,
+                y_pred,
+                *([y_score] if y_score else []),
+                *names,
+                *(c for f in families_columns for c in f),
+            ]
+        )
+    )
     source.require(needed, "slice_metrics")
     want_auc = "roc_auc" in metric_names
     classes = _Ids("y_true and y_pred")
@@ -224,7 +233,8 @@ def stream_slice_metrics(
             score = chunk[y_score].to_numpy(dtype=np.float64, na_value=np.nan)
             if np.isnan(score).any():
                 raise QualityInputError(
-                    f"column {y_score!r} has missing scores", location=source.where,
+                    f"column {y_score!r} has missing scores",
+                    location=source.where,
                     fix="drop or fill the rows without a score",
                 )
             _sketch_chunk(overall, families, codes_by_family, zeros, t, score)
@@ -268,7 +278,9 @@ def stream_slice_metrics(
             return math.nan
         return _sketch_auc(pos, neg)
 
-    def values_of(family: _Family) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    def values_of(
+        family: _Family,
+    ) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
         confusion = confusion_of(family)
         counts = confusion.sum(axis=(1, 2))
         out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}

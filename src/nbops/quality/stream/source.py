@@ -175,7 +175,9 @@ def _dataset(where: str, files: list[str], base: str | None) -> ParquetSource:
         try:
             schema = pq.read_schema(f)
         except Exception as e:
-            if not (isinstance(e, OSError | ValueError) or type(e).__module__.startswith("pyarrow")):
+            if not (
+                isinstance(e, OSError | ValueError) or type(e).__module__.startswith("pyarrow")
+            ):
                 raise
             raise QualityInputError(
                 f"cannot read it as Parquet ({' '.join(str(e).split())[:200]})",

@@ -33,34 +33,27 @@ import pandas as pd
 from pydantic import JsonValue
 
 from nbops.errors import QualityInputError
+from nbops.quality.schema.expressions import evaluate_expression
 from nbops.quality.schema.infer import boolean_counts, column_family, null_count
 from nbops.quality.schema.model import (
-    DEFAULT_KS_PVALUE,
-    DEFAULT_KS_STATISTIC_FAIL,
-    DEFAULT_RANGE_ALPHA,
     NUMERIC_KINDS,
     ColumnSchema,
     ReferenceStats,
     Schema,
     _environment,
 )
-from nbops.quality.schema.expressions import evaluate_expression
+from nbops.quality.stream.reference import SKETCHED
 from nbops.quality.stream.source import Source, open_source
 from nbops.quality.validate.columns import (
     _ACCEPTED,
     _arrow_known_counts,
-    _ColumnChecks,
-    exceedance_pvalue,
 )
 from nbops.quality.validate.drift import (
-    _binned_result,
-    _ks_pvalue,
-    _or,
     category_drift,
     judge_drift_family,
 )
 from nbops.quality.validate.frame_checks import _presence_checks
-from nbops.quality.validate.report import CheckResult, Status, ValidationReport
+from nbops.quality.validate.report import CheckResult, ValidationReport
 from nbops.quality.validate.values import EXAMPLES, _aligned_timestamp, _json_value, _one_line
 
 MAX_TRACKED_VALUES = 10_000  # distinct unknown categories counted by name (the rest as one)
@@ -137,7 +130,9 @@ class _Partial:
             else:
                 if len(self.head_examples) < EXAMPLES:
                     head = s.iloc[:200]
-                    sample = head[head.notna().to_numpy()].iloc[: EXAMPLES - len(self.head_examples)]
+                    sample = head[head.notna().to_numpy()].iloc[
+                        : EXAMPLES - len(self.head_examples)
+                    ]
                     self.head_examples += [_json_value(v) for v in sample.to_numpy(dtype=object)]
                 return
         if nulls == size:
@@ -237,7 +232,9 @@ class _Partial:
         array = np.array([known[k] for k in self.known], dtype=np.int64)
         self.known_counts = array if self.known_counts is None else self.known_counts + array
         allowed = self.column.categories
-        if rest or (allowed is not None and any(known[k] for k in self.known if k not in set(allowed))):
+        if rest or (
+            allowed is not None and any(known[k] for k in self.known if k not in set(allowed))
+        ):
             accepted = list(allowed) if allowed is not None else self.known
             mask = np.asarray(s.notna() & ~s.astype(str).isin(accepted), dtype=bool)
             _first(mask, offset, self.outside_rows)
@@ -253,6 +250,8 @@ class _Partial:
     # --- merged: the checks ------------------------------------------------------------
 
     def checks(self, offsets_known: bool) -> list[CheckResult]:
+        from nbops.quality.stream.merged import _Merged
+
         c = _Merged(self)
         kind = self.column.kind
         checks = [c.dtype_check()]
@@ -270,225 +269,22 @@ class _Partial:
             if kind in NUMERIC_KINDS and self.at_or_below is not None:
                 checks.extend(c.numeric_drift(ref))
             elif kind == "categorical" and ref.frequencies is not None:
-                counts = dict(zip(self.known, (self.known_counts if self.known_counts is not None else np.zeros(len(self.known), dtype=np.int64)).tolist(), strict=True))
+                counts = dict(
+                    zip(
+                        self.known,
+                        (
+                            self.known_counts
+                            if self.known_counts is not None
+                            else np.zeros(len(self.known), dtype=np.int64)
+                        ).tolist(),
+                        strict=True,
+                    )
+                )
                 rest = sum(self.other_counts.values()) + self.other_rest
                 checks.extend(category_drift(c, ref.frequencies, counts, rest))
             elif kind == "boolean" and ref.frequencies is not None:
                 checks.extend(category_drift(c, ref.frequencies, self.booleans, 0))
         return checks
-
-
-class _NullRows:
-    """Stands in for the column in `_ColumnChecks.null_check`: `isna()` marks the first
-    null rows already found (what the check shows as examples)."""
-
-    def __init__(self, rows: list[int]) -> None:
-        self.rows = rows
-
-    def isna(self) -> np.ndarray:
-        mask = np.zeros((max(self.rows) + 1) if self.rows else 0, dtype=bool)
-        mask[self.rows] = True
-        return mask
-
-
-class _Merged(_ColumnChecks):
-    """The in-memory checks' judgements over merged statistics (no column in memory)."""
-
-    def __init__(self, p: _Partial) -> None:
-        super().__init__(p.column, pd.Series([], dtype=object), p.reference)
-        self.p = p
-        self.n = p.n
-        self.nulls = p.nulls
-        self.s = _NullRows(p.null_rows)  # type: ignore[assignment]
-
-    def texts_outside(self, accepted: set[str]) -> tuple[list[JsonValue], pd.Index]:
-        p = self.p
-        counts = dict(p.other_counts)
-        if p.known_counts is not None:
-            counts.update(zip(p.known, p.known_counts.tolist(), strict=True))
-        ordered = sorted(
-            ((k, v) for k, v in counts.items() if v > 0 and k not in accepted),
-            key=lambda kv: -kv[1],
-        )
-        values = [k for k, _ in ordered]
-        return [_json_value(v) for v in values[:EXAMPLES]], pd.Index(values, dtype=object)
-
-    def dtype_check(self) -> CheckResult:
-        p, kind = self.p, self.column.kind
-        family = p.family or "other:empty"
-        if family in _ACCEPTED[kind]:
-            return self.result("dtype", "pass", f"{p.dtype} holds {kind} values")
-        if kind == "integer" and family == "float":
-            if not p.non_whole:
-                return self.result("dtype", "pass", f"whole numbers stored as {p.dtype}")
-            return self.result(
-                "dtype",
-                "fail",
-                f"expected integers; {p.non_whole} value(s) of {p.dtype} are not whole",
-                count=p.non_whole,
-                examples=p.non_whole_examples[:EXAMPLES],
-                example_rows=p.non_whole_rows,
-            )
-        found = family.removeprefix("other:")
-        return self.result(
-            "dtype",
-            "fail",
-            f"expected {kind} values, found dtype {p.dtype}"
-            + (f" holding {found} values" if found != p.dtype else ""),
-            count=self.n - self.nulls,
-            examples=p.head_examples[:EXAMPLES],
-        )
-
-    def range_checks(self) -> list[CheckResult]:
-        p, column = self.p, self.column
-        lo: Any = column.min
-        hi: Any = column.max
-        if lo is None and hi is None:
-            return []
-        if self.nulls == self.n:
-            return [self.result("range", "pass", "no values to check")]
-        stats: dict[str, JsonValue] = {"min": _json_value(p.low), "max": _json_value(p.high)}
-        bounds = f"[{_json_value(lo)}, {_json_value(hi)}]"
-        count = p.below + p.above
-        if not count:
-            return [self.result("range", "pass", f"all values within {bounds}", stats=stats)]
-
-        def failure(
-            message: str, rows: list[int], examples: list[JsonValue], n: int, status: Status
-        ) -> CheckResult:
-            return self.result(
-                "range",
-                status,
-                message,
-                count=n,
-                examples=examples[:EXAMPLES],
-                example_rows=rows,
-                stats=stats,
-            )
-
-        tolerance = column.tolerance()
-        n_reference = column.reference.rows if column.reference is not None else None
-        if column.kind == "datetime" or tolerance is None or n_reference is None:
-            return [
-                failure(
-                    f"{count} value(s) outside {bounds}",
-                    p.range_rows,
-                    p.range_examples,
-                    count,
-                    "fail",
-                )
-            ]
-        far_lo = None if lo is None else lo - tolerance.low
-        far_hi = None if hi is None else hi + tolerance.high
-        stats |= {"tolerance_low": tolerance.low, "tolerance_high": tolerance.high}
-        if p.far:
-            outer = f"[{_json_value(far_lo)}, {_json_value(far_hi)}]"
-            message = (
-                f"{p.far} value(s) outside {outer}, beyond the tolerance of the "
-                f"observed range {bounds}"
-            )
-            return [failure(message, p.far_rows, p.far_examples, count, "fail")]
-        alpha = DEFAULT_RANGE_ALPHA if column.range_alpha is None else column.range_alpha
-        m = self.n - self.nulls
-        ends = []
-        for k, end, bound in (
-            (p.below, "below the observed min", lo),
-            (p.above, "above the observed max", hi),
-        ):
-            if k:
-                pv = exceedance_pvalue(n_reference, m, k)
-                ends.append((pv, f"{k} value(s) just {end} {_json_value(bound)}"))
-                stats["p_" + end.split()[0]] = pv
-        p_min, what = min(ends)
-        if p_min < alpha / 2:
-            message = (
-                f"{what}: sampling alone gives that with p={p_min:.2g}, below range_alpha "
-                f"{alpha:g} (halved per end) against {n_reference} reference values"
-            )
-            return [failure(message, p.range_rows, p.range_examples, count, "fail")]
-        message = "; ".join(f"{text}, as sampling alone gives (p={pv:.2g})" for pv, text in ends)
-        return [failure(message, p.range_rows, p.range_examples, count, "warn")]
-
-    def categories_check(self) -> CheckResult:
-        p = self.p
-        allowed = set(self.column.categories or [])
-        known = dict(zip(p.known, (p.known_counts.tolist() if p.known_counts is not None else [0] * len(p.known)), strict=True))
-        rest = sum(p.other_counts.values()) + p.other_rest
-        count = rest + sum(c for k, c in known.items() if k not in allowed)
-        if not count:
-            return self.result("categories", "pass", f"all values among {len(allowed)} categories")
-        examples, values = self.texts_outside(allowed)
-        n_values = len(values) + (1 if p.other_rest else 0)
-        return self.result(
-            "categories",
-            "fail",
-            f"{count} value(s) in {n_values}{'+' if p.other_rest else ''} unknown categories",
-            count=count,
-            examples=examples,
-            example_rows=p.outside_rows,
-        )
-
-    def unique_check(self) -> CheckResult:
-        count = _duplicated_rows(self.p.hashes)
-        if not count:
-            return self.result("unique", "pass", "every value is unique")
-        return self.result(
-            "unique", "fail", f"{count} rows share a value with another row", count=count
-        )
-
-    def numeric_drift(self, ref: ReferenceStats) -> list[CheckResult]:
-        p, column = self.p, self.column
-        assert p.points is not None and p.at_or_below is not None
-        points, at_or_below = p.points, p.at_or_below
-        edges = np.asarray(ref.bin_edges or [], dtype=np.float64)
-        grid = np.asarray(ref.cdf_values or [], dtype=np.float64)
-        n_new = self.n - self.nulls
-        checks: list[CheckResult] = []
-        if ref.bin_edges is not None and ref.proportions is not None:
-            below = at_or_below[np.searchsorted(points, edges)]
-            new = np.diff(np.concatenate(([0], below, [n_new]))).astype(np.float64)
-            old = np.asarray(ref.proportions, dtype=np.float64)
-            old = old / old.sum() * ref.rows if old.sum() > 0 else old
-            checks.append(_binned_result(self, "drift_psi", new, old, {}))
-        if ref.cdf_values is not None and ref.cdf is not None:
-            new_cdf = at_or_below[np.searchsorted(points, grid)] / n_new
-            gap = float(np.max(np.abs(new_cdf - np.asarray(ref.cdf))))
-            pvalue = _ks_pvalue(gap, n_new, ref.rows)
-            alpha = _or(column.ks_pvalue, DEFAULT_KS_PVALUE)
-            big = _or(column.ks_statistic_fail, DEFAULT_KS_STATISTIC_FAIL)
-            status: Status = "pass"
-            if pvalue < alpha:
-                status = "fail" if gap >= big else "warn"
-            checks.append(
-                self.result(
-                    "drift_ks",
-                    status,
-                    f"KS statistic {gap:.4f}, p-value {pvalue:.3g}",
-                    stats={
-                        "statistic": gap,
-                        "pvalue": pvalue,
-                        "alpha": alpha,
-                        "reference_rows": ref.rows,
-                    },
-                )
-            )
-        return checks
-
-
-def _duplicated_rows(hashes: list[np.ndarray]) -> int:
-    """Rows whose hash another row shares."""
-    if not hashes:
-        return 0
-    every = np.concatenate(hashes)
-    hashes.clear()
-    every.sort()
-    same = every[1:] == every[:-1]
-    if not same.any():
-        return 0
-    dup = np.zeros(every.size, dtype=bool)
-    dup[1:] |= same
-    dup[:-1] |= same
-    return int(np.count_nonzero(dup))
 
 
 @dataclass
@@ -535,9 +331,7 @@ def stream_validate(
     key = schema.key if schema.key and all(k in present for k in schema.key) else None
     key_hashes: list[np.ndarray] = []
     needed = list(
-        dict.fromkeys(
-            [*partials, *(x for c in custom for x in c.columns_read()), *(key or [])]
-        )
+        dict.fromkeys([*partials, *(x for c in custom for x in c.columns_read()), *(key or [])])
     )
     threads = _threads(workers, len(partials))
     offset = 0
@@ -547,7 +341,7 @@ def stream_validate(
         for chunk in source.chunks(needed, **kwargs):
             start = offset
             jobs = [
-                (lambda p=p, s=chunk[name]: p.add(s, start)) for name, p in partials.items()
+                (lambda p=p, s=chunk[name], at=start: p.add(s, at)) for name, p in partials.items()
             ]
             if pool is not None:
                 for future in [pool.submit(job) for job in jobs]:
@@ -558,9 +352,7 @@ def stream_validate(
             for check in custom:
                 _custom_chunk(customs[check.name], check, chunk, start)
             if key is not None:
-                key_hashes.append(
-                    pd.util.hash_pandas_object(chunk[key], index=False).to_numpy()
-                )
+                key_hashes.append(pd.util.hash_pandas_object(chunk[key], index=False).to_numpy())
             offset += len(chunk)
     finally:
         if pool is not None:
@@ -582,6 +374,8 @@ def stream_validate(
     for column in checked:
         checks.extend(partials[column.name].checks(True))
     if key is not None:
+        from nbops.quality.stream.merged import _duplicated_rows
+
         count = _duplicated_rows(key_hashes)
         checks.append(
             CheckResult(
@@ -619,7 +413,7 @@ def _mark_exactness(checks: list[CheckResult], references: dict[str, ReferenceSt
         if check.kind not in ("drift_psi", "drift_ks", "drift_categories"):
             continue
         ref = references.get(check.column or "")
-        error = _SKETCHED.get(id(ref)) if ref is not None else None
+        error = SKETCHED.get(id(ref)) if ref is not None else None
         extra: dict[str, JsonValue] = (
             {"exact": True}
             if error is None
@@ -685,117 +479,3 @@ def _threads(asked: int | None, columns: int) -> int:
 
 
 Source_ = Source  # re-exported for typing by callers
-
-
-KLL_K = 2000  # the sketches' size parameter: rank error kll_rank_error(KLL_K) ~ 0.14%
-
-
-def kll_rank_error(k: int = KLL_K) -> float:
-    """The KLL sketch's normalised rank error for single-rank queries (99% confidence), as
-    Apache DataSketches states it."""
-    from datasketches import kll_doubles_sketch
-
-    return float(kll_doubles_sketch.get_normalized_rank_error(k, False))
-
-
-def _need_sketches() -> Any:
-    try:
-        import datasketches
-    except ImportError:  # pragma: no cover - the extra is not installed
-        raise QualityInputError(
-            "a folder, glob or Dask DataFrame as the drift reference needs quantile sketches",
-            fix="pip install 'nbops[stream]' (Apache DataSketches)",
-        ) from None
-    return datasketches
-
-
-def stream_references(
-    schema: Schema,
-    reference: Any,
-    in_memory: Callable[[Schema, Any], dict[str, ReferenceStats]],
-) -> dict[str, ReferenceStats]:
-    """Drift references: the in-memory rule (`in_memory`) for a Schema, frame or file; for a
-    folder, glob or Dask DataFrame, statistics streamed from it (two passes: KLL quantiles
-    for the numeric bins and CDF points, then exact counts in them)."""
-    from nbops.quality.stream.source import is_stream_input
-
-    if not is_stream_input(reference):
-        return in_memory(schema, reference)
-    sketches = _need_sketches()
-    source = open_source(reference)
-    columns = [c for c in schema.columns if c.name in set(source.columns)]
-    numeric = [c for c in columns if c.kind in NUMERIC_KINDS]
-    texts = [c for c in columns if c.kind in ("categorical", "boolean")]
-    kll = {c.name: sketches.kll_doubles_sketch(KLL_K) for c in numeric}
-    counts: dict[str, dict[str, int]] = {c.name: {} for c in texts}
-    rows = 0
-    for chunk in source.chunks([c.name for c in numeric + texts]):
-        rows += len(chunk)
-        for c in numeric:
-            s = chunk[c.name]
-            if column_family(s) not in NUMERIC_KINDS:
-                continue
-            x = s.to_numpy(dtype=np.float64, na_value=np.nan)
-            x = x[np.isfinite(x)]
-            if x.size:
-                kll[c.name].update(x)
-        for c in texts:
-            s = chunk[c.name]
-            found = boolean_counts(s) if c.kind == "boolean" else None
-            if found is None:
-                vc = s.dropna().astype(str).value_counts()
-                found = {str(k): int(v) for k, v in vc.items()}
-            into = counts[c.name]
-            for k, v in found.items():
-                into[k] = into.get(k, 0) + v
-    if rows == 0:
-        raise QualityInputError("the reference has no rows", location=source.where)
-    out: dict[str, ReferenceStats] = {}
-    plans: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
-    for c in numeric:
-        sketch = kll[c.name]
-        if sketch.is_empty():
-            continue
-        edges_stored = c.reference.bin_edges if c.reference else None
-        bins = max(2, len(edges_stored) + 1 if edges_stored else 10)
-        edges = np.unique([sketch.get_quantile(i / bins, True) for i in range(1, bins)])
-        points = min(1000, sketch.n)
-        grid = np.unique([sketch.get_quantile(j / points, True) for j in range(1, points + 1)])
-        plans[c.name] = (edges, grid, int(sketch.n))
-    if plans:  # second pass: exact counts at the sketched points
-        below = {name: np.zeros(np.union1d(e, g).size, dtype=np.int64) for name, (e, g, _) in plans.items()}
-        for chunk in source.chunks(list(plans)):
-            for name, (e, g, _) in plans.items():
-                x = chunk[name].to_numpy(dtype=np.float64, na_value=np.nan)
-                x = x[np.isfinite(x)]
-                points_all = np.union1d(e, g)
-                where = np.searchsorted(points_all, x, side="left")
-                below[name] += np.cumsum(np.bincount(where, minlength=points_all.size + 1)[: points_all.size])
-        error = kll_rank_error()
-        for name, (e, g, n) in plans.items():
-            points_all = np.union1d(e, g)
-            at = below[name]
-            edge_counts = at[np.searchsorted(points_all, e)]
-            proportions = np.diff(np.concatenate(([0], edge_counts, [n]))) / n
-            cdf = at[np.searchsorted(points_all, g)] / n
-            stats = ReferenceStats(
-                rows=n,
-                bin_edges=e.tolist(),
-                proportions=np.round(proportions, 8).tolist(),
-                cdf_values=g.tolist(),
-                cdf=np.round(cdf, 8).tolist(),
-            )
-            _SKETCHED[id(stats)] = error
-            out[name] = stats
-    for c in texts:
-        found = counts[c.name]
-        total = sum(found.values())
-        if total:
-            out[c.name] = ReferenceStats(
-                rows=total, frequencies={k: v / total for k, v in found.items()}
-            )
-    return out
-
-
-# ReferenceStats built from sketched quantiles: id -> the sketch's rank error
-_SKETCHED: dict[int, float] = {}

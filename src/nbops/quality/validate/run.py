@@ -56,7 +56,8 @@ def validate(
     from nbops.quality.stream.source import is_stream_input
 
     if is_stream_input(data):  # a folder, a glob or a Dask DataFrame: read in chunks
-        from nbops.quality.stream.validate import stream_references, stream_validate
+        from nbops.quality.stream.reference import stream_references
+        from nbops.quality.stream.validate import stream_validate
 
         refs = stream_references(schema, reference, _references) if drift else {}
         return stream_validate(
