@@ -70,9 +70,10 @@ class ParquetSource:
                     fix=f"name a column of the data, or add {name!r} to every file",
                 )
 
-    def chunks(self, columns: Sequence[str] | None, rows: int = CHUNK_ROWS) -> Iterator[Any]:
-        """pandas frames of the `columns` (None: all), at most `rows` rows each, in file
-        order; memory is one batch per reader thread."""
+    def chunks(self, columns: Sequence[str] | None, rows: int | None = None) -> Iterator[Any]:
+        """pandas frames of the `columns` (None: all), at most `rows` rows each (default
+        CHUNK_ROWS), in file order; memory is one batch per reader thread."""
+        rows = rows or CHUNK_ROWS
         wanted = list(self.schema.names) if columns is None else list(columns)
         scanner = self.dataset.scanner(
             columns=wanted, batch_size=rows, batch_readahead=2, fragment_readahead=1
@@ -112,7 +113,8 @@ class DaskSource:
                     fix=f"name one of its columns ({', '.join(self.columns[:12])})",
                 )
 
-    def chunks(self, columns: Sequence[str] | None, rows: int = CHUNK_ROWS) -> Iterator[Any]:
+    def chunks(self, columns: Sequence[str] | None, rows: int | None = None) -> Iterator[Any]:
+        rows = rows or CHUNK_ROWS
         frame = self.frame if columns is None else self.frame[list(columns)]
         for k in range(frame.npartitions):
             part = frame.get_partition(k).compute()
