@@ -1,6 +1,6 @@
 """The benchmark data of bench_stream.py: N rows x 12 columns as hive-partitioned Parquet
 (`part=K/data.parquet`, 1M rows a file), seeded, written once into a cache folder and
-re-used (a `DONE` marker is written last, so a cut-short run is regenerated).
+re-used (a `_DONE` marker is written last, so a cut-short run is regenerated).
 
 Columns: f0..f4 float64 (f1 with 1% nulls), n0, n1 int64, cat0 (8 values), cat1 (30
 values) strings, y_true (0/1), y_pred (0/1), y_score (float64 in [0, 1]).
@@ -56,7 +56,9 @@ def ensure(root: Path, rows: int, seed: int = 16) -> Path:
     import pyarrow.parquet as pq
 
     folder = root / f"rows{rows}-seed{seed}"
-    if (folder / "DONE").exists():
+    if (folder / "DONE").exists():  # the marker's first name: Parquet readers skip _DONE
+        (folder / "DONE").rename(folder / "_DONE")
+    if (folder / "_DONE").exists():
         return folder
     if folder.exists():
         shutil.rmtree(folder)
@@ -68,7 +70,7 @@ def ensure(root: Path, rows: int, seed: int = 16) -> Path:
         pq.write_table(
             part_frame(n, seed * 100_003 + k), part / "data.parquet", row_group_size=1 << 18
         )
-    (folder / "DONE").write_text(str(rows))
+    (folder / "_DONE").write_text(str(rows))
     return folder
 
 

@@ -54,7 +54,7 @@ from nbops.quality.validate.drift import (
 )
 from nbops.quality.validate.frame_checks import _presence_checks
 from nbops.quality.validate.report import CheckResult, ValidationReport
-from nbops.quality.validate.values import EXAMPLES, _aligned_timestamp, _json_value, _one_line
+from nbops.quality.validate.values import CHUNK, EXAMPLES, _aligned_timestamp, _json_value, _one_line
 
 MAX_TRACKED_VALUES = 10_000  # distinct unknown categories counted by name (the rest as one)
 
@@ -209,13 +209,14 @@ class _Partial:
         assert self.points is not None
         dtype = s.dtype
         if isinstance(dtype, np.dtype):
-            x = s.to_numpy().astype(np.float64, copy=False)
+            x = s.to_numpy().astype(np.float64)  # a copy, sorted in place
         else:
-            x = s.array.to_numpy(dtype=np.float64, na_value=np.nan)
-        # values <= points[j] are those with fewer than j+1 points below them (NaN: none)
-        where = np.searchsorted(self.points, x, side="left")
-        counts = np.bincount(where, minlength=self.points.size + 1)[: self.points.size]
-        found = np.cumsum(counts)
+            x = np.array(s.array.to_numpy(dtype=np.float64, na_value=np.nan), copy=True)
+        found = np.zeros(self.points.size, dtype=np.int64)
+        for start in range(0, x.size, CHUNK):  # sorted a cache-sized block at a time
+            block = x[start : start + CHUNK]
+            block.sort()  # NaN sorts last: never at or below a point
+            found += np.searchsorted(block, self.points, side="right")
         self.at_or_below = found if self.at_or_below is None else self.at_or_below + found
 
     def _categories(self, s: pd.Series, offset: int, nulls: int) -> None:
