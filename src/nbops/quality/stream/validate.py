@@ -54,7 +54,13 @@ from nbops.quality.validate.drift import (
 )
 from nbops.quality.validate.frame_checks import _presence_checks
 from nbops.quality.validate.report import CheckResult, ValidationReport
-from nbops.quality.validate.values import CHUNK, EXAMPLES, _aligned_timestamp, _json_value, _one_line
+from nbops.quality.validate.values import (
+    CHUNK,
+    EXAMPLES,
+    _aligned_timestamp,
+    _json_value,
+    _one_line,
+)
 
 MAX_TRACKED_VALUES = 10_000  # distinct unknown categories counted by name (the rest as one)
 
@@ -309,7 +315,7 @@ def stream_validate(
     """The report of `validate` on a folder, glob or Dask DataFrame (see the module
     docstring); `references` are the drift references already chosen."""
     started = time.perf_counter()
-    source = open_source(data)
+    source = data if hasattr(data, "chunks") else open_source(data)
     env = _environment(schema, environment)
     present = set(source.columns)
     checked = [c for c in schema.columns if c.name in present and c.name not in env.absent]
