@@ -25,7 +25,7 @@ from nbops.quality.validate import validate
 from tests.helpers import run_nbops
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from _stream_data import part_frame  # noqa: E402
+from _stream_data import part_frame
 
 
 def _write_parts(folder: Path, frame: pd.DataFrame, cuts: list[int]) -> Path:

@@ -86,16 +86,21 @@ class _Family:
 
     def slice_codes(self, chunk: pd.DataFrame) -> np.ndarray:
         codes = [part.codes(chunk[c]) for part, c in zip(self.parts, self.columns, strict=True)]
-        if len(codes) == 1:
-            combined = codes[0]
-            uniques = np.unique(combined)
-            tuples = [(int(u),) for u in uniques]
-            inverse = np.searchsorted(uniques, combined)
+        sizes = [len(part.values) for part in self.parts]
+        combined = np.zeros(len(chunk), dtype=np.int64)
+        for part_codes, size in zip(codes, sizes, strict=True):  # mixed radix: one int a row
+            combined *= size
+            combined += part_codes
+        total = math.prod(sizes)
+        if total <= 4 * len(combined) + 1024:
+            present = np.flatnonzero(np.bincount(combined, minlength=total))
+            position = np.zeros(total, dtype=np.int64)
+            position[present] = np.arange(len(present))
+            inverse = position[combined]
         else:
-            stacked = np.stack(codes, axis=1)
-            uniques_2d, inverse = np.unique(stacked, axis=0, return_inverse=True)
-            tuples = [tuple(int(v) for v in row) for row in uniques_2d]
+            present, inverse = np.unique(combined, return_inverse=True)
             inverse = inverse.reshape(-1)
+        tuples = [tuple(int(i) for i in idx) for idx in zip(*np.unravel_index(present, sizes))]
         lookup = np.empty(len(tuples), dtype=np.int64)
         for i, t in enumerate(tuples):
             found = self.combos.get(t)
@@ -390,6 +395,8 @@ def _sketch_chunk(
         while len(family.sketches) < n_slices:
             family.sketches.append({})
         key = codes * (int(true.max()) + 1) + true
+        if n_slices * (int(true.max()) + 1) < 1 << 16:
+            key = key.astype(np.uint16)  # a stable sort of uint16 is a radix sort
         order = np.argsort(key, kind="stable")
         sorted_key = key[order]
         starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
