@@ -4,6 +4,7 @@ line with exit 26; memory stays bounded by the chunk, not the data."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 import tracemalloc
 from pathlib import Path
@@ -32,7 +33,7 @@ def _write_parts(folder: Path, frame: pd.DataFrame, cuts: list[int]) -> Path:
     """`frame` as hive partitions part=K cut at `cuts` (row positions)."""
     folder.mkdir(parents=True, exist_ok=True)
     bounds = [0, *sorted(set(c for c in cuts if 0 < c < len(frame))), len(frame)]
-    for k, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
+    for k, (a, b) in enumerate(itertools.pairwise(bounds)):
         (folder / f"part={k}").mkdir()
         table = pa.Table.from_pandas(frame.iloc[a:b], preserve_index=False)
         pq.write_table(table, folder / f"part={k}" / "data.parquet", row_group_size=997)

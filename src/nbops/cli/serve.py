@@ -10,10 +10,10 @@ import typer
 from rich.table import Table
 
 from nbops._atomic import atomic_write_text
-from nbops.errors import QualityInputError
 from nbops.bundle.locate import require_bundle_path
 from nbops.cli.bundle import RequireSignature, TrustedKeys, _load, _trust
 from nbops.cli.common import _handles_errors, _require_file, _warn, app, err, out
+from nbops.errors import QualityInputError
 
 # Deferred imports: each command imports the library it calls inside its body, so that
 # `nbops --help` and every other command start without loading it (pandas, papermill, the
@@ -204,7 +204,7 @@ def monitor(
     wants_performance = reference is not None or labels is not None
     streamed = _streamed(data, log, wants_performance or window is not None or windows is not None)
     if streamed:  # a Parquet folder or glob, or a large log: read in chunks
-        from nbops.quality.stream.monitor import stream_monitor
+        from nbops.bundle.monitor_stream import stream_monitor
 
         report = stream_monitor(bundle, data, log if data is None else None)
     elif log is not None:
@@ -270,7 +270,7 @@ def monitor(
 def _streamed(data: Path | None, log: Path | None, performance: bool) -> bool:
     """Read in chunks: --data a folder or glob (performance estimation refused there), or a
     --log of STREAM_LOG_BYTES or more (read whole when performance is asked for)."""
-    from nbops.quality.stream.monitor import STREAM_LOG_BYTES
+    from nbops.bundle.monitor_stream import STREAM_LOG_BYTES
     from nbops.quality.stream.source import is_stream_input
 
     if data is not None and is_stream_input(data):

@@ -117,6 +117,7 @@ def slice_metrics(
     or task, roc_auc without y_score, y_score of the wrong shape, a slice column not in the
     frame, bins on a non-numeric column, or more than 10,000 slices from one column.
     """
+    # Deferred import: nbops.quality.stream imports this package's modules (an import cycle)
     from nbops.quality.stream.source import is_stream_input
 
     if is_stream_input(data):  # partitioned Parquet or a Dask DataFrame, read in chunks

@@ -6,5 +6,5 @@ DataSketches, `nbops[stream]`) with their stated rank error where they do not.
 - `source`: opening the input (`open_source`, `is_stream_input`) and its errors;
 - `validate`: `validate` on chunks (`stream_validate`, `stream_references`);
 - `slices`: `slice_metrics` on chunks (`stream_slice_metrics`);
-- `monitor`: `nbops monitor` on a large request log or Parquet folder.
+(`nbops monitor` on chunks lives in `nbops.bundle.monitor_stream`.)
 """

@@ -14,7 +14,7 @@ import numpy as np
 from nbops.errors import QualityInputError
 from nbops.quality.schema.infer import boolean_counts, column_family
 from nbops.quality.schema.model import NUMERIC_KINDS, ReferenceStats, Schema
-from nbops.quality.stream.source import open_source
+from nbops.quality.stream.source import is_stream_input, open_source
 
 KLL_K = 2000  # the sketches' size parameter: rank error kll_rank_error(KLL_K) ~ 0.14%
 
@@ -46,8 +46,6 @@ def stream_references(
     """Drift references: the in-memory rule (`in_memory`) for a Schema, frame or file; for a
     folder, glob or Dask DataFrame, statistics streamed from it (two passes: KLL quantiles
     for the numeric bins and CDF points, then exact counts in them)."""
-    from nbops.quality.stream.source import is_stream_input
-
     if not is_stream_input(reference):
         return in_memory(schema, reference)
     sketches = _need_sketches()

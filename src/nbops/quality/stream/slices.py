@@ -100,7 +100,10 @@ class _Family:
         else:
             present, inverse = np.unique(combined, return_inverse=True)
             inverse = inverse.reshape(-1)
-        tuples = [tuple(int(i) for i in idx) for idx in zip(*np.unravel_index(present, sizes))]
+        tuples = [
+            tuple(int(i) for i in idx)
+            for idx in zip(*np.unravel_index(present, sizes), strict=True)
+        ]
         lookup = np.empty(len(tuples), dtype=np.int64)
         for i, t in enumerate(tuples):
             found = self.combos.get(t)

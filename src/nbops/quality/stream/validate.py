@@ -42,6 +42,7 @@ from nbops.quality.schema.model import (
     Schema,
     _environment,
 )
+from nbops.quality.stream.merged import _duplicated_rows, _Merged
 from nbops.quality.stream.reference import SKETCHED
 from nbops.quality.stream.source import Source, open_source
 from nbops.quality.validate.columns import (
@@ -257,8 +258,6 @@ class _Partial:
     # --- merged: the checks ------------------------------------------------------------
 
     def checks(self, offsets_known: bool) -> list[CheckResult]:
-        from nbops.quality.stream.merged import _Merged
-
         c = _Merged(self)
         kind = self.column.kind
         checks = [c.dtype_check()]
@@ -381,8 +380,6 @@ def stream_validate(
     for column in checked:
         checks.extend(partials[column.name].checks(True))
     if key is not None:
-        from nbops.quality.stream.merged import _duplicated_rows
-
         count = _duplicated_rows(key_hashes)
         checks.append(
             CheckResult(

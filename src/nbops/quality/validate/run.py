@@ -53,6 +53,7 @@ def validate(
             f"validate needs a Schema or a schema file, not {type(schema).__name__}"
         )
     env = _environment(schema, environment)
+    # Deferred import: nbops.quality.stream imports this package's modules (an import cycle)
     from nbops.quality.stream.source import is_stream_input
 
     if is_stream_input(data):  # a folder, a glob or a Dask DataFrame: read in chunks

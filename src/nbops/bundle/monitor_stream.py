@@ -26,7 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nbops.bundle.monitor import MIN_ROWS, MonitorReport, PredictionShift, _shift
+from nbops.bundle.monitor import prediction_reference as reference_of
 from nbops.errors import QualityInputError
+from nbops.quality.stream.reference import KLL_K, kll_rank_error
+from nbops.quality.stream.source import open_source
+from nbops.quality.stream.validate import stream_validate
 
 # records per chunk of a log (NBOPS_STREAM_LOG_LINES sets it, as tests do to cut a small log)
 LOG_LINES = int(os.environ.get("NBOPS_STREAM_LOG_LINES", "20000"))
@@ -152,8 +157,6 @@ class _Predictions:
         if self.numeric:
             from datasketches import kll_doubles_sketch
 
-            from nbops.quality.stream.reference import KLL_K
-
             sketch = self.sketches.setdefault(name, kll_doubles_sketch(KLL_K))
             x = part.to_numpy(dtype=np.float64)
             sketch.update(x)
@@ -196,11 +199,6 @@ def stream_monitor(
     fail_shift: float = 0.2,
 ) -> Any:
     """The MonitorReport of `nbops.bundle.monitor.monitor`, from chunks (module docstring)."""
-    from nbops.bundle.monitor import MIN_ROWS, MonitorReport, PredictionShift, _shift
-    from nbops.bundle.monitor import prediction_reference as reference_of
-    from nbops.quality.stream.source import open_source
-    from nbops.quality.stream.validate import stream_validate
-
     schema = bundle.schema
     references = {c.name: c.reference for c in schema.columns if c.reference is not None}
     request = list(bundle.request_columns)
@@ -229,8 +227,6 @@ def stream_monitor(
     current = predictions.distribution()
     note = ""
     if current["kind"] == "regression":
-        from nbops.quality.stream.reference import kll_rank_error
-
         note = f" (KLL quantiles, rank error {kll_rank_error():.2g})"
     for name, ref in [("overall", reference["overall"]), *reference.get("slices", {}).items()]:
         now = current["overall"] if name == "overall" else current["slices"].get(name)
