@@ -157,6 +157,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--cache", default="/tmp/nbops-stream-bench")
     parser.add_argument("--jobs", default="validate,slices")
+    parser.add_argument("--modes", default="memory,stream", help="paths to run")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -183,7 +184,7 @@ def main() -> None:
     for job in args.jobs.split(","):
         best: dict[str, dict] = {}
         for _ in range(args.repeats):
-            for mode in ("memory", "stream"):
+            for mode in args.modes.split(","):
                 found = _run(mode, job, mem_folder if mode == "memory" else folder, schema_path)
                 if found and (mode not in best or found["seconds"] < best[mode]["seconds"]):
                     best[mode] = found

@@ -48,7 +48,7 @@ class _Merged(_ColumnChecks):
         self.p = p
         self.n = p.n
         self.nulls = p.nulls
-        self.s = _NullRows(p.null_rows)  # type: ignore[assignment]
+        self.s = _NullRows(p.null_rows)
 
     def texts_outside(self, accepted: set[str]) -> tuple[list[JsonValue], pd.Index]:
         p = self.p

@@ -75,13 +75,27 @@ class ParquetSource:
         CHUNK_ROWS), in file order; memory is one batch per reader thread."""
         rows = rows or CHUNK_ROWS
         wanted = list(self.schema.names) if columns is None else list(columns)
-        scanner = self.dataset.scanner(
-            columns=wanted, batch_size=rows, batch_readahead=2, fragment_readahead=1
-        )
+        import pyarrow.dataset as ds
+        import pyarrow.parquet as pq
+
         try:
-            for batch in scanner.to_batches():
-                if batch.num_rows:
-                    yield batch.to_pandas()
+            # one file, one row group at a time (a dataset scanner reads ahead, unbounded
+            # when the consumer is slower than the disk); partition keys from the path
+            for i, fragment in enumerate(self.dataset.get_fragments()):
+                keys = ds.get_partition_keys(fragment.partition_expression) or {}
+                in_file = [c for c in wanted if c not in keys]
+                with pq.ParquetFile(fragment.path) as handle:
+                    for batch in handle.iter_batches(batch_size=rows, columns=in_file):
+                        if not batch.num_rows:
+                            continue
+                        # numpy blocks made on this thread: glibc keeps freed memory per thread
+                        frame = batch.to_pandas(use_threads=False)
+                        for key in [c for c in wanted if c in keys]:
+                            kind = self.schema.field(key).type.to_pandas_dtype()
+                            frame[key] = pd_constant(keys[key], len(frame), kind)
+                        yield frame[wanted]
+                if i % 4 == 3:
+                    _trim()
         except Exception as e:  # pyarrow's errors while reading a file
             if not type(e).__module__.startswith("pyarrow"):
                 raise
@@ -123,6 +137,33 @@ class DaskSource:
 
 
 Source = ParquetSource | DaskSource
+
+
+def pd_constant(value: Any, n: int, dtype: Any) -> Any:
+    """A column of `n` copies of a partition key's value."""
+    import numpy as np
+
+    return np.full(n, value, dtype=dtype if dtype is not object else object)
+
+
+def _trim() -> None:
+    """Give freed heap memory back to the system (glibc's malloc_trim): the chunks' large
+    temporaries otherwise leave the heap fragmented, and the process's RSS creeps up with
+    the number of chunks instead of staying at one chunk's worth."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):  # not glibc: nothing to trim
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC: Any = None
 
 
 def open_source(value: Any) -> Source:

@@ -376,7 +376,7 @@ def stream_validate(
         def __len__(self) -> int:
             return offset
 
-    checks.extend(_presence_checks(_Shape(), schema, env))  # type: ignore[arg-type]
+    checks.extend(_presence_checks(_Shape(), schema, env))
     for column in checked:
         checks.extend(partials[column.name].checks(True))
     if key is not None:
