@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from nbops._atomic import atomic_write_text
 from nbops.bundle.locate import require_bundle_path
 from nbops.cli.bundle import RequireSignature, TrustedKeys, _load, _trust
 from nbops.cli.common import _handles_errors, _require_file, _warn, app, err, out
+from nbops.errors import QualityInputError
 
 # Deferred imports: each command imports the library it calls inside its body, so that
 # `nbops --help` and every other command start without loading it (pandas, papermill, the
@@ -103,7 +105,12 @@ def monitor(
         ),
     ],
     data: Annotated[
-        Path | None, typer.Option("--data", help="Recent records: .csv or .parquet.")
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Recent records: .csv or .parquet, or a folder or glob of Parquet files "
+            "(read in chunks).",
+        ),
     ] = None,
     log: Annotated[
         Path | None, typer.Option("--log", help="A request log written by nbops serve.")
@@ -179,8 +186,10 @@ def monitor(
                 f"compared on when a retrain promoted it ({reference})",
                 markup=False,
             )
+    from nbops.quality.stream.source import is_stream_input
+
     for given in (data, log, reference, labels):
-        if given is not None:
+        if given is not None and not (given is data and is_stream_input(data)):
             _require_file(given)
     import json
 
@@ -192,7 +201,13 @@ def monitor(
 
     bundle = _load(bundle_path, _trust(trusted_key, require_signature))
     timestamps, keys = None, None
-    if log is not None:
+    wants_performance = reference is not None or labels is not None
+    streamed = _streamed(data, log, wants_performance or window is not None or windows is not None)
+    if streamed:  # a Parquet folder or glob, or a large log: read in chunks
+        from nbops.bundle.monitor_stream import stream_monitor
+
+        report = stream_monitor(bundle, data, log if data is None else None)
+    elif log is not None:
         logged = read_log(log)
         frame, predictions = logged.frame, logged.predictions
         timestamps, keys = logged.timestamps, logged.keys
@@ -205,9 +220,9 @@ def monitor(
             )
     else:
         frame, predictions = read_frame(data), None  # type: ignore[arg-type]
-    report = run_monitor(bundle, frame, predictions)
-    wants_performance = reference is not None or labels is not None
-    if wants_performance or window is not None or windows is not None:
+    if not streamed:
+        report = run_monitor(bundle, frame, predictions)
+    if not streamed and (wants_performance or window is not None or windows is not None):
         if predictions is None:
             predictions = bundle.predict(frame[bundle.request_columns])
         report.performance = performance(
@@ -250,6 +265,25 @@ def monitor(
         html_report.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(html_report, report.to_html())
     raise_for_alerts(report, str(data or log))
+
+
+def _streamed(data: Path | None, log: Path | None, performance: bool) -> bool:
+    """Read in chunks: --data a folder or glob (performance estimation refused there), or a
+    --log of STREAM_LOG_BYTES or more (read whole when performance is asked for)."""
+    from nbops.bundle.monitor_stream import STREAM_LOG_BYTES
+    from nbops.quality.stream.source import is_stream_input
+
+    if data is not None and is_stream_input(data):
+        if performance:
+            raise QualityInputError(
+                "performance estimation (--reference, --labels, --window) reads the rows in "
+                "memory, and --data is a folder or glob read in chunks",
+                location=str(data),
+                fix="estimate performance on one file of recent rows, or leave those options out",
+            )
+        return True
+    limit = int(os.environ.get("NBOPS_STREAM_LOG_BYTES", STREAM_LOG_BYTES))
+    return log is not None and not performance and log.is_file() and log.stat().st_size >= limit
 
 
 def _print_performance(perf: object) -> None:

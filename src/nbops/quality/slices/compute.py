@@ -62,7 +62,7 @@ def slice_metrics(
     y_score: npt.ArrayLike | pd.Series | pd.DataFrame | None = None,
     slices: pd.DataFrame | pd.Series | Sequence[str] | str | None = None,
     *,
-    data: pd.DataFrame | None = None,
+    data: pd.DataFrame | str | Any | None = None,
     task: Task = "classification",
     metrics: Sequence[str] | None = None,
     cross: Sequence[Sequence[str]] | None = None,
@@ -92,6 +92,11 @@ def slice_metrics(
     roc_auc is one-vs-rest macro from an (n, n_classes) y_score whose columns follow
     `labels` (sorted classes by default). Regression: mae, rmse, r2.
 
+    Data larger than memory: `data=` a folder or glob of Parquet files, or a Dask DataFrame,
+    with y_true, y_pred, y_score and the slices naming its columns, is read in chunks
+    (`nbops.quality.stream.slices`: count metrics exact, binary roc_auc from quantile
+    sketches within `report.sketch_error["roc_auc"]`).
+
     Returns a SliceReport: overall values and one SliceMetric per (slice, metric) with its
     value (None, with a `reason`, where undefined: roc_auc with one class in the slice, r2
     on one row or a constant y_true, precision with no predicted positives...), row count,
@@ -112,6 +117,17 @@ def slice_metrics(
     or task, roc_auc without y_score, y_score of the wrong shape, a slice column not in the
     frame, bins on a non-numeric column, or more than 10,000 slices from one column.
     """
+    # Deferred import: nbops.quality.stream imports this package's modules (an import cycle)
+    from nbops.quality.stream.source import is_stream_input
+
+    if is_stream_input(data):  # partitioned Parquet or a Dask DataFrame, read in chunks
+        from nbops.quality.stream.slices import stream_slice_metrics
+
+        return stream_slice_metrics(
+            y_true, y_pred, y_score, slices, data=data, task=task, metrics=metrics,
+            cross=cross, bins=bins, min_size=min_size, ci=ci, labels=labels,
+            pos_label=pos_label, confidence=confidence, weak_segments=weak_segments,
+        )  # fmt: skip
     metric_names = _resolve_metrics(task, metrics, y_score is not None)
     if ci not in ("wilson", "bootstrap", None):
         raise QualityInputError(f"unknown ci {ci!r}", fix="ci is 'wilson', 'bootstrap' or None")

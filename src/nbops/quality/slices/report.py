@@ -59,6 +59,11 @@ class SliceReport(_Model):
     weak: list[SliceMetric] = Field(
         default_factory=list, description="weak segments found by a search, worst first"
     )
+    sketch_error: dict[str, float] = Field(
+        default_factory=dict,
+        description="metrics computed from quantile sketches (streamed data): metric -> "
+        "bound on |value - exact value| at 99% confidence; every other figure is exact",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -24,7 +25,7 @@ from nbops.quality.validate.report import CheckResult, ValidationReport
 
 
 def validate(
-    data: pd.DataFrame | str | os.PathLike[str],
+    data: pd.DataFrame | str | os.PathLike[str] | Any,
     schema: Schema | str | os.PathLike[str],
     *,
     environment: str = "training",
@@ -32,7 +33,9 @@ def validate(
     drift: bool = True,
     workers: int | None = None,
 ) -> ValidationReport:
-    """Check a frame or a .csv/.parquet file against `schema` (a Schema or a schema file).
+    """Check a frame or a .csv/.parquet file against `schema` (a Schema or a schema file);
+    or, read in chunks with bounded memory, partitioned Parquet (a folder or a glob) or a
+    Dask DataFrame (`nbops.quality.stream.validate`: the same checks, merged exactly).
 
     `reference`: what drift is measured against — by default the reference statistics
     stored in the schema; or another Schema's; or a frame (or file) whose statistics are
@@ -50,6 +53,17 @@ def validate(
             f"validate needs a Schema or a schema file, not {type(schema).__name__}"
         )
     env = _environment(schema, environment)
+    # Deferred import: nbops.quality.stream imports this package's modules (an import cycle)
+    from nbops.quality.stream.source import is_stream_input
+
+    if is_stream_input(data):  # a folder, a glob or a Dask DataFrame: read in chunks
+        from nbops.quality.stream.reference import stream_references
+        from nbops.quality.stream.validate import stream_validate
+
+        refs = stream_references(schema, reference, _references) if drift else {}
+        return stream_validate(
+            data, schema, environment=environment, references=refs, workers=workers
+        )
     checks: list[CheckResult] = []
     if isinstance(data, pd.DataFrame):
         df: pd.DataFrame | None = _usable_frame(data, "validate")
