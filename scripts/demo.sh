@@ -16,14 +16,14 @@ bash scripts/setup.sh
 echo "   ($(elapsed "$started"))"
 mkdir -p bundles pipelines
 
-notebooks() {
+notebooks() {  # into pipelines/examples: a bundle (other sections) re-exports into pipelines/NAME
   for notebook in example_notebooks/*.ipynb; do
     name=$(basename "$notebook" .ipynb)
     echo "-- $notebook"
     .venv/bin/nbops tags "$notebook"
-    .venv/bin/nbops export "$notebook" -o pipelines
+    .venv/bin/nbops export "$notebook" -o pipelines/examples
     echo "-- metrics of the exported pipeline (python -m $name):"
-    (cd "pipelines/$name" && ../../.venv/bin/python -m "$name")
+    (cd "pipelines/examples/$name" && ../../../.venv/bin/python -m "$name")
   done
 }
 
