@@ -4,7 +4,7 @@
 # deploy (serving, monitoring, retraining).
 #
 # The set-up installs only what the main job uses; a step that needs an engine (kfp) installs
-# it when it is reached (scripts/setup.sh --extra kfp). The sections are independent of each
+# it when it is reached (scripts/setup.sh --extra kfp, --extra airflow). The sections are independent of each
 # other, so they run side by side (one process each, the machine's cores shared); each one's
 # output is shown whole, in order, with its duration. Any section failing fails the demo.
 set -euo pipefail
@@ -134,6 +134,8 @@ PY
   .venv/bin/python scripts/send_requests.py example_notebooks/data/churn_q2_requests.csv --url "http://127.0.0.1:$port"
   .venv/bin/nbops registry history churn --alias production
   echo "-- the same loop for a scheduler: an Airflow DAG monitor -> retrain -> compare -> promote"
+  echo "-- installing Airflow for this step: the export checks the DAG with it (scripts/setup.sh --extra airflow)"
+  bash scripts/setup.sh --extra airflow
   .venv/bin/nbops export example_notebooks/churn.ipynb -o pipelines/airflow --target airflow --loop churn --schedule @daily
   kill "$server"
 }
