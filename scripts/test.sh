@@ -2,7 +2,7 @@
 # Set up the environment and run the whole test suite (what CI runs), then lint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --dev
 # The browser tests (tests/browser) drive Debian's chromium through playwright: install it
 # (about 1 min, as root). Never `playwright install`: it downloads a browser of its own.
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
