@@ -107,7 +107,16 @@ def run_from_palette(page: Any, label: str) -> None:
 
 
 def notebook_tags(path: Path) -> list[list[str]]:
-    nb = json.loads(path.read_text())
+    """The cells' tags as saved; a read while the lab is writing the file (empty or cut
+    short, seen under load) is tried again until the file holds a whole notebook."""
+
+    def whole() -> Any:
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            return None
+
+    nb = wait_for(whole, timeout=30, what=f"{path.name} saved whole")
     return [c.get("metadata", {}).get("tags", []) for c in nb["cells"]]
 
 

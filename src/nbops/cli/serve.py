@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from nbops._atomic import atomic_write_text
+from nbops._paths import is_folder_or_glob
 from nbops.bundle.locate import require_bundle_path
 from nbops.cli.bundle import RequireSignature, TrustedKeys, _load, _trust
 from nbops.cli.common import _handles_errors, _require_file, _warn, app, err, out
@@ -186,10 +187,8 @@ def monitor(
                 f"compared on when a retrain promoted it ({reference})",
                 markup=False,
             )
-    from nbops.quality.stream.source import is_stream_input
-
     for given in (data, log, reference, labels):
-        if given is not None and not (given is data and is_stream_input(data)):
+        if given is not None and not (given is data and is_folder_or_glob(data)):
             _require_file(given)
     import json
 

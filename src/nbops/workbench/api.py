@@ -51,7 +51,7 @@ def infer_schema(
 
 
 def validate(
-    data: pd.DataFrame | str | os.PathLike[str],
+    data: pd.DataFrame | str | os.PathLike[str] | Any,
     schema: Schema | str | os.PathLike[str],
     *,
     environment: str = "training",
@@ -60,8 +60,9 @@ def validate(
     workers: int | None = None,
     name: str = "data",
 ) -> ValidationReport:
-    """Validate a frame (or a .csv/.parquet path) against a Schema (or a schema.json path);
-    returns the ValidationReport and records it in the current run under `name`."""
+    """Validate a frame (or a .csv/.parquet path, a folder or glob of Parquet files read in
+    chunks, or a Dask DataFrame) against a Schema (or a schema.json path); returns the
+    ValidationReport and records it in the current run under `name`."""
     from nbops.quality.schema import Schema
     from nbops.quality.validate import validate as check
 
@@ -85,7 +86,7 @@ def slice_metrics(
     y_score: npt.ArrayLike | pd.Series | pd.DataFrame | None = None,
     slices: pd.DataFrame | pd.Series | Sequence[str] | str | None = None,
     *,
-    data: pd.DataFrame | None = None,
+    data: pd.DataFrame | str | Any | None = None,
     task: Task = "classification",
     metrics: Sequence[str] | None = None,
     cross: Sequence[Sequence[str]] | None = None,
@@ -100,7 +101,8 @@ def slice_metrics(
     weak_segments: bool | Mapping[str, Any] = False,
     name: str = "slices",
 ) -> SliceReport:
-    """Metrics overall and per slice (see nbops.quality.slices); records the report in the
+    """Metrics overall and per slice (see nbops.quality.slices; `data` may be a folder or glob
+    of Parquet files, or a Dask DataFrame, streamed in chunks); records the report in the
     current run under `name`."""
     from nbops.quality.slices import slice_metrics as compute
 

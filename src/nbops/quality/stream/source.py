@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbops._paths import GLOB_CHARS, is_folder_or_glob
 from nbops.errors import QualityInputError
 
 CHUNK_ROWS = 1 << 20  # rows per chunk: ~8 MiB per numeric column
-_GLOB_CHARS = frozenset("*?[")
 _PARQUET = (".parquet", ".pq", ".parq")
 
 
@@ -39,10 +39,7 @@ def is_stream_input(value: Any) -> bool:
     """A folder, a glob, or a Dask DataFrame: inputs read in chunks."""
     if is_dask_frame(value):
         return True
-    if isinstance(value, str | os.PathLike):
-        text = os.fspath(value)
-        return Path(text).is_dir() or any(c in _GLOB_CHARS for c in text)
-    return False
+    return isinstance(value, str | os.PathLike) and is_folder_or_glob(value)
 
 
 @dataclass
@@ -171,7 +168,7 @@ def open_source(value: Any) -> Source:
     if is_dask_frame(value):
         return DaskSource(value)
     text = os.fspath(value)
-    if any(c in _GLOB_CHARS for c in text) and not Path(text).is_dir():
+    if any(c in GLOB_CHARS for c in text) and not Path(text).is_dir():
         files = sorted(f for f in glob.glob(text, recursive=True) if Path(f).is_file())
         if not files:
             raise QualityInputError(
