@@ -13,13 +13,11 @@ import pandas as pd
 from pydantic import JsonValue
 
 from nbops.quality.schema.model import (
-    DEFAULT_KS_PVALUE,
-    DEFAULT_KS_STATISTIC_FAIL,
     DEFAULT_RANGE_ALPHA,
     ReferenceStats,
 )
 from nbops.quality.validate.columns import _ACCEPTED, _ColumnChecks, exceedance_pvalue
-from nbops.quality.validate.drift import _binned_result, _ks_pvalue, _or
+from nbops.quality.validate.drift import drift_from_counts
 from nbops.quality.validate.report import CheckResult, Status
 from nbops.quality.validate.values import EXAMPLES, _json_value
 
@@ -192,42 +190,9 @@ class _Merged(_ColumnChecks):
         )
 
     def numeric_drift(self, ref: ReferenceStats) -> list[CheckResult]:
-        p, column = self.p, self.column
+        p = self.p
         assert p.points is not None and p.at_or_below is not None
-        points, at_or_below = p.points, p.at_or_below
-        edges = np.asarray(ref.bin_edges or [], dtype=np.float64)
-        grid = np.asarray(ref.cdf_values or [], dtype=np.float64)
-        n_new = self.n - self.nulls
-        checks: list[CheckResult] = []
-        if ref.bin_edges is not None and ref.proportions is not None:
-            below = at_or_below[np.searchsorted(points, edges)]
-            new = np.diff(np.concatenate(([0], below, [n_new]))).astype(np.float64)
-            old = np.asarray(ref.proportions, dtype=np.float64)
-            old = old / old.sum() * ref.rows if old.sum() > 0 else old
-            checks.append(_binned_result(self, "drift_psi", new, old, {}))
-        if ref.cdf_values is not None and ref.cdf is not None:
-            new_cdf = at_or_below[np.searchsorted(points, grid)] / n_new
-            gap = float(np.max(np.abs(new_cdf - np.asarray(ref.cdf))))
-            pvalue = _ks_pvalue(gap, n_new, ref.rows)
-            alpha = _or(column.ks_pvalue, DEFAULT_KS_PVALUE)
-            big = _or(column.ks_statistic_fail, DEFAULT_KS_STATISTIC_FAIL)
-            status: Status = "pass"
-            if pvalue < alpha:
-                status = "fail" if gap >= big else "warn"
-            checks.append(
-                self.result(
-                    "drift_ks",
-                    status,
-                    f"KS statistic {gap:.4f}, p-value {pvalue:.3g}",
-                    stats={
-                        "statistic": gap,
-                        "pvalue": pvalue,
-                        "alpha": alpha,
-                        "reference_rows": ref.rows,
-                    },
-                )
-            )
-        return checks
+        return drift_from_counts(self, ref, p.points, p.at_or_below)
 
 
 def _duplicated_rows(hashes: list[np.ndarray]) -> int:

@@ -62,13 +62,23 @@ TESTED_KINDS = frozenset({"drift_psi", "drift_ks", "drift_categories"})
 
 
 def numeric_drift(checker: _ColumnChecks, ref: ReferenceStats) -> list[CheckResult]:
-    column = checker.column
     edges = np.asarray(ref.bin_edges or [], dtype=np.float64)
     grid = np.asarray(ref.cdf_values or [], dtype=np.float64)
     points = np.union1d(edges, grid)
     if points.size == 0:
         return []
-    at_or_below = _counts_at_or_below(checker.s, points)
+    return drift_from_counts(checker, ref, points, _counts_at_or_below(checker.s, points))
+
+
+def drift_from_counts(
+    checker: _ColumnChecks, ref: ReferenceStats, points: np.ndarray, at_or_below: np.ndarray
+) -> list[CheckResult]:
+    """PSI and KS against the reference from the new values' counts at or below `points`
+    (the union of the reference's bin edges and CDF grid): the in-memory path counts them
+    from the column, the streamed one merges them over chunks."""
+    column = checker.column
+    edges = np.asarray(ref.bin_edges or [], dtype=np.float64)
+    grid = np.asarray(ref.cdf_values or [], dtype=np.float64)
     n_new = checker.n - checker.nulls
     checks: list[CheckResult] = []
     if ref.bin_edges is not None and ref.proportions is not None:
