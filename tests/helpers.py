@@ -13,13 +13,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from tests import _clifork
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "example_notebooks"
@@ -47,15 +49,33 @@ def build_notebook(path: Path, cells: Cells) -> Path:
     return path
 
 
-def run_nbops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run the real command line, as a user would. The timeout only stops a hung command: a
-    command that runs a kernel can take minutes on a loaded 2-core machine."""
+def run_nbops(
+    *args: str,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    fresh: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """Run the real command line, as a user would: `python -m nbops ARGS` in `cwd`, with `env`
+    (default: this process's), its output captured as text. The timeout only stops a hung
+    command: a command that runs a kernel can take minutes on a loaded 2-core machine.
+
+    The command runs in a child forked from this test process's zygote (tests/_clifork.py),
+    which has the libraries imported already, with the same result as a new process; where it
+    cannot promise that, and for `fresh=True` (tests of start-up, imports or signals), or with
+    NBOPS_TEST_NO_FORK=1, it runs in a new process."""
+    command = [sys.executable, "-m", "nbops", *args]
+    if not fresh:
+        done = _clifork.run(command, cwd=cwd, env=env, timeout=timeout)
+        if done is not None:
+            return done
     return subprocess.run(
-        [sys.executable, "-m", "nbops", *args],
+        command,
         cwd=cwd,
+        env=None if env is None else dict(env),
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
     )
 
