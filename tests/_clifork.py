@@ -30,7 +30,10 @@ would return, or None when it cannot promise that (the caller then starts a real
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import gc
+import importlib
 import json
 import locale
 import os
@@ -117,16 +120,18 @@ def _lines(sock: socket.socket) -> Any:
 
 
 class _Recorder:
-    """Records the environment variables read through os.environ while it is active."""
+    """Records the environment variables read through os.environ, and whether the working
+    directory was asked for, while it is active."""
 
     def __init__(self) -> None:
         self.read: set[str] = set()
         self.everything = False
+        self.cwd: set[str] = set()  # the modules that asked for the working directory
 
     def __enter__(self) -> _Recorder:
         cls = os._Environ  # type: ignore[attr-defined]
-        self._saved = (cls.__getitem__, cls.__iter__)
-        getitem, iterate = self._saved
+        self._saved = (cls.__getitem__, cls.__iter__, os.getcwd)
+        getitem, iterate, getcwd = self._saved
         recorder = self
 
         def __getitem__(env: Any, key: Any) -> Any:
@@ -137,12 +142,16 @@ class _Recorder:
             recorder.everything = True
             return iterate(env)
 
-        cls.__getitem__, cls.__iter__ = __getitem__, __iter__
+        def cwd() -> str:
+            recorder.cwd.add(sys._getframe(1).f_globals.get("__name__", "?"))
+            return getcwd()
+
+        cls.__getitem__, cls.__iter__, os.getcwd = __getitem__, __iter__, cwd
         return self
 
     def __exit__(self, *exc: object) -> None:
         cls = os._Environ  # type: ignore[attr-defined]
-        cls.__getitem__, cls.__iter__ = self._saved
+        cls.__getitem__, cls.__iter__, os.getcwd = self._saved
 
 
 def _preload() -> tuple[list[str], list[str]]:
@@ -151,37 +160,44 @@ def _preload() -> tuple[list[str], list[str]]:
     import warnings
 
     handlers = {s: signal.getsignal(s) for s in _signals()}
-    env, path = dict(os.environ), list(sys.path)
-    problems: list[str] = []
+    env, path, fds = dict(os.environ), list(sys.path), set(os.listdir("/proc/self/fd"))
+    limit = sys.getrecursionlimit()
     shown: list[str] = []
     showwarning = warnings.showwarning
     warnings.showwarning = lambda message, *args, **kwargs: shown.append(str(message))
     try:
         with _Recorder() as recorder:
             for name in PRELOAD:
-                try:
+                with contextlib.suppress(ImportError):  # then no command can use it either
                     __import__(name)
-                except ImportError:
-                    pass  # not installed here: the commands that need it cannot run either
     finally:
         warnings.showwarning = showwarning
-    if shown:  # a fresh process importing the library would show them; a child would not
-        problems.append(f"warnings at import: {shown}")
-    if recorder.everything:
-        problems.append("the whole environment was read")
-    if dict(os.environ) != env:
-        problems.append("the environment changed")
-    if sys.path != path:
-        problems.append("sys.path changed")
-    if any(signal.getsignal(s) != h for s, h in handlers.items()):
-        problems.append("signal handlers changed")
-    if threading.active_count() != 1:
-        problems.append("a Python thread started")
-    if logging.root.handlers:
-        problems.append("logging configured")
-    if tempfile.tempdir is not None:
-        problems.append("tempfile.tempdir was set")
-    return sorted(recorder.read), problems
+    checks = {
+        # A fresh process importing the library would show them; a child would not.
+        f"warnings shown at import: {shown}": bool(shown),
+        "the whole environment was read": recorder.everything,
+        f"the working directory was read by {recorder.cwd - set(_CWD_AT_IMPORT)}": bool(
+            recorder.cwd - set(_CWD_AT_IMPORT)
+        ),
+        "the environment changed": dict(os.environ) != env,
+        "sys.path changed": sys.path != path,
+        "signal handlers changed": any(signal.getsignal(s) != h for s, h in handlers.items()),
+        "a Python thread started": threading.active_count() != 1,
+        "files or sockets left open": bool(set(os.listdir("/proc/self/fd")) - fds),
+        "logging configured": bool(logging.root.handlers),
+        "tempfile.tempdir set": tempfile.tempdir is not None,
+        "the recursion limit changed": sys.getrecursionlimit() != limit,
+    }
+    return sorted(recorder.read), [problem for problem, found in checks.items() if found]
+
+
+def _set_rich_cwd() -> None:
+    sys.modules["rich"]._IMPORT_CWD = os.path.abspath(os.getcwd())
+
+
+# Modules that keep the working directory they were imported in, and how a child sets it to its
+# own (rich: to show relative paths in its tracebacks).
+_CWD_AT_IMPORT = {"rich": _set_rich_cwd}
 
 
 def _signals() -> list[signal.Signals]:
@@ -204,7 +220,8 @@ def zygote_main(fd: int) -> None:
         return os._exit(0)
     gc.collect()
     gc.freeze()  # children then neither scan nor copy (refcount writes) the imports' objects
-    _send(sock, {"ready": read, "pid": os.getpid()})
+    modules = sorted({name.partition(".")[0] for name in sys.modules})
+    _send(sock, {"ready": read, "modules": modules})
     for request in _lines(sock):
         sys.stdout.flush()
         sys.stderr.flush()
@@ -264,8 +281,13 @@ def _become(
             sys.path.insert(0, os.getcwd())  # `-m` puts the working directory first
         sys.argv = [main, *request["argv"][3:]]
         sys.orig_argv = list(request["argv"])
+        for module in _CWD_AT_IMPORT.keys() & sys.modules.keys():
+            _CWD_AT_IMPORT[module]()
+        importlib.invalidate_caches()  # directories listed in the zygote may have changed
         if "numpy.random" in sys.modules:  # its global generator was seeded in the zygote
             sys.modules["numpy.random"].seed()
+        if "multiprocessing.process" in sys.modules:  # as were multiprocessing's secrets
+            sys.modules["multiprocessing.process"].current_process().authkey = os.urandom(32)
     except BaseException as exc:
         os.write(ready_w, f"child set-up: {exc!r}".encode() or b"?")
         os._exit(127)
@@ -299,7 +321,7 @@ _m.run_child()
 class _Zygote:
     def __init__(self) -> None:
         ours, theirs = socket.socketpair()
-        self.env = dict(os.environ)
+        self.env = dict(_START_ENV)
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _BOOTSTRAP.format(path=__file__, fd=theirs.fileno())],
             pass_fds=[theirs.fileno()],
@@ -307,7 +329,7 @@ class _Zygote:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=self.env,
-            cwd=tempfile.gettempdir(),
+            cwd="/",
         )
         theirs.close()
         self.sock = ours
@@ -320,6 +342,7 @@ class _Zygote:
             self.close()
             raise _Unavailable(f"the zygote did not start: {hello}")
         self.read = frozenset(hello["ready"])
+        self.modules = frozenset(hello["modules"])
 
     def next(self, timeout: float | None) -> dict[str, Any] | None:
         """The next message; None when the zygote has closed; TimeoutError after `timeout`."""
@@ -356,8 +379,30 @@ class _Unavailable(Exception):
     """The zygote cannot take this request: run a real process."""
 
 
+# The environment the test process started with: not a test's monkeypatched one.
+_START_ENV = dict(os.environ)
 _lock = threading.Lock()
-_state: dict[str, Any] = {"zygote": None, "owner": None, "broken": False}
+_state: dict[str, Any] = {"zygote": None, "owner": None, "broken": False, "forked": 0}
+
+
+def forked() -> int:
+    """How many commands ran in a forked child so far (for tests of the fork server)."""
+    return int(_state["forked"])
+
+
+def _shadowed(cwd: Path, modules: frozenset[str]) -> bool:
+    """`python -m` puts cwd first on sys.path: a module there named like one the zygote has
+    imported would be imported by a fresh process instead of it."""
+    with os.scandir(cwd) as entries:
+        for entry in entries:
+            name, dot, suffix = entry.name.partition(".")
+            if name not in modules:
+                continue
+            if entry.is_dir() and os.path.exists(os.path.join(entry.path, "__init__.py")):
+                return True
+            if dot and suffix.rpartition(".")[2] in ("py", "pyc", "so"):
+                return True
+    return False
 
 
 def _zygote() -> _Zygote:
@@ -375,7 +420,18 @@ def _zygote() -> _Zygote:
         _state["broken"] = True
         raise
     _state["zygote"] = zygote
+    if not _state.get("atexit"):
+        atexit.register(_stop)
+        _state["atexit"] = True
     return zygote
+
+
+def _stop() -> None:
+    """At the test process's end: the zygote sees its socket close, and ends."""
+    zygote = _state["zygote"]
+    if zygote is not None and _state["owner"] == os.getpid():
+        zygote.close()
+        _state["zygote"] = None
 
 
 def run(
@@ -410,7 +466,11 @@ def run(
                 }
                 if any(_sensitive(k, zygote.read) for k in changed):
                     return None
-                return _request(zygote, list(command), Path(cwd), env, timeout)
+                if _shadowed(Path(cwd), zygote.modules):
+                    return None
+                done = _request(zygote, list(command), Path(cwd), env, timeout)
+                _state["forked"] += 1
+                return done
             except _Restart:
                 if attempt:
                     return None
@@ -460,8 +520,11 @@ def _request(
             if not zygote.pending():  # else it has just ended and may be reaped: not its pid
                 os.kill(pid, signal.SIGKILL)
             zygote.next(timeout=60)  # the zygote reaps it and reports
-            raise subprocess.TimeoutExpired(
-                command, timeout or 0, output=_text(out), stderr=_text(err)
+            raise subprocess.TimeoutExpired(  # as subprocess.run's: the bytes read, or None
+                command,
+                timeout or 0,
+                output=out.read_bytes() or None if out.exists() else None,
+                stderr=err.read_bytes() or None if err.exists() else None,
             ) from None
         if status is None or "status" not in status:
             raise RuntimeError(
