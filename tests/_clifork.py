@@ -196,8 +196,13 @@ def _set_rich_cwd() -> None:
 
 
 # Modules that keep the working directory they were imported in, and how a child sets it to its
-# own (rich: to show relative paths in its tracebacks).
-_CWD_AT_IMPORT = {"rich": _set_rich_cwd}
+# own (rich: to show relative paths in its tracebacks; multiprocessing: for the processes it
+# spawns).
+def _set_multiprocessing_cwd() -> None:
+    sys.modules["multiprocessing.process"].ORIGINAL_DIR = os.path.abspath(os.getcwd())
+
+
+_CWD_AT_IMPORT = {"rich": _set_rich_cwd, "multiprocessing.process": _set_multiprocessing_cwd}
 
 
 def _signals() -> list[signal.Signals]:

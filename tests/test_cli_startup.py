@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from nbops import errors
+from tests.helpers import run_nbops
 
 # What a bundle command imports to load, verify or serve a bundle, or to read data (typer
 # itself imports pydantic when a command runs, so pydantic is not among them).
@@ -138,10 +139,8 @@ def test_a_command_still_refuses_a_notebook_its_schema_rejects(tmp_path: Path) -
                     "cells": [{"cell_type": "code", "source": 3, "metadata": {},
                                "outputs": [], "execution_count": None, "id": "a"}]})
     )  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "nbops", "tags", str(path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    # A new process: what its main() marks before nbformat loads is what is tested.
+    done = run_nbops("tags", str(path), cwd=tmp_path, timeout=120, fresh=True)
     assert done.returncode == errors.NotebookReadError.exit_code, done.stderr
     assert "invalid notebook at cells/0/source" in done.stderr
     assert "Traceback" not in done.stderr

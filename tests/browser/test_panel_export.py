@@ -11,7 +11,6 @@ panel (docs/screenshots/panel-light.png and panel-dark.png) are saved here.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from tests.browser.test_lab import (
     run_from_palette,
     wait_for,
 )
+from tests.helpers import run_nbops
 
 pytestmark = [
     pytest.mark.slow,
@@ -159,14 +159,7 @@ NODES = ".nbops-dag-node"
 
 def nbops_cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
     """The real command line in the notebook's project, as a user at a terminal."""
-    return subprocess.run(
-        [sys.executable, "-m", "nbops", *args],
-        cwd=project(lab),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return run_nbops(*args, cwd=project(lab), timeout=180)
 
 
 def export_for(page: Any, panel: Any, label: str) -> Any:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from typing import Any
 
@@ -28,6 +27,7 @@ from tests.browser.test_lab import (
     run_from_palette,
     wait_for,
 )
+from tests.helpers import run_nbops
 
 pytestmark = pytest.mark.slow
 
@@ -67,14 +67,7 @@ TRAIN_CELL = 4
 
 def nbops_cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
     """The real command line in the notebook's project, as a user at a terminal."""
-    return subprocess.run(
-        [sys.executable, "-m", "nbops", *args],
-        cwd=lab.root / FOLDER,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return run_nbops(*args, cwd=lab.root / FOLDER, timeout=180)
 
 
 def rows(panel: Any) -> Any:

@@ -60,14 +60,10 @@ def test_ci_fails_with_exit_24_when_a_gate_fails(
 ) -> None:
     make_notebook([PARAMS, SCORE], name="model.ipynb")
     summary = project / "step-summary.md"
-    result = subprocess.run(
-        [sys.executable, "-m", "nbops", "ci", "model.ipynb", "-p", "rows", "4", "--junit", "j.xml"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)},
-        check=False,
-    )
+    result = run_nbops(
+        "ci", "model.ipynb", "-p", "rows", "4", "--junit", "j.xml",
+        cwd=project, env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)},
+    )  # fmt: skip
     assert result.returncode == errors.GateFailedError.exit_code, result.stderr
     assert result.stderr.strip().startswith("nbops: error: 1 of 2 gates failed: accuracy >= 0.4")
     failures = [c for c in _junit(project / "j.xml") if c.find("failure") is not None]

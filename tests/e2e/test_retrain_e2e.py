@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,21 +15,14 @@ import pytest
 from nbops import errors
 from nbops.runs.registry import Registry
 from nbops.runs.store import RunStore
-from tests.helpers import EXAMPLES
+from tests.helpers import EXAMPLES, run_nbops
 
 pytestmark = pytest.mark.slow
 
 
 def nbops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The real command line; a retrain runs a kernel, so a loaded machine gets time."""
-    return subprocess.run(
-        [sys.executable, "-m", "nbops", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    return run_nbops(*args, cwd=cwd, timeout=900)
 
 
 @pytest.fixture(scope="module")

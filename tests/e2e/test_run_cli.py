@@ -109,14 +109,11 @@ def test_secret_looking_environment_variables_are_not_captured(
     project: Path, store: RunStore, make_notebook: Callable[..., Path]
 ) -> None:
     make_notebook([PARAMS, WORK], name="train.ipynb")
-    env_probe = subprocess.run(
-        [sys.executable, "-m", "nbops", "run", "train.ipynb"],
+    env_probe = run_nbops(
+        "run", "train.ipynb",
         cwd=project,
-        capture_output=True,
-        text=True,
         env={**__import__("os").environ, "MY_SERVICE_TOKEN": "t0k", "PLAIN_SETTING": "visible"},
-        check=False,
-    )
+    )  # fmt: skip
     assert env_probe.returncode == 0, env_probe.stderr
     variables = _single_run(store).environment.variables  # type: ignore[union-attr]
     assert "MY_SERVICE_TOKEN" not in variables

@@ -244,10 +244,8 @@ def test_a_full_disk_while_the_notebook_logs_its_model_is_one_line_and_a_failed_
         "PYTHONPATH": os.pathsep.join([str(hooks), os.environ.get("PYTHONPATH", "")]),
     }
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "nbops", "run", "model.ipynb"],
-        cwd=project, capture_output=True, text=True, timeout=300, env=env, check=False,
-    )  # fmt: skip
+    # A new process: the interpreter imports sitecustomize when it starts.
+    proc = run_nbops("run", "model.ipynb", cwd=project, env=env, timeout=300, fresh=True)
 
     assert proc.returncode == errors.DiskFullError.exit_code == 39, proc.stderr
     (line,) = proc.stderr.strip().splitlines()

@@ -60,15 +60,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _nbops(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "nbops", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_env(**env),
-        check=False,
-    )
+    return run_nbops(*args, cwd=cwd, env=_env(**env), timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import ast
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.helpers import build_notebook
+from tests.helpers import build_notebook, run_nbops
 from tests.labserver.test_handlers import Server, error_of, running_server
 
 pytestmark = [
@@ -130,14 +128,8 @@ def test_a_missing_engine_is_refused_as_the_command_line_refuses_it(
     root.mkdir()
     build_notebook(root / "flow.ipynb", FLOW)
 
-    cli = subprocess.run(
-        [sys.executable, "-m", "nbops", "export", "flow.ipynb", "--target", "kfp"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    # A new process (as run_nbops makes for another PYTHONPATH): sitecustomize at its start.
+    cli = run_nbops("export", "flow.ipynb", "--target", "kfp", cwd=root, timeout=120, fresh=True)
     assert cli.returncode == 25, cli.stdout + cli.stderr
     with running_server(tmp_path, root) as srv, srv.client() as client:
         r = client.post(srv.api("export"), json={"path": "flow.ipynb", "target": "kfp"})
