@@ -7,25 +7,37 @@ would return, or None when it cannot promise that (the caller then starts a real
 
 - One zygote per test process, started on first use as a separate Python process (never a fork
   of the test process, which has threads and has run OpenMP code) with the test process's
-  interpreter and environment. It imports the third-party libraries the commands use (PRELOAD)
-  and nothing of nbops, runs no computation, then serves requests over a socket: for each it
-  forks a child that takes exactly the request's environment, working directory, fresh output
-  files on fds 1 and 2 and /dev/null on fd 0, the interpreter's start-up signal handlers,
-  `sys.argv` and `sys.path[0]` as `-m` sets them, and runs the `nbops` module as `python -m`
-  does; the child's end (exit code, SystemExit text, traceback, Ctrl-C) is the interpreter's
-  own. The zygote reports the child's pid, then its exit status (a signal as -N).
-- What the imports read at import time cannot follow a later environment: the zygote records
-  every environment variable its imports read (and a fixed list read below Python: OpenMP,
-  BLAS, locale, allocator, PYTHON*); a request whose environment differs from the zygote's in
-  any of them, or that names another interpreter or a cwd that is not a directory, gets None.
-- The zygote checks its imports left nothing a fresh process would not have (no thread of
-  Python's, no changed environment, signal handler, warning filter, sys.path or logging
-  handler); if they did it refuses to serve and every call gets None.
+  interpreter and its environment at start. It imports the third-party libraries the commands
+  use (PRELOAD) and nothing of nbops, runs no computation, freezes what it imported out of the
+  garbage collector's sight, then serves requests over a socket: for each it forks a child that
+  takes exactly the request's environment, working directory, new output files on fds 1 and 2
+  and /dev/null on fd 0, the interpreter's start-up signal handlers, `sys.argv`,
+  `sys.orig_argv` and `sys.path[0]` as `-m` sets them, new random seeds, and runs the `nbops`
+  module as `python -m` does (runpy). The child then ends as any interpreter does, through its
+  own exit path: exit code (SystemExit None/int/text), traceback, Ctrl-C, non-daemon threads
+  joined, atexit, files flushed and closed (no os._exit: that would skip the closing of files
+  a command left open, for ~0.1 s saved). The zygote reports the child's pid, then its exit
+  status (a signal as -N, as subprocess does).
+- What the imports read when they ran cannot follow a later request: the zygote records every
+  environment variable they read through os.environ (and a fixed list read below Python:
+  OpenMP, BLAS, locale, allocator, PYTHON*, HOME, PATH, TMPDIR); a request whose environment
+  differs from the zygote's in any of them gets None, as do another interpreter, a cwd that is
+  not a directory, and a cwd holding a module named like one the zygote imported (`-m` puts
+  cwd first on sys.path: a new process would import that module instead).
+- The zygote checks its imports left nothing a new process would not have (a warning shown, a
+  Python thread, open files, a changed environment, signal handler, sys.path, logging handler,
+  recursion limit, tempfile.tempdir, a working directory kept, other than rich's and
+  multiprocessing's, which a child sets to its own); if they did it refuses to serve and every
+  call gets None. What remains different, knowingly: warning filters that the preloaded
+  libraries install at import are present in a child even when its command does not import
+  them (they concern those libraries' own warnings), and every child has the zygote's hash
+  seed (PYTHONHASHSEED-like: set iteration order is the same from one command to the next).
 - On timeout the child is killed and `subprocess.TimeoutExpired` raised, as subprocess.run does.
   A zygote that died between calls is started again once; any other failure of the machinery
   before the child runs gives None. A zygote that dies while its child runs leaves the child's
   exit status unknown: RuntimeError (running the command again could run it twice).
-- NBOPS_TEST_NO_FORK=1 in the environment: always None (every command a real process).
+- One request at a time per test process: a second thread, or a fork of the test process,
+  gets None. NBOPS_TEST_NO_FORK=1 in the environment: always None.
 """
 
 from __future__ import annotations
@@ -54,9 +66,8 @@ DISABLE_ENV = "NBOPS_TEST_NO_FORK"
 # What `nbops` commands import, measured (`-X importtime`): the CLI's typer/rich/pydantic,
 # nbformat and jsonschema (export, tags, run), pandas/pyarrow/scipy.stats (infer-schema,
 # validate, monitor), papermill and the Jupyter client side (run, ci, rerun, sweep), which
-# looks up ipykernel's kernel spec (IPython with it). Not
-# scikit-learn: its import sets KMP_* variables in os.environ, and it saves ~0.3 s on the few
-# bundle commands only.
+# looks up ipykernel's kernel spec (IPython with it). Not scikit-learn: its import sets KMP_*
+# variables in os.environ, and it would save ~0.3 s on the few bundle commands only.
 PRELOAD = [
     "typer",
     "typer.rich_utils",
