@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,18 +71,28 @@ def test_an_nbops_error_is_one_line_and_its_exit_code(tmp_path: Path) -> None:
     _same(forked, fresh)
 
 
+@pytest.fixture
+def zygote_started_with_columns(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A zygote whose own environment has COLUMNS=150 (the tests' one has none)."""
+    _clifork._stop()
+    monkeypatch.setattr(_clifork, "_START_ENV", {**_clifork._START_ENV, "COLUMNS": "150"})
+    yield
+    _clifork._stop()  # the next test's zygote has the tests' environment again
+
+
+@pytest.mark.usefixtures("zygote_started_with_columns")
 def test_each_command_has_exactly_its_own_environment(tmp_path: Path) -> None:
     # rich sizes the help to COLUMNS when the output is not a terminal.
-    wide, wide_fresh = _both("--help", cwd=tmp_path, COLUMNS="150")
     environment = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     before = _clifork.forked()
     narrow = run_nbops("--help", cwd=tmp_path, env=environment)
     assert _clifork.forked() == before + 1
     narrow_fresh = run_nbops("--help", cwd=tmp_path, env=environment, fresh=True)
-    assert max(map(len, wide.stdout.splitlines())) == 150
-    assert max(map(len, narrow.stdout.splitlines())) == 80  # no COLUMNS left from before
-    _same(wide, wide_fresh)
+    wide, wide_fresh = _both("--help", cwd=tmp_path, COLUMNS="120")
+    assert max(map(len, narrow.stdout.splitlines())) == 80  # not the zygote's COLUMNS
+    assert max(map(len, wide.stdout.splitlines())) == 120
     _same(narrow, narrow_fresh)
+    _same(wide, wide_fresh)
 
 
 def test_a_hung_command_is_killed_at_its_timeout(tmp_path: Path) -> None:
