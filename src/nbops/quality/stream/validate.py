@@ -50,13 +50,13 @@ from nbops.quality.validate.columns import (
     _arrow_known_counts,
 )
 from nbops.quality.validate.drift import (
+    _counts_at_or_below,
     category_drift,
     judge_drift_family,
 )
 from nbops.quality.validate.frame_checks import _presence_checks
 from nbops.quality.validate.report import CheckResult, ValidationReport
 from nbops.quality.validate.values import (
-    CHUNK,
     EXAMPLES,
     _aligned_timestamp,
     _json_value,
@@ -214,16 +214,7 @@ class _Partial:
 
     def _at_or_below(self, s: pd.Series) -> None:
         assert self.points is not None
-        dtype = s.dtype
-        if isinstance(dtype, np.dtype):
-            x = s.to_numpy().astype(np.float64)  # a copy, sorted in place
-        else:
-            x = np.array(s.array.to_numpy(dtype=np.float64, na_value=np.nan), copy=True)
-        found = np.zeros(self.points.size, dtype=np.int64)
-        for start in range(0, x.size, CHUNK):  # sorted a cache-sized block at a time
-            block = x[start : start + CHUNK]
-            block.sort()  # NaN sorts last: never at or below a point
-            found += np.searchsorted(block, self.points, side="right")
+        found = _counts_at_or_below(s, self.points)  # the in-memory path's own count
         self.at_or_below = found if self.at_or_below is None else self.at_or_below + found
 
     def _categories(self, s: pd.Series, offset: int, nulls: int) -> None:
