@@ -31,7 +31,7 @@ from nbops.quality.slices.columns import _slice_value
 from nbops.quality.slices.inputs import _python_scalar, _resolve_metrics
 from nbops.quality.slices.intervals import _wilson
 from nbops.quality.slices.predicates import Equals, IsMissing, SlicePredicate
-from nbops.quality.slices.report import SliceMetric, SliceReport
+from nbops.quality.slices.report import SliceMetric, SliceReport, slice_row
 from nbops.quality.stream.source import open_source
 
 KLL_K = 2000
@@ -328,29 +328,23 @@ def stream_slice_metrics(
             count = int(counts[s])
             for metric in metric_names:
                 vals, lows, highs = results[metric]
-                value = float(vals[s])
-                defined = not math.isnan(value)
-                low, high = float(lows[s]), float(highs[s])
-                has_ci = defined and not math.isnan(low)
-                base = overall_dict[metric]
                 reason = (
                     "only one class in y_true in the slice"
                     if metric == "roc_auc"
                     else _COUNT_REASONS[metric]
                 )
                 rows.append(
-                    SliceMetric(
-                        slice=predicate,
-                        name=name,
-                        metric=metric,
-                        value=value if defined else None,
-                        reason=None if defined else reason,
+                    slice_row(
+                        predicate,
+                        name,
+                        metric,
+                        float(vals[s]),
+                        (float(lows[s]), float(highs[s])),
                         count=count,
-                        ci_low=low if has_ci else None,
-                        ci_high=high if has_ci else None,
-                        ci_method="wilson" if has_ci else None,
-                        gap=value - base if defined and base is not None else None,
-                        too_small=count < min_size,
+                        base=overall_dict[metric],
+                        reason=reason,
+                        ci_method="wilson",
+                        min_size=min_size,
                     )
                 )
     return SliceReport(

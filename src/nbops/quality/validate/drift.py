@@ -342,22 +342,33 @@ class PointCounter:
     passes every point and it is never counted. The counts at or below the points are the
     running sums of the ranks' counts."""
 
-    def __init__(self, points: np.ndarray, cells_per_point: int = 8) -> None:
+    def __init__(self, points: np.ndarray) -> None:
         self.size = points.size
+        points = points.astype(np.float64)
+        depth, of_points = 0, np.zeros(0, dtype=np.intp)
+        for per_point in (8, 64):  # the finer grid when the coarse one holds 2+ in a cell
+            self._grid(points, min(1 << 16, max(16, per_point * points.size)))
+            found = self._cells(points)
+            deepest = int(np.bincount(found).max())
+            if not depth or deepest < depth:
+                depth, of_points, grid = deepest, found, (self.low, self.scale, self.last)
+            if depth <= 1:
+                break
+        self.low, self.scale, self.last = grid
+        cells = int(self.last) + 1
+        self.first = np.searchsorted(of_points, np.arange(cells), side="left").astype(np.intp)
+        window = 1 << depth.bit_length()  # a power of two above the depth
+        self.steps = [window >> k for k in range(1, depth.bit_length() + 1)]
+        self.padded = np.concatenate([points, np.full(window, np.inf)])
+        self.threshold = self.padded[self.first]  # each cell's first point at or above it
+        self.ranks = np.zeros(points.size + window, dtype=np.int64)
+
+    def _grid(self, points: np.ndarray, cells: int) -> None:
         low, high = float(points[0]), float(points[-1])
-        cells = min(1 << 16, max(16, cells_per_point * points.size))
         scale = (cells - 1) / (high - low) if high > low else 0.0
         if not (scale > 0 and math.isfinite(scale)):
             cells, scale = 1, 0.0  # one cell: a binary search over every point
         self.low, self.scale, self.last = low, scale, float(cells - 1)
-        of_points = self._cells(points.astype(np.float64))
-        self.first = np.searchsorted(of_points, np.arange(cells), side="left").astype(np.intp)
-        depth = int(np.bincount(of_points, minlength=cells).max())
-        window = 1 << depth.bit_length()  # a power of two above the depth
-        self.steps = [window >> k for k in range(1, depth.bit_length() + 1)]
-        self.padded = np.concatenate([points.astype(np.float64), np.full(window, np.inf)])
-        self.threshold = self.padded[self.first]  # each cell's first point at or above it
-        self.ranks = np.zeros(points.size + window, dtype=np.int64)
 
     def _cells(self, x: np.ndarray) -> np.ndarray:
         if self.last == 0:
