@@ -48,7 +48,7 @@ def slice_row(
     *,
     count: int,
     base: float | None,
-    reason: str,
+    reason: str | None,
     ci_method: CiMethod | None,
     min_size: int,
 ) -> SliceMetric:

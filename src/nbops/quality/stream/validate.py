@@ -51,10 +51,14 @@ from nbops.quality.validate.columns import (
 )
 from nbops.quality.validate.drift import (
     _counts_at_or_below,
-    category_drift,
     judge_drift_family,
 )
-from nbops.quality.validate.frame_checks import _presence_checks
+from nbops.quality.validate.frame_checks import (
+    _presence_checks,
+    custom_error,
+    custom_result,
+    key_result,
+)
 from nbops.quality.validate.report import CheckResult, ValidationReport
 from nbops.quality.validate.values import (
     EXAMPLES,
@@ -248,40 +252,9 @@ class _Partial:
 
     # --- merged: the checks ------------------------------------------------------------
 
-    def checks(self, offsets_known: bool) -> list[CheckResult]:
+    def checks(self) -> list[CheckResult]:
         c = _Merged(self)
-        kind = self.column.kind
-        checks = [c.dtype_check()]
-        if checks[0].status == "fail":
-            return checks
-        checks.append(c.null_check())
-        if kind in NUMERIC_KINDS or kind == "datetime":
-            checks.extend(c.range_checks())
-        if self.column.categories is not None:
-            checks.append(c.categories_check())
-        if self.column.unique:
-            checks.append(c.unique_check())
-        ref = self.reference
-        if ref is not None and self.nulls < self.n:
-            if kind in NUMERIC_KINDS and self.at_or_below is not None:
-                checks.extend(c.numeric_drift(ref))
-            elif kind == "categorical" and ref.frequencies is not None:
-                counts = dict(
-                    zip(
-                        self.known,
-                        (
-                            self.known_counts
-                            if self.known_counts is not None
-                            else np.zeros(len(self.known), dtype=np.int64)
-                        ).tolist(),
-                        strict=True,
-                    )
-                )
-                rest = sum(self.other_counts.values()) + self.other_rest
-                checks.extend(category_drift(c, ref.frequencies, counts, rest))
-            elif kind == "boolean" and ref.frequencies is not None:
-                checks.extend(category_drift(c, ref.frequencies, self.booleans, 0))
-        return checks
+        return c.judged(c.dtype_check())  # the in-memory checks, in its order
 
 
 @dataclass
@@ -369,22 +342,9 @@ def stream_validate(
 
     checks.extend(_presence_checks(_Shape(), schema, env))
     for column in checked:
-        checks.extend(partials[column.name].checks(True))
+        checks.extend(partials[column.name].checks())
     if key is not None:
-        count = _duplicated_rows(key_hashes)
-        checks.append(
-            CheckResult(
-                name="key.duplicate_keys",
-                column=key[0] if len(key) == 1 else None,
-                kind="duplicate_keys",
-                status="fail" if count else "pass",
-                count=count,
-                fraction=count / offset,
-                message=f"{count} rows share their key {key} with another row"
-                if count
-                else f"key {key} is unique",
-            )
-        )
+        checks.append(key_result(key, _duplicated_rows(key_hashes), offset, [], []))
     _mark_exactness(checks, references)
     checks[:] = judge_drift_family(checks)
     for check in custom:
@@ -438,29 +398,9 @@ def _custom_chunk(p: _CustomPartial, check: Any, chunk: pd.DataFrame, offset: in
 
 
 def _custom_result(p: _CustomPartial, check: Any, rows: int) -> CheckResult:
-    name = f"custom.{check.name}"
     if p.error is not None:
-        return CheckResult(
-            name=name,
-            column=check.column,
-            kind="custom",
-            status="fail",
-            message=f"cannot evaluate {check.expression!r}: {p.error}",
-        )
-    return CheckResult(
-        name=name,
-        column=check.column,
-        kind="custom",
-        status=check.severity if p.bad else "pass",
-        count=p.bad,
-        fraction=p.bad / rows,
-        examples=p.examples,
-        example_rows=p.rows,
-        message=f"{p.bad} row(s) break {check.expression!r}"
-        if p.bad
-        else f"every row meets {check.expression!r}",
-        stats={"rows_judged": p.judged},
-    )
+        return custom_error(check, p.error)
+    return custom_result(check, p.bad, p.judged, rows, p.examples, p.rows)
 
 
 def _threads(asked: int | None, columns: int) -> int:

@@ -342,10 +342,14 @@ class PointCounter:
     passes every point and it is never counted. The counts at or below the points are the
     running sums of the ranks' counts."""
 
+    low: float
+    scale: float
+    last: float
+
     def __init__(self, points: np.ndarray) -> None:
         self.size = points.size
         points = points.astype(np.float64)
-        depth, of_points = 0, np.zeros(0, dtype=np.intp)
+        depth, of_points, grid = 0, np.zeros(0, dtype=np.intp), (0.0, 0.0, 0.0)
         for per_point in (8, 64):  # the finer grid when the coarse one holds 2+ in a cell
             self._grid(points, min(1 << 16, max(16, per_point * points.size)))
             found = self._cells(points)
@@ -361,6 +365,7 @@ class PointCounter:
         self.steps = [window >> k for k in range(1, depth.bit_length() + 1)]
         self.padded = np.concatenate([points, np.full(window, np.inf)])
         self.threshold = self.padded[self.first]  # each cell's first point at or above it
+        self.first_next = self.first + 1
         self.ranks = np.zeros(points.size + window, dtype=np.int64)
 
     def _grid(self, points: np.ndarray, cells: int) -> None:
@@ -383,13 +388,13 @@ class PointCounter:
     def add(self, x: np.ndarray) -> None:
         """Count a block of float64 values."""
         cell = self._cells(x)
-        rank = self.first[cell]
-        if len(self.steps) == 1:
-            rank += 1
-            rank -= np.less_equal(x, self.threshold[cell])
+        if len(self.steps) == 1:  # rank: the cell's first point, plus one unless x <= it
+            rank = self.first_next.take(cell)
+            np.subtract(rank, np.less_equal(x, self.threshold.take(cell)), out=rank)
         else:
+            rank = self.first.take(cell)
             for step in self.steps:
-                at_or_below = np.less_equal(x, self.padded[rank + (step - 1)])
+                at_or_below = np.less_equal(x, self.padded.take(rank + (step - 1)))
                 np.add(rank, step, out=rank, where=np.logical_not(at_or_below))
         self.ranks += np.bincount(rank, minlength=self.ranks.size)
 
