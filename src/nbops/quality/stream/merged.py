@@ -78,14 +78,8 @@ class _Merged(_ColumnChecks):
     def boolean_counts(self) -> dict[str, int]:
         return self.p.booleans
 
-    def range_check(self) -> list[CheckResult]:
-        p, column = self.p, self.column
-        lo: Any = column.min
-        hi: Any = column.max
-        if lo is None and hi is None:
-            return []
-        if self.nulls == self.n:
-            return [self.result("range", "pass", "no values to check")]
+    def range_of_values(self, lo: Any, hi: Any) -> list[CheckResult]:
+        p = self.p
 
         def failure(
             message: str, stats: dict[str, JsonValue], beyond: bool, status: Status
@@ -107,13 +101,8 @@ class _Merged(_ColumnChecks):
             lo, hi, p.low, p.high, p.below, p.above, lambda far_lo, far_hi: p.far, failure
         )
 
-    def categories_check(self) -> CheckResult:
+    def categories_failure(self, allowed: set[str], count: int) -> CheckResult:
         p = self.p
-        allowed = set(self.column.categories or [])
-        known, rest = self.text_counts()
-        count = rest + sum(c for k, c in known.items() if k not in allowed)
-        if not count:
-            return self.result("categories", "pass", f"all values among {len(allowed)} categories")
         examples, values = self.texts_outside(allowed)
         n_values = len(values) + (1 if p.other_rest else 0)
         return self.result(

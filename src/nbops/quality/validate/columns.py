@@ -246,13 +246,17 @@ class _ColumnChecks:
         return rows, rows - reference.rows
 
     def range_check(self) -> list[CheckResult]:
-        column, s = self.column, self.s
-        lo: Any = column.min
-        hi: Any = column.max
+        lo: Any = self.column.min
+        hi: Any = self.column.max
         if lo is None and hi is None:
             return []
         if self.nulls == self.n:
             return [self.result("range", "pass", "no values to check")]
+        return self.range_of_values(lo, hi)
+
+    def range_of_values(self, lo: Any, hi: Any) -> list[CheckResult]:
+        """The range check of a column with values, against the schema's bounds."""
+        column, s = self.column, self.s
         dtype = s.dtype
         if column.kind == "datetime":
             lo, hi = (_aligned_timestamp(b, dtype) for b in (lo, hi))
@@ -383,6 +387,10 @@ class _ColumnChecks:
         count = rest + sum(c for k, c in known.items() if k not in allowed)
         if not count:
             return self.result("categories", "pass", f"all values among {len(allowed)} categories")
+        return self.categories_failure(allowed, count)
+
+    def categories_failure(self, allowed: set[str], count: int) -> CheckResult:
+        """The failed categories check: `count` values outside `allowed`, with examples."""
         examples, values = self.texts_outside(allowed)
         mask = np.asarray(self.s.isin(values), dtype=bool)
         return self.result(
