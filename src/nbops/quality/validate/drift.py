@@ -312,7 +312,7 @@ def _counts_at_or_below(s: pd.Series, points: np.ndarray) -> np.ndarray:
         counted = _integer_counts_at_or_below(x, points)
         if counted is not None:
             return counted
-    if not np.isfinite(points).all():
+    if not points.size or not np.isfinite(points).all():
         return _sorted_counts_at_or_below(s, points)
     counter = PointCounter(points)
     array = s.array
