@@ -211,21 +211,34 @@ def monitor(
     from nbops.bundle.plan import prediction_distribution
 
     current = prediction_distribution(data[bundle.request_columns], np.asarray(predictions))
+    report.shifts.extend(prediction_shifts(reference, current, warn_shift, fail_shift))
+    return report
+
+
+def prediction_shifts(
+    reference: dict[str, Any],
+    current: dict[str, Any],
+    warn_shift: float,
+    fail_shift: float,
+    note: str = "",
+) -> list[PredictionShift]:
+    """The shift of the predictions overall and per slice the reference has (and the data
+    too), each judged against the thresholds; `note` follows each measure's name (the
+    streamed path's sketch error). One function for the in-memory and streamed monitor."""
+    shifts: list[PredictionShift] = []
     for name, ref in [("overall", reference["overall"]), *reference.get("slices", {}).items()]:
         now = current["overall"] if name == "overall" else current["slices"].get(name)
         if now is None:
             continue
         if now["rows"] < MIN_ROWS:
-            report.shifts.append(
-                PredictionShift(name, now["rows"], ref["rows"], 0.0, "-", "too few rows")
-            )
+            shifts.append(PredictionShift(name, now["rows"], ref["rows"], 0.0, "-", "too few rows"))
             continue
         shift, measure = _shift(reference["kind"], ref, now)
         status = "fail" if shift > fail_shift else "warn" if shift > warn_shift else "pass"
-        report.shifts.append(
-            PredictionShift(name, now["rows"], ref["rows"], shift, measure, status)
+        shifts.append(
+            PredictionShift(name, now["rows"], ref["rows"], shift, measure + note, status)
         )
-    return report
+    return shifts
 
 
 def _shift(kind: str, ref: dict[str, Any], now: dict[str, Any]) -> tuple[float, str]:

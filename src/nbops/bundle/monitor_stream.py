@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbops.bundle.monitor import MIN_ROWS, MonitorReport, PredictionShift, _shift
+from nbops.bundle.monitor import MonitorReport, prediction_shifts
 from nbops.bundle.monitor import prediction_reference as reference_of
 from nbops.errors import QualityInputError
 from nbops.quality.stream.reference import KLL_K, kll_rank_error
@@ -228,18 +228,5 @@ def stream_monitor(
     note = ""
     if current["kind"] == "regression":
         note = f" (KLL quantiles, rank error {kll_rank_error():.2g})"
-    for name, ref in [("overall", reference["overall"]), *reference.get("slices", {}).items()]:
-        now = current["overall"] if name == "overall" else current["slices"].get(name)
-        if now is None:
-            continue
-        if now["rows"] < MIN_ROWS:
-            report.shifts.append(
-                PredictionShift(name, now["rows"], ref["rows"], 0.0, "-", "too few rows")
-            )
-            continue
-        shift, measure = _shift(reference["kind"], ref, now)
-        status = "fail" if shift > fail_shift else "warn" if shift > warn_shift else "pass"
-        report.shifts.append(
-            PredictionShift(name, now["rows"], ref["rows"], shift, measure + note, status)
-        )
+    report.shifts.extend(prediction_shifts(reference, current, warn_shift, fail_shift, note))
     return report

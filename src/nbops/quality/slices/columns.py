@@ -113,21 +113,28 @@ def _binned_family(series: pd.Series, column: str, n_bins: int) -> _Family:
     return _without_empty(_Family(codes.astype(np.int64, copy=False), predicates))
 
 
-def _cross_family(parts: list[_Family], names: Sequence[str]) -> _Family:
-    sizes = [part.size for part in parts]
-    combined = np.zeros(len(parts[0].codes), dtype=np.int64)
-    for part in parts:
-        combined *= part.size
-        combined += part.codes
+def cross_codes(codes: Sequence[np.ndarray], sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The crosses of several columns' slice codes (code i of column j below sizes[j]) that
+    occur, as mixed-radix numbers in increasing order, and each row's position among them
+    (counted by `np.bincount` when the crosses are few, else by `np.unique`). The in-memory
+    and the streamed slice metrics cross columns here."""
+    combined = np.zeros(len(codes[0]), dtype=np.int64)
+    for part_codes, size in zip(codes, sizes, strict=True):
+        combined *= size
+        combined += part_codes
     total = math.prod(sizes)
     if total <= 4 * len(combined) + 1024:
-        seen = np.flatnonzero(np.bincount(combined, minlength=total))
-        lookup = np.zeros(total, dtype=np.int64)
-        lookup[seen] = np.arange(len(seen))
-        codes = lookup[combined]
-    else:
-        seen, inverse = np.unique(combined, return_inverse=True)
-        codes = inverse.astype(np.int64).reshape(-1)
+        present = np.flatnonzero(np.bincount(combined, minlength=total))
+        position = np.zeros(total, dtype=np.int64)
+        position[present] = np.arange(len(present))
+        return present, position[combined]
+    present, inverse = np.unique(combined, return_inverse=True)
+    return present, inverse.astype(np.int64).reshape(-1)
+
+
+def _cross_family(parts: list[_Family], names: Sequence[str]) -> _Family:
+    sizes = [part.size for part in parts]
+    seen, codes = cross_codes([part.codes for part in parts], sizes)
     _too_many(f"the cross of {', '.join(names)}", len(seen))
     indexes = np.unravel_index(seen, sizes)
     predicates = [

@@ -43,7 +43,7 @@ from nbops.quality.slices.intervals import (
     _wilson,
 )
 from nbops.quality.slices.regression import _Regression, _regression_metrics
-from nbops.quality.slices.report import SliceMetric, SliceReport
+from nbops.quality.slices.report import SliceMetric, SliceReport, slice_row
 from nbops.quality.slices.weak import weak_segments
 
 
@@ -186,24 +186,18 @@ def slice_metrics(
             count = int(counts[index])
             for metric in metric_names:
                 result = results[metric]
-                value = float(result.values[index])
-                defined = not math.isnan(value)
-                low, high = float(result.ci_low[index]), float(result.ci_high[index])
-                has_ci = defined and not math.isnan(low)
-                base = overall[metric]
                 rows.append(
-                    SliceMetric(
-                        slice=predicate,
-                        name=name,
-                        metric=metric,
-                        value=value if defined else None,
-                        reason=None if defined else result.reasons[index],
+                    slice_row(
+                        predicate,
+                        name,
+                        metric,
+                        float(result.values[index]),
+                        (float(result.ci_low[index]), float(result.ci_high[index])),
                         count=count,
-                        ci_low=low if has_ci else None,
-                        ci_high=high if has_ci else None,
-                        ci_method=result.ci_method if has_ci else None,
-                        gap=value - base if defined and base is not None else None,
-                        too_small=count < min_size,
+                        base=overall[metric],
+                        reason=result.reasons[index],
+                        ci_method=result.ci_method,
+                        min_size=min_size,
                     )
                 )
     weak: list[SliceMetric] = []

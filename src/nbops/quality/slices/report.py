@@ -8,6 +8,7 @@ load with an empty list; the schema version stays 1.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import pandas as pd
@@ -36,6 +37,40 @@ class SliceMetric(_Model):
     ci_method: CiMethod | None = None
     gap: float | None = None
     too_small: bool = False
+
+
+def slice_row(
+    predicate: SlicePredicate,
+    name: str,
+    metric: str,
+    value: float,
+    interval: tuple[float, float],
+    *,
+    count: int,
+    base: float | None,
+    reason: str | None,
+    ci_method: CiMethod | None,
+    min_size: int,
+) -> SliceMetric:
+    """One slice's metric as the report holds it (NaN value: undefined, with `reason`; NaN
+    low end: no interval; `base`: the overall value the gap is from). The in-memory and the
+    streamed slice metrics both make their rows here."""
+    defined = not math.isnan(value)
+    low, high = interval
+    has_ci = defined and not math.isnan(low)
+    return SliceMetric(
+        slice=predicate,
+        name=name,
+        metric=metric,
+        value=value if defined else None,
+        reason=None if defined else reason,
+        count=count,
+        ci_low=low if has_ci else None,
+        ci_high=high if has_ci else None,
+        ci_method=ci_method if has_ci else None,
+        gap=value - base if defined and base is not None else None,
+        too_small=count < min_size,
+    )
 
 
 class SliceReport(_Model):

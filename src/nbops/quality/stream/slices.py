@@ -27,11 +27,11 @@ import pandas as pd
 from nbops.errors import QualityInputError
 from nbops.quality.slices._common import MAX_SLICES_PER_COLUMN, CiMethod
 from nbops.quality.slices.classification import _COUNT_REASONS, _count_metric, _encode_labels
-from nbops.quality.slices.columns import _slice_value
+from nbops.quality.slices.columns import _slice_value, cross_codes
 from nbops.quality.slices.inputs import _python_scalar, _resolve_metrics
 from nbops.quality.slices.intervals import _wilson
 from nbops.quality.slices.predicates import Equals, IsMissing, SlicePredicate
-from nbops.quality.slices.report import SliceMetric, SliceReport
+from nbops.quality.slices.report import SliceMetric, SliceReport, slice_row
 from nbops.quality.stream.source import open_source
 
 KLL_K = 2000
@@ -87,19 +87,7 @@ class _Family:
     def slice_codes(self, chunk: pd.DataFrame) -> np.ndarray:
         codes = [part.codes(chunk[c]) for part, c in zip(self.parts, self.columns, strict=True)]
         sizes = [len(part.values) for part in self.parts]
-        combined = np.zeros(len(chunk), dtype=np.int64)
-        for part_codes, size in zip(codes, sizes, strict=True):  # mixed radix: one int a row
-            combined *= size
-            combined += part_codes
-        total = math.prod(sizes)
-        if total <= 4 * len(combined) + 1024:
-            present = np.flatnonzero(np.bincount(combined, minlength=total))
-            position = np.zeros(total, dtype=np.int64)
-            position[present] = np.arange(len(present))
-            inverse = position[combined]
-        else:
-            present, inverse = np.unique(combined, return_inverse=True)
-            inverse = inverse.reshape(-1)
+        present, inverse = cross_codes(codes, sizes)  # mixed radix: one int a row
         tuples = [
             tuple(int(i) for i in idx)
             for idx in zip(*np.unravel_index(present, sizes), strict=True)
@@ -328,29 +316,23 @@ def stream_slice_metrics(
             count = int(counts[s])
             for metric in metric_names:
                 vals, lows, highs = results[metric]
-                value = float(vals[s])
-                defined = not math.isnan(value)
-                low, high = float(lows[s]), float(highs[s])
-                has_ci = defined and not math.isnan(low)
-                base = overall_dict[metric]
                 reason = (
                     "only one class in y_true in the slice"
                     if metric == "roc_auc"
                     else _COUNT_REASONS[metric]
                 )
                 rows.append(
-                    SliceMetric(
-                        slice=predicate,
-                        name=name,
-                        metric=metric,
-                        value=value if defined else None,
-                        reason=None if defined else reason,
+                    slice_row(
+                        predicate,
+                        name,
+                        metric,
+                        float(vals[s]),
+                        (float(lows[s]), float(highs[s])),
                         count=count,
-                        ci_low=low if has_ci else None,
-                        ci_high=high if has_ci else None,
-                        ci_method="wilson" if has_ci else None,
-                        gap=value - base if defined and base is not None else None,
-                        too_small=count < min_size,
+                        base=overall_dict[metric],
+                        reason=reason,
+                        ci_method="wilson",
+                        min_size=min_size,
                     )
                 )
     return SliceReport(

@@ -50,13 +50,17 @@ from nbops.quality.validate.columns import (
     _arrow_known_counts,
 )
 from nbops.quality.validate.drift import (
-    category_drift,
+    _counts_at_or_below,
     judge_drift_family,
 )
-from nbops.quality.validate.frame_checks import _presence_checks
+from nbops.quality.validate.frame_checks import (
+    _presence_checks,
+    custom_error,
+    custom_result,
+    key_result,
+)
 from nbops.quality.validate.report import CheckResult, ValidationReport
 from nbops.quality.validate.values import (
-    CHUNK,
     EXAMPLES,
     _aligned_timestamp,
     _json_value,
@@ -214,16 +218,7 @@ class _Partial:
 
     def _at_or_below(self, s: pd.Series) -> None:
         assert self.points is not None
-        dtype = s.dtype
-        if isinstance(dtype, np.dtype):
-            x = s.to_numpy().astype(np.float64)  # a copy, sorted in place
-        else:
-            x = np.array(s.array.to_numpy(dtype=np.float64, na_value=np.nan), copy=True)
-        found = np.zeros(self.points.size, dtype=np.int64)
-        for start in range(0, x.size, CHUNK):  # sorted a cache-sized block at a time
-            block = x[start : start + CHUNK]
-            block.sort()  # NaN sorts last: never at or below a point
-            found += np.searchsorted(block, self.points, side="right")
+        found = _counts_at_or_below(s, self.points)  # the in-memory path's own count
         self.at_or_below = found if self.at_or_below is None else self.at_or_below + found
 
     def _categories(self, s: pd.Series, offset: int, nulls: int) -> None:
@@ -257,40 +252,9 @@ class _Partial:
 
     # --- merged: the checks ------------------------------------------------------------
 
-    def checks(self, offsets_known: bool) -> list[CheckResult]:
+    def checks(self) -> list[CheckResult]:
         c = _Merged(self)
-        kind = self.column.kind
-        checks = [c.dtype_check()]
-        if checks[0].status == "fail":
-            return checks
-        checks.append(c.null_check())
-        if kind in NUMERIC_KINDS or kind == "datetime":
-            checks.extend(c.range_checks())
-        if self.column.categories is not None:
-            checks.append(c.categories_check())
-        if self.column.unique:
-            checks.append(c.unique_check())
-        ref = self.reference
-        if ref is not None and self.nulls < self.n:
-            if kind in NUMERIC_KINDS and self.at_or_below is not None:
-                checks.extend(c.numeric_drift(ref))
-            elif kind == "categorical" and ref.frequencies is not None:
-                counts = dict(
-                    zip(
-                        self.known,
-                        (
-                            self.known_counts
-                            if self.known_counts is not None
-                            else np.zeros(len(self.known), dtype=np.int64)
-                        ).tolist(),
-                        strict=True,
-                    )
-                )
-                rest = sum(self.other_counts.values()) + self.other_rest
-                checks.extend(category_drift(c, ref.frequencies, counts, rest))
-            elif kind == "boolean" and ref.frequencies is not None:
-                checks.extend(category_drift(c, ref.frequencies, self.booleans, 0))
-        return checks
+        return c.judged(c.dtype_check())  # the in-memory checks, in its order
 
 
 @dataclass
@@ -378,22 +342,9 @@ def stream_validate(
 
     checks.extend(_presence_checks(_Shape(), schema, env))
     for column in checked:
-        checks.extend(partials[column.name].checks(True))
+        checks.extend(partials[column.name].checks())
     if key is not None:
-        count = _duplicated_rows(key_hashes)
-        checks.append(
-            CheckResult(
-                name="key.duplicate_keys",
-                column=key[0] if len(key) == 1 else None,
-                kind="duplicate_keys",
-                status="fail" if count else "pass",
-                count=count,
-                fraction=count / offset,
-                message=f"{count} rows share their key {key} with another row"
-                if count
-                else f"key {key} is unique",
-            )
-        )
+        checks.append(key_result(key, _duplicated_rows(key_hashes), offset, [], []))
     _mark_exactness(checks, references)
     checks[:] = judge_drift_family(checks)
     for check in custom:
@@ -447,29 +398,9 @@ def _custom_chunk(p: _CustomPartial, check: Any, chunk: pd.DataFrame, offset: in
 
 
 def _custom_result(p: _CustomPartial, check: Any, rows: int) -> CheckResult:
-    name = f"custom.{check.name}"
     if p.error is not None:
-        return CheckResult(
-            name=name,
-            column=check.column,
-            kind="custom",
-            status="fail",
-            message=f"cannot evaluate {check.expression!r}: {p.error}",
-        )
-    return CheckResult(
-        name=name,
-        column=check.column,
-        kind="custom",
-        status=check.severity if p.bad else "pass",
-        count=p.bad,
-        fraction=p.bad / rows,
-        examples=p.examples,
-        example_rows=p.rows,
-        message=f"{p.bad} row(s) break {check.expression!r}"
-        if p.bad
-        else f"every row meets {check.expression!r}",
-        stats={"rows_judged": p.judged},
-    )
+        return custom_error(check, p.error)
+    return custom_result(check, p.bad, p.judged, rows, p.examples, p.rows)
 
 
 def _threads(asked: int | None, columns: int) -> int:

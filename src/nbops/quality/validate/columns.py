@@ -4,6 +4,7 @@ compute (null count, value counts); drift is delegated to `nbops.quality.validat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -99,7 +100,11 @@ class _ColumnChecks:
     def run(self) -> list[CheckResult]:
         family = column_family(self.s)
         self.nulls = null_count(self.s)
-        dtype_check = self.dtype(family)
+        return self.judged(self.dtype(family))
+
+    def judged(self, dtype_check: CheckResult) -> list[CheckResult]:
+        """The column's checks in the report's order, after its dtype check (none more when
+        that fails). The streamed validation runs this too, over merged statistics."""
         checks = [dtype_check]
         if dtype_check.status == "fail":
             return checks
@@ -114,13 +119,19 @@ class _ColumnChecks:
         ref = self.reference
         if ref is not None and self.nulls < self.n:
             if kind in NUMERIC_KINDS:
-                checks.extend(numeric_drift(self, ref))
+                checks.extend(self.numeric_drift(ref))
             elif kind == "categorical" and ref.frequencies is not None:
                 known, rest = self.text_counts()
                 checks.extend(category_drift(self, ref.frequencies, known, rest))
             elif kind == "boolean" and ref.frequencies is not None:
-                checks.extend(category_drift(self, ref.frequencies, boolean_counts(self.s), 0))
+                checks.extend(category_drift(self, ref.frequencies, self.boolean_counts(), 0))
         return checks
+
+    def numeric_drift(self, ref: ReferenceStats) -> list[CheckResult]:
+        return numeric_drift(self, ref)
+
+    def boolean_counts(self) -> dict[str, int]:
+        return boolean_counts(self.s)
 
     def serving_checks(self) -> list[CheckResult]:
         """The dtype check and, when it passes, the null check, as `run` makes them."""
@@ -133,10 +144,7 @@ class _ColumnChecks:
     # dtype, nulls, range, categories, unique
 
     def dtype(self, family: str) -> CheckResult:
-        kind, dtype = self.column.kind, str(self.s.dtype)
-        if family in _ACCEPTED[kind]:
-            return self.result("dtype", "pass", f"{dtype} holds {kind} values")
-        if kind == "integer" and family == "float":
+        def non_whole() -> tuple[int, list[int], list[JsonValue]]:
             x = self.s.to_numpy(dtype=np.float64, na_value=np.nan)
             count, rows = 0, list[int]()
             for start in range(0, x.size, CHUNK):
@@ -145,6 +153,31 @@ class _ColumnChecks:
                 count += int(np.count_nonzero(mask))
                 if len(rows) < EXAMPLES:
                     rows += [start + r for r in _first_rows(mask, EXAMPLES - len(rows))]
+            return count, rows, [_json_value(v) for v in x[rows]]
+
+        def head() -> list[JsonValue]:
+            first = self.s.iloc[:200]
+            sample = first[first.notna().to_numpy()].iloc[:EXAMPLES]
+            return [_json_value(v) for v in sample.to_numpy(dtype=object)]
+
+        return self.judge_dtype(family, str(self.s.dtype), non_whole, head)
+
+    def judge_dtype(
+        self,
+        family: str,
+        dtype: str,
+        non_whole: Callable[[], tuple[int, list[int], list[JsonValue]]],
+        head: Callable[[], list[JsonValue]],
+    ) -> CheckResult:
+        """The dtype check of values of `family` held as `dtype`: `non_whole()` counts the
+        values that are not whole (with example rows and values) when integers are held as
+        floats, `head()` gives example values otherwise. One function for the in-memory and
+        the streamed validation."""
+        kind = self.column.kind
+        if family in _ACCEPTED[kind]:
+            return self.result("dtype", "pass", f"{dtype} holds {kind} values")
+        if kind == "integer" and family == "float":
+            count, rows, examples = non_whole()
             if not count:
                 return self.result("dtype", "pass", f"whole numbers stored as {dtype}")
             return self.result(
@@ -152,11 +185,9 @@ class _ColumnChecks:
                 "fail",
                 f"expected integers; {count} value(s) of {dtype} are not whole",
                 count=count,
-                examples=[_json_value(v) for v in x[rows]],
+                examples=examples,
                 example_rows=rows,
             )
-        head = self.s.iloc[:200]
-        sample = head[head.notna().to_numpy()].iloc[:EXAMPLES]
         found = family.removeprefix("other:")
         return self.result(
             "dtype",
@@ -164,7 +195,7 @@ class _ColumnChecks:
             f"expected {kind} values, found dtype {dtype}"
             + (f" holding {found} values" if found != dtype else ""),
             count=self.n - self.nulls,
-            examples=[_json_value(v) for v in sample.to_numpy(dtype=object)],
+            examples=head(),
         )
 
     def null_check(self) -> CheckResult:
@@ -215,13 +246,17 @@ class _ColumnChecks:
         return rows, rows - reference.rows
 
     def range_check(self) -> list[CheckResult]:
-        column, s = self.column, self.s
-        lo: Any = column.min
-        hi: Any = column.max
+        lo: Any = self.column.min
+        hi: Any = self.column.max
         if lo is None and hi is None:
             return []
         if self.nulls == self.n:
             return [self.result("range", "pass", "no values to check")]
+        return self.range_of_values(lo, hi)
+
+    def range_of_values(self, lo: Any, hi: Any) -> list[CheckResult]:
+        """The range check of a column with values, against the schema's bounds."""
+        column, s = self.column, self.s
         dtype = s.dtype
         if column.kind == "datetime":
             lo, hi = (_aligned_timestamp(b, dtype) for b in (lo, hi))
@@ -233,36 +268,73 @@ class _ColumnChecks:
             high = np.fmax.reduce(x) if floats_with_nulls else x.max()
         else:
             low, high = s.min(), s.max()
-        stats: dict[str, JsonValue] = {"min": _json_value(low), "max": _json_value(high)}
-        bounds = f"[{_json_value(lo)}, {_json_value(hi)}]"
         if (lo is None or low >= lo) and (hi is None or high <= hi):
-            return [self.result("range", "pass", f"all values within {bounds}", stats=stats)]
+            return self.judge_range(lo, hi, low, high, 0, 0, _no_far, _no_failure)
         below = self._outside(x, lo, np.less)
         above = self._outside(x, hi, np.greater)
         mask = below | above
         count = int(np.count_nonzero(mask))
+        far = mask
+
+        def far_count(far_lo: Any, far_hi: Any) -> int:
+            nonlocal far
+            far = self._outside(x, far_lo, np.less) | self._outside(x, far_hi, np.greater)
+            return int(np.count_nonzero(far))
+
+        def failure(
+            message: str, stats: dict[str, JsonValue], beyond: bool, status: Status
+        ) -> CheckResult:
+            rows = far if beyond else mask
+            return self._range_failure(rows, x, message, stats, count=count, status=status)
+
+        below_count = int(np.count_nonzero(below))
+        return self.judge_range(
+            lo, hi, low, high, below_count, count - below_count, far_count, failure
+        )
+
+    def judge_range(
+        self,
+        lo: Any,
+        hi: Any,
+        low: Any,
+        high: Any,
+        below: int,
+        above: int,
+        far_count: Callable[[Any, Any], int],
+        failure: Callable[[str, dict[str, JsonValue], bool, Status], CheckResult],
+    ) -> list[CheckResult]:
+        """The range check's verdict and message from the counts below `lo` and above `hi`
+        (the observed `low`, `high`): `far_count(far_lo, far_hi)` counts the values beyond
+        the tolerance, `failure(message, stats, beyond, status)` makes the result with the
+        examples of the values outside the bounds (or, `beyond`, outside the tolerance).
+        One function for the in-memory and the streamed validation."""
+        column = self.column
+        stats: dict[str, JsonValue] = {"min": _json_value(low), "max": _json_value(high)}
+        bounds = f"[{_json_value(lo)}, {_json_value(hi)}]"
+        count = below + above
+        if not count:
+            return [self.result("range", "pass", f"all values within {bounds}", stats=stats)]
         tolerance = column.tolerance()
         n_reference = column.reference.rows if column.reference is not None else None
         if column.kind == "datetime" or tolerance is None or n_reference is None:
-            return [self._range_failure(mask, x, f"{count} value(s) outside {bounds}", stats)]
+            return [failure(f"{count} value(s) outside {bounds}", stats, False, "fail")]
         far_lo = None if lo is None else lo - tolerance.low
         far_hi = None if hi is None else hi + tolerance.high
-        far = self._outside(x, far_lo, np.less) | self._outside(x, far_hi, np.greater)
         stats |= {"tolerance_low": tolerance.low, "tolerance_high": tolerance.high}
-        far_count = int(np.count_nonzero(far))
-        if far_count:
+        far_count_ = far_count(far_lo, far_hi)
+        if far_count_:
             outer = f"[{_json_value(far_lo)}, {_json_value(far_hi)}]"
             message = (
-                f"{far_count} value(s) outside {outer}, beyond the tolerance of the "
+                f"{far_count_} value(s) outside {outer}, beyond the tolerance of the "
                 f"observed range {bounds}"
             )
-            return [self._range_failure(far, x, message, stats, count=count)]
+            return [failure(message, stats, True, "fail")]
         alpha = DEFAULT_RANGE_ALPHA if column.range_alpha is None else column.range_alpha
         m = self.n - self.nulls
         ends = []
         for k, end, bound in (
-            (int(np.count_nonzero(below)), "below the observed min", lo),
-            (int(np.count_nonzero(above)), "above the observed max", hi),
+            (below, "below the observed min", lo),
+            (above, "above the observed max", hi),
         ):
             if k:
                 p = exceedance_pvalue(n_reference, m, k)
@@ -274,9 +346,9 @@ class _ColumnChecks:
                 f"{what}: sampling alone gives that with p={p_min:.2g}, below range_alpha "
                 f"{alpha:g} (halved per end) against {n_reference} reference values"
             )
-            return [self._range_failure(mask, x, message, stats, count=count)]
+            return [failure(message, stats, False, "fail")]
         message = "; ".join(f"{text}, as sampling alone gives (p={p:.2g})" for p, text in ends)
-        return [self._range_failure(mask, x, message, stats, count=count, status="warn")]
+        return [failure(message, stats, False, "warn")]
 
     def _outside(self, x: np.ndarray | None, bound: Any, op: np.ufunc) -> np.ndarray:
         """Rows whose value is `op` (less / greater) than `bound`; nulls never are."""
@@ -315,6 +387,10 @@ class _ColumnChecks:
         count = rest + sum(c for k, c in known.items() if k not in allowed)
         if not count:
             return self.result("categories", "pass", f"all values among {len(allowed)} categories")
+        return self.categories_failure(allowed, count)
+
+    def categories_failure(self, allowed: set[str], count: int) -> CheckResult:
+        """The failed categories check: `count` values outside `allowed`, with examples."""
         examples, values = self.texts_outside(allowed)
         mask = np.asarray(self.s.isin(values), dtype=bool)
         return self.result(
@@ -340,6 +416,16 @@ class _ColumnChecks:
             examples=[_json_value(v) for v in self.s.iloc[rows].to_numpy(dtype=object)],
             example_rows=rows,
         )
+
+
+def _no_far(far_lo: Any, far_hi: Any) -> int:  # pragma: no cover - no value outside
+    return 0
+
+
+def _no_failure(
+    message: str, stats: dict[str, JsonValue], beyond: bool, status: Status
+) -> CheckResult:  # pragma: no cover - no value outside
+    raise AssertionError(message)
 
 
 NULL_ALPHA = 0.001  # null checks of inferred limits fail below this p-value, else warn

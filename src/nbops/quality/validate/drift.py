@@ -302,14 +302,111 @@ def judge_drift_family(checks: Sequence[CheckResult]) -> list[CheckResult]:
 
 
 def _counts_at_or_below(s: pd.Series, points: np.ndarray) -> np.ndarray:
-    """How many values of the column are <= each point: sorts one chunk at a time."""
-    out = np.zeros(points.size, dtype=np.int64)
+    """How many values of the column are <= each point (`points` sorted and unique, as
+    `np.union1d` gives them); NaN and nulls are never counted. Whole numbers in a short span
+    are counted by `np.bincount`; other values are placed among the points a block at a time
+    (`PointCounter`: one lookup and a comparison a value, no sort)."""
     dtype = s.dtype
     x = s.to_numpy() if isinstance(dtype, np.dtype) else None
     if x is not None and x.size and dtype.kind in "iu":
         counted = _integer_counts_at_or_below(x, points)
         if counted is not None:
             return counted
+    if not points.size or not np.isfinite(points).all():
+        return _sorted_counts_at_or_below(s, points)
+    counter = PointCounter(points)
+    array = s.array
+    for start in range(0, len(s), BLOCK):
+        if x is not None:
+            block = x[start : start + BLOCK]
+            counter.add(block if block.dtype == np.float64 else block.astype(np.float64))
+        else:
+            part = array[start : start + BLOCK]
+            counter.add(part.to_numpy(dtype=np.float64, na_value=np.nan))
+    return counter.at_or_below()
+
+
+BLOCK = 1 << 16  # values placed at a time: the block's temporaries stay in the core's cache
+
+
+class PointCounter:
+    """Counts of values at or below each of `points` (sorted, unique and finite float64),
+    added block by block, exactly as comparing each value with each point would give.
+
+    Each value goes to a cell of a uniform grid over [points[0], points[-1]] (`_cells`: a
+    subtraction, a product and a clip, all monotone in the value); a point in a lower cell is
+    below the value and one in a higher cell above it, so the value's rank (the points below
+    it) is the points of the lower cells plus those of its own cell below it, found by a
+    branch-free binary search over at most `depth` points (one comparison when no cell holds
+    two points). NaN goes to the last cell and is below no point (`not x <= p`), so its rank
+    passes every point and it is never counted. The counts at or below the points are the
+    running sums of the ranks' counts."""
+
+    low: float
+    scale: float
+    last: float
+
+    def __init__(self, points: np.ndarray) -> None:
+        self.size = points.size
+        points = points.astype(np.float64)
+        depth, of_points, grid = 0, np.zeros(0, dtype=np.intp), (0.0, 0.0, 0.0)
+        for per_point in (8, 64):  # the finer grid when the coarse one holds 2+ in a cell
+            self._grid(points, min(1 << 16, max(16, per_point * points.size)))
+            found = self._cells(points)
+            deepest = int(np.bincount(found).max())
+            if not depth or deepest < depth:
+                depth, of_points, grid = deepest, found, (self.low, self.scale, self.last)
+            if depth <= 1:
+                break
+        self.low, self.scale, self.last = grid
+        cells = int(self.last) + 1
+        self.first = np.searchsorted(of_points, np.arange(cells), side="left").astype(np.intp)
+        window = 1 << depth.bit_length()  # a power of two above the depth
+        self.steps = [window >> k for k in range(1, depth.bit_length() + 1)]
+        self.padded = np.concatenate([points, np.full(window, np.inf)])
+        self.threshold = self.padded[self.first]  # each cell's first point at or above it
+        self.first_next = self.first + 1
+        self.ranks = np.zeros(points.size + window, dtype=np.int64)
+
+    def _grid(self, points: np.ndarray, cells: int) -> None:
+        low, high = float(points[0]), float(points[-1])
+        scale = (cells - 1) / (high - low) if high > low else 0.0
+        if not (scale > 0 and math.isfinite(scale)):
+            cells, scale = 1, 0.0  # one cell: a binary search over every point
+        self.low, self.scale, self.last = low, scale, float(cells - 1)
+
+    def _cells(self, x: np.ndarray) -> np.ndarray:
+        if self.last == 0:
+            return np.zeros(x.size, dtype=np.intp)
+        with np.errstate(over="ignore"):  # a huge value overflows to inf: the last cell
+            y = np.subtract(x, self.low)
+            np.multiply(y, self.scale, out=y)
+        np.fmin(y, self.last, out=y)  # NaN -> the last cell
+        np.fmax(y, 0.0, out=y)
+        return y.astype(np.intp)
+
+    def add(self, x: np.ndarray) -> None:
+        """Count a block of float64 values."""
+        cell = self._cells(x)
+        if len(self.steps) == 1:  # rank: the cell's first point, plus one unless x <= it
+            rank = self.first_next.take(cell)
+            np.subtract(rank, np.less_equal(x, self.threshold.take(cell)), out=rank)
+        else:
+            rank = self.first.take(cell)
+            for step in self.steps:
+                at_or_below = np.less_equal(x, self.padded.take(rank + (step - 1)))
+                np.add(rank, step, out=rank, where=np.logical_not(at_or_below))
+        self.ranks += np.bincount(rank, minlength=self.ranks.size)
+
+    def at_or_below(self) -> np.ndarray:
+        return np.cumsum(self.ranks)[: self.size]
+
+
+def _sorted_counts_at_or_below(s: pd.Series, points: np.ndarray) -> np.ndarray:
+    """`_counts_at_or_below` by sorting a chunk at a time (points that are not all finite)."""
+    out = np.zeros(points.size, dtype=np.int64)
+    dtype = s.dtype
+    x = s.to_numpy() if isinstance(dtype, np.dtype) else None
     array = s.array
     for start in range(0, len(s), CHUNK):
         if x is not None:

@@ -89,54 +89,78 @@ def _key_check(df: pd.DataFrame, key: list[str]) -> list[CheckResult]:
     for row in rows:
         values = [_json_value(df[k].iloc[row]) for k in key]
         examples.append(values[0] if len(key) == 1 else values)
-    return [
-        CheckResult(
-            name="key.duplicate_keys",
-            column=key[0] if len(key) == 1 else None,
-            kind="duplicate_keys",
-            status="fail" if count else "pass",
-            count=count,
-            fraction=count / len(df),
-            examples=examples,
-            example_rows=rows,
-            message=f"{count} rows share their key {key} with another row"
-            if count
-            else f"key {key} is unique",
-        )
-    ]
+    return [key_result(key, count, len(df), examples, rows)]
+
+
+def key_result(
+    key: list[str], count: int, rows: int, examples: list[JsonValue], example_rows: list[int]
+) -> CheckResult:
+    """The duplicate_keys check: `count` of `rows` rows share their key with another row
+    (one function for the in-memory and the streamed validation)."""
+    return CheckResult(
+        name="key.duplicate_keys",
+        column=key[0] if len(key) == 1 else None,
+        kind="duplicate_keys",
+        status="fail" if count else "pass",
+        count=count,
+        fraction=count / rows,
+        examples=examples,
+        example_rows=example_rows,
+        message=f"{count} rows share their key {key} with another row"
+        if count
+        else f"key {key} is unique",
+    )
 
 
 def _custom_check(df: pd.DataFrame, check: CustomCheck) -> CheckResult | None:
-    name = f"custom.{check.name}"
     if any(c not in df.columns for c in check.columns_read()):
         return None  # reported as a missing column, or one this environment does without
     try:
         holds, judged = evaluate_expression(check.parsed(), df, check.column)
     except (TypeError, ValueError, KeyError) as e:
-        return CheckResult(
-            name=name,
-            column=check.column,
-            kind="custom",
-            status="fail",
-            message=f"cannot evaluate {check.expression!r}: {_one_line(e)}",
-        )
+        return custom_error(check, _one_line(e))
     bad = judged & ~holds
-    count = int(np.count_nonzero(bad))
     rows = _first_rows(bad)
     examples: list[JsonValue] = []
     if check.column is not None:
         examples = [_json_value(v) for v in df[check.column].iloc[rows].to_numpy(dtype=object)]
+    return custom_result(
+        check, int(np.count_nonzero(bad)), int(np.count_nonzero(judged)), len(df), examples, rows
+    )
+
+
+def custom_error(check: CustomCheck, error: str) -> CheckResult:
+    """A custom check whose expression cannot be evaluated on the data."""
     return CheckResult(
-        name=name,
+        name=f"custom.{check.name}",
+        column=check.column,
+        kind="custom",
+        status="fail",
+        message=f"cannot evaluate {check.expression!r}: {error}",
+    )
+
+
+def custom_result(
+    check: CustomCheck,
+    count: int,
+    judged: int,
+    rows: int,
+    examples: list[JsonValue],
+    example_rows: list[int],
+) -> CheckResult:
+    """A custom check: `count` of the `judged` rows (of `rows`) break it (one function for
+    the in-memory and the streamed validation)."""
+    return CheckResult(
+        name=f"custom.{check.name}",
         column=check.column,
         kind="custom",
         status=check.severity if count else "pass",
         count=count,
-        fraction=count / len(df),
+        fraction=count / rows,
         examples=examples,
-        example_rows=rows,
+        example_rows=example_rows,
         message=f"{count} row(s) break {check.expression!r}"
         if count
         else f"every row meets {check.expression!r}",
-        stats={"rows_judged": int(np.count_nonzero(judged))},
+        stats={"rows_judged": judged},
     )
