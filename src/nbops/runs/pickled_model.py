@@ -174,7 +174,7 @@ def save(model: Any, target: Path) -> dict[str, Any] | None:
 
 class _Restricted(pickle.Unpickler):
     def __init__(self, file: IO[bytes], allowed: frozenset[str]) -> None:
-        super().__init__(file)
+        super().__init__(file, fix_imports=False)  # names as written: no Python 2 mapping
         self._allowed = allowed
 
     def find_class(self, module: str, name: str) -> Any:
