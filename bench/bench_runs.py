@@ -117,8 +117,8 @@ def run_overhead(notebook: Path) -> tuple[float, float]:
         f"where nbops's time goes (median): outside papermill's call "
         f"{statistics.median(outside[1:]) * 1000:.0f} ms (reading, analysing, the record, "
         f"git, the environment), capture cells in the kernel "
-        f"{statistics.median(capture[1:]) * 1000:.0f} ms (of which importing skops to save "
-        "the model is most)"
+        f"{statistics.median(capture[1:]) * 1000:.0f} ms (saving the model: a checked pickle, "
+        "skops only for a model nbops cannot trust by name)"
     )
     return statistics.median(bare_times), statistics.median(nbops_times)
 

@@ -15,11 +15,12 @@ from nbops.bundle.manifest import ServingSpec
 from nbops.bundle.plan import gather
 from nbops.bundle.write import build_bundle
 from nbops.config import Project, load_project
-from nbops.errors import BundleError
+from nbops.errors import BundleError, BundleIntegrityError
 from nbops.notebook.read import read_notebook
 from nbops.quality.plots import slice_plots
 from nbops.redact import secret_env_var
 from nbops.runs.parameters import REDACTED, convert, parameter_specs
+from nbops.runs.pickled_model import FORMAT, RefusedPickle, load_verified
 from nbops.runs.record import RunRecord
 from nbops.runs.store import RunStore
 
@@ -249,8 +250,9 @@ def _run_model(record: RunRecord, run_dir: Path, name: str | None) -> Any:
             "a train step fits; tag those cells, or call nbops.log_model(model) in the train "
             "step, and run it again",
         )
-    path = run_dir / str(models[-1]["path"])
-    data = path.read_bytes()
+    entry = models[-1]
+    path = run_dir / str(entry["path"])
+    data = skops_of_pickle(entry, path) if entry.get("format") == FORMAT else path.read_bytes()
     untrusted = skops.io.get_untrusted_types(data=data)
     refused = disallowed(untrusted)
     if refused:
@@ -265,6 +267,31 @@ def _run_model(record: RunRecord, run_dir: Path, name: str | None) -> Any:
     model = skops.io.loads(data, trusted=trusted)
     check_tree_bounds(model)
     return model
+
+
+def skops_of_pickle(entry: dict[str, Any], path: Path) -> bytes:
+    """The skops bytes of a model the run captured as a pickle (nbops.runs.pickled_model):
+    loaded only after its sha256 and every global it references match the run's record and
+    nbops's trusted list, then saved with skops, to be checked and loaded as a skops file is.
+    Raises BundleIntegrityError (one line) when the file does not pass."""
+    import skops.io
+
+    try:
+        model = load_verified(path, entry.get("sha256", ""), entry.get("globals") or [])
+    except RefusedPickle as e:
+        raise BundleIntegrityError(
+            f"the captured model is refused: {e}",
+            location=str(path),
+            fix="the file changed after the run recorded it; run the notebook again",
+        ) from None
+    try:
+        return bytes(skops.io.dumps(model))
+    except Exception as e:
+        raise BundleError(
+            f"skops cannot save the captured model ({type(e).__name__}: {e})",
+            location=str(path),
+            fix=f"keep the model to {SUPPORTED_MODELS} (no custom functions or classes)",
+        ) from None
 
 
 def _plain_parameters(record: RunRecord) -> dict[str, Any]:

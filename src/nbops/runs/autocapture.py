@@ -30,6 +30,7 @@ from nbops.runs import capture
 
 MODEL_NAME = "model"
 MODEL_FILE = "captured-model.skops"
+PICKLE_FILE = "captured-model.pkl"  # when every global is trusted: runs/pickled_model.py
 
 
 def record(
@@ -50,7 +51,8 @@ def record(
       expression), read from `Out`;
     - `evaluate`: metric name -> an expression the cell before printed without keeping it,
       evaluated again in `namespace` (one that fails is skipped, with a line on stderr);
-    - `model`: the global holding the model, saved with skops as the run's model;
+    - `model`: the global holding the model, saved as the run's model: a pickle whose every
+      global nbops trusts (runs/pickled_model.py; no skops import in the kernel), else skops;
     - `data`: data set name -> the global holding the path of the file the step read, and
       `data_paths`: data set name -> that path, written in the code: each file is
       fingerprinted as `nbops.track_data(path, name)` does (a value that is not the path of
@@ -68,7 +70,9 @@ def record(
         for name, number in metric_numbers(values).items():
             capture._emit_metric(name, number, None, auto=True)
         if model is not None and model in namespace:
-            capture._save_model(namespace[model], MODEL_NAME, MODEL_FILE, auto=True)
+            capture._save_model(
+                namespace[model], MODEL_NAME, MODEL_FILE, auto=True, pickle_file=PICKLE_FILE
+            )
         paths = {name: namespace.get(var) for name, var in (data or {}).items()}
         paths.update(data_paths or {})
         for name, path in paths.items():

@@ -188,19 +188,40 @@ def log_model(model: Any, name: str = "model") -> Path | None:
     return _save_model(model, name, f"{name}.skops")
 
 
-def _save_model(model: Any, name: str, file: str, *, auto: bool = False) -> Path | None:
-    """`auto`: captured by nbops without a call (autocapture.py); a log_model call wins."""
+def _save_model(
+    model: Any, name: str, file: str, *, auto: bool = False, pickle_file: str | None = None
+) -> Path | None:
+    """`auto`: captured by nbops without a call (autocapture.py); a log_model call wins.
+
+    `pickle_file`: save the model there as a pickle when every global it references is one
+    nbops trusts (runs/pickled_model.py: no `import skops.io` in the kernel), else as skops
+    in `file`."""
     run = active_run()
     if run is None:
         return None
-    import skops.io
-
     target_dir = run.directory / "models"
     target_dir.mkdir(parents=True, exist_ok=True)
+    cls = type(model)
+    if pickle_file is not None:
+        from nbops.runs import pickled_model
+
+        target = target_dir / pickle_file
+        saved = pickled_model.save(model, target)
+        if saved is not None:
+            event = {
+                "kind": "model",
+                "name": name,
+                "path": f"models/{target.name}",
+                "class": f"{cls.__module__}.{cls.__qualname__}",
+                **saved,
+            }
+            _emit({**event, "auto": True} if auto else event)
+            return target
+    import skops.io
+
     target = target_dir / file
     with atomic_path(target) as temp:  # a full disk leaves no truncated model behind
         skops.io.dump(model, temp)
-    cls = type(model)
     event = {
         "kind": "model",
         "name": name,

@@ -3,7 +3,8 @@
 The embedded SQLite store always holds every run (it is what `nbops runs` reads). A backend
 in this registry mirrors each finished run elsewhere; `mlflow` logs it to an MLflow tracking
 store (`pip install nbops[mlflow]`) with its params, metrics (with history), tags, the
-notebooks and the artifacts.
+notebooks and the artifacts; its models in skops format (a model nbops captured as a pickle,
+runs/pickled_model.py, is checked and saved with skops for MLflow: no pickle is mirrored).
 
 The model registry (nbops.runs.registry) is mirrored to MLflow's model registry too, when the
 project's tracking is MLflow: `mirror_model_version` creates the registered model (once) and
@@ -89,11 +90,43 @@ class MlflowBackend:
         for file in sorted(run_dir.iterdir()):  # both notebooks, record, events, kernel log
             if file.is_file() and not file.name.endswith(".tmp"):
                 client.log_artifact(mlflow_id, str(file))
-        for sub in ("artifacts", "models"):
-            if (run_dir / sub).is_dir():
-                client.log_artifacts(mlflow_id, str(run_dir / sub), artifact_path=sub)
+        if (run_dir / "artifacts").is_dir():
+            client.log_artifacts(mlflow_id, str(run_dir / "artifacts"), artifact_path="artifacts")
+        _log_models(client, mlflow_id, record, run_dir)
         client.set_terminated(mlflow_id, status=_MLFLOW_STATUS.get(record.status, "FAILED"))
         return {"backend": "mlflow", "uri": self.uri, "run_id": mlflow_id}
+
+
+def _log_models(client: Any, mlflow_id: str, record: RunRecord, run_dir: Path) -> None:
+    """The run's models folder, as skops files only: a model nbops captured as a pickle
+    (runs/pickled_model.py) is checked against the record, loaded through the restricted
+    unpickler and logged saved with skops, under the name the skops path gives it."""
+    import tempfile
+
+    from nbops.runs import pickled_model
+
+    folder = run_dir / "models"
+    if not folder.is_dir():
+        return
+    pickled = {
+        str(m.get("path")): m for m in record.models if m.get("format") == pickled_model.FORMAT
+    }
+    for file in sorted(folder.iterdir()):
+        if not file.is_file() or file.name.endswith(".tmp"):
+            continue
+        if file.suffix != ".pkl":
+            client.log_artifact(mlflow_id, str(file), artifact_path="models")
+            continue
+        entry = pickled.get(f"models/{file.name}")
+        if entry is None:  # a pickle the record does not name: never mirrored
+            continue
+        import skops.io
+
+        model = pickled_model.load_verified(file, entry.get("sha256", ""), entry["globals"])
+        with tempfile.TemporaryDirectory(prefix="nbops-mlflow-") as scratch:
+            converted = Path(scratch) / file.with_suffix(".skops").name
+            skops.io.dump(model, converted)
+            client.log_artifact(mlflow_id, str(converted), artifact_path="models")
 
 
 BACKENDS: dict[str, Callable[[Project], TrackingBackend]] = {"mlflow": MlflowBackend}
