@@ -48,15 +48,24 @@ def report(built: Built) -> dict[str, Any]:
     return made.model_dump(mode="json")
 
 
+@pytest.fixture(scope="module")
+def champion(
+    built: Built, report: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A champion with accuracy 0.9 and a real slice report, built once (compare only reads it)."""
+    return built.build(
+        tmp_path_factory.mktemp("champion"), metrics={"accuracy": 0.9}, slice_metrics=report
+    )
+
+
 def test_the_verdict_error_is_a_bundle_error_with_exit_code_40() -> None:
     assert issubclass(BundleGateFailedError, BundleError)
     assert BundleGateFailedError.exit_code == 40
 
 
 def test_a_challenger_failing_a_gate_exits_40_with_one_line(
-    built: Built, report: dict[str, Any], tmp_path: Path
+    built: Built, report: dict[str, Any], champion: Path, tmp_path: Path
 ) -> None:
-    champion = built.build(tmp_path / "a", metrics={"accuracy": 0.9}, slice_metrics=report)
     challenger = built.build(tmp_path / "b", metrics={"accuracy": 0.7}, slice_metrics=report)
     result = _compare(champion, challenger, "accuracy >= baseline.accuracy", cwd=tmp_path)
     assert result.returncode == 40, result.stderr
@@ -67,9 +76,8 @@ def test_a_challenger_failing_a_gate_exits_40_with_one_line(
 
 
 def test_a_challenger_passing_every_gate_exits_0(
-    built: Built, report: dict[str, Any], tmp_path: Path
+    built: Built, report: dict[str, Any], champion: Path, tmp_path: Path
 ) -> None:
-    champion = built.build(tmp_path / "a", metrics={"accuracy": 0.9}, slice_metrics=report)
     challenger = built.build(tmp_path / "b", metrics={"accuracy": 0.95}, slice_metrics=report)
     gate = "overall.accuracy >= baseline.overall.accuracy"
     result = _compare(champion, challenger, "accuracy >= baseline.accuracy", gate, cwd=tmp_path)

@@ -5,6 +5,7 @@ probed, then swapped in without dropping a request; a bundle that fails any step
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -44,16 +45,26 @@ class Project:
         return Registry(RunStore(self.store))
 
 
-@pytest.fixture
-def project(built: Built, tmp_path: Path) -> Project:
-    """A project with tiny v1 (the fixture's model) and v2 (another C), v1 in production."""
-    (tmp_path / "pyproject.toml").write_text("[tool.nbops]\n")
-    out = tmp_path / "bundles"
+@pytest.fixture(scope="module")
+def prepared(built: Built, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """The two bundles, built once for the module (each test works on its own copy): the
+    folder holding them and their names."""
+    out = tmp_path_factory.mktemp("hot-swap-project") / "bundles"
     v1 = built.build(out)
     other = clone(built.model).set_params(clf__C=0.01).fit(built.features, built.raw["label"])
     v2 = built.build(out, model=other, metrics={"accuracy": 0.91})
-    p = Project(tmp_path, v1, v2)
-    promote(v1, "production", reason="first deploy", registry=p.registry())
+    return out, v1.name, v2.name
+
+
+@pytest.fixture
+def project(prepared: tuple[Path, str, str], tmp_path: Path) -> Project:
+    """A project with tiny v1 (the fixture's model) and v2 (another C), v1 in production."""
+    (tmp_path / "pyproject.toml").write_text("[tool.nbops]\n")
+    prepared_out, v1_name, v2_name = prepared
+    out = tmp_path / "bundles"
+    shutil.copytree(prepared_out, out)
+    p = Project(tmp_path, out / v1_name, out / v2_name)
+    promote(p.v1, "production", reason="first deploy", registry=p.registry())
     return p
 
 

@@ -515,8 +515,11 @@ def test_a_serving_function_that_is_not_one_is_refused_at_load(
     assert says in str(refused.value) and "\n" not in str(refused.value)
 
 
-# The same refusals through the command line: exit 29, one line, nothing written.
-_CLI_CASES = {"a-class-of-the-bundle", "wrong-signature", "defined-in-another-module", "a-module"}
+# The same refusals through the command line: exit 29, one line, nothing written. The command
+# line turns whichever refusal load_bundle raises into that line (the test above checks each
+# refusal's words), so two cases cover it: an object that is no function, and a function of
+# the right shape defined in another module of the bundle.
+_CLI_CASES = {"a-module", "defined-in-another-module"}
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ report the whole-file path gives (checks, failures, prediction shifts)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,13 +32,22 @@ def _parts(built: Built, folder: Path) -> None:
         pq.write_table(table, folder / f"day={k}" / "part.parquet")
 
 
+@pytest.fixture(scope="module")
+def whole_parquet(built: Built, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The report of the requests as one Parquet file, read whole: made once, the reference
+    of both the folder and the glob."""
+    root = tmp_path_factory.mktemp("whole")
+    shutil.copytree(built.folder, root / built.folder.name)
+    built.requests.to_parquet(root / "recent.parquet", index=False)
+    return _monitor(root / built.folder.name, root, "--data", "recent.parquet")
+
+
 @pytest.mark.parametrize("target", ["recent", "recent/day=*/*.parquet"])
 def test_monitor_reads_a_parquet_folder_or_glob_in_chunks_as_the_whole_file(
-    built: Built, bundle_copy: Path, tmp_path: Path, target: str
+    built: Built, bundle_copy: Path, whole_parquet: dict, tmp_path: Path, target: str
 ) -> None:
-    built.requests.to_parquet(tmp_path / "recent.parquet", index=False)
     _parts(built, tmp_path / "recent")
-    whole = _monitor(bundle_copy, tmp_path, "--data", "recent.parquet")
+    whole = whole_parquet
     streamed = _monitor(bundle_copy, tmp_path, "--data", target)
     assert streamed["predictions"] == whole["predictions"]
     assert streamed["data"]["failed"] == [

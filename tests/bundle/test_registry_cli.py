@@ -4,6 +4,7 @@ each refuses (one line, exit 41), through the real CLI in a subprocess."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,14 +23,22 @@ from tests.bundle.conftest import Built, rows
 from tests.helpers import run_nbops
 
 
-@pytest.fixture
-def project(built: Built, tmp_path: Path) -> Path:
-    """A project folder with bundles/tiny-v1 and tiny-v2 (another C), nothing registered."""
-    (tmp_path / "pyproject.toml").write_text("[tool.nbops]\n")
-    out = tmp_path / "bundles"
+@pytest.fixture(scope="module")
+def prepared(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The two bundles, built once for the module (each test works on its own copy)."""
+    root = tmp_path_factory.mktemp("registry-project")
+    out = root / "bundles"
     built.build(out)
     other = clone(built.model).set_params(clf__C=0.01).fit(built.features, built.raw["label"])
     built.build(out, model=other, metrics={"accuracy": 0.91})
+    return out
+
+
+@pytest.fixture
+def project(prepared: Path, tmp_path: Path) -> Path:
+    """A project folder with bundles/tiny-v1 and tiny-v2 (another C), nothing registered."""
+    (tmp_path / "pyproject.toml").write_text("[tool.nbops]\n")
+    shutil.copytree(prepared, tmp_path / "bundles")
     return tmp_path
 
 

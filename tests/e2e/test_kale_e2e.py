@@ -10,8 +10,11 @@ it top to bottom; the kfp pipeline must carry the `limit:` resources.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -139,15 +142,40 @@ def _package_metrics(folder: Path, name: str) -> dict[str, Any]:
     return json.loads(proc.stdout)
 
 
+@dataclass
+class AsIs:
+    """A Kale notebook exported as its author left it, and what its package reports."""
+
+    root: Path  # the notebook's folder, holding pipelines/
+    notebook: Path
+    folder: Path
+    metrics: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def as_is(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], AsIs]:
+    """Each notebook exported once for the module (a test that changes it works on a copy)."""
+    made: dict[str, AsIs] = {}
+
+    def get(name: str) -> AsIs:
+        if name not in made:
+            root = tmp_path_factory.mktemp(f"kale-{name}")
+            notebook = kale_notebook(root / f"{name}.ipynb", {"iris": IRIS, "cancer": CANCER}[name])
+            folder, _ = _export(notebook)
+            made[name] = AsIs(root, notebook, folder, _package_metrics(folder, name))
+        return made[name]
+
+    return get
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "cells"), [("iris", IRIS), ("cancer", CANCER)])
+@pytest.mark.parametrize("name", ["iris", "cancer"])
 def test_a_kale_notebook_exports_as_it_is_and_gives_the_notebooks_metrics(
-    tmp_path: Path, name: str, cells: Cells
+    as_is: Callable[[str], AsIs], tmp_path: Path, name: str
 ) -> None:
-    notebook = kale_notebook(tmp_path / f"{name}.ipynb", cells)
-    folder, _ = _export(notebook)
-    exported = _package_metrics(folder, name)
-    expected = notebook_metrics(notebook, folder, name, {}, tmp_path)
+    made = as_is(name)
+    exported = made.metrics
+    expected = notebook_metrics(made.notebook, made.folder, name, {}, tmp_path)
     assert exported == pytest.approx(expected)
     assert (
         set(exported)
@@ -200,10 +228,13 @@ def test_a_setting_in_pyproject_wins_over_the_same_setting_from_a_limit_tag(
     }
 
 
-def test_tag_from_kale_write_converts_once_and_the_export_is_unchanged(tmp_path: Path) -> None:
-    notebook = kale_notebook(tmp_path / "iris.ipynb", IRIS)
-    folder, _ = _export(notebook)
-    before = _package_metrics(folder, "iris")
+def test_tag_from_kale_write_converts_once_and_the_export_is_unchanged(
+    as_is: Callable[[str], AsIs], tmp_path: Path
+) -> None:
+    made = as_is("iris")
+    shutil.copytree(made.root, tmp_path, dirs_exist_ok=True)
+    notebook, folder = tmp_path / "iris.ipynb", tmp_path / "pipelines" / "iris"
+    before = made.metrics
 
     shown = run_nbops("tag", "iris.ipynb", "--from-kale", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr

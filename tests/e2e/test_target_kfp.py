@@ -24,11 +24,11 @@ from nbops.errors import ArtifactTypeError, ConfigError, MissingExtraError, Targ
 from nbops.export.exporter import ExportResult, export_notebook
 from nbops.export.formatting import lint_problems
 from nbops.export.targets import TargetOptions
+from tests._shared_runs import shared_notebook_metrics
 from tests.helpers import (
     EXAMPLES,
     TWO_MODELS,
     build_notebook,
-    notebook_metrics,
     package_metric_names,
     reported_metric_names,
     run_nbops,
@@ -158,7 +158,10 @@ def test_by_default_components_install_kfp_and_the_pinned_requirements(
 
 
 def test_the_pipeline_runs_on_kfps_local_runner_and_gives_the_notebooks_metrics(
-    exported: ExportResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    exported: ExportResult,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # kfp's subprocess runner starts `python3` from PATH: this environment's interpreter.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
@@ -183,7 +186,9 @@ print("NBOPS-METRICS " + json.dumps(task.output.metadata))
     from_kfp = json.loads(proc.stdout.split("NBOPS-METRICS ", 1)[1].splitlines()[0])
 
     monkeypatch.setenv("NBOPS_RUN_DIR", str(tmp_path / "run"))
-    expected = notebook_metrics(PENGUINS, exported.folder, "penguins", PARAMS, tmp_path)
+    expected = shared_notebook_metrics(
+        tmp_path_factory, PENGUINS, exported.folder, "penguins", PARAMS
+    )
     expected = {k: v for k, v in expected.items() if k in from_kfp}
 
     assert set(from_kfp) == {"accuracy", "f1_macro"}

@@ -28,11 +28,11 @@ from nbops.export.exporter import ExportResult, export_notebook
 from nbops.export.formatting import lint_problems
 from nbops.export.manifest import ParameterEntry
 from nbops.export.targets import TargetContext, TargetOptions
+from tests._shared_runs import migrated_airflow_db, shared_notebook_metrics
 from tests.helpers import (
     EXAMPLES,
     TWO_MODELS,
     build_notebook,
-    notebook_metrics,
     package_metric_names,
     reported_metric_names,
     run_nbops,
@@ -105,16 +105,42 @@ module.get_current_context = lambda: fake
 found["saved_default"] = module._save({"n": (3, "json")})
 os.environ["NBOPS_ARTIFACT_ROOT"] = sys.argv[2]
 found["saved_root"] = module._save({"n": (3, "json")})
+# then, in the same process (Airflow imports once), the DAG folder at an export root
+root = sys.argv[3]
+bag = DagBag(dag_folder=root, safe_mode=False)
+found["at_export_root"] = {
+    "import_errors": {os.path.relpath(str(k), root): v for k, v in bag.import_errors.items()},
+    "parsed": sorted(str(s.file) for s in bag.dagbag_stats),
+    "dags": {d: os.path.relpath(dag.fileloc, root) for d, dag in bag.dags.items()},
+}
 print("NBOPS-DAGBAG " + json.dumps(found))
 """
 
 
 @pytest.fixture(scope="module")
-def loaded(exported: ExportResult, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """What Airflow makes of the export folder."""
+def export_root(exported: ExportResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An export root holding penguins v2 and, kept under .versions, v1 (the module's export,
+    copied): the notebook changed since v1."""
+    out = tmp_path_factory.mktemp("export-root") / "pipelines"
+    shutil.copytree(exported.folder.parent, out)
+    notebook = out.parent / "penguins.ipynb"
+    notebook.write_text(
+        PENGUINS.read_text("utf-8").replace("n_estimators = 200", "n_estimators = 100"), "utf-8"
+    )
+    second = export_notebook(notebook, out, targets=["airflow"])
+    assert second.version == 2
+    return out
+
+
+@pytest.fixture(scope="module")
+def loaded(
+    exported: ExportResult, export_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """What Airflow makes of the export folder (and, under "at_export_root", of a DAG folder
+    at an export root holding a kept version)."""
     tmp = tmp_path_factory.mktemp("dagbag")
     proc = subprocess.run(
-        [sys.executable, "-c", _LOAD, str(exported.folder), str(tmp / "root")],
+        [sys.executable, "-c", _LOAD, str(exported.folder), str(tmp / "root"), str(export_root)],
         env=airflow_env(tmp / "home", exported.folder),
         cwd=tmp,
         capture_output=True,
@@ -308,23 +334,26 @@ def test_a_default_a_dag_param_cannot_hold_is_one_clear_error(tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_airflow_runs_the_dag_and_gives_the_notebooks_metrics(
-    exported: ExportResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    exported: ExportResult,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     root = tmp_path / "artifacts"
     env = airflow_env(tmp_path / "home", exported.folder, NBOPS_ARTIFACT_ROOT=str(root))
+    migrated_airflow_db(tmp_path_factory, tmp_path / "home")  # as `airflow db migrate` does
     started = time.perf_counter()
-    for command in (["db", "migrate"], ["dags", "test", "penguins", "-c", json.dumps(PARAMS)]):
-        proc = subprocess.run(
-            [AIRFLOW, *command],
-            env=env,
-            cwd=PENGUINS.parent,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = subprocess.run(
+        [AIRFLOW, "dags", "test", "penguins", "-c", json.dumps(PARAMS)],
+        env=env,
+        cwd=PENGUINS.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     took = time.perf_counter() - started
-    print(f"airflow db migrate + dags test: {took:.1f} s")
+    print(f"airflow dags test: {took:.1f} s")
 
     with sqlite3.connect(tmp_path / "home" / "airflow.db") as db:
         states = dict(db.execute("SELECT task_id, state FROM task_instance").fetchall())
@@ -338,7 +367,9 @@ def test_airflow_runs_the_dag_and_gives_the_notebooks_metrics(
     assert json.loads(xcom["return_value"])["metrics"] == from_airflow
 
     monkeypatch.setenv("NBOPS_RUN_DIR", str(tmp_path / "run"))
-    expected = notebook_metrics(PENGUINS, exported.folder, "penguins", PARAMS, tmp_path)
+    expected = shared_notebook_metrics(
+        tmp_path_factory, PENGUINS, exported.folder, "penguins", PARAMS
+    )
     expected = {k: v for k, v in expected.items() if k in from_airflow}
 
     assert set(from_airflow) == {"accuracy", "f1_macro"}
@@ -349,42 +380,11 @@ def test_airflow_runs_the_dag_and_gives_the_notebooks_metrics(
     assert len(models) == 1 and models[0].read_bytes()[:2] == b"PK"
 
 
-_LOAD_ROOT = r"""
-import json, os, sys
-from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1], safe_mode=False)
-print("NBOPS-DAGBAG " + json.dumps({
-    "import_errors": {os.path.relpath(str(k), sys.argv[1]): v for k, v in bag.import_errors.items()},
-    "parsed": sorted(str(s.file) for s in bag.dagbag_stats),
-    "dags": {d: os.path.relpath(dag.fileloc, sys.argv[1]) for d, dag in bag.dags.items()},
-}))
-"""
-
-
 def test_a_dag_folder_at_the_export_root_loads_each_pipeline_once_not_its_kept_versions(
-    tmp_path: Path,
+    export_root: Path, loaded: dict[str, Any]
 ) -> None:
-    notebook = tmp_path / "penguins.ipynb"
-    shutil.copy(PENGUINS, notebook)
-    out = tmp_path / "pipelines"
-    export_notebook(notebook, out, targets=["airflow"])
-    notebook.write_text(
-        notebook.read_text("utf-8").replace("n_estimators = 200", "n_estimators = 100"), "utf-8"
-    )
-    second = export_notebook(notebook, out, targets=["airflow"])
-    assert second.version == 2
-    assert (out / ".versions/penguins/v1/airflow_dag.py").is_file()
-
-    proc = subprocess.run(
-        [sys.executable, "-c", _LOAD_ROOT, str(out)],
-        env=airflow_env(tmp_path / "home", out),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    found = json.loads(proc.stdout.split("NBOPS-DAGBAG ", 1)[1])
+    assert (export_root / ".versions/penguins/v1/airflow_dag.py").is_file()
+    found = loaded["at_export_root"]
     assert found["import_errors"] == {}
     assert found["dags"] == {"penguins": "penguins/airflow_dag.py"}
     assert len(found["parsed"]) == 1, found["parsed"]
