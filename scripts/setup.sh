@@ -37,9 +37,12 @@ if [ ! -x .venv/bin/uv ]; then
   .venv/bin/python -m pip install --quiet uv >/dev/null 2>&1 || true
 fi
 
+# Bytecode is compiled at install time (uv does not by default): where PYTHONDONTWRITEBYTECODE
+# is set, as on this project's CI machines, Python would otherwise compile every module it
+# imports from source in every process (import sklearn, pandas: 14-23 s instead of 4 s here).
 install() {  # pip install arguments, through uv when it is there
   if [ -x .venv/bin/uv ]; then
-    .venv/bin/uv pip install --quiet --python .venv/bin/python "$@"
+    .venv/bin/uv pip install --quiet --compile-bytecode --python .venv/bin/python "$@"
   else
     .venv/bin/python -m pip install --quiet "$@"
   fi
@@ -115,3 +118,6 @@ PY
     fi
     ;;
 esac
+
+# The project's own sources (an editable install: not in site-packages), for the same reason.
+.venv/bin/python -m compileall -q -j 0 src >/dev/null
