@@ -110,6 +110,19 @@ def _sensitive(name: str, read: frozenset[str]) -> bool:
     return name in read or name in _NATIVE_NAMES or name.startswith(_NATIVE_PREFIXES)
 
 
+# What `import sklearn` puts into os.environ (setdefault) before it loads OpenMP: once a test
+# in the test process has imported scikit-learn, every request's environment has these, and a
+# new process that imports it ends with the same values. Only an other value is a difference.
+_IMPORT_DEFAULTS = {"KMP_DUPLICATE_LIB_OK": "True", "KMP_INIT_AT_FORK": "FALSE"}
+
+
+def _differs(name: str, zygote_env: Mapping[str, str], env: Mapping[str, str]) -> bool:
+    if zygote_env.get(name) == env.get(name):
+        return False
+    default = _IMPORT_DEFAULTS.get(name)
+    return default is None or {zygote_env.get(name), env.get(name)} - {None, default} != set()
+
+
 # ---------------------------------------------------------------------------------------------
 # The zygote (runs in its own process; standard library only until it preloads)
 
@@ -478,7 +491,7 @@ def run(
                 if zygote.env.get("PYTHONPATH") != env.get("PYTHONPATH"):
                     return None
                 changed = {
-                    k for k in zygote.env.keys() | env.keys() if zygote.env.get(k) != env.get(k)
+                    k for k in zygote.env.keys() | env.keys() if _differs(k, zygote.env, env)
                 }
                 if any(_sensitive(k, zygote.read) for k in changed):
                     return None

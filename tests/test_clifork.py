@@ -116,6 +116,21 @@ def test_a_zygote_killed_between_commands_is_replaced(tmp_path: Path) -> None:
     _same(forked, fresh)
 
 
+def test_the_variables_importing_scikit_learn_sets_still_fork(tmp_path: Path) -> None:
+    # Once any test in this process imported scikit-learn, every request's environment has
+    # what its import sets; a new process importing it ends with the same values.
+    with_defaults = {
+        **{k: v for k, v in os.environ.items() if k not in _clifork._IMPORT_DEFAULTS},
+        **_clifork._IMPORT_DEFAULTS,
+    }
+    before = _clifork.forked()
+    run_nbops("--version", cwd=tmp_path, env=with_defaults)
+    assert _clifork.forked() == before + 1
+    other = {**with_defaults, "KMP_INIT_AT_FORK": "TRUE"}  # a value the import would not set
+    run_nbops("--version", cwd=tmp_path, env=other)
+    assert _clifork.forked() == before + 1
+
+
 @pytest.mark.parametrize(
     "change",
     ["PYTHONPATH", "HOME", "a module in cwd", "NBOPS_TEST_NO_FORK"],

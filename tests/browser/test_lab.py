@@ -56,6 +56,19 @@ def cell(page: Any, index: int) -> Any:
     return page.locator(CELLS).nth(index)
 
 
+def scroll_into_view(locator: Any, timeout: float = 30.0) -> None:
+    """Scroll an element into view, again if the panel re-rendered it in between (a running
+    run's box is redrawn as its progress arrives: "Element is not attached to the DOM")."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            locator.scroll_into_view_if_needed(timeout=5_000)
+            return
+        except Exception as exc:  # playwright's Error: the element was replaced meanwhile
+            if "not attached" not in str(exc) or time.monotonic() > deadline:
+                raise
+
+
 def select_cell(page: Any, index: int, *, shift: bool = False) -> None:
     """Click a cell's prompt: selects it in command mode (with shift: extends the selection)."""
     prompt = cell(page, index).locator(".jp-InputPrompt").first

@@ -24,6 +24,7 @@ from tests.browser.test_lab import (
     open_notebook,
     open_panel,
     run_from_palette,
+    scroll_into_view,
     wait_for,
 )
 from tests.browser.test_runs_panel import IRIS
@@ -209,7 +210,7 @@ def test_a_run_shows_its_progress_cell_by_cell_then_the_gates(page: Any, lab: La
         page.wait_for_timeout(500)  # the theme's stylesheet applied
         assert "transform:first" in text.inner_text()
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        panel.locator(".nbops-run-result").scroll_into_view_if_needed()
+        scroll_into_view(panel.locator(".nbops-run-result"))
         page.locator(PANEL).screenshot(path=str(SCREENSHOTS / "run-progress-dark.png"))
     finally:
         run_from_palette(page, "Use Theme: JupyterLab Light")
