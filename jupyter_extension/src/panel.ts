@@ -432,12 +432,17 @@ export class PipelinePanel extends Widget {
     return made !== null && made !== signature(panel);
   }
 
-  /** Whether the export is of an older notebook: the open notebook changed since, or the
-   * saved file differs from the one the export read (its manifest's sha256). */
+  /** Whether the export is of an older notebook. Made from this panel: the open notebook's
+   * cells (types, sources, tags) changed since; a save that changed only the file's metadata
+   * (the kernel's language_info, written when a run saves the notebook) leaves it current.
+   * Otherwise: the saved file differs from the one the export read (its manifest's sha256). */
   private _exportOutdated(panel: NotebookPanel, state: INotebookState): boolean {
+    if (state.exportSignature !== null) {
+      return this._outdated(panel, state.exportSignature);
+    }
     const saved = state.analysis?.sha256;
     const read = state.exported?.source_sha256;
-    return this._outdated(panel, state.exportSignature) || (!!saved && !!read && saved !== read);
+    return !!saved && !!read && saved !== read;
   }
 
   private _outdatedKey(panel: NotebookPanel): string {

@@ -28,6 +28,7 @@ from tests.browser.test_lab import (
     open_panel,
     role_of,
     run_from_palette,
+    save_and_wait,
     select_cell,
     wait_for,
     wait_role,
@@ -82,24 +83,6 @@ def sources(path: Path) -> list[str]:
 
 def timed(label: str, start: float) -> None:
     print(f"[timing] {label}: {time.monotonic() - start:.2f} s")
-
-
-def save_and_wait(page: Any, path: Path, before: str) -> None:
-    """Save, and wait until the file holds a whole new notebook: one read while the server
-    writes it can see it empty (the full suite once failed on that, on a loaded machine)."""
-    page.keyboard.press("Control+S")
-
-    def saved() -> bool:
-        text = path.read_text()
-        if text == before:
-            return False
-        try:
-            json.loads(text)
-        except ValueError:
-            return False
-        return True
-
-    wait_for(saved, what=f"{path.name} saved")
 
 
 def test_each_fix_button_changes_the_notebook(page: Any, lab: Lab) -> None:
@@ -286,6 +269,7 @@ def test_results_say_when_the_notebook_changed_after_them(page: Any, lab: Lab) -
     # Edit a cell: both boxes are marked outdated, without a save.
     select_cell(page, 5)
     page.keyboard.press("Enter")
+    original = cell(page, 5).locator(".cm-content").inner_text()
     page.keyboard.press("Control+End")
     page.keyboard.type("  # changed")
     page.keyboard.press("Escape")
@@ -299,16 +283,21 @@ def test_results_say_when_the_notebook_changed_after_them(page: Any, lab: Lab) -
     select_cell(page, 5)
     page.keyboard.press("Enter")
     editor = cell(page, 5).locator(".cm-content")
-    # The editor may keep the typing as several undo steps (more of them on a loaded machine);
-    # undo until the typed text is gone. An undo with nothing left to undo does nothing.
+    # The editor may keep the typing as several undo steps (more of them on a loaded machine:
+    # the two spaces can be a step of their own); undo until the cell reads as before the edit.
+    # An undo with nothing left to undo does nothing.
     for _attempt in range(40):
-        if "# changed" not in editor.inner_text():
+        if editor.inner_text() == original:
             break
         page.keyboard.press("Control+z")
-    assert "# changed" not in editor.inner_text(), editor.inner_text()
+    assert editor.inner_text() == original, editor.inner_text()
     page.keyboard.press("Escape")
-    wait_for(lambda: panel.locator(".nbops-outdated").count() == 0,
-             what="the results current again after undo")  # fmt: skip
+    try:
+        wait_for(lambda: panel.locator(".nbops-outdated").count() == 0,
+                 what="the results current again after undo")  # fmt: skip
+    except AssertionError as e:
+        classes = panel.locator(".nbops-outdated").evaluate_all("els => els.map(e => e.className)")
+        raise AssertionError(f"{e}: still outdated: {classes}") from None
 
     # Edit again and save: the export stays marked (its notebook is not the saved one).
     select_cell(page, 5)
@@ -316,9 +305,7 @@ def test_results_say_when_the_notebook_changed_after_them(page: Any, lab: Lab) -
     page.keyboard.press("Control+End")
     page.keyboard.type("  # saved")
     page.keyboard.press("Escape")
-    before = path.read_text()
-    page.keyboard.press("Control+S")
-    wait_for(lambda: path.read_text() != before, what="the edit saved")
+    save_and_wait(page, path)
     # The panel read the saved file (its sha256 differs from the export's source).
     wait_for(lambda: panel.locator(".nbops-refresh").inner_text() == "Refresh",
              what="the refresh after the save")  # fmt: skip

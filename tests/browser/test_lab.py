@@ -40,6 +40,25 @@ def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condi
         time.sleep(0.2)
 
 
+def save_and_wait(page: Any, path: Path, before: str | None = None) -> None:
+    """Ctrl+S, and wait until the file holds a whole new notebook: jupyter_server writes it in
+    place (truncate, then write), so one read while it writes can see it empty or cut."""
+    before = path.read_text() if before is None else before
+    page.keyboard.press("Control+S")
+
+    def saved() -> bool:
+        text = path.read_text()
+        if text == before:
+            return False
+        try:
+            json.loads(text)
+        except ValueError:
+            return False
+        return True
+
+    wait_for(saved, what=f"{path.name} saved")
+
+
 def open_notebook(page: Any, lab: Lab, name: str, cells: int) -> None:
     page.goto(lab.lab_url(name))
     page.wait_for_function(

@@ -26,6 +26,7 @@ from tests.browser.test_lab import (
     open_notebook,
     role_of,
     run_from_palette,
+    save_and_wait,
     select_cell,
     wait_for,
     wait_role,
@@ -162,9 +163,7 @@ def active_index(page: Any) -> int:
 
 
 def save(page: Any, path: Path) -> None:
-    before = path.read_text()
-    page.keyboard.press("Control+S")
-    wait_for(lambda: path.read_text() != before, what=f"{path.name} saved")
+    save_and_wait(page, path)
 
 
 # -- the inspector ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ run-result-light.png).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ WAITING = [
     ),
     (
         "code",
-        "def wait(flag):\n    deadline = time.time() + 120\n"
+        "def wait(flag):\n    deadline = time.time() + 600\n"
         "    while not os.path.exists(flag) and time.time() < deadline:\n        time.sleep(0.05)",
         ["setup"],
     ),
@@ -184,7 +185,9 @@ def test_a_run_shows_its_progress_cell_by_cell_then_the_gates(page: Any, lab: La
         (folder / flag).unlink(missing_ok=True)
     panel = open_form(page, lab, "formgates/waiting.ipynb", cells=len(WAITING))
     panel.locator(".nbops-run-form input[name='n_rows']").fill("20")
+    before = jobs(lab)
     panel.locator("button.nbops-run-start").click()
+    wait_for(lambda: jobs(lab) > before, timeout=60, what="the click to start a run job")
 
     text = panel.locator(".nbops-run-progress-text")
     step = panel.locator(".nbops-run-step")
@@ -194,8 +197,16 @@ def test_a_run_shows_its_progress_cell_by_cell_then_the_gates(page: Any, lab: La
         return found.get_attribute("data-status") if found.count() else None
 
     # Code cells 1-3 (setup, parameters, setup) ran; the 4th (notebook cell 5) waits.
-    wait_for(lambda: text.count() and "transform:first" in text.inner_text(), timeout=120,
-             what="the run inside the first waiting cell")  # fmt: skip
+    # Under load (CI: four workers on two cores) the job's process and kernel start slowly;
+    # the waiting cell waits for its flag for up to 10 minutes.
+    try:
+        wait_for(lambda: text.count() and "transform:first" in text.inner_text(), timeout=300,
+                 what="the run inside the first waiting cell")  # fmt: skip
+    except AssertionError as error:
+        status, body = lab.get("nbops/api/runs")
+        raise AssertionError(
+            f"{error}\npanel: {panel.inner_text()!r}\njobs ({status}): {json.dumps(body)[:4000]}"
+        ) from None
     first = text.inner_text()
     assert first.startswith("Cell 4 of 7 running (cell 5 · transform:first)"), first
     assert status_of("setup") == "done" and status_of("transform:first") == "running"
