@@ -15,9 +15,10 @@ fi
 # Four workers on two cores: much of a test's time is spent waiting on a kernel, a browser, a
 # lab or an engine it started. --dist loadfile keeps a file's tests on one worker: its module
 # fixtures (a run or bundle built once for the file) run once, and a browser file's tests
-# follow each other in one lab, as they do in a serial run. `-n 0` runs serially.
+# follow each other in one lab, as they do in a serial run. The files go out heaviest first
+# (tests/conftest.py orders them by tests/durations.json; --no-loadscope-reorder keeps that
+# order), so that no long file runs alone at the end. `-n 0` runs serially.
 # The tests' fork server (tests/_clifork.py: run_nbops forks each command from a process with
-# the libraries imported) is opt-in until a whole-suite run has been made with it on:
-# NBOPS_TEST_NO_FORK=0 bash scripts/test.sh. Its own tests (tests/test_clifork.py) always run.
-export NBOPS_TEST_NO_FORK=${NBOPS_TEST_NO_FORK:-1}
-.venv/bin/python -m pytest -n 4 --dist loadfile "$@"
+# the libraries imported) is on; NBOPS_TEST_NO_FORK=1 starts every command as a new process.
+export NBOPS_TEST_NO_FORK=${NBOPS_TEST_NO_FORK:-0}
+.venv/bin/python -m pytest -n 4 --dist loadfile --no-loadscope-reorder "$@"

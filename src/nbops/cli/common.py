@@ -4,6 +4,7 @@ before parsing). The commands live in one module per group beside it."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -71,6 +72,13 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _quiet_leftover_tasks() -> None:
+    """After a run ended early (Ctrl-C, SIGTERM, a dead kernel), the kernel client's pending
+    asyncio tasks hold the kernel's death as an exception nobody retrieves; asyncio reports
+    each as a traceback on stderr when it is collected, at exit. The one line said it all."""
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
+
+
 def _handles_errors(func: F) -> F:
     """Turn NbopsError into one line on stderr and its exit code; Ctrl-C into 130, and
     SIGTERM (where a command turns it into Terminated) into 143."""
@@ -80,13 +88,16 @@ def _handles_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except NbopsError as exc:
+            _quiet_leftover_tasks()
             err.print(f"nbops: error: {exc}", markup=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except Terminated as exc:
+            _quiet_leftover_tasks()
             recorded = f": run {exc.run_id} recorded as terminated" if exc.run_id else ""
             err.print(f"nbops: terminated{recorded}", markup=False)
             raise typer.Exit(Terminated.exit_code) from None
         except KeyboardInterrupt:
+            _quiet_leftover_tasks()
             err.print("nbops: interrupted", markup=False)
             raise typer.Exit(130) from None
 
