@@ -27,6 +27,7 @@ from nbops.quality.schema.model import (
 )
 from nbops.quality.validate.drift import category_drift, numeric_drift
 from nbops.quality.validate.report import CheckKind, CheckResult, Status
+from nbops.quality.validate.text_counts import known_text_counts
 from nbops.quality.validate.values import (
     CHUNK,
     EXAMPLES,
@@ -475,6 +476,9 @@ def _arrow_known_counts(
     data = s.array.__arrow_array__()
     if isinstance(data, pa.Array):
         data = pa.chunked_array([data])
+    fast = known_text_counts(data, known)  # short categories: no string hashing
+    if fast is not None:
+        return dict(zip(known, fast[:-1].tolist(), strict=True)), int(fast[-1])
     value_set = pa.array(known, type=data.type)
     codes = pc.fill_null(pc.index_in(data, value_set=value_set), len(known))
     counts = np.zeros(len(known) + 1, dtype=np.int64)
