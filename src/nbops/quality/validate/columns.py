@@ -58,6 +58,7 @@ class _ColumnChecks:
         self.nulls = 0
         self._counts: pd.Series | None = None
         self._text_counts: tuple[dict[str, int], int] | None = None
+        self.value_range: tuple[Any, Any] | None = None  # numpy numbers' min and max, if found
 
     def result(self, kind: CheckKind, status: Status, message: str, **fields: Any) -> CheckResult:
         count = int(fields.pop("count", 0))
@@ -267,6 +268,7 @@ class _ColumnChecks:
             floats_with_nulls = dtype.kind == "f" and self.nulls > 0
             low = np.fmin.reduce(x) if floats_with_nulls else x.min()
             high = np.fmax.reduce(x) if floats_with_nulls else x.max()
+            self.value_range = (low, high)
         else:
             low, high = s.min(), s.max()
         if (lo is None or low >= lo) and (hi is None or high <= hi):
