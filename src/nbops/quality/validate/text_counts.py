@@ -29,7 +29,7 @@ import numpy as np
 
 MAX_KNOWN_BYTES = 7
 BLOCK = 1 << 14  # rows a block: the block's temporaries stay in the core's cache
-_SHIFTS = np.array([64 - 8 * m for m in range(8)] + [0], dtype=np.uint64)  # by min(len, 8)
+_EIGHT, _THREE = np.uint64(8), np.uint64(3)
 _SEED = 20240601
 
 
@@ -153,16 +153,18 @@ def _chunk_slots(chunk: object, table: np.ndarray, multiplier: np.uint64, bits: 
             np.subtract(offsets[lo + 1 : hi + 1], starts, out=length)
             np.minimum(length, 8, out=length)
             word[...] = source[starts - base if base else starts]
-            _SHIFTS.take(length, out=shift)
+            np.subtract(_EIGHT, length.view(np.uint64), out=shift)  # 64 - 8m: bits past it
+            np.left_shift(shift, _THREE, out=shift)
             np.left_shift(word, shift, out=word)
             np.add(length, 1, out=length)
             np.bitwise_or(word, length.view(np.uint64), out=word)
             np.multiply(word, multiplier, out=where)
             np.right_shift(where, down, out=where)
             index = where.view(np.int64)
-            np.equal(table.take(index), word, out=match)
+            np.equal(table.take(index, mode="clip"), word, out=match)
             if valid is not None:
                 np.logical_and(match, valid[lo:hi], out=match)
-            np.multiply(index, match, out=index)
+            if not match.all():  # mostly every value is a known one
+                np.multiply(index, match, out=index)
             out += np.bincount(index, minlength=table.size)
     return out
