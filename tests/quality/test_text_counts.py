@@ -79,10 +79,19 @@ def test_known_counts_equal_counting_each_value(
     assert counts.tolist() == _expected(values, known)
 
 
-@settings(max_examples=50, deadline=None)
-@given(st.lists(st.sampled_from([*SHORT[:6], "abcdefgh", None]), max_size=3 * BLOCK + 5))
-def test_known_counts_over_several_blocks(values: list[str | None]) -> None:
-    known = ["a", "", "abc"]
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2 * BLOCK), st.booleans())
+def test_known_counts_over_several_blocks(seed: int, extra: int, long_tail: bool) -> None:
+    """Several blocks, nulls among them, and (`long_tail`) a run of empty strings ending the
+    buffer, so that many values start within its last 8 bytes."""
+    rng = np.random.default_rng(seed)
+    pool = np.array([*SHORT[:6], "abcdefgh", "Oslo"], dtype=object)
+    values: list[str | None] = list(rng.choice(pool, size=BLOCK + extra))
+    for i in rng.integers(0, len(values), size=len(values) // 50):
+        values[i] = None
+    if long_tail:
+        values += [""] * (BLOCK // 2)
+    known = ["a", "", "abc", "Oslo"]
     counts = known_text_counts(pa.array(values, type=pa.large_string()), known)
     assert counts is not None and counts.tolist() == _expected(values, known)
 

@@ -465,7 +465,8 @@ def _arrow_known_counts(
     s: pd.Series, known: list[str], nulls: int
 ) -> tuple[dict[str, int], int] | None:
     """For pyarrow-backed text: counts of `known` values and of the other non-null values,
-    with one hash lookup per row against the few known values (None for other dtypes)."""
+    from the Arrow buffers when every known value is short (`known_text_counts`), else with
+    one hash lookup per row against the few known values (None for other dtypes)."""
     dtype = s.dtype
     is_arrow_text = (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") or (
         isinstance(dtype, pd.ArrowDtype) and ptypes.is_string_dtype(dtype)

@@ -349,7 +349,9 @@ class PointCounter:
     added block by block, exactly as comparing each value with each point would give.
 
     Each value goes to a cell of a uniform grid over [points[0], points[-1]] (`_cells`: a
-    subtraction, a product and a clip, all monotone in the value); a point in a lower cell is
+    subtraction, a product and a clip, all monotone in the value); with `span`, the smallest
+    and largest value to be added, when not much wider, the grid covers that span too and
+    only NaN needs the clip (none when `nan` is false). A point in a lower cell is
     below the value and one in a higher cell above it, so the value's rank (the points below
     it) is the points of the lower cells plus those of its own cell below it, found by a
     branch-free binary search over at most `depth` points (one comparison when no cell holds

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 MAX_KNOWN_BYTES = 7
-BLOCK = 1 << 14  # rows a block: the block's temporaries stay in the core's cache
+BLOCK = 1 << 16  # rows a block: few numpy calls (each releases the GIL), temporaries in cache
 _EIGHT, _THREE = np.uint64(8), np.uint64(3)
 _SEED = 20240601
 
