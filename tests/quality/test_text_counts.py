@@ -17,7 +17,12 @@ from hypothesis import strategies as st
 
 from nbops.quality.schema.model import ColumnSchema, ReferenceStats
 from nbops.quality.validate.columns import _ColumnChecks
-from nbops.quality.validate.text_counts import BLOCK, MAX_KNOWN_BYTES, known_text_counts
+from nbops.quality.validate.text_counts import (
+    BLOCK,
+    MAX_KNOWN,
+    MAX_KNOWN_BYTES,
+    known_text_counts,
+)
 
 # values that differ from a known one in the last byte, the length, past the 7th byte, ...
 POOL = [
@@ -103,6 +108,15 @@ def test_a_long_known_category_or_another_type_is_left_to_hashing() -> None:
     assert known_text_counts(pa.array(["x"]).dictionary_encode(), ["x"]) is None
     counts = known_text_counts(data, [])
     assert counts is not None and counts.tolist() == [2]
+    many = [f"{i:x}" for i in range(MAX_KNOWN + 1)]
+    assert known_text_counts(pa.array(many), many) is None
+
+
+def test_as_many_known_categories_as_the_table_takes() -> None:
+    known = [f"{i:x}" for i in range(MAX_KNOWN)]
+    values = [*known, *known[::3], "zz", None, "1000"]
+    counts = known_text_counts(pa.array(values), known)
+    assert counts is not None and counts.tolist() == _expected(values, known)
 
 
 def _series(values: list[str | None], dtype: str) -> pd.Series:

@@ -19,17 +19,21 @@ the Arrow buffers, a block of rows at a time, with numpy:
   and set to 0 otherwise (and for nulls), and the slots are counted by `np.bincount`.
 
 A value counts for a known category exactly when its bytes equal the category's, as with
-`index_in`. Other types (string views, dictionaries), or a longer known category, give None
-and the caller hashes as before.
+`index_in`. Other types (string views, dictionaries), a longer known category, or more than
+`MAX_KNOWN` of them give None and the caller hashes as before.
 """
 
 from __future__ import annotations
+
+import random
 
 import numpy as np
 
 MAX_KNOWN_BYTES = 7
 BLOCK = 1 << 16  # rows a block: few numpy calls (each releases the GIL), temporaries in cache
 _EIGHT, _THREE = np.uint64(8), np.uint64(3)
+_WORD = 2**64 - 1
+MAX_KNOWN = 256  # known categories counted this way (a table of up to 2**16 slots)
 _SEED = 20240601
 
 
@@ -37,21 +41,23 @@ def _key(text: bytes) -> int:
     """The 64-bit key of a value of at most 7 bytes (see the module docstring)."""
     m = len(text)
     word = int.from_bytes(text.ljust(8, b"\0"), "little")
-    return ((word << (64 - 8 * m)) & (2**64 - 1)) | (m + 1)
+    return ((word << (64 - 8 * m)) & _WORD) | (m + 1)
 
 
 def _perfect_hash(keys: list[int]) -> tuple[int, int, np.ndarray] | None:
     """(multiplier, bits, slots): an odd multiplier giving each key its own nonzero slot of
-    a table of 2**bits; None if none is found (never in practice: the caller then hashes)."""
-    rng = np.random.default_rng(_SEED)
-    bits = max(2, (len(keys) + 1).bit_length() + 1)
-    array = np.array(keys, dtype=np.uint64)
+    a table of 2**bits (about the square of the keys' number, so a random multiplier mostly
+    does); None for more than `MAX_KNOWN` keys or if none is found: the caller then hashes."""
+    if len(keys) > MAX_KNOWN:
+        return None
+    draw = random.Random(_SEED)
+    bits = max(3, (len(keys) ** 2 - 1).bit_length())
     while bits <= 16:
-        for _ in range(64):
-            multiplier = int(rng.integers(0, 2**62)) * 2 + 1
-            slots = (array * np.uint64(multiplier)) >> np.uint64(64 - bits)
-            if np.unique(slots).size == slots.size and not np.any(slots == 0):
-                return multiplier, bits, slots.astype(np.intp)
+        for _ in range(32):
+            multiplier = draw.getrandbits(63) * 2 + 1
+            slots = [((k * multiplier) & _WORD) >> (64 - bits) for k in keys]
+            if 0 not in slots and len(set(slots)) == len(slots):
+                return multiplier, bits, np.array(slots, dtype=np.intp)
         bits += 1
     return None
 
@@ -59,7 +65,8 @@ def _perfect_hash(keys: list[int]) -> tuple[int, int, np.ndarray] | None:
 def known_text_counts(data: object, known: list[str]) -> np.ndarray | None:
     """For a pyarrow string or large_string (chunked) array: the non-null values' counts of
     each of `known` (distinct texts), then of every other value, as int64; None when the
-    type is another one or a known text is longer than `MAX_KNOWN_BYTES` bytes."""
+    type is another one, a known text is longer than `MAX_KNOWN_BYTES` bytes or there are
+    more than `MAX_KNOWN` of them."""
     import pyarrow as pa
 
     if isinstance(data, pa.Array):
