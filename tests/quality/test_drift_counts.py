@@ -114,6 +114,61 @@ def test_counts_across_blocks_equal_one_block() -> None:
     assert np.array_equal(_counts_at_or_below(pd.Series(x), points), _brute(pd.Series(x), points))
 
 
+@settings(max_examples=300, deadline=None)
+@given(points_and_values(), st.floats(0.0, 3.0), st.sampled_from(["float64", "float32"]))
+def test_float_counts_with_the_values_range_equal_each_value_compared_with_each_point(
+    case: tuple[np.ndarray, list[float]], widen: float, dtype: str
+) -> None:
+    """The range check's min and max (or any range holding the values) spare the clipping
+    of grid cells: the counts stay exact, with NaN told by the null count or not."""
+    points, xs = case
+    with np.errstate(over="ignore"):  # 1e300 as float32: inf
+        s = pd.Series(np.asarray(xs, dtype=np.float64)).astype(dtype)
+    x = s.to_numpy(dtype=np.float64)
+    finite = x[~np.isnan(x)]
+    if not finite.size:
+        return
+    low, high = float(finite.min()), float(finite.max())
+    pad = widen * (high - low) if np.isfinite(high - low) else 0.0
+    nulls = int(np.count_nonzero(np.isnan(x)))
+    expected = _brute(s, points)
+    for value_range in ((low, high), (low - pad, high + pad)):
+        assert np.array_equal(_counts_at_or_below(s, points, value_range, nulls), expected)
+    counter = PointCounter(points.astype(np.float64), (low, high), nan=nulls > 0)
+    counter.add(x)
+    assert np.array_equal(counter.at_or_below(), expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(-50, 5000), min_size=1, max_size=200),
+    st.lists(st.floats(-60, 5100, allow_nan=False), min_size=1, max_size=30),
+    st.sampled_from(["int64", "int32", "uint16"]),
+)
+def test_integer_counts_with_the_values_range_equal_each_value_compared_with_each_point(
+    ints: list[int], raw_points: list[float], dtype: str
+) -> None:
+    """Whole numbers at or above 0 are counted as they are (no shift), others shifted."""
+    if dtype == "uint16":
+        ints = [abs(v) for v in ints]
+    s = pd.Series(ints).astype(dtype)
+    points = np.union1d(raw_points, [])
+    x = s.to_numpy()
+    got = _counts_at_or_below(s, points, (x.min(), x.max()), 0)
+    assert np.array_equal(got, _brute(s, points))
+
+
+def test_crowded_points_get_a_finer_grid() -> None:
+    # lognormal quantiles: two share a cell of a 2**16 grid, none of a 2**18 one
+    rng = np.random.default_rng(20240601)
+    x = rng.lognormal(3.0, 1.0, 200_000)
+    points = np.union1d(np.quantile(x, np.linspace(0, 1, 1000)), [])
+    counter = PointCounter(points, (float(x.min()), float(x.max())), nan=False)
+    assert counter.steps == [1] and counter.last + 1 > 1 << 16
+    counter.add(x)
+    assert np.array_equal(counter.at_or_below(), _brute(pd.Series(x), points))
+
+
 def _frame(rng: np.random.Generator, n: int, shift: float) -> pd.DataFrame:
     floats = np.round(rng.normal(shift, 1.0, n), 1)  # ties
     floats[rng.random(n) < 0.05] = np.nan

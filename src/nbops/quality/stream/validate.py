@@ -148,10 +148,11 @@ class _Partial:
                 return
         if nulls == size:
             return
+        value_range = None
         if kind in NUMERIC_KINDS or kind == "datetime":
-            self._range(s, offset, nulls)
+            value_range = self._range(s, offset, nulls)
         if kind in NUMERIC_KINDS and self.points is not None:
-            self._at_or_below(s)
+            self._at_or_below(s, value_range, nulls)
         if self.known and kind in ("categorical", "string"):
             self._categories(s, offset, nulls)
         if kind == "boolean" and self.reference is not None:
@@ -160,7 +161,9 @@ class _Partial:
         if column.unique:
             self.hashes.append(pd.util.hash_pandas_object(s, index=False).to_numpy())
 
-    def _range(self, s: pd.Series, offset: int, nulls: int) -> None:
+    def _range(self, s: pd.Series, offset: int, nulls: int) -> tuple[Any, Any] | None:
+        """Merge the chunk's min, max and range counts; the chunk's min and max when it is
+        of a numpy number dtype (what the drift count takes), else None."""
         column, dtype = self.column, s.dtype
         lo: Any = column.min
         hi: Any = column.max
@@ -176,10 +179,11 @@ class _Partial:
             low, high = s.min(), s.max()
         self.low = low if self.low is None or low < self.low else self.low
         self.high = high if self.high is None or high > self.high else self.high
+        chunk_range = (low, high) if x is not None else None
         if lo is None and hi is None:
-            return
+            return chunk_range
         if (lo is None or low >= lo) and (hi is None or high <= hi):
-            return
+            return chunk_range
 
         def outside(bound: Any, op: Callable[[Any, Any], Any]) -> np.ndarray:
             if bound is None:
@@ -200,6 +204,7 @@ class _Partial:
             far = outside(far_lo, np.less) | outside(far_hi, np.greater)
             self.far += int(np.count_nonzero(far))
             self._examples(far, s, x, offset, self.far_rows, self.far_examples)
+        return chunk_range
 
     @staticmethod
     def _examples(
@@ -216,9 +221,9 @@ class _Partial:
         values = x[local] if x is not None else s.iloc[local].to_numpy(dtype=object)
         examples += [_json_value(v) for v in values]
 
-    def _at_or_below(self, s: pd.Series) -> None:
+    def _at_or_below(self, s: pd.Series, value_range: tuple[Any, Any] | None, nulls: int) -> None:
         assert self.points is not None
-        found = _counts_at_or_below(s, self.points)  # the in-memory path's own count
+        found = _counts_at_or_below(s, self.points, value_range, nulls)  # the in-memory count
         self.at_or_below = found if self.at_or_below is None else self.at_or_below + found
 
     def _categories(self, s: pd.Series, offset: int, nulls: int) -> None:

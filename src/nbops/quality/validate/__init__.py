@@ -41,7 +41,9 @@ up to five example values (and row positions) and a message:
   fails, significant with a smaller one warns, not significant passes (see `drift`).
 
 Everything is vectorised: one pass per column and check, masks built one column at a time,
-and the frame is never copied (drift sorts the column in chunks of 2**18 values). On large
+and the frame is never copied (drift places each value among the reference's points a
+block at a time, without sorting; known categories of Arrow text are counted from its
+buffers). On large
 frames the columns are checked in threads (`workers=`); the report does not depend on it.
 """
 

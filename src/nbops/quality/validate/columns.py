@@ -27,6 +27,7 @@ from nbops.quality.schema.model import (
 )
 from nbops.quality.validate.drift import category_drift, numeric_drift
 from nbops.quality.validate.report import CheckKind, CheckResult, Status
+from nbops.quality.validate.text_counts import known_text_counts
 from nbops.quality.validate.values import (
     CHUNK,
     EXAMPLES,
@@ -57,6 +58,7 @@ class _ColumnChecks:
         self.nulls = 0
         self._counts: pd.Series | None = None
         self._text_counts: tuple[dict[str, int], int] | None = None
+        self.value_range: tuple[Any, Any] | None = None  # numpy numbers' min and max, if found
 
     def result(self, kind: CheckKind, status: Status, message: str, **fields: Any) -> CheckResult:
         count = int(fields.pop("count", 0))
@@ -266,6 +268,7 @@ class _ColumnChecks:
             floats_with_nulls = dtype.kind == "f" and self.nulls > 0
             low = np.fmin.reduce(x) if floats_with_nulls else x.min()
             high = np.fmax.reduce(x) if floats_with_nulls else x.max()
+            self.value_range = (low, high)
         else:
             low, high = s.min(), s.max()
         if (lo is None or low >= lo) and (hi is None or high <= hi):
@@ -462,7 +465,8 @@ def _arrow_known_counts(
     s: pd.Series, known: list[str], nulls: int
 ) -> tuple[dict[str, int], int] | None:
     """For pyarrow-backed text: counts of `known` values and of the other non-null values,
-    with one hash lookup per row against the few known values (None for other dtypes)."""
+    from the Arrow buffers when every known value is short (`known_text_counts`), else with
+    one hash lookup per row against the few known values (None for other dtypes)."""
     dtype = s.dtype
     is_arrow_text = (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") or (
         isinstance(dtype, pd.ArrowDtype) and ptypes.is_string_dtype(dtype)
@@ -475,6 +479,9 @@ def _arrow_known_counts(
     data = s.array.__arrow_array__()
     if isinstance(data, pa.Array):
         data = pa.chunked_array([data])
+    fast = known_text_counts(data, known)  # short categories: no string hashing
+    if fast is not None:
+        return dict(zip(known, fast[:-1].tolist(), strict=True)), int(fast[-1])
     value_set = pa.array(known, type=data.type)
     codes = pc.fill_null(pc.index_in(data, value_set=value_set), len(known))
     counts = np.zeros(len(known) + 1, dtype=np.int64)

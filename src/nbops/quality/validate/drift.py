@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -67,7 +67,8 @@ def numeric_drift(checker: _ColumnChecks, ref: ReferenceStats) -> list[CheckResu
     points = np.union1d(edges, grid)
     if points.size == 0:
         return []
-    return drift_from_counts(checker, ref, points, _counts_at_or_below(checker.s, points))
+    counts = _counts_at_or_below(checker.s, points, checker.value_range, checker.nulls)
+    return drift_from_counts(checker, ref, points, counts)
 
 
 def drift_from_counts(
@@ -301,20 +302,33 @@ def judge_drift_family(checks: Sequence[CheckResult]) -> list[CheckResult]:
     return out
 
 
-def _counts_at_or_below(s: pd.Series, points: np.ndarray) -> np.ndarray:
+def _counts_at_or_below(
+    s: pd.Series,
+    points: np.ndarray,
+    value_range: tuple[Any, Any] | None = None,
+    nulls: int | None = None,
+) -> np.ndarray:
     """How many values of the column are <= each point (`points` sorted and unique, as
     `np.union1d` gives them); NaN and nulls are never counted. Whole numbers in a short span
     are counted by `np.bincount`; other values are placed among the points a block at a time
-    (`PointCounter`: one lookup and a comparison a value, no sort)."""
+    (`PointCounter`: one lookup and a comparison a value, no sort).
+
+    `value_range`, when the caller has it (the range check's): the smallest and largest
+    non-NaN value of a numpy-typed column, which spares finding them (whole numbers) or
+    clipping the grid cells (floats); `nulls`: the column's NaN count (numpy floats)."""
     dtype = s.dtype
     x = s.to_numpy() if isinstance(dtype, np.dtype) else None
+    if x is None or dtype.kind not in "iuf":
+        value_range = None
     if x is not None and x.size and dtype.kind in "iu":
-        counted = _integer_counts_at_or_below(x, points)
+        counted = _integer_counts_at_or_below(x, points, value_range)
         if counted is not None:
             return counted
     if not points.size or not np.isfinite(points).all():
         return _sorted_counts_at_or_below(s, points)
-    counter = PointCounter(points)
+    nan = not (x is not None and (dtype.kind in "iu" or (dtype.kind == "f" and nulls == 0)))
+    span = None if value_range is None else (float(value_range[0]), float(value_range[1]))
+    counter = PointCounter(points, span, nan)
     array = s.array
     for start in range(0, len(s), BLOCK):
         if x is not None:
@@ -327,6 +341,7 @@ def _counts_at_or_below(s: pd.Series, points: np.ndarray) -> np.ndarray:
 
 
 BLOCK = 1 << 16  # values placed at a time: the block's temporaries stay in the core's cache
+WIDEST = 4.0  # the grid spans the values too when that is at most this times the points'
 
 
 class PointCounter:
@@ -334,7 +349,9 @@ class PointCounter:
     added block by block, exactly as comparing each value with each point would give.
 
     Each value goes to a cell of a uniform grid over [points[0], points[-1]] (`_cells`: a
-    subtraction, a product and a clip, all monotone in the value); a point in a lower cell is
+    subtraction, a product and a clip, all monotone in the value); with `span`, the smallest
+    and largest value to be added, when not much wider, the grid covers that span too and
+    only NaN needs the clip (none when `nan` is false). A point in a lower cell is
     below the value and one in a higher cell above it, so the value's rank (the points below
     it) is the points of the lower cells plus those of its own cell below it, found by a
     branch-free binary search over at most `depth` points (one comparison when no cell holds
@@ -346,12 +363,24 @@ class PointCounter:
     scale: float
     last: float
 
-    def __init__(self, points: np.ndarray) -> None:
+    def __init__(
+        self, points: np.ndarray, span: tuple[float, float] | None = None, nan: bool = True
+    ) -> None:
         self.size = points.size
         points = points.astype(np.float64)
+        # Every value added within `span` (finite, not far wider than the points): the grid
+        # covers it, so no value needs clipping to a cell, only NaN (if `nan`) to the last
+        low, high = float(points[0]), float(points[-1])
+        self.clip = True
+        if span is not None and math.isfinite(span[0]) and math.isfinite(span[1]):
+            wide_low, wide_high = min(low, span[0]), max(high, span[1])
+            if points.size == 1 or wide_high - wide_low <= WIDEST * (high - low):
+                low, high, self.clip = wide_low, wide_high, False
+        self.nan = nan
         depth, of_points, grid = 0, np.zeros(0, dtype=np.intp), (0.0, 0.0, 0.0)
-        for per_point in (8, 64):  # the finer grid when the coarse one holds 2+ in a cell
-            self._grid(points, min(1 << 16, max(16, per_point * points.size)))
+        # finer grids while one holds 2+ points in a cell (tables of up to 2**18 cells)
+        for per_point, most in ((8, 1 << 16), (64, 1 << 16), (256, 1 << 18)):
+            self._grid(low, high, min(most, max(16, per_point * points.size)))
             found = self._cells(points)
             deepest = int(np.bincount(found).max())
             if not depth or deepest < depth:
@@ -367,35 +396,56 @@ class PointCounter:
         self.threshold = self.padded[self.first]  # each cell's first point at or above it
         self.first_next = self.first + 1
         self.ranks = np.zeros(points.size + window, dtype=np.int64)
+        self._y = np.zeros(0, dtype=np.float64)  # the blocks' buffers, made at the first
+        self._cell = self._rank = np.zeros(0, dtype=np.intp)
+        self._below = np.zeros(0, dtype=bool)
 
-    def _grid(self, points: np.ndarray, cells: int) -> None:
-        low, high = float(points[0]), float(points[-1])
+    def _grid(self, low: float, high: float, cells: int) -> None:
         scale = (cells - 1) / (high - low) if high > low else 0.0
         if not (scale > 0 and math.isfinite(scale)):
             cells, scale = 1, 0.0  # one cell: a binary search over every point
         self.low, self.scale, self.last = low, scale, float(cells - 1)
 
-    def _cells(self, x: np.ndarray) -> np.ndarray:
+    def _cells(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        cell = np.empty(x.size, dtype=np.intp) if out is None else out
         if self.last == 0:
-            return np.zeros(x.size, dtype=np.intp)
+            cell.fill(0)
+            return cell
+        y = np.empty(x.size, dtype=np.float64) if out is None else self._y[: x.size]
         with np.errstate(over="ignore"):  # a huge value overflows to inf: the last cell
-            y = np.subtract(x, self.low)
+            np.subtract(x, self.low, out=y)
             np.multiply(y, self.scale, out=y)
-        np.fmin(y, self.last, out=y)  # NaN -> the last cell
-        np.fmax(y, 0.0, out=y)
-        return y.astype(np.intp)
+        if self.clip or self.nan:
+            np.fmin(y, self.last, out=y)  # NaN -> the last cell
+        if self.clip:
+            np.fmax(y, 0.0, out=y)
+        np.copyto(cell, y, casting="unsafe")
+        return cell
 
     def add(self, x: np.ndarray) -> None:
         """Count a block of float64 values."""
-        cell = self._cells(x)
+        if self._y.size < x.size:
+            self._y = np.empty(x.size, dtype=np.float64)
+            self._cell = np.empty(x.size, dtype=np.intp)
+            self._rank = np.empty(x.size, dtype=np.intp)
+            self._below = np.empty(x.size, dtype=bool)
+        k = x.size
+        cell, rank, below = self._cell[:k], self._rank[:k], self._below[:k]
+        self._cells(x, out=cell)
+        y = self._y[:k]  # free again: the points each value is compared with
         if len(self.steps) == 1:  # rank: the cell's first point, plus one unless x <= it
-            rank = self.first_next.take(cell)
-            np.subtract(rank, np.less_equal(x, self.threshold.take(cell)), out=rank)
+            self.first_next.take(cell, out=rank, mode="clip")
+            self.threshold.take(cell, out=y, mode="clip")
+            np.less_equal(x, y, out=below)
+            np.subtract(rank, below, out=rank)
         else:
-            rank = self.first.take(cell)
+            self.first.take(cell, out=rank, mode="clip")
             for step in self.steps:
-                at_or_below = np.less_equal(x, self.padded.take(rank + (step - 1)))
-                np.add(rank, step, out=rank, where=np.logical_not(at_or_below))
+                np.add(rank, step - 1, out=cell)
+                self.padded.take(cell, out=y, mode="clip")
+                np.less_equal(x, y, out=below)
+                np.logical_not(below, out=below)  # NaN too: at or below no point
+                np.add(rank, step, out=rank, where=below)
         self.ranks += np.bincount(rank, minlength=self.ranks.size)
 
     def at_or_below(self) -> np.ndarray:
@@ -419,19 +469,29 @@ def _sorted_counts_at_or_below(s: pd.Series, points: np.ndarray) -> np.ndarray:
     return out
 
 
-def _integer_counts_at_or_below(x: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+def _integer_counts_at_or_below(
+    x: np.ndarray, points: np.ndarray, value_range: tuple[Any, Any] | None = None
+) -> np.ndarray | None:
     """For whole numbers within a span no longer than the column (and exact as floats): each
     value counted (`np.bincount`, a chunk at a time), so the count at or below a point is a
-    running sum read at the point's floor — no sort. None when the span is too wide."""
-    low, high = int(x.min()), int(x.max())
+    running sum read at the point's floor — no sort. None when the span is too wide.
+    `value_range`: the values' min and max when known."""
+    low, high = (int(v) for v in value_range) if value_range else (int(x.min()), int(x.max()))
     span = high - low + 1
-    if span > max(x.size, 1 << 16) or low < -(2**53) or high > 2**53:
+    limit = max(x.size, 1 << 16)
+    if span > limit or low < -(2**53) or high > 2**53:
         return None
-    counts = np.zeros(span, dtype=np.int64)
-    for start in range(0, x.size, CHUNK):
-        counts += np.bincount(
-            np.subtract(x[start : start + CHUNK], low, dtype=np.intp), minlength=span
-        )
+    if low >= 0 and high < limit and x.dtype == np.intp:  # counted as they are: no shift
+        counts = np.zeros(high + 1, dtype=np.int64)
+        for start in range(0, x.size, CHUNK):
+            counts += np.bincount(x[start : start + CHUNK], minlength=high + 1)
+        counts = counts[low:]
+    else:
+        counts = np.zeros(span, dtype=np.int64)
+        for start in range(0, x.size, CHUNK):
+            counts += np.bincount(
+                np.subtract(x[start : start + CHUNK], low, dtype=np.intp), minlength=span
+            )
     running = np.cumsum(counts)
     # a whole number is <= p exactly when it is <= floor(p)
     at = np.clip(np.floor(points), low - 1, high) - low
