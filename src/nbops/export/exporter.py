@@ -69,7 +69,6 @@ from nbops.export.versions import (
 from nbops.notebook.analysis import AnalysedCell, StepGraph, analyse, require_steps
 from nbops.notebook.cellcode import Diagnostic
 from nbops.notebook.kale import step_resources
-from nbops.notebook.metrics import metric_sources
 from nbops.notebook.read import read_notebook
 from nbops.redact import is_secret_parameter, secret_env_var
 
@@ -431,12 +430,12 @@ def _manifest(prep: _Prepared, version: int) -> ExportManifest:
         ],
         setup_cells=[spans[a.cell.cell_id] for a in graph.setup if a.cell.cell_id in spans],
         steps=steps,
-        metrics_from=metric_names(graph),
+        metrics_from=metric_names(graph, prep.rendered.metrics),
         metrics=[
             MetricEntry(
                 name=m.name, step=m.step, value=m.value, expression=m.expression, cell=m.headline
             )
-            for m in metric_sources(graph)
+            for m in prep.rendered.metrics
         ],
         requirements=_requirements(graph),
         local_modules=list(graph.local_modules),
@@ -458,11 +457,12 @@ def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
         if not rel.endswith(".py") or "# cell " not in text:
             continue
         lines = text.splitlines()
-        markers = [
-            (n, line.strip()[len("# cell ") :])
-            for n, line in enumerate(lines, start=1)
-            if line.strip().startswith("# cell ") and line.strip()[len("# cell ") :] in cells
-        ]
+        markers = []
+        for n, line in enumerate(lines, start=1):
+            if "# cell " in line:  # cheap test first: most lines are code
+                stripped = line.strip()
+                if stripped.startswith("# cell ") and stripped[len("# cell ") :] in cells:
+                    markers.append((n, stripped[len("# cell ") :]))
         if not markers:
             continue
         blocks = _blocks(ast.parse(text))

@@ -55,11 +55,18 @@ def value_types(graph: StepGraph) -> dict[str, ValueType]:
     """The one type of each value the steps return, by name (ANY when not certain)."""
     constants = _setup_constants(graph)
     trees: dict[str, _Parsed | None] = {}  # a step cell's exported code, parsed once
+    # A step's types depend on the pass only through the types of its inputs from other
+    # steps: a step whose inputs kept their types is not inferred again.
+    done: dict[tuple[str, tuple[ValueType, ...]], dict[str, ValueType]] = {}
     types: dict[str, ValueType] = {}
     for _ in range(3):  # a later producer can make an earlier inference uncertain
         found: dict[str, list[ValueType]] = {}
         for step in graph.steps:
-            step_types = _step_output_types(graph, step, types, constants, trees)
+            known = tuple(types.get(i.name, ANY) for i in step.inputs if i.source == "step")
+            step_types = done.get((step.key, known))
+            if step_types is None:
+                step_types = _step_output_types(graph, step, types, constants, trees)
+                done[(step.key, known)] = step_types
             for name in step.outputs:
                 found.setdefault(name, []).append(step_types.get(name, ANY))
         params = {p.name for p in graph.parameters}
