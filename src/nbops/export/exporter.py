@@ -20,11 +20,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import TypeGuard
 
 from nbops._paths import find_root
 from nbops._version import __version__ as nbops_version
 from nbops.config import load_project
 from nbops.errors import ExportError, StaleExportError
+from nbops.export.cache import CACHE_VERSION, read_entry, write_entry
 from nbops.export.formatting import format_files
 from nbops.export.manifest import (
     MANIFEST_FILE,
@@ -205,27 +207,31 @@ def export_notebook(
     a step returns is passed on (ArtifactTypeError when one cannot be passed safely).
     """
     modules = [load_target(t) for t in dict.fromkeys(targets)]
-    prep = _prepare(notebook, out_dir, name, secret_params)
-    warnings: list[str] = []
-    try:
-        with _gc_paused():  # the manifest parses the generated files again
+    # One pause of the garbage collector for the whole export, ended once the syntax trees
+    # are released: ended earlier, its first collection walks every object of every tree.
+    with _gc_paused():
+        prep = _prepare_files(notebook, out_dir, name, secret_params)
+        warnings: list[str] = []
+        try:
             version, manifest, is_new = _write(prep, modules, options or TargetOptions(), warnings)
-    except OSError as exc:
-        raise ExportError(
-            f"cannot write the package ({exc.strerror or exc})",
-            location=str(prep.folder),
-            fix="check that the output folder is a writable directory (-o)",
-        ) from None
-    return ExportResult(
-        name=prep.name,
-        version=version,
-        content_hash=prep.content_hash,
-        folder=prep.folder,
-        new_version=is_new,
-        manifest=manifest,
-        diagnostics=list(prep.graph.diagnostics),
-        warnings=warnings,
-    )
+        except OSError as exc:
+            raise ExportError(
+                f"cannot write the package ({exc.strerror or exc})",
+                location=str(prep.folder),
+                fix="check that the output folder is a writable directory (-o)",
+            ) from None
+        result = ExportResult(
+            name=prep.name,
+            version=version,
+            content_hash=prep.content_hash,
+            folder=prep.folder,
+            new_version=is_new,
+            manifest=manifest,
+            diagnostics=list(prep.graph.diagnostics),
+            warnings=warnings,
+        )
+        del prep
+    return result
 
 
 def _write(
@@ -465,14 +471,13 @@ def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
                     markers.append((n, stripped[len("# cell ") :]))
         if not markers:
             continue
-        blocks = _blocks(ast.parse(text))
+        blocks = _blocks(text)
         for i, (n, cid) in enumerate(markers):
             stop = markers[i + 1][0] if i + 1 < len(markers) else len(lines) + 1
-            starts, block = next((st, b) for first, last, st, b in blocks if first <= n <= last)
-            inside = block[bisect.bisect_right(starts, n) : bisect.bisect_left(starts, stop)]
+            starts, ends = next((st, en) for first, last, st, en in blocks if first <= n <= last)
+            inside = ends[bisect.bisect_right(starts, n) : bisect.bisect_left(starts, stop)]
             # A function holding the next marker is generated code (configure()), not the cell's.
-            ends = [s.end_lineno or s.lineno for s in inside]
-            end = max((e for e in ends if e < stop), default=n)
+            end = max((e for e in inside if e < stop), default=n)
             a = cells[cid]
             spans.setdefault(
                 cid, CellSpan(index=a.cell.index, id=cid, file=rel, first_line=n + 1, last_line=end)
@@ -480,20 +485,63 @@ def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
     return spans
 
 
-def _blocks(tree: ast.Module) -> list[tuple[int, int, list[int], list[ast.stmt]]]:
-    """The statement lists a cell's code can land in, with the lines they cover: the body of
-    each top-level function without its final `return` (the step's, not the cell's), then
-    the module's."""
-    blocks: list[tuple[int, int, list[int], list[ast.stmt]]] = []
-    for node in tree.body:
+_Block = tuple[int, int, list[int], list[int]]
+LINES_CACHE_KIND = "lines"
+LINES_CACHE_ENTRIES = 256  # a few modules per package; small
+
+
+def _blocks(text: str) -> list[_Block]:
+    """`_parsed_blocks(text)`, kept between exports (nbops.export.cache): parsing a large
+    generated module cost as much as reading every cell of the notebook."""
+    key = hashlib.sha256(f"{CACHE_VERSION}\0{sys.version_info[:2]}\0{text}".encode()).hexdigest()
+    kept = read_entry(LINES_CACHE_KIND, key)
+    if _is_blocks(kept):
+        return [(first, last, starts, ends) for first, last, starts, ends in kept]
+    blocks = _parsed_blocks(text)
+    write_entry(LINES_CACHE_KIND, key, blocks, LINES_CACHE_ENTRIES)
+    return blocks
+
+
+def _is_blocks(data: object) -> TypeGuard[list[_Block]]:
+    """Whether cached data has the shape `_parsed_blocks` returns (a damaged entry is a miss)."""
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and all(
+            isinstance(b, list)
+            and len(b) == 4
+            and all(type(n) is int for n in b[:2])
+            and all(isinstance(x, list) and all(type(n) is int for n in x) for x in b[2:])
+            and len(b[2]) == len(b[3])
+            for b in data
+        )
+    )
+
+
+def _parsed_blocks(text: str) -> list[_Block]:
+    """The statement lists a cell's code can land in, as (first line, last line, the first
+    line of each statement, the last line of each): the body of each top-level function
+    without its final `return` (the step's, not the cell's), then the module's."""
+    functions: list[_Block] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for node in ast.parse(text).body:
         if isinstance(node, ast.FunctionDef):
             body = node.body
             if body and isinstance(body[-1], ast.Return):
                 body = body[:-1]
             last = node.end_lineno or node.lineno
-            blocks.append((node.lineno, last, [_first_line(s) for s in body], body))
-    starts = [_first_line(s) for s in tree.body]
-    return [*blocks, (1, sys.maxsize, starts, tree.body)]
+            functions.append(
+                (
+                    node.lineno,
+                    last,
+                    [_first_line(s) for s in body],
+                    [s.end_lineno or s.lineno for s in body],
+                )
+            )
+        starts.append(_first_line(node))
+        ends.append(node.end_lineno or node.lineno)
+    return [*functions, (1, sys.maxsize, starts, ends)]
 
 
 def _first_line(stmt: ast.stmt) -> int:

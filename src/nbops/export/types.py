@@ -18,6 +18,7 @@ which the module using it must import.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 
 from nbops.notebook.analysis import Step, StepGraph
@@ -301,8 +302,37 @@ def _parsed(body: str, cell_tree: ast.Module) -> _Parsed | None:
             return None
     else:
         tree = cell_tree
+    if _plain_bindings_only(tree, body):
+        return _Parsed(tree, ())
     plain = {id(t) for stmt in tree.body for t in _plain_targets(stmt)}
     return _Parsed(tree, tuple(n.id for n in _bound_names(tree) if id(n) not in plain))
+
+
+# The keywords that bind names inside statements and expressions (`for` loops and
+# comprehensions, `with ... as`, `del`) and `:=`. A keyword is never preceded by a letter or
+# `_` nor followed by a letter, digit or `_` (it would be part of a name); a match in a
+# string or a name like `x_del2` only costs the full walk.
+_MAY_BIND_INSIDE = re.compile(r"(?<![A-Za-z_])(?:for|with|del)(?![A-Za-z0-9_])|:=")
+
+
+def _plain_bindings_only(tree: ast.Module, code: str) -> bool:
+    """Whether `_bound_names` would find only `_plain_targets`, known without walking the
+    tree: every statement is an expression, an import, `pass` or an assignment to one name
+    or a tuple of names, and the code has none of `_MAY_BIND_INSIDE` (the other ways to bind
+    a name: augmented and annotated assignments and compound statements are statements)."""
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign):
+            if len(stmt.targets) != 1:
+                return False
+            target = stmt.targets[0]
+            if not isinstance(target, ast.Name) and not (
+                isinstance(target, ast.Tuple | ast.List)
+                and all(isinstance(e, ast.Name) for e in target.elts)
+            ):
+                return False
+        elif not isinstance(stmt, ast.Expr | ast.Import | ast.ImportFrom | ast.Pass):
+            return False
+    return not _MAY_BIND_INSIDE.search(code)
 
 
 def _bound_names(tree: ast.AST) -> list[ast.Name]:
