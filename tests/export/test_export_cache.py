@@ -12,6 +12,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from nbops.errors import ExportError
 from nbops.export import cache, exporter, formatting
 from nbops.export.exporter import export_notebook
 
@@ -170,3 +171,27 @@ def test_a_kept_layout_equals_the_parsed_one_and_a_damaged_one_is_ignored() -> N
     assert parsed[0][2:] == ([6, 7], [6, 9])
     assert parsed[1][:2] == (14, 15)
     assert parsed[2][2:] == ([1, 4, 13], [1, 10, 15])  # module level: `other` from `@dec`
+
+
+def test_the_history_copy_is_the_package_and_airflow_ignores_it(tmp_path: Path) -> None:
+    nb = _notebook(tmp_path / "nb.ipynb", "value = scale * 3")
+    result = export_notebook(nb, tmp_path / "out", name="p")
+    history = tmp_path / "out" / ".versions"
+    assert _tree(history / "p" / "v1") == _tree(result.folder)
+    assert (history / ".airflowignore").read_text().endswith("\n*\n")
+
+
+def test_a_failed_airflowignore_write_fails_the_export_and_frees_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nb = _notebook(tmp_path / "nb.ipynb", "value = scale * 3")
+
+    def full_disk(folder: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(exporter, "ignore_history_in_airflow", full_disk)
+    with pytest.raises(ExportError, match="No space left"):
+        export_notebook(nb, tmp_path / "out", name="p")
+    assert not (tmp_path / "out" / ".versions" / "p" / "v1").exists(), "no version recorded"
+    monkeypatch.undo()
+    assert export_notebook(nb, tmp_path / "out", name="p").version == 1  # the lock was freed

@@ -16,7 +16,8 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -63,6 +64,8 @@ from nbops.export.versions import (
     VersionEntry,
     assign_version,
     export_lock,
+    history_dir,
+    ignore_history_in_airflow,
     now,
     read_index,
     record_version,
@@ -240,14 +243,21 @@ def _write(
     """Write the package and record its version, under the export's lock."""
     out = prep.folder.parent
     with export_lock(out, prep.name):
-        index = read_index(out, prep.name)
-        version, is_new = assign_version(index, prep.content_hash)
-        manifest = _manifest(prep, version)
-        files = _finalise(prep.files, version)
-        if targets:
-            files, manifest = _with_targets(prep, files, manifest, targets, options, warnings)
-        files[f"{prep.name}/{MANIFEST_FILE}"] = manifest.to_json()
-        write_tree(files, prep.folder)
+        # The history's .airflowignore is synced to disk while the package is prepared and
+        # written; it is there before the version is copied into the history.
+        ignoring = _Background(ignore_history_in_airflow, history_dir(out, prep.name).parent)
+        try:
+            index = read_index(out, prep.name)
+            version, is_new = assign_version(index, prep.content_hash)
+            manifest = _manifest(prep, version)
+            files = _finalise(prep.files, version)
+            if targets:
+                files, manifest = _with_targets(prep, files, manifest, targets, options, warnings)
+            files[f"{prep.name}/{MANIFEST_FILE}"] = manifest.to_json()
+            write_tree(files, prep.folder)
+        finally:
+            ignoring.wait()
+        ignoring.result()
         entry = VersionEntry(
             version=version,
             content_hash=prep.content_hash,
@@ -258,8 +268,33 @@ def _write(
         )
         if not is_new:  # keep the first creation time of a version
             entry.created_at = next(e.created_at for e in index.versions if e.version == version)
-        record_version(out, index, entry, prep.folder)
+        record_version(out, index, entry, prep.folder, files, airflow_ignored=True)
     return version, manifest, is_new
+
+
+class _Background:
+    """`function(*args)` run in a thread (a disk sync, which releases the GIL); `wait()` for
+    it to end, `result()` to raise what it raised."""
+
+    def __init__(self, function: Callable[..., object], *args: object) -> None:
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                function(*args)
+            except BaseException as exc:  # re-raised by result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="nbops-export-sync", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> None:
+        self.wait()
+        if self._error is not None:
+            raise self._error
 
 
 def _with_targets(
