@@ -4,12 +4,14 @@ plainly has none (types._plain_bindings_only): it must never skip a cell that ha
 from __future__ import annotations
 
 import ast
+import re
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbops.export import types
+from nbops.export import render, types
 
 
 def _walked(code: str) -> set[str]:
@@ -106,3 +108,27 @@ def _statement(draw: st.DrawFn) -> str:
 @given(st.lists(_statement(), min_size=1, max_size=4))
 def test_generated_cells_agree_with_the_walk(statements: list[str]) -> None:
     _check("\n".join(statements) + "\n")
+
+
+_KEYWORD_REGEX = re.compile(r"(?<![A-Za-z_])(?:for|with|del)(?![A-Za-z0-9_])|:=")
+_pieces = st.sampled_from(
+    ["for", "with", "del", ":", "=", " ", "_", "a", "Z", "1", "é", "\n", "(", "x1", "form"]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_pieces, max_size=12).map("".join))
+def test_the_keyword_search_is_the_regex(code: str) -> None:
+    """_may_bind_inside finds what the regex it replaced finds: a binding keyword not part
+    of a name (ASCII letters, digits and `_` around it), or `:=`."""
+    assert types._may_bind_inside(code) == bool(_KEYWORD_REGEX.search(code))
+
+
+_SPAN_REGEX = re.compile(r'"""|' + r"'''|\\\r?\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(['"', "'", "\\", "\r", "\n", "a", "f"]), max_size=10).map("".join))
+def test_the_spanning_string_test_is_the_regex(code: str) -> None:
+    if sys.version_info < (3, 12):  # 3.12 adds f-strings, tested through the regex it keeps
+        assert render._may_span_lines(code) == bool(_SPAN_REGEX.search(code))

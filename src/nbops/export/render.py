@@ -183,17 +183,21 @@ def _indent(code: str, prefix: str = "    ") -> str:
 
 # Only these can make a string token span lines: triple quotes, a backslash before a line
 # break, and (Python 3.12+) an f-string whose replacement field spans lines.
-_MAY_SPAN_LINES = re.compile(
-    r'"""|'
-    + r"'''|\\\r?\n"
-    + (r"|[fFtT][rR]?['" + '"]|[rR][fFtT]["' + "']" if sys.version_info >= (3, 12) else "")
-)
+_SPANNING = ('"""', "'''", "\\\n", "\\\r\n")
+_FSTRING_START = re.compile(r"[fFtT][rR]?['" + '"]|[rR][fFtT]["' + "']")
+
+
+def _may_span_lines(code: str) -> bool:
+    """Substring tests first: a regex search over every cell cost more."""
+    if any(s in code for s in _SPANNING):
+        return True
+    return sys.version_info >= (3, 12) and _FSTRING_START.search(code) is not None
 
 
 def _multiline_tokens(code: str) -> list[tokenize.TokenInfo]:
     """The tokens `_indent` reads, or none when no string can span lines: tokenizing every
     cell was most of what rendering cost."""
-    if not _MAY_SPAN_LINES.search(code):
+    if not _may_span_lines(code):
         return []
     return list(tokenize.generate_tokens(io.StringIO(code).readline))
 

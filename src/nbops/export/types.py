@@ -18,7 +18,6 @@ which the module using it must import.
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass
 
 from nbops.notebook.analysis import Step, StepGraph
@@ -309,17 +308,35 @@ def _parsed(body: str, cell_tree: ast.Module) -> _Parsed | None:
 
 
 # The keywords that bind names inside statements and expressions (`for` loops and
-# comprehensions, `with ... as`, `del`) and `:=`. A keyword is never preceded by a letter or
-# `_` nor followed by a letter, digit or `_` (it would be part of a name); a match in a
-# string or a name like `x_del2` only costs the full walk.
-_MAY_BIND_INSIDE = re.compile(r"(?<![A-Za-z_])(?:for|with|del)(?![A-Za-z0-9_])|:=")
+# comprehensions, `with ... as`, `del`); `:=` binds too.
+_BINDING_KEYWORDS = ("for", "with", "del")
+
+
+def _may_bind_inside(code: str) -> bool:
+    """Whether the code may hold one of _BINDING_KEYWORDS or `:=`. A keyword is never
+    preceded by an ASCII letter or `_`, nor followed by an ASCII letter, digit or `_` (it
+    would be part of a name); a match in a string or comment, or in a name such as `x1for`,
+    only costs the full walk. Substring searches: a regex search cost more per cell."""
+    if ":=" in code:
+        return True
+    for word in _BINDING_KEYWORDS:
+        at = code.find(word)
+        while at != -1:
+            before = code[at - 1] if at else " "
+            after = code[at + len(word) : at + len(word) + 1]
+            if not (before.isascii() and (before.isalpha() or before == "_")) and not (
+                after.isascii() and (after.isalnum() or after == "_")
+            ):
+                return True
+            at = code.find(word, at + 1)
+    return False
 
 
 def _plain_bindings_only(tree: ast.Module, code: str) -> bool:
     """Whether `_bound_names` would find only `_plain_targets`, known without walking the
     tree: every statement is an expression, an import, `pass` or an assignment to one name
-    or a tuple of names, and the code has none of `_MAY_BIND_INSIDE` (the other ways to bind
-    a name: augmented and annotated assignments and compound statements are statements)."""
+    or a tuple of names, and `_may_bind_inside` finds nothing (the other ways to bind a
+    name: augmented and annotated assignments and compound statements are statements)."""
     for stmt in tree.body:
         if isinstance(stmt, ast.Assign):
             if len(stmt.targets) != 1:
@@ -332,7 +349,7 @@ def _plain_bindings_only(tree: ast.Module, code: str) -> bool:
                 return False
         elif not isinstance(stmt, ast.Expr | ast.Import | ast.ImportFrom | ast.Pass):
             return False
-    return not _MAY_BIND_INSIDE.search(code)
+    return not _may_bind_inside(code)
 
 
 def _bound_names(tree: ast.AST) -> list[ast.Name]:
