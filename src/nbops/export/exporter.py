@@ -123,16 +123,6 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _prepare(
-    notebook: str | Path,
-    out_dir: str | Path | None,
-    name: str | None,
-    secret_params: Sequence[str] | None = None,
-) -> _Prepared:
-    with _gc_paused():
-        return _prepare_files(notebook, out_dir, name, secret_params)
-
-
 def _prepare_files(
     notebook: str | Path,
     out_dir: str | Path | None,
@@ -378,7 +368,15 @@ def check_export(
     Raises StaleExportError when the package is missing, was exported from different code
     or parameters, or its files were edited since.
     """
-    prep = _prepare(notebook, out_dir, name, secret_params)
+    with _gc_paused():  # as in export_notebook: the trees are released before it ends
+        prep = _prepare_files(notebook, out_dir, name, secret_params)
+        try:
+            return _checked(prep, notebook)
+        finally:
+            del prep
+
+
+def _checked(prep: _Prepared, notebook: str | Path) -> ExportResult:
     manifest_path = prep.folder / prep.name / MANIFEST_FILE
     hint = f"run `nbops export {notebook}` and commit the result"
     if not manifest_path.exists():
