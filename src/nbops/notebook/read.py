@@ -66,8 +66,8 @@ class Cell:
     def injected(self) -> bool:
         """Whether papermill (the run's parameter values) or `nbops run` (a capture cell)
         inserted this cell: not part of the pipeline, so the analysis ignores it entirely."""
-        return self.cell_type == "code" and bool(
-            {PAPERMILL_INJECTED_TAG, NBOPS_CAPTURE_TAG} & set(self.tags)
+        return self.cell_type == "code" and (
+            PAPERMILL_INJECTED_TAG in self.tags or NBOPS_CAPTURE_TAG in self.tags
         )
 
 
