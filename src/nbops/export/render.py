@@ -23,7 +23,11 @@ from nbops._version import __version__ as nbops_version
 from nbops.export.types import ANY, ValueType, value_types
 from nbops.export.vendor import localised_import
 from nbops.notebook.analysis import AnalysedCell, Step, StepGraph, StepInput
-from nbops.notebook.cellcode import is_display_only, slice_statements
+from nbops.notebook.cellcode import (
+    is_display_only,
+    slice_statements,
+    without_leading_blank_lines,
+)
 from nbops.notebook.metrics import MetricSource, metric_sources
 from nbops.notebook.tags import Role
 from nbops.redact import secret_env_var
@@ -204,7 +208,7 @@ def _multiline_tokens(code: str) -> list[tokenize.TokenInfo]:
 
 def _strip_blank_edges(code: str) -> str:
     """The code without blank lines before and after it, ending in one newline."""
-    return re.sub(r"\A(?:[ \t]*\n)+", "", code).rstrip() + "\n"
+    return without_leading_blank_lines(code).rstrip() + "\n"
 
 
 def _import_lines(graph: StepGraph, names: list[str]) -> list[str]:

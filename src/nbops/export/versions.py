@@ -194,9 +194,12 @@ def write_tree(files: dict[str, str], target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = _scratch(target)
     try:
+        made: set[Path] = set()
         for rel, text in files.items():
             path = scratch / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.parent not in made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                made.add(path.parent)
             path.write_text(text, encoding="utf-8")
         replace_dir(scratch, target)
     finally:
