@@ -169,8 +169,10 @@ class _ModuleScope(ast.NodeVisitor):
         if reads is None:
             self.visit(node)
             return
-        for name in reads:
-            self.names.load(name)
+        uses, defines = self.names.uses, self.names.defines
+        for name in reads:  # CellNames.load, inlined
+            if defines.get(name, "import") == "import":
+                uses.setdefault(name, None)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         self.visit(node.value)
