@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from nbops.errors import CellSyntaxError, MagicError
-from nbops.notebook.cellcode import translate
+from nbops.notebook.cellcode import translate, without_leading_blank_lines
 
 # -- IPython syntax that only matters interactively: dropped with a diagnostic -------------
 
@@ -319,3 +321,8 @@ def test_plain_assignments_are_exported_unchanged(lines):
     assert code.body == source
     assert code.imports == []
     assert code.diagnostics == []
+
+
+@given(st.lists(st.sampled_from([" ", "\t", "\n", "x", "\r", "#"]), max_size=10).map("".join))
+def test_leading_blank_lines_go_as_the_regex_removes_them(text: str) -> None:
+    assert without_leading_blank_lines(text) == re.sub(r"\A(?:[ \t]*\n)+", "", text)

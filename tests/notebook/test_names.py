@@ -10,9 +10,11 @@ from __future__ import annotations
 import ast
 import textwrap
 
-from hypothesis import given
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nbops.notebook import names
 from nbops.notebook.names import CellNames, cell_names
 
 
@@ -437,3 +439,62 @@ def test_defaults_of_a_lambda_inside_a_function_are_uses():
 
 def test_match_mapping_pattern_keys_are_uses():
     assert uses("match p:\n    case {Color.RED: v}:\n        pass") == ["p", "Color"]
+
+
+_atoms = st.sampled_from(["a", "b", "df", "1", "'s'", "None", "x.y", "d['k']", "f()", "*rest"])
+
+
+@st.composite
+def _expression(draw: st.DrawFn, depth: int = 0) -> str:
+    if depth > 2 or draw(st.booleans()):
+        atom = draw(_atoms)
+        return atom if atom != "*rest" else "rest"
+    left, right = draw(_expression(depth + 1)), draw(_expression(depth + 1))
+    forms = [
+        f"({left} + {right})",
+        f"-{left}",
+        f"({left} and {right})",
+        f"({left} < {right} <= a)",
+        f"g({left}, {right}, key={right})",
+        f"h(*{left}, **{right})",
+        f"{left}.attr",
+        f"{left}[{right}:a]",
+        f"[{left}, {right}]",
+        f"({left}, *{right})",
+        f"{{{left}: {right}, **{right}}}",
+        f"{{{left}}}",
+        f"({left} if {right} else b)",
+        f"f'{{{left}!r:>{{{right}}}}}'",
+        f"[{left} for {right.strip('()')} in b]"
+        if right.isidentifier()
+        else f"[q for q in {left}]",
+        f"(lambda q: q + {left})",
+        f"(w := {left})",
+        f"{left}.drop(c, inplace=True)",
+        f"{left}.drop(c, inplace=False)",
+        f"(await {left})",
+    ]
+    return draw(st.sampled_from(forms))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["x = {}", "{}", "y, z = {}"]), _expression()), max_size=4)
+)
+def test_plain_reads_are_found_as_the_visitor_finds_them(
+    statements: list[tuple[str, str]],
+) -> None:
+    """The shortcut for expressions that only read names (names._reads) gives the names,
+    kinds and order the visitor gives."""
+    code = "\n".join(form.format(expr) for form, expr in statements) + "\n"
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return  # `await` outside a function, and the like: not a cell
+    fast = cell_names(tree)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(names, "_reads", lambda node: None)
+        slow = cell_names(tree)
+    assert list(fast.uses) == list(slow.uses)
+    assert list(fast.defines.items()) == list(slow.defines.items())
+    assert fast.loop_targets == slow.loop_targets

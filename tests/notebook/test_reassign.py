@@ -7,9 +7,12 @@ from __future__ import annotations
 import ast
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nbops.errors import ParameterError
 from nbops.notebook.analysis import analyse
+from nbops.notebook.names import cell_names
 from nbops.notebook.read import read_notebook
 from nbops.notebook.reassign import (
     Reassignment,
@@ -148,3 +151,43 @@ def test_cells_before_the_parameters_cell_and_skip_cells_are_not_looked_at(make_
 def test_cell_with_a_shell_command_does_not_stop_the_check(make_notebook):
     path = make_notebook([("n = 1", ["parameters"]), ("!ls", []), ("n = 2", [])])
     assert [c.number for c, _ in reassigned_after_parameters(read_notebook(path), ["n"])] == [3]
+
+
+_bind_forms = [
+    "{n} = 1",
+    "{n}, other = f()",
+    "[*{n}] = g()",
+    "{n}: int = 2",
+    "{n}: int",
+    "{n} += 1",
+    "for {n} in range(3):\n    pass",
+    "with open(p) as {n}:\n    pass",
+    "if c:\n    {n} = 3",
+    "try:\n    {n} = 1\nexcept E:\n    {n} = 2",
+    "while c:\n    {n} = 4",
+    "match c:\n    case 1:\n        {n} = 5",
+    "def f():\n    {n} = 6",
+    "class K:\n    {n} = 7",
+    "x[{n}] = 1",
+    "print({n})",
+    "y = [{n} for {n} in z]",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(_bind_forms), st.sampled_from(["alpha", "beta", "gamma"])),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_a_cell_sets_a_parameter_again_only_if_it_binds_the_name(
+    parts: list[tuple[str, str]],
+) -> None:
+    """The analysis skips cells whose names (cell_names) bind no parameter: what
+    parameter_reassignments finds is always among those names."""
+    code = "\n".join(form.format(n=name) for form, name in parts) + "\n"
+    tree = ast.parse(code)
+    found = {r.name for r in parameter_reassignments(tree, code, ["alpha", "beta"])}
+    assert found <= set(cell_names(tree).defines)

@@ -176,3 +176,15 @@ def test_two_roles_error_names_the_tags_as_written_in_the_notebook(loc):
     with pytest.raises(TagError) as info:
         cell_tag(["setup", "transform:features"], loc)
     assert "('setup', 'transform:features')" in str(info.value)
+
+
+def test_a_list_of_tags_read_again_means_the_same_and_errors_are_not_kept() -> None:
+    first = CellLocation("nb.ipynb", 1, "a")
+    again = CellLocation("nb.ipynb", 7, "b")
+    assert cell_tag(["transform:clean", "hide-input"], first) == CellTag(Role.TRANSFORM, "clean")
+    assert cell_tag(["transform:clean", "hide-input"], again) == CellTag(Role.TRANSFORM, "clean")
+    assert cell_tag(["hide-input"], again) is None
+    for location in (first, again):  # each error names its own cell
+        with pytest.raises(TagError) as info:
+            cell_tag(["train", "evaluate"], location)
+        assert info.value.location == location

@@ -16,15 +16,18 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import TypeGuard
 
 from nbops._paths import find_root
 from nbops._version import __version__ as nbops_version
 from nbops.config import load_project
 from nbops.errors import ExportError, StaleExportError
+from nbops.export.cache import CACHE_VERSION, read_entry, write_entry
 from nbops.export.formatting import format_files
 from nbops.export.manifest import (
     MANIFEST_FILE,
@@ -61,6 +64,8 @@ from nbops.export.versions import (
     VersionEntry,
     assign_version,
     export_lock,
+    history_dir,
+    ignore_history_in_airflow,
     now,
     read_index,
     record_version,
@@ -69,7 +74,6 @@ from nbops.export.versions import (
 from nbops.notebook.analysis import AnalysedCell, StepGraph, analyse, require_steps
 from nbops.notebook.cellcode import Diagnostic
 from nbops.notebook.kale import step_resources
-from nbops.notebook.metrics import metric_sources
 from nbops.notebook.read import read_notebook
 from nbops.redact import is_secret_parameter, secret_env_var
 
@@ -117,16 +121,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _prepare(
-    notebook: str | Path,
-    out_dir: str | Path | None,
-    name: str | None,
-    secret_params: Sequence[str] | None = None,
-) -> _Prepared:
-    with _gc_paused():
-        return _prepare_files(notebook, out_dir, name, secret_params)
 
 
 def _prepare_files(
@@ -206,27 +200,31 @@ def export_notebook(
     a step returns is passed on (ArtifactTypeError when one cannot be passed safely).
     """
     modules = [load_target(t) for t in dict.fromkeys(targets)]
-    prep = _prepare(notebook, out_dir, name, secret_params)
-    warnings: list[str] = []
-    try:
-        with _gc_paused():  # the manifest parses the generated files again
+    # One pause of the garbage collector for the whole export, ended once the syntax trees
+    # are released: ended earlier, its first collection walks every object of every tree.
+    with _gc_paused():
+        prep = _prepare_files(notebook, out_dir, name, secret_params)
+        warnings: list[str] = []
+        try:
             version, manifest, is_new = _write(prep, modules, options or TargetOptions(), warnings)
-    except OSError as exc:
-        raise ExportError(
-            f"cannot write the package ({exc.strerror or exc})",
-            location=str(prep.folder),
-            fix="check that the output folder is a writable directory (-o)",
-        ) from None
-    return ExportResult(
-        name=prep.name,
-        version=version,
-        content_hash=prep.content_hash,
-        folder=prep.folder,
-        new_version=is_new,
-        manifest=manifest,
-        diagnostics=list(prep.graph.diagnostics),
-        warnings=warnings,
-    )
+        except OSError as exc:
+            raise ExportError(
+                f"cannot write the package ({exc.strerror or exc})",
+                location=str(prep.folder),
+                fix="check that the output folder is a writable directory (-o)",
+            ) from None
+        result = ExportResult(
+            name=prep.name,
+            version=version,
+            content_hash=prep.content_hash,
+            folder=prep.folder,
+            new_version=is_new,
+            manifest=manifest,
+            diagnostics=list(prep.graph.diagnostics),
+            warnings=warnings,
+        )
+        del prep
+    return result
 
 
 def _write(
@@ -235,14 +233,21 @@ def _write(
     """Write the package and record its version, under the export's lock."""
     out = prep.folder.parent
     with export_lock(out, prep.name):
-        index = read_index(out, prep.name)
-        version, is_new = assign_version(index, prep.content_hash)
-        manifest = _manifest(prep, version)
-        files = _finalise(prep.files, version)
-        if targets:
-            files, manifest = _with_targets(prep, files, manifest, targets, options, warnings)
-        files[f"{prep.name}/{MANIFEST_FILE}"] = manifest.to_json()
-        write_tree(files, prep.folder)
+        # The history's .airflowignore is synced to disk while the package is prepared and
+        # written; it is there before the version is copied into the history.
+        ignoring = _Background(ignore_history_in_airflow, history_dir(out, prep.name).parent)
+        try:
+            index = read_index(out, prep.name)
+            version, is_new = assign_version(index, prep.content_hash)
+            manifest = _manifest(prep, version)
+            files = _finalise(prep.files, version)
+            if targets:
+                files, manifest = _with_targets(prep, files, manifest, targets, options, warnings)
+            files[f"{prep.name}/{MANIFEST_FILE}"] = manifest.to_json()
+            write_tree(files, prep.folder)
+        finally:
+            ignoring.wait()
+        ignoring.result()
         entry = VersionEntry(
             version=version,
             content_hash=prep.content_hash,
@@ -253,8 +258,33 @@ def _write(
         )
         if not is_new:  # keep the first creation time of a version
             entry.created_at = next(e.created_at for e in index.versions if e.version == version)
-        record_version(out, index, entry, prep.folder)
+        record_version(out, index, entry, prep.folder, files, airflow_ignored=True)
     return version, manifest, is_new
+
+
+class _Background:
+    """`function(*args)` run in a thread (a disk sync, which releases the GIL); `wait()` for
+    it to end, `result()` to raise what it raised."""
+
+    def __init__(self, function: Callable[..., object], *args: object) -> None:
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                function(*args)
+            except BaseException as exc:  # re-raised by result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="nbops-export-sync", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> None:
+        self.wait()
+        if self._error is not None:
+            raise self._error
 
 
 def _with_targets(
@@ -338,7 +368,15 @@ def check_export(
     Raises StaleExportError when the package is missing, was exported from different code
     or parameters, or its files were edited since.
     """
-    prep = _prepare(notebook, out_dir, name, secret_params)
+    with _gc_paused():  # as in export_notebook: the trees are released before it ends
+        prep = _prepare_files(notebook, out_dir, name, secret_params)
+        try:
+            return _checked(prep, notebook)
+        finally:
+            del prep
+
+
+def _checked(prep: _Prepared, notebook: str | Path) -> ExportResult:
     manifest_path = prep.folder / prep.name / MANIFEST_FILE
     hint = f"run `nbops export {notebook}` and commit the result"
     if not manifest_path.exists():
@@ -431,12 +469,12 @@ def _manifest(prep: _Prepared, version: int) -> ExportManifest:
         ],
         setup_cells=[spans[a.cell.cell_id] for a in graph.setup if a.cell.cell_id in spans],
         steps=steps,
-        metrics_from=metric_names(graph),
+        metrics_from=metric_names(graph, prep.rendered.metrics),
         metrics=[
             MetricEntry(
                 name=m.name, step=m.step, value=m.value, expression=m.expression, cell=m.headline
             )
-            for m in metric_sources(graph)
+            for m in prep.rendered.metrics
         ],
         requirements=_requirements(graph),
         local_modules=list(graph.local_modules),
@@ -458,21 +496,21 @@ def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
         if not rel.endswith(".py") or "# cell " not in text:
             continue
         lines = text.splitlines()
-        markers = [
-            (n, line.strip()[len("# cell ") :])
-            for n, line in enumerate(lines, start=1)
-            if line.strip().startswith("# cell ") and line.strip()[len("# cell ") :] in cells
-        ]
+        markers = []
+        for n, line in enumerate(lines, start=1):
+            if "# cell " in line:  # cheap test first: most lines are code
+                stripped = line.strip()
+                if stripped.startswith("# cell ") and stripped[len("# cell ") :] in cells:
+                    markers.append((n, stripped[len("# cell ") :]))
         if not markers:
             continue
-        blocks = _blocks(ast.parse(text))
+        blocks = _blocks(text)
         for i, (n, cid) in enumerate(markers):
             stop = markers[i + 1][0] if i + 1 < len(markers) else len(lines) + 1
-            starts, block = next((st, b) for first, last, st, b in blocks if first <= n <= last)
-            inside = block[bisect.bisect_right(starts, n) : bisect.bisect_left(starts, stop)]
+            starts, ends = next((st, en) for first, last, st, en in blocks if first <= n <= last)
+            inside = ends[bisect.bisect_right(starts, n) : bisect.bisect_left(starts, stop)]
             # A function holding the next marker is generated code (configure()), not the cell's.
-            ends = [s.end_lineno or s.lineno for s in inside]
-            end = max((e for e in ends if e < stop), default=n)
+            end = max((e for e in inside if e < stop), default=n)
             a = cells[cid]
             spans.setdefault(
                 cid, CellSpan(index=a.cell.index, id=cid, file=rel, first_line=n + 1, last_line=end)
@@ -480,20 +518,63 @@ def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
     return spans
 
 
-def _blocks(tree: ast.Module) -> list[tuple[int, int, list[int], list[ast.stmt]]]:
-    """The statement lists a cell's code can land in, with the lines they cover: the body of
-    each top-level function without its final `return` (the step's, not the cell's), then
-    the module's."""
-    blocks: list[tuple[int, int, list[int], list[ast.stmt]]] = []
-    for node in tree.body:
+_Block = tuple[int, int, list[int], list[int]]
+LINES_CACHE_KIND = "lines"
+LINES_CACHE_ENTRIES = 256  # a few modules per package; small
+
+
+def _blocks(text: str) -> list[_Block]:
+    """`_parsed_blocks(text)`, kept between exports (nbops.export.cache): parsing a large
+    generated module cost as much as reading every cell of the notebook."""
+    key = hashlib.sha256(f"{CACHE_VERSION}\0{sys.version_info[:2]}\0{text}".encode()).hexdigest()
+    kept = read_entry(LINES_CACHE_KIND, key)
+    if _is_blocks(kept):
+        return [(first, last, starts, ends) for first, last, starts, ends in kept]
+    blocks = _parsed_blocks(text)
+    write_entry(LINES_CACHE_KIND, key, blocks, LINES_CACHE_ENTRIES)
+    return blocks
+
+
+def _is_blocks(data: object) -> TypeGuard[list[_Block]]:
+    """Whether cached data has the shape `_parsed_blocks` returns (a damaged entry is a miss)."""
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and all(
+            isinstance(b, list)
+            and len(b) == 4
+            and all(type(n) is int for n in b[:2])
+            and all(isinstance(x, list) and all(type(n) is int for n in x) for x in b[2:])
+            and len(b[2]) == len(b[3])
+            for b in data
+        )
+    )
+
+
+def _parsed_blocks(text: str) -> list[_Block]:
+    """The statement lists a cell's code can land in, as (first line, last line, the first
+    line of each statement, the last line of each): the body of each top-level function
+    without its final `return` (the step's, not the cell's), then the module's."""
+    functions: list[_Block] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for node in ast.parse(text).body:
         if isinstance(node, ast.FunctionDef):
             body = node.body
             if body and isinstance(body[-1], ast.Return):
                 body = body[:-1]
             last = node.end_lineno or node.lineno
-            blocks.append((node.lineno, last, [_first_line(s) for s in body], body))
-    starts = [_first_line(s) for s in tree.body]
-    return [*blocks, (1, sys.maxsize, starts, tree.body)]
+            functions.append(
+                (
+                    node.lineno,
+                    last,
+                    [_first_line(s) for s in body],
+                    [s.end_lineno or s.lineno for s in body],
+                )
+            )
+        starts.append(_first_line(node))
+        ends.append(node.end_lineno or node.lineno)
+    return [*functions, (1, sys.maxsize, starts, ends)]
 
 
 def _first_line(stmt: ast.stmt) -> int:

@@ -23,8 +23,12 @@ from nbops._version import __version__ as nbops_version
 from nbops.export.types import ANY, ValueType, value_types
 from nbops.export.vendor import localised_import
 from nbops.notebook.analysis import AnalysedCell, Step, StepGraph, StepInput
-from nbops.notebook.cellcode import is_display_only, slice_statements
-from nbops.notebook.metrics import metric_sources
+from nbops.notebook.cellcode import (
+    is_display_only,
+    slice_statements,
+    without_leading_blank_lines,
+)
+from nbops.notebook.metrics import MetricSource, metric_sources
 from nbops.notebook.tags import Role
 from nbops.redact import secret_env_var
 
@@ -53,6 +57,7 @@ class RenderedPackage:
     name: str
     files: dict[str, str]
     step_functions: dict[str, tuple[str, str]]  # step key -> (module file, function name)
+    metrics: tuple[MetricSource, ...] = ()  # metric_sources(graph), read once per render
 
 
 def package_name(stem: str) -> str:
@@ -93,12 +98,15 @@ def render_package(
     functions = _function_names(graph)
     types = _usable_types(graph, functions)
     secret = frozenset(p.name for p in graph.parameters if p.name in secret)
+    metrics = metric_sources(graph)  # walks every train and evaluate cell: read it once
     files: dict[str, str] = {
         f"{name}/__init__.py": _render_init(graph, name, header),
         f"{name}/params.py": _render_params(graph, header, secret),
-        f"{name}/pipeline.py": _render_pipeline(graph, name, header, functions, types, secret),
+        f"{name}/pipeline.py": _render_pipeline(
+            graph, name, header, functions, types, secret, metrics
+        ),
         f"{name}/__main__.py": _render_main(graph, name, header, secret),
-        "test_pipeline.py": _render_tests(graph, name, header, functions, secret),
+        "test_pipeline.py": _render_tests(graph, name, header, functions, secret, metrics),
     }
     if graph.setup:
         files[f"{name}/common.py"] = _render_common(graph, header)
@@ -109,7 +117,9 @@ def render_package(
                 graph, role, steps, header, functions, types
             )
     step_functions = {key: (f"{name}/{mod}.py", fn) for key, (mod, fn) in functions.items()}
-    return RenderedPackage(name=name, files=files, step_functions=step_functions)
+    return RenderedPackage(
+        name=name, files=files, step_functions=step_functions, metrics=tuple(metrics)
+    )
 
 
 # -- shared pieces ---------------------------------------------------------------------------
@@ -177,24 +187,28 @@ def _indent(code: str, prefix: str = "    ") -> str:
 
 # Only these can make a string token span lines: triple quotes, a backslash before a line
 # break, and (Python 3.12+) an f-string whose replacement field spans lines.
-_MAY_SPAN_LINES = re.compile(
-    r'"""|'
-    + r"'''|\\\r?\n"
-    + (r"|[fFtT][rR]?['" + '"]|[rR][fFtT]["' + "']" if sys.version_info >= (3, 12) else "")
-)
+_SPANNING = ('"""', "'''", "\\\n", "\\\r\n")
+_FSTRING_START = re.compile(r"[fFtT][rR]?['" + '"]|[rR][fFtT]["' + "']")
+
+
+def _may_span_lines(code: str) -> bool:
+    """Substring tests first: a regex search over every cell cost more."""
+    if any(s in code for s in _SPANNING):
+        return True
+    return sys.version_info >= (3, 12) and _FSTRING_START.search(code) is not None
 
 
 def _multiline_tokens(code: str) -> list[tokenize.TokenInfo]:
     """The tokens `_indent` reads, or none when no string can span lines: tokenizing every
     cell was most of what rendering cost."""
-    if not _MAY_SPAN_LINES.search(code):
+    if not _may_span_lines(code):
         return []
     return list(tokenize.generate_tokens(io.StringIO(code).readline))
 
 
 def _strip_blank_edges(code: str) -> str:
     """The code without blank lines before and after it, ending in one newline."""
-    return re.sub(r"\A(?:[ \t]*\n)+", "", code).rstrip() + "\n"
+    return without_leading_blank_lines(code).rstrip() + "\n"
 
 
 def _import_lines(graph: StepGraph, names: list[str]) -> list[str]:
@@ -479,17 +493,23 @@ def _result_names(graph: StepGraph) -> list[str]:
     return list(names)
 
 
-def metric_names(graph: StepGraph) -> list[str]:
-    """The step values the pipeline reports its metrics from (notebook/metrics.py's rule)."""
-    return list(dict.fromkeys(m.value for m in metric_sources(graph)))
+def metric_names(
+    graph: StepGraph, metrics: list[MetricSource] | tuple[MetricSource, ...] | None = None
+) -> list[str]:
+    """The step values the pipeline reports its metrics from (notebook/metrics.py's rule);
+    `metrics`: metric_sources(graph) when the caller has it already."""
+    found = metric_sources(graph) if metrics is None else metrics
+    return list(dict.fromkeys(m.value for m in found))
 
 
-def _kept_metric_fields(graph: StepGraph, taken: set[str]) -> dict[tuple[str, str], str]:
+def _kept_metric_fields(
+    graph: StepGraph, taken: set[str], metrics: list[MetricSource]
+) -> dict[tuple[str, str], str]:
     """(step key, value) -> a Results field of its own, for a metric value a later step
     returns again under the same name (two evaluate steps' `accuracy`): both are kept."""
     fields: dict[tuple[str, str], str] = {}
     order = {s.key: i for i, s in enumerate(graph.steps)}
-    for m in metric_sources(graph):
+    for m in metrics:
         later = graph.steps[order[m.step] + 1 :]
         if any(m.value in s.outputs for s in later):
             step = graph.steps[order[m.step]]
@@ -507,11 +527,12 @@ def _render_pipeline(
     header: str,
     functions: dict[str, tuple[str, str]],
     types: dict[str, ValueType],
-    secret: frozenset[str] = frozenset(),
+    secret: frozenset[str],
+    metrics: list[MetricSource],
 ) -> str:
     results = _result_names(graph)
     taken = set(results) | {p.name for p in graph.parameters} | {"Any", "Params", "Results"}
-    kept = _kept_metric_fields(graph, taken)
+    kept = _kept_metric_fields(graph, taken, metrics)
     modules = sorted({functions[s.key][0] for s in graph.steps})
     alias = {}
     for m in [*modules, "common"]:
@@ -573,10 +594,7 @@ def _render_pipeline(
     calls = [_indent(c) for c in calls]  # inside `with _in_data_dir():`
     metric_dict = (
         "{"
-        + ", ".join(
-            f'"{m.name}": results.{kept.get((m.step, m.value), m.value)}'
-            for m in metric_sources(graph)
-        )
+        + ", ".join(f'"{m.name}": results.{kept.get((m.step, m.value), m.value)}' for m in metrics)
         + "}"
     )
     results_doc = (
@@ -664,10 +682,11 @@ def _render_tests(
     name: str,
     header: str,
     functions: dict[str, tuple[str, str]],
-    secret: frozenset[str] = frozenset(),
+    secret: frozenset[str],
+    metrics: list[MetricSource],
 ) -> str:
     steps = ", ".join(f'("{name}.{m}", "{fn}")' for m, fn in functions.values())
-    has_metrics = bool(metric_names(graph))
+    has_metrics = bool(metrics)
     metric_check = (
         '    assert metrics, "the evaluate steps computed no numeric metric"\n'
         if has_metrics

@@ -55,11 +55,18 @@ def value_types(graph: StepGraph) -> dict[str, ValueType]:
     """The one type of each value the steps return, by name (ANY when not certain)."""
     constants = _setup_constants(graph)
     trees: dict[str, _Parsed | None] = {}  # a step cell's exported code, parsed once
+    # A step's types depend on the pass only through the types of its inputs from other
+    # steps: a step whose inputs kept their types is not inferred again.
+    done: dict[tuple[str, tuple[ValueType, ...]], dict[str, ValueType]] = {}
     types: dict[str, ValueType] = {}
     for _ in range(3):  # a later producer can make an earlier inference uncertain
         found: dict[str, list[ValueType]] = {}
         for step in graph.steps:
-            step_types = _step_output_types(graph, step, types, constants, trees)
+            known = tuple(types.get(i.name, ANY) for i in step.inputs if i.source == "step")
+            step_types = done.get((step.key, known))
+            if step_types is None:
+                step_types = _step_output_types(graph, step, types, constants, trees)
+                done[(step.key, known)] = step_types
             for name in step.outputs:
                 found.setdefault(name, []).append(step_types.get(name, ANY))
         params = {p.name for p in graph.parameters}
@@ -294,8 +301,55 @@ def _parsed(body: str, cell_tree: ast.Module) -> _Parsed | None:
             return None
     else:
         tree = cell_tree
+    if _plain_bindings_only(tree, body):
+        return _Parsed(tree, ())
     plain = {id(t) for stmt in tree.body for t in _plain_targets(stmt)}
     return _Parsed(tree, tuple(n.id for n in _bound_names(tree) if id(n) not in plain))
+
+
+# The keywords that bind names inside statements and expressions (`for` loops and
+# comprehensions, `with ... as`, `del`); `:=` binds too.
+_BINDING_KEYWORDS = ("for", "with", "del")
+
+
+def _may_bind_inside(code: str) -> bool:
+    """Whether the code may hold one of _BINDING_KEYWORDS or `:=`. A keyword is never
+    preceded by an ASCII letter or `_`, nor followed by an ASCII letter, digit or `_` (it
+    would be part of a name); a match in a string or comment, or in a name such as `x1for`,
+    only costs the full walk. Substring searches: a regex search cost more per cell."""
+    if ":=" in code:
+        return True
+    for word in _BINDING_KEYWORDS:
+        at = code.find(word)
+        while at != -1:
+            before = code[at - 1] if at else " "
+            after = code[at + len(word) : at + len(word) + 1]
+            if not (before.isascii() and (before.isalpha() or before == "_")) and not (
+                after.isascii() and (after.isalnum() or after == "_")
+            ):
+                return True
+            at = code.find(word, at + 1)
+    return False
+
+
+def _plain_bindings_only(tree: ast.Module, code: str) -> bool:
+    """Whether `_bound_names` would find only `_plain_targets`, known without walking the
+    tree: every statement is an expression, an import, `pass` or an assignment to one name
+    or a tuple of names, and `_may_bind_inside` finds nothing (the other ways to bind a
+    name: augmented and annotated assignments and compound statements are statements)."""
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign):
+            if len(stmt.targets) != 1:
+                return False
+            target = stmt.targets[0]
+            if not isinstance(target, ast.Name) and not (
+                isinstance(target, ast.Tuple | ast.List)
+                and all(isinstance(e, ast.Name) for e in target.elts)
+            ):
+                return False
+        elif not isinstance(stmt, ast.Expr | ast.Import | ast.ImportFrom | ast.Pass):
+            return False
+    return not _may_bind_inside(code)
 
 
 def _bound_names(tree: ast.AST) -> list[ast.Name]:

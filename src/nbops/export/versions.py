@@ -89,12 +89,28 @@ def assign_version(index: VersionIndex, content_hash: str) -> tuple[int, bool]:
     return max((e.version for e in index.versions), default=0) + 1, True
 
 
-def record_version(out_dir: Path, index: VersionIndex, entry: VersionEntry, folder: Path) -> None:
-    """Copy a written export into the history and update the index (both atomically)."""
+def record_version(
+    out_dir: Path,
+    index: VersionIndex,
+    entry: VersionEntry,
+    folder: Path,
+    files: dict[str, str] | None = None,
+    *,
+    airflow_ignored: bool = False,
+) -> None:
+    """Copy a written export into the history and update the index (both atomically).
+
+    `files`, when given, are what `folder` holds (as write_tree wrote them): the copy is
+    written from them rather than read back. `airflow_ignored`: the caller has written the
+    history's `.airflowignore` already (ignore_history_in_airflow)."""
     hdir = history_dir(out_dir, index.name)
     hdir.mkdir(parents=True, exist_ok=True)
-    ignore_history_in_airflow(hdir.parent)
-    replace_dir(folder, hdir / f"v{entry.version}", copy=True)
+    if not airflow_ignored:
+        ignore_history_in_airflow(hdir.parent)
+    if files is None:
+        replace_dir(folder, hdir / f"v{entry.version}", copy=True)
+    else:
+        write_tree(files, hdir / f"v{entry.version}")
     versions = [e for e in index.versions if e.version != entry.version] + [entry]
     index.versions = sorted(versions, key=lambda e: e.version)
     atomic_write_text(hdir / INDEX_FILE, index.model_dump_json(indent=2) + "\n")
@@ -178,9 +194,12 @@ def write_tree(files: dict[str, str], target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = _scratch(target)
     try:
+        made: set[Path] = set()
         for rel, text in files.items():
             path = scratch / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.parent not in made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                made.add(path.parent)
             path.write_text(text, encoding="utf-8")
         replace_dir(scratch, target)
     finally:

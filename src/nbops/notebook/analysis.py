@@ -526,6 +526,8 @@ def _check_reassigned_parameters(graph: StepGraph, report: _Report) -> list[Diag
     params = [p.name for p in graph.parameters]
     for step in graph.steps:
         for a in step.cells:
+            if a.names.defines.keys().isdisjoint(params):
+                continue  # a cell that binds no parameter's name sets none again
             for r in parameter_reassignments(a.code.tree, a.code.source, params):
                 where = CellLocation(a.cell.path, a.cell.number, a.cell.own_id, r.line)
                 if not r.conditional:
@@ -693,10 +695,8 @@ def _resolve_name(
 def _later_definitions(steps: list[Step]) -> list[dict[str, Step]]:
     """For each step index, the names first defined by a step after it."""
     result: list[dict[str, Step]] = []
-    for i in range(len(steps)):
-        later: dict[str, Step] = {}
-        for s in steps[i + 1 :]:
-            for name in s.defines():
-                later.setdefault(name, s)
-        result.append(later)
-    return result
+    later: dict[str, Step] = {}  # name -> the first step after the current one defining it
+    for step in reversed(steps):
+        result.append(dict(later))
+        later.update(dict.fromkeys(step.defines(), step))
+    return result[::-1]

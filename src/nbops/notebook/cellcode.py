@@ -108,7 +108,18 @@ def _exported_body(code: str, tree: ast.Module) -> str:
     kept = [s for s in tree.body if not isinstance(s, ast.Import | ast.ImportFrom)]
     kept = [s for s in kept if not is_display_only(s)]
     # Blank lines left where magics were dropped only mattered for error line numbers.
-    return re.sub(r"\A(?:[ \t]*\n)+", "", slice_statements(code, tree.body, kept))
+    return without_leading_blank_lines(slice_statements(code, tree.body, kept))
+
+
+_LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\n)+")
+
+
+def without_leading_blank_lines(text: str) -> str:
+    """`text` without the blank lines it starts with (most code starts with none, which a
+    look at its first character tells without a regex)."""
+    if not text or text[0] not in " \t\n":
+        return text
+    return _LEADING_BLANK_LINES.sub("", text)
 
 
 def keep_last_value(code: CellCode, variable: str) -> CellCode:

@@ -517,6 +517,13 @@ def unkept_prints(graph: StepGraph) -> list[Diagnostic]:
     for step in graph.steps:
         if step.role not in (Role.EVALUATE, Role.TRAIN):
             continue
+        # `print(` needs the name in the code: most cells are not walked at all.
+        printed = [
+            (cell, _printed(cell.code.tree) if "print" in cell.code.source else [])
+            for cell in step.cells
+        ]
+        if not any(exprs for _, exprs in printed):
+            continue  # nothing printed: no need to unparse every value the step binds
         kept = {
             ast.unparse(v)
             for c in step.cells
@@ -524,8 +531,8 @@ def unkept_prints(graph: StepGraph) -> list[Diagnostic]:
             if v is not None
         }
         kept |= {c.headline.expression for c in step.cells if c.headline is not None}
-        for cell in step.cells:
-            for expr in _printed(cell.code.tree):
+        for cell, exprs in printed:
+            for expr in exprs:
                 text = ast.unparse(expr)
                 inner = _unrounded(expr)
                 if text in kept or _presents_a_value(inner) or ast.unparse(inner) in kept:
@@ -564,9 +571,9 @@ def printed_metrics(tree: ast.Module) -> list[tuple[ast.Expr, ast.expr]]:
     metric and is no data or model, is not a name, is not bound in the cell, and whose
     names the cell does not rebind after the print (so it can be evaluated again after the
     cell). In order, with the print statement each is shown by; each expression once."""
-    bound = {ast.unparse(v) for v in bindings(list(tree.body)).values() if v is not None}
     found: list[tuple[ast.Expr, ast.expr]] = []
     seen: set[str] = set()
+    bound: set[str] | None = None  # read at the first print: most cells print nothing
     for i, stmt in enumerate(tree.body):
         if not (
             isinstance(stmt, ast.Expr)
@@ -574,6 +581,8 @@ def printed_metrics(tree: ast.Module) -> list[tuple[ast.Expr, ast.expr]]:
             and getattr(stmt.value.func, "id", None) == "print"
         ):
             continue
+        if bound is None:
+            bound = {ast.unparse(v) for v in bindings(list(tree.body)).values() if v is not None}
         later = set(bindings(tree.body[i + 1 :]))
         for arg in stmt.value.args:
             for expr in _shown_values(arg):

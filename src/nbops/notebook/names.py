@@ -155,9 +155,24 @@ class _ModuleScope(ast.NodeVisitor):
                 self.names.store(base)
 
     def visit_Assign(self, node: ast.Assign) -> None:
-        self.visit(node.value)
+        self._visit_value(node.value)
         for target in node.targets:
             self._store_target(target)
+
+    def visit_Expr(self, node: ast.Expr) -> None:
+        self._visit_value(node.value)
+
+    def _visit_value(self, node: ast.expr) -> None:
+        """Visit an expression; one that only reads names (`_reads`) without the visitor's
+        dispatch for every node."""
+        reads = _reads(node)
+        if reads is None:
+            self.visit(node)
+            return
+        uses, defines = self.names.uses, self.names.defines
+        for name in reads:  # CellNames.load, inlined
+            if defines.get(name, "import") == "import":
+                uses.setdefault(name, None)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         self.visit(node.value)
@@ -251,6 +266,52 @@ class _ModuleScope(ast.NodeVisitor):
             self.visit(node.guard)
         for stmt in node.body:
             self.visit(stmt)
+
+
+# Expressions `_reads` leaves to the visitor: they bind names or open a scope.
+_NOT_PLAIN = (
+    ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr,
+)  # fmt: skip
+
+
+def _reads(node: ast.expr) -> list[str] | None:
+    """The names an expression reads, in the order the visitor loads them (its fields in
+    order, depth first), when visiting it would only load names: None when it holds a
+    scope, a `:=`, a name it stores, or an `inplace=` keyword (the visitor's own cases)."""
+    found: list[str] = []
+    stack: list[ast.AST] = [node]
+    while stack:
+        n = stack.pop()
+        kind = type(n)
+        if kind is ast.Name:
+            if type(n.ctx) is ast.Store:  # type: ignore[attr-defined]
+                return None
+            found.append(n.id)  # type: ignore[attr-defined]
+        elif kind is ast.Constant:
+            continue
+        elif kind is ast.Attribute:
+            stack.append(n.value)  # type: ignore[attr-defined]
+        elif kind is ast.Call:
+            call: ast.Call = n  # type: ignore[assignment]
+            if any(k.arg == "inplace" for k in call.keywords):
+                return None
+            stack.extend(reversed(call.keywords))
+            stack.extend(reversed(call.args))
+            stack.append(call.func)
+        elif kind is ast.keyword:
+            stack.append(n.value)  # type: ignore[attr-defined]
+        elif isinstance(n, _NOT_PLAIN):
+            return None
+        else:  # what generic_visit visits, in its order
+            children: list[ast.AST] = []
+            for field in n._fields:
+                value = getattr(n, field, None)
+                if isinstance(value, list):
+                    children.extend(v for v in value if isinstance(v, ast.AST))
+                elif isinstance(value, ast.AST):
+                    children.append(value)
+            stack.extend(reversed(children))
+    return found
 
 
 def _definition_time_exprs(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.expr]:

@@ -66,8 +66,8 @@ class Cell:
     def injected(self) -> bool:
         """Whether papermill (the run's parameter values) or `nbops run` (a capture cell)
         inserted this cell: not part of the pipeline, so the analysis ignores it entirely."""
-        return self.cell_type == "code" and bool(
-            {PAPERMILL_INJECTED_TAG, NBOPS_CAPTURE_TAG} & set(self.tags)
+        return self.cell_type == "code" and (
+            PAPERMILL_INJECTED_TAG in self.tags or NBOPS_CAPTURE_TAG in self.tags
         )
 
 
@@ -170,9 +170,15 @@ def _read_ipynb_ids(raw: bytes, path: Path) -> tuple[Any, set[int]]:
     try:
         with warnings.catch_warnings():  # nbformat's upgrade notices are not the user's concern
             warnings.simplefilter("ignore")
-            # A v4 document is built as nbformat.reads builds it, without writing the JSON out
-            # and parsing it again, and validated once below (reads validates too).
-            nb = _v4_node(data) if major == 4 else nbformat.reads(json.dumps(data), as_version=4)
+            # A v4 document is read as nbformat.reads reads it, without writing the JSON out
+            # and parsing it again, and validated once below (reads validates too). One of
+            # the usual shape stays the parsed JSON (_v4_json): building nbformat's
+            # NotebookNode of every dict in it cost as much as validating it.
+            nb: Any = _v4_json(data) if major == 4 else None
+            if nb is None:
+                nb = (
+                    _v4_node(data) if major == 4 else nbformat.reads(json.dumps(data), as_version=4)
+                )
             if major != 4:  # the upgrade makes up random ids; content ids keep exports stable
                 sources = [_text(c.get("source", "")) for c in nb.cells]
                 for c, cid in zip(nb.cells, _content_ids(sources), strict=True):
@@ -193,6 +199,80 @@ def _read_ipynb_ids(raw: bytes, path: Path) -> tuple[Any, set[int]]:
             fix="open it in Jupyter and save it again",
         ) from None
     return nb, derived
+
+
+def _v4_json(data: dict[str, Any]) -> dict[str, Any] | None:
+    """A v4 notebook's parsed JSON with what nbformat does on reading done in place (its
+    `rejoin_lines` and `strip_transient`), as plain dicts: the same data `_v4_node` gives,
+    for every document of the shape those steps expect. None, with `data` unchanged, for any
+    other shape: `_v4_node` then reads it, and reports what is wrong as nbformat does."""
+    metadata = data.get("metadata")
+    cells = data.get("cells")
+    if not isinstance(metadata, dict) or not isinstance(cells, list):
+        return None
+    for cell in cells:
+        if not _plain_cell(cell):
+            return None
+    # What nbformat.v4.rwbase.rejoin_lines and strip_transient do, on dicts.
+    for cell in cells:
+        if isinstance(cell.get("source"), list):
+            cell["source"] = "".join(cell["source"])
+        if cell.get("cell_type") == "code":
+            for output in cell.get("outputs", []):
+                output_type = output.get("output_type", "")
+                if output_type in {"execute_result", "display_data"}:
+                    _rejoin_mimebundle(output.get("data", {}))
+                elif output_type and isinstance(output.get("text", ""), list):
+                    output["text"] = "".join(output["text"])
+        cell["metadata"].pop("trusted", None)
+    for key in ("orig_nbformat", "orig_nbformat_minor", "signature"):
+        metadata.pop(key, None)
+    return data
+
+
+def _plain_cell(cell: Any) -> bool:
+    """Whether `_v4_json` can read a cell as nbformat would: a dict with a metadata dict,
+    its source a string or a list of strings, no attachments (left to nbformat), and for a
+    code cell a list of output dicts whose `data` is a dict and `text` a string or a list
+    of strings."""
+    if not isinstance(cell, dict) or not isinstance(cell.get("metadata"), dict):
+        return False
+    if "attachments" in cell or not _is_text(cell.get("source", "")):
+        return False
+    if cell.get("cell_type") != "code":
+        return True
+    outputs = cell.get("outputs", [])
+    if not isinstance(outputs, list):
+        return False
+    for output in outputs:
+        if not isinstance(output, dict):
+            return False
+        output_type = output.get("output_type", "")
+        if not isinstance(output_type, str):
+            return False
+        if output_type in {"execute_result", "display_data"}:
+            if not isinstance(output.get("data", {}), dict):
+                return False
+        elif output_type and not _is_text(output.get("text", "")):
+            return False
+    return True
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) or (
+        isinstance(value, list) and all(isinstance(line, str) for line in value)
+    )
+
+
+def _rejoin_mimebundle(data: dict[str, Any]) -> None:
+    """nbformat.v4.rwbase._rejoin_mimebundle: multi-line text fields joined, in place (JSON
+    mime types left as they are)."""
+    for key, value in list(data.items()):
+        is_json = key == "application/json" or (
+            key.startswith("application/") and key.endswith("+json")
+        )
+        if not is_json and isinstance(value, list) and all(isinstance(x, str) for x in value):
+            data[key] = "".join(value)
 
 
 def _v4_node(data: dict[str, Any]) -> Any:
@@ -274,12 +354,13 @@ def _cells(
     nb: Any, path: str, derived: set[int], tag_problems: list[TagError] | None = None
 ) -> list[Cell]:
     cells = []
-    for index, c in enumerate(nb.cells):
+    for index, c in enumerate(nb["cells"]):  # plain dicts, or nbformat's NotebookNode
         cid = str(c.get("id") or "")
         tags = tuple(str(t) for t in c.get("metadata", {}).get("tags", []))
         location = CellLocation(path, index + 1, cid)
         tag = None
-        if c.cell_type == "code":
+        cell_type = c["cell_type"]
+        if cell_type == "code":
             try:
                 tag = cell_tag(list(tags), location)
             except TagError as exc:
@@ -290,7 +371,7 @@ def _cells(
             Cell(
                 index=index,
                 cell_id=cid,
-                cell_type=c.cell_type,
+                cell_type=cell_type,
                 source=_text(c.get("source", "")),  # a future cell type may have none
                 tags=tags,
                 tag=tag,

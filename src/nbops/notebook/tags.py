@@ -111,11 +111,28 @@ def parse_tag(tag: str, location: CellLocation) -> CellTag | None:
     return CellTag(role, name)
 
 
+# The meaning of each list of tags read so far (CellTag is immutable; errors are not kept):
+# a notebook's cells share a few lists of tags, read again for every cell before.
+_READ: dict[tuple[str, ...], CellTag | None] = {}
+_READ_LIMIT = 4096
+
+
 def cell_tag(tags: list[str], location: CellLocation) -> CellTag | None:
     """The nbops role of a cell with these tags, or None for an untagged cell.
 
     Raises TagError when the cell carries two different nbops roles.
     """
+    key = tuple(tags)
+    if key in _READ:
+        return _READ[key]
+    found = _cell_tag(tags, location)
+    if len(_READ) >= _READ_LIMIT:
+        _READ.clear()
+    _READ[key] = found
+    return found
+
+
+def _cell_tag(tags: list[str], location: CellLocation) -> CellTag | None:
     found = {t for tag in tags if (t := parse_tag(tag, location)) is not None}
     if len(found) > 1:
         names = ", ".join(sorted(repr(str(t.step_tag)) for t in found))
