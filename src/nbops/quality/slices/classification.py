@@ -15,7 +15,12 @@ import pandas as pd
 
 from nbops.errors import QualityInputError
 from nbops.quality.slices._common import _Array
-from nbops.quality.slices.inputs import _no_missing, _python_scalar, _same_length
+from nbops.quality.slices.inputs import (
+    _no_missing,
+    _python_scalar,
+    _same_length,
+    _small_int_codes,
+)
 
 
 def _sorted_classes(values: list[Any], what: str) -> list[Any]:
@@ -31,19 +36,8 @@ def _sorted_classes(values: list[Any], what: str) -> list[Any]:
 def _factorize(values: _Array) -> tuple[_Array, _Array]:
     """Codes and distinct values (in no particular order) of labels: integers (and booleans)
     spanning a small range are counted (a few vectorised passes), others hashed."""
-    small = values.dtype.kind in "bi" or (values.dtype.kind == "u" and values.itemsize < 8)
-    if small and len(values):
-        numbers = values.view(np.uint8) if values.dtype.kind == "b" else values
-        low, high = int(numbers.min()), int(numbers.max())
-        if high - low < 1 << 16:
-            offset = np.subtract(numbers, low, dtype=np.intp)
-            present = np.flatnonzero(np.bincount(offset))
-            if len(present) == high - low + 1:  # every value of the range: codes as they are
-                return offset, (present + low).astype(values.dtype)
-            table = np.zeros(high - low + 1, dtype=np.int64)
-            table[present] = np.arange(len(present))
-            return table[offset], (present + low).astype(values.dtype)
-    return pd.factorize(values)
+    counted = _small_int_codes(values)
+    return counted if counted is not None else pd.factorize(values)
 
 
 def _encode_labels(
@@ -96,7 +90,10 @@ def _encode_labels(
             raise QualityInputError(
                 f"{name} has values not in labels: {unknown}", fix="add them to labels="
             )
-        encoded.append(lookup.astype(np.int64)[codes])
+        if np.array_equal(lookup, np.arange(len(lookup))):  # codes already in class order
+            encoded.append(np.asarray(codes, dtype=np.int64))
+        else:
+            encoded.append(lookup.astype(np.int64)[codes])
     return encoded[0], encoded[1], classes, positive
 
 
@@ -155,30 +152,37 @@ def _sort_by_score(
     integers are sorted by value (a vectorised sort, several times faster than an argsort).
     Rows whose kept bits are equal (a tie, or scores closer than the dropped bits tell
     apart) are then put in exact order by an argsort of their scores alone: as the kept bits
-    order the runs, one argsort of all such rows places each in its run."""
+    order the runs, one argsort of all such rows places each in its run. -0.0 ties with 0.0;
+    the scores must not be NaN. Two arrays of n 64-bit integers are allocated in all (the
+    keys, then reused for the order), so that little time goes to fresh memory."""
     n = len(score)
     shift = max(1, (n - 1).bit_length())
-    bits = score.view(np.uint64)
-    key = (bits.view(np.int64) >> 63).view(np.uint64)  # all ones for a negative score
-    key |= _SIGN
-    np.bitwise_xor(bits, key, out=key)  # negatives: every bit flipped; others: the sign bit
-    key &= np.uint64(~((1 << shift) - 1) & ((1 << 64) - 1))
-    key |= np.arange(n, dtype=np.uint64)
+    low_bits = np.uint64((1 << shift) - 1)
+    key = np.add(score, 0.0).view(np.uint64)  # -0.0 becomes 0.0 (sign bit clear)
+    if n and score.min() < 0:  # make negatives order as unsigned integers do
+        flip = (key.view(np.int64) >> 63).view(np.uint64)  # all ones for a negative score
+        flip |= _SIGN  # negatives: every bit flipped; others: the sign bit set
+        key ^= flip
+        del flip
+    # (with no negative score, every sign bit is clear: the bits already order as the floats)
+    key &= ~low_bits
+    rows = np.arange(n, dtype=np.uint64)
+    key |= rows
     key.sort()
-    order = (key & np.uint64((1 << shift) - 1)).view(np.int64)  # row numbers < 2**63
-    key >>= shift
-    same = key[1:] == key[:-1]
-    at = np.flatnonzero(same)
+    order = np.bitwise_and(key, low_bits, out=rows).view(np.int64)  # row numbers < 2**63
+    key >>= np.uint64(shift)
+    at = np.flatnonzero(key[1:] == key[:-1])
+    del key
     if at.size == 0:
         return order, None
-    member = np.zeros(n, dtype=bool)
+    member = np.zeros(n, dtype=bool)  # rows in a run of equal kept bits
     member[at] = True
     member[at + 1] = True
     positions = np.flatnonzero(member)
-    rows = order[positions]
-    order[positions] = rows[np.argsort(score[rows], kind="stable")]
+    subset = order[positions]
+    order[positions] = subset[np.argsort(score[subset], kind="stable")]  # -0.0 == 0.0
     tie = np.zeros(n - 1, dtype=bool)
-    tie[at] = score[order[at + 1]] == score[order[at]]
+    tie[at] = score[order[at + 1]] == score[order[at]]  # -0.0 == 0.0
     return order, tie
 
 
@@ -189,16 +193,18 @@ class _Ranking:
     slices), and the ranks are then derived from that order only if something asks for them."""
 
     def __init__(self, positive: npt.NDArray[np.bool_], score: npt.NDArray[np.float64]) -> None:
-        score = score + 0.0  # -0.0 becomes 0.0
         self.positive = positive
         self._key: _Array | None = None
         self._order: _Array | None = None
         self._tie_in_order: npt.NDArray[np.bool_] | None = None
         sample = score[:: max(1, len(score) // 50_000)]
         if len(np.unique(sample)) <= 5_000:  # few distinct scores: hashing beats sorting
-            codes, uniques = pd.factorize(score, sort=True)
+            codes, uniques = pd.factorize(score + 0.0, sort=True)  # -0.0 becomes 0.0
             self.n_unique = len(uniques)
-            self._key = np.asarray(codes, dtype=np.int64) * 2 + positive
+            key = np.asarray(codes, dtype=np.int64)  # a new array: doubled in place
+            key *= 2
+            key += positive
+            self._key = key
             self.sorted = False
             return
         order, tie = _sort_by_score(score)  # the one sort: every family of slices reuses it
@@ -307,36 +313,71 @@ def _narrow(codes: _Array, n_slices: int) -> _Array:
     return codes
 
 
+_CHUNK = 1 << 16
+"""Rows per step when the positives' positions in their slices are summed: a chunk's buffers
+stay in the CPU caches and in memory already mapped (one pass over all rows would allocate
+arrays of n integers, whose fresh pages cost more than the work itself)."""
+
+
 def _auc_in_score_order(ranking: _Ranking, codes: _Array | None, n_slices: int) -> _Array:
-    """roc_auc of every slice from the one sort by score: the rows grouped by slice with a
-    stable radix sort (score order kept within each slice). Without ties, a positive's
+    """roc_auc of every slice from the one sort by score. Without ties, a positive's
     negatives below it in its slice are its position in the slice less the positives before
-    it, so U = (sum of the positives' positions) - n_pos (n_pos - 1) / 2; with ties, the rows
-    are grouped by (slice, score) and tied negatives count half (`_auc_of_groups`)."""
+    it, so U = (sum of the positives' positions in their slice) - n_pos (n_pos - 1) / 2
+    (`_positions_in_slices`); with ties, the rows are grouped by (slice, score) with a stable
+    radix sort and tied negatives count half (`_auc_of_groups`)."""
     in_order = ranking.positive_in_order
     n_rows = len(in_order)
+    if not ranking.ties:
+        narrow = None if codes is None else _narrow(codes, n_slices)
+        total, n_positive, counts = _positions_in_slices(
+            in_order, ranking.order(), narrow, n_slices
+        )
+        u = total - n_positive * (n_positive - 1) // 2
+        return _divide(2 * u, 2 * n_positive * (counts - n_positive))
+    ranks = ranking.ranks_in_order()
     if codes is None:
-        regroup, positive = None, in_order
-        counts = np.array([n_rows], dtype=np.int64)
-        slice_of: _Array = np.zeros(n_rows, dtype=np.uint8) if ranking.ties else counts
-    else:
-        regroup, slice_of = _group_by_slice(_narrow(codes, n_slices)[ranking.order()])
-        positive = in_order[regroup]
-        counts = np.bincount(codes, minlength=n_slices)
-    if ranking.ties:
-        ranks = ranking.ranks_in_order()
-        rank = ranks if regroup is None else ranks[regroup]
-        return _auc_of_groups(slice_of, rank, positive, n_slices, False)[0]
+        return _auc_of_groups(np.zeros(n_rows, dtype=np.uint8), ranks, in_order, 1, False)[0]
+    regroup, slice_of = _group_by_slice(_narrow(codes, n_slices)[ranking.order()])
+    return _auc_of_groups(slice_of, ranks[regroup], in_order[regroup], n_slices, False)[0]
+
+
+def _positions_in_slices(
+    positive_in_order: npt.NDArray[np.bool_],
+    order: _Array,
+    codes: _Array | None,
+    n_slices: int,
+) -> tuple[_Array, _Array, _Array]:
+    """For each slice: the sum of its positives' positions among its rows in score order
+    (0 for its lowest score), its number of positives, and its number of rows. `codes` (None:
+    one slice) are the rows' slice codes in input order; `order` the rows in score order.
+    Taken in chunks of rows in score order: within a chunk, a stable radix sort of the slice
+    codes groups the rows by slice in score order; a row's position in its slice is then its
+    position in its group plus the slice's rows in the chunks before."""
+    total = np.zeros(n_slices, dtype=np.int64)
+    n_positive = np.zeros(n_slices, dtype=np.int64)
+    seen = np.zeros(n_slices, dtype=np.int64)  # rows of each slice in the chunks before
     start = np.zeros(n_slices + 1, dtype=np.int64)
-    np.cumsum(counts, out=start[1:])
-    positions = np.flatnonzero(positive)
-    first = np.searchsorted(positions, start)
-    n_positive = np.diff(first)
-    running = np.zeros(len(positions) + 1, dtype=np.int64)
-    np.cumsum(positions, out=running[1:])
-    in_slice = running[first[1:]] - running[first[:-1]] - n_positive * start[:-1]
-    u = in_slice - n_positive * (n_positive - 1) // 2
-    return _divide(2 * u, 2 * n_positive * (counts - n_positive))
+    running = np.zeros(_CHUNK + 1, dtype=np.int64)
+    for begin in range(0, len(positive_in_order), _CHUNK):
+        positive = positive_in_order[begin : begin + _CHUNK]
+        if codes is None:
+            positions = np.flatnonzero(positive)
+            total[0] += int(positions.sum()) + begin * len(positions)
+            n_positive[0] += len(positions)
+            seen[0] += len(positive)
+            continue
+        chunk = codes[order[begin : begin + _CHUNK]]
+        counts = np.bincount(chunk, minlength=n_slices)
+        np.cumsum(counts, out=start[1:])
+        positions = np.flatnonzero(positive[np.argsort(chunk, kind="stable")])
+        first = np.searchsorted(positions, start)  # each slice's positives: first[s]:first[s+1]
+        here = np.diff(first)
+        np.cumsum(positions, out=running[1 : len(positions) + 1])
+        in_group: _Array = running[first[1:]] - running[first[:-1]] - here * start[:-1]
+        total += in_group + here * seen
+        n_positive += here
+        seen += counts
+    return total, n_positive, seen
 
 
 def _auc_of_groups(
@@ -415,7 +456,9 @@ def _prepare_classification(
                 )
             if want_auc:
                 rankings = [_Ranking(true == k, score[:, k]) for k in range(n_classes)]
-    return _Classification(true, pred, classes, positive, true * n_classes + pred, rankings)
+    pair = true * n_classes
+    pair += pred
+    return _Classification(true, pred, classes, positive, pair, rankings)
 
 
 def _score_array(y_score: Any, n_rows: int) -> npt.NDArray[np.float64]:

@@ -329,7 +329,10 @@ def _classification_family(
     data: _Classification, codes: _Array | None, n_slices: int, metrics: list[str], ci: _Intervals
 ) -> tuple[_Array, dict[str, _MetricResult]]:
     k = data.n_classes
-    key = data.pair if codes is None else codes * (k * k) + data.pair
+    key = data.pair
+    if codes is not None:
+        key = codes * (k * k)
+        key += data.pair
     confusion = np.bincount(key, minlength=n_slices * k * k).reshape(n_slices, k, k)
     counts = confusion.sum(axis=(1, 2))
     positive = data.positive

@@ -81,6 +81,27 @@ def _regression_values(name: str, array: _Array) -> npt.NDArray[np.float64]:
     return array.astype(np.float64, copy=False)
 
 
+def _small_int_codes(values: _Array) -> tuple[npt.NDArray[np.int64], _Array] | None:
+    """Codes (int64) and distinct values (ascending, as pd.factorize(sort=True) gives them) of
+    integers or booleans spanning fewer than 65,536 values, counted in a few vectorised passes
+    instead of hashed; None for other arrays. The codes are a new array, never `values`."""
+    kind = values.dtype.kind
+    if not len(values) or not (kind in "bi" or (kind == "u" and values.itemsize < 8)):
+        return None
+    numbers = values.view(np.uint8) if kind == "b" else values
+    low, high = int(numbers.min()), int(numbers.max())
+    if high - low >= 1 << 16:
+        return None
+    offset = np.subtract(numbers, low, dtype=np.int64)
+    present = np.flatnonzero(np.bincount(offset, minlength=high - low + 1))
+    uniques = (present + low).astype(values.dtype)
+    if len(present) == high - low + 1:  # every value of the range: the offsets are the codes
+        return offset, uniques
+    table = np.zeros(high - low + 1, dtype=np.int64)
+    table[present] = np.arange(len(present))
+    return table[offset], uniques
+
+
 def _python_scalar(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
