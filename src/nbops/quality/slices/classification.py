@@ -415,12 +415,34 @@ class _Classification:
     pred: _Array
     classes: list[Any]
     positive: int | None
-    pair: _Array  # true * K + pred
     rankings: list[_Ranking]
 
     @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+    def confusion(self, codes: _Array | None, n_slices: int) -> _Array:
+        """Confusion counts of every slice, shape (n_slices, true class, predicted class):
+        one `np.bincount` of (slice * K + true) * K + pred per chunk of rows, the keys built
+        in one small buffer (no array of n keys in fresh memory)."""
+        k = self.n_classes
+        width = n_slices * k * k
+        total = np.zeros(width, dtype=np.int64)
+        n_rows = len(self.true)
+        buffer = np.empty(min(_CHUNK, n_rows), dtype=np.int64)
+        for begin in range(0, n_rows, _CHUNK):
+            part = slice(begin, begin + _CHUNK)
+            true = self.true[part]
+            key = buffer[: len(true)]
+            if codes is None:
+                np.multiply(true, k, out=key, dtype=np.int64)
+            else:
+                np.multiply(codes[part], k, out=key, dtype=np.int64)
+                key += true
+                key *= k
+            key += self.pred[part]
+            total += np.bincount(key, minlength=width)
+        return total.reshape(n_slices, k, k)
 
 
 def _prepare_classification(
@@ -456,9 +478,7 @@ def _prepare_classification(
                 )
             if want_auc:
                 rankings = [_Ranking(true == k, score[:, k]) for k in range(n_classes)]
-    pair = true * n_classes
-    pair += pred
-    return _Classification(true, pred, classes, positive, pair, rankings)
+    return _Classification(true, pred, classes, positive, rankings)
 
 
 def _score_array(y_score: Any, n_rows: int) -> npt.NDArray[np.float64]:
