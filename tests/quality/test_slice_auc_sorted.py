@@ -98,20 +98,24 @@ def test_scores_closer_than_the_packed_bits_are_still_ordered_exactly() -> None:
     assert_equal_to_sklearn(y, score[order], frame, slices=["g"])
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.lists(
         st.one_of(
             st.floats(allow_nan=False, width=64),
-            st.sampled_from([0.0, -0.0, 1.0, 1.0 + 2**-52, -1e-300, 5e-324]),
+            st.sampled_from([0.0, -0.0, 1.0, 1.0 + 2**-52, -1e-300, 5e-324, np.inf, -np.inf]),
         ),
         min_size=1,
         max_size=300,
-    )
+    ),
+    st.sampled_from([1, 3, 64, 1 << 16]),
 )
-def test_the_packed_sort_orders_like_a_plain_sort_and_finds_every_tie(values: list[float]) -> None:
+def test_the_packed_sort_orders_like_a_plain_sort_and_finds_every_tie(
+    values: list[float], chunk: int
+) -> None:
     score = np.array(values, dtype=np.float64)  # -0.0 as given: it ties with 0.0
-    order, tie = _sort_by_score(score)
+    with mock.patch.object(classification, "_CHUNK", chunk):  # keys built chunk by chunk
+        order, tie = _sort_by_score(score)
     assert sorted(order.tolist()) == list(range(len(score)))
     expected = np.sort(score)
     assert np.array_equal(score[order], expected)

@@ -141,35 +141,52 @@ _COUNT_REASONS = {
 
 
 _SIGN = np.uint64(1 << 63)
+_CHUNK = 1 << 16
+"""Rows per step of the passes over all rows (sort keys, confusion counts, positions in
+slices): a chunk's buffers stay in the CPU caches and in memory already mapped, where whole
+arrays of n integers would be fresh pages, which cost more to touch than the work itself."""
 
 
 def _sort_by_score(
     score: npt.NDArray[np.float64],
 ) -> tuple[_Array, npt.NDArray[np.bool_] | None]:
-    """Rows in ascending score order, and which of them tie with the row before (None: no
-    ties), without an argsort of the floats: each score's bits, made to order as unsigned
-    integers do, keep their high bits and carry the row number in the low ones, and those
-    integers are sorted by value (a vectorised sort, several times faster than an argsort).
-    Rows whose kept bits are equal (a tie, or scores closer than the dropped bits tell
-    apart) are then put in exact order by an argsort of their scores alone: as the kept bits
-    order the runs, one argsort of all such rows places each in its run. -0.0 ties with 0.0;
-    the scores must not be NaN. Two arrays of n 64-bit integers are allocated in all (the
-    keys, then reused for the order), so that little time goes to fresh memory."""
+    """Rows in ascending score order (uint32 row numbers below 2**32 rows), and which of
+    them tie with the row before (None: no ties), without an argsort of the floats: each
+    score's bits, made to order as unsigned integers do, keep their high bits and carry the
+    row number in the low ones, and those integers are sorted by value (a vectorised sort,
+    several times faster than an argsort). Rows whose kept bits are equal (a tie, or scores
+    closer than the dropped bits tell apart) are then put in exact order by an argsort of
+    their scores alone: as the kept bits order the runs, one argsort of all such rows places
+    each in its run. -0.0 ties with 0.0; the scores must not be NaN. The keys are built and
+    the row numbers read back chunk by chunk, in cache: the only large arrays are the keys
+    and the order, so that little time goes to touching fresh memory."""
     n = len(score)
     shift = max(1, (n - 1).bit_length())
     low_bits = np.uint64((1 << shift) - 1)
-    key = np.add(score, 0.0).view(np.uint64)  # -0.0 becomes 0.0 (sign bit clear)
-    if n and score.min() < 0:  # make negatives order as unsigned integers do
-        flip = (key.view(np.int64) >> 63).view(np.uint64)  # all ones for a negative score
-        flip |= _SIGN  # negatives: every bit flipped; others: the sign bit set
-        key ^= flip
-        del flip
-    # (with no negative score, every sign bit is clear: the bits already order as the floats)
-    key &= ~low_bits
-    rows = np.arange(n, dtype=np.uint64)
-    key |= rows
+    negative = bool(n) and bool(score.min() < 0)
+    key = np.empty(n, dtype=np.uint64)
+    step = np.arange(min(_CHUNK, n), dtype=np.uint64)
+    rows = np.empty_like(step)
+    for begin in range(0, n, _CHUNK):
+        part = key[begin : begin + _CHUNK]
+        np.add(score[begin : begin + _CHUNK], 0.0, out=part.view(np.float64))  # -0.0 -> 0.0
+        if negative:  # make negatives order as unsigned integers do
+            flip = (part.view(np.int64) >> 63).view(np.uint64)  # all ones for a negative
+            flip |= _SIGN  # negatives: every bit flipped; others: the sign bit set
+            part ^= flip
+        # (with no negative score every sign bit is clear: the bits order as the floats)
+        part &= ~low_bits
+        np.add(step[: len(part)], np.uint64(begin), out=rows[: len(part)])
+        part |= rows[: len(part)]
     key.sort()
-    order = np.bitwise_and(key, low_bits, out=rows).view(np.int64)  # row numbers < 2**63
+    order = np.empty(n, dtype=np.uint32 if n <= 1 << 32 else np.int64)
+    for begin in range(0, n, _CHUNK):
+        np.bitwise_and(
+            key[begin : begin + _CHUNK],
+            low_bits,
+            out=order[begin : begin + _CHUNK],
+            casting="unsafe",
+        )
     key >>= np.uint64(shift)
     at = np.flatnonzero(key[1:] == key[:-1])
     del key
@@ -211,7 +228,10 @@ class _Ranking:
         self.n_unique = len(score) - (0 if tie is None else int(np.count_nonzero(tie)))
         self._order = order
         self._tie_in_order = tie if self.n_unique < len(score) else None
-        self.positive_in_order = positive[order]
+        self.positive_in_order = np.empty_like(positive)
+        for begin in range(0, len(order), _CHUNK):  # uint32 row numbers: gathered by chunks
+            part = slice(begin, begin + _CHUNK)
+            self.positive_in_order[part] = positive[order[part]]
         self.sorted = True
 
     @property
@@ -311,12 +331,6 @@ def _narrow(codes: _Array, n_slices: int) -> _Array:
     if n_slices <= 1 << 16:
         return codes.astype(np.uint16)
     return codes
-
-
-_CHUNK = 1 << 16
-"""Rows per step when the positives' positions in their slices are summed: a chunk's buffers
-stay in the CPU caches and in memory already mapped (one pass over all rows would allocate
-arrays of n integers, whose fresh pages cost more than the work itself)."""
 
 
 def _auc_in_score_order(ranking: _Ranking, codes: _Array | None, n_slices: int) -> _Array:
