@@ -109,16 +109,47 @@ def test_scores_closer_than_the_packed_bits_are_still_ordered_exactly() -> None:
         max_size=300,
     ),
     st.sampled_from([1, 3, 64, 1 << 16]),
+    st.integers(0, 2**32 - 1),
+    st.booleans(),
 )
 def test_the_packed_sort_orders_like_a_plain_sort_and_finds_every_tie(
-    values: list[float], chunk: int
+    values: list[float], chunk: int, seed: int, with_flags: bool
 ) -> None:
     score = np.array(values, dtype=np.float64)  # -0.0 as given: it ties with 0.0
+    positive = np.random.default_rng(seed).random(len(score)) < 0.5 if with_flags else None
     with mock.patch.object(classification, "_CHUNK", chunk):  # keys built chunk by chunk
-        order, tie = _sort_by_score(score)
+        order, tie, in_order = _sort_by_score(score, positive)
     assert sorted(order.tolist()) == list(range(len(score)))
     expected = np.sort(score)
     assert np.array_equal(score[order], expected)
+    ties = expected[1:] == expected[:-1]
+    assert np.array_equal(np.zeros_like(ties) if tie is None else tie, ties)
+    if positive is None:
+        assert in_order is None
+    else:  # the flags carried through the sort are the rows' own
+        assert in_order is not None and np.array_equal(in_order, positive[order])
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    low=st.floats(-1e6, 1e6, allow_nan=False),
+    width=st.sampled_from([0.0, 1e-12, 1e-6, 1e-3, 1.0, 1e3]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_packed_sort_is_exact_for_scores_packed_in_a_narrow_range(
+    low: float, width: float, seed: int
+) -> None:
+    """The keys are shifted up over the bits a narrow range leaves unused: scores in
+    [low, low + width] (a few ulps apart at the narrowest) still come out in exact order."""
+    rng = np.random.default_rng(seed)
+    score = low + width * rng.random(500)
+    score[rng.random(500) < 0.1] = low
+    positive = rng.random(500) < 0.3
+    with mock.patch.object(classification, "_CHUNK", 64):
+        order, tie, in_order = _sort_by_score(score, positive)
+    expected = np.sort(score)
+    assert np.array_equal(score[order], expected)
+    assert in_order is not None and np.array_equal(in_order, positive[order])
     ties = expected[1:] == expected[:-1]
     assert np.array_equal(np.zeros_like(ties) if tie is None else tie, ties)
 
@@ -126,7 +157,7 @@ def test_the_packed_sort_orders_like_a_plain_sort_and_finds_every_tie(
 def test_the_packed_sort_leaves_the_scores_as_they_were() -> None:
     score = np.array([0.5, -0.0, -2.0, 0.0, np.inf, -np.inf, 0.5, 1e-300])
     before = score.copy()
-    order, tie = _sort_by_score(score)
+    order, tie, _ = _sort_by_score(score)
     assert np.array_equal(score, before) and np.array_equal(np.signbit(score), np.signbit(before))
     assert score[order].tolist() == [-np.inf, -2.0, 0.0, 0.0, 1e-300, 0.5, 0.5, np.inf]
     assert tie is not None and tie.tolist() == [False, False, True, False, False, True, False]

@@ -147,60 +147,87 @@ slices): a chunk's buffers stay in the CPU caches and in memory already mapped, 
 arrays of n integers would be fresh pages, which cost more to touch than the work itself."""
 
 
+def _ordered_bits(score: npt.NDArray[np.float64], negative: bool) -> npt.NDArray[np.uint64]:
+    """Each score's bits as an integer that orders as the scores do (-0.0 as 0.0)."""
+    bits = np.add(score, 0.0).view(np.uint64)  # a new array
+    if negative:  # negatives: every bit flipped; others: the sign bit set
+        flip = (bits.view(np.int64) >> 63).view(np.uint64)  # all ones for a negative
+        flip |= _SIGN
+        bits ^= flip
+    # (with no negative score every sign bit is clear: the bits order as the floats)
+    return bits
+
+
 def _sort_by_score(
-    score: npt.NDArray[np.float64],
-) -> tuple[_Array, npt.NDArray[np.bool_] | None]:
-    """Rows in ascending score order (uint32 row numbers below 2**32 rows), and which of
-    them tie with the row before (None: no ties), without an argsort of the floats: each
-    score's bits, made to order as unsigned integers do, keep their high bits and carry the
-    row number in the low ones, and those integers are sorted by value (a vectorised sort,
-    several times faster than an argsort). Rows whose kept bits are equal (a tie, or scores
-    closer than the dropped bits tell apart) are then put in exact order by an argsort of
-    their scores alone: as the kept bits order the runs, one argsort of all such rows places
-    each in its run. -0.0 ties with 0.0; the scores must not be NaN. The keys are built and
-    the row numbers read back chunk by chunk, in cache: the only large arrays are the keys
-    and the order, so that little time goes to touching fresh memory."""
+    score: npt.NDArray[np.float64], positive: npt.NDArray[np.bool_] | None = None
+) -> tuple[_Array, npt.NDArray[np.bool_] | None, npt.NDArray[np.bool_] | None]:
+    """Rows in ascending score order (uint32 row numbers below 2**32 rows), which of them
+    tie with the row before (None: no ties), and `positive` in that order (None if not
+    given), without an argsort of the floats.
+
+    Each score's bits, made to order as unsigned integers do, less the smallest score's and
+    shifted up over the bits that no score uses, keep their high bits; the positive flag and
+    the row number fill the low ones, and those integers are sorted by value (a vectorised
+    sort, several times faster than an argsort). Rows whose kept bits are equal (a tie, or
+    scores closer than the dropped bits tell apart) are then put in exact order by an
+    argsort of their scores alone: as the kept bits order the runs, one argsort of all such
+    rows places each in its run. -0.0 ties with 0.0; the scores must not be NaN. The keys
+    are built and the row numbers and flags read back chunk by chunk, in cache: the only
+    large arrays are the keys and the order, so that little time goes to fresh memory."""
     n = len(score)
-    shift = max(1, (n - 1).bit_length())
-    low_bits = np.uint64((1 << shift) - 1)
+    row_bits = max(1, (n - 1).bit_length())
+    flag_bits = 0 if positive is None else 1
+    low_bits = np.uint64((1 << (row_bits + flag_bits)) - 1)
     negative = bool(n) and bool(score.min() < 0)
+    lowest, highest = (
+        (0, 0) if not n else _ordered_bits(np.array([score.min(), score.max()]), negative).tolist()
+    )
+    spare = 64 - (highest - lowest).bit_length()  # high bits no key uses once lowest is taken
+    spare = 0 if spare == 64 else spare  # every score the same
     key = np.empty(n, dtype=np.uint64)
     step = np.arange(min(_CHUNK, n), dtype=np.uint64)
-    rows = np.empty_like(step)
+    low = np.empty_like(step)
     for begin in range(0, n, _CHUNK):
         part = key[begin : begin + _CHUNK]
-        np.add(score[begin : begin + _CHUNK], 0.0, out=part.view(np.float64))  # -0.0 -> 0.0
-        if negative:  # make negatives order as unsigned integers do
-            flip = (part.view(np.int64) >> 63).view(np.uint64)  # all ones for a negative
-            flip |= _SIGN  # negatives: every bit flipped; others: the sign bit set
-            part ^= flip
-        # (with no negative score every sign bit is clear: the bits order as the floats)
+        bits = _ordered_bits(score[begin : begin + _CHUNK], negative)
+        np.subtract(bits, np.uint64(lowest), out=part)
+        part <<= np.uint64(spare)
         part &= ~low_bits
-        np.add(step[: len(part)], np.uint64(begin), out=rows[: len(part)])
-        part |= rows[: len(part)]
+        low_part = low[: len(part)]
+        np.add(step[: len(part)], np.uint64(begin), out=low_part)
+        if positive is not None:
+            flags = positive[begin : begin + _CHUNK].astype(np.uint64)
+            flags <<= np.uint64(row_bits)
+            low_part |= flags
+        part |= low_part
     key.sort()
     order = np.empty(n, dtype=np.uint32 if n <= 1 << 32 else np.int64)
+    in_order = None if positive is None else np.empty(n, dtype=bool)
+    row_mask = np.uint64((1 << row_bits) - 1)
     for begin in range(0, n, _CHUNK):
-        np.bitwise_and(
-            key[begin : begin + _CHUNK],
-            low_bits,
-            out=order[begin : begin + _CHUNK],
-            casting="unsafe",
-        )
-    key >>= np.uint64(shift)
+        part = key[begin : begin + _CHUNK]
+        np.bitwise_and(part, row_mask, out=order[begin : begin + _CHUNK], casting="unsafe")
+        if in_order is not None:
+            flags = part >> np.uint64(row_bits)
+            flags &= np.uint64(1)
+            in_order[begin : begin + _CHUNK] = flags
+    key >>= np.uint64(row_bits + flag_bits)
     at = np.flatnonzero(key[1:] == key[:-1])
     del key
     if at.size == 0:
-        return order, None
+        return order, None, in_order
     member = np.zeros(n, dtype=bool)  # rows in a run of equal kept bits
     member[at] = True
     member[at + 1] = True
     positions = np.flatnonzero(member)
     subset = order[positions]
-    order[positions] = subset[np.argsort(score[subset], kind="stable")]  # -0.0 == 0.0
+    subset = subset[np.argsort(score[subset], kind="stable")]  # -0.0 == 0.0
+    order[positions] = subset
+    if in_order is not None and positive is not None:
+        in_order[positions] = positive[subset]
     tie = np.zeros(n - 1, dtype=bool)
     tie[at] = score[order[at + 1]] == score[order[at]]  # -0.0 == 0.0
-    return order, tie
+    return order, tie, in_order
 
 
 class _Ranking:
@@ -224,14 +251,13 @@ class _Ranking:
             self._key = key
             self.sorted = False
             return
-        order, tie = _sort_by_score(score)  # the one sort: every family of slices reuses it
+        # the one sort: every family of slices reuses it
+        order, tie, positive_in_order = _sort_by_score(score, positive)
+        assert positive_in_order is not None
         self.n_unique = len(score) - (0 if tie is None else int(np.count_nonzero(tie)))
         self._order = order
         self._tie_in_order = tie if self.n_unique < len(score) else None
-        self.positive_in_order = np.empty_like(positive)
-        for begin in range(0, len(order), _CHUNK):  # uint32 row numbers: gathered by chunks
-            part = slice(begin, begin + _CHUNK)
-            self.positive_in_order[part] = positive[order[part]]
+        self.positive_in_order = positive_in_order
         self.sorted = True
 
     @property
