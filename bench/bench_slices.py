@@ -6,8 +6,8 @@
 Synthetic data: a binary label, scores rounded to 2 decimals (so many ties) and 55 slices,
 cut two ways: one 55-valued column, and two columns (5 x 11) crossed with no marginals. A
 third line uses scores without ties, with the same 8x target: roc_auc then comes from one
-sort of all scores (slices grouped afterwards by a stable radix sort) instead of counting a
-histogram.
+sort of all scores (slices grouped afterwards by a stable radix sort of each chunk of rows in
+score order) instead of counting a histogram.
 The reference is what one would write by hand:
 
     for each slice: accuracy_score, precision_score, recall_score, f1_score, roc_auc_score

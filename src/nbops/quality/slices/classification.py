@@ -15,7 +15,12 @@ import pandas as pd
 
 from nbops.errors import QualityInputError
 from nbops.quality.slices._common import _Array
-from nbops.quality.slices.inputs import _no_missing, _python_scalar, _same_length
+from nbops.quality.slices.inputs import (
+    _no_missing,
+    _python_scalar,
+    _same_length,
+    _small_int_codes,
+)
 
 
 def _sorted_classes(values: list[Any], what: str) -> list[Any]:
@@ -31,19 +36,8 @@ def _sorted_classes(values: list[Any], what: str) -> list[Any]:
 def _factorize(values: _Array) -> tuple[_Array, _Array]:
     """Codes and distinct values (in no particular order) of labels: integers (and booleans)
     spanning a small range are counted (a few vectorised passes), others hashed."""
-    small = values.dtype.kind in "bi" or (values.dtype.kind == "u" and values.itemsize < 8)
-    if small and len(values):
-        numbers = values.view(np.uint8) if values.dtype.kind == "b" else values
-        low, high = int(numbers.min()), int(numbers.max())
-        if high - low < 1 << 16:
-            offset = np.subtract(numbers, low, dtype=np.intp)
-            present = np.flatnonzero(np.bincount(offset))
-            if len(present) == high - low + 1:  # every value of the range: codes as they are
-                return offset, (present + low).astype(values.dtype)
-            table = np.zeros(high - low + 1, dtype=np.int64)
-            table[present] = np.arange(len(present))
-            return table[offset], (present + low).astype(values.dtype)
-    return pd.factorize(values)
+    counted = _small_int_codes(values)
+    return counted if counted is not None else pd.factorize(values)
 
 
 def _encode_labels(
@@ -96,7 +90,10 @@ def _encode_labels(
             raise QualityInputError(
                 f"{name} has values not in labels: {unknown}", fix="add them to labels="
             )
-        encoded.append(lookup.astype(np.int64)[codes])
+        if np.array_equal(lookup, np.arange(len(lookup))):  # codes already in class order
+            encoded.append(np.asarray(codes, dtype=np.int64))
+        else:
+            encoded.append(lookup.astype(np.int64)[codes])
     return encoded[0], encoded[1], classes, positive
 
 
@@ -144,42 +141,93 @@ _COUNT_REASONS = {
 
 
 _SIGN = np.uint64(1 << 63)
+_CHUNK = 1 << 16
+"""Rows per step of the passes over all rows (sort keys, confusion counts, positions in
+slices): a chunk's buffers stay in the CPU caches and in memory already mapped, where whole
+arrays of n integers would be fresh pages, which cost more to touch than the work itself."""
+
+
+def _ordered_bits(score: npt.NDArray[np.float64], negative: bool) -> npt.NDArray[np.uint64]:
+    """Each score's bits as an integer that orders as the scores do (-0.0 as 0.0)."""
+    bits = np.add(score, 0.0).view(np.uint64)  # a new array
+    if negative:  # negatives: every bit flipped; others: the sign bit set
+        flip = (bits.view(np.int64) >> 63).view(np.uint64)  # all ones for a negative
+        flip |= _SIGN
+        bits ^= flip
+    # (with no negative score every sign bit is clear: the bits order as the floats)
+    return bits
 
 
 def _sort_by_score(
-    score: npt.NDArray[np.float64],
-) -> tuple[_Array, npt.NDArray[np.bool_] | None]:
-    """Rows in ascending score order, and which of them tie with the row before (None: no
-    ties), without an argsort of the floats: each score's bits, made to order as unsigned
-    integers do, keep their high bits and carry the row number in the low ones, and those
-    integers are sorted by value (a vectorised sort, several times faster than an argsort).
-    Rows whose kept bits are equal (a tie, or scores closer than the dropped bits tell
-    apart) are then put in exact order by an argsort of their scores alone: as the kept bits
-    order the runs, one argsort of all such rows places each in its run."""
+    score: npt.NDArray[np.float64], positive: npt.NDArray[np.bool_] | None = None
+) -> tuple[_Array, npt.NDArray[np.bool_] | None, npt.NDArray[np.bool_] | None]:
+    """Rows in ascending score order (uint32 row numbers below 2**32 rows), which of them
+    tie with the row before (None: no ties), and `positive` in that order (None if not
+    given), without an argsort of the floats.
+
+    Each score's bits, made to order as unsigned integers do, less the smallest score's and
+    shifted up over the bits that no score uses, keep their high bits; the positive flag and
+    the row number fill the low ones, and those integers are sorted by value (a vectorised
+    sort, several times faster than an argsort). Rows whose kept bits are equal (a tie, or
+    scores closer than the dropped bits tell apart) are then put in exact order by an
+    argsort of their scores alone: as the kept bits order the runs, one argsort of all such
+    rows places each in its run. -0.0 ties with 0.0; the scores must not be NaN. The keys
+    are built and the row numbers and flags read back chunk by chunk, in cache: the only
+    large arrays are the keys and the order, so that little time goes to fresh memory."""
     n = len(score)
-    shift = max(1, (n - 1).bit_length())
-    bits = score.view(np.uint64)
-    key = (bits.view(np.int64) >> 63).view(np.uint64)  # all ones for a negative score
-    key |= _SIGN
-    np.bitwise_xor(bits, key, out=key)  # negatives: every bit flipped; others: the sign bit
-    key &= np.uint64(~((1 << shift) - 1) & ((1 << 64) - 1))
-    key |= np.arange(n, dtype=np.uint64)
+    row_bits = max(1, (n - 1).bit_length())
+    flag_bits = 0 if positive is None else 1
+    low_bits = np.uint64((1 << (row_bits + flag_bits)) - 1)
+    negative = bool(n) and bool(score.min() < 0)
+    lowest, highest = (
+        (0, 0) if not n else _ordered_bits(np.array([score.min(), score.max()]), negative).tolist()
+    )
+    spare = 64 - (highest - lowest).bit_length()  # high bits no key uses once lowest is taken
+    spare = 0 if spare == 64 else spare  # every score the same
+    key = np.empty(n, dtype=np.uint64)
+    step = np.arange(min(_CHUNK, n), dtype=np.uint64)
+    low = np.empty_like(step)
+    for begin in range(0, n, _CHUNK):
+        part = key[begin : begin + _CHUNK]
+        bits = _ordered_bits(score[begin : begin + _CHUNK], negative)
+        np.subtract(bits, np.uint64(lowest), out=part)
+        part <<= np.uint64(spare)
+        part &= ~low_bits
+        low_part = low[: len(part)]
+        np.add(step[: len(part)], np.uint64(begin), out=low_part)
+        if positive is not None:
+            flags = positive[begin : begin + _CHUNK].astype(np.uint64)
+            flags <<= np.uint64(row_bits)
+            low_part |= flags
+        part |= low_part
     key.sort()
-    order = (key & np.uint64((1 << shift) - 1)).view(np.int64)  # row numbers < 2**63
-    key >>= shift
-    same = key[1:] == key[:-1]
-    at = np.flatnonzero(same)
+    order = np.empty(n, dtype=np.uint32 if n <= 1 << 32 else np.int64)
+    in_order = None if positive is None else np.empty(n, dtype=bool)
+    row_mask = np.uint64((1 << row_bits) - 1)
+    for begin in range(0, n, _CHUNK):
+        part = key[begin : begin + _CHUNK]
+        np.bitwise_and(part, row_mask, out=order[begin : begin + _CHUNK], casting="unsafe")
+        if in_order is not None:
+            flags = part >> np.uint64(row_bits)
+            flags &= np.uint64(1)
+            in_order[begin : begin + _CHUNK] = flags
+    key >>= np.uint64(row_bits + flag_bits)
+    at = np.flatnonzero(key[1:] == key[:-1])
+    del key
     if at.size == 0:
-        return order, None
-    member = np.zeros(n, dtype=bool)
+        return order, None, in_order
+    member = np.zeros(n, dtype=bool)  # rows in a run of equal kept bits
     member[at] = True
     member[at + 1] = True
     positions = np.flatnonzero(member)
-    rows = order[positions]
-    order[positions] = rows[np.argsort(score[rows], kind="stable")]
+    subset = order[positions]
+    subset = subset[np.argsort(score[subset], kind="stable")]  # -0.0 == 0.0
+    order[positions] = subset
+    if in_order is not None and positive is not None:
+        in_order[positions] = positive[subset]
     tie = np.zeros(n - 1, dtype=bool)
-    tie[at] = score[order[at + 1]] == score[order[at]]
-    return order, tie
+    tie[at] = score[order[at + 1]] == score[order[at]]  # -0.0 == 0.0
+    return order, tie, in_order
 
 
 class _Ranking:
@@ -189,23 +237,27 @@ class _Ranking:
     slices), and the ranks are then derived from that order only if something asks for them."""
 
     def __init__(self, positive: npt.NDArray[np.bool_], score: npt.NDArray[np.float64]) -> None:
-        score = score + 0.0  # -0.0 becomes 0.0
         self.positive = positive
         self._key: _Array | None = None
         self._order: _Array | None = None
         self._tie_in_order: npt.NDArray[np.bool_] | None = None
         sample = score[:: max(1, len(score) // 50_000)]
         if len(np.unique(sample)) <= 5_000:  # few distinct scores: hashing beats sorting
-            codes, uniques = pd.factorize(score, sort=True)
+            codes, uniques = pd.factorize(score + 0.0, sort=True)  # -0.0 becomes 0.0
             self.n_unique = len(uniques)
-            self._key = np.asarray(codes, dtype=np.int64) * 2 + positive
+            key = np.asarray(codes, dtype=np.int64)  # a new array: doubled in place
+            key *= 2
+            key += positive
+            self._key = key
             self.sorted = False
             return
-        order, tie = _sort_by_score(score)  # the one sort: every family of slices reuses it
+        # the one sort: every family of slices reuses it
+        order, tie, positive_in_order = _sort_by_score(score, positive)
+        assert positive_in_order is not None
         self.n_unique = len(score) - (0 if tie is None else int(np.count_nonzero(tie)))
         self._order = order
         self._tie_in_order = tie if self.n_unique < len(score) else None
-        self.positive_in_order = positive[order]
+        self.positive_in_order = positive_in_order
         self.sorted = True
 
     @property
@@ -308,35 +360,64 @@ def _narrow(codes: _Array, n_slices: int) -> _Array:
 
 
 def _auc_in_score_order(ranking: _Ranking, codes: _Array | None, n_slices: int) -> _Array:
-    """roc_auc of every slice from the one sort by score: the rows grouped by slice with a
-    stable radix sort (score order kept within each slice). Without ties, a positive's
+    """roc_auc of every slice from the one sort by score. Without ties, a positive's
     negatives below it in its slice are its position in the slice less the positives before
-    it, so U = (sum of the positives' positions) - n_pos (n_pos - 1) / 2; with ties, the rows
-    are grouped by (slice, score) and tied negatives count half (`_auc_of_groups`)."""
+    it, so U = (sum of the positives' positions in their slice) - n_pos (n_pos - 1) / 2
+    (`_positions_in_slices`); with ties, the rows are grouped by (slice, score) with a stable
+    radix sort and tied negatives count half (`_auc_of_groups`)."""
     in_order = ranking.positive_in_order
     n_rows = len(in_order)
+    if not ranking.ties:
+        narrow = None if codes is None else _narrow(codes, n_slices)
+        total, n_positive, counts = _positions_in_slices(
+            in_order, ranking.order(), narrow, n_slices
+        )
+        u = total - n_positive * (n_positive - 1) // 2
+        return _divide(2 * u, 2 * n_positive * (counts - n_positive))
+    ranks = ranking.ranks_in_order()
     if codes is None:
-        regroup, positive = None, in_order
-        counts = np.array([n_rows], dtype=np.int64)
-        slice_of: _Array = np.zeros(n_rows, dtype=np.uint8) if ranking.ties else counts
-    else:
-        regroup, slice_of = _group_by_slice(_narrow(codes, n_slices)[ranking.order()])
-        positive = in_order[regroup]
-        counts = np.bincount(codes, minlength=n_slices)
-    if ranking.ties:
-        ranks = ranking.ranks_in_order()
-        rank = ranks if regroup is None else ranks[regroup]
-        return _auc_of_groups(slice_of, rank, positive, n_slices, False)[0]
+        return _auc_of_groups(np.zeros(n_rows, dtype=np.uint8), ranks, in_order, 1, False)[0]
+    regroup, slice_of = _group_by_slice(_narrow(codes, n_slices)[ranking.order()])
+    return _auc_of_groups(slice_of, ranks[regroup], in_order[regroup], n_slices, False)[0]
+
+
+def _positions_in_slices(
+    positive_in_order: npt.NDArray[np.bool_],
+    order: _Array,
+    codes: _Array | None,
+    n_slices: int,
+) -> tuple[_Array, _Array, _Array]:
+    """For each slice: the sum of its positives' positions among its rows in score order
+    (0 for its lowest score), its number of positives, and its number of rows. `codes` (None:
+    one slice) are the rows' slice codes in input order; `order` the rows in score order.
+    Taken in chunks of rows in score order: within a chunk, a stable radix sort of the slice
+    codes groups the rows by slice in score order; a row's position in its slice is then its
+    position in its group plus the slice's rows in the chunks before."""
+    total = np.zeros(n_slices, dtype=np.int64)
+    n_positive = np.zeros(n_slices, dtype=np.int64)
+    seen = np.zeros(n_slices, dtype=np.int64)  # rows of each slice in the chunks before
     start = np.zeros(n_slices + 1, dtype=np.int64)
-    np.cumsum(counts, out=start[1:])
-    positions = np.flatnonzero(positive)
-    first = np.searchsorted(positions, start)
-    n_positive = np.diff(first)
-    running = np.zeros(len(positions) + 1, dtype=np.int64)
-    np.cumsum(positions, out=running[1:])
-    in_slice = running[first[1:]] - running[first[:-1]] - n_positive * start[:-1]
-    u = in_slice - n_positive * (n_positive - 1) // 2
-    return _divide(2 * u, 2 * n_positive * (counts - n_positive))
+    running = np.zeros(_CHUNK + 1, dtype=np.int64)
+    for begin in range(0, len(positive_in_order), _CHUNK):
+        positive = positive_in_order[begin : begin + _CHUNK]
+        if codes is None:
+            positions = np.flatnonzero(positive)
+            total[0] += int(positions.sum()) + begin * len(positions)
+            n_positive[0] += len(positions)
+            seen[0] += len(positive)
+            continue
+        chunk = codes[order[begin : begin + _CHUNK]]
+        counts = np.bincount(chunk, minlength=n_slices)
+        np.cumsum(counts, out=start[1:])
+        positions = np.flatnonzero(positive[np.argsort(chunk, kind="stable")])
+        first = np.searchsorted(positions, start)  # each slice's positives: first[s]:first[s+1]
+        here = np.diff(first)
+        np.cumsum(positions, out=running[1 : len(positions) + 1])
+        in_group: _Array = running[first[1:]] - running[first[:-1]] - here * start[:-1]
+        total += in_group + here * seen
+        n_positive += here
+        seen += counts
+    return total, n_positive, seen
 
 
 def _auc_of_groups(
@@ -374,12 +455,34 @@ class _Classification:
     pred: _Array
     classes: list[Any]
     positive: int | None
-    pair: _Array  # true * K + pred
     rankings: list[_Ranking]
 
     @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+    def confusion(self, codes: _Array | None, n_slices: int) -> _Array:
+        """Confusion counts of every slice, shape (n_slices, true class, predicted class):
+        one `np.bincount` of (slice * K + true) * K + pred per chunk of rows, the keys built
+        in one small buffer (no array of n keys in fresh memory)."""
+        k = self.n_classes
+        width = n_slices * k * k
+        total = np.zeros(width, dtype=np.int64)
+        n_rows = len(self.true)
+        buffer = np.empty(min(_CHUNK, n_rows), dtype=np.int64)
+        for begin in range(0, n_rows, _CHUNK):
+            part = slice(begin, begin + _CHUNK)
+            true = self.true[part]
+            key = buffer[: len(true)]
+            if codes is None:
+                np.multiply(true, k, out=key, dtype=np.int64)
+            else:
+                np.multiply(codes[part], k, out=key, dtype=np.int64)
+                key += true
+                key *= k
+            key += self.pred[part]
+            total += np.bincount(key, minlength=width)
+        return total.reshape(n_slices, k, k)
 
 
 def _prepare_classification(
@@ -415,7 +518,7 @@ def _prepare_classification(
                 )
             if want_auc:
                 rankings = [_Ranking(true == k, score[:, k]) for k in range(n_classes)]
-    return _Classification(true, pred, classes, positive, true * n_classes + pred, rankings)
+    return _Classification(true, pred, classes, positive, rankings)
 
 
 def _score_array(y_score: Any, n_rows: int) -> npt.NDArray[np.float64]:

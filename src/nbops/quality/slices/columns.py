@@ -15,7 +15,12 @@ import pandas as pd
 
 from nbops.errors import QualityInputError
 from nbops.quality.slices._common import MAX_SLICES_PER_COLUMN, Scalar
-from nbops.quality.slices.inputs import _numeric_values, _python_scalar, _same_length
+from nbops.quality.slices.inputs import (
+    _numeric_values,
+    _python_scalar,
+    _same_length,
+    _small_int_codes,
+)
 from nbops.quality.slices.predicates import Equals, InInterval, IsMissing, SlicePredicate
 
 
@@ -60,9 +65,20 @@ def _without_empty(family: _Family) -> _Family:
     return _Family(remap[family.codes], [family.predicates[i] for i in keep])
 
 
+def _equals(column: str, value: Any) -> SlicePredicate:
+    return SlicePredicate(conditions=[Equals(column=column, value=_slice_value(column, value))])
+
+
 def _column_family(series: pd.Series, column: str, n_bins: int | None) -> _Family:
     if n_bins is not None:
         return _binned_family(series, column, n_bins)
+    counted = None
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iu":  # no missing values
+        counted = _small_int_codes(series.to_numpy())
+    if counted is not None:  # every value present, in increasing order: no empty slice
+        codes, uniques = counted
+        _too_many(f"column {column!r}", len(uniques))
+        return _Family(codes, [_equals(column, value) for value in uniques])
     try:
         codes, uniques = pd.factorize(series, sort=True, use_na_sentinel=True)
     except TypeError:  # values of types that cannot be ordered
@@ -71,10 +87,7 @@ def _column_family(series: pd.Series, column: str, n_bins: int | None) -> _Famil
     missing = codes < 0
     has_missing = bool(missing.any())
     _too_many(f"column {column!r}", len(uniques) + has_missing)
-    predicates = [
-        SlicePredicate(conditions=[Equals(column=column, value=_slice_value(column, value))])
-        for value in uniques
-    ]
+    predicates = [_equals(column, value) for value in uniques]
     if has_missing:
         codes[missing] = len(predicates)
         predicates.append(SlicePredicate(conditions=[IsMissing(column=column)]))

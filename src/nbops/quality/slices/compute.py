@@ -328,9 +328,7 @@ def _rows_plan(
 def _classification_family(
     data: _Classification, codes: _Array | None, n_slices: int, metrics: list[str], ci: _Intervals
 ) -> tuple[_Array, dict[str, _MetricResult]]:
-    k = data.n_classes
-    key = data.pair if codes is None else codes * (k * k) + data.pair
-    confusion = np.bincount(key, minlength=n_slices * k * k).reshape(n_slices, k, k)
+    confusion = data.confusion(codes, n_slices)
     counts = confusion.sum(axis=(1, 2))
     positive = data.positive
     results: dict[str, _MetricResult] = {}
@@ -356,7 +354,7 @@ def _classification_family(
                 if positive is not None and cells is not None:
                     plan = _binary_auc_plan(cells)
                 else:
-                    rows = _codes_or_zero(codes, len(key))
+                    rows = _codes_or_zero(codes, len(data.true))
                     plan = _rows_plan(
                         rows,
                         n_slices,

@@ -81,6 +81,35 @@ def _regression_values(name: str, array: _Array) -> npt.NDArray[np.float64]:
     return array.astype(np.float64, copy=False)
 
 
+def _small_int_codes(values: _Array) -> tuple[_Array, _Array] | None:
+    """Codes (int64) and distinct values (ascending, as pd.factorize(sort=True) gives them) of
+    integers or booleans spanning fewer than 65,536 values, counted in a few vectorised passes
+    instead of hashed; None for other arrays. int64 values that are already their codes (0 to
+    k-1, each present) are returned as a read-only view, not copied; other codes are new."""
+    kind = values.dtype.kind
+    if not len(values) or not (kind in "bi" or (kind == "u" and values.itemsize < 8)):
+        return None
+    numbers = values.view(np.uint8) if kind == "b" else values
+    low, high = int(numbers.min()), int(numbers.max())
+    if high - low >= 1 << 16:
+        return None
+    as_is = low == 0 and numbers.dtype == np.int64
+    offset = numbers if as_is else np.subtract(numbers, low, dtype=np.int64)
+    if high - low <= 1:  # the smallest and the largest value: both present
+        present = np.arange(high - low + 1)
+    else:
+        present = np.flatnonzero(np.bincount(offset, minlength=high - low + 1))
+    uniques = (present + low).astype(values.dtype)
+    if len(present) == high - low + 1:  # every value of the range: the offsets are the codes
+        if as_is:
+            offset = numbers.view()
+            offset.flags.writeable = False
+        return offset, uniques
+    table = np.zeros(high - low + 1, dtype=np.int64)
+    table[present] = np.arange(len(present))
+    return table[offset], uniques
+
+
 def _python_scalar(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()

@@ -157,13 +157,11 @@ class _Scorer:
         """Rows and metric value of each of the n slices, and what an interval needs."""
         if self.classification is not None:
             data = self.classification
-            k = data.n_classes
             if self.metric == "roc_auc":
                 per_class = [_auc(r, codes, n, True) for r in data.rankings]
                 values = np.mean([auc for auc, _ in per_class], axis=0)
                 return np.bincount(codes, minlength=n), values, per_class[0][1]
-            key = codes * (k * k) + data.pair
-            confusion = np.bincount(key, minlength=n * k * k).reshape(n, k, k)
+            confusion = data.confusion(codes, n)
             values = _count_metric(confusion, self.metric, data.positive)
             return confusion.sum(axis=(1, 2)), values, confusion
         assert self.regression is not None
