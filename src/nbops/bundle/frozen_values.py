@@ -323,7 +323,9 @@ def _array(spec: dict[str, Any], again: Callable[[Any], Any]) -> Any:
 
 
 def _load_skops(name: str, files: dict[str, bytes], trusted: list[str]) -> Any:
-    import skops.io as sio
+    from nbops.bundle.skops_import import skops_io
+
+    sio = skops_io()
 
     if name not in files:
         raise BundleError(f"{name} is missing from the bundle", fix="rebuild the bundle")

@@ -64,9 +64,9 @@ def serve(
 
     if not is_registry_ref(bundle_ref):
         require_bundle_path(bundle_ref)
+        bundle = _load(Path(bundle_ref), _trust(trusted_key, require_signature))
         from nbops.bundle.serve import serve as run_server
 
-        bundle = _load(Path(bundle_ref), _trust(trusted_key, require_signature))
         err.print(f"Serving {bundle.name} v{bundle.version} on http://{host}:{port}", markup=False)
         run_server(
             bundle,
