@@ -47,7 +47,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-# The module parts all_estimators skips (sklearn.utils.discovery._MODULE_TO_IGNORE).
+# The module parts all_estimators skips (sklearn.utils.discovery._MODULE_TO_IGNORE, read from
+# there when it is).
 _IGNORED_PARTS = frozenset(
     {"tests", "externals", "setup", "conftest", "experimental", "estimator_checks"}
 )
@@ -105,10 +106,13 @@ def estimator_names() -> list[tuple[str, str]]:
 def _modules(path: list[str], prefix: str) -> Iterator[str]:
     """What `pkgutil.walk_packages(path, prefix)` yields whose name all_estimators keeps,
     without importing a package none of whose modules it keeps (tests, externals, private)."""
+    from sklearn.utils import discovery
+
+    ignored = getattr(discovery, "_MODULE_TO_IGNORE", _IGNORED_PARTS)  # scikit-learn's own
     for info in pkgutil.iter_modules(path, prefix):
         name = info.name
         parts = name.split(".")
-        if any(p in _IGNORED_PARTS for p in parts) or "._" in name:
+        if any(p in ignored for p in parts) or "._" in name:
             continue  # skipped by all_estimators, and so is everything below it
         yield name
         if info.ispkg:

@@ -93,7 +93,17 @@ def serve(
     if current.signature_json and current.signature_json.get("status") != "verified":
         _warn([f"{bundle_ref}: {current.bundle.signature.describe()}"])
     err.print(f"Serving {bundle_ref} (v{current.version}) on http://{host}:{port}", markup=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning", ws="none", lifespan="on")
+    from nbops.bundle.serve.transport import coalescing_http
+
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        ws="none",
+        lifespan="on",
+        http=coalescing_http(),
+    )
 
 
 @app.command()
