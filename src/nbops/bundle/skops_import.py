@@ -47,6 +47,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+# Deferred import: nbops.bundle.allowlist (its scikit-learn module listing), only to check a
+# cached list, so a process that never reads the cache never reads scikit-learn's RECORD.
+
 # The module parts all_estimators skips (sklearn.utils.discovery._MODULE_TO_IGNORE, read from
 # there when it is).
 _IGNORED_PARTS = frozenset(

@@ -18,6 +18,9 @@ import importlib
 import sys
 from typing import Any
 
+# Deferred imports: the command groups (nbops.cli.export, ...) and nbops.cli.common, in
+# `register` and `main`, so a command imports its own group alone.
+
 GROUPS = ("export", "runs", "quality", "bundle", "serve", "registry", "data", "retrain")
 # Each top-level command, and the group module that registers it (tests/test_cli_startup.py
 # checks this against the app with every group registered).
