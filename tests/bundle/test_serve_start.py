@@ -164,3 +164,35 @@ def test_a_cache_others_may_write_is_not_read(cache_home: Path) -> None:
     assert skops_import._read_cache(stamps) is None
     os.chmod(path, 0o644)
     assert skops_import._read_cache(stamps) == NAMES
+
+
+_THREADS = """
+import sys, threading
+import sklearn.utils
+import sklearn.utils.discovery
+from nbops.bundle.skops_import import skops_io
+
+barrier = threading.Barrier(4)
+found = []
+
+def load():
+    barrier.wait()
+    found.append(skops_io())
+
+threads = [threading.Thread(target=load) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+assert len({id(m) for m in found}) == 1 and found[0] is sys.modules["skops.io"]
+assert sklearn.utils.all_estimators is sklearn.utils.discovery.all_estimators
+print("ok")
+"""
+
+
+def test_threads_importing_skops_at_once_leave_scikit_learn_as_it_was(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _THREADS], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]

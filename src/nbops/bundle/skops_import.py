@@ -41,6 +41,7 @@ import os
 import pkgutil
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,10 +57,19 @@ _IGNORED_PARTS = frozenset(
     {"tests", "externals", "setup", "conftest", "experimental", "estimator_checks"}
 )
 _CACHE_VERSION = 1
+_LOCK = threading.Lock()
 
 
 def skops_io() -> ModuleType:
     """The `skops.io` module, imported with the estimator list from the cache or the light walk."""
+    loaded = sys.modules.get("skops.io")
+    if loaded is not None:
+        return loaded
+    with _LOCK:  # one thread stands in for all_estimators, and puts it back, at a time
+        return _import_skops_io()
+
+
+def _import_skops_io() -> ModuleType:
     loaded = sys.modules.get("skops.io")
     if loaded is not None:
         return loaded
@@ -159,13 +169,15 @@ def _stamps() -> dict[str, Any] | None:
         sklearn_dist = importlib.metadata.distribution("scikit-learn")
         skops_dist = importlib.metadata.distribution("skops")
         record = _record(sklearn_dist)
-        spec = importlib.util.find_spec("skops.io._trusted_types")
+        spec = importlib.util.find_spec("skops")  # the package alone: skops.io not imported
     except Exception:
         return None
-    if record is None or spec is None or not spec.origin:
+    if record is None or spec is None or not spec.submodule_search_locations:
         return None
+    package = next(iter(spec.submodule_search_locations))
+    origin = os.path.join(package, "io", "_trusted_types.py")
     try:
-        listing = os.stat(spec.origin)
+        listing = os.stat(origin)
     except OSError:
         return None
     return {
@@ -174,7 +186,7 @@ def _stamps() -> dict[str, Any] | None:
         "executable": sys.executable,
         "scikit-learn": sklearn_dist.version,
         "skops": skops_dist.version,
-        "trusted_types": [spec.origin, listing.st_size, listing.st_mtime_ns],
+        "trusted_types": [origin, listing.st_size, listing.st_mtime_ns],
         "record": record,
     }
 
