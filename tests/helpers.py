@@ -170,14 +170,16 @@ def notebook_metrics(
 
 
 @contextmanager
-def running(app: Any) -> Iterator[str]:
-    """A real uvicorn server for `app` on a free loopback port, in a background thread."""
+def running(app: Any, http: Any = "auto") -> Iterator[str]:
+    """A real uvicorn server for `app` on a free loopback port, in a background thread
+    (`http`: uvicorn's protocol option)."""
     import uvicorn  # deferred: only the serving tests need it
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none", lifespan="on"))
+    config = uvicorn.Config(app, log_level="warning", ws="none", lifespan="on", http=http)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 120  # generous: a loaded machine starts slowly

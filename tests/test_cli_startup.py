@@ -144,3 +144,45 @@ def test_a_command_still_refuses_a_notebook_its_schema_rejects(tmp_path: Path) -
     assert done.returncode == errors.NotebookReadError.exit_code, done.stderr
     assert "invalid notebook at cells/0/source" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_each_command_is_registered_by_the_group_main_imports_for_it() -> None:
+    """`main` imports only the group module `COMMANDS` names for the command it runs: that
+    module must be the one registering it, for every command the full app has."""
+    from typer.main import get_command_name
+
+    from nbops.cli import COMMANDS, GROUPS, app
+
+    found: dict[str, str] = {}
+    for command in app.registered_commands:
+        name = command.name or get_command_name(command.callback.__name__)  # type: ignore[union-attr]
+        found[name] = command.callback.__module__  # type: ignore[union-attr]
+    for group in app.registered_groups:
+        assert group.name is not None and group.typer_instance is not None
+        first = group.typer_instance.registered_commands[0]
+        found[group.name] = first.callback.__module__  # type: ignore[union-attr]
+    assert set(found) == set(COMMANDS)
+    assert {name: f"nbops.cli.{module}" for name, module in COMMANDS.items()} == found
+    assert set(COMMANDS.values()) == set(GROUPS)
+
+
+@pytest.mark.parametrize(
+    ("args", "group"),
+    [
+        (["serve", "gone"], "nbops.cli.serve"),
+        (["bundle", "verify", "gone"], "nbops.cli.bundle"),
+        (["registry", "--help"], "nbops.cli.registry"),
+    ],
+)
+def test_a_command_imports_its_own_group_alone(tmp_path: Path, args: list[str], group: str) -> None:
+    probe = _PROBE.replace(
+        "heavy = [", "heavy = [m for m in sys.modules if m.startswith('nbops.cli.')] or ["
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(args), json.dumps([])],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    groups = json.loads(done.stdout.strip().splitlines()[-1])["heavy"]
+    assert group in groups, done.stderr
+    # its own group and what that imports (serve and registry share bundle's trust options)
+    assert set(groups) <= {"nbops.cli.common", "nbops.cli.bundle", group}

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.pipeline import Pipeline
 
-from nbops.bundle.serve import create_app
+from nbops.bundle.serve import batching, create_app
 from nbops.bundle.serve.batching import batch_window
 from nbops.quality.schema import Schema, infer_schema
 from tests.helpers import running
@@ -207,3 +207,89 @@ def test_a_lone_client_never_waits_for_a_batch(slow_url: str, frame: pd.DataFram
     assert batches >= 15  # one batch per request, every one of them recorded...
     assert after["no_wait"] - before["no_wait"] == batches  # ...without a wait
     assert after["nbops_batch_wait_seconds_sum"] == before["nbops_batch_wait_seconds_sum"]
+
+
+class ThreadsBundle(FakeBundle):
+    """Records the thread each model call runs in; each call takes `seconds` at least."""
+
+    def __init__(self, pipeline: Pipeline, schema: Schema, seconds: float = 0.0) -> None:
+        super().__init__(pipeline, schema)
+        self.seconds = seconds
+        self.threads: list[str] = []
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        self.threads.append(threading.current_thread().name)
+        time.sleep(self.seconds)
+        return super().predict(frame)
+
+
+def test_a_lone_clients_requests_skip_the_hop_to_the_prediction_thread(
+    pipeline: Pipeline, schema: Schema, frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batching, "INLINE_SECONDS", 10.0)  # whatever the machine's load
+    bundle = ThreadsBundle(pipeline, schema)
+    with running(create_app(bundle)) as url:
+        probes = len(bundle.threads)
+        answers = closed_loop(url, bodies_of(frame), clients=1, per_client=10)
+        served = bundle.threads[probes:]
+        loop_thread = {t.name for t in threading.enumerate()} - {"MainThread"}
+    expected = pipeline.predict(frame.iloc[:10][COLUMNS]).tolist()
+    assert [json.loads(a)["predictions"][0] for a in answers] == expected
+    assert len(served) == 10
+    # the first call is measured in the prediction thread; the next ones run on the loop
+    assert served[0].startswith("nbops-predict")
+    assert not any(name.startswith("nbops-predict") for name in served[1:])
+    assert set(served[1:]) <= loop_thread
+
+
+def test_a_slow_model_is_predicted_in_its_thread_even_for_a_lone_client(
+    pipeline: Pipeline, schema: Schema, frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batching, "INLINE_SECONDS", 0.01)
+    bundle = ThreadsBundle(pipeline, schema, seconds=0.03)  # calls longer than that
+    with running(create_app(bundle)) as url:
+        probes = len(bundle.threads)
+        closed_loop(url, bodies_of(frame), clients=1, per_client=5)
+        served = bundle.threads[probes:]
+    assert len(served) == 5
+    assert all(name.startswith("nbops-predict") for name in served)
+
+
+def test_requests_received_together_are_batched_not_predicted_one_by_one_on_the_loop(
+    pipeline: Pipeline, schema: Schema, frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a lone client's request is predicted on the loop, others arrive; the loop then
+    receives them in one turn, each alone in flight until the others' tasks run: they must
+    be merged, not predicted one after the other on the loop."""
+    monkeypatch.setattr(batching, "INLINE_SECONDS", 10.0)
+    bundle = ThreadsBundle(pipeline, schema)
+    bundle.hold = threading.Event()  # the request of age 1000 holds its call until set
+    bodies = bodies_of(frame)
+    held = json.loads(bodies[0])
+    held["records"][0]["age"] = 1000
+    with running(create_app(bundle)) as url:
+        where = urlsplit(url)
+        connections = [http.client.HTTPConnection(where.hostname, where.port) for _ in range(9)]
+        for conn in connections:  # open, one request at a time: still a lone client
+            conn.request("POST", "/predict", body=bodies[1], headers=JSON_HEADERS)
+            assert conn.getresponse().read()
+        time.sleep(1.2)  # the clients seen recently: one
+        first, *others = connections
+        first.request("POST", "/predict", body=json.dumps(held).encode(), headers=JSON_HEADERS)
+        assert bundle.holding.wait(10)  # predicting on the loop, which receives nothing now
+        calls_before = len(bundle.threads)
+        for conn, body in zip(others, bodies[2:], strict=False):
+            conn.request("POST", "/predict", body=body, headers=JSON_HEADERS)
+        time.sleep(0.3)  # all of them sent, waiting for the loop
+        bundle.hold.set()
+        assert first.getresponse().status == 200
+        for conn in others:
+            assert conn.getresponse().status == 200
+        calls = len(bundle.threads) - calls_before
+        for conn in connections:
+            conn.close()
+    assert not bundle.threads[calls_before - 1].startswith("nbops-predict")  # held on the loop
+    assert 1 <= calls < len(others)  # merged into fewer calls than requests
+
+
+JSON_HEADERS = {"content-type": "application/json"}

@@ -90,7 +90,9 @@ def check_readable(contents: dict[str, bytes], manifest: BundleManifest) -> None
     judged against the allow-list by name alone (nothing is imported, the model not read).
     For `verify_bundle`, so a bundle it passes is one `load_bundle` does not refuse on those
     grounds."""
-    import skops.io as sio
+    from nbops.bundle.skops_import import skops_io
+
+    sio = skops_io()
 
     read_schema(contents, manifest)
     info = manifest.model

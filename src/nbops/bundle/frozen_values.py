@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["VALUES_DIR", "VALUES_FILE", "FrozenValues", "decode_values", "encode_values"]
 
+# Deferred import: nbops.bundle.skops_import (skops.io, scikit-learn) when a value is read
+# from its skops file, so reading frozen values of plain JSON imports neither.
+
 VALUES_DIR = "serving"
 VALUES_FILE = f"{VALUES_DIR}/values.json"
 _MAX_VALUES_BYTES = 50_000_000
@@ -323,7 +326,9 @@ def _array(spec: dict[str, Any], again: Callable[[Any], Any]) -> Any:
 
 
 def _load_skops(name: str, files: dict[str, bytes], trusted: list[str]) -> Any:
-    import skops.io as sio
+    from nbops.bundle.skops_import import skops_io
+
+    sio = skops_io()
 
     if name not in files:
         raise BundleError(f"{name} is missing from the bundle", fix="rebuild the bundle")

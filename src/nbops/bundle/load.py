@@ -389,7 +389,9 @@ def _load_folder(folder: Path, policy: TrustPolicy) -> Bundle:
 
 
 def _model(contents: dict[str, bytes], manifest: BundleManifest) -> Any:
-    import skops.io as sio
+    from nbops.bundle.skops_import import skops_io
+
+    sio = skops_io()
 
     info = manifest.model
     data = contents[info.file]

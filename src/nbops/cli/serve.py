@@ -64,9 +64,9 @@ def serve(
 
     if not is_registry_ref(bundle_ref):
         require_bundle_path(bundle_ref)
+        bundle = _load(Path(bundle_ref), _trust(trusted_key, require_signature))
         from nbops.bundle.serve import serve as run_server
 
-        bundle = _load(Path(bundle_ref), _trust(trusted_key, require_signature))
         err.print(f"Serving {bundle.name} v{bundle.version} on http://{host}:{port}", markup=False)
         run_server(
             bundle,
@@ -93,7 +93,17 @@ def serve(
     if current.signature_json and current.signature_json.get("status") != "verified":
         _warn([f"{bundle_ref}: {current.bundle.signature.describe()}"])
     err.print(f"Serving {bundle_ref} (v{current.version}) on http://{host}:{port}", markup=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning", ws="none", lifespan="on")
+    from nbops.bundle.serve.transport import coalescing_http
+
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        ws="none",
+        lifespan="on",
+        http=coalescing_http(),
+    )
 
 
 @app.command()

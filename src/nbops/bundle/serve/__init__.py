@@ -53,10 +53,17 @@ Serving behaviour:
   requests is adaptive (`batching.batch_window`): a batch waits only for clients seen in
   flight recently that it does not hold, for at most one measured model call and at most
   `batch_wait_ms`, and not at all when fewer than one request arrives per call, so a lone
-  client pays no wait. Requests that arrive while a batch is predicting form the next one.
+  client pays no wait; its request is not even handed to the thread: while no other is in
+  flight and model calls are short (50 ms at most), it is predicted at once on the event
+  loop. Requests that arrive while a batch is predicting form the next one.
   If a merged call raises, each request is predicted alone, so one bad
   request fails alone: a `BundleError` is a 422 with its message (its record found by
   halving the request when one record alone fails), anything else a 500.
+- The request path: `POST /predict` without a query string is answered by a pure ASGI
+  layer with the same code as the FastAPI route (no router, dependency solving, Request or
+  Response objects); the route answers the rest and documents the endpoint. `serve()` and
+  `nbops serve` run uvicorn with a transport that writes each answer (status line, headers
+  and body) in one piece (`transport.py`).
 - Request log: with `log_sample > 0`, that share of successful `/predict` requests is
   appended as JSON lines (`timestamp`, `model`, `version` that answered, `records`,
   `predictions`, and `keys`: the schema's key and `log_keys` columns of the raw records) to

@@ -23,11 +23,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
+from starlette.types import Scope
 
 from nbops.bundle.serve.body import (
     _JSON,
     RecordError,
     _BadBody,
+    _errors_content,
     _errors_response,
     _validation_errors,
     parse_body,
@@ -39,7 +41,12 @@ from nbops.bundle.serve.generation import (
     _Swapper,
 )
 from nbops.bundle.serve.metrics import _Metrics, _task_of, _value_buckets
-from nbops.bundle.serve.middleware import DOCS_ASSETS, BodySizeLimitMiddleware, _ObserveMiddleware
+from nbops.bundle.serve.middleware import (
+    DOCS_ASSETS,
+    BodySizeLimitMiddleware,
+    _ObserveMiddleware,
+    _PredictRoute,
+)
 from nbops.bundle.serve.predict import _Job
 from nbops.bundle.serve.request_log import _RequestLog
 from nbops.errors import BundleError
@@ -85,12 +92,13 @@ class PredictResponse(BaseModel):
     version: str
 
 
-def _error(status: int, message: str, *, kind: str | None = None) -> Response:
+def _error(status: int, message: str, *, kind: str | None = None) -> tuple[int, bytes, None]:
+    """An error answer of /predict: (status, JSON body, no version)."""
     if kind is None:
         body: Any = {"detail": message}
     else:
         body = {"detail": [{"type": kind, "loc": ["body", "records"], "msg": message}]}
-    return Response(json.dumps(body), status_code=status, media_type=_JSON)
+    return status, json.dumps(body).encode(), None
 
 
 def _check_options(
@@ -208,19 +216,29 @@ def create_app(
     )
     async def predict(request: Request, proba: bool = False) -> Response:
         """Predict the records, in order."""
-        generation: _Generation = request.scope.get(GENERATION) or serving.current
-        kind = request.headers.get("content-type", _JSON).split(";")[0].strip().lower()
+        kind = request.headers.get("content-type", _JSON)
+        status, content, version = await answer(request.scope, kind, await request.body(), proba)
+        headers = {"X-Nbops-Model-Version": version} if version is not None else None
+        return Response(content, status_code=status, media_type=_JSON, headers=headers)
+
+    async def answer(
+        scope: Scope, content_type: str, data: bytes, proba: bool
+    ) -> tuple[int, bytes, str | None]:
+        """A /predict answer: (status, JSON body, the version answering, None for an error).
+        The route above and the direct path (`_PredictRoute`) both answer with it."""
+        generation: _Generation = scope.get(GENERATION) or serving.current
+        kind = content_type.split(";")[0].strip().lower()
         if kind != _JSON and not kind.endswith("+json"):
             return _error(415, "send the body as JSON, with the content-type application/json")
         try:
-            raw = parse_body(await request.body())
+            raw = parse_body(data)
             body = generation.request_body.model_validate(raw)
         except _BadBody as e:
-            return _errors_response(422, e.errors)
+            return 422, _errors_content(e.errors), None
         except ValidationError as e:
             errors = e.errors(include_url=False, include_context=False)
-            return _errors_response(422, _validation_errors(errors, ("body",)))
-        generation.batcher.arrived(request.scope)
+            return 422, _errors_content(_validation_errors(errors, ("body",))), None
+        generation.batcher.arrived(scope)
         if proba and not generation.predictor.has_proba:
             return _error(422, "this model gives no probabilities", kind="no_probabilities")
         records: list[BaseModel] = body.records  # type: ignore[attr-defined]
@@ -230,7 +248,7 @@ def create_app(
         try:
             outcome = await generation.batcher.submit(_Job(columns, len(records), proba))
         except RecordError as e:
-            return _errors_response(422, [e.detail()])
+            return 422, _errors_content([e.detail()]), None
         except BundleError as e:
             return _error(422, str(e), kind="bundle_error")
         except Exception as e:
@@ -246,11 +264,7 @@ def create_app(
         if request_log is not None and random.random() < log_sample:
             keys = _keys(raw, generation.keys)
             request_log.put(records, outcome, generation.name, generation.version, keys)
-        return Response(
-            json.dumps(payload, allow_nan=False),
-            media_type=_JSON,
-            headers={"X-Nbops-Model-Version": generation.version},
-        )
+        return 200, json.dumps(payload, allow_nan=False).encode(), generation.version
 
     @app.get(
         "/health",
@@ -323,6 +337,7 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(_PredictRoute, answer=answer)  # innermost: bodies within the limit
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body_bytes)
     app.add_middleware(_ObserveMiddleware, metrics=metrics, serving=serving)
     return app
@@ -401,5 +416,15 @@ def serve(
     """Serve `bundle` with uvicorn until interrupted; `options` go to `create_app`."""
     import uvicorn
 
+    from nbops.bundle.serve.transport import coalescing_http
+
     app = create_app(bundle, **options)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, ws="none", lifespan="on")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        ws="none",
+        lifespan="on",
+        http=coalescing_http(),
+    )

@@ -10,6 +10,13 @@ arrivals. It waits only for clients not yet in the batch, never longer than one 
 when the next arrival is not expected within that. A lone client never waits: with one
 request in flight at a time, `clients` is 1 and every batch already holds it. A wait that
 brings no one lowers `clients` to what came, so a wrong estimate costs one wait.
+
+A lone client's request is not even handed to the thread: when no other request is in
+flight now or was recently (`clients` 1), nothing is queued or being gathered or predicted,
+the request is small and the model's calls are measured short (`INLINE_SECONDS`), it is
+predicted at once on the event loop, sparing the two thread wake-ups of the hop there and
+back (most of what a single row costs beyond the model on a loaded machine). Once a second
+client shows up, requests take the queue and the thread again.
 """
 
 import asyncio
@@ -28,6 +35,11 @@ _ARRIVING = "nbops.arriving"  # scope key: this /predict request is counted in `
 _ACTIVE = "nbops.active"  # scope key: this /predict request is counted in `active`
 PERIOD = 0.5  # seconds over which `clients` is the most requests seen in flight at once
 SMOOTHING = 0.2  # weight of a new measurement in the moving averages
+# A lone client's request is predicted on the event loop itself (no hop to the prediction
+# thread and back) while a model call is measured this short (the longest the loop, /health
+# included, is then held up) and the request holds at most INLINE_RECORDS records.
+INLINE_SECONDS = 0.05
+INLINE_RECORDS = 64
 
 
 def batch_window(
@@ -88,6 +100,7 @@ class _Batcher:
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._batch: list[_Job] = []  # the batch being predicted
+        self._busy = False  # a batch is being gathered or predicted
 
     @property
     def queued(self) -> int:
@@ -131,12 +144,44 @@ class _Batcher:
         if self._last_submit is not None:
             self.interval = _average(self.interval, now - self._last_submit)
         self._last_submit = now
+        if self._inline(job):
+            # Requests received in the same turn of the loop (a burst) pin themselves when
+            # their tasks run: let them, so that a burst is batched, not predicted one by one.
+            await asyncio.sleep(0)
+            if self._inline(job):
+                return self._predict_inline(job, loop)
         future: asyncio.Future[_Outcome] = loop.create_future()
         job.future = future
         self._pending.append(job)
         assert self._wakeup is not None
         self._wakeup.set()
         return await future
+
+    def _inline(self, job: _Job) -> bool:
+        """Whether to predict this request at once, on the event loop: a lone client's
+        request (none other in flight now or recently, nothing queued or predicting) of a
+        model whose calls are measured short, where the hop to the prediction thread and
+        back would cost a noticeable share of the answer."""
+        call = self.call_seconds
+        return (
+            call is not None
+            and call <= INLINE_SECONDS
+            and job.n <= INLINE_RECORDS
+            and not self._pending
+            and not self._busy
+            and self.active <= 1
+            and self.clients <= 1
+        )
+
+    def _predict_inline(self, job: _Job, loop: asyncio.AbstractEventLoop) -> _Outcome:
+        if self.on_wait is not None:
+            self.on_wait(0.0)
+        start = loop.time()
+        [outcome] = self.run([job])
+        self.call_seconds = _average(self.call_seconds, loop.time() - start)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     def _take(self, batch: list[_Job], n: int) -> int:
         """Move queued jobs into the batch while they fit; the first one always does."""
@@ -203,6 +248,7 @@ class _Batcher:
                 await wakeup.wait()
                 continue
             batch: list[_Job] = []
+            self._busy = True
             n = self._take(batch, 0)
             n = await self._gather(batch, n)
             self._batch = batch
@@ -215,6 +261,7 @@ class _Batcher:
             if len(outcomes) != len(batch):
                 outcomes = [RuntimeError("the predictor lost track of a request")] * len(batch)
             self._batch = []
+            self._busy = False
             for job, outcome in zip(batch, outcomes, strict=True):
                 if job.future is None or job.future.done():
                     continue
@@ -233,6 +280,7 @@ class _Batcher:
             if job.future is not None and not job.future.done():
                 job.future.set_exception(BundleError("the server is shutting down"))
         self._batch = []
+        self._busy = False
         self._pending.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)

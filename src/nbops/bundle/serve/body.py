@@ -183,9 +183,9 @@ def _safe_loc(part: Any) -> str | int:
     return _printable(str(part))
 
 
+def _errors_content(errors: list[Any]) -> bytes:
+    return json.dumps({"detail": errors}, allow_nan=False, ensure_ascii=False).encode()
+
+
 def _errors_response(status: int, errors: list[Any]) -> Response:
-    return Response(
-        json.dumps({"detail": errors}, allow_nan=False, ensure_ascii=False),
-        status_code=status,
-        media_type=_JSON,
-    )
+    return Response(_errors_content(errors), status_code=status, media_type=_JSON)

@@ -9,6 +9,7 @@ splits a request between two bundles and an old bundle closes only when drained.
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +19,7 @@ from nbops.bundle.serve.generation import _Serving
 from nbops.bundle.serve.metrics import _Metrics
 
 ENDPOINTS = frozenset({"/predict", "/health", "/metadata", "/metrics", "/docs", "/openapi.json"})
+_JSON_BYTES = _JSON.encode()
 DOCS_ASSETS = "/docs-assets"  # Swagger UI's script, style sheet and icon, from fastapi-offline
 
 
@@ -144,3 +146,48 @@ class _ObserveMiddleware:
             if not recorded:
                 recorded = True
                 self.metrics.observe_request(endpoint, status, time.perf_counter() - start)
+
+
+Answer = Callable[[Scope, str, bytes, bool], Awaitable[tuple[int, bytes, str | None]]]
+
+
+class _PredictRoute:
+    """Answers `POST /predict` without a query string itself, with the app's own `answer`
+    (the one the FastAPI route calls), sparing a single-row request the router, the
+    dependency solving and the Request and Response objects; any other request, and
+    /predict with a query string (`?proba=true`, parsed and refused as FastAPI does),
+    goes on to the app. Inside `BodySizeLimitMiddleware`: the body arrives in one piece."""
+
+    def __init__(self, app: ASGIApp, answer: Answer) -> None:
+        self.app = app
+        self.answer = answer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope.get("method") != "POST"
+            or scope.get("path") != "/predict"
+            or scope.get("query_string")
+            or scope.get("root_path")
+        ):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+        content_type = _JSON
+        for key, value in scope["headers"]:
+            if key == b"content-type":
+                content_type = value.decode("latin-1")
+                break
+        status, content, version = await self.answer(scope, content_type, b"".join(chunks), False)
+        headers = [(b"content-length", str(len(content)).encode()), (b"content-type", _JSON_BYTES)]
+        if version is not None:
+            headers.append((b"x-nbops-model-version", version.encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
