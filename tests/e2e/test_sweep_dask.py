@@ -3,6 +3,7 @@ the records, so workers need no access to the store."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -39,19 +40,27 @@ def test_a_dask_sweep_records_every_run_through_the_client(
     (tmp_path / "pyproject.toml").write_text("[tool.nbops]\n")
     make_notebook(CELLS, name="grid.ipynb")
 
-    result = run_nbops(
-        "sweep",
-        "grid.ipynb",
-        "--grid",
-        "rows=1,2,3,4",
-        "--executor",
-        "dask",
-        "--jobs",
-        "2",
-        cwd=tmp_path,
-    )
+    # Another cluster on this machine holds distributed's default HTTP port: nbops's own
+    # cluster does not use it (it took 0.0.0.0:8787 even without a dashboard; a second
+    # sweep warned and moved, and a test's cluster failed to start).
+    with socket.socket() as other:
+        with contextlib.suppress(OSError):  # held already: the same situation
+            other.bind(("0.0.0.0", 8787))
+            other.listen()
+        result = run_nbops(
+            "sweep",
+            "grid.ipynb",
+            "--grid",
+            "rows=1,2,3,4",
+            "--executor",
+            "dask",
+            "--jobs",
+            "2",
+            cwd=tmp_path,
+        )
 
     assert result.returncode == errors.RunFailedError.exit_code, result.stderr
+    assert "8787" not in result.stderr and "already in use" not in result.stderr, result.stderr
     assert "1 of 4 runs did not complete" in result.stderr
     store = RunStore(tmp_path / ".nbops")
     records = {r.parameters["rows"]: r for r in store.list()}

@@ -233,11 +233,17 @@ def test_a_dask_dataframe_on_a_local_cluster_gives_the_in_memory_reports(
     dd = pytest.importorskip("dask.dataframe")
     from distributed import Client, LocalCluster
 
+    from nbops.runs.sweep import LOCAL_SCHEDULER
+
     schema = infer_schema(reference, label="y_true")
     frame = part_frame(3_000, 8, shift=0.2).to_pandas()
     with (
         LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+            n_workers=1,
+            threads_per_worker=1,
+            processes=False,
+            dashboard_address=None,
+            scheduler_kwargs=LOCAL_SCHEDULER,  # not on 0.0.0.0:8787, as nbops's own
         ) as cluster,
         Client(cluster),
     ):

@@ -434,6 +434,10 @@ def worker_error(exc: BaseException) -> str:
     return f"the Dask task failed ({text})"
 
 
+# The in-process LocalCluster's scheduler: no dashboard, its HTTP server on loopback only.
+LOCAL_SCHEDULER: dict[str, Any] = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
+
+
 class DaskExecutor:
     """Runs each task on a Dask cluster: a LocalCluster of `jobs` threads by default (each
     papermill run starts its own kernel process, so threads suffice), or the scheduler at
@@ -470,6 +474,10 @@ class DaskExecutor:
                 threads_per_worker=self.jobs,
                 processes=False,
                 dashboard_address=None,
+                # No dashboard, and the scheduler's HTTP server (which distributed starts
+                # even without one, on 0.0.0.0:8787 by default) on a free loopback port: a
+                # second sweep, or any other cluster on this machine, does not collide.
+                scheduler_kwargs=LOCAL_SCHEDULER,
             )
             client = Client(cluster)
         by_key: dict[Any, tuple[Any, SweepTask]] = {}
