@@ -10,11 +10,19 @@ The files run heaviest first (pytest_collection_modifyitems, from tests/duration
 """
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+# A suite started in the background by a shell without job control (`bash scripts/test.sh &`
+# in a script) inherits SIGINT ignored, and so would every command a test starts: the tests
+# that press Ctrl-C on `nbops run` or `nbops sweep` would wait on a process that cannot hear
+# it. The test processes take Python's own handler back, as a terminal's foreground has it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # -- the order of files: heaviest first --------------------------------------------------------
