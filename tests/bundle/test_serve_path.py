@@ -4,10 +4,11 @@ FastAPI route, and uvicorn's answers written in one piece (nbops.bundle.serve.tr
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import http.client
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,6 +22,8 @@ from nbops.quality.schema import Schema, infer_schema
 from tests.helpers import running
 
 from .test_serve import COLUMNS, GOOD, FakeBundle, churn_pipeline, make_frame
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +128,14 @@ class _Transport:
         return self.extra.get(name)
 
 
+def run_in_a_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """`asyncio.run(make())` in a thread of its own: in a worker whose browser tests left
+    playwright's sync API on (its loop counts as running in the main thread), asyncio.run
+    refuses the main thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result(timeout=60)
+
+
 def test_writes_of_one_turn_of_the_loop_go_out_as_one() -> None:
     async def go() -> list[list[bytes]]:
         real = _Transport()
@@ -146,7 +157,7 @@ def test_writes_of_one_turn_of_the_loop_go_out_as_one() -> None:
         assert coalescing.get_extra_info("peername") == ("127.0.0.1", 1)  # the real one's
         return seen
 
-    assert asyncio.run(go()) == [
+    assert run_in_a_thread(go) == [
         [],
         [b"HTTP/1.1 200 OK\r\n\r\nbody"],
         [b"HTTP/1.1 200 OK\r\n\r\nbody", b"next and more"],
