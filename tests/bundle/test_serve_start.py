@@ -24,7 +24,7 @@ from .conftest import Built
 # needed to serve: test modules, dask (through the vendored array-api-compat), other commands.
 NOT_AT_START = (
     "pytest", "_pytest", "sklearn.utils._testing", "dask", "dask.array",
-    "nbops.cli.export", "nbops.cli.runs", "nbops.cli.quality", "nbops.export",
+    "nbops.cli.export", "nbops.cli.runs", "nbops.cli.quality", "nbops.export", "fastapi",
 )  # fmt: skip
 
 _PROBE = """

@@ -23,6 +23,10 @@ import only, by `_estimator_names`, which gives skops the very names `all_estima
   experimental and private modules), but without importing the packages whose modules it
   skips anyway nor pytest, then written to the cache for the next process.
 
+Right after that list, skops lists the numpy and scipy ufuncs it trusts, looking for the
+module of each in every loaded module (`skops.io._utils.whichmodule`); for that import only,
+`fast_whichmodule` stands in for that search, with the same answers (~80 ms less).
+
 What skops then checks is unchanged: the same default list, the same `trusted=` argument
 (nbops.bundle.load), the same refusal of anything else. Any other use of `all_estimators`
 (a type filter, another caller) gets scikit-learn's own, and a skops that no longer calls it
