@@ -185,3 +185,96 @@ def test_a_request_without_a_query_string_skips_the_router(
         assert answer.status_code == 200 and "probabilities" in answer.json()
         assert httpx.post(f"{base}/predict?proba=maybe", json=body).status_code == 422
     assert routed == [b"proba=true", b"proba=maybe"]
+
+
+# -- the server's app (serve(), nbops serve): FastAPI only when a request needs it ---------------
+
+REQUESTS: list[tuple[str, str, bytes | None, dict[str, str]]] = [
+    ("GET", "/health", None, {}),
+    ("GET", "/health?verbose=1", None, {}),
+    ("HEAD", "/health", None, {}),
+    ("POST", "/health", b"{}", {"content-type": JSON}),
+    ("GET", "/health/", None, {}),
+    ("GET", "/metadata", None, {}),
+    ("GET", "/metrics", None, {}),
+    ("GET", "/openapi.json", None, {}),
+    ("GET", "/docs", None, {}),
+    ("GET", "/nowhere", None, {}),
+    ("GET", "/predict", None, {}),
+    ("OPTIONS", "/predict", None, {}),
+    ("POST", "/predict", json.dumps({"records": [GOOD]}).encode(), {"content-type": JSON}),
+    ("POST", "/predict?proba=true", json.dumps({"records": [GOOD]}).encode(), {}),
+    ("POST", "/predict?proba=maybe", json.dumps({"records": [GOOD]}).encode(), {}),
+    ("POST", "/predict", b'{"records": [', {"content-type": JSON}),
+    ("POST", "/predict", json.dumps({"records": [GOOD] * 2000}).encode(), {}),
+    ("POST", "/predict", json.dumps({"records": [GOOD]}).encode(), {"content-type": "text/csv"}),
+]
+
+
+def _comparable(response: httpx.Response) -> tuple[int, Any, dict[str, str]]:
+    """Status, body and headers, less what differs between two servers by time alone (the
+    uptime, the metrics' counts and timings, the date)."""
+    headers = {k: v for k, v in response.headers.items() if k not in ("date", "server")}
+    if "location" in headers:  # a redirect names the server's own address
+        headers["location"] = urlsplit(headers["location"]).path
+    content: Any = response.content
+    if response.request.url.path == "/health" and response.status_code == 200:
+        content = {**response.json(), "uptime_seconds": None}
+        headers.pop("content-length", None)
+    elif response.request.url.path == "/metrics" and response.status_code == 200:
+        content = [line for line in response.text.splitlines() if line.startswith("# ")]
+        headers.pop("content-length", None)
+    return response.status_code, content, headers
+
+
+def _ask(base: str, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Any:
+    return httpx.request(
+        method, f"{base}{path}", content=body, headers=headers, follow_redirects=False
+    )
+
+
+def test_the_server_app_answers_every_request_as_create_app_does(
+    pipeline: Pipeline, schema: Schema
+) -> None:
+    from nbops.bundle.serve.app import server_app
+    from nbops.bundle.serve.middleware import _DirectRoutes
+
+    options = {"max_body_bytes": 50_000}
+    reference = create_app(FakeBundle(pipeline, schema), **options)
+    # the reference answers everything with its FastAPI routes (no direct path)
+    reference.user_middleware = [m for m in reference.user_middleware if m.cls is not _DirectRoutes]
+    with (
+        running(reference) as routed,
+        running(server_app(FakeBundle(pipeline, schema), **options)) as direct,
+    ):
+        for method, path, body, headers in REQUESTS:
+            expected = _comparable(_ask(routed, method, path, body, headers))
+            got = _comparable(_ask(direct, method, path, body, headers))
+            assert got == expected, (method, path)
+
+
+def test_the_server_app_builds_fastapi_only_for_a_request_that_needs_it(
+    pipeline: Pipeline, schema: Schema, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbops.bundle.serve import app as app_module
+
+    built: list[bool] = []
+    real = app_module._fastapi_app
+
+    def counted(core: Any, *, outer: bool) -> Any:
+        built.append(outer)
+        return real(core, outer=outer)
+
+    monkeypatch.setattr(app_module, "_fastapi_app", counted)
+    server = app_module.server_app(FakeBundle(pipeline, schema))
+    with running(server) as base:
+        assert httpx.get(f"{base}/health").json()["status"] == "ok"
+        assert httpx.post(f"{base}/predict", json={"records": [GOOD]}).status_code == 200
+        assert httpx.get(f"{base}/metadata").status_code == 200
+        assert "nbops_requests_total" in httpx.get(f"{base}/metrics").text
+        assert built == []  # the common requests are answered without FastAPI
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            pages = list(pool.map(lambda _: httpx.get(f"{base}/docs"), range(8)))
+        assert [p.status_code for p in pages] == [200] * 8
+        assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "churn 3"
+    assert built == [False]  # once, for all eight, inside the server's own middleware

@@ -8,10 +8,13 @@ import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nbops.bundle import skops_import
 
@@ -21,7 +24,7 @@ from .conftest import Built
 # needed to serve: test modules, dask (through the vendored array-api-compat), other commands.
 NOT_AT_START = (
     "pytest", "_pytest", "sklearn.utils._testing", "dask", "dask.array",
-    "nbops.cli.export", "nbops.cli.runs", "nbops.cli.quality", "nbops.export",
+    "nbops.cli.export", "nbops.cli.runs", "nbops.cli.quality", "nbops.export", "fastapi",
 )  # fmt: skip
 
 _PROBE = """
@@ -55,6 +58,18 @@ from skops.io import _trusted_types
 
 seen["estimators"] = list(_trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES)
 seen["restored"] = sklearn.utils.all_estimators is sklearn.utils.discovery.all_estimators
+# the ufuncs skops trusts, as it listed them on import and as its own search lists them now
+# (modules imported since come after the ones it found them in)
+import numpy as np
+import scipy.special
+from skops.io import _utils
+
+seen["whichmodule_restored"] = _utils.whichmodule.__module__ == "skops.io._utils"
+seen["ufuncs"] = [_trusted_types.SCIPY_UFUNC_TYPE_NAMES, _trusted_types.NUMPY_UFUNC_TYPE_NAMES]
+seen["skops_ufuncs"] = [
+    _utils.get_public_type_names(module=scipy.special, oftype=np.ufunc),
+    _utils.get_public_type_names(module=np, oftype=np.ufunc),
+]
 print(json.dumps(seen))
 """
 
@@ -90,7 +105,10 @@ def test_nbops_serve_starts_without_test_modules_dask_or_other_commands(
         assert [m for m in NOT_AT_START if m in seen["modules"]] == []
         assert "skops.io" in seen["modules"] and "nbops.bundle.serve" in seen["modules"]
         assert sorted(seen["estimators"]) == expected
-        assert seen["restored"]
+        assert seen["restored"] and seen["whichmodule_restored"]
+        scipy_ufuncs, numpy_ufuncs = seen["ufuncs"]
+        assert len(scipy_ufuncs) > 100 and len(numpy_ufuncs) > 50
+        assert seen["ufuncs"] == seen["skops_ufuncs"]
     assert len(list((cache / "nbops").glob("skops-estimators-*.json"))) == 1
 
 
@@ -196,3 +214,113 @@ def test_threads_importing_skops_at_once_leave_scikit_learn_as_it_was(tmp_path: 
         [sys.executable, "-c", _THREADS], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+# -- skops's module search for ufuncs, made fast (skops_import.fast_whichmodule) ----------------
+
+
+class _PropertyModule(types.ModuleType):
+    @property
+    def wanted(self) -> Any:
+        return _SHARED["obj"]
+
+
+_SHARED: dict[str, Any] = {}
+_KINDS = (
+    "plain holding it",  # a module whose __dict__ has the name bound to the object
+    "plain holding another",  # the name bound to something else
+    "plain without",
+    "lazy giving it",  # module __getattr__ returns the object
+    "lazy raising AttributeError",
+    "lazy raising ImportError",
+    "subclass property giving it",  # a ModuleType subclass: only getattr sees the property
+    "object holding it",  # not a module at all
+    "None",
+)
+
+
+def _entry(kind: str, name: str, obj: Any) -> Any:
+    if kind == "None":
+        return None
+    if kind == "object holding it":
+        return types.SimpleNamespace(**{name: obj})
+    if kind == "subclass property giving it":
+        return _PropertyModule("fake")
+    module = types.ModuleType("fake")
+    if kind == "plain holding it":
+        setattr(module, name, obj)
+    elif kind == "plain holding another":
+        setattr(module, name, object())
+    elif kind.startswith("lazy"):
+
+        def lazy(attr: str) -> Any:
+            if attr != name:
+                raise AttributeError(attr)
+            if kind == "lazy giving it":
+                return obj
+            raise AttributeError(attr) if "Attribute" in kind else ImportError(attr)
+
+        module.__getattr__ = lazy  # type: ignore[method-assign]
+    return module
+
+
+def _outcome(search: Any, obj: Any, name: str) -> tuple[str, Any]:
+    """The answer, or the exception raised (a module another test left loaded may raise
+    from its `__getattr__`: both searches must then raise alike)."""
+    try:
+        return "answered", search(obj, name)
+    except BaseException as e:  # SystemExit included, as raised
+        return "raised", type(e)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(_KINDS), max_size=6),
+    name=st.sampled_from(["wanted", "__wanted__", "a.wanted"]),
+)
+def test_the_fast_module_search_answers_as_skops_does(kinds: list[str], name: str) -> None:
+    from skops.io import _utils
+
+    obj = type("Ufunc", (), {"__module__": None, "__name__": name})()  # no module: searched
+    _SHARED["obj"] = obj
+    fast = skops_import.fast_whichmodule(_utils.whichmodule)
+    keys = [f"_nbops_fake_{i}" for i in range(len(kinds))]
+    try:
+        for key, kind in zip(keys, kinds, strict=True):
+            sys.modules[key] = _entry(kind, name.split(".")[-1], obj)
+        assert _outcome(fast, obj, name) == _outcome(_utils.whichmodule, obj, name)
+    finally:
+        for key in keys:
+            sys.modules.pop(key, None)
+
+
+def test_the_fast_module_search_finds_every_ufunc_where_skops_does() -> None:
+    import numpy as np
+    import scipy.special
+    from skops.io import _utils
+
+    fast = skops_import.fast_whichmodule(_utils.whichmodule)
+    found = 0
+    for module in (np, scipy.special):
+        for attr in dir(module):
+            obj = getattr(module, attr)
+            if isinstance(obj, np.ufunc):
+                found += 1
+                expected = _outcome(_utils.whichmodule, obj, obj.__name__)
+                assert _outcome(fast, obj, obj.__name__) == expected, attr
+    assert found > 150
+
+
+def test_scikit_learn_files_are_read_as_the_metadata_library_lists_them() -> None:
+    import importlib.metadata
+
+    from nbops.bundle.allowlist import sklearn_files
+
+    dist = importlib.metadata.distribution("scikit-learn")
+    expected = [
+        (e.as_posix(), str(e.locate()))
+        for e in dist.files or []
+        if e.as_posix().startswith("sklearn/") and "__pycache__" not in e.as_posix()
+    ]
+    assert len(expected) > 500
+    assert sklearn_files() == expected

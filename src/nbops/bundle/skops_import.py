@@ -23,6 +23,10 @@ import only, by `_estimator_names`, which gives skops the very names `all_estima
   experimental and private modules), but without importing the packages whose modules it
   skips anyway nor pytest, then written to the cache for the next process.
 
+Right after that list, skops lists the numpy and scipy ufuncs it trusts, looking for the
+module of each in every loaded module (`skops.io._utils.whichmodule`); for that import only,
+`fast_whichmodule` stands in for that search, with the same answers (~80 ms less).
+
 What skops then checks is unchanged: the same default list, the same `trusted=` argument
 (nbops.bundle.load), the same refusal of anything else. Any other use of `all_estimators`
 (a type filter, another caller) gets scikit-learn's own, and a skops that no longer calls it
@@ -78,12 +82,20 @@ def _import_skops_io() -> ModuleType:
     real = getattr(sklearn.utils, "all_estimators", None)
     names: list[tuple[str, str]] | None = None
 
+    patched: list[tuple[ModuleType, Any]] = []
+
     def standing_in(type_filter: Any = None) -> list[tuple[str, type]]:
         nonlocal names
         if type_filter is not None or real is None:
             return list(real(type_filter)) if real is not None else []
         if names is None:
             names = estimator_names()
+        # skops lists its trusted ufuncs next, in the same module: look their modules up fast
+        utils = sys.modules.get("skops.io._utils")
+        search = getattr(utils, "whichmodule", None)
+        if utils is not None and callable(search) and not patched:
+            patched.append((utils, search))
+            utils.whichmodule = fast_whichmodule(search)  # type: ignore[attr-defined]
         return [(name, _named(module, name)) for module, name in names]
 
     sklearn.utils.all_estimators = standing_in
@@ -92,6 +104,55 @@ def _import_skops_io() -> ModuleType:
     finally:
         if real is not None:
             sklearn.utils.all_estimators = real
+        for utils, search in patched:
+            utils.whichmodule = search  # type: ignore[attr-defined]
+
+
+def fast_whichmodule(real: Any) -> Any:
+    """skops's `whichmodule(obj, name)` (`real`), giving the same answer faster.
+
+    For an object without `__module__` (a ufunc), skops asks every loaded module, in import
+    order, for `name` with `getattr(module, name, None)`, and answers the first module that
+    holds the very object. On a plain module without a module `__getattr__`, that `getattr`
+    of a name that is not a dunder is exactly a lookup in the module's `__dict__`, without
+    the AttributeError raised and dropped for every module lacking it: on import, skops
+    looks up ~840 ufuncs among ~1,700 modules that way (~80 ms of a server's start).
+    Any other module or object, a dotted name and a dunder name go through `getattr` (or
+    `real`) as skops does."""
+    plain = ModuleType
+
+    def whichmodule(obj: Any, name: str) -> Any:
+        module_name = getattr(obj, "__module__", None)
+        if module_name is not None:
+            return module_name
+        if not isinstance(name, str) or "." in name or name.startswith("__"):
+            return real(obj, name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # as skops does
+            for module_name, module in sys.modules.copy().items():
+                if module_name == "__main__" or module_name == "__mp_main__" or module is None:
+                    continue
+                if type(module) is plain:
+                    namespace = module.__dict__
+                    if name in namespace:
+                        found = namespace[name]
+                    elif "__getattr__" in namespace:
+                        try:
+                            found = getattr(module, name, None)
+                        except (AttributeError, ImportError):
+                            continue
+                    else:
+                        continue
+                else:
+                    try:
+                        found = getattr(module, name, None)
+                    except (AttributeError, ImportError):
+                        continue
+                if found is obj:
+                    return module_name
+        return "__main__"
+
+    return whichmodule
 
 
 def _named(module: str, name: str) -> type:
@@ -194,16 +255,15 @@ def _stamps() -> dict[str, Any] | None:
 def _record(dist: Any) -> str | None:
     """A digest of the installed scikit-learn: every file its RECORD lists under sklearn/,
     with its size and modification time (a file changed, added or removed changes it)."""
-    files = dist.files
+    from nbops.bundle.allowlist import sklearn_files
+
+    files = sklearn_files()
     if not files:
         return None
     digest = hashlib.sha256()
-    for entry in files:
-        posix = entry.as_posix()
-        if not posix.startswith("sklearn/") or "__pycache__" in posix:
-            continue
+    for posix, path in files:
         try:
-            info = os.stat(entry.locate())
+            info = os.stat(path)
         except OSError:
             info = None
         stamp = f"{posix}\0{info.st_size}\0{info.st_mtime_ns}" if info else f"{posix}\0-"

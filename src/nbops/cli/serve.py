@@ -77,11 +77,9 @@ def serve(
             log_keys=log_key or [],
         )
         return
-    import uvicorn
+    from nbops.bundle.serve.app import registry_server_app, run_uvicorn
 
-    from nbops.bundle.serve.app import create_registry_app
-
-    app = create_registry_app(
+    app = registry_server_app(
         bundle_ref,
         trust=_trust(trusted_key, require_signature),
         poll=poll,
@@ -93,17 +91,7 @@ def serve(
     if current.signature_json and current.signature_json.get("status") != "verified":
         _warn([f"{bundle_ref}: {current.bundle.signature.describe()}"])
     err.print(f"Serving {bundle_ref} (v{current.version}) on http://{host}:{port}", markup=False)
-    from nbops.bundle.serve.transport import coalescing_http
-
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        ws="none",
-        lifespan="on",
-        http=coalescing_http(),
-    )
+    run_uvicorn(app, host, port)
 
 
 @app.command()

@@ -2,6 +2,14 @@
 request log and the middleware into a FastAPI app; `serve()` runs it with uvicorn.
 
 The endpoints and the serving behaviour are the package's contract (`nbops.bundle.serve`).
+
+What a server needs to answer (`_Core`: the generations, the batcher, the metrics, the request
+log, the health) is built apart from the FastAPI app that routes and documents it. The server
+`serve()` and `nbops serve` run (`_ServerApp`) answers `POST /predict`, `GET /health`,
+`/metadata` and `/metrics` without a query string itself, with the very code of the routes,
+and builds the FastAPI app (importing FastAPI: ~0.13 s, a tenth of a server's start) only for
+the first request that needs it: the docs, the OpenAPI document, `?proba=true`, any other path
+or method. `create_app()` returns the FastAPI app, built at once, as before.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoint annotations, and the
@@ -12,25 +20,22 @@ import contextlib
 import json
 import logging
 import random
+import threading
 import time
+import types
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response
-from pydantic import BaseModel, Field, ValidationError
-from starlette.types import Scope
+from pydantic import BaseModel, ValidationError
+from starlette.types import Message, Receive, Scope, Send
 
 from nbops.bundle.serve.body import (
     _JSON,
     RecordError,
     _BadBody,
     _errors_content,
-    _errors_response,
     _validation_errors,
     parse_body,
 )
@@ -44,16 +49,19 @@ from nbops.bundle.serve.metrics import _Metrics, _task_of, _value_buckets
 from nbops.bundle.serve.middleware import (
     DOCS_ASSETS,
     BodySizeLimitMiddleware,
+    _DirectRoutes,
     _ObserveMiddleware,
-    _PredictRoute,
 )
 from nbops.bundle.serve.predict import _Job
 from nbops.bundle.serve.request_log import _RequestLog
 from nbops.errors import BundleError
 from nbops.quality.schema import Schema
 
-# Deferred imports: loading bundles, the registry and the project config, only for
-# create_registry_app (a plain create_app needs none of them).
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+# Deferred imports: FastAPI (only when its app is built), and loading bundles, the registry
+# and the project config, only for create_registry_app (a plain create_app needs none of them).
 
 logger = logging.getLogger(__name__)
 
@@ -82,14 +90,20 @@ class ServableBundle(Protocol):
     def predict(self, frame: pd.DataFrame) -> Any: ...
 
 
-class PredictResponse(BaseModel):
-    predictions: list[Any] = Field(description="one prediction per record, in order")
-    probabilities: list[Any] | None = Field(
-        None, description="with ?proba=true: one row of class probabilities per record"
-    )
-    classes: list[Any] | None = Field(None, description="with ?proba=true: the class order")
-    model: str
-    version: str
+def _predict_response() -> type[BaseModel]:
+    """The documented answer of /predict (the OpenAPI document's; answers are built directly)."""
+    from pydantic import Field
+
+    class PredictResponse(BaseModel):
+        predictions: list[Any] = Field(description="one prediction per record, in order")
+        probabilities: list[Any] | None = Field(
+            None, description="with ?proba=true: one row of class probabilities per record"
+        )
+        classes: list[Any] | None = Field(None, description="with ?proba=true: the class order")
+        model: str
+        version: str
+
+    return PredictResponse
 
 
 def _error(status: int, message: str, *, kind: str | None = None) -> tuple[int, bytes, None]:
@@ -129,104 +143,81 @@ def _default_log_path(bundle: Any, name: str) -> Path:
     return Path(location).resolve().parent / f"{safe}-requests.jsonl"
 
 
-def create_app(
-    bundle: ServableBundle,
-    *,
-    max_body_bytes: int = 1_000_000,
-    batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
-    max_batch: int = 64,
-    log_sample: float = 0.0,
-    log_path: str | Path | None = None,
-    log_keys: Sequence[str] = (),
-    _swapper: _Swapper | None = None,
-    _ref: str | None = None,
-) -> FastAPI:
-    """A FastAPI app serving `bundle`: /predict, /health, /metadata, /metrics, /docs.
-    `log_keys`: columns of the raw records the request log keeps under `keys` (besides the
-    schema's key), never given to the model: an id to join labels that arrive later."""
-    _check_options(max_body_bytes, batch_wait_ms, max_batch, log_sample)
-    metrics = _Metrics(_task_of(bundle), _value_buckets(bundle.schema))
-    first = _Generation(
-        bundle, metrics, max_batch=max_batch, batch_wait_ms=batch_wait_ms, log_keys=log_keys
-    )
-    serving = _Serving(first, _ref)
-    request_log: _RequestLog | None = None
-    if log_sample > 0:
-        path = Path(log_path) if log_path is not None else _default_log_path(bundle, first.name)
-        request_log = _RequestLog(path, metrics)
-    started = time.monotonic()
-    health: dict[str, Any] = {"status": "starting"}
+class _Core:
+    """What a server of `bundle` answers with, whatever routes it: the generations, the
+    batcher, the metrics, the request log and the health, and the answers of the endpoints
+    (each as status, body and the answering version), which the FastAPI routes and the
+    direct path (`_DirectRoutes`) both send."""
+
+    def __init__(
+        self,
+        bundle: ServableBundle,
+        *,
+        max_body_bytes: int = 1_000_000,
+        batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
+        max_batch: int = 64,
+        log_sample: float = 0.0,
+        log_path: str | Path | None = None,
+        log_keys: Sequence[str] = (),
+        _swapper: _Swapper | None = None,
+        _ref: str | None = None,
+    ) -> None:
+        _check_options(max_body_bytes, batch_wait_ms, max_batch, log_sample)
+        self.max_body_bytes = max_body_bytes
+        self.log_sample = log_sample
+        self.swapper = _swapper
+        self.ref = _ref
+        self.metrics = _Metrics(_task_of(bundle), _value_buckets(bundle.schema))
+        self.first = _Generation(
+            bundle,
+            self.metrics,
+            max_batch=max_batch,
+            batch_wait_ms=batch_wait_ms,
+            log_keys=log_keys,
+        )
+        self.serving = _Serving(self.first, _ref)
+        self.request_log: _RequestLog | None = None
+        if log_sample > 0:
+            path = (
+                Path(log_path)
+                if log_path is not None
+                else _default_log_path(bundle, self.first.name)
+            )
+            self.request_log = _RequestLog(path, self.metrics)
+        self.started = time.monotonic()
+        self.health: dict[str, Any] = {"status": "starting"}
+        self.state = types.SimpleNamespace(
+            serving=self.serving,
+            batcher=self.first.batcher,  # the first bundle's (the only one without a registry)
+            metrics=self.metrics,
+            request_log=self.request_log,
+            health=self.health,
+        )
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(self) -> AsyncIterator[None]:
+        """The server's life: the start-up probe, the registry's swapper while it serves,
+        then the batcher, the bundles and the request log closed."""
         loop = asyncio.get_running_loop()
-        failure = await loop.run_in_executor(None, first.probe)
+        failure = await loop.run_in_executor(None, self.first.probe)
         if failure is None:
-            health.update(status="ok")
+            self.health.update(status="ok")
         else:
-            health.update(status="failing", reason=failure)
+            self.health.update(status="failing", reason=failure)
             logger.error("the bundle fails on a reference record: %s", failure)
         async with contextlib.AsyncExitStack() as stack:
-            if _swapper is not None:
-                await stack.enter_async_context(_swapper.running(serving))
+            if self.swapper is not None:
+                await stack.enter_async_context(self.swapper.running(self.serving))
             yield
-        await serving.aclose()
-        if request_log is not None:
-            await loop.run_in_executor(None, request_log.close)
-
-    from fastapi_offline import FastAPIOffline
-
-    name, version = first.name, first.version
-    app = FastAPIOffline(
-        title=f"{name} {version}" if _ref is None else _ref,
-        description=f"Predictions from the nbops bundle {name} {version}."
-        if _ref is None
-        else f"Predictions from the nbops bundle {_ref} points at (see /metadata).",
-        version=version,
-        lifespan=lifespan,
-        redoc_url=None,
-        static_url=DOCS_ASSETS,
-    )
-    app.state.serving = serving
-    app.state.batcher = first.batcher  # the first bundle's (the only one without a registry)
-    app.state.metrics = metrics
-    app.state.request_log = request_log
-    app.state.health = health
-    app.add_exception_handler(RequestValidationError, _request_validation_error)
-
-    error_responses: dict[int | str, dict[str, Any]] = {
-        413: {"description": "the request body is over the size limit"},
-        415: {"description": "the body is not sent as application/json"},
-        422: {
-            "description": "a record is invalid (where, and the reason), the JSON is malformed "
-            "or holds NaN, an infinity or a lone surrogate, or the model cannot predict a record"
-        },
-        500: {"description": "the model failed on the records (a fault of the server)"},
-    }
-    request_schema = {
-        "required": True,
-        "content": {_JSON: {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
-    }
-
-    @app.post(
-        "/predict",
-        response_model=PredictResponse,
-        responses=error_responses,
-        openapi_extra={"requestBody": request_schema},
-    )
-    async def predict(request: Request, proba: bool = False) -> Response:
-        """Predict the records, in order."""
-        kind = request.headers.get("content-type", _JSON)
-        status, content, version = await answer(request.scope, kind, await request.body(), proba)
-        headers = {"X-Nbops-Model-Version": version} if version is not None else None
-        return Response(content, status_code=status, media_type=_JSON, headers=headers)
+        await self.serving.aclose()
+        if self.request_log is not None:
+            await loop.run_in_executor(None, self.request_log.close)
 
     async def answer(
-        scope: Scope, content_type: str, data: bytes, proba: bool
+        self, scope: Scope, content_type: str, data: bytes, proba: bool
     ) -> tuple[int, bytes, str | None]:
-        """A /predict answer: (status, JSON body, the version answering, None for an error).
-        The route above and the direct path (`_PredictRoute`) both answer with it."""
-        generation: _Generation = scope.get(GENERATION) or serving.current
+        """A /predict answer: (status, JSON body, the version answering, None for an error)."""
+        generation: _Generation = scope.get(GENERATION) or self.serving.current
         kind = content_type.split(";")[0].strip().lower()
         if kind != _JSON and not kind.endswith("+json"):
             return _error(415, "send the body as JSON, with the content-type application/json")
@@ -261,10 +252,141 @@ def create_app(
                 payload["classes"] = generation.classes_json
         payload["model"] = generation.name
         payload["version"] = generation.version
-        if request_log is not None and random.random() < log_sample:
+        if self.request_log is not None and random.random() < self.log_sample:
             keys = _keys(raw, generation.keys)
-            request_log.put(records, outcome, generation.name, generation.version, keys)
+            self.request_log.put(records, outcome, generation.name, generation.version, keys)
         return 200, json.dumps(payload, allow_nan=False).encode(), generation.version
+
+    def health_answer(self) -> tuple[int, bytes]:
+        """GET /health: (status, JSON body)."""
+        current = self.serving.current
+        body = {
+            **self.health,
+            "model": current.name,
+            "version": current.version,
+            "uptime_seconds": round(time.monotonic() - self.started, 3),
+            "queued": current.batcher.queued,
+            "signature": current.signature_json,
+        }
+        if self.ref is not None:
+            body["ref"] = self.ref
+            body["swap"] = self.serving.swap
+        if current is not self.first:  # a swapped-in bundle passed its probe before it served
+            body["status"] = "ok"
+            body.pop("reason", None)
+        status = 503 if body["status"] == "failing" else 200
+        return status, json.dumps(body, ensure_ascii=False).encode()
+
+    def metadata_answer(self) -> bytes:
+        """GET /metadata: the manifest (and, through a registry alias, what is served)."""
+        current = self.serving.current
+        if self.ref is None:
+            return bytes(current.manifest_body)
+        body = {**current.manifest, "served": self.serving.described()}
+        return json.dumps(body, ensure_ascii=False).encode()
+
+    def metrics_answer(self) -> bytes:
+        """GET /metrics: the Prometheus text."""
+        text = self.metrics.render()
+        if self.ref is not None:
+            text += self.serving.prometheus()
+        return text.encode()
+
+
+def create_app(
+    bundle: ServableBundle,
+    *,
+    max_body_bytes: int = 1_000_000,
+    batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
+    max_batch: int = 64,
+    log_sample: float = 0.0,
+    log_path: str | Path | None = None,
+    log_keys: Sequence[str] = (),
+    _swapper: _Swapper | None = None,
+    _ref: str | None = None,
+) -> "FastAPI":
+    """A FastAPI app serving `bundle`: /predict, /health, /metadata, /metrics, /docs.
+    `log_keys`: columns of the raw records the request log keeps under `keys` (besides the
+    schema's key), never given to the model: an id to join labels that arrive later."""
+    core = _Core(
+        bundle,
+        max_body_bytes=max_body_bytes,
+        batch_wait_ms=batch_wait_ms,
+        max_batch=max_batch,
+        log_sample=log_sample,
+        log_path=log_path,
+        log_keys=log_keys,
+        _swapper=_swapper,
+        _ref=_ref,
+    )
+    return _fastapi_app(core, outer=True)
+
+
+def _fastapi_app(core: _Core, *, outer: bool) -> "FastAPI":
+    """The FastAPI app of `core`: its routes, the OpenAPI document and the docs. `outer`: it
+    is the server's app itself, with the server's life and the middleware (`create_app`);
+    otherwise `_ServerApp` runs those around it."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.openapi.utils import get_openapi
+    from fastapi.responses import Response
+    from fastapi_offline import FastAPIOffline
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with core.lifespan():
+            yield
+
+    name, version, ref = core.first.name, core.first.version, core.ref
+    app = FastAPIOffline(
+        title=f"{name} {version}" if ref is None else ref,
+        description=f"Predictions from the nbops bundle {name} {version}."
+        if ref is None
+        else f"Predictions from the nbops bundle {ref} points at (see /metadata).",
+        version=version,
+        lifespan=lifespan if outer else None,
+        redoc_url=None,
+        static_url=DOCS_ASSETS,
+    )
+    for key, value in vars(core.state).items():
+        setattr(app.state, key, value)
+
+    async def request_validation_error(request: Request, exc: Exception) -> Response:
+        """FastAPI's 422 for a bad query parameter, rendered so that it cannot fail."""
+        errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+        return Response(
+            _errors_content(_validation_errors(errors)), status_code=422, media_type=_JSON
+        )
+
+    app.add_exception_handler(RequestValidationError, request_validation_error)
+
+    error_responses: dict[int | str, dict[str, Any]] = {
+        413: {"description": "the request body is over the size limit"},
+        415: {"description": "the body is not sent as application/json"},
+        422: {
+            "description": "a record is invalid (where, and the reason), the JSON is malformed "
+            "or holds NaN, an infinity or a lone surrogate, or the model cannot predict a record"
+        },
+        500: {"description": "the model failed on the records (a fault of the server)"},
+    }
+    request_schema = {
+        "required": True,
+        "content": {_JSON: {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+    }
+
+    @app.post(
+        "/predict",
+        response_model=_predict_response(),
+        responses=error_responses,
+        openapi_extra={"requestBody": request_schema},
+    )
+    async def predict(request: Request, proba: bool = False) -> Response:
+        """Predict the records, in order."""
+        kind = request.headers.get("content-type", _JSON)
+        answer = await core.answer(request.scope, kind, await request.body(), proba)
+        status, content, answered = answer
+        headers = {"X-Nbops-Model-Version": answered} if answered is not None else None
+        return Response(content, status_code=status, media_type=_JSON, headers=headers)
 
     @app.get(
         "/health",
@@ -279,46 +401,24 @@ def create_app(
         """The server answers, with the model and version it serves; 503 when the model
         failed on a reference record at start-up (`reason` says how). `swap` is the last
         switch to a newly promoted bundle tried (status ok or failed, version, reason)."""
-        current = serving.current
-        body = {
-            **health,
-            "model": current.name,
-            "version": current.version,
-            "uptime_seconds": round(time.monotonic() - started, 3),
-            "queued": current.batcher.queued,
-            "signature": current.signature_json,
-        }
-        if _ref is not None:
-            body["ref"] = _ref
-            body["swap"] = serving.swap
-        if current is not first:  # a swapped-in bundle passed its probe before it served
-            body["status"] = "ok"
-            body.pop("reason", None)
-        status = 503 if body["status"] == "failing" else 200
-        return Response(json.dumps(body, ensure_ascii=False), status_code=status, media_type=_JSON)
+        status, content = core.health_answer()
+        return Response(content, status_code=status, media_type=_JSON)
 
     @app.get("/metadata")
     async def metadata() -> Response:
         """The bundle's manifest; served through a registry alias, `served` says which
         version answers, since when, and the swaps so far."""
-        current = serving.current
-        if _ref is None:
-            return Response(current.manifest_body, media_type=_JSON)
-        body = {**current.manifest, "served": serving.described()}
-        return Response(json.dumps(body, ensure_ascii=False), media_type=_JSON)
+        return Response(core.metadata_answer(), media_type=_JSON)
 
     @app.get("/metrics")
     async def prometheus() -> Response:
         """Counters and histograms in the Prometheus text format."""
-        text = metrics.render()
-        if _ref is not None:
-            text += serving.prometheus()
-        return Response(text, media_type=_PROMETHEUS)
+        return Response(core.metrics_answer(), media_type=_PROMETHEUS)
 
     described: dict[str, _Generation | None] = {"generation": None}
 
     def openapi() -> dict[str, Any]:
-        current = serving.current
+        current = core.serving.current
         if app.openapi_schema is None or described["generation"] is not current:
             document = get_openapi(
                 title=app.title,
@@ -337,10 +437,67 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(_PredictRoute, answer=answer)  # innermost: bodies within the limit
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body_bytes)
-    app.add_middleware(_ObserveMiddleware, metrics=metrics, serving=serving)
+    if outer:
+        app.add_middleware(_DirectRoutes, core=core)  # innermost: bodies within the limit
+        app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=core.max_body_bytes)
+        app.add_middleware(_ObserveMiddleware, metrics=core.metrics, serving=core.serving)
     return app
+
+
+class _ServerApp:
+    """The ASGI app `serve()` and `nbops serve` run: the server's life (`_Core.lifespan`),
+    the middleware, the endpoints answered directly (`_DirectRoutes`), and the FastAPI app,
+    built on the first request that needs it (in a worker thread, so the event loop keeps
+    answering), for everything else. `state` is what `create_app`'s `app.state` holds."""
+
+    def __init__(self, core: _Core) -> None:
+        self.core = core
+        self.state = core.state
+        self._app: Any = None
+        self._building: asyncio.Future[Any] | None = None
+        self._lock = threading.Lock()
+        direct = _DirectRoutes(self._routed, core=core)
+        limited = BodySizeLimitMiddleware(direct, max_body_bytes=core.max_body_bytes)
+        self._stack = _ObserveMiddleware(limited, metrics=core.metrics, serving=core.serving)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            await self._stack(scope, receive, send)
+
+    def fastapi(self) -> "FastAPI":
+        """The FastAPI app (built now if it was not yet)."""
+        with self._lock:
+            if self._app is None:
+                self._app = _fastapi_app(self.core, outer=False)
+            return self._app
+
+    async def _routed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self._app
+        if app is None:
+            if self._building is None or (
+                self._building.done() and self._building.exception() is not None
+            ):
+                self._building = asyncio.get_running_loop().run_in_executor(None, self.fastapi)
+            app = await asyncio.shield(self._building)
+        await app(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """The ASGI lifespan protocol around `_Core.lifespan`, as Starlette's router runs it."""
+        started = False
+        await receive()  # lifespan.startup
+        try:
+            async with self.core.lifespan():
+                await send({"type": "lifespan.startup.complete"})
+                started = True
+                message: Message = await receive()  # lifespan.shutdown
+                assert message["type"] == "lifespan.shutdown"
+        except BaseException as exc:
+            failed = "lifespan.shutdown.failed" if started else "lifespan.startup.failed"
+            await send({"type": failed, "message": f"{type(exc).__name__}: {exc}"})
+            raise
+        await send({"type": "lifespan.shutdown.complete"})
 
 
 def _keys(raw: Any, keys: list[str]) -> dict[str, list[Any]] | None:
@@ -359,11 +516,23 @@ def create_registry_app(
     trust: dict[str, Any] | None = None,
     poll: float = 1.0,
     **options: Any,
-) -> FastAPI:
+) -> "FastAPI":
     """A server of `NAME@ALIAS` (or `NAME@N`) from the registry of `store_dir` (default: the
     project's): the version the reference points at now, and, for an alias, a switch to each
     version promoted to it while it runs (load, verify, probe, then swap; see
     nbops.bundle.serve.generation). `options` go to `create_app`."""
+    core = _registry_core(ref, store_dir=store_dir, trust=trust, poll=poll, **options)
+    return _fastapi_app(core, outer=True)
+
+
+def _registry_core(
+    ref: str,
+    *,
+    store_dir: Path | None = None,
+    trust: dict[str, Any] | None = None,
+    poll: float = 1.0,
+    **options: Any,
+) -> _Core:
     from nbops.bundle.load import load_bundle
     from nbops.bundle.refs import resolve_bundle
     from nbops.runs.registry import parse_ref
@@ -388,21 +557,44 @@ def create_registry_app(
             poll=poll,
             build=lambda loaded: _Generation(
                 loaded,
-                app.state.metrics,
+                core.metrics,
                 max_batch=options.get("max_batch", 64),
                 batch_wait_ms=options.get("batch_wait_ms", DEFAULT_BATCH_WAIT_MS),
                 log_keys=options.get("log_keys", ()),
             ),
         )
-    app = create_app(bundle, _swapper=swapper, _ref=ref, **options)
-    app.state.serving.current.owned = True
-    return app
+    core = _Core(bundle, _swapper=swapper, _ref=ref, **options)
+    core.first.owned = True
+    return core
 
 
-async def _request_validation_error(request: Request, exc: Exception) -> Response:
-    """FastAPI's 422 for a bad query parameter, rendered so that it cannot fail."""
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    return _errors_response(422, _validation_errors(errors))
+def server_app(bundle: ServableBundle, **options: Any) -> _ServerApp:
+    """The ASGI app `serve()` runs (`options` as for `create_app`): the same endpoints and
+    answers as `create_app`'s, FastAPI built only for the docs and the less common requests."""
+    return _ServerApp(_Core(bundle, **options))
+
+
+def registry_server_app(ref: str, **options: Any) -> _ServerApp:
+    """`server_app` of a registry reference (`options` as for `create_registry_app`)."""
+    return _ServerApp(_registry_core(ref, **options))
+
+
+def run_uvicorn(app: Any, host: str, port: int, *, log_level: str = "warning") -> None:
+    """Run `app` with uvicorn until interrupted: no websockets, the lifespan on, each answer
+    written in one piece (transport.py)."""
+    import uvicorn
+
+    from nbops.bundle.serve.transport import coalescing_http
+
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        ws="none",
+        lifespan="on",
+        http=coalescing_http(),
+    )
 
 
 def serve(
@@ -414,17 +606,4 @@ def serve(
     **options: Any,
 ) -> None:
     """Serve `bundle` with uvicorn until interrupted; `options` go to `create_app`."""
-    import uvicorn
-
-    from nbops.bundle.serve.transport import coalescing_http
-
-    app = create_app(bundle, **options)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        ws="none",
-        lifespan="on",
-        http=coalescing_http(),
-    )
+    run_uvicorn(server_app(bundle, **options), host, port, log_level=log_level)

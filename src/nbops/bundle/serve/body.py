@@ -12,8 +12,6 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi.responses import Response
-
 from nbops.errors import BundleError
 
 _JSON = "application/json"
@@ -185,7 +183,3 @@ def _safe_loc(part: Any) -> str | int:
 
 def _errors_content(errors: list[Any]) -> bytes:
     return json.dumps({"detail": errors}, allow_nan=False, ensure_ascii=False).encode()
-
-
-def _errors_response(status: int, errors: list[Any]) -> Response:
-    return Response(_errors_content(errors), status_code=status, media_type=_JSON)

@@ -9,7 +9,6 @@ splits a request between two bundles and an old bundle closes only when drained.
 
 import json
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -148,30 +147,41 @@ class _ObserveMiddleware:
                 self.metrics.observe_request(endpoint, status, time.perf_counter() - start)
 
 
-Answer = Callable[[Scope, str, bytes, bool], Awaitable[tuple[int, bytes, str | None]]]
+_PROMETHEUS_BYTES = b"text/plain; version=0.0.4; charset=utf-8"
 
 
-class _PredictRoute:
-    """Answers `POST /predict` without a query string itself, with the app's own `answer`
-    (the one the FastAPI route calls), sparing a single-row request the router, the
-    dependency solving and the Request and Response objects; any other request, and
-    /predict with a query string (`?proba=true`, parsed and refused as FastAPI does),
-    goes on to the app. Inside `BodySizeLimitMiddleware`: the body arrives in one piece."""
+class _DirectRoutes:
+    """Answers, itself, `POST /predict`, `GET /health`, `GET /metadata` and `GET /metrics`
+    without a query string, with the answers the FastAPI routes send (`core`: the app's
+    `_Core`), sparing a request the router, the dependency solving and the Request and
+    Response objects; any other request, /predict with a query string (`?proba=true`,
+    parsed and refused as FastAPI does) included, goes on to `app`. Inside
+    `BodySizeLimitMiddleware`: the body arrives in one piece."""
 
-    def __init__(self, app: ASGIApp, answer: Answer) -> None:
+    def __init__(self, app: ASGIApp, core: Any) -> None:
         self.app = app
-        self.answer = answer
+        self.core = core
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope.get("method") != "POST"
-            or scope.get("path") != "/predict"
-            or scope.get("query_string")
-            or scope.get("root_path")
-        ):
+        if scope["type"] != "http" or scope.get("query_string") or scope.get("root_path"):
             await self.app(scope, receive, send)
             return
+        method, path = scope.get("method"), scope.get("path")
+        if method == "POST" and path == "/predict":
+            await self._predict(scope, receive, send)
+        elif method != "GET":
+            await self.app(scope, receive, send)
+        elif path == "/health":
+            status, content = self.core.health_answer()
+            await _send(send, status, content, _JSON_BYTES)
+        elif path == "/metadata":
+            await _send(send, 200, self.core.metadata_answer(), _JSON_BYTES)
+        elif path == "/metrics":
+            await _send(send, 200, self.core.metrics_answer(), _PROMETHEUS_BYTES)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _predict(self, scope: Scope, receive: Receive, send: Send) -> None:
         chunks: list[bytes] = []
         more = True
         while more:
@@ -185,9 +195,18 @@ class _PredictRoute:
             if key == b"content-type":
                 content_type = value.decode("latin-1")
                 break
-        status, content, version = await self.answer(scope, content_type, b"".join(chunks), False)
-        headers = [(b"content-length", str(len(content)).encode()), (b"content-type", _JSON_BYTES)]
-        if version is not None:
-            headers.append((b"x-nbops-model-version", version.encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": content})
+        answer = await self.core.answer(scope, content_type, b"".join(chunks), False)
+        status, content, version = answer
+        await _send(send, status, content, _JSON_BYTES, version)
+
+
+async def _send(
+    send: Send, status: int, content: bytes, content_type: bytes, version: str | None = None
+) -> None:
+    """An answer as Starlette's Response sends it: its length, its type, then (a /predict
+    answer) the answering version."""
+    headers = [(b"content-length", str(len(content)).encode()), (b"content-type", content_type)]
+    if version is not None:
+        headers.append((b"x-nbops-model-version", version.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
