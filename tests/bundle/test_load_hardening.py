@@ -594,3 +594,76 @@ def test_bundle_verify_refuses_what_loading_would_refuse_without_running_it(
 
 def _nothing_to_manifest(data: dict[str, Any]) -> None:
     return None
+
+
+# -- the model's types: read once when it loads, each refusal said as before ----------------------
+
+
+def test_a_good_model_is_read_once(bundle_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from skops import io as sio
+
+    reads: list[str] = []
+    real_untrusted, real_loads = sio.get_untrusted_types, sio.loads
+    monkeypatch.setattr(
+        sio, "get_untrusted_types", lambda **k: reads.append("audit") or real_untrusted(**k)
+    )
+    monkeypatch.setattr(
+        sio, "loads", lambda data, **k: reads.append("load") or real_loads(data, **k)
+    )
+    bundle = load_bundle(bundle_copy)
+    assert reads == ["load"]
+    assert bundle.model is not None
+
+
+def _forest() -> bytes:
+    """A skops file holding types beyond skops's defaults (a random forest's trees)."""
+    from sklearn.ensemble import RandomForestClassifier
+    from skops import io as sio
+
+    return sio.dumps(RandomForestClassifier(n_estimators=2, random_state=0).fit([[0], [1]], [0, 1]))
+
+
+def _no_change(data: dict[str, Any]) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("change", "replace_model", "says"),
+    [
+        (_no_change, _forest(), "which the manifest does not list"),
+        (
+            lambda d: d["model"]["types"].append("posix.system"),
+            None,
+            "'posix.system', which nbops never loads",
+        ),
+        (
+            lambda d: None,
+            b"not a zip file",
+            "model.skops is not a readable skops file (BadZipFile)",
+        ),
+        # both wrong: the unreadable file is said first, as the file is read before the types
+        (
+            lambda d: d["model"]["types"].append("posix.system"),
+            b"junk",
+            "not a readable skops file",
+        ),
+    ],
+    ids=[
+        "a type the manifest does not list",
+        "a listed type nbops never loads",
+        "not a zip",
+        "both",
+    ],
+)
+def test_a_refused_model_is_refused_with_the_first_reason(
+    bundle_copy: Path,
+    change: Callable[[dict[str, Any]], None],
+    replace_model: bytes | None,
+    says: str,
+) -> None:
+    if replace_model is not None:
+        (bundle_copy / "model.skops").write_bytes(replace_model)
+    _rewrite(bundle_copy, change)
+    with pytest.raises(BundleIntegrityError) as raised:
+        load_bundle(bundle_copy)
+    assert says in str(raised.value)

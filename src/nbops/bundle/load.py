@@ -40,7 +40,7 @@ import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from nbops.bundle.allowlist import check_tree_bounds, trusted_types
 from nbops.bundle.archive import unpack
@@ -389,26 +389,41 @@ def _load_folder(folder: Path, policy: TrustPolicy) -> Bundle:
 
 
 def _model(contents: dict[str, bytes], manifest: BundleManifest) -> Any:
+    """The model, loaded by skops trusting only the types the manifest lists, each of which
+    nbops allows. skops reads the file's object tree once, in `loads`, and refuses any type
+    beyond those (and its defaults); only when something fails is the file read again, to
+    report it as `_refused` says."""
     from nbops.bundle.skops_import import skops_io
 
     sio = skops_io()
-
     info = manifest.model
     data = contents[info.file]
+    try:
+        trusted_types([], info.types)  # a listed type nbops never loads is refused
+        trusted = sorted(set(info.types))
+        check_boosters(data)  # before XGBoost or LightGBM parse a model
+        model = sio.loads(data, trusted=trusted)
+    except Exception as e:
+        _refused(sio, data, info.file, info.types, e)
+    check_tree_bounds(model)
+    return model
+
+
+def _refused(sio: Any, data: bytes, file: str, listed: list[str], error: Exception) -> NoReturn:
+    """Why the model could not be loaded, checked in this order: the file is not a readable
+    skops file; the manifest lists a type nbops never loads; the file holds a type nbops never
+    loads or the manifest does not list; a booster fails its check; then what skops raised."""
     try:
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as e:
         raise BundleIntegrityError(
-            f"{info.file} is not a readable skops file ({type(e).__name__})",
+            f"{file} is not a readable skops file ({type(e).__name__})",
             fix="rebuild the bundle",
         ) from None
-    trusted = trusted_types(untrusted, info.types)
-    check_boosters(data)  # before XGBoost or LightGBM parse a model
-    try:
-        model = sio.loads(data, trusted=trusted)
-    except Exception as e:
-        raise BundleIntegrityError(
-            f"{info.file} cannot be loaded ({type(e).__name__}: {e})", fix="rebuild the bundle"
-        ) from None
-    check_tree_bounds(model)
-    return model
+    trusted_types(untrusted, listed)
+    check_boosters(data)
+    if isinstance(error, BundleIntegrityError):
+        raise error
+    raise BundleIntegrityError(
+        f"{file} cannot be loaded ({type(error).__name__}: {error})", fix="rebuild the bundle"
+    ) from None
