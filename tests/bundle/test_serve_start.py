@@ -34,8 +34,15 @@ import uvicorn
 seen = {}
 
 def run(app, **options):  # stands in for the server: the app is built, the model loaded
+    import gc
+
     seen["modules"] = sorted(sys.modules)
     seen["health"] = app.state.health
+    seen["gc"] = {  # the start ran no pass of the collector over everything, and froze it
+        "enabled": gc.isenabled(),
+        "full passes": gc.get_stats()[2]["collections"],
+        "frozen": gc.get_freeze_count(),
+    }
 
 uvicorn.run = run
 if len(sys.argv) > 2:  # no walking allowed: the estimator list must come from the cache
@@ -106,6 +113,8 @@ def test_nbops_serve_starts_without_test_modules_dask_or_other_commands(
         assert "skops.io" in seen["modules"] and "nbops.bundle.serve" in seen["modules"]
         assert sorted(seen["estimators"]) == expected
         assert seen["restored"] and seen["whichmodule_restored"]
+        assert seen["gc"]["enabled"] and seen["gc"]["full passes"] == 0
+        assert seen["gc"]["frozen"] > 100_000  # scikit-learn, pandas, the model, the app
         scipy_ufuncs, numpy_ufuncs = seen["ufuncs"]
         assert len(scipy_ufuncs) > 100 and len(numpy_ufuncs) > 50
         assert seen["ufuncs"] == seen["skops_ufuncs"]

@@ -44,11 +44,16 @@ def register(command: str | None = None) -> None:
 
 
 def main() -> None:
-    """The `nbops` console script: the command's group registered, then the app run."""
-    from nbops.cli import common
+    """The `nbops` console script: the command's group registered (the command-line modules
+    live as long as the process: loaded without the cyclic collector's passes, nbops._gc),
+    then the app run."""
+    from nbops._gc import loaded_for_life
 
-    args = sys.argv[1:]
-    register(args[0] if args and not args[0].startswith("-") else None)
+    with loaded_for_life():
+        from nbops.cli import common
+
+        args = sys.argv[1:]
+        register(args[0] if args and not args[0].startswith("-") else None)
     common.main()
 
 

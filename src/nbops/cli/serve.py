@@ -60,37 +60,28 @@ def serve(
     require_signature: RequireSignature = False,
 ) -> None:
     """Serve a bundle over HTTP: POST /predict, GET /health, /metadata, /metrics, /docs."""
+    from nbops._gc import loaded_for_life
     from nbops.bundle.refs import is_registry_ref
 
-    if not is_registry_ref(bundle_ref):
-        require_bundle_path(bundle_ref)
-        bundle = _load(Path(bundle_ref), _trust(trusted_key, require_signature))
-        from nbops.bundle.serve import serve as run_server
+    options = {"log_sample": log_sample, "log_path": log_path, "log_keys": log_key or []}
+    trust = _trust(trusted_key, require_signature)
+    with loaded_for_life():  # the bundle and the server live as long as the process
+        if not is_registry_ref(bundle_ref):
+            require_bundle_path(bundle_ref)
+            bundle = _load(Path(bundle_ref), trust)
+            from nbops.bundle.serve.app import run_uvicorn, server_app
 
-        err.print(f"Serving {bundle.name} v{bundle.version} on http://{host}:{port}", markup=False)
-        run_server(
-            bundle,
-            host=host,
-            port=port,
-            log_sample=log_sample,
-            log_path=log_path,
-            log_keys=log_key or [],
-        )
-        return
-    from nbops.bundle.serve.app import registry_server_app, run_uvicorn
+            app = server_app(bundle, **options)
+            served = f"{bundle.name} v{bundle.version}"
+        else:
+            from nbops.bundle.serve.app import registry_server_app, run_uvicorn
 
-    app = registry_server_app(
-        bundle_ref,
-        trust=_trust(trusted_key, require_signature),
-        poll=poll,
-        log_sample=log_sample,
-        log_path=log_path,
-        log_keys=log_key or [],
-    )
-    current = app.state.serving.current
-    if current.signature_json and current.signature_json.get("status") != "verified":
-        _warn([f"{bundle_ref}: {current.bundle.signature.describe()}"])
-    err.print(f"Serving {bundle_ref} (v{current.version}) on http://{host}:{port}", markup=False)
+            app = registry_server_app(bundle_ref, trust=trust, poll=poll, **options)
+            current = app.state.serving.current
+            if current.signature_json and current.signature_json.get("status") != "verified":
+                _warn([f"{bundle_ref}: {current.bundle.signature.describe()}"])
+            served = f"{bundle_ref} (v{current.version})"
+    err.print(f"Serving {served} on http://{host}:{port}", markup=False)
     run_uvicorn(app, host, port)
 
 

@@ -605,5 +605,11 @@ def serve(
     log_level: str = "warning",
     **options: Any,
 ) -> None:
-    """Serve `bundle` with uvicorn until interrupted; `options` go to `create_app`."""
-    run_uvicorn(server_app(bundle, **options), host, port, log_level=log_level)
+    """Serve `bundle` with uvicorn until interrupted; `options` go to `create_app`. The
+    server's objects are built without the cyclic collector's passes, then frozen
+    (nbops._gc)."""
+    from nbops._gc import loaded_for_life
+
+    with loaded_for_life():
+        app = server_app(bundle, **options)
+    run_uvicorn(app, host, port, log_level=log_level)
