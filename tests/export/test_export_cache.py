@@ -1,6 +1,6 @@
-"""What an export keeps between exports (nbops.export.cache): ruff's formatting and the line
-layout of formatted modules. A kept result is used only for exactly the input it was made
-from; anything else, a damaged entry included, is made again."""
+"""What an export keeps between exports (nbops.export.cache): ruff's formatting. A kept
+result is used only for exactly the input it was made from; anything else, a damaged entry
+included, is made again."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _no_ruff(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("ruff ran although the result was kept")
 
-    monkeypatch.setattr(formatting.subprocess, "run", refuse)
+    monkeypatch.setattr(formatting.subprocess, "Popen", refuse)
 
 
 def test_formatting_is_kept_and_reused_without_running_ruff(
@@ -50,13 +50,13 @@ def test_a_changed_file_is_formatted_again(monkeypatch: pytest.MonkeyPatch) -> N
     formatting.format_files(FILES)
     changed = {**FILES, "pkg/mod.py": "import sys\nx = {'b':2}\n"}
     calls: list[object] = []
-    real_run = subprocess.run
+    real_popen = subprocess.Popen
 
-    def counting_run(*args: object, **kwargs: object) -> object:
+    def counting_popen(*args: object, **kwargs: object) -> object:
         calls.append(args)
-        return real_run(*args, **kwargs)  # type: ignore[call-overload]
+        return real_popen(*args, **kwargs)  # type: ignore[call-overload]
 
-    monkeypatch.setattr(formatting.subprocess, "run", counting_run)
+    monkeypatch.setattr(formatting.subprocess, "Popen", counting_popen)
     out = formatting.format_files(changed)
     assert calls, "a changed file must not be served from the cache"
     assert out["pkg/mod.py"] == 'import sys\n\nx = {"b": 2}\n'
@@ -153,24 +153,6 @@ def test_a_changed_cell_is_exported_as_without_the_cache(
     cold = export_notebook(nb, tmp_path / "cold", name="p")
     assert _tree(warm.folder) == _tree(cold.folder)
     assert warm.manifest.steps == cold.manifest.steps  # cell lines included
-
-
-def test_a_kept_layout_equals_the_parsed_one_and_a_damaged_one_is_ignored() -> None:
-    text = (
-        "import os\n\n\ndef step() -> int:\n    # cell a\n    x = 1\n    y = (\n        2\n"
-        "    )\n    return x + y\n\n\n@dec\ndef other() -> None:\n    pass\n"
-    )
-    parsed = exporter._parsed_blocks(text)
-    assert exporter._blocks(text) == parsed  # a miss: parsed, then kept
-    assert exporter._blocks(text) == parsed  # a hit
-    (entry,) = cache.cache_dir(exporter.LINES_CACHE_KIND).glob("*.json")
-    for damage in ([], [[1, 2, [3], []]], [["1", 2, [], []]], {"a": 1}):
-        entry.write_text(json.dumps({"key": entry.stem, "data": damage}))
-        assert exporter._blocks(text) == parsed
-    assert parsed[0][:2] == (4, 10)  # the function, its `return` left out of the statements
-    assert parsed[0][2:] == ([6, 7], [6, 9])
-    assert parsed[1][:2] == (14, 15)
-    assert parsed[2][2:] == ([1, 4, 13], [1, 10, 15])  # module level: `other` from `@dec`
 
 
 def test_the_history_copy_is_the_package_and_airflow_ignores_it(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ whole.
 
 from __future__ import annotations
 
-import ast
 import bisect
 import contextlib
 import gc
@@ -21,14 +20,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TypeGuard
 
 from nbops._paths import find_root
 from nbops._version import __version__ as nbops_version
 from nbops.config import load_project
 from nbops.errors import ExportError, StaleExportError
-from nbops.export.cache import CACHE_VERSION, read_entry, write_entry
-from nbops.export.formatting import format_files
+from nbops.export.formatting import format_files, start_formatting
+from nbops.export.layout import statement_blocks
 from nbops.export.manifest import (
     MANIFEST_FILE,
     CellSpan,
@@ -136,8 +134,13 @@ def _prepare_files(
     out = Path(out_dir) if out_dir is not None else DEFAULT_OUT_DIR
     secret = _secret_parameters(graph, nb.path, secret_params)
     rendered = render_package(graph, name, secret)
-    files = format_files(rendered.files)
-    files.update(vendored_files(name, graph.local_modules))  # copied as written, not formatted
+    formatting = start_formatting(rendered.files)  # ruff runs while the rest is prepared
+    try:
+        vendored = vendored_files(name, graph.local_modules)  # copied as written, not formatted
+        files = formatting.result()
+    finally:
+        formatting.close()
+    files.update(vendored)
     digest = hashlib.sha256()
     for rel in sorted(files):
         digest.update(rel.encode() + b"\0" + files[rel].encode() + b"\0")
@@ -485,9 +488,10 @@ def _manifest(prep: _Prepared, version: int) -> ExportManifest:
 def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
     """Find each cell's lines: the statements of the generated code that follow the
     `# cell <id>` marker the renderer put before them, up to the next marker or the end of
-    their block, without the `return` a step function ends with. Read from the syntax tree
-    of the formatted file, so wrapped signatures and setup cells split between module level
-    and configure() are measured as they are. A cell split in two is located by its first part.
+    their block, without the `return` a step function ends with. Read from the statement
+    layout of the formatted file (nbops.export.layout: the syntax tree's lines, read without
+    building the tree), so wrapped signatures and setup cells split between module level and
+    configure() are measured as they are. A cell split in two is located by its first part.
     """
     cells: dict[str, AnalysedCell] = {a.cell.cell_id: a for s in graph.steps for a in s.cells}
     cells.update({a.cell.cell_id: a for a in graph.setup})
@@ -504,7 +508,7 @@ def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
                     markers.append((n, stripped[len("# cell ") :]))
         if not markers:
             continue
-        blocks = _blocks(text)
+        blocks = statement_blocks(text)
         for i, (n, cid) in enumerate(markers):
             stop = markers[i + 1][0] if i + 1 < len(markers) else len(lines) + 1
             starts, ends = next((st, en) for first, last, st, en in blocks if first <= n <= last)
@@ -516,70 +520,6 @@ def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
                 cid, CellSpan(index=a.cell.index, id=cid, file=rel, first_line=n + 1, last_line=end)
             )
     return spans
-
-
-_Block = tuple[int, int, list[int], list[int]]
-LINES_CACHE_KIND = "lines"
-LINES_CACHE_ENTRIES = 256  # a few modules per package; small
-
-
-def _blocks(text: str) -> list[_Block]:
-    """`_parsed_blocks(text)`, kept between exports (nbops.export.cache): parsing a large
-    generated module cost as much as reading every cell of the notebook."""
-    key = hashlib.sha256(f"{CACHE_VERSION}\0{sys.version_info[:2]}\0{text}".encode()).hexdigest()
-    kept = read_entry(LINES_CACHE_KIND, key)
-    if _is_blocks(kept):
-        return [(first, last, starts, ends) for first, last, starts, ends in kept]
-    blocks = _parsed_blocks(text)
-    write_entry(LINES_CACHE_KIND, key, blocks, LINES_CACHE_ENTRIES)
-    return blocks
-
-
-def _is_blocks(data: object) -> TypeGuard[list[_Block]]:
-    """Whether cached data has the shape `_parsed_blocks` returns (a damaged entry is a miss)."""
-    return (
-        isinstance(data, list)
-        and bool(data)
-        and all(
-            isinstance(b, list)
-            and len(b) == 4
-            and all(type(n) is int for n in b[:2])
-            and all(isinstance(x, list) and all(type(n) is int for n in x) for x in b[2:])
-            and len(b[2]) == len(b[3])
-            for b in data
-        )
-    )
-
-
-def _parsed_blocks(text: str) -> list[_Block]:
-    """The statement lists a cell's code can land in, as (first line, last line, the first
-    line of each statement, the last line of each): the body of each top-level function
-    without its final `return` (the step's, not the cell's), then the module's."""
-    functions: list[_Block] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    for node in ast.parse(text).body:
-        if isinstance(node, ast.FunctionDef):
-            body = node.body
-            if body and isinstance(body[-1], ast.Return):
-                body = body[:-1]
-            last = node.end_lineno or node.lineno
-            functions.append(
-                (
-                    node.lineno,
-                    last,
-                    [_first_line(s) for s in body],
-                    [s.end_lineno or s.lineno for s in body],
-                )
-            )
-        starts.append(_first_line(node))
-        ends.append(node.end_lineno or node.lineno)
-    return [*functions, (1, sys.maxsize, starts, ends)]
-
-
-def _first_line(stmt: ast.stmt) -> int:
-    decorators = getattr(stmt, "decorator_list", [])
-    return min([stmt.lineno, *(d.lineno for d in decorators)])
 
 
 def _requirements(graph: StepGraph) -> list[str]:
