@@ -47,12 +47,15 @@ def _in_a_row(files: dict[str, str]) -> dict[str, str] | str:
 
 
 def _at_once(files: dict[str, str]) -> dict[str, str] | str:
+    run = formatting._RuffRun(formatting._ruff(), files)
     try:
-        return formatting._RuffRun(formatting._ruff(), files).result()
+        return run.result()
     except ExportError as exc:
         message = str(exc).split("; ")[0]  # without the fix hint
         assert "\n" not in message
         return message.removeprefix("the generated code could not be formatted: ")
+    finally:
+        run.close()
 
 
 IMPORTS = [
@@ -143,11 +146,12 @@ def test_a_failed_run_leaves_no_process_or_folder(monkeypatch: pytest.MonkeyPatc
         return proc
 
     monkeypatch.setattr(formatting, "_start", recording_start)
-    run = formatting._RuffRun(formatting._ruff(), {"bad.py": "def f(:\n"})
-    folder = Path(run._tmp.name)
+    pending = formatting.start_formatting({"bad.py": "def f(:\n"})
+    assert pending._run is not None
+    folder = Path(pending._run._tmp.name)
     with pytest.raises(ExportError):
-        run.result()
-    assert started and all(proc.poll() is not None for proc in started)
+        pending.result()
+    assert len(started) == 2 and all(proc.poll() is not None for proc in started)
     assert not folder.exists()
 
 
@@ -170,10 +174,11 @@ def test_the_format_step_failing_on_unsorted_text_falls_back_to_the_steps_in_a_r
     )
     fake.chmod(0o755)
     files = {"a.py": "x = 'UNSORTED'\n", "b.py": "y = 1\n"}
-    assert formatting._RuffRun(str(fake), files).result() == {
-        "a.py": "X = 'SORTED'\n",
-        "b.py": "Y = 1\n",
-    }
+    run = formatting._RuffRun(str(fake), files)
+    try:
+        assert run.result() == {"a.py": "X = 'SORTED'\n", "b.py": "Y = 1\n"}
+    finally:
+        run.close()
 
 
 def test_the_packages_own_imports_are_rendered_as_the_import_step_leaves_them(

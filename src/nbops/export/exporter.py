@@ -137,10 +137,9 @@ def _prepare_files(
     formatting = start_formatting(rendered.files)  # ruff runs while the rest is prepared
     try:
         vendored = vendored_files(name, graph.local_modules)  # copied as written, not formatted
-        files = formatting.result()
+        files = {**formatting.result(), **vendored}
     finally:
         formatting.close()
-    files.update(vendored)
     digest = hashlib.sha256()
     for rel in sorted(files):
         digest.update(rel.encode() + b"\0" + files[rel].encode() + b"\0")
@@ -501,17 +500,23 @@ def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
             continue
         lines = text.splitlines()
         markers = []
-        for n, line in enumerate(lines, start=1):
-            if "# cell " in line:  # cheap test first: most lines are code
-                stripped = line.strip()
-                if stripped.startswith("# cell ") and stripped[len("# cell ") :] in cells:
-                    markers.append((n, stripped[len("# cell ") :]))
+        # A substring test first, in a comprehension: most lines are code.
+        for n, line in [(n, line) for n, line in enumerate(lines, start=1) if "# cell " in line]:
+            stripped = line.strip()
+            if stripped.startswith("# cell ") and stripped[len("# cell ") :] in cells:
+                markers.append((n, stripped[len("# cell ") :]))
         if not markers:
             continue
-        blocks = statement_blocks(text)
+        *functions, (_, _, module_starts, module_ends) = statement_blocks(text)
+        firsts = [first for first, _, _, _ in functions]  # in order, not overlapping
         for i, (n, cid) in enumerate(markers):
             stop = markers[i + 1][0] if i + 1 < len(markers) else len(lines) + 1
-            starts, ends = next((st, en) for first, last, st, en in blocks if first <= n <= last)
+            # The function whose lines hold the marker, else the module.
+            f = bisect.bisect_right(firsts, n) - 1
+            if f >= 0 and n <= functions[f][1]:
+                starts, ends = functions[f][2], functions[f][3]
+            else:
+                starts, ends = module_starts, module_ends
             inside = ends[bisect.bisect_right(starts, n) : bisect.bisect_left(starts, stop)]
             # A function holding the next marker is generated code (configure()), not the cell's.
             end = max((e for e in inside if e < stop), default=n)
