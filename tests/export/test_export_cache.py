@@ -1,6 +1,6 @@
-"""What an export keeps between exports (nbops.export.cache): ruff's formatting. A kept
-result is used only for exactly the input it was made from; anything else, a damaged entry
-included, is made again."""
+"""What an export keeps between exports (nbops.export.cache): ruff's formatting and the line
+layout of formatted modules. A kept result is used only for exactly the input it was made
+from; anything else, a damaged entry included, is made again."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from nbops.errors import ExportError
-from nbops.export import cache, exporter, formatting
+from nbops.export import cache, exporter, formatting, layout
 from nbops.export.exporter import export_notebook
 
 FILES = {
@@ -153,6 +153,39 @@ def test_a_changed_cell_is_exported_as_without_the_cache(
     cold = export_notebook(nb, tmp_path / "cold", name="p")
     assert _tree(warm.folder) == _tree(cold.folder)
     assert warm.manifest.steps == cold.manifest.steps  # cell lines included
+
+
+def test_a_kept_layout_equals_the_scanned_one_and_a_damaged_one_is_ignored() -> None:
+    text = (
+        "import os\n\n\ndef step() -> int:\n    # cell a\n    x = 1\n    y = (\n        2\n"
+        "    )\n    return x + y\n\n\n@dec\ndef other() -> None:\n    pass\n"
+    )
+    marked = {"p/transform.py": text}
+    fresh = exporter._layouts(marked)  # a miss: scanned, then kept
+    assert fresh == {"p/transform.py": layout.statement_blocks(text)}
+    assert exporter._layouts(marked) == fresh  # a hit
+    (entry,) = cache.cache_dir(exporter.LINES_CACHE_KIND).glob("*.json")
+    for damage in (
+        [],
+        {"p/other.py": [[1, 2, [], []]]},
+        {"p/transform.py": []},
+        {"p/transform.py": [[1, 2, [3], []]]},
+        {"p/transform.py": [["1", 2, [], []]]},
+    ):
+        entry.write_text(json.dumps({"key": entry.stem, "data": damage}))
+        assert exporter._layouts(marked) == fresh
+
+
+def test_a_re_export_reads_the_kept_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nb = _notebook(tmp_path / "nb.ipynb", "value = scale * 3")
+    first = export_notebook(nb, tmp_path / "out", name="p")
+
+    def refuse(text: str) -> object:
+        raise AssertionError("the layout was read again although it was kept")
+
+    monkeypatch.setattr(exporter, "statement_blocks", refuse)
+    again = export_notebook(nb, tmp_path / "again", name="p")
+    assert again.manifest.steps == first.manifest.steps
 
 
 def test_the_history_copy_is_the_package_and_airflow_ignores_it(tmp_path: Path) -> None:

@@ -1,12 +1,11 @@
 """What an export derives from generated code alone, kept between exports.
 
 An export of an unchanged notebook generates the same code again, and what is derived from
-that code alone is the same too: ruff's formatting of the package (formatting.py). It is
-kept in the user's cache folder, `$XDG_CACHE_HOME/nbops/export/<kind>/` (default
+that code alone is the same too: ruff's formatting of the package (formatting.py), the line
+layout of the formatted modules that hold cells (exporter.py, one entry per package). Both
+are kept in the user's cache folder, `$XDG_CACHE_HOME/nbops/export/<kind>/` (default
 `~/.cache`), one JSON file per entry, named by a SHA-256 of everything the result depends
-on (the caller's key). (The line layout of the formatted modules was kept too, kind
-`lines`, while it came from a syntax tree; nbops.export.layout reads it from the text for
-less than a cache entry cost to write.)
+on (the caller's key).
 
 An entry is written whole (temporary file, then rename); one that cannot be read or does
 not hold what the caller expects is a miss; a cache that cannot be written is skipped.

@@ -20,13 +20,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import TypeGuard
 
 from nbops._paths import find_root
 from nbops._version import __version__ as nbops_version
 from nbops.config import load_project
 from nbops.errors import ExportError, StaleExportError
+from nbops.export.cache import CACHE_VERSION, read_entry, write_entry
 from nbops.export.formatting import format_files, start_formatting
-from nbops.export.layout import statement_blocks
+from nbops.export.layout import Block, statement_blocks
 from nbops.export.manifest import (
     MANIFEST_FILE,
     CellSpan,
@@ -494,7 +496,7 @@ def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
     """
     cells: dict[str, AnalysedCell] = {a.cell.cell_id: a for s in graph.steps for a in s.cells}
     cells.update({a.cell.cell_id: a for a in graph.setup})
-    spans: dict[str, CellSpan] = {}
+    marked: dict[str, tuple[int, list[tuple[int, str]]]] = {}  # rel -> (line count, markers)
     for rel, text in files.items():
         if not rel.endswith(".py") or "# cell " not in text:
             continue
@@ -505,12 +507,15 @@ def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
             stripped = line.strip()
             if stripped.startswith("# cell ") and stripped[len("# cell ") :] in cells:
                 markers.append((n, stripped[len("# cell ") :]))
-        if not markers:
-            continue
-        *functions, (_, _, module_starts, module_ends) = statement_blocks(text)
+        if markers:
+            marked[rel] = (len(lines), markers)
+    layouts = _layouts({rel: files[rel] for rel in marked})
+    spans: dict[str, CellSpan] = {}
+    for rel, (count, markers) in marked.items():
+        *functions, (_, _, module_starts, module_ends) = layouts[rel]
         firsts = [first for first, _, _, _ in functions]  # in order, not overlapping
         for i, (n, cid) in enumerate(markers):
-            stop = markers[i + 1][0] if i + 1 < len(markers) else len(lines) + 1
+            stop = markers[i + 1][0] if i + 1 < len(markers) else count + 1
             # The function whose lines hold the marker, else the module.
             f = bisect.bisect_right(firsts, n) - 1
             if f >= 0 and n <= functions[f][1]:
@@ -525,6 +530,49 @@ def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
                 cid, CellSpan(index=a.cell.index, id=cid, file=rel, first_line=n + 1, last_line=end)
             )
     return spans
+
+
+LINES_CACHE_KIND = "lines"
+LINES_CACHE_ENTRIES = 64  # one per package exported lately, as the format cache
+
+
+def _layouts(marked: dict[str, str]) -> dict[str, list[Block]]:
+    """`statement_blocks` of the modules that hold cell markers, kept between exports in one
+    entry per package (nbops.export.cache): a re-export of an unchanged notebook reads them
+    back instead of scanning every module again."""
+    digest = hashlib.sha256(f"{CACHE_VERSION}\0layout\0{sys.version_info[:2]}\0".encode())
+    for rel, text in marked.items():
+        digest.update(rel.encode() + b"\0" + text.encode() + b"\0")
+    key = digest.hexdigest()
+    kept = read_entry(LINES_CACHE_KIND, key)
+    if _is_layouts(kept, marked):
+        return {rel: [(a, b, starts, ends) for a, b, starts, ends in kept[rel]] for rel in marked}
+    layouts = {rel: statement_blocks(text) for rel, text in marked.items()}
+    if marked:
+        write_entry(LINES_CACHE_KIND, key, layouts, LINES_CACHE_ENTRIES)
+    return layouts
+
+
+def _is_layouts(data: object, marked: dict[str, str]) -> TypeGuard[dict[str, list[Block]]]:
+    """Whether cached data has the shape `_layouts` returns for these modules (a damaged
+    entry is a miss)."""
+    return (
+        isinstance(data, dict)
+        and data.keys() == marked.keys()
+        and all(
+            isinstance(blocks, list)
+            and bool(blocks)
+            and all(
+                isinstance(b, list)
+                and len(b) == 4
+                and all(type(n) is int for n in b[:2])
+                and all(isinstance(x, list) and all(type(n) is int for n in x) for x in b[2:])
+                and len(b[2]) == len(b[3])
+                for b in blocks
+            )
+            for blocks in data.values()
+        )
+    )
 
 
 def _requirements(graph: StepGraph) -> list[str]:
