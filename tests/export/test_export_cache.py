@@ -210,3 +210,27 @@ def test_a_failed_airflowignore_write_fails_the_export_and_frees_the_lock(
     assert not (tmp_path / "out" / ".versions" / "p" / "v1").exists(), "no version recorded"
     monkeypatch.undo()
     assert export_notebook(nb, tmp_path / "out", name="p").version == 1  # the lock was freed
+
+
+def test_a_failed_package_write_leaves_no_copy_of_a_new_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The package and its history copy are written side by side: when the package cannot
+    be written, the copy of the new version goes too, and nothing is recorded."""
+    nb = _notebook(tmp_path / "nb.ipynb", "value = scale * 3")
+    real_write_tree = exporter.write_tree
+    out = tmp_path / "out"
+
+    def failing(files: dict[str, str], target: Path) -> None:
+        if target == out / "p":
+            raise OSError(28, "No space left on device")
+        real_write_tree(files, target)
+
+    monkeypatch.setattr(exporter, "write_tree", failing)
+    with pytest.raises(ExportError, match="No space left"):
+        export_notebook(nb, out, name="p")
+    history = out / ".versions" / "p"
+    assert not (history / "v1").exists()
+    assert not (history / "index.json").exists()
+    monkeypatch.undo()
+    assert export_notebook(nb, out, name="p").version == 1  # the lock was freed

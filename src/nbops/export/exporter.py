@@ -13,6 +13,7 @@ import gc
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -237,8 +238,8 @@ def _write(
     """Write the package and record its version, under the export's lock."""
     out = prep.folder.parent
     with export_lock(out, prep.name):
-        # The history's .airflowignore is synced to disk while the package is prepared and
-        # written; it is there before the version is copied into the history.
+        # The history's .airflowignore is synced to disk while the package is prepared; it
+        # is there before the package or its copy in the history is written.
         ignoring = _Background(ignore_history_in_airflow, history_dir(out, prep.name).parent)
         try:
             index = read_index(out, prep.name)
@@ -248,10 +249,22 @@ def _write(
             if targets:
                 files, manifest = _with_targets(prep, files, manifest, targets, options, warnings)
             files[f"{prep.name}/{MANIFEST_FILE}"] = manifest.to_json()
-            write_tree(files, prep.folder)
         finally:
             ignoring.wait()
         ignoring.result()
+        # The package and its copy in the history are written side by side: the writes wait
+        # on the disk, not on each other. A copy made for a failed package is removed when
+        # it is a new version (the history holds no other copy of it).
+        copy = history_dir(out, prep.name) / f"v{version}"
+        copying = _Background(write_tree, files, copy)
+        try:
+            write_tree(files, prep.folder)
+        except BaseException:
+            copying.wait()
+            if is_new:
+                shutil.rmtree(copy, ignore_errors=True)
+            raise
+        copying.result()
         entry = VersionEntry(
             version=version,
             content_hash=prep.content_hash,
@@ -262,7 +275,7 @@ def _write(
         )
         if not is_new:  # keep the first creation time of a version
             entry.created_at = next(e.created_at for e in index.versions if e.version == version)
-        record_version(out, index, entry, prep.folder, files, airflow_ignored=True)
+        record_version(out, index, entry, prep.folder, airflow_ignored=True, copied=True)
     return version, manifest, is_new
 
 
