@@ -13,7 +13,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from nbops.errors import ExportError
-from nbops.export import cache, exporter, formatting
+from nbops.export import cache, exporter, formatting, layout
 from nbops.export.exporter import export_notebook
 
 FILES = {
@@ -34,7 +34,7 @@ def _no_ruff(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("ruff ran although the result was kept")
 
-    monkeypatch.setattr(formatting.subprocess, "run", refuse)
+    monkeypatch.setattr(formatting.subprocess, "Popen", refuse)
 
 
 def test_formatting_is_kept_and_reused_without_running_ruff(
@@ -50,13 +50,13 @@ def test_a_changed_file_is_formatted_again(monkeypatch: pytest.MonkeyPatch) -> N
     formatting.format_files(FILES)
     changed = {**FILES, "pkg/mod.py": "import sys\nx = {'b':2}\n"}
     calls: list[object] = []
-    real_run = subprocess.run
+    real_popen = subprocess.Popen
 
-    def counting_run(*args: object, **kwargs: object) -> object:
+    def counting_popen(*args: object, **kwargs: object) -> object:
         calls.append(args)
-        return real_run(*args, **kwargs)  # type: ignore[call-overload]
+        return real_popen(*args, **kwargs)  # type: ignore[call-overload]
 
-    monkeypatch.setattr(formatting.subprocess, "run", counting_run)
+    monkeypatch.setattr(formatting.subprocess, "Popen", counting_popen)
     out = formatting.format_files(changed)
     assert calls, "a changed file must not be served from the cache"
     assert out["pkg/mod.py"] == 'import sys\n\nx = {"b": 2}\n'
@@ -155,22 +155,37 @@ def test_a_changed_cell_is_exported_as_without_the_cache(
     assert warm.manifest.steps == cold.manifest.steps  # cell lines included
 
 
-def test_a_kept_layout_equals_the_parsed_one_and_a_damaged_one_is_ignored() -> None:
+def test_a_kept_layout_equals_the_scanned_one_and_a_damaged_one_is_ignored() -> None:
     text = (
         "import os\n\n\ndef step() -> int:\n    # cell a\n    x = 1\n    y = (\n        2\n"
         "    )\n    return x + y\n\n\n@dec\ndef other() -> None:\n    pass\n"
     )
-    parsed = exporter._parsed_blocks(text)
-    assert exporter._blocks(text) == parsed  # a miss: parsed, then kept
-    assert exporter._blocks(text) == parsed  # a hit
+    marked = {"p/transform.py": text}
+    fresh = exporter._layouts(marked)  # a miss: scanned, then kept
+    assert fresh == {"p/transform.py": layout.statement_blocks(text)}
+    assert exporter._layouts(marked) == fresh  # a hit
     (entry,) = cache.cache_dir(exporter.LINES_CACHE_KIND).glob("*.json")
-    for damage in ([], [[1, 2, [3], []]], [["1", 2, [], []]], {"a": 1}):
+    for damage in (
+        [],
+        {"p/other.py": [[1, 2, [], []]]},
+        {"p/transform.py": []},
+        {"p/transform.py": [[1, 2, [3], []]]},
+        {"p/transform.py": [["1", 2, [], []]]},
+    ):
         entry.write_text(json.dumps({"key": entry.stem, "data": damage}))
-        assert exporter._blocks(text) == parsed
-    assert parsed[0][:2] == (4, 10)  # the function, its `return` left out of the statements
-    assert parsed[0][2:] == ([6, 7], [6, 9])
-    assert parsed[1][:2] == (14, 15)
-    assert parsed[2][2:] == ([1, 4, 13], [1, 10, 15])  # module level: `other` from `@dec`
+        assert exporter._layouts(marked) == fresh
+
+
+def test_a_re_export_reads_the_kept_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nb = _notebook(tmp_path / "nb.ipynb", "value = scale * 3")
+    first = export_notebook(nb, tmp_path / "out", name="p")
+
+    def refuse(text: str) -> object:
+        raise AssertionError("the layout was read again although it was kept")
+
+    monkeypatch.setattr(exporter, "statement_blocks", refuse)
+    again = export_notebook(nb, tmp_path / "again", name="p")
+    assert again.manifest.steps == first.manifest.steps
 
 
 def test_the_history_copy_is_the_package_and_airflow_ignores_it(tmp_path: Path) -> None:
@@ -195,3 +210,27 @@ def test_a_failed_airflowignore_write_fails_the_export_and_frees_the_lock(
     assert not (tmp_path / "out" / ".versions" / "p" / "v1").exists(), "no version recorded"
     monkeypatch.undo()
     assert export_notebook(nb, tmp_path / "out", name="p").version == 1  # the lock was freed
+
+
+def test_a_failed_package_write_leaves_no_copy_of_a_new_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The package and its history copy are written side by side: when the package cannot
+    be written, the copy of the new version goes too, and nothing is recorded."""
+    nb = _notebook(tmp_path / "nb.ipynb", "value = scale * 3")
+    real_write_tree = exporter.write_tree
+    out = tmp_path / "out"
+
+    def failing(files: dict[str, str], target: Path) -> None:
+        if target == out / "p":
+            raise OSError(28, "No space left on device")
+        real_write_tree(files, target)
+
+    monkeypatch.setattr(exporter, "write_tree", failing)
+    with pytest.raises(ExportError, match="No space left"):
+        export_notebook(nb, out, name="p")
+    history = out / ".versions" / "p"
+    assert not (history / "v1").exists()
+    assert not (history / "index.json").exists()
+    monkeypatch.undo()
+    assert export_notebook(nb, out, name="p").version == 1  # the lock was freed

@@ -2,9 +2,10 @@
 
 An export of an unchanged notebook generates the same code again, and what is derived from
 that code alone is the same too: ruff's formatting of the package (formatting.py), the line
-layout of each formatted module (exporter.py). Both are kept in the user's cache folder,
-`$XDG_CACHE_HOME/nbops/export/<kind>/` (default `~/.cache`), one JSON file per entry,
-named by a SHA-256 of everything the result depends on (the caller's key).
+layout of the formatted modules that hold cells (exporter.py, one entry per package). Both
+are kept in the user's cache folder, `$XDG_CACHE_HOME/nbops/export/<kind>/` (default
+`~/.cache`), one JSON file per entry, named by a SHA-256 of everything the result depends
+on (the caller's key).
 
 An entry is written whole (temporary file, then rename); one that cannot be read or does
 not hold what the caller expects is a miss; a cache that cannot be written is skipped.
@@ -47,10 +48,12 @@ def write_entry(kind: str, key: str, data: Any, limit: int) -> None:
     folder = cache_dir(kind)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        # json.dumps, not json.dump: only the one-shot encoder is the C one.
+        text = json.dumps({"key": key, "data": data})
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".entry-", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"key": key, "data": data}, handle)
+                handle.write(text)
             os.replace(tmp, folder / f"{key}.json")
         except BaseException:
             with contextlib.suppress(OSError):

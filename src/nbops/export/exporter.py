@@ -7,13 +7,13 @@ whole.
 
 from __future__ import annotations
 
-import ast
 import bisect
 import contextlib
 import gc
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -28,7 +28,8 @@ from nbops._version import __version__ as nbops_version
 from nbops.config import load_project
 from nbops.errors import ExportError, StaleExportError
 from nbops.export.cache import CACHE_VERSION, read_entry, write_entry
-from nbops.export.formatting import format_files
+from nbops.export.formatting import format_files, start_formatting
+from nbops.export.layout import Block, statement_blocks
 from nbops.export.manifest import (
     MANIFEST_FILE,
     CellSpan,
@@ -136,8 +137,12 @@ def _prepare_files(
     out = Path(out_dir) if out_dir is not None else DEFAULT_OUT_DIR
     secret = _secret_parameters(graph, nb.path, secret_params)
     rendered = render_package(graph, name, secret)
-    files = format_files(rendered.files)
-    files.update(vendored_files(name, graph.local_modules))  # copied as written, not formatted
+    formatting = start_formatting(rendered.files)  # ruff runs while the rest is prepared
+    try:
+        vendored = vendored_files(name, graph.local_modules)  # copied as written, not formatted
+        files = {**formatting.result(), **vendored}
+    finally:
+        formatting.close()
     digest = hashlib.sha256()
     for rel in sorted(files):
         digest.update(rel.encode() + b"\0" + files[rel].encode() + b"\0")
@@ -233,8 +238,8 @@ def _write(
     """Write the package and record its version, under the export's lock."""
     out = prep.folder.parent
     with export_lock(out, prep.name):
-        # The history's .airflowignore is synced to disk while the package is prepared and
-        # written; it is there before the version is copied into the history.
+        # The history's .airflowignore is synced to disk while the package is prepared; it
+        # is there before the package or its copy in the history is written.
         ignoring = _Background(ignore_history_in_airflow, history_dir(out, prep.name).parent)
         try:
             index = read_index(out, prep.name)
@@ -244,10 +249,22 @@ def _write(
             if targets:
                 files, manifest = _with_targets(prep, files, manifest, targets, options, warnings)
             files[f"{prep.name}/{MANIFEST_FILE}"] = manifest.to_json()
-            write_tree(files, prep.folder)
         finally:
             ignoring.wait()
         ignoring.result()
+        # The package and its copy in the history are written side by side: the writes wait
+        # on the disk, not on each other. A copy made for a failed package is removed when
+        # it is a new version (the history holds no other copy of it).
+        copy = history_dir(out, prep.name) / f"v{version}"
+        copying = _Background(write_tree, files, copy)
+        try:
+            write_tree(files, prep.folder)
+        except BaseException:
+            copying.wait()
+            if is_new:
+                shutil.rmtree(copy, ignore_errors=True)
+            raise
+        copying.result()
         entry = VersionEntry(
             version=version,
             content_hash=prep.content_hash,
@@ -258,7 +275,7 @@ def _write(
         )
         if not is_new:  # keep the first creation time of a version
             entry.created_at = next(e.created_at for e in index.versions if e.version == version)
-        record_version(out, index, entry, prep.folder, files, airflow_ignored=True)
+        record_version(out, index, entry, prep.folder, airflow_ignored=True, copied=True)
     return version, manifest, is_new
 
 
@@ -485,29 +502,39 @@ def _manifest(prep: _Prepared, version: int) -> ExportManifest:
 def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
     """Find each cell's lines: the statements of the generated code that follow the
     `# cell <id>` marker the renderer put before them, up to the next marker or the end of
-    their block, without the `return` a step function ends with. Read from the syntax tree
-    of the formatted file, so wrapped signatures and setup cells split between module level
-    and configure() are measured as they are. A cell split in two is located by its first part.
+    their block, without the `return` a step function ends with. Read from the statement
+    layout of the formatted file (nbops.export.layout: the syntax tree's lines, read without
+    building the tree), so wrapped signatures and setup cells split between module level and
+    configure() are measured as they are. A cell split in two is located by its first part.
     """
     cells: dict[str, AnalysedCell] = {a.cell.cell_id: a for s in graph.steps for a in s.cells}
     cells.update({a.cell.cell_id: a for a in graph.setup})
-    spans: dict[str, CellSpan] = {}
+    marked: dict[str, tuple[int, list[tuple[int, str]]]] = {}  # rel -> (line count, markers)
     for rel, text in files.items():
         if not rel.endswith(".py") or "# cell " not in text:
             continue
         lines = text.splitlines()
         markers = []
-        for n, line in enumerate(lines, start=1):
-            if "# cell " in line:  # cheap test first: most lines are code
-                stripped = line.strip()
-                if stripped.startswith("# cell ") and stripped[len("# cell ") :] in cells:
-                    markers.append((n, stripped[len("# cell ") :]))
-        if not markers:
-            continue
-        blocks = _blocks(text)
+        # A substring test first, in a comprehension: most lines are code.
+        for n, line in [(n, line) for n, line in enumerate(lines, start=1) if "# cell " in line]:
+            stripped = line.strip()
+            if stripped.startswith("# cell ") and stripped[len("# cell ") :] in cells:
+                markers.append((n, stripped[len("# cell ") :]))
+        if markers:
+            marked[rel] = (len(lines), markers)
+    layouts = _layouts({rel: files[rel] for rel in marked})
+    spans: dict[str, CellSpan] = {}
+    for rel, (count, markers) in marked.items():
+        *functions, (_, _, module_starts, module_ends) = layouts[rel]
+        firsts = [first for first, _, _, _ in functions]  # in order, not overlapping
         for i, (n, cid) in enumerate(markers):
-            stop = markers[i + 1][0] if i + 1 < len(markers) else len(lines) + 1
-            starts, ends = next((st, en) for first, last, st, en in blocks if first <= n <= last)
+            stop = markers[i + 1][0] if i + 1 < len(markers) else count + 1
+            # The function whose lines hold the marker, else the module.
+            f = bisect.bisect_right(firsts, n) - 1
+            if f >= 0 and n <= functions[f][1]:
+                starts, ends = functions[f][2], functions[f][3]
+            else:
+                starts, ends = module_starts, module_ends
             inside = ends[bisect.bisect_right(starts, n) : bisect.bisect_left(starts, stop)]
             # A function holding the next marker is generated code (configure()), not the cell's.
             end = max((e for e in inside if e < stop), default=n)
@@ -518,68 +545,47 @@ def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
     return spans
 
 
-_Block = tuple[int, int, list[int], list[int]]
 LINES_CACHE_KIND = "lines"
-LINES_CACHE_ENTRIES = 256  # a few modules per package; small
+LINES_CACHE_ENTRIES = 64  # one per package exported lately, as the format cache
 
 
-def _blocks(text: str) -> list[_Block]:
-    """`_parsed_blocks(text)`, kept between exports (nbops.export.cache): parsing a large
-    generated module cost as much as reading every cell of the notebook."""
-    key = hashlib.sha256(f"{CACHE_VERSION}\0{sys.version_info[:2]}\0{text}".encode()).hexdigest()
+def _layouts(marked: dict[str, str]) -> dict[str, list[Block]]:
+    """`statement_blocks` of the modules that hold cell markers, kept between exports in one
+    entry per package (nbops.export.cache): a re-export of an unchanged notebook reads them
+    back instead of scanning every module again."""
+    digest = hashlib.sha256(f"{CACHE_VERSION}\0layout\0{sys.version_info[:2]}\0".encode())
+    for rel, text in marked.items():
+        digest.update(rel.encode() + b"\0" + text.encode() + b"\0")
+    key = digest.hexdigest()
     kept = read_entry(LINES_CACHE_KIND, key)
-    if _is_blocks(kept):
-        return [(first, last, starts, ends) for first, last, starts, ends in kept]
-    blocks = _parsed_blocks(text)
-    write_entry(LINES_CACHE_KIND, key, blocks, LINES_CACHE_ENTRIES)
-    return blocks
+    if _is_layouts(kept, marked):
+        return {rel: [(a, b, starts, ends) for a, b, starts, ends in kept[rel]] for rel in marked}
+    layouts = {rel: statement_blocks(text) for rel, text in marked.items()}
+    if marked:
+        write_entry(LINES_CACHE_KIND, key, layouts, LINES_CACHE_ENTRIES)
+    return layouts
 
 
-def _is_blocks(data: object) -> TypeGuard[list[_Block]]:
-    """Whether cached data has the shape `_parsed_blocks` returns (a damaged entry is a miss)."""
+def _is_layouts(data: object, marked: dict[str, str]) -> TypeGuard[dict[str, list[Block]]]:
+    """Whether cached data has the shape `_layouts` returns for these modules (a damaged
+    entry is a miss)."""
     return (
-        isinstance(data, list)
-        and bool(data)
+        isinstance(data, dict)
+        and data.keys() == marked.keys()
         and all(
-            isinstance(b, list)
-            and len(b) == 4
-            and all(type(n) is int for n in b[:2])
-            and all(isinstance(x, list) and all(type(n) is int for n in x) for x in b[2:])
-            and len(b[2]) == len(b[3])
-            for b in data
+            isinstance(blocks, list)
+            and bool(blocks)
+            and all(
+                isinstance(b, list)
+                and len(b) == 4
+                and all(type(n) is int for n in b[:2])
+                and all(isinstance(x, list) and all(type(n) is int for n in x) for x in b[2:])
+                and len(b[2]) == len(b[3])
+                for b in blocks
+            )
+            for blocks in data.values()
         )
     )
-
-
-def _parsed_blocks(text: str) -> list[_Block]:
-    """The statement lists a cell's code can land in, as (first line, last line, the first
-    line of each statement, the last line of each): the body of each top-level function
-    without its final `return` (the step's, not the cell's), then the module's."""
-    functions: list[_Block] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    for node in ast.parse(text).body:
-        if isinstance(node, ast.FunctionDef):
-            body = node.body
-            if body and isinstance(body[-1], ast.Return):
-                body = body[:-1]
-            last = node.end_lineno or node.lineno
-            functions.append(
-                (
-                    node.lineno,
-                    last,
-                    [_first_line(s) for s in body],
-                    [s.end_lineno or s.lineno for s in body],
-                )
-            )
-        starts.append(_first_line(node))
-        ends.append(node.end_lineno or node.lineno)
-    return [*functions, (1, sys.maxsize, starts, ends)]
-
-
-def _first_line(stmt: ast.stmt) -> int:
-    decorators = getattr(stmt, "decorator_list", [])
-    return min([stmt.lineno, *(d.lineno for d in decorators)])
 
 
 def _requirements(graph: StepGraph) -> list[str]:

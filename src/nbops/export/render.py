@@ -550,16 +550,10 @@ def _render_pipeline(
         "from typing import Any",
         "",
     ]
-    for m in modules:
-        imports.append(f"from . import {m}" + (f" as {alias[m]}" if alias[m] != m else ""))
     uses_common = has_configure_code(graph) or any(
         i.source == "setup" for s in graph.steps for i in s.inputs
     )
-    if uses_common:
-        imports.append(
-            "from . import common"
-            + (f" as {alias['common']}" if alias["common"] != "common" else "")
-        )
+    imports.extend(_sibling_imports([*modules, "common"] if uses_common else modules, alias))
     imports.append("from .params import Params")
     needs = sorted({n for r in results for n in types.get(r, ANY).needs})
     if needs:  # the notebook's imports the Results annotations read
@@ -640,6 +634,15 @@ def _render_pipeline(
         '    `name.key`)."""\n'
         f"    return _numbers({metric_dict})\n\n\n" + template("numbers.py.tmpl")
     )
+
+
+def _sibling_imports(modules: list[str], alias: dict[str, str]) -> list[str]:
+    """`from . import` lines for the package's own modules, written as ruff's import sorting
+    leaves them when it can (one line for those imported under their own name), so that step
+    usually has nothing to change; the formatter settles any other case."""
+    plain = sorted(m for m in modules if alias[m] == m)
+    lines = [f"from . import {', '.join(plain)}"] if plain else []
+    return lines + [f"from . import {m} as {alias[m]}" for m in sorted(modules) if alias[m] != m]
 
 
 def _override_example(graph: StepGraph, secret: frozenset[str]) -> str:

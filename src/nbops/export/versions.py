@@ -97,17 +97,21 @@ def record_version(
     files: dict[str, str] | None = None,
     *,
     airflow_ignored: bool = False,
+    copied: bool = False,
 ) -> None:
     """Copy a written export into the history and update the index (both atomically).
 
     `files`, when given, are what `folder` holds (as write_tree wrote them): the copy is
     written from them rather than read back. `airflow_ignored`: the caller has written the
-    history's `.airflowignore` already (ignore_history_in_airflow)."""
+    history's `.airflowignore` already (ignore_history_in_airflow). `copied`: the caller
+    has written the copy already (write_tree into `history_dir(...) / f"v{version}"`)."""
     hdir = history_dir(out_dir, index.name)
     hdir.mkdir(parents=True, exist_ok=True)
     if not airflow_ignored:
         ignore_history_in_airflow(hdir.parent)
-    if files is None:
+    if copied:
+        pass
+    elif files is None:
         replace_dir(folder, hdir / f"v{entry.version}", copy=True)
     else:
         write_tree(files, hdir / f"v{entry.version}")

@@ -300,6 +300,21 @@ def _reads(node: ast.expr) -> list[str] | None:
             stack.append(call.func)
         elif kind is ast.keyword:
             stack.append(n.value)  # type: ignore[attr-defined]
+        # The usual operators, their children pushed in field order reversed (their operator
+        # nodes hold no names), as the generic branch below would.
+        elif kind is ast.BinOp:
+            stack.append(n.right)  # type: ignore[attr-defined]
+            stack.append(n.left)  # type: ignore[attr-defined]
+        elif kind is ast.UnaryOp:
+            stack.append(n.operand)  # type: ignore[attr-defined]
+        elif kind is ast.Compare:
+            stack.extend(reversed(n.comparators))  # type: ignore[attr-defined]
+            stack.append(n.left)  # type: ignore[attr-defined]
+        elif kind is ast.BoolOp:
+            stack.extend(reversed(n.values))  # type: ignore[attr-defined]
+        elif kind is ast.Subscript:
+            stack.append(n.slice)  # type: ignore[attr-defined]
+            stack.append(n.value)  # type: ignore[attr-defined]
         elif isinstance(n, _NOT_PLAIN):
             return None
         else:  # what generic_visit visits, in its order
