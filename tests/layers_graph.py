@@ -108,6 +108,7 @@ def all_imports(src: Path = SRC) -> list[Import]:
 LAYERS: dict[str, int] = {
     "nbops._version": 0,
     "nbops._atomic": 0,
+    "nbops._gc": 0,
     "nbops._jsonsafe": 0,
     "nbops._markdown": 0,
     "nbops._paths": 0,

@@ -64,11 +64,10 @@ def serve(
     from nbops.bundle.refs import is_registry_ref
 
     options = {"log_sample": log_sample, "log_path": log_path, "log_keys": log_key or []}
-    trust = _trust(trusted_key, require_signature)
     with loaded_for_life():  # the bundle and the server live as long as the process
         if not is_registry_ref(bundle_ref):
-            require_bundle_path(bundle_ref)
-            bundle = _load(Path(bundle_ref), trust)
+            require_bundle_path(bundle_ref)  # a missing bundle is refused before any import
+            bundle = _load(Path(bundle_ref), _trust(trusted_key, require_signature))
             from nbops.bundle.serve.app import run_uvicorn, server_app
 
             app = server_app(bundle, **options)
@@ -76,6 +75,7 @@ def serve(
         else:
             from nbops.bundle.serve.app import registry_server_app, run_uvicorn
 
+            trust = _trust(trusted_key, require_signature)
             app = registry_server_app(bundle_ref, trust=trust, poll=poll, **options)
             current = app.state.serving.current
             if current.signature_json and current.signature_json.get("status") != "verified":
