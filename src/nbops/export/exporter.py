@@ -108,21 +108,6 @@ class _Prepared:
     content_hash: str
     rendered: RenderedPackage
     secret: frozenset[str] = frozenset()  # the secret parameters: no default in the package
-    parts: _ManifestParts | None = None  # the manifest's parts made while ruff ran
-
-
-@dataclass
-class _ManifestParts:
-    """What the manifest holds that does not depend on the formatted code (nor the version):
-    made while ruff formats the package."""
-
-    functions: dict[str, str]  # step key -> module:function
-    inputs: dict[str, list[StepInputEntry]]
-    source: SourceEntry
-    parameters: list[ParameterEntry]
-    metrics_from: list[str]
-    metrics: list[MetricEntry]
-    requirements: list[str]
 
 
 @contextlib.contextmanager
@@ -144,11 +129,7 @@ def _prepare_files(
     out_dir: str | Path | None,
     name: str | None,
     secret_params: Sequence[str] | None,
-    *,
-    manifest: bool = False,
 ) -> _Prepared:
-    """The package's files, formatted (with `manifest`, and the manifest's parts that do not
-    depend on them, made while ruff runs)."""
     # nbformat's validation of the notebook, when it can wait, runs while ruff formats: until
     # then an error is preceded by the notebook's own, as if it had been validated on reading.
     nb, validation = read_notebook_pending(notebook)
@@ -163,14 +144,13 @@ def _prepare_files(
     try:
         validation.run()
         vendored = vendored_files(name, graph.local_modules)  # copied as written, not formatted
-        parts = _manifest_parts(graph, out / name, rendered, secret) if manifest else None
         files = {**formatting.result(), **vendored}
     finally:
         formatting.close()
     digest = hashlib.sha256()
     for rel in sorted(files):
         digest.update(rel.encode() + b"\0" + files[rel].encode() + b"\0")
-    return _Prepared(graph, name, out / name, files, digest.hexdigest(), rendered, secret, parts)
+    return _Prepared(graph, name, out / name, files, digest.hexdigest(), rendered, secret)
 
 
 def _secret_parameters(
@@ -232,7 +212,7 @@ def export_notebook(
     # One pause of the garbage collector for the whole export, ended once the syntax trees
     # are released: ended earlier, its first collection walks every object of every tree.
     with _gc_paused():
-        prep = _prepare_files(notebook, out_dir, name, secret_params, manifest=True)
+        prep = _prepare_files(notebook, out_dir, name, secret_params)
         warnings: list[str] = []
         try:
             version, manifest, is_new = _write(prep, modules, options or TargetOptions(), warnings)
@@ -464,23 +444,32 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _manifest_parts(
-    graph: StepGraph, folder: Path, rendered: RenderedPackage, secret: frozenset[str]
-) -> _ManifestParts:
-    nb = graph.notebook
-    source_path = Path(os.path.relpath(nb.path.resolve(), folder.resolve())).as_posix()
-    functions = {}
+def _manifest(prep: _Prepared, version: int) -> ExportManifest:
+    graph, name = prep.graph, prep.name
+    files = _finalise(prep.files, version)
+    spans = _cell_spans(files, graph)
+    steps = []
     for step in graph.steps:
-        file, function = rendered.step_functions[step.key]
-        functions[step.key] = f"{Path(file).stem}:{function}"
-    return _ManifestParts(
-        functions=functions,
-        inputs={
-            step.key: [
-                StepInputEntry(name=i.name, source=i.source, step=i.step) for i in step.inputs
-            ]
-            for step in graph.steps
-        },
+        file, function = prep.rendered.step_functions[step.key]
+        steps.append(
+            StepEntry(
+                key=step.key,
+                role=step.role.value,
+                function=f"{Path(file).stem}:{function}",
+                cells=[spans[a.cell.cell_id] for a in step.cells],
+                inputs=[
+                    StepInputEntry(name=i.name, source=i.source, step=i.step) for i in step.inputs
+                ],
+                outputs=step.outputs,
+            )
+        )
+    nb = graph.notebook
+    source_path = Path(os.path.relpath(nb.path.resolve(), prep.folder.resolve())).as_posix()
+    return ExportManifest(
+        name=name,
+        version=version,
+        content_hash=prep.content_hash,
+        nbops_version=nbops_version,
         source=SourceEntry(
             path=source_path,
             sha256=nb.sha256,
@@ -492,52 +481,23 @@ def _manifest_parts(
             ParameterEntry(
                 name=p.name,
                 type=p.type_source,
-                default=None if p.name in secret else p.default,
+                default=None if p.name in prep.secret else p.default,
                 description=p.description,
-                secret=p.name in secret,
-                env=secret_env_var(p.name) if p.name in secret else None,
+                secret=p.name in prep.secret,
+                env=secret_env_var(p.name) if p.name in prep.secret else None,
             )
             for p in graph.parameters
         ],
-        metrics_from=metric_names(graph, rendered.metrics),
+        setup_cells=[spans[a.cell.cell_id] for a in graph.setup if a.cell.cell_id in spans],
+        steps=steps,
+        metrics_from=metric_names(graph, prep.rendered.metrics),
         metrics=[
             MetricEntry(
                 name=m.name, step=m.step, value=m.value, expression=m.expression, cell=m.headline
             )
-            for m in rendered.metrics
+            for m in prep.rendered.metrics
         ],
         requirements=_requirements(graph),
-    )
-
-
-def _manifest(prep: _Prepared, version: int) -> ExportManifest:
-    graph, name = prep.graph, prep.name
-    parts = prep.parts or _manifest_parts(graph, prep.folder, prep.rendered, prep.secret)
-    files = _finalise(prep.files, version)
-    spans = _cell_spans(files, graph)
-    steps = [
-        StepEntry(
-            key=step.key,
-            role=step.role.value,
-            function=parts.functions[step.key],
-            cells=[spans[a.cell.cell_id] for a in step.cells],
-            inputs=parts.inputs[step.key],
-            outputs=step.outputs,
-        )
-        for step in graph.steps
-    ]
-    return ExportManifest(
-        name=name,
-        version=version,
-        content_hash=prep.content_hash,
-        nbops_version=nbops_version,
-        source=parts.source,
-        parameters=parts.parameters,
-        setup_cells=[spans[a.cell.cell_id] for a in graph.setup if a.cell.cell_id in spans],
-        steps=steps,
-        metrics_from=parts.metrics_from,
-        metrics=parts.metrics,
-        requirements=parts.requirements,
         local_modules=list(graph.local_modules),
         files={rel: _sha256(text.encode("utf-8")) for rel, text in sorted(files.items())},
     )
