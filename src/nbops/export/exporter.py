@@ -75,7 +75,7 @@ from nbops.export.versions import (
 from nbops.notebook.analysis import AnalysedCell, StepGraph, analyse, require_steps
 from nbops.notebook.cellcode import Diagnostic
 from nbops.notebook.kale import step_resources
-from nbops.notebook.read import read_notebook
+from nbops.notebook.read import read_notebook_pending
 from nbops.redact import is_secret_parameter, secret_env_var
 
 DEFAULT_OUT_DIR = Path("pipelines")
@@ -130,15 +130,19 @@ def _prepare_files(
     name: str | None,
     secret_params: Sequence[str] | None,
 ) -> _Prepared:
-    nb = read_notebook(notebook)
-    graph = analyse(nb)
-    require_steps(graph)
-    name = _checked_name(name, nb.path)
-    out = Path(out_dir) if out_dir is not None else DEFAULT_OUT_DIR
-    secret = _secret_parameters(graph, nb.path, secret_params)
-    rendered = render_package(graph, name, secret)
-    formatting = start_formatting(rendered.files)  # ruff runs while the rest is prepared
+    # nbformat's validation of the notebook, when it can wait, runs while ruff formats: until
+    # then an error is preceded by the notebook's own, as if it had been validated on reading.
+    nb, validation = read_notebook_pending(notebook)
+    with validation.first():
+        graph = analyse(nb)
+        require_steps(graph)
+        name = _checked_name(name, nb.path)
+        out = Path(out_dir) if out_dir is not None else DEFAULT_OUT_DIR
+        secret = _secret_parameters(graph, nb.path, secret_params)
+        rendered = render_package(graph, name, secret)
+        formatting = start_formatting(rendered.files)  # ruff runs while the rest is prepared
     try:
+        validation.run()
         vendored = vendored_files(name, graph.local_modules)  # copied as written, not formatted
         files = {**formatting.result(), **vendored}
     finally:

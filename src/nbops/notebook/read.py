@@ -13,9 +13,11 @@ user as if they were the notebook's own: errors name those cells by number only.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,7 +102,54 @@ def read_notebook(path: str | Path, *, tag_problems: list[TagError] | None = Non
     `tag_problems` is given (the panel's partial reading): each such error is then appended
     there and its cell read as untagged.
     """
-    path = Path(path)
+    return _read(Path(path), tag_problems, defer=False)[0]
+
+
+class PendingValidation:
+    """nbformat's schema validation of a notebook already read, left for later (see
+    `read_notebook_pending`). `run()` raises the NotebookReadError `read_notebook` would
+    have raised for an invalid notebook; `first()` wraps work done before it, so that an
+    error there is preceded by the notebook's own, as when it was validated on reading."""
+
+    def __init__(self, check: Callable[[], None] | None = None) -> None:
+        self._check = check
+
+    @property
+    def pending(self) -> bool:
+        return self._check is not None
+
+    def run(self) -> None:
+        """Validate (once: a notebook found valid is not validated again)."""
+        if self._check is not None:
+            self._check()
+            self._check = None
+
+    @contextlib.contextmanager
+    def first(self) -> Iterator[None]:
+        """Run the block; when it raises, validate first and raise the validation's error
+        if the notebook is invalid, else the block's."""
+        try:
+            yield
+        except Exception:
+            self.run()
+            raise
+
+
+def read_notebook_pending(path: str | Path) -> tuple[NotebookModel, PendingValidation]:
+    """`read_notebook`, with nbformat's schema validation (a third of reading a large
+    notebook) left to the caller's `PendingValidation.run()` when it cannot change what was
+    read: for a v4 notebook read as plain JSON whose cells all have distinct string ids
+    (validation repairs duplicate or missing ids in place). Otherwise it is done here, as
+    `read_notebook` does it, and `run()` does nothing. Until `run()` has returned, the
+    notebook may be invalid: the caller writes nothing and runs what it does with it under
+    `PendingValidation.first()`.
+    """
+    return _read(Path(path), None, defer=True)
+
+
+def _read(
+    path: Path, tag_problems: list[TagError] | None, *, defer: bool
+) -> tuple[NotebookModel, PendingValidation]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -109,16 +158,21 @@ def read_notebook(path: str | Path, *, tag_problems: list[TagError] | None = Non
             location=str(path),
             fix="check the path",
         ) from None
+    validation = PendingValidation()
     if path.suffix == ".py":
         nb = _read_percent_script(raw, path)
         fmt = "py:percent"
         derived = set(range(len(nb.cells)))
     else:
-        nb, derived = _read_ipynb_ids(raw, path)
+        nb, derived, check = _read_ipynb_checked(raw, path, defer=defer)
+        validation = PendingValidation(check)
         fmt = "ipynb"
-    kernel = nb.get("metadata", {}).get("kernelspec", {}).get("name") or "python3"
-    cells, kale, notes = apply_kale(_cells(nb, str(path), derived, tag_problems))
-    return NotebookModel(
+    # What follows reads what validation checks (kernelspec, cells, tags): its errors come
+    # after validation's.
+    with validation.first():
+        kernel = nb.get("metadata", {}).get("kernelspec", {}).get("name") or "python3"
+        cells, kale, notes = apply_kale(_cells(nb, str(path), derived, tag_problems))
+    model = NotebookModel(
         path=path,
         format=fmt,
         sha256=hashlib.sha256(raw).hexdigest(),
@@ -127,6 +181,7 @@ def read_notebook(path: str | Path, *, tag_problems: list[TagError] | None = Non
         kale=kale,
         notes=tuple(notes),
     )
+    return model, validation
 
 
 def _read_ipynb(raw: bytes, path: Path) -> Any:
@@ -136,8 +191,16 @@ def _read_ipynb(raw: bytes, path: Path) -> Any:
 
 def _read_ipynb_ids(raw: bytes, path: Path) -> tuple[Any, set[int]]:
     """The notebook as nbformat 4, and the indexes of the cells whose ids nbops derived."""
-    import warnings
+    nb, derived, _ = _read_ipynb_checked(raw, path, defer=False)
+    return nb, derived
 
+
+def _read_ipynb_checked(
+    raw: bytes, path: Path, *, defer: bool
+) -> tuple[Any, set[int], Callable[[], None] | None]:
+    """`_read_ipynb_ids`, and with `defer` nbformat's validation returned rather than run
+    when running it later cannot change what was read (see `read_notebook_pending`); None
+    when it was run."""
     import nbformat
 
     try:
@@ -167,24 +230,52 @@ def _read_ipynb_ids(raw: bytes, path: Path) -> tuple[Any, set[int]]:
             fix="nbops reads nbformat 4 (and upgrades 1 to 3); save it with a current Jupyter",
         )
     derived = _fill_missing_ids(data)
+    with _validation_errors(path):
+        # A v4 document is read as nbformat.reads reads it, without writing the JSON out
+        # and parsing it again, and validated once below (reads validates too). One of the
+        # usual shape stays the parsed JSON (_v4_json): building nbformat's NotebookNode of
+        # every dict in it cost as much as validating it.
+        nb: Any = _v4_json(data) if major == 4 else None
+        plain = nb is not None
+        if nb is None:
+            nb = _v4_node(data) if major == 4 else nbformat.reads(json.dumps(data), as_version=4)
+        if major != 4:  # the upgrade makes up random ids; content ids keep exports stable
+            sources = [_text(c.get("source", "")) for c in nb.cells]
+            for c, cid in zip(nb.cells, _content_ids(sources), strict=True):
+                c["id"] = cid
+            derived = set(range(len(nb.cells)))
+        if defer and plain and _distinct_ids(nb["cells"]):
+            # Validation repairs nothing here (no missing or duplicate id): it can wait.
+            return nb, derived, lambda: _validate(nb, path)
+        nbformat.validate(nb)
+    return nb, derived, None
+
+
+def _distinct_ids(cells: list[Any]) -> bool:
+    """Whether every cell has a string id and no two the same: nbformat's validation then
+    changes nothing in the notebook."""
+    ids = [c.get("id") for c in cells]
+    return all(type(i) is str for i in ids) and len(set(ids)) == len(ids)
+
+
+def _validate(nb: Any, path: Path) -> None:
+    import nbformat
+
+    with _validation_errors(path):
+        nbformat.validate(nb)
+
+
+@contextlib.contextmanager
+def _validation_errors(path: Path) -> Iterator[None]:
+    """nbformat's errors (and its warnings, not the user's concern) as NotebookReadError."""
+    import warnings
+
+    import nbformat
+
     try:
         with warnings.catch_warnings():  # nbformat's upgrade notices are not the user's concern
             warnings.simplefilter("ignore")
-            # A v4 document is read as nbformat.reads reads it, without writing the JSON out
-            # and parsing it again, and validated once below (reads validates too). One of
-            # the usual shape stays the parsed JSON (_v4_json): building nbformat's
-            # NotebookNode of every dict in it cost as much as validating it.
-            nb: Any = _v4_json(data) if major == 4 else None
-            if nb is None:
-                nb = (
-                    _v4_node(data) if major == 4 else nbformat.reads(json.dumps(data), as_version=4)
-                )
-            if major != 4:  # the upgrade makes up random ids; content ids keep exports stable
-                sources = [_text(c.get("source", "")) for c in nb.cells]
-                for c, cid in zip(nb.cells, _content_ids(sources), strict=True):
-                    c["id"] = cid
-                derived = set(range(len(nb.cells)))
-            nbformat.validate(nb)
+            yield
     except nbformat.ValidationError as exc:
         field_path = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
         raise NotebookReadError(
@@ -198,7 +289,6 @@ def _read_ipynb_ids(raw: bytes, path: Path) -> tuple[Any, set[int]]:
             location=str(path),
             fix="open it in Jupyter and save it again",
         ) from None
-    return nb, derived
 
 
 def _v4_json(data: dict[str, Any]) -> dict[str, Any] | None:
