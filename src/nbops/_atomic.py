@@ -26,7 +26,13 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_directory", "atomic_path", "atomic_write_bytes", "atomic_write_text"]
+__all__ = [
+    "atomic_directory",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "write_files",
+]
 
 
 def _temp_name(target: Path) -> Path:
@@ -97,3 +103,15 @@ def atomic_directory(final: str | os.PathLike[str]) -> Iterator[Path]:
         os.rename(scratch, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def write_files(root: Path, files: dict[str, str]) -> None:
+    """Write `files` (relative path -> text, UTF-8) under `root`, making folders as needed.
+    Not atomic by itself: callers write into a scratch folder they then swap in or drop."""
+    made: set[Path] = set()
+    for rel, text in files.items():
+        path = root / rel
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
+        path.write_text(text, encoding="utf-8")

@@ -18,6 +18,7 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
+from nbops._atomic import write_files
 from nbops.errors import ExportError
 from nbops.export.cache import CACHE_VERSION, read_entry, write_entry
 
@@ -106,8 +107,8 @@ class _RuffRun:
             root = Path(self._tmp.name)
             self._sorted, self._formatted = root / "sort", root / "format"
             # Both copies first: a running ruff takes both cores from this thread.
-            _write_files(self._sorted, files)
-            _write_files(self._formatted, files)
+            write_files(self._sorted, files)
+            write_files(self._formatted, files)
             self._check = _start(ruff, _STEPS[0], self._sorted)
             self._format = _start(ruff, _STEPS[1], self._formatted)
         except BaseException:
@@ -134,7 +135,7 @@ class _RuffRun:
         out = {rel: _read(self._formatted / rel) for rel in self._files}
         if changed:
             again = Path(self._tmp.name) / "again"
-            _write_files(again, {rel: sorted_files[rel] for rel in changed})
+            write_files(again, {rel: sorted_files[rel] for rel in changed})
             _finish(_start(self._ruff, _STEPS[1], again))
             out.update({rel: _read(again / rel) for rel in changed})
         return out
@@ -157,16 +158,6 @@ def _scratch_dir() -> str | None:
     ruff, so where the root is changes nothing in what it does."""
     shm = "/dev/shm"
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
-
-
-def _write_files(root: Path, files: dict[str, str]) -> None:
-    made: set[Path] = set()
-    for rel, text in files.items():
-        target = root / rel
-        if target.parent not in made:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            made.add(target.parent)
-        target.write_text(text, encoding="utf-8")
 
 
 def _read(path: Path) -> str:

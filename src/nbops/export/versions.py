@@ -29,7 +29,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from nbops._atomic import atomic_write_text
+from nbops._atomic import atomic_write_text, write_files
 from nbops.errors import ExportError, VersionNotFoundError
 
 INDEX_FILE = "index.json"
@@ -198,13 +198,7 @@ def write_tree(files: dict[str, str], target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = _scratch(target)
     try:
-        made: set[Path] = set()
-        for rel, text in files.items():
-            path = scratch / rel
-            if path.parent not in made:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                made.add(path.parent)
-            path.write_text(text, encoding="utf-8")
+        write_files(scratch, files)
         replace_dir(scratch, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
