@@ -26,6 +26,7 @@ from tests.browser.test_lab import (
     open_notebook,
     open_panel,
     run_from_palette,
+    theme_is,
     wait_for,
 )
 
@@ -206,13 +207,13 @@ def test_the_dag_draws_the_steps_links_cells_and_shows_the_run(page: Any, lab: L
     dag.scroll_into_view_if_needed()
     dag.screenshot(path=str(ARTIFACTS / "lab-dag-run-light.png"))
     page.screenshot(path=str(ARTIFACTS / "lab-dag-page-light.png"))
-    run_from_palette(page, "Use Theme: JupyterLab Dark")
+    run_from_palette(page, "Use Theme: JupyterLab Dark", done=theme_is(page, dark=True))
     page.wait_for_selector("body[data-jp-theme-light='false']", state="attached")
     page.wait_for_timeout(500)
     dag.scroll_into_view_if_needed()
     dag.screenshot(path=str(ARTIFACTS / "lab-dag-run-dark.png"))
     page.screenshot(path=str(ARTIFACTS / "lab-dag-page-dark.png"))
-    run_from_palette(page, "Use Theme: JupyterLab Light")
+    run_from_palette(page, "Use Theme: JupyterLab Light", done=theme_is(page, dark=False))
     page.wait_for_selector("body[data-jp-theme-light='true']", state="attached")
     save_timings("dag", timings)
 

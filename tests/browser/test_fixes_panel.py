@@ -30,6 +30,7 @@ from tests.browser.test_lab import (
     run_from_palette,
     save_and_wait,
     select_cell,
+    theme_is,
     wait_for,
     wait_role,
 )
@@ -196,10 +197,10 @@ def test_suggested_roles_are_accepted_one_by_one_or_all(page: Any, lab: Lab) -> 
         wait_role(page, index, proposed[index])
     page.mouse.move(5, 5)
     panel.screenshot(path=str(ARTIFACTS / "lab-suggested-roles.png"))
-    run_from_palette(page, "Use Theme: JupyterLab Dark")
+    run_from_palette(page, "Use Theme: JupyterLab Dark", done=theme_is(page, dark=True))
     page.wait_for_selector("body[data-jp-theme-light='false']", state="attached")
     panel.screenshot(path=str(ARTIFACTS / "lab-suggested-roles-dark.png"))
-    run_from_palette(page, "Use Theme: JupyterLab Light")
+    run_from_palette(page, "Use Theme: JupyterLab Light", done=theme_is(page, dark=False))
     page.wait_for_selector("body[data-jp-theme-light='true']", state="attached")
 
     before = path.read_text()

@@ -23,6 +23,7 @@ from tests.browser.test_lab import (
     open_notebook,
     open_panel,
     run_from_palette,
+    theme_is,
     wait_for,
 )
 from tests.helpers import run_nbops
@@ -369,12 +370,12 @@ def test_readme_screenshots_show_the_whole_panel_after_a_run(page: Any, lab: Lab
     page.mouse.move(5, 5)
     page.wait_for_timeout(300)
     page.screenshot(path=str(SCREENSHOTS / "panel-light.png"))
-    run_from_palette(page, "Use Theme: JupyterLab Dark")
+    run_from_palette(page, "Use Theme: JupyterLab Dark", done=theme_is(page, dark=True))
     page.wait_for_selector("body[data-jp-theme-light='false']", state="attached")
     page.mouse.move(5, 5)
     page.wait_for_timeout(700)  # the theme's stylesheet applied
     page.screenshot(path=str(SCREENSHOTS / "panel-dark.png"))
-    run_from_palette(page, "Use Theme: JupyterLab Light")
+    run_from_palette(page, "Use Theme: JupyterLab Light", done=theme_is(page, dark=False))
     page.wait_for_selector("body[data-jp-theme-light='true']", state="attached")
     for name in ("panel-light.png", "panel-dark.png"):
         assert (SCREENSHOTS / name).stat().st_size > 50_000, name

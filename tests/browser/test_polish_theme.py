@@ -22,12 +22,14 @@ from tests.browser.test_lab import (
     CELLS,
     VISIBLE,
     cell,
+    dialog_open,
     notebook_tags,
     open_notebook,
     role_of,
     run_from_palette,
     save_and_wait,
     select_cell,
+    theme_is,
     wait_for,
     wait_role,
 )
@@ -125,7 +127,7 @@ def install_colour_maths(page: Any) -> None:
 
 def use_theme(page: Any, dark: bool) -> None:
     name = "Dark" if dark else "Light"
-    run_from_palette(page, f"Use Theme: JupyterLab {name}")
+    run_from_palette(page, f"Use Theme: JupyterLab {name}", done=theme_is(page, dark=dark))
     page.wait_for_selector(f"body[data-jp-theme-light='{'false' if dark else 'true'}']",
                            state="attached")  # fmt: skip
     # The theme's stylesheet is applied once the layout colour is the theme's.
@@ -422,7 +424,7 @@ def test_focus_returns_to_the_notebook_after_the_step_dialog(page: Any, lab: Lab
 
     # Accepted, from the palette: the palette had the focus before the dialog.
     select_cell(page, 3)
-    run_from_palette(page, "nbops: Set cell step (role:name)…")
+    run_from_palette(page, "nbops: Set cell step (role:name)…", done=dialog_open(page))
     dialog = page.locator(".jp-Dialog")
     dialog.locator("input").fill("transform:features")
     dialog.locator("input").press("Enter")

@@ -26,6 +26,7 @@ from tests.browser.test_lab import (
     open_panel,
     run_from_palette,
     scroll_into_view,
+    theme_is,
     wait_for,
 )
 from tests.browser.test_runs_panel import IRIS
@@ -215,7 +216,7 @@ def test_a_run_shows_its_progress_cell_by_cell_then_the_gates(page: Any, lab: La
 
     # The dark theme, with the run still inside its first waiting cell.
     try:
-        run_from_palette(page, "Use Theme: JupyterLab Dark")
+        run_from_palette(page, "Use Theme: JupyterLab Dark", done=theme_is(page, dark=True))
         page.wait_for_selector("body[data-jp-theme-light='false']", state="attached")
         page.mouse.move(5, 5)
         page.wait_for_timeout(500)  # the theme's stylesheet applied
@@ -224,7 +225,7 @@ def test_a_run_shows_its_progress_cell_by_cell_then_the_gates(page: Any, lab: La
         scroll_into_view(panel.locator(".nbops-run-result"))
         page.locator(PANEL).screenshot(path=str(SCREENSHOTS / "run-progress-dark.png"))
     finally:
-        run_from_palette(page, "Use Theme: JupyterLab Light")
+        run_from_palette(page, "Use Theme: JupyterLab Light", done=theme_is(page, dark=False))
         page.wait_for_selector("body[data-jp-theme-light='true']", state="attached")
 
     (folder / "first.flag").touch()

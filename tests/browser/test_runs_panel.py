@@ -25,6 +25,7 @@ from tests.browser.test_lab import (
     open_notebook,
     open_panel,
     run_from_palette,
+    theme_is,
     wait_for,
 )
 from tests.helpers import run_nbops
@@ -256,13 +257,13 @@ def test_runs_persist_and_are_opened_compared_rerun_and_bundled(page: Any, lab: 
     section.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "lab-runs.png"))
     section.screenshot(path=str(ARTIFACTS / "lab-runs-section.png"))
-    run_from_palette(page, "Use Theme: JupyterLab Dark")
+    run_from_palette(page, "Use Theme: JupyterLab Dark", done=theme_is(page, dark=True))
     page.wait_for_selector("body[data-jp-theme-light='false']", state="attached")
     page.mouse.move(5, 5)
     page.wait_for_timeout(500)  # the theme's stylesheet applied
     section.scroll_into_view_if_needed()
     section.screenshot(path=str(ARTIFACTS / "lab-runs-section-dark.png"))
-    run_from_palette(page, "Use Theme: JupyterLab Light")
+    run_from_palette(page, "Use Theme: JupyterLab Light", done=theme_is(page, dark=False))
     page.wait_for_selector("body[data-jp-theme-light='true']", state="attached")
 
     (ARTIFACTS / "runs-panel-timings.json").write_text(
