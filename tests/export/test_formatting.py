@@ -46,8 +46,10 @@ def _in_a_row(files: dict[str, str]) -> dict[str, str] | str:
         return {rel: (root / rel).read_text(encoding="utf-8") for rel in files}
 
 
-def _at_once(files: dict[str, str]) -> dict[str, str] | str:
-    run = formatting._RuffRun(formatting._ruff(), files)
+def _at_once(files: dict[str, str], *, ahead: bool = False) -> dict[str, str] | str:
+    """Both steps at once; `ahead`: started before the files were written (RuffReady)."""
+    ruff = formatting._ruff()
+    run = formatting._RuffRun(ruff, files, formatting.RuffReady(ruff, ahead=ahead))
     try:
         return run.result()
     except ExportError as exc:
@@ -110,7 +112,9 @@ def sources(draw: st.DrawFn) -> str:
     st.dictionaries(st.sampled_from(PATHS), sources(), min_size=1, max_size=len(PATHS)),
 )
 def test_both_steps_at_once_equal_both_in_a_row(files: dict[str, str]) -> None:
-    assert _at_once(files) == _in_a_row(files)
+    expected = _in_a_row(files)
+    assert _at_once(files) == expected
+    assert _at_once(files, ahead=True) == expected
 
 
 def test_files_the_import_step_changes_are_formatted_from_their_sorted_text() -> None:
@@ -131,7 +135,7 @@ def test_a_file_ruff_cannot_parse_is_one_line_as_before() -> None:
     files = {"pkg/__init__.py": "", "pkg/bad.py": "def f(:\n    pass\n", "ok.py": "x=1\n"}
     message = _at_once(files)
     assert isinstance(message, str)
-    assert message == _in_a_row(files)
+    assert message == _in_a_row(files) == _at_once(files, ahead=True)
     with pytest.raises(ExportError, match=r"^the generated code could not be formatted: "):
         formatting.format_files(files)
 
@@ -148,7 +152,7 @@ def test_a_failed_run_leaves_no_process_or_folder(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(formatting, "_start", recording_start)
     pending = formatting.start_formatting({"bad.py": "def f(:\n"})
     assert pending._run is not None
-    folder = Path(pending._run._tmp.name)
+    folder = pending._run._ready.root
     with pytest.raises(ExportError):
         pending.result()
     assert len(started) == 2 and all(proc.poll() is not None for proc in started)
@@ -211,3 +215,83 @@ def test_the_packages_own_imports_are_rendered_as_the_import_step_leaves_them(
         text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _children() -> set[int]:
+    """This process's child processes (Linux: /proc)."""
+    me = Path(f"/proc/{__import__('os').getpid()}/task")
+    return {int(pid) for task in me.iterdir() for pid in (task / "children").read_text().split()}
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc")
+
+
+@needs_proc
+def test_steps_started_ahead_wait_for_their_files_and_end_unrun_when_closed() -> None:
+    ruff = formatting._ruff()
+    before = _children()
+    ready = formatting.RuffReady(ruff, ahead=True)
+    started = _children() - before
+    assert len(started) == 2  # the two waiting shells
+    # Nothing runs before go(): at the end of its input a shell exits (1) without ruff.
+    waiting = list(ready._waiting)
+    (ready.formatted / "m.py").write_text("x = {'a':1}\n")
+    ready.close()
+    assert [proc.returncode for proc in waiting] == [1, 1]
+    assert not ready.root.exists()
+    assert not (_children() & started)
+
+
+def test_a_ready_run_is_closed_when_the_result_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    files = {"pkg/__init__.py": "x = {'a':1}\n"}
+    first = formatting.format_files(files)  # kept in the cache
+    ready = formatting.ruff_ready()
+    pending = formatting.start_formatting(files, ready)
+    assert pending._run is None
+    assert not ready.root.exists()
+    assert pending.result() == first
+
+
+def test_a_missing_ruff_started_ahead_is_one_line(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-ruff")
+    run = formatting._RuffRun(missing, {"a.py": "x=1\n"}, formatting.RuffReady(missing, ahead=True))
+    try:
+        with pytest.raises(
+            ExportError, match=r"^the generated code could not be formatted: "
+        ) as exc:
+            run.result()
+        assert "\n" not in str(exc.value)
+    finally:
+        run.close()
+    assert not run._ready.root.exists()
+
+
+@needs_proc
+def test_an_export_that_fails_while_rendering_leaves_no_waiting_ruff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbops.export import exporter
+
+    made: list[formatting.RuffReady] = []
+    real_ready = formatting.ruff_ready
+
+    def recording_ready() -> formatting.RuffReady:
+        made.append(real_ready())
+        return made[-1]
+
+    def broken_render(*args: object, **kwargs: object) -> None:
+        raise ExportError("rendering failed")
+
+    monkeypatch.setattr(exporter, "ruff_ready", recording_ready)
+    monkeypatch.setattr(exporter, "render_package", broken_render)
+    cells = [
+        new_code_cell("x = 1", metadata={"tags": ["train"]}, id="a"),
+    ]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(new_notebook(cells=cells), path)
+    before = _children()
+    with pytest.raises(ExportError, match="rendering failed"):
+        exporter.export_notebook(path, tmp_path / "out")
+    assert len(made) == 1 and not made[0].root.exists()
+    assert _children() <= before
+    assert not (tmp_path / "out").exists()

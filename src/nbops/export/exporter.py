@@ -28,7 +28,7 @@ from nbops._version import __version__ as nbops_version
 from nbops.config import load_project
 from nbops.errors import ExportError, StaleExportError
 from nbops.export.cache import CACHE_VERSION, read_entry, write_entry
-from nbops.export.formatting import format_files, start_formatting
+from nbops.export.formatting import format_files, ruff_ready, start_formatting
 from nbops.export.layout import Block, statement_blocks
 from nbops.export.manifest import (
     MANIFEST_FILE,
@@ -139,8 +139,13 @@ def _prepare_files(
         name = _checked_name(name, nb.path)
         out = Path(out_dir) if out_dir is not None else DEFAULT_OUT_DIR
         secret = _secret_parameters(graph, nb.path, secret_params)
-        rendered = render_package(graph, name, secret)
-        formatting = start_formatting(rendered.files)  # ruff runs while the rest is prepared
+        ready = ruff_ready()  # ruff starts while the files are rendered, then waits for them
+        try:
+            rendered = render_package(graph, name, secret)
+        except BaseException:
+            ready.close()
+            raise
+        formatting = start_formatting(rendered.files, ready)  # ruff runs while the rest is prepared
     try:
         validation.run()
         vendored = vendored_files(name, graph.local_modules)  # copied as written, not formatted
