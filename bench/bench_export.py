@@ -11,8 +11,9 @@ and outputs across steps. The generated code is plain arithmetic, so the exporte
 is cheap to run.
 
 It then times `nbops.export.exporter.export_notebook` (best of several repeats, each into a
-fresh temporary folder, made and removed outside the timing: only the call is timed) for 500 and 1000 cells, and a reference measured in the same run:
-`nbformat.read` of the 500-cell notebook plus `ast.parse` of every cell. It prints:
+fresh temporary folder, made and removed outside the timing: only the call is timed) for
+500 and 1000 cells, and a reference measured in the same run: `nbformat.read` of the
+500-cell notebook plus `ast.parse` of every cell. It prints:
 
 - the export time for 500 cells (target: under 1 s);
 - the export time for 1000 cells;
