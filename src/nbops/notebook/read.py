@@ -25,6 +25,7 @@ from typing import Any
 from nbops.errors import CellLocation, NotebookReadError, TagError
 from nbops.notebook.cellcode import Diagnostic
 from nbops.notebook.kale import apply_kale
+from nbops.notebook.schema_check import certainly_valid
 from nbops.notebook.tags import NBOPS_CAPTURE_TAG, PAPERMILL_INJECTED_TAG, CellTag, Role, cell_tag
 
 
@@ -247,7 +248,8 @@ def _read_ipynb_checked(
         if defer and plain and _distinct_ids(nb["cells"]):
             # Validation repairs nothing here (no missing or duplicate id): it can wait.
             return nb, derived, lambda: _validate(nb, path)
-        nbformat.validate(nb)
+        if not (plain and certainly_valid(nb)):
+            nbformat.validate(nb)
     return nb, derived, None
 
 
@@ -259,6 +261,9 @@ def _distinct_ids(cells: list[Any]) -> bool:
 
 
 def _validate(nb: Any, path: Path) -> None:
+    """nbformat's validation; its quicker form first (nbops.notebook.schema_check)."""
+    if certainly_valid(nb):
+        return
     import nbformat
 
     with _validation_errors(path):
