@@ -28,6 +28,12 @@ def _check(code: str) -> None:
     assert set(parsed.other_bindings) == _walked(code)
     if types._plain_bindings_only(tree, code):
         assert _walked(code) == set()
+    # _parsed's one pass over the statements (types._scan) decides as _plain_bindings_only.
+    scanned = types._scan(tree, cell=False)
+    assert scanned is not None
+    assert (scanned[1] and not types._may_bind_inside(code)) == types._plain_bindings_only(
+        tree, code
+    )
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,9 @@ import re
 import string
 import sys
 import tokenize
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache, partial
 from importlib.resources import files
 from pathlib import Path
 
@@ -99,22 +100,23 @@ def render_package(
     types = _usable_types(graph, functions)
     secret = frozenset(p.name for p in graph.parameters if p.name in secret)
     metrics = metric_sources(graph)  # walks every train and evaluate cell: read it once
+    only_logs = cache(partial(_only_logs, graph))  # walks every cell: at most once
     files: dict[str, str] = {
         f"{name}/__init__.py": _render_init(graph, name, header),
-        f"{name}/params.py": _render_params(graph, header, secret),
+        f"{name}/params.py": _render_params(graph, header, secret, only_logs),
         f"{name}/pipeline.py": _render_pipeline(
-            graph, name, header, functions, types, secret, metrics
+            graph, name, header, functions, types, secret, metrics, only_logs
         ),
         f"{name}/__main__.py": _render_main(graph, name, header, secret),
         "test_pipeline.py": _render_tests(graph, name, header, functions, secret, metrics),
     }
     if graph.setup:
-        files[f"{name}/common.py"] = _render_common(graph, header)
+        files[f"{name}/common.py"] = _render_common(graph, header, only_logs)
     for role in _ROLE_MODULES:
         steps = [s for s in graph.steps if s.role is role]
         if steps:
             files[f"{name}/{role.value}.py"] = _render_step_module(
-                graph, role, steps, header, functions, types
+                graph, role, steps, header, functions, types, only_logs
             )
     step_functions = {key: (f"{name}/{mod}.py", fn) for key, (mod, fn) in functions.items()}
     return RenderedPackage(
@@ -164,6 +166,8 @@ def _cell_list(cells: list[AnalysedCell]) -> str:
 
 def _indent(code: str, prefix: str = "    ") -> str:
     """Indent code, leaving lines inside multi-line strings alone (their text is data)."""
+    if not _may_span_lines(code):  # no such line: every line that is not blank
+        return _indent_lines(code, prefix)
     in_string: set[int] = set()
     try:
         tokens = _multiline_tokens(code)
@@ -187,13 +191,13 @@ def _indent(code: str, prefix: str = "    ") -> str:
 
 # Only these can make a string token span lines: triple quotes, a backslash before a line
 # break, and (Python 3.12+) an f-string whose replacement field spans lines.
-_SPANNING = ('"""', "'''", "\\\n", "\\\r\n")
+_SPANNING = ('"""', "'''", "\\\n", "\\\r\n")  # tested one by one in _may_span_lines
 _FSTRING_START = re.compile(r"[fFtT][rR]?['" + '"]|[rR][fFtT]["' + "']")
 
 
 def _may_span_lines(code: str) -> bool:
     """Substring tests first: a regex search over every cell cost more."""
-    if any(s in code for s in _SPANNING):
+    if '"""' in code or "'''" in code or "\\\n" in code or "\\\r\n" in code:
         return True
     return sys.version_info >= (3, 12) and _FSTRING_START.search(code) is not None
 
@@ -206,19 +210,37 @@ def _multiline_tokens(code: str) -> list[tokenize.TokenInfo]:
     return list(tokenize.generate_tokens(io.StringIO(code).readline))
 
 
+def _indent_lines(code: str, prefix: str = "    ") -> str:
+    """`_indent` of code in which no string spans lines: every line but blank ones."""
+    return "".join([prefix + line if line.strip() else line for line in code.splitlines(True)])
+
+
+def _indent_parts(parts: list[str]) -> str:
+    """`"".join(_indent(part) for part in parts)` for parts that each end in a line break,
+    so that they have the lines of their concatenation: indented at once when no string
+    in it can span lines (then none in any part can)."""
+    text = "".join(parts)
+    if not _may_span_lines(text):
+        return _indent_lines(text)
+    return "".join(_indent(part) for part in parts)
+
+
 def _strip_blank_edges(code: str) -> str:
     """The code without blank lines before and after it, ending in one newline."""
     return without_leading_blank_lines(code).rstrip() + "\n"
 
 
-def _import_lines(graph: StepGraph, names: list[str]) -> list[str]:
+def _import_lines(
+    graph: StepGraph, names: list[str], only_logs: Callable[[], bool] | None = None
+) -> list[str]:
     """The import statements for these names; modules from the notebook's folder are
-    imported from the package's copy of them (see vendor.py)."""
+    imported from the package's copy of them (see vendor.py). `only_logs`: _only_logs of
+    the graph, kept by the caller (default: found again)."""
     local = set(graph.local_modules)
     statements = {graph.imports[n].statement for n in names if n in graph.imports}
     if names and graph.star_imports:
         statements.update(graph.star_imports)
-    if "import nbops" in statements and _only_logs(graph):
+    if "import nbops" in statements and (only_logs or partial(_only_logs, graph))():
         statements.remove("import nbops")
         statements.add(f"import nbops  {_NBOPS_IMPORT_NOTE}")
     if not local:
@@ -239,12 +261,42 @@ def _only_logs(graph: StepGraph) -> bool:
     used = {
         node.attr
         for a in [*graph.setup, *(c for s in graph.steps for c in s.cells)]
-        for node in ast.walk(a.code.tree)
+        if _may_name_nbops(a.code.source)
+        for node in _walk(a.code.tree)
         if isinstance(node, ast.Attribute)
         and isinstance(node.value, ast.Name)
         and node.value.id == "nbops"
     }
     return used <= _LOGGING
+
+
+def _walk(tree: ast.AST) -> list[ast.AST]:
+    """The nodes ast.walk yields, in its order (breadth first), found without its
+    generator layers (most of a walk's cost)."""
+    nodes = [tree]
+    for node in nodes:  # grows while it is read
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if isinstance(value, list):
+                nodes.extend(v for v in value if isinstance(v, ast.AST))
+            elif isinstance(value, ast.AST):
+                nodes.append(value)
+    return nodes
+
+
+def _may_name_nbops(source: str) -> bool:
+    """Whether code (its tree is parsed from it) can read the name `nbops`: only with those
+    letters in it, unless it has non-ASCII letters (a name is read NFKC-normalised:
+    `ｎｂｏｐｓ` is `nbops`). The other cells are not walked."""
+    return "nbops" in source or not source.isascii()
+
+
+@lru_cache(maxsize=1024)
+def _names_read(annotation: str) -> tuple[str, ...]:
+    """The names a parameter's annotation reads (`Optional[str]`: Optional, str), in walk
+    order; parsed once for params.py and every step module that takes the parameter."""
+    tree = ast.parse(annotation, mode="eval")
+    return tuple(n.id for n in ast.walk(tree) if isinstance(n, ast.Name))
 
 
 def _annotation(graph: StepGraph, name: str) -> str:
@@ -296,7 +348,12 @@ def _render_init(graph: StepGraph, name: str, header: str) -> str:
     )
 
 
-def _render_params(graph: StepGraph, header: str, secret: frozenset[str] = frozenset()) -> str:
+def _render_params(
+    graph: StepGraph,
+    header: str,
+    secret: frozenset[str] = frozenset(),
+    only_logs: Callable[[], bool] | None = None,
+) -> str:
     cell = graph.parameters_cell
     origin = f"cell {cell.cell.cell_id}" if cell else "no parameters cell"
     fields = []
@@ -312,17 +369,12 @@ def _render_params(graph: StepGraph, header: str, secret: frozenset[str] = froze
             )
             continue
         fields.append(f"    {p.name}: {p.type_source} = Field(default={p.default_source}{desc})")
-    annotation_names = {
-        n.id
-        for p in graph.parameters
-        for n in ast.walk(ast.parse(p.type_source, mode="eval"))
-        if isinstance(n, ast.Name)
-    }
+    annotation_names = {n for p in graph.parameters for n in _names_read(p.type_source)}
     imports = ["from pydantic import BaseModel, ConfigDict, Field"]
     typing_names = sorted(annotation_names & {"Any", "Literal", "Optional", "Union"})
     if typing_names:
         imports.append(f"from typing import {', '.join(typing_names)}")
-    imports += _import_lines(graph, sorted(annotation_names - set(typing_names)))
+    imports += _import_lines(graph, sorted(annotation_names - set(typing_names)), only_logs)
     body = "\n".join(fields) if fields else "    pass"
     helpers = ""
     if secret:
@@ -344,7 +396,9 @@ def _render_params(graph: StepGraph, header: str, secret: frozenset[str] = froze
 # -- common.py -------------------------------------------------------------------------------
 
 
-def _render_common(graph: StepGraph, header: str) -> str:
+def _render_common(
+    graph: StepGraph, header: str, only_logs: Callable[[], bool] | None = None
+) -> str:
     """Setup cells: definitions at module level; bare calls (`np.random.seed(0)`) in configure()."""
     module_parts: list[str] = []
     configure_parts: list[str] = []
@@ -359,13 +413,13 @@ def _render_common(graph: StepGraph, header: str) -> str:
         if calls:
             code = slice_statements(a.code.source, a.code.tree.body, calls)
             configure_parts.append(marker + _strip_blank_edges(code))
-    imports = _import_lines(graph, graph.setup_imports())
+    imports = _import_lines(graph, graph.setup_imports(), only_logs)
     text = f'{header}"""Imports, helpers and constants from the notebook\'s setup cells."""\n\n'
     text += "\n".join(imports) + "\n\n"
     text += "\n\n".join(part.rstrip("\n") for part in module_parts) + "\n"
     if not configure_parts:
         return text
-    body = "".join(_indent(part) for part in configure_parts)
+    body = _indent_parts(configure_parts)
     text += (
         "\n\ndef configure() -> None:\n"
         '    """What the setup cells do besides defining things (seeds, options); the\n'
@@ -396,15 +450,12 @@ def _render_step_module(
     header: str,
     functions: dict[str, tuple[str, str]],
     types: dict[str, ValueType],
+    only_logs: Callable[[], bool] | None = None,
 ) -> str:
     # Names the parameters' annotations use in the step signatures (`Optional[str]`).
     params = {i.name for s in steps for i in s.inputs}
     annotation_names = {
-        n.id
-        for p in graph.parameters
-        if p.name in params
-        for n in ast.walk(ast.parse(p.type_source, mode="eval"))
-        if isinstance(n, ast.Name)
+        n for p in graph.parameters if p.name in params for n in _names_read(p.type_source)
     }
     typing_extra = annotation_names & {"Literal", "Optional", "Union"}
     used = {types.get(n, ANY) for s in steps for n in s.outputs}
@@ -415,7 +466,7 @@ def _render_step_module(
         | {n for kind in used for n in kind.needs}
     )
     setup_names = sorted({n for s in steps for n in s.uses_setup})
-    lines = _import_lines(graph, import_names)
+    lines = _import_lines(graph, import_names, only_logs)
     rendered = [_render_step(graph, step, functions[step.key][1], types) for step in steps]
     annotations = [_input_annotation(graph, types, i) for s in steps for i in s.inputs]
     annotations += [types.get(o, ANY).text for s in steps for o in s.outputs]
@@ -453,8 +504,8 @@ def _render_step(graph: StepGraph, step: Step, function: str, types: dict[str, V
         args = ", ".join(f"{o}={o}" for o in step.outputs)
         ret_stmt = f"    return {outputs_class}({args})\n"
     doc = _step_docstring(graph, step)
-    body = "".join(
-        _indent(f"# cell {a.cell.cell_id}\n" + _strip_blank_edges(a.code.body)) for a in step.cells
+    body = _indent_parts(
+        [f"# cell {a.cell.cell_id}\n" + _strip_blank_edges(a.code.body) for a in step.cells]
     )
     if not any(a.code.body.strip() for a in step.cells) and not ret_stmt:
         body += "    pass\n"
@@ -529,6 +580,7 @@ def _render_pipeline(
     types: dict[str, ValueType],
     secret: frozenset[str],
     metrics: list[MetricSource],
+    only_logs: Callable[[], bool] | None = None,
 ) -> str:
     results = _result_names(graph)
     taken = set(results) | {p.name for p in graph.parameters} | {"Any", "Params", "Results"}
@@ -557,7 +609,7 @@ def _render_pipeline(
     imports.append("from .params import Params")
     needs = sorted({n for r in results for n in types.get(r, ANY).needs})
     if needs:  # the notebook's imports the Results annotations read
-        imports[imports.index("") : imports.index("")] = _import_lines(graph, needs)
+        imports[imports.index("") : imports.index("")] = _import_lines(graph, needs, only_logs)
     field_types = {r: types.get(r, ANY).text for r in results}
     field_types.update({field: field_types[value] for (_, value), field in kept.items()})
     fields = "".join(f"    {r}: {t}\n" for r, t in field_types.items()) or "    pass\n"
@@ -585,7 +637,7 @@ def _render_pipeline(
             if key == step.key:
                 calls.append(f"    {field} = {value}\n")
     ret = ", ".join(f"{r}={r}" for r in [*results, *kept.values()])
-    calls = [_indent(c) for c in calls]  # inside `with _in_data_dir():`
+    indented_calls = _indent_parts(calls)  # inside `with _in_data_dir():`
     metric_dict = (
         "{"
         + ", ".join(f'"{m.name}": results.{kept.get((m.step, m.value), m.value)}' for m in metrics)
@@ -623,7 +675,7 @@ def _render_pipeline(
         '    """\n'
         + validate
         + "    with _in_data_dir():\n"
-        + ("".join(calls) or "        pass\n")
+        + (indented_calls or "        pass\n")
         + f"    return Results({ret})\n\n\n"
         + _HELPERS_NOTE
         + template("data_dir.py.tmpl")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from nbops.notebook.analysis import Step, StepGraph
 from nbops.notebook.cellcode import is_display_only
@@ -37,6 +38,11 @@ ANY = ValueType("Any")
 _LITERALS = {bool: "bool", int: "int", float: "float", str: "str"}
 _BUILTIN_CALLS = {"float": "float", "int": "int", "str": "str", "bool": "bool"}
 _BUILTIN_CALLS.update({"list": "list", "dict": "dict", "len": "int", "round": "float"})
+# The types above made once (a ValueType is immutable, compared by value).
+_LITERAL_TYPES = {t: ValueType(text) for t, text in _LITERALS.items()}
+_BUILTIN_TYPES = {name: ValueType(text) for name, text in _BUILTIN_CALLS.items()}
+_INT, _FLOAT = ValueType("int"), ValueType("float")
+_LIST, _DICT = ValueType("list"), ValueType("dict")
 _PANDAS_FRAME_FUNCTIONS = {
     "read_csv", "read_parquet", "read_json", "read_excel", "read_feather", "read_table",
     "DataFrame", "get_dummies", "merge",
@@ -49,29 +55,46 @@ _FRAME_METHODS = {
 _ARRAY_METHODS = {"predict", "predict_proba", "decision_function"}
 _FLOAT_METRICS = ("_score", "_error", "_loss")
 _METRIC_FUNCTIONS = {"r2_score", "accuracy_score", "f1_score", "precision_score", "recall_score"}
+# The methods whose call can have a type other than ANY once the owner's type is known.
+_OWNER_METHODS = {"fit", "score"} | _ARRAY_METHODS | _FRAME_METHODS
+# The attributes whose call can have a type other than ANY (`pd.read_csv`, `df.drop`).
+_ATTRIBUTE_CALLS = _OWNER_METHODS | _PANDAS_FRAME_FUNCTIONS
 
 
 def value_types(graph: StepGraph) -> dict[str, ValueType]:
     """The one type of each value the steps return, by name (ANY when not certain)."""
-    constants = _setup_constants(graph)
+    infer = _Inference(graph, _setup_constants(graph))
+    infer.returns([a.code.tree for a in graph.setup])
+    setup_functions = infer.functions  # each step starts from these (a fresh copy)
+    params = {p.name: p.type_source for p in graph.parameters}
     trees: dict[str, _Parsed | None] = {}  # a step cell's exported code, parsed once
     # A step's types depend on the pass only through the types of its inputs from other
-    # steps: a step whose inputs kept their types is not inferred again.
-    done: dict[tuple[str, tuple[ValueType, ...]], dict[str, ValueType]] = {}
+    # steps: a step whose inputs kept their types is not inferred again. By step key, each
+    # tuple of input types seen with the types found (compared, not hashed: the same
+    # objects from one pass to the next, mostly).
+    done: dict[str, list[tuple[tuple[ValueType, ...], dict[str, ValueType]]]] = {}
     types: dict[str, ValueType] = {}
     for _ in range(3):  # a later producer can make an earlier inference uncertain
         found: dict[str, list[ValueType]] = {}
         for step in graph.steps:
             known = tuple(types.get(i.name, ANY) for i in step.inputs if i.source == "step")
-            step_types = done.get((step.key, known))
+            tried = done.setdefault(step.key, [])
+            step_types = next((kinds for inputs, kinds in tried if inputs == known), None)
             if step_types is None:
-                step_types = _step_output_types(graph, step, types, constants, trees)
-                done[(step.key, known)] = step_types
+                infer.functions = dict(setup_functions)
+                step_types = _step_output_types(infer, step, types, params, trees)
+                tried.append((known, step_types))
             for name in step.outputs:
-                found.setdefault(name, []).append(step_types.get(name, ANY))
-        params = {p.name for p in graph.parameters}
+                kind = step_types.get(name, ANY)
+                kinds = found.get(name)
+                if kinds is None:
+                    found[name] = [kind]
+                else:
+                    kinds.append(kind)
         unified = {
-            name: (kinds[0] if len(set(kinds)) == 1 and name not in params else ANY)
+            name: (
+                kinds[0] if (len(kinds) == 1 or _all_equal(kinds)) and name not in params else ANY
+            )
             for name, kinds in found.items()
         }
         if unified == types:
@@ -80,6 +103,12 @@ def value_types(graph: StepGraph) -> dict[str, ValueType]:
     else:
         types = dict.fromkeys(types, ANY)
     return types
+
+
+def _all_equal(kinds: list[ValueType]) -> bool:
+    """Whether the list holds one type only (`len(set(kinds)) == 1`, without hashing)."""
+    first = kinds[0]
+    return all(k is first or k == first for k in kinds)
 
 
 def _setup_constants(graph: StepGraph) -> dict[str, object]:
@@ -113,6 +142,9 @@ class _Inference:
         self.split = {
             n for n, b in graph.imports.items() if b.statement.endswith(" train_test_split")
         }
+        # frame() and array(), made once: expr compares every call's owner with the frame.
+        self._frame = self.frame()
+        self._array = self.array()
 
     def returns(self, trees: list[ast.Module]) -> None:
         """Learn the return annotations of the functions these cells define."""
@@ -159,12 +191,17 @@ class _Inference:
         return ValueType(f"{self.numpy}.ndarray", frozenset({self.numpy}))
 
     def expr(self, node: ast.expr, env: dict[str, ValueType]) -> ValueType:
+        # The usual node types first (a Call or a Name is none of the others), then the rules.
+        if type(node) is ast.Call:
+            return self._call(node, env)
+        if type(node) is ast.Name:
+            return env.get(node.id, ANY)
         if isinstance(node, ast.Constant) and type(node.value) in _LITERALS:
-            return ValueType(_LITERALS[type(node.value)])
+            return _LITERAL_TYPES[type(node.value)]
         if isinstance(node, ast.List | ast.ListComp):
-            return ValueType("list")
+            return _LIST
         if isinstance(node, ast.Dict | ast.DictComp):
-            return ValueType("dict")
+            return _DICT
         if isinstance(node, ast.Name):
             return env.get(node.id, ANY)
         if isinstance(node, ast.Subscript):
@@ -174,7 +211,10 @@ class _Inference:
         return ANY
 
     def _subscript(self, node: ast.Subscript, env: dict[str, ValueType]) -> ValueType:
-        if self.expr(node.value, env) != self.frame() or self.pandas is None:
+        if self.pandas is None:
+            return ANY
+        owner = self.expr(node.value, env)
+        if owner is not self._frame and owner != self._frame:
             return ANY
         key: object = None
         if isinstance(node.slice, ast.Constant | ast.List):
@@ -187,7 +227,7 @@ class _Inference:
         if isinstance(key, str):
             return self.series()
         if isinstance(key, list) and all(isinstance(k, str) for k in key):
-            return self.frame()
+            return self._frame
         return ANY
 
     def _call(self, node: ast.Call, env: dict[str, ValueType]) -> ValueType:
@@ -195,8 +235,8 @@ class _Inference:
         if isinstance(func, ast.Name):
             if func.id in _BUILTIN_CALLS and func.id not in self.graph.imports:
                 if func.id == "round" and len(node.args) == 1:
-                    return ValueType("int")
-                return ValueType(_BUILTIN_CALLS[func.id])
+                    return _INT
+                return _BUILTIN_TYPES[func.id]
             if func.id in self.functions:
                 return self.functions[func.id]
             binding = self.graph.imports.get(func.id)
@@ -205,25 +245,35 @@ class _Inference:
             if binding.module.startswith("sklearn.metrics") and (
                 func.id in _METRIC_FUNCTIONS or func.id.endswith(_FLOAT_METRICS)
             ):
-                return ValueType("float")
+                return _FLOAT
             if func.id[:1].isupper() and binding.statement.endswith(f" import {func.id}"):
                 return ValueType(func.id, frozenset({func.id}))
             return ANY
         if not isinstance(func, ast.Attribute):
             return ANY
-        if isinstance(func.value, ast.Name) and func.value.id == self.pandas:
-            return self.frame() if func.attr in _PANDAS_FRAME_FUNCTIONS else ANY
-        if any(k.arg == "inplace" for k in node.keywords):
+        attr = func.attr
+        if attr not in _ATTRIBUTE_CALLS:  # no rule below applies (`math.sqrt(x)`)
             return ANY
+        if isinstance(func.value, ast.Name) and func.value.id == self.pandas:
+            return self._frame if attr in _PANDAS_FRAME_FUNCTIONS else ANY
+        if attr not in _OWNER_METHODS:  # no rule below applies: the owner is not needed
+            return ANY
+        for k in node.keywords:
+            if k.arg == "inplace":
+                return ANY
         owner = self.expr(func.value, env)
-        if func.attr == "fit" and owner != ANY and owner.text[:1].isupper():
+        if owner is ANY:  # equal to ANY: only the `score` and array rules apply ("Any")
+            if attr == "score":
+                return _FLOAT
+            return self._array if attr in _ARRAY_METHODS else ANY
+        if attr == "fit" and owner != ANY and owner.text[:1].isupper():
             return owner  # an estimator's fit returns the estimator
-        if func.attr == "score" and owner.text[:1].isupper():
-            return ValueType("float")  # an estimator's score
-        if func.attr in _ARRAY_METHODS and owner.text[:1].isupper():
-            return self.array()
-        if owner == self.frame() and func.attr in _FRAME_METHODS:
-            return self.frame()
+        if attr == "score" and owner.text[:1].isupper():
+            return _FLOAT  # an estimator's score
+        if attr in _ARRAY_METHODS and owner.text[:1].isupper():
+            return self._array
+        if attr in _FRAME_METHODS and (owner is self._frame or owner == self._frame):
+            return self._frame
         return ANY
 
     def is_split(self, node: ast.expr) -> bool:
@@ -235,17 +285,16 @@ class _Inference:
 
 
 def _step_output_types(
-    graph: StepGraph,
+    infer: _Inference,
     step: Step,
     known: dict[str, ValueType],
-    constants: dict[str, object],
+    params: dict[str, str],
     trees: dict[str, _Parsed | None],
 ) -> dict[str, ValueType]:
-    """The type of each output of this step, from every binding of it in the step's code."""
-    infer = _Inference(graph, constants)
-    infer.returns([a.code.tree for a in graph.setup])
+    """The type of each output of this step, from every binding of it in the step's code.
+    `infer` knows the return annotations of the setup cells' functions and no other;
+    `params`: each parameter's annotation, by name."""
     env: dict[str, ValueType] = {}
-    params = {p.name: p.type_source for p in graph.parameters}
     for i in step.inputs:
         if i.source == "parameter" and i.name in params:
             env[i.name] = ValueType(params[i.name]) if params[i.name] != "Any" else ANY
@@ -254,14 +303,24 @@ def _step_output_types(
     inputs = dict(env)
     seen: dict[str, list[ValueType]] = {}
     for a in step.cells:
-        if a.code.body not in trees:
-            trees[a.code.body] = _parsed(a.code.body, a.code.tree)
-        parsed = trees[a.code.body]
+        body = a.code.body
+        if body in trees:
+            parsed = trees[body]
+        else:
+            parsed = trees[body] = _parsed(body, a.code.tree)
         if parsed is None:
             return {}
-        tree = parsed.tree
-        infer.returns([tree])
-        for stmt in tree.body:
+        if parsed.functions:
+            infer.returns([parsed.tree])
+        for name, value, stmt in parsed.assignments:
+            if value is not None:  # `name = value`, the usual statement
+                kind = infer.expr(value, env)
+                if name in seen:
+                    seen[name].append(kind)
+                else:
+                    seen[name] = [kind]
+                env[name] = kind
+                continue
             for name, kind in _assigned(infer, stmt, env).items():
                 seen.setdefault(name, []).append(kind)
                 env[name] = kind
@@ -271,45 +330,92 @@ def _step_output_types(
             env[name] = ANY
     result: dict[str, ValueType] = {}
     for name in step.outputs:
-        kinds = set(seen.get(name, []))
-        if len(kinds) != 1 or ANY in kinds:
+        kinds = seen.get(name)  # one type, not ANY (the set of them has one member)
+        if not kinds or (len(kinds) > 1 and not _all_equal(kinds)):
             continue
-        kind = kinds.pop()
+        kind = kinds[0]
+        if kind is ANY or kind == ANY:
+            continue
         if name not in inputs or inputs[name] == kind:
             result[name] = kind
     return result
 
 
-@dataclass(frozen=True)
-class _Parsed:
+class _Parsed(NamedTuple):
     """A step cell's exported code, parsed, with the names it binds other than by a plain
     top-level assignment (in walk order), found once for every pass of value_types."""
 
     tree: ast.Module
     other_bindings: tuple[str, ...]
+    # Whether a top-level function has a return annotation (infer.returns has work).
+    functions: bool = False
+    # The top-level statements _assigned reads, in order: (name, value, statement) for
+    # `name = value`, ("", None, statement) for any other Assign or AnnAssign.
+    assignments: tuple[tuple[str, ast.expr | None, ast.stmt], ...] = ()
 
 
 def _parsed(body: str, cell_tree: ast.Module) -> _Parsed | None:
     """`body` parsed; the cell's own tree when the body is all of the cell (no import or
     display-only statement was left out), since it has the same statements."""
-    if any(
-        isinstance(s, ast.Import | ast.ImportFrom) or is_display_only(s) for s in cell_tree.body
-    ):
+    tree = cell_tree
+    scanned = _scan(cell_tree, cell=True)
+    if scanned is None:
         try:
             tree = ast.parse(body)
         except SyntaxError:
             return None
-    else:
-        tree = cell_tree
-    if _plain_bindings_only(tree, body):
-        return _Parsed(tree, ())
-    plain = {id(t) for stmt in tree.body for t in _plain_targets(stmt)}
-    return _Parsed(tree, tuple(n.id for n in _bound_names(tree) if id(n) not in plain))
+        scanned = _scan(tree, cell=False)
+        assert scanned is not None  # only a cell's tree can have a statement left out
+    functions, plain, assignments = scanned
+    if plain and not _may_bind_inside(body):  # _plain_bindings_only(tree, body)
+        return _Parsed(tree, (), functions, assignments)
+    targets = {id(t) for stmt in tree.body for t in _plain_targets(stmt)}
+    other = tuple(n.id for n in _bound_names(tree) if id(n) not in targets)
+    return _Parsed(tree, other, functions, assignments)
+
+
+def _scan(
+    tree: ast.Module, *, cell: bool
+) -> tuple[bool, bool, tuple[tuple[str, ast.expr | None, ast.stmt], ...]] | None:
+    """One look at each top-level statement: whether a function has a return annotation,
+    whether every statement is one _plain_bindings_only accepts, and _Parsed.assignments.
+    None, for a cell's tree (`cell`), when the exported body leaves a statement out (an
+    import or a display-only statement, in which case the body is parsed on its own)."""
+    functions = False
+    plain = True
+    assignments: list[tuple[str, ast.expr | None, ast.stmt]] = []
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign):
+            target = stmt.targets[0] if len(stmt.targets) == 1 else None
+            if isinstance(target, ast.Name):
+                assignments.append((target.id, stmt.value, stmt))
+                continue
+            assignments.append(("", None, stmt))
+            if plain and not (
+                isinstance(target, ast.Tuple | ast.List)
+                and all(isinstance(e, ast.Name) for e in target.elts)
+            ):
+                plain = False
+        elif isinstance(stmt, ast.Expr):
+            if cell and is_display_only(stmt):
+                return None
+        elif isinstance(stmt, ast.Import | ast.ImportFrom):
+            if cell:
+                return None
+        elif not isinstance(stmt, ast.Pass):
+            plain = False
+            if isinstance(stmt, ast.AnnAssign):
+                assignments.append(("", None, stmt))
+            elif isinstance(stmt, ast.FunctionDef) and stmt.returns is not None:
+                functions = True
+    return functions, plain, tuple(assignments)
 
 
 # The keywords that bind names inside statements and expressions (`for` loops and
 # comprehensions, `with ... as`, `del`); `:=` binds too.
 _BINDING_KEYWORDS = ("for", "with", "del")
+_NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_NAME_CHARS = _NAME_START | frozenset("0123456789")
 
 
 def _may_bind_inside(code: str) -> bool:
@@ -322,11 +428,8 @@ def _may_bind_inside(code: str) -> bool:
     for word in _BINDING_KEYWORDS:
         at = code.find(word)
         while at != -1:
-            before = code[at - 1] if at else " "
-            after = code[at + len(word) : at + len(word) + 1]
-            if not (before.isascii() and (before.isalpha() or before == "_")) and not (
-                after.isascii() and (after.isalnum() or after == "_")
-            ):
+            after = code[at + len(word) : at + len(word) + 1]  # "" at the end
+            if (not at or code[at - 1] not in _NAME_START) and after not in _NAME_CHARS:
                 return True
             at = code.find(word, at + 1)
     return False
