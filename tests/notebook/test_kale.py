@@ -341,6 +341,18 @@ def test_a_step_reading_a_value_its_prev_tags_do_not_lead_to_is_a_warning(read_k
     assert "'transform:spread' reads 'mean' from step 'transform:mean'" in warnings[1]
 
 
+def test_prev_tags_of_every_cell_of_a_step_count(read_kale):
+    graph = read_kale(
+        [
+            ("rows = [1, 2, 3]", ["step:load"]),
+            ("n = 3", ["step:count"]),
+            ("total = sum(rows)", ["step:count", "prev:load"]),
+            ("mean = total / n / len(rows)", ["step:mean", "prev:count"]),
+        ]
+    )
+    assert graph.diagnostics == []  # mean reads rows from load, reached through count
+
+
 def test_prev_tags_that_match_the_values_passed_give_no_warning(read_kale):
     assert read_kale(IRIS).diagnostics == []
     assert read_kale(TITANIC).diagnostics == []

@@ -93,6 +93,21 @@ def test_a_step_importing_a_package_that_is_not_installed_is_warned_about(analys
     assert "step 'transform:load' imports 'nbops_test_absent_pkg'" in warning
 
 
+def test_a_star_import_of_a_package_that_is_not_installed_is_warned_about_at_its_cell(
+    analyse_cells,
+):
+    graph = analyse_cells(
+        [
+            ("x = 1", ["setup"]),
+            ("from nbops_test_absent_pkg import *\nfrom os import path", ["setup"]),
+            ("y = load(path)", ["transform:load"]),
+        ]
+    )
+    (warning,) = [str(d) for d in graph.diagnostics if "not installed" in d.message]
+    assert "cell 2" in warning
+    assert "exported code imports 'nbops_test_absent_pkg'" in warning
+
+
 def test_installed_standard_and_local_modules_get_no_warning(analyse_cells, tmp_path):
     _write(tmp_path / "helpers.py", "def plot_x(v):\n    return v\n")
     graph = analyse_cells(

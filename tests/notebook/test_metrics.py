@@ -79,6 +79,16 @@ def test_a_kept_expression_is_named_for_what_it_computes(expression: str, metric
     assert expression_name(node, frozenset({"np"})) == metric
 
 
+@pytest.mark.parametrize("other_cell", ["knn_score = 0", "print(knn_score)"])
+def test_a_kept_value_never_takes_a_name_another_cell_binds_or_reads(
+    analyse_cells: Analyse, other_cell: str
+) -> None:
+    score = ("knn.score(X_test, y_test)", ["evaluate"])
+    graph = analyse_cells([SETUP, SPLIT, FIT_KNN, (other_cell, []), score])
+    assert "knn_score_value = knn.score(X_test, y_test)" in step_code(graph, "evaluate")
+    assert metrics(graph) == {"knn_score": ("evaluate", "knn_score_value")}
+
+
 def test_a_kept_expression_never_shadows_a_name_the_notebook_uses(
     analyse_cells: Analyse,
 ) -> None:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import ast
 import builtins
 import keyword
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -63,6 +64,7 @@ from nbops.notebook.cellcode import (
     keep_last_value,
     keep_printed_values,
     translate,
+    translate_cell,
 )
 from nbops.notebook.kale import declared_metrics, prev_disagreements
 from nbops.notebook.localmods import find_local_modules, is_installed
@@ -206,7 +208,8 @@ def analyse(notebook: NotebookModel, *, problems: list[NbopsError] | None = None
     are appended to the list, in notebook order of discovery, and the graph holds every step.
     """
     report = _Report(problems)
-    if not notebook.tagged_cells:
+    # `notebook.tagged_cells` is empty: no tagged code cell, papermill's and nbops's own left out
+    if not any(c.tag is not None and not c.injected for c in notebook.code_cells):
         raise NoTaggedCellsError(
             f"no cell is tagged for nbops, so there is nothing to export ({_tags_found(notebook)})",
             location=str(notebook.path),
@@ -214,8 +217,15 @@ def analyse(notebook: NotebookModel, *, problems: list[NbopsError] | None = None
             "(JupyterLab: the nbops cell toolbar, or View > Cell Toolbar > Tags)",
         )
     analysed, untagged_defs, diagnostics = _analyse_cells(notebook, report)
-    setup = [a for a in analysed if a.cell.role is Role.SETUP]
-    params_cells = [a for a in analysed if a.cell.role is Role.PARAMETERS]
+    setup: list[AnalysedCell] = []
+    params_cells: list[AnalysedCell] = []
+    for a in analysed:
+        tag = a.cell.tag
+        role = tag.role if tag is not None else None
+        if role is Role.SETUP:
+            setup.append(a)
+        elif role is Role.PARAMETERS:
+            params_cells.append(a)
     if len(params_cells) > 1:
         first, second = params_cells[0].cell, params_cells[1].cell
         report(
@@ -292,10 +302,18 @@ def _keep_headlines(analysed: list[AnalysedCell], imports: dict[str, ImportBindi
     notebook (`accuracy_score(...)` is kept as `accuracy_score_value` when the function is
     imported under that name); the metric keeps the plain name.
     """
-    taken = set(_BUILTINS) | set(imports)
-    for a in analysed:
-        taken.update(a.names.defines)
-        taken.update(a.names.uses)
+    before = [a.names for a in analysed]  # every name, as the cells are before any is kept
+    built: list[set[str]] = []
+
+    def taken() -> set[str]:  # built at the first value kept: most cells keep none
+        if not built:
+            found = set(_BUILTINS) | set(imports)
+            for names in before:
+                found.update(names.defines)
+                found.update(names.uses)
+            built.append(found)
+        return built[0]
+
     namespaces = frozenset(n for n, b in imports.items() if b.statement.startswith("import "))
     per_step: dict[str, set[str]] = {}
     for a in analysed:
@@ -310,21 +328,21 @@ def _keep_headlines(analysed: list[AnalysedCell], imports: dict[str, ImportBindi
             continue
         metric = _numbered(expression_name(stmt.value, namespaces), used)
         used.add(metric)
-        variable = metric if metric not in taken else _numbered(f"{metric}_value", taken)
+        variable = metric if metric not in taken() else _numbered(f"{metric}_value", taken())
         expression = ast.get_source_segment(a.code.source, stmt.value) or ast.unparse(stmt.value)
         a.code = keep_last_value(a.code, variable)
         a.names = cell_names(a.code.tree)
         a.headline = Headline(variable=variable, metric=metric, expression=expression)
 
 
-def _keep_printed(a: AnalysedCell, used: set[str], taken: set[str]) -> None:
+def _keep_printed(a: AnalysedCell, used: set[str], taken: Callable[[], set[str]]) -> None:
     """Keep the metrics an evaluate cell only prints (metrics.printed_metrics) as values
     assigned before the print, named as the unkept-print warning proposes, unique per step."""
     kept: list[tuple[ast.stmt, ast.expr, str]] = []
     for stmt, value in printed_metrics(a.code.tree):
         metric = _numbered(printed_metric_name(value), used)
         used.add(metric)
-        variable = metric if metric not in taken else _numbered(f"{metric}_value", taken)
+        variable = metric if metric not in taken() else _numbered(f"{metric}_value", taken())
         kept.append((stmt, value, variable))
         a.printed.append(Headline(variable=variable, metric=metric, expression=ast.unparse(value)))
     if kept:
@@ -344,13 +362,6 @@ def _numbered(name: str, taken: set[str]) -> str:
 def _check_imported_modules(graph: StepGraph, analysed: list[AnalysedCell]) -> list[Diagnostic]:
     """Find the modules exported code imports from the notebook's folder (they are copied
     into the package), and warn about each other top-level package that is not installed."""
-    cell_of: dict[str, Cell] = {}  # import name or star-import module -> the cell importing it
-    for a in analysed:
-        for binding in a.code.imports:
-            cell_of[binding.name] = a.cell
-        for stmt in a.code.tree.body:
-            if isinstance(stmt, ast.ImportFrom) and any(n.name == "*" for n in stmt.names):
-                cell_of.setdefault(f"*{stmt.module}", a.cell)
     users: dict[str, str] = {}  # import name -> what uses it first
     for name in graph.setup_imports():
         users.setdefault(name, "setup code")
@@ -369,10 +380,16 @@ def _check_imported_modules(graph: StepGraph, analysed: list[AnalysedCell]) -> l
                 imported.setdefault(module.split(".")[0], (f"*{module}", "exported code"))
     folder = graph.notebook.path.parent
     graph.local_modules = find_local_modules(folder, imported)
+    missing = [
+        (top, key, user)
+        for top, (key, user) in imported.items()
+        if top not in graph.local_modules and not is_installed(top)
+    ]
+    if not missing:
+        return []
+    cell_of = _importing_cells(analysed)
     warnings = []
-    for top, (key, user) in imported.items():
-        if top in graph.local_modules or is_installed(top):
-            continue
+    for top, key, user in missing:
         cell = cell_of.get(key)
         warnings.append(
             Diagnostic(
@@ -382,6 +399,21 @@ def _check_imported_modules(graph: StepGraph, analysed: list[AnalysedCell]) -> l
             )
         )
     return warnings
+
+
+def _importing_cells(analysed: list[AnalysedCell]) -> dict[str, Cell]:
+    """Import name, or `*module` for a star import -> the cell importing it (the last cell
+    binding a name; the first star-importing a module)."""
+    cell_of: dict[str, Cell] = {}
+    for a in analysed:
+        for binding in a.code.imports:
+            cell_of[binding.name] = a.cell
+        if not a.code.star_import:  # set when a top-level `from ... import *` is in the tree
+            continue
+        for stmt in a.code.tree.body:
+            if isinstance(stmt, ast.ImportFrom) and any(n.name == "*" for n in stmt.names):
+                cell_of.setdefault(f"*{stmt.module}", a.cell)
+    return cell_of
 
 
 def _check_serving_rule(graph: StepGraph, report: _Report) -> None:
@@ -439,9 +471,10 @@ def _analyse_cells(
     for cell in notebook.code_cells:
         if cell.injected:
             continue
-        exported = cell.tag is not None and cell.role is not Role.SKIP
+        tag = cell.tag
+        exported = tag is not None and tag.role is not Role.SKIP
         try:
-            code = translate(cell.source, cell.location)
+            code = translate_cell(cell)
         except NbopsError as exc:
             if not exported:
                 continue  # exploration code need not be exportable
@@ -494,6 +527,8 @@ def _group_steps(analysed: list[AnalysedCell]) -> list[Step]:
 
 def _check_setup(graph: StepGraph, report: _Report) -> None:
     """Setup code runs before the parameters and the steps, so it may not read them."""
+    if not any(a.names.uses for a in graph.setup):
+        return  # setup code that reads nothing (imports, constants) reads neither
     params = {p.name for p in graph.parameters}
     definer: dict[str, Cell] = {}  # name -> the first step cell defining it
     if graph.parameters_cell is not None:
@@ -503,9 +538,10 @@ def _check_setup(graph: StepGraph, report: _Report) -> None:
             for n in c.names.defines:
                 if n not in params:
                     definer[n] = c.cell
+    setup_names = graph.setup_names
     for a in graph.setup:
         for name in a.names.uses:
-            if name in params or (name in definer and name not in graph.setup_names):
+            if name in params or (name in definer and name not in setup_names):
                 what = "a parameter" if name in params else "defined by a step"
                 source = definer.get(name)
                 report(
@@ -571,10 +607,15 @@ def _resolve(
     declared = declared_metrics(graph.notebook)
     readers: dict[str, set[str]] = {s.key: set() for s in graph.steps}
     for index, step in enumerate(graph.steps):
-        bound: set[str] = set()
+        # Names the step's cells bind before reading them again, and names already resolved
+        # in this step: within a step a name resolves the same way in every cell (the
+        # producers change only between steps) and recording it again changes nothing, so
+        # each is resolved once. A name that fails is tried again in each cell that reads it:
+        # the error names the cell.
+        skip: set[str] = set()
         for a in step.cells:
             for name in a.names.uses:
-                if name in bound:
+                if name in skip:
                     continue
                 try:
                     step_input = _resolve_name(
@@ -585,10 +626,14 @@ def _resolve(
                     report(exc)
                     continue
                 _record(step, step_input, name, readers)
-            bound.update(n for n, k in a.names.defines.items() if k != "import")
+                skip.add(name)
+            for bound, how in a.names.defines.items():
+                if how != "import":
+                    skip.add(bound)
+        key = step.key
         for name, kind in step.defines().items():
             if kind != "import":
-                producer[name] = step.key
+                producer[name] = key
     for step in graph.steps:
         outputs = readers[step.key]
         if step.role in _RESULT_ROLES:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
 from nbops.errors import CellLocation, CellSyntaxError, MagicError
 
@@ -93,19 +93,59 @@ def translate(source: str, location: CellLocation) -> CellCode:
     diagnostics: list[Diagnostic] = []
     code = _python_source(source, location, diagnostics)
     tree = _parse(code, location)
-    imports, star = _import_bindings(tree)
+    return _cell_code(code, tree, diagnostics)
+
+
+class Located(Protocol):
+    """A cell, as `translate_cell` reads it (nbops.notebook.read.Cell)."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def location(self) -> CellLocation: ...
+
+
+def translate_cell(cell: Located) -> CellCode:
+    """`translate(cell.source, cell.location)`, reading the location only when it is
+    needed: most cells are plain Python that parses (nothing translated, nothing to warn
+    about), and a notebook of many cells would build every cell's location for nothing."""
+    source = cell.source
+    if _may_use_ipython(source) or "get_ipython" in source:
+        return translate(source, cell.location)
+    try:  # ast.parse(source), without its wrapper's call
+        tree = cast(ast.Module, compile(source, "<unknown>", "exec", ast.PyCF_ONLY_AST))
+    except SyntaxError:
+        return translate(source, cell.location)  # raises the CellSyntaxError naming the line
+    return _cell_code(source, tree, [])
+
+
+def _cell_code(code: str, tree: ast.Module, diagnostics: list[Diagnostic]) -> CellCode:
+    """The CellCode of translated code: `_import_bindings` and `_exported_body` in one look
+    at the statements (most cells import nothing, and need no second one)."""
+    kept: list[ast.stmt] = []
+    imports_any = False
+    for stmt in tree.body:
+        if isinstance(stmt, _IMPORT_STATEMENTS):
+            imports_any = True
+        elif not is_display_only(stmt):
+            kept.append(stmt)
+    imports, star = _import_bindings(tree) if imports_any else ([], False)
     return CellCode(
         source=code,
         tree=tree,
-        body=_exported_body(code, tree),
+        body=without_leading_blank_lines(slice_statements(code, tree.body, kept)),
         imports=imports,
         diagnostics=diagnostics,
         star_import=star,
     )
 
 
+_IMPORT_STATEMENTS = (ast.Import, ast.ImportFrom)
+
+
 def _exported_body(code: str, tree: ast.Module) -> str:
-    kept = [s for s in tree.body if not isinstance(s, ast.Import | ast.ImportFrom)]
+    kept = [s for s in tree.body if not isinstance(s, _IMPORT_STATEMENTS)]
     kept = [s for s in kept if not is_display_only(s)]
     # Blank lines left where magics were dropped only mattered for error line numbers.
     return without_leading_blank_lines(slice_statements(code, tree.body, kept))
@@ -231,7 +271,7 @@ def _python_source(
 
 
 def _may_use_ipython(source: str) -> bool:
-    return any(ch in source for ch in "%!?")
+    return "%" in source or "!" in source or "?" in source
 
 
 def _is_get_ipython(node: ast.AST) -> bool:

@@ -321,8 +321,11 @@ def prev_disagreements(graph: StepGraph) -> list[Diagnostic]:
     while nbops (steps in notebook order) passes it."""
     keys: dict[str, str] = {}  # Kale step name -> nbops step key
     prev: dict[str, set[str]] = {}
+    read: dict[tuple[str, ...], _KaleTags] = {}  # a notebook's cells share a few tag lists
     for c in graph.notebook.code_cells:
-        k = _parse(c.tags)
+        k = read.get(c.tags)
+        if k is None:
+            k = read[c.tags] = _parse(c.tags)
         if k.step and c.tag is not None:
             key = keys.setdefault(k.step, str(c.tag.step_tag))
             prev.setdefault(key, set()).update(k.prev)

@@ -28,6 +28,11 @@ _SCOPES = (
     ast.GeneratorExp,
 )
 
+# Unions isinstance tests on every node, built once (`ast.Load | ast.Del` builds one per call).
+_LOAD_OR_DEL = (ast.Load, ast.Del)
+_SEQUENCES = (ast.Tuple, ast.List)
+_PARTS = (ast.Attribute, ast.Subscript)
+
 
 @dataclass
 class CellNames:
@@ -100,7 +105,7 @@ class _ModuleScope(ast.NodeVisitor):
 
     # -- expressions -------------------------------------------------------------------
     def visit_Name(self, node: ast.Name) -> None:
-        if isinstance(node.ctx, ast.Load | ast.Del):
+        if isinstance(node.ctx, _LOAD_OR_DEL):
             self.names.load(node.id)
         else:
             self.names.store(node.id)
@@ -139,13 +144,13 @@ class _ModuleScope(ast.NodeVisitor):
     # -- assignment targets ------------------------------------------------------------
     def _store_target(self, target: ast.expr) -> None:
         if isinstance(target, ast.Name):
-            self.names.store(target.id)
-        elif isinstance(target, ast.Tuple | ast.List):
+            self.names.defines[target.id] = "value"  # CellNames.store, inlined
+        elif isinstance(target, _SEQUENCES):
             for elt in target.elts:
                 self._store_target(elt)
         elif isinstance(target, ast.Starred):
             self._store_target(target.value)
-        elif isinstance(target, ast.Subscript | ast.Attribute):
+        elif isinstance(target, _PARTS):
             # Updating part of an object reads the object and changes it.
             self.visit(target.value)
             if isinstance(target, ast.Subscript):
@@ -170,6 +175,9 @@ class _ModuleScope(ast.NodeVisitor):
             self.visit(node)
             return
         uses, defines = self.names.uses, self.names.defines
+        if not defines:  # nothing bound yet (a cell's first statement): every name is a use
+            uses.update(dict.fromkeys(reads))  # first-seen order kept, as setdefault keeps it
+            return
         for name in reads:  # CellNames.load, inlined
             if defines.get(name, "import") == "import":
                 uses.setdefault(name, None)
@@ -272,49 +280,74 @@ class _ModuleScope(ast.NodeVisitor):
 _NOT_PLAIN = (
     ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr,
 )  # fmt: skip
+# The node classes `_reads` tests for, bound once: the test is one identity check each.
+_Name, _Constant, _Attribute, _Call, _keyword = (
+    ast.Name, ast.Constant, ast.Attribute, ast.Call, ast.keyword,
+)  # fmt: skip
+_BinOp, _Subscript, _Tuple, _List, _UnaryOp, _Compare, _BoolOp, _Store, _AST = (
+    ast.BinOp, ast.Subscript, ast.Tuple, ast.List, ast.UnaryOp, ast.Compare, ast.BoolOp,
+    ast.Store, ast.AST,
+)  # fmt: skip
 
 
 def _reads(node: ast.expr) -> list[str] | None:
     """The names an expression reads, in the order the visitor loads them (its fields in
     order, depth first), when visiting it would only load names: None when it holds a
-    scope, a `:=`, a name it stores, or an `inplace=` keyword (the visitor's own cases)."""
+    scope, a `:=`, a name it stores, or an `inplace=` keyword (the visitor's own cases).
+
+    The usual node classes push their child nodes themselves, in field order reversed
+    (operators and `ctx` nodes hold no names, so they are left out), and go on with the
+    first child at once rather than pushing and popping it; any other node pushes what
+    `generic_visit` would visit (tests/notebook/test_names.py checks both agree)."""
     found: list[str] = []
-    stack: list[ast.AST] = [node]
-    while stack:
-        n = stack.pop()
+    stack: list[ast.AST] = []
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    n: ast.AST = node
+    while True:
         kind = type(n)
-        if kind is ast.Name:
-            if type(n.ctx) is ast.Store:  # type: ignore[attr-defined]
+        if kind is _Attribute:
+            n = n.value  # type: ignore[attr-defined]
+            continue
+        if kind is _Name:
+            if type(n.ctx) is _Store:  # type: ignore[attr-defined]
                 return None
             found.append(n.id)  # type: ignore[attr-defined]
-        elif kind is ast.Constant:
+        elif kind is _Call:
+            keywords: list[ast.keyword] = n.keywords  # type: ignore[attr-defined]
+            if keywords:
+                for k in keywords:
+                    if k.arg == "inplace":
+                        return None
+                extend(keywords[::-1])
+            args: list[ast.expr] = n.args  # type: ignore[attr-defined]
+            if args:
+                extend(args[::-1])
+            n = n.func  # type: ignore[attr-defined]
             continue
-        elif kind is ast.Attribute:
-            stack.append(n.value)  # type: ignore[attr-defined]
-        elif kind is ast.Call:
-            call: ast.Call = n  # type: ignore[assignment]
-            if any(k.arg == "inplace" for k in call.keywords):
-                return None
-            stack.extend(reversed(call.keywords))
-            stack.extend(reversed(call.args))
-            stack.append(call.func)
-        elif kind is ast.keyword:
-            stack.append(n.value)  # type: ignore[attr-defined]
-        # The usual operators, their children pushed in field order reversed (their operator
-        # nodes hold no names), as the generic branch below would.
-        elif kind is ast.BinOp:
-            stack.append(n.right)  # type: ignore[attr-defined]
-            stack.append(n.left)  # type: ignore[attr-defined]
-        elif kind is ast.UnaryOp:
-            stack.append(n.operand)  # type: ignore[attr-defined]
-        elif kind is ast.Compare:
-            stack.extend(reversed(n.comparators))  # type: ignore[attr-defined]
-            stack.append(n.left)  # type: ignore[attr-defined]
-        elif kind is ast.BoolOp:
-            stack.extend(reversed(n.values))  # type: ignore[attr-defined]
-        elif kind is ast.Subscript:
-            stack.append(n.slice)  # type: ignore[attr-defined]
-            stack.append(n.value)  # type: ignore[attr-defined]
+        elif kind is _Constant:
+            pass
+        elif kind is _BinOp:
+            push(n.right)  # type: ignore[attr-defined]
+            n = n.left  # type: ignore[attr-defined]
+            continue
+        elif kind is _keyword:
+            n = n.value  # type: ignore[attr-defined]
+            continue
+        elif kind is _Subscript:
+            push(n.slice)  # type: ignore[attr-defined]
+            n = n.value  # type: ignore[attr-defined]
+            continue
+        elif kind is _Tuple or kind is _List:
+            extend(n.elts[::-1])  # type: ignore[attr-defined]
+        elif kind is _UnaryOp:
+            n = n.operand  # type: ignore[attr-defined]
+            continue
+        elif kind is _Compare:
+            extend(n.comparators[::-1])  # type: ignore[attr-defined]
+            n = n.left  # type: ignore[attr-defined]
+            continue
+        elif kind is _BoolOp:
+            extend(n.values[::-1])  # type: ignore[attr-defined]
         elif isinstance(n, _NOT_PLAIN):
             return None
         else:  # what generic_visit visits, in its order
@@ -322,11 +355,13 @@ def _reads(node: ast.expr) -> list[str] | None:
             for field in n._fields:
                 value = getattr(n, field, None)
                 if isinstance(value, list):
-                    children.extend(v for v in value if isinstance(v, ast.AST))
-                elif isinstance(value, ast.AST):
+                    children.extend(v for v in value if isinstance(v, _AST))
+                elif isinstance(value, _AST):
                     children.append(value)
-            stack.extend(reversed(children))
-    return found
+            extend(reversed(children))
+        if not stack:
+            return found
+        n = pop()
 
 
 def _definition_time_exprs(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.expr]:
@@ -462,7 +497,7 @@ def _walk_scope(nodes: list[ast.AST]) -> list[ast.AST]:
 
 
 def _base_name(node: ast.expr) -> str | None:
-    while isinstance(node, ast.Attribute | ast.Subscript):
+    while isinstance(node, _PARTS):
         node = node.value
     return node.id if isinstance(node, ast.Name) else None
 

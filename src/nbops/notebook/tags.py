@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
@@ -69,7 +69,7 @@ class CellTag:
     role: Role
     name: str | None = None
 
-    @property
+    @cached_property  # read for every cell; a notebook's cells share a few CellTags (_READ)
     def step_tag(self) -> str:
         """The tag as written in the notebook: `transform` or `transform:features`."""
         return (
