@@ -7,21 +7,31 @@ rather than built model by model (nbops.export.exporter)."""
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
 import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from nbops.errors import NbopsError
-from nbops.export import exporter, layout
+from nbops.export import cache, exporter, layout
 from nbops.export.exporter import export_notebook
 from nbops.export.manifest import CellSpan, StepEntry, StepInputEntry
+from tests.export.test_layout import programs
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder))
+    return folder
+
 
 # -- the references: nbops.export.layout and exporter._cell_spans as they were --------------
 
@@ -212,6 +222,20 @@ def test_lines_join_into_the_logical_lines_the_old_code_made(lines: list[str]) -
         assert layout._blocks(new) == old_blocks(new)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs())
+def test_programs_read_step_by_step_as_the_old_code_read_them(text: str) -> None:
+    """Valid programs (test_layout's): functions, decorators, clauses, final returns."""
+    assert layout._unsure(text) == (OLD_UNSURE.search(text) is not None)
+    code = layout._blanked(text)
+    assert code == OLD_TOKENS.sub(old_blank, text)
+    lines = code.translate(layout._BRACKETS).split("\n")
+    logical = layout._logical_lines(lines)
+    assert logical == old_logical_lines(lines)
+    if logical is not None:
+        assert layout._blocks(logical) == old_blocks(logical)
+
+
 def test_the_layout_reads_every_exported_module_as_the_old_code(tmp_path: Path) -> None:
     """The modules of the benchmark's notebook and of the test notebooks, scanned step by
     step with the old code and the new."""
@@ -363,3 +387,14 @@ def test_steps_validated_from_their_fields_equal_steps_built_model_by_model(
     ):
         assert type(new) is type(old)
         assert new.model_fields_set == old.model_fields_set
+
+
+def test_the_layout_entry_keeps_its_name() -> None:
+    """The cache key is hashed piece by piece: the same bytes, so the same entry file."""
+    marked = {"p/a.py": "def f():\n    # cell a\n    x = 1\n", "p/b.py": "y = 2\n"}
+    digest = hashlib.sha256(f"{cache.CACHE_VERSION}\0layout\0{sys.version_info[:2]}\0".encode())
+    for rel, text in marked.items():
+        digest.update(rel.encode() + b"\0" + text.encode() + b"\0")
+    exporter._layouts(marked)
+    names = [p.stem for p in cache.cache_dir(exporter.LINES_CACHE_KIND).glob("*.json")]
+    assert names == [digest.hexdigest()]

@@ -69,7 +69,7 @@ from nbops.export.versions import (
     record_version,
     write_tree,
 )
-from nbops.notebook.analysis import AnalysedCell, StepGraph, analyse, require_steps
+from nbops.notebook.analysis import StepGraph, analyse, require_steps
 from nbops.notebook.cellcode import Diagnostic
 from nbops.notebook.kale import step_resources
 from nbops.notebook.read import read_notebook_pending
@@ -540,8 +540,9 @@ def _cell_spans(
     Each span is given as CellSpan's fields (the manifest's validation makes it one).
     `later`: see `_layouts`.
     """
-    cells: dict[str, AnalysedCell] = {a.cell.cell_id: a for s in graph.steps for a in s.cells}
-    cells.update({a.cell.cell_id: a for a in graph.setup})
+    # Each cell's index in the notebook, by its id.
+    cells = {a.cell.cell_id: a.cell.index for s in graph.steps for a in s.cells}
+    cells.update({a.cell.cell_id: a.cell.index for a in graph.setup})
     marked: dict[str, tuple[int, list[tuple[int, str]]]] = {}  # rel -> (line count, markers)
     for rel, text in files.items():
         if not rel.endswith(".py") or "# cell " not in text:
@@ -551,8 +552,8 @@ def _cell_spans(
         # A substring test first, in a comprehension: most lines are code.
         for n, line in [(n, line) for n, line in enumerate(lines, start=1) if "# cell " in line]:
             stripped = line.strip()
-            if stripped.startswith("# cell ") and stripped[len("# cell ") :] in cells:
-                markers.append((n, stripped[len("# cell ") :]))
+            if stripped.startswith("# cell ") and (cid := stripped[len("# cell ") :]) in cells:
+                markers.append((n, cid))
         if markers:
             marked[rel] = (len(lines), markers)
     layouts = _layouts({rel: files[rel] for rel in marked}, later)
@@ -561,7 +562,7 @@ def _cell_spans(
         for (n, cid), end in zip(markers, _marker_ends(layouts[rel], markers, count), strict=True):
             if cid not in spans:  # a cell split in two: its first part
                 spans[cid] = {
-                    "index": cells[cid].cell.index,
+                    "index": cells[cid],
                     "id": cid,
                     "file": rel,
                     "first_line": n + 1,
@@ -610,8 +611,10 @@ def _layouts(
     back instead of scanning every module again. With `later`, the entry is written in a
     thread appended to it (the caller waits for it), else before this returns."""
     digest = hashlib.sha256(f"{CACHE_VERSION}\0layout\0{sys.version_info[:2]}\0".encode())
-    for rel, text in marked.items():
-        digest.update(rel.encode() + b"\0" + text.encode() + b"\0")
+    for rel, text in marked.items():  # the bytes of rel, NUL, text, NUL, without joining them
+        digest.update(rel.encode() + b"\0")
+        digest.update(text.encode())
+        digest.update(b"\0")
     key = digest.hexdigest()
     kept = read_entry(LINES_CACHE_KIND, key)
     if _is_layouts(kept, marked):
