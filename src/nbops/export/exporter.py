@@ -238,9 +238,7 @@ def _write(
 ) -> tuple[int, ExportManifest, bool]:
     """Write the package and record its version, under the export's lock."""
     out = prep.folder.parent
-    # The layout kept in the export cache is written in a thread of its own (`later`), done
-    # with before this returns, while the package's files wait on the disk.
-    with _joined() as later, export_lock(out, prep.name):
+    with export_lock(out, prep.name):
         # The history's .airflowignore is synced to disk while the package is prepared; it
         # is there before the package or its copy in the history is written.
         ignoring = _Background(ignore_history_in_airflow, history_dir(out, prep.name).parent)
@@ -248,7 +246,7 @@ def _write(
             index = read_index(out, prep.name)
             version, is_new = assign_version(index, prep.content_hash)
             files = _finalise(prep.files, version)
-            manifest = _manifest(prep, files, version, later)
+            manifest = _manifest(prep, files, version)
             if targets:
                 files, manifest = _with_targets(prep, files, manifest, targets, options, warnings)
             files[f"{prep.name}/{MANIFEST_FILE}"] = manifest.to_json()
@@ -280,20 +278,6 @@ def _write(
             entry.created_at = next(e.created_at for e in index.versions if e.version == version)
         record_version(out, index, entry, prep.folder, airflow_ignored=True, copied=True)
     return version, manifest, is_new
-
-
-@contextlib.contextmanager
-def _joined() -> Iterator[list[_Background]]:
-    """A list to put `_Background`s in: each is waited for when the block ends, and what
-    one raised is raised when the block did not."""
-    started: list[_Background] = []
-    try:
-        yield started
-    finally:
-        for background in started:
-            background.wait()
-    for background in started:
-        background.result()
 
 
 class _Background:
@@ -457,13 +441,10 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _manifest(
-    prep: _Prepared, files: dict[str, str], version: int, later: list[_Background] | None = None
-) -> ExportManifest:
-    """The manifest of `files` (`prep.files` with `version` in them). `later`: see
-    `_layouts`."""
+def _manifest(prep: _Prepared, files: dict[str, str], version: int) -> ExportManifest:
+    """The manifest of `files` (`prep.files` with `version` in them)."""
     graph, name = prep.graph, prep.name
-    spans = _cell_spans(files, graph, later)
+    spans = _cell_spans(files, graph)
     # The steps, their cells and inputs as the fields of StepEntry, CellSpan and
     # StepInputEntry: the manifest's validation makes them those models, as their
     # constructors would, in one call rather than one for each of hundreds of cells.
@@ -528,9 +509,7 @@ def _manifest(
     )
 
 
-def _cell_spans(
-    files: dict[str, str], graph: StepGraph, later: list[_Background] | None = None
-) -> dict[str, dict[str, object]]:
+def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, dict[str, object]]:
     """Find each cell's lines: the statements of the generated code that follow the
     `# cell <id>` marker the renderer put before them, up to the next marker or the end of
     their block, without the `return` a step function ends with. Read from the statement
@@ -538,7 +517,6 @@ def _cell_spans(
     building the tree), so wrapped signatures and setup cells split between module level and
     configure() are measured as they are. A cell split in two is located by its first part.
     Each span is given as CellSpan's fields (the manifest's validation makes it one).
-    `later`: see `_layouts`.
     """
     # Each cell's index in the notebook, by its id.
     cells = {a.cell.cell_id: a.cell.index for s in graph.steps for a in s.cells}
@@ -556,7 +534,7 @@ def _cell_spans(
                 markers.append((n, cid))
         if markers:
             marked[rel] = (len(lines), markers)
-    layouts = _layouts({rel: files[rel] for rel in marked}, later)
+    layouts = _layouts({rel: files[rel] for rel in marked})
     spans: dict[str, dict[str, object]] = {}
     for rel, (count, markers) in marked.items():
         for (n, cid), end in zip(markers, _marker_ends(layouts[rel], markers, count), strict=True):
@@ -603,13 +581,10 @@ LINES_CACHE_KIND = "lines"
 LINES_CACHE_ENTRIES = 64  # one per package exported lately, as the format cache
 
 
-def _layouts(
-    marked: dict[str, str], later: list[_Background] | None = None
-) -> dict[str, list[Block]]:
+def _layouts(marked: dict[str, str]) -> dict[str, list[Block]]:
     """`statement_blocks` of the modules that hold cell markers, kept between exports in one
     entry per package (nbops.export.cache): a re-export of an unchanged notebook reads them
-    back instead of scanning every module again. With `later`, the entry is written in a
-    thread appended to it (the caller waits for it), else before this returns."""
+    back instead of scanning every module again."""
     digest = hashlib.sha256(f"{CACHE_VERSION}\0layout\0{sys.version_info[:2]}\0".encode())
     for rel, text in marked.items():  # the bytes of rel, NUL, text, NUL, without joining them
         digest.update(rel.encode() + b"\0")
@@ -620,9 +595,7 @@ def _layouts(
     if _is_layouts(kept, marked):
         return {rel: [(a, b, starts, ends) for a, b, starts, ends in kept[rel]] for rel in marked}
     layouts = {rel: statement_blocks(text) for rel, text in marked.items()}
-    if marked and later is not None:
-        later.append(_Background(write_entry, LINES_CACHE_KIND, key, layouts, LINES_CACHE_ENTRIES))
-    elif marked:
+    if marked:
         write_entry(LINES_CACHE_KIND, key, layouts, LINES_CACHE_ENTRIES)
     return layouts
 
