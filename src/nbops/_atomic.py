@@ -114,4 +114,18 @@ def write_files(root: Path, files: dict[str, str]) -> None:
         if path.parent not in made:
             path.parent.mkdir(parents=True, exist_ok=True)
             made.add(path.parent)
-        path.write_text(text, encoding="utf-8")
+        if os.name != "posix":
+            path.write_text(text, encoding="utf-8")
+            continue
+        # What path.write_text(text, encoding="utf-8") does on POSIX (the file opened as
+        # mode "w" opens it, no newline translation), without a text file object's calls.
+        fd = os.open(path, _WRITE_FLAGS, 0o666)
+        try:
+            data = memoryview(text.encode("utf-8"))
+            while data:
+                data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)
+
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)

@@ -32,13 +32,10 @@ from nbops.export.formatting import format_files, ruff_ready, start_formatting
 from nbops.export.layout import Block, statement_blocks
 from nbops.export.manifest import (
     MANIFEST_FILE,
-    CellSpan,
     ExportManifest,
     MetricEntry,
     ParameterEntry,
     SourceEntry,
-    StepEntry,
-    StepInputEntry,
 )
 from nbops.export.probe import probe_outputs, require_passable
 from nbops.export.render import (
@@ -72,7 +69,7 @@ from nbops.export.versions import (
     record_version,
     write_tree,
 )
-from nbops.notebook.analysis import AnalysedCell, StepGraph, analyse, require_steps
+from nbops.notebook.analysis import StepGraph, analyse, require_steps
 from nbops.notebook.cellcode import Diagnostic
 from nbops.notebook.kale import step_resources
 from nbops.notebook.read import read_notebook_pending
@@ -266,8 +263,8 @@ def _write(
         try:
             index = read_index(out, prep.name)
             version, is_new = assign_version(index, prep.content_hash)
-            manifest = _manifest(prep, version)
             files = _finalise(prep.files, version)
+            manifest = _manifest(prep, files, version)
             if targets:
                 files, manifest = _with_targets(prep, files, manifest, targets, options, warnings)
             files[f"{prep.name}/{MANIFEST_FILE}"] = manifest.to_json()
@@ -462,75 +459,86 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _manifest(prep: _Prepared, version: int) -> ExportManifest:
+def _manifest(prep: _Prepared, files: dict[str, str], version: int) -> ExportManifest:
+    """The manifest of `files` (`prep.files` with `version` in them)."""
     graph, name = prep.graph, prep.name
-    files = _finalise(prep.files, version)
     spans = _cell_spans(files, graph)
-    steps = []
+    # The steps, their cells and inputs as the fields of StepEntry, CellSpan and
+    # StepInputEntry: the manifest's validation makes them those models, as their
+    # constructors would, in one call rather than one for each of hundreds of cells.
+    steps: list[dict[str, object]] = []
     for step in graph.steps:
         file, function = prep.rendered.step_functions[step.key]
         steps.append(
-            StepEntry(
-                key=step.key,
-                role=step.role.value,
-                function=f"{Path(file).stem}:{function}",
-                cells=[spans[a.cell.cell_id] for a in step.cells],
-                inputs=[
-                    StepInputEntry(name=i.name, source=i.source, step=i.step) for i in step.inputs
+            {
+                "key": step.key,
+                "role": step.role.value,
+                "function": f"{Path(file).stem}:{function}",
+                "cells": [spans[a.cell.cell_id] for a in step.cells],
+                "inputs": [
+                    {"name": i.name, "source": i.source, "step": i.step} for i in step.inputs
                 ],
-                outputs=step.outputs,
-            )
+                "outputs": step.outputs,
+            }
         )
     nb = graph.notebook
     source_path = Path(os.path.relpath(nb.path.resolve(), prep.folder.resolve())).as_posix()
-    return ExportManifest(
-        name=name,
-        version=version,
-        content_hash=prep.content_hash,
-        nbops_version=nbops_version,
-        source=SourceEntry(
-            path=source_path,
-            sha256=nb.sha256,
-            format=nb.format,
-            kernel=nb.kernel_name,
-            data_dir=Path(source_path).parent.as_posix(),
-        ),
-        parameters=[
-            ParameterEntry(
-                name=p.name,
-                type=p.type_source,
-                default=None if p.name in prep.secret else p.default,
-                description=p.description,
-                secret=p.name in prep.secret,
-                env=secret_env_var(p.name) if p.name in prep.secret else None,
-            )
-            for p in graph.parameters
-        ],
-        setup_cells=[spans[a.cell.cell_id] for a in graph.setup if a.cell.cell_id in spans],
-        steps=steps,
-        metrics_from=metric_names(graph, prep.rendered.metrics),
-        metrics=[
-            MetricEntry(
-                name=m.name, step=m.step, value=m.value, expression=m.expression, cell=m.headline
-            )
-            for m in prep.rendered.metrics
-        ],
-        requirements=_requirements(graph),
-        local_modules=list(graph.local_modules),
-        files={rel: _sha256(text.encode("utf-8")) for rel, text in sorted(files.items())},
+    return ExportManifest.model_validate(
+        dict(
+            name=name,
+            version=version,
+            content_hash=prep.content_hash,
+            nbops_version=nbops_version,
+            source=SourceEntry(
+                path=source_path,
+                sha256=nb.sha256,
+                format=nb.format,
+                kernel=nb.kernel_name,
+                data_dir=Path(source_path).parent.as_posix(),
+            ),
+            parameters=[
+                ParameterEntry(
+                    name=p.name,
+                    type=p.type_source,
+                    default=None if p.name in prep.secret else p.default,
+                    description=p.description,
+                    secret=p.name in prep.secret,
+                    env=secret_env_var(p.name) if p.name in prep.secret else None,
+                )
+                for p in graph.parameters
+            ],
+            setup_cells=[spans[a.cell.cell_id] for a in graph.setup if a.cell.cell_id in spans],
+            steps=steps,
+            metrics_from=metric_names(graph, prep.rendered.metrics),
+            metrics=[
+                MetricEntry(
+                    name=m.name,
+                    step=m.step,
+                    value=m.value,
+                    expression=m.expression,
+                    cell=m.headline,
+                )
+                for m in prep.rendered.metrics
+            ],
+            requirements=_requirements(graph),
+            local_modules=list(graph.local_modules),
+            files={rel: _sha256(text.encode("utf-8")) for rel, text in sorted(files.items())},
+        )
     )
 
 
-def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
+def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, dict[str, object]]:
     """Find each cell's lines: the statements of the generated code that follow the
     `# cell <id>` marker the renderer put before them, up to the next marker or the end of
     their block, without the `return` a step function ends with. Read from the statement
     layout of the formatted file (nbops.export.layout: the syntax tree's lines, read without
     building the tree), so wrapped signatures and setup cells split between module level and
     configure() are measured as they are. A cell split in two is located by its first part.
+    Each span is given as CellSpan's fields (the manifest's validation makes it one).
     """
-    cells: dict[str, AnalysedCell] = {a.cell.cell_id: a for s in graph.steps for a in s.cells}
-    cells.update({a.cell.cell_id: a for a in graph.setup})
+    # Each cell's index in the notebook, by its id.
+    cells = {a.cell.cell_id: a.cell.index for s in graph.steps for a in s.cells}
+    cells.update({a.cell.cell_id: a.cell.index for a in graph.setup})
     marked: dict[str, tuple[int, list[tuple[int, str]]]] = {}  # rel -> (line count, markers)
     for rel, text in files.items():
         if not rel.endswith(".py") or "# cell " not in text:
@@ -540,31 +548,51 @@ def _cell_spans(files: dict[str, str], graph: StepGraph) -> dict[str, CellSpan]:
         # A substring test first, in a comprehension: most lines are code.
         for n, line in [(n, line) for n, line in enumerate(lines, start=1) if "# cell " in line]:
             stripped = line.strip()
-            if stripped.startswith("# cell ") and stripped[len("# cell ") :] in cells:
-                markers.append((n, stripped[len("# cell ") :]))
+            if stripped.startswith("# cell ") and (cid := stripped[len("# cell ") :]) in cells:
+                markers.append((n, cid))
         if markers:
             marked[rel] = (len(lines), markers)
     layouts = _layouts({rel: files[rel] for rel in marked})
-    spans: dict[str, CellSpan] = {}
+    spans: dict[str, dict[str, object]] = {}
     for rel, (count, markers) in marked.items():
-        *functions, (_, _, module_starts, module_ends) = layouts[rel]
-        firsts = [first for first, _, _, _ in functions]  # in order, not overlapping
-        for i, (n, cid) in enumerate(markers):
-            stop = markers[i + 1][0] if i + 1 < len(markers) else count + 1
-            # The function whose lines hold the marker, else the module.
-            f = bisect.bisect_right(firsts, n) - 1
-            if f >= 0 and n <= functions[f][1]:
-                starts, ends = functions[f][2], functions[f][3]
-            else:
-                starts, ends = module_starts, module_ends
-            inside = ends[bisect.bisect_right(starts, n) : bisect.bisect_left(starts, stop)]
-            # A function holding the next marker is generated code (configure()), not the cell's.
-            end = max((e for e in inside if e < stop), default=n)
-            a = cells[cid]
-            spans.setdefault(
-                cid, CellSpan(index=a.cell.index, id=cid, file=rel, first_line=n + 1, last_line=end)
-            )
+        for (n, cid), end in zip(markers, _marker_ends(layouts[rel], markers, count), strict=True):
+            if cid not in spans:  # a cell split in two: its first part
+                spans[cid] = {
+                    "index": cells[cid],
+                    "id": cid,
+                    "file": rel,
+                    "first_line": n + 1,
+                    "last_line": end,
+                }
     return spans
+
+
+def _marker_ends(blocks: list[Block], markers: list[tuple[int, str]], count: int) -> list[int]:
+    """For each marker (line, cell id) of a module (`count` lines, `blocks` its
+    statement_blocks), the last line of the cell's statements: those of the block holding
+    the marker that start after it and end before the next marker (or the module's end);
+    the marker's own line when there is none. The statements of a block do not overlap, so
+    their last lines ascend as their first lines do, and a bisection finds the last one.
+    """
+    *functions, (_, _, module_starts, module_ends) = blocks
+    firsts = [first for first, _, _, _ in functions]  # in order, not overlapping
+    stops = [n for n, _ in markers]  # each marker's: the next one's line, or past the end
+    stops.append(count + 1)
+    ends_of = []
+    for (n, _), stop in zip(markers, stops[1:], strict=True):
+        # The function whose lines hold the marker, else the module.
+        f = bisect.bisect_right(firsts, n) - 1
+        if f >= 0 and n <= functions[f][1]:
+            _, _, starts, ends = functions[f]
+        else:
+            starts, ends = module_starts, module_ends
+        lo = bisect.bisect_right(starts, n)
+        hi = bisect.bisect_left(starts, stop, lo)
+        # A function holding the next marker is generated code (configure()), not the
+        # cell's: the statements that end before it.
+        k = bisect.bisect_left(ends, stop, lo, hi)
+        ends_of.append(ends[k - 1] if k > lo else n)
+    return ends_of
 
 
 LINES_CACHE_KIND = "lines"
@@ -576,8 +604,10 @@ def _layouts(marked: dict[str, str]) -> dict[str, list[Block]]:
     entry per package (nbops.export.cache): a re-export of an unchanged notebook reads them
     back instead of scanning every module again."""
     digest = hashlib.sha256(f"{CACHE_VERSION}\0layout\0{sys.version_info[:2]}\0".encode())
-    for rel, text in marked.items():
-        digest.update(rel.encode() + b"\0" + text.encode() + b"\0")
+    for rel, text in marked.items():  # the bytes of rel, NUL, text, NUL, without joining them
+        digest.update(rel.encode() + b"\0")
+        digest.update(text.encode())
+        digest.update(b"\0")
     key = digest.hexdigest()
     kept = read_entry(LINES_CACHE_KIND, key)
     if _is_layouts(kept, marked):
@@ -603,6 +633,7 @@ def _is_layouts(data: object, marked: dict[str, str]) -> TypeGuard[dict[str, lis
                 and all(type(n) is int for n in b[:2])
                 and all(isinstance(x, list) and all(type(n) is int for n in x) for x in b[2:])
                 and len(b[2]) == len(b[3])
+                and b[3] == sorted(b[3])  # statements' last lines ascend (_marker_ends)
                 for b in blocks
             )
             for blocks in data.values()
