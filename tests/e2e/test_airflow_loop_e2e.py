@@ -11,7 +11,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -19,15 +18,13 @@ import pytest
 
 from nbops.runs.registry import Registry
 from nbops.runs.store import RunStore
-from tests._shared_runs import migrated_airflow_db
+from tests._shared_runs import AIRFLOW, migrated_airflow_db
 from tests.helpers import EXAMPLES, run_nbops
 
 if importlib.util.find_spec("airflow") is None:
     pytest.skip("apache-airflow is not installed", allow_module_level=True)
 
 pytestmark = pytest.mark.slow
-
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 
 def airflow(home: Path, dags: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -40,7 +37,7 @@ def airflow(home: Path, dags: Path, *args: str, cwd: Path) -> subprocess.Complet
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
     }
     return subprocess.run(
-        [AIRFLOW, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=1200
+        [*AIRFLOW, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=1200
     )
 
 

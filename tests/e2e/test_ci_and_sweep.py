@@ -176,7 +176,8 @@ def test_two_sweeps_can_write_one_store_at_once(
 def test_ctrl_c_stops_a_sweep_and_records_what_ran(
     project: Path, make_notebook: Callable[..., Path]
 ) -> None:
-    make_notebook([PARAMS, ("import time\ntime.sleep(60)", ["train"])], name="slow.ipynb")
+    slow = "import time\nimport nbops\nnbops.log_metric('started', 1)\ntime.sleep(60)"
+    make_notebook([PARAMS, (slow, ["train"])], name="slow.ipynb")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -195,10 +196,13 @@ def test_ctrl_c_stops_a_sweep_and_records_what_ran(
         text=True,
     )
     store = RunStore(project / ".nbops")
+    # Wait until both kernels are in their cells (each has logged `started`), not a fixed time.
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and len(store.list()) < 2:
-        time.sleep(0.3)
-    time.sleep(2)  # let both kernels start their cells
+    while time.monotonic() < deadline:
+        runs = store.list()
+        if len(runs) >= 2 and all(r.metrics for r in runs):
+            break
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
 
@@ -206,3 +210,4 @@ def test_ctrl_c_stops_a_sweep_and_records_what_ran(
     records = store.list()
     assert len(records) == 2, "the two runs not started yet are cancelled, not run"
     assert {r.status for r in records} == {"interrupted"}
+    assert all(r.latest_metrics() == {"started": 1.0} for r in records)  # what each logged

@@ -28,7 +28,7 @@ from nbops.export.exporter import ExportResult, export_notebook
 from nbops.export.formatting import lint_problems
 from nbops.export.manifest import ParameterEntry
 from nbops.export.targets import TargetContext, TargetOptions
-from tests._shared_runs import migrated_airflow_db, shared_notebook_metrics
+from tests._shared_runs import AIRFLOW, migrated_airflow_db, shared_notebook_metrics
 from tests.helpers import (
     EXAMPLES,
     TWO_MODELS,
@@ -47,7 +47,6 @@ PENGUINS = EXAMPLES / "penguins.ipynb"
 PARAMS = {"n_estimators": 3, "max_depth": 1, "test_size": 0.4}
 OPTIONS = TargetOptions(steps={"train": StepResources(retries=2, cpu_limit="2")})
 PYPROJECT = '[tool.nbops.steps.train]\nretries = 2\ncpu_limit = "2"\n'
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 
 def airflow_env(home: Path, dags: Path, **extra: str) -> dict[str, str]:
@@ -73,9 +72,12 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExportResult]
 # Loads the export folder with Airflow's DagBag (every .py file, not only those that look like
 # DAG files, so .airflowignore is what keeps the package's modules out), then calls the DAG
 # file's own `_save` in a fake task context to see where values go.
+# Run as the `airflow` command is (tests/_shared_runs.py): rfc3987_syntax marked absent, and
+# no interpreter finalisation once the result is printed.
 _LOAD = r"""
-import importlib.util, json, os, sys, time
+import atexit, importlib.util, json, os, sys, time
 from types import SimpleNamespace
+sys.modules.setdefault("rfc3987_syntax", None)
 folder = sys.argv[1]
 started = time.perf_counter()
 from airflow.dag_processing.dagbag import DagBag
@@ -114,6 +116,14 @@ found["at_export_root"] = {
     "dags": {d: os.path.relpath(dag.fileloc, root) for d, dag in bag.dags.items()},
 }
 print("NBOPS-DAGBAG " + json.dumps(found))
+import threading
+for thread in threading.enumerate():
+    if thread is not threading.main_thread() and not thread.daemon:
+        thread.join()
+atexit._run_exitfuncs()
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)
 """
 
 
@@ -344,7 +354,7 @@ def test_airflow_runs_the_dag_and_gives_the_notebooks_metrics(
     migrated_airflow_db(tmp_path_factory, tmp_path / "home")  # as `airflow db migrate` does
     started = time.perf_counter()
     proc = subprocess.run(
-        [AIRFLOW, "dags", "test", "penguins", "-c", json.dumps(PARAMS)],
+        [*AIRFLOW, "dags", "test", "penguins", "-c", json.dumps(PARAMS)],
         env=env,
         cwd=PENGUINS.parent,
         capture_output=True,
