@@ -295,3 +295,18 @@ def test_an_export_that_fails_while_rendering_leaves_no_waiting_ruff(
     assert len(made) == 1 and not made[0].root.exists()
     assert _children() <= before
     assert not (tmp_path / "out").exists()
+
+
+def test_a_waiting_step_killed_before_its_files_came_is_one_line_not_a_broken_pipe() -> None:
+    ruff = formatting._ruff()
+    ready = formatting.RuffReady(ruff, ahead=True)
+    for proc in ready._waiting:
+        proc.kill()
+        proc.wait()
+    run = formatting._RuffRun(ruff, {"a.py": "x=1\n"}, ready)
+    try:
+        with pytest.raises(ExportError, match=r"^the generated code could not be formatted: "):
+            run.result()
+    finally:
+        run.close()
+    assert not ready.root.exists()

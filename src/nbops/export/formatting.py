@@ -10,6 +10,7 @@ path, size or modification time) or to the settings is another key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -138,9 +139,11 @@ class RuffReady:
                 assert proc.stdin is not None
                 try:
                     proc.stdin.write("\n")
-                    proc.stdin.close()
+                    proc.stdin.flush()
                 except BrokenPipeError:  # the shell is gone: _finish reports how it ended
                     pass
+                with contextlib.suppress(BrokenPipeError):
+                    proc.stdin.close()
                 proc.stdin = None
             self._running, self._waiting = self._waiting, []
         else:
